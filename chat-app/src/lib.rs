@@ -1,0 +1,99 @@
+//! The chat app: a stateless FastCGI backend on tokio-fastcgi. Every
+//! request names its session; whatever must outlive a request lives in the
+//! user store or the router.
+
+pub mod chat;
+pub mod config;
+pub mod request;
+pub mod users;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_fastcgi::{RequestResult, Requests};
+use tokio_util::sync::CancellationToken;
+
+use chat::{App, ChatError, Reply};
+pub use config::Config;
+use router::RouterClient;
+use users::Users;
+
+/// FastCGI connections served at once (each runs one request at a time).
+const MAX_CONNECTIONS: usize = 4096;
+
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let users = match &config.redis {
+        Some(url) => {
+            let conn = router::store::redis_manager(url)
+                .with_context(|| format!("bad redis url {url}"))?;
+            Users::Redis {
+                conn,
+                key: format!("{}users", config.redis_prefix),
+            }
+        }
+        None => Users::Memory(Mutex::new(HashMap::new())),
+    };
+    let app = Arc::new(App {
+        users,
+        router: RouterClient::new(config.router.clone()),
+    });
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("bind {}", config.listen))?;
+    tracing::info!(listen = %config.listen, router = %config.router, "chat-app ready");
+    router::runtime::accept_loop(listener, MAX_CONNECTIONS, shutdown, move |stream| {
+        serve_connection(stream, app.clone())
+    })
+    .await;
+    Ok(())
+}
+
+/// tokio-fastcgi runs one request at a time per connection; the gateway
+/// opens as many connections as it needs concurrency.
+async fn serve_connection(mut stream: TcpStream, app: Arc<App>) {
+    let mut requests = Requests::from_split_socket(stream.split(), 1, 1);
+    loop {
+        let request = match requests.next().await {
+            Ok(Some(request)) => request,
+            Ok(None) => return,
+            Err(err) => return tracing::warn!(%err, "bad FastCGI request; closing connection"),
+        };
+        let app = app.clone();
+        let processed = request
+            .process(|request| async move {
+                let caller = request::caller(|name| request.get_str_param(name));
+                let mut body = Vec::new();
+                let reply = match (caller, request.get_stdin().read_to_end(&mut body)) {
+                    (Ok(caller), Ok(_)) => chat::handle(&app, &caller, &body).await,
+                    (Err(reason), _) => ChatError::new(400, reason).into_reply(),
+                    (_, Err(err)) => {
+                        ChatError::new(400, format!("unreadable body: {err}")).into_reply()
+                    }
+                };
+                match request.get_stdout().write(&render(&reply)).await {
+                    Ok(_) => RequestResult::Complete(0),
+                    Err(_) => RequestResult::Complete(1),
+                }
+            })
+            .await;
+        if let Err(err) = processed {
+            return tracing::warn!(%err, "FastCGI request failed; closing connection");
+        }
+    }
+}
+
+/// A CGI response: Status, Content-Type, then the JSON body (if any).
+fn render(reply: &Reply) -> Vec<u8> {
+    let mut out = format!(
+        "Status: {}\r\nContent-Type: application/json\r\n\r\n",
+        reply.status
+    )
+    .into_bytes();
+    if let Some(body) = &reply.body {
+        out.extend_from_slice(body.to_string().as_bytes());
+    }
+    out
+}

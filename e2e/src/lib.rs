@@ -1,0 +1,11 @@
+//! Harness for the end-to-end tests: starts the project's real binaries
+//! (and a real Redis) as separate processes on free ports, and talks to
+//! them over real sockets as a client, a backend or curl would.
+
+pub mod chat;
+pub mod http;
+pub mod processes;
+pub mod ws;
+
+pub use processes::{free_port, Proc, Redis, Stack, StackOptions};
+pub use ws::Client;

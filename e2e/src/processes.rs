@@ -1,0 +1,241 @@
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on loopback (bound, read, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Waits until something accepts on `port`.
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect_timeout(&local(port), Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The workspace's `target/debug` (or release) folder, next to this test binary.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A child process, killed when dropped. Its output goes to a log file
+/// under `target/e2e-logs/`, named after the test and the process.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn<S: AsRef<std::ffi::OsStr>>(
+        program: impl Into<PathBuf>,
+        args: &[S],
+        name: &str,
+    ) -> Proc {
+        let program = program.into();
+        assert!(program.exists() || program.components().count() == 1, "{} is missing: build with `cargo build --workspace --bins` (the README's test command does)", program.display());
+        let logs = bin_dir().join("../e2e-logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let thread = std::thread::current();
+        let test = thread.name().unwrap_or("test").replace("::", "-");
+        let log = logs.join(format!("{test}-{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(&program)
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
+        Proc {
+            name: name.into(),
+            child,
+            log,
+        }
+    }
+
+    /// One of the workspace's binaries.
+    pub fn project<S: AsRef<std::ffi::OsStr>>(binary: &str, args: &[S], name: &str) -> Proc {
+        Proc::spawn(bin_dir().join(binary), args, name)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn signal(&self, signal: &str) {
+        Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A throwaway Redis on a free port that keeps nothing on disk.
+pub struct Redis {
+    pub port: u16,
+    _proc: Proc,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let port = free_port();
+        let proc = Proc::spawn(
+            "redis-server",
+            &[
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--bind",
+                "127.0.0.1",
+            ],
+            "redis",
+        );
+        wait_for_port(port, "redis-server");
+        Redis { port, _proc: proc }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+#[derive(Default)]
+pub struct StackOptions {
+    /// Membership and users in this Redis; in memory without it.
+    pub redis: Option<String>,
+    /// Point the gateway at this backend instead of the chat-app.
+    pub backend: Option<String>,
+}
+
+/// router + chat-app + gateway, as three processes on free ports.
+pub struct Stack {
+    pub gateway_port: u16,
+    pub router_port: u16,
+    pub router_http_port: u16,
+    pub app_port: u16,
+    pub procs: Vec<Proc>,
+}
+
+impl Stack {
+    pub fn start(options: StackOptions) -> Stack {
+        let (router_port, router_http_port, app_port, gateway_port) =
+            (free_port(), free_port(), free_port(), free_port());
+        let router_addr = local(router_port).to_string();
+        let app_addr = local(app_port).to_string();
+        let mut router_args = vec![
+            "--listen".to_owned(),
+            router_addr.clone(),
+            "--http".to_owned(),
+            local(router_http_port).to_string(),
+        ];
+        let mut app_args = vec![
+            "--listen".to_owned(),
+            app_addr.clone(),
+            "--router".to_owned(),
+            router_addr.clone(),
+        ];
+        if let Some(redis) = &options.redis {
+            router_args.extend(["--redis".to_owned(), redis.clone()]);
+            app_args.extend(["--redis".to_owned(), redis.clone()]);
+        }
+        let backend = options.backend.unwrap_or(app_addr);
+        let gateway_args = [
+            "--listen".to_owned(),
+            local(gateway_port).to_string(),
+            "--backend".to_owned(),
+            backend,
+            "--router".to_owned(),
+            router_addr,
+        ];
+
+        let router = Proc::project("router", &router_args, "router");
+        wait_for_port(router_port, "router");
+        let app = Proc::project("chat-app", &app_args, "chat-app");
+        wait_for_port(app_port, "chat-app");
+        let gateway = Proc::project("gateway", &gateway_args, "gateway");
+        wait_for_port(gateway_port, "gateway");
+        let stack = Stack {
+            gateway_port,
+            router_port,
+            router_http_port,
+            app_port,
+            procs: vec![router, app, gateway],
+        };
+        stack.wait_for_gateways(1);
+        stack
+    }
+
+    /// The single demo binary on its fixed default ports.
+    pub fn demo() -> Stack {
+        let demo = Proc::project::<&str>("demo", &[], "demo");
+        let stack = Stack {
+            gateway_port: 9005,
+            router_port: 9010,
+            router_http_port: 9011,
+            app_port: 9001,
+            procs: vec![demo],
+        };
+        wait_for_port(9005, "demo gateway");
+        stack.wait_for_gateways(1);
+        stack
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://127.0.0.1:{}{path}", self.gateway_port)
+    }
+
+    /// Waits until the router's INFO lists `n` linked gateways.
+    pub fn wait_for_gateways(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok((200, body)) =
+                crate::http::request(self.router_http_port, "GET", "/v1/info", "")
+            {
+                let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+                if info["gateways"].as_array().map(Vec::len) == Some(n) {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "router never saw {n} gateway(s)");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

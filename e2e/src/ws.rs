@@ -1,0 +1,95 @@
+//! A WebSocket client as a test sees it: send JSON, receive JSON, watch
+//! for the close frame.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        Client { ws }
+    }
+
+    pub async fn send(&mut self, message: Message) {
+        self.ws.send(message).await.unwrap();
+    }
+
+    pub async fn send_json(&mut self, value: Value) {
+        self.send(Message::text(value.to_string())).await;
+    }
+
+    /// The next data message, skipping pings and pongs.
+    pub async fn recv(&mut self) -> Message {
+        loop {
+            let next = tokio::time::timeout(RECV_TIMEOUT, self.ws.next())
+                .await
+                .expect("no message within the timeout");
+            match next.expect("connection ended").expect("connection failed") {
+                Message::Ping(_) | Message::Pong(_) => continue,
+                message => return message,
+            }
+        }
+    }
+
+    pub async fn recv_json(&mut self) -> Value {
+        match self.recv().await {
+            Message::Text(text) => {
+                serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+            }
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+
+    /// The next `n` JSON messages, in a stable order (for messages whose
+    /// relative order the protocol does not fix).
+    pub async fn recv_json_unordered(&mut self, n: usize) -> Vec<Value> {
+        let mut got = Vec::new();
+        for _ in 0..n {
+            got.push(self.recv_json().await);
+        }
+        got.sort_by_key(|v| v.to_string());
+        got
+    }
+
+    /// Asserts nothing arrives for a while.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Ok(Some(Ok(message))) = tokio::time::timeout(wait, self.ws.next()).await {
+            panic!("expected nothing, got {message:?}");
+        }
+    }
+
+    /// Waits for the server's close frame; returns it.
+    pub async fn expect_close(&mut self) -> Option<CloseFrame> {
+        loop {
+            let next = tokio::time::timeout(RECV_TIMEOUT, self.ws.next())
+                .await
+                .expect("no close within the timeout");
+            match next {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(other)) => panic!("expected a close frame, got {other:?}"),
+                Some(Err(err)) => panic!("connection failed before a close frame: {err}"),
+                None => panic!("connection ended without a close frame"),
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(RECV_TIMEOUT, self.ws.next()).await {}
+    }
+}

@@ -1,0 +1,31 @@
+//! The whole chat demo in one process: router (membership in memory),
+//! chat-app and gateway on their default ports. Open http://127.0.0.1:9005/.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    router::runtime::init_tracing();
+    let shutdown = router::runtime::shutdown_on_signal();
+    // Each part parses its own defaults (and its env vars), as its binary would.
+    let router = router::Config::parse_from(["router"]);
+    let app = chat_app::Config::parse_from(["chat-app", "--router", &router.listen.to_string()]);
+    let gateway = gateway::Config::parse_from([
+        "gateway",
+        "--backend",
+        &app.listen.to_string(),
+        "--router",
+        &router.listen.to_string(),
+    ]);
+    tracing::info!(
+        "chat demo: open http://{}/ in two browser tabs",
+        gateway.listen
+    );
+    // The first part to fail (a port in use, say) ends the demo.
+    tokio::try_join!(
+        router::run(router, shutdown.clone()),
+        chat_app::run(app, shutdown.clone()),
+        gateway::run(gateway, shutdown.clone()),
+    )?;
+    Ok(())
+}

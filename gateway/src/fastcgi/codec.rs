@@ -1,0 +1,369 @@
+//! FastCGI records (FastCGI 1.0 spec, section 3). The gateway only ever
+//! writes requests and reads responses, but both directions are here so
+//! the round trip can be tested and fuzzed.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+const VERSION: u8 = 1;
+const HEADER_LEN: usize = 8;
+/// A record's content length is a u16.
+pub const MAX_CONTENT: usize = u16::MAX as usize;
+const ROLE_RESPONDER: u16 = 1;
+const FLAG_KEEP_CONN: u8 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RecordType {
+    BeginRequest = 1,
+    AbortRequest = 2,
+    EndRequest = 3,
+    Params = 4,
+    Stdin = 5,
+    Stdout = 6,
+    Stderr = 7,
+    Data = 8,
+    GetValues = 9,
+    GetValuesResult = 10,
+    UnknownType = 11,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub kind: u8,
+    pub request_id: u16,
+    pub content: Bytes,
+}
+
+impl Record {
+    pub fn is(&self, kind: RecordType) -> bool {
+        self.kind == kind as u8
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("parameter {name:?} does not fit in one FastCGI record ({len} bytes encoded)")]
+pub struct ParamTooLarge {
+    pub name: String,
+    pub len: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("unsupported FastCGI version {0}")]
+    Version(u8),
+    #[error("connection closed in the middle of a record")]
+    Truncated,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Default, Debug, Clone, Copy)]
+pub struct RecordCodec;
+
+impl Decoder for RecordCodec {
+    type Item = Record;
+    type Error = RecordError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Record>, RecordError> {
+        if src.len() < HEADER_LEN {
+            return Ok(None);
+        }
+        if src[0] != VERSION {
+            return Err(RecordError::Version(src[0]));
+        }
+        let kind = src[1];
+        let request_id = u16::from_be_bytes([src[2], src[3]]);
+        let content_len = u16::from_be_bytes([src[4], src[5]]) as usize;
+        let padding = src[6] as usize;
+        let total = HEADER_LEN + content_len + padding;
+        if src.len() < total {
+            src.reserve(total - src.len());
+            return Ok(None);
+        }
+        src.advance(HEADER_LEN);
+        let content = src.split_to(content_len).freeze();
+        src.advance(padding);
+        Ok(Some(Record {
+            kind,
+            request_id,
+            content,
+        }))
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Record>, RecordError> {
+        match self.decode(src)? {
+            None if !src.is_empty() => Err(RecordError::Truncated),
+            other => Ok(other),
+        }
+    }
+}
+
+impl Encoder<Record> for RecordCodec {
+    type Error = RecordError;
+
+    fn encode(&mut self, record: Record, dst: &mut BytesMut) -> Result<(), RecordError> {
+        for chunk in chunks(&record.content) {
+            put_record(dst, record.kind, record.request_id, chunk);
+        }
+        Ok(())
+    }
+}
+
+/// Splits content into record-sized pieces; empty content is one empty record.
+fn chunks(content: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let empty: &[u8] = &[];
+    let pieces = content.chunks(MAX_CONTENT);
+    let end_marker = content.is_empty().then_some(empty);
+    pieces.chain(end_marker)
+}
+
+fn put_record(dst: &mut BytesMut, kind: u8, request_id: u16, content: &[u8]) {
+    let padding = (8 - content.len() % 8) % 8;
+    dst.reserve(HEADER_LEN + content.len() + padding);
+    put_header(dst, kind, request_id, content.len(), padding);
+    dst.extend_from_slice(content);
+    dst.put_bytes(0, padding);
+}
+
+fn put_header(dst: &mut BytesMut, kind: u8, request_id: u16, content_len: usize, padding: usize) {
+    dst.put_u8(VERSION);
+    dst.put_u8(kind);
+    dst.put_u16(request_id);
+    dst.put_u16(content_len as u16);
+    dst.put_u8(padding as u8);
+    dst.put_u8(0);
+}
+
+fn put_length(dst: &mut BytesMut, len: usize) {
+    if len < 0x80 {
+        dst.put_u8(len as u8);
+    } else {
+        dst.put_u32(len as u32 | 0x8000_0000);
+    }
+}
+
+fn pair_len(name: &[u8], value: &[u8]) -> usize {
+    let len_of = |n: usize| if n < 0x80 { 1 } else { 4 };
+    len_of(name.len()) + len_of(value.len()) + name.len() + value.len()
+}
+
+/// Writes a whole RESPONDER request into `dst`, so it goes out in one write:
+/// BEGIN_REQUEST (keep the connection), PARAMS records then an empty one,
+/// STDIN records then an empty one. A name-value pair is never split across
+/// two records: tokio-fastcgi and php-fpm both drop the connection on that.
+pub fn encode_request<'a>(
+    dst: &mut BytesMut,
+    request_id: u16,
+    params: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    stdin: &[u8],
+) -> Result<(), ParamTooLarge> {
+    let begin = [
+        (ROLE_RESPONDER >> 8) as u8,
+        ROLE_RESPONDER as u8,
+        FLAG_KEEP_CONN,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ];
+    put_record(dst, RecordType::BeginRequest as u8, request_id, &begin);
+
+    let mut record_start = None::<usize>;
+    for (name, value) in params {
+        let len = pair_len(name, value);
+        if len > MAX_CONTENT {
+            return Err(ParamTooLarge {
+                name: String::from_utf8_lossy(name).into_owned(),
+                len,
+            });
+        }
+        let open = record_start.filter(|start| dst.len() - start - HEADER_LEN + len <= MAX_CONTENT);
+        let start = match open {
+            Some(start) => start,
+            None => {
+                if let Some(full) = record_start {
+                    finish_params_record(dst, full, request_id);
+                }
+                let start = dst.len();
+                put_header(dst, RecordType::Params as u8, request_id, 0, 0);
+                start
+            }
+        };
+        record_start = Some(start);
+        put_length(dst, name.len());
+        put_length(dst, value.len());
+        dst.extend_from_slice(name);
+        dst.extend_from_slice(value);
+    }
+    if let Some(start) = record_start {
+        finish_params_record(dst, start, request_id);
+    }
+    put_record(dst, RecordType::Params as u8, request_id, &[]);
+
+    for chunk in chunks(stdin).filter(|c| !c.is_empty()) {
+        put_record(dst, RecordType::Stdin as u8, request_id, chunk);
+    }
+    put_record(dst, RecordType::Stdin as u8, request_id, &[]);
+    Ok(())
+}
+
+/// Fills in the length and padding of the PARAMS record that starts at `start`.
+fn finish_params_record(dst: &mut BytesMut, start: usize, request_id: u16) {
+    let content_len = dst.len() - start - HEADER_LEN;
+    let padding = (8 - content_len % 8) % 8;
+    let mut header = BytesMut::with_capacity(HEADER_LEN);
+    put_header(
+        &mut header,
+        RecordType::Params as u8,
+        request_id,
+        content_len,
+        padding,
+    );
+    dst[start..start + HEADER_LEN].copy_from_slice(&header);
+    dst.put_bytes(0, padding);
+}
+
+/// Reads name-value pairs out of PARAMS content; `None` if it is malformed.
+pub fn decode_pairs(mut content: &[u8]) -> Option<Vec<(Bytes, Bytes)>> {
+    fn length(src: &mut &[u8]) -> Option<usize> {
+        let first = *src.first()?;
+        if first < 0x80 {
+            src.advance(1);
+            return Some(first as usize);
+        }
+        if src.len() < 4 {
+            return None;
+        }
+        Some((src.get_u32() & 0x7fff_ffff) as usize)
+    }
+    let mut pairs = Vec::new();
+    while !content.is_empty() {
+        let name_len = length(&mut content)?;
+        let value_len = length(&mut content)?;
+        if content.len() < name_len + value_len {
+            return None;
+        }
+        let name = Bytes::copy_from_slice(&content[..name_len]);
+        let value = Bytes::copy_from_slice(&content[name_len..name_len + value_len]);
+        content.advance(name_len + value_len);
+        pairs.push((name, value));
+    }
+    Some(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(mut buf: BytesMut) -> Vec<Record> {
+        let mut codec = RecordCodec;
+        let mut records = Vec::new();
+        while let Some(record) = codec.decode_eof(&mut buf).unwrap() {
+            records.push(record);
+        }
+        assert!(buf.is_empty());
+        records
+    }
+
+    fn pairs(records: &[Record]) -> Vec<(Bytes, Bytes)> {
+        records
+            .iter()
+            .filter(|r| r.is(RecordType::Params))
+            .flat_map(|r| decode_pairs(&r.content).expect("each record holds whole pairs"))
+            .collect()
+    }
+
+    #[test]
+    fn request_round_trips() {
+        let params: Vec<(&[u8], &[u8])> = vec![
+            (b"SESSIONID", b"0123456789abcdef"),
+            (b"EVENT", b"1"),
+            (b"LONG", &[b'v'; 300]),
+        ];
+        let mut buf = BytesMut::new();
+        encode_request(&mut buf, 1, params.clone(), b"hello").unwrap();
+        let records = decode_all(buf);
+        let kinds: Vec<u8> = records.iter().map(|r| r.kind).collect();
+        assert_eq!(kinds, [1, 4, 4, 5, 5]);
+        assert_eq!(&records[0].content[..3], &[0, 1, FLAG_KEEP_CONN]);
+        let decoded = pairs(&records);
+        let expected: Vec<(Bytes, Bytes)> = params
+            .iter()
+            .map(|(n, v)| (Bytes::copy_from_slice(n), Bytes::copy_from_slice(v)))
+            .collect();
+        assert_eq!(decoded, expected);
+        assert_eq!(&records[3].content[..], b"hello");
+        assert!(records[4].content.is_empty());
+    }
+
+    #[test]
+    fn never_splits_a_pair_across_records() {
+        let value = vec![b'x'; 20_000];
+        let params: Vec<(&[u8], &[u8])> = (0..10).map(|_| (&b"BIG"[..], &value[..])).collect();
+        let mut buf = BytesMut::new();
+        encode_request(&mut buf, 7, params, b"").unwrap();
+        let records = decode_all(buf);
+        let params_records: Vec<_> = records
+            .iter()
+            .filter(|r| r.is(RecordType::Params) && !r.content.is_empty())
+            .collect();
+        assert!(
+            params_records.len() >= 4,
+            "20 KB pairs need several records"
+        );
+        assert_eq!(pairs(&records).len(), 10);
+        assert!(records.iter().all(|r| r.request_id == 7));
+    }
+
+    #[test]
+    fn refuses_a_pair_larger_than_a_record() {
+        let value = vec![b'x'; MAX_CONTENT];
+        let err =
+            encode_request(&mut BytesMut::new(), 1, [(&b"HUGE"[..], &value[..])], b"").unwrap_err();
+        assert_eq!(err.name, "HUGE");
+    }
+
+    #[test]
+    fn large_stdin_is_chunked_and_records_are_padded() {
+        let body = vec![7u8; 150_001];
+        let mut buf = BytesMut::new();
+        encode_request(&mut buf, 1, [], &body).unwrap();
+        assert_eq!(buf.len() % 8, 0);
+        let records = decode_all(buf);
+        let stdin: Vec<u8> = records
+            .iter()
+            .filter(|r| r.is(RecordType::Stdin))
+            .flat_map(|r| r.content.to_vec())
+            .collect();
+        assert_eq!(stdin, body);
+    }
+
+    #[test]
+    fn encoder_and_decoder_agree_and_wait_for_whole_records() {
+        let record = Record {
+            kind: RecordType::Stdout as u8,
+            request_id: 3,
+            content: Bytes::from_static(b"Status: 200\r\n\r\nok"),
+        };
+        let mut buf = BytesMut::new();
+        RecordCodec.encode(record.clone(), &mut buf).unwrap();
+        let mut partial = BytesMut::from(&buf[..buf.len() - 1]);
+        assert_eq!(RecordCodec.decode(&mut partial).unwrap(), None);
+        assert!(matches!(
+            RecordCodec.decode_eof(&mut partial),
+            Err(RecordError::Truncated)
+        ));
+        assert_eq!(RecordCodec.decode(&mut buf).unwrap(), Some(record));
+    }
+
+    #[test]
+    fn wrong_version_is_an_error() {
+        let mut buf = BytesMut::from(&[2u8, 6, 0, 1, 0, 0, 0, 0][..]);
+        assert!(matches!(
+            RecordCodec.decode(&mut buf),
+            Err(RecordError::Version(2))
+        ));
+    }
+}

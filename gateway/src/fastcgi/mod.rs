@@ -1,0 +1,13 @@
+//! The gateway's FastCGI client: `codec` is the record wire format,
+//! `response` reads a CGI response out of STDOUT, `backend` keeps the
+//! kept-alive connections to one backend and runs requests on them.
+
+mod backend;
+mod codec;
+mod response;
+
+pub use backend::{Backend, BackendOptions, UpstreamError, REQUEST_ID};
+pub use codec::{
+    decode_pairs, encode_request, ParamTooLarge, Record, RecordCodec, RecordType, MAX_CONTENT,
+};
+pub use response::CgiResponse;

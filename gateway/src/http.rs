@@ -1,0 +1,179 @@
+//! The gateway's HTTP front: a WebSocket upgrade on any path becomes a
+//! session; `GET /` serves the chat page; anything else is 404.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::session::event::{header_param, Params};
+use crate::Gateway;
+
+const CHAT_PAGE: &str = include_str!("../../examples/chat/index.html");
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn serve_connection(stream: TcpStream, gateway: Arc<Gateway>) {
+    let Ok(remote) = stream.peer_addr() else {
+        return;
+    };
+    let service = service_fn(move |req| {
+        let gateway = gateway.clone();
+        async move { Ok::<_, Infallible>(handle(req, gateway, remote)) }
+    });
+    let result = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
+    if let Err(err) = result {
+        tracing::debug!(%err, %remote, "http connection ended with an error");
+    }
+}
+
+fn handle(
+    req: Request<Incoming>,
+    gateway: Arc<Gateway>,
+    remote: SocketAddr,
+) -> Response<Full<Bytes>> {
+    if wants_websocket(req.headers()) {
+        return upgrade(req, gateway, remote);
+    }
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/" | "/index.html") => {
+            respond(StatusCode::OK, "text/html; charset=utf-8", CHAT_PAGE)
+        }
+        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+fn wants_websocket(headers: &HeaderMap) -> bool {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
+}
+
+fn upgrade(
+    mut req: Request<Incoming>,
+    gateway: Arc<Gateway>,
+    remote: SocketAddr,
+) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET {
+        return respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "a WebSocket upgrade is a GET\n",
+        );
+    }
+    if req
+        .headers()
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes())
+        != Some(b"13")
+    {
+        let mut response = respond(
+            StatusCode::UPGRADE_REQUIRED,
+            "text/plain",
+            "WebSocket version 13 only\n",
+        );
+        response
+            .headers_mut()
+            .insert(header::SEC_WEBSOCKET_VERSION, "13".parse().unwrap());
+        return response;
+    }
+    let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
+        return respond(
+            StatusCode::BAD_REQUEST,
+            "text/plain",
+            "missing Sec-WebSocket-Key\n",
+        );
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let params = Arc::new(connection_params(&gateway, &req, remote));
+    let upgraded = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match upgraded.await {
+            Ok(io) => {
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(io),
+                    Role::Server,
+                    Some(gateway.ws_config),
+                )
+                .await;
+                crate::session::connection::run(gateway, ws, params).await;
+            }
+            Err(err) => tracing::debug!(%err, %remote, "upgrade failed"),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Full::default())
+        .expect("static response parts are valid")
+}
+
+/// The params every event of this connection carries: the gateway's
+/// static ones, then where the client is and what it asked for.
+fn connection_params(gateway: &Gateway, req: &Request<Incoming>, remote: SocketAddr) -> Params {
+    let mut params = gateway.static_params.clone();
+    let mut set = |name: &str, value: &[u8]| {
+        let value = Bytes::copy_from_slice(value);
+        match params.iter_mut().find(|(n, _)| n == name.as_bytes()) {
+            Some(existing) => existing.1 = value,
+            None => params.push((Bytes::copy_from_slice(name.as_bytes()), value)),
+        }
+    };
+    set("REMOTE_ADDR", remote.ip().to_string().as_bytes());
+    set("REMOTE_PORT", remote.port().to_string().as_bytes());
+    let uri = req.uri();
+    set(
+        "REQUEST_URI",
+        uri.path_and_query()
+            .map(|pq| pq.as_str())
+            .unwrap_or("/")
+            .as_bytes(),
+    );
+    set("DOCUMENT_URI", uri.path().as_bytes());
+    set("QUERY_STRING", uri.query().unwrap_or("").as_bytes());
+    for name in req.headers().keys() {
+        let Some(param) = header_param(name.as_str()) else {
+            continue;
+        };
+        let separator = if name == header::COOKIE { "; " } else { ", " };
+        let values: Vec<&str> = req
+            .headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        set(&param, values.join(separator).as_bytes());
+    }
+    params
+}
+
+fn respond(status: StatusCode, content_type: &str, body: &'static str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .expect("static response parts are valid")
+}

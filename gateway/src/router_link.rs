@@ -1,0 +1,236 @@
+//! The gateway's link to each router: it reports sessions that start and
+//! end (and all of them again after every reconnect), and delivers the
+//! pushes the router sends back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use router::protocol::{Frame, FrameCodec, FrameKind, SessionId, MAX_IDS_PER_FRAME};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+
+use crate::session::Registry;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Session starts and ends queued per router link.
+const LINK_QUEUE: usize = 65_536;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LinkEvent {
+    Connected(SessionId),
+    Closed(SessionId),
+}
+
+/// Handles to every router link this gateway keeps.
+pub struct RouterLinks {
+    queues: Vec<mpsc::Sender<LinkEvent>>,
+}
+
+impl RouterLinks {
+    pub fn spawn(
+        addrs: &[String],
+        registry: Arc<Registry>,
+        server_id: i32,
+        shutdown: CancellationToken,
+    ) -> RouterLinks {
+        let queues = addrs
+            .iter()
+            .map(|addr| {
+                let (tx, rx) = mpsc::channel(LINK_QUEUE);
+                let link = Link {
+                    addr: addr.clone(),
+                    registry: registry.clone(),
+                    server_id,
+                    events: rx,
+                };
+                tokio::spawn(link.maintain(shutdown.clone()));
+                tx
+            })
+            .collect();
+        RouterLinks { queues }
+    }
+
+    pub async fn connected(&self, id: SessionId) {
+        self.notify(LinkEvent::Connected(id)).await;
+    }
+
+    pub async fn closed(&self, id: SessionId) {
+        self.notify(LinkEvent::Closed(id)).await;
+    }
+
+    async fn notify(&self, event: LinkEvent) {
+        for queue in &self.queues {
+            // The link task always drains its queue, linked or not.
+            let _ = queue.send(event).await;
+        }
+    }
+}
+
+/// A push as the client will see it: binary when the router says so or the
+/// payload is not UTF-8, text otherwise.
+pub fn to_message(data: Bytes, binary: bool) -> Message {
+    if binary {
+        return Message::Binary(data);
+    }
+    if std::str::from_utf8(&data).is_err() {
+        return Message::Binary(data);
+    }
+    Message::Text(Utf8Bytes::try_from(data).expect("checked above"))
+}
+
+struct Link {
+    addr: String,
+    registry: Arc<Registry>,
+    server_id: i32,
+    events: mpsc::Receiver<LinkEvent>,
+}
+
+impl Link {
+    async fn maintain(mut self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let attempt = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                attempt = self.connect() => attempt,
+            };
+            match attempt {
+                Ok(conn) => {
+                    backoff = Duration::from_millis(100);
+                    tracing::info!(router = %self.addr, "linked to router");
+                    if let Err(reason) = self.serve(conn, &shutdown).await {
+                        tracing::warn!(router = %self.addr, reason, "router link lost");
+                    }
+                    if shutdown.is_cancelled() {
+                        return;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(router = %self.addr, %err, "cannot link to router; retrying in {backoff:?}")
+                }
+            }
+            // While unlinked, drop session events: the resync after the
+            // next connect reports the sessions as they are then.
+            let pause = tokio::time::sleep(backoff);
+            tokio::pin!(pause);
+            loop {
+                tokio::select! {
+                    _ = &mut pause => break,
+                    _ = shutdown.cancelled() => return,
+                    event = self.events.recv() => if event.is_none() { return },
+                }
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    async fn connect(&self) -> std::io::Result<Framed<TcpStream, FrameCodec>> {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
+            })??;
+        stream.set_nodelay(true)?;
+        let mut conn = Framed::new(stream, FrameCodec::default());
+        let mut identity = BytesMut::with_capacity(8);
+        identity.put_i32(self.server_id);
+        identity.put_i32(0);
+        conn.feed(Frame::new(FrameKind::Auth, Bytes::new(), identity.freeze()))
+            .await
+            .map_err(std::io::Error::other)?;
+        let ids = self.registry.ids();
+        for frame in Frame::for_sessions(FrameKind::Conn, &ids, Bytes::new(), false) {
+            conn.feed(frame).await.map_err(std::io::Error::other)?;
+        }
+        conn.flush().await.map_err(std::io::Error::other)?;
+        Ok(conn)
+    }
+
+    async fn serve(
+        &mut self,
+        conn: Framed<TcpStream, FrameCodec>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), String> {
+        let (mut sink, mut stream) = conn.split();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                event = self.events.recv() => {
+                    let Some(event) = event else { return Ok(()) };
+                    for frame in self.batch(event) {
+                        sink.feed(frame).await.map_err(|e| e.to_string())?;
+                    }
+                    sink.flush().await.map_err(|e| e.to_string())?;
+                }
+                frame = stream.next() => match frame {
+                    Some(Ok(frame)) => self.deliver(frame)?,
+                    Some(Err(err)) => return Err(err.to_string()),
+                    None => return Err("router closed the link".into()),
+                },
+            }
+        }
+    }
+
+    /// Folds the queued events into as few CONN/CLOSE frames as possible,
+    /// keeping their order.
+    fn batch(&mut self, first: LinkEvent) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        let mut run: Vec<SessionId> = Vec::new();
+        let mut run_kind = None;
+        let mut next = Some(first);
+        while let Some(event) = next {
+            let (kind, id) = match event {
+                LinkEvent::Connected(id) => (FrameKind::Conn, id),
+                LinkEvent::Closed(id) => (FrameKind::Close, id),
+            };
+            if run_kind != Some(kind) || run.len() == MAX_IDS_PER_FRAME {
+                if let Some(previous) = run_kind {
+                    frames.extend(Frame::for_sessions(
+                        previous,
+                        &std::mem::take(&mut run),
+                        Bytes::new(),
+                        false,
+                    ));
+                }
+                run_kind = Some(kind);
+            }
+            run.push(id);
+            next = self.events.try_recv().ok();
+        }
+        if let Some(kind) = run_kind {
+            frames.extend(Frame::for_sessions(kind, &run, Bytes::new(), false));
+        }
+        frames
+    }
+
+    fn deliver(&self, frame: Frame) -> Result<(), String> {
+        let kind = frame.kind();
+        match kind {
+            Some(FrameKind::SendMsg) => {
+                let ids = frame.session_ids().map_err(|e| e.to_string())?;
+                self.registry
+                    .push(&ids, &to_message(frame.data, frame.binary));
+            }
+            Some(FrameKind::SendAll) => {
+                self.registry
+                    .push_all(&to_message(frame.data, frame.binary));
+            }
+            Some(FrameKind::Kick) => {
+                let ids = frame.session_ids().map_err(|e| e.to_string())?;
+                self.registry.kick(&ids);
+            }
+            _ => {
+                return Err(format!(
+                    "unexpected frame type {} from the router",
+                    frame.kind
+                ))
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,263 @@
+//! One client, from connect to close. A single task per connection reads
+//! the client, writes pushes and replies, and runs the session's events
+//! against the backend strictly one at a time: connect first, close last.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use router::protocol::SessionId;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+use tracing::Instrument;
+
+use super::event::{Event, EventEncoder, EventKind, Params};
+use super::registry::{CloseRequest, SessionHandle};
+use crate::fastcgi::CgiResponse;
+use crate::Gateway;
+
+/// How long a client gets to answer our close frame.
+const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A close reason must fit a control frame: 125 bytes less the code.
+const MAX_CLOSE_REASON: usize = 123;
+
+type Reply = Pin<Box<dyn Future<Output = (EventKind, Result<CgiResponse, String>)> + Send>>;
+
+enum Client {
+    Open,
+    Closing { deadline: Instant },
+    Gone,
+}
+
+struct Session<S> {
+    id: SessionId,
+    gateway: Arc<Gateway>,
+    ws: WebSocketStream<S>,
+    encoder: EventEncoder,
+    client: Client,
+    pending: VecDeque<Event>,
+    /// Cleared when the connect event failed or was refused: the backend
+    /// never saw the session start, so it gets no close event either.
+    backend_knows_session: bool,
+}
+
+pub async fn run<S>(gateway: Arc<Gateway>, ws: WebSocketStream<S>, params: Arc<Params>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let id = SessionId::random();
+    let (outbound, outbound_rx) = mpsc::channel(gateway.config.outbound_queue);
+    let close = Arc::new(CloseRequest::default());
+    gateway.registry.insert(
+        id,
+        SessionHandle {
+            outbound,
+            close: close.clone(),
+        },
+    );
+    gateway.links.connected(id).await;
+
+    let encoder = gateway.event_encoder(params);
+    let mut session = Session {
+        id,
+        gateway: gateway.clone(),
+        ws,
+        encoder,
+        client: Client::Open,
+        pending: VecDeque::new(),
+        backend_knows_session: true,
+    };
+    if gateway.config.connect_event {
+        session.pending.push_back(Event {
+            kind: EventKind::Connect,
+            body: Bytes::new(),
+        });
+    }
+    session
+        .drive(outbound_rx, &close)
+        .instrument(tracing::info_span!("session", %id))
+        .await;
+
+    gateway.registry.remove(&id);
+    gateway.links.closed(id).await;
+}
+
+impl<S> Session<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    async fn drive(&mut self, mut outbound: mpsc::Receiver<Message>, close: &CloseRequest) {
+        tracing::debug!("connected");
+        let max_pending = self.gateway.config.max_pending_events;
+        let mut in_flight: Option<Reply> = None;
+        loop {
+            if in_flight.is_none() {
+                match self.pending.pop_front() {
+                    Some(event) => in_flight = Some(self.dispatch(event)),
+                    None if matches!(self.client, Client::Gone) => break,
+                    None => {}
+                }
+            }
+            let reading = !matches!(self.client, Client::Gone) && self.pending.len() < max_pending;
+            let open = matches!(self.client, Client::Open);
+            let deadline = match self.client {
+                Client::Closing { deadline } => Some(deadline),
+                _ => None,
+            };
+            tokio::select! {
+                (kind, result) = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
+                    in_flight = None;
+                    self.on_reply(kind, result).await;
+                }
+                frame = self.ws.next(), if reading => self.on_client_frame(frame).await,
+                Some(message) = outbound.recv(), if open => {
+                    if let Err(err) = self.ws.send(message).await {
+                        tracing::debug!(%err, "write to client failed");
+                        self.gone();
+                    }
+                }
+                code = close.requested(), if open => {
+                    let reason = if code == super::registry::close_code::KICKED { "kicked" } else { "slow consumer" };
+                    self.begin_close(code, reason).await;
+                }
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    tracing::debug!("client did not finish the close handshake");
+                    self.gone();
+                }
+            }
+        }
+        tracing::debug!("closed");
+    }
+
+    /// Encodes the event now and returns the backend call as a future, so
+    /// the connection keeps reading and writing while the backend works.
+    fn dispatch(&self, event: Event) -> Reply {
+        let kind = event.kind;
+        let request = self.encoder.encode(&self.id, &event);
+        let gateway = self.gateway.clone();
+        let label = self.id.to_string();
+        Box::pin(async move {
+            let result = match request {
+                Ok(request) => gateway
+                    .backend
+                    .call(&request, &label)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(err) => Err(err.to_string()),
+            };
+            (kind, result)
+        })
+    }
+
+    async fn on_reply(&mut self, kind: EventKind, result: Result<CgiResponse, String>) {
+        let response = match result {
+            Ok(response) => response,
+            Err(err) => {
+                tracing::warn!(?kind, %err, "backend call failed");
+                if kind == EventKind::Connect {
+                    self.backend_knows_session = false;
+                }
+                return self.begin_close(1011, "backend unavailable").await;
+            }
+        };
+        if kind == EventKind::Connect && !response.is_success() {
+            self.backend_knows_session = false;
+            let code = if (400..500).contains(&response.status) {
+                4000 + response.status
+            } else {
+                1008
+            };
+            let reason = String::from_utf8_lossy(&response.body).into_owned();
+            return self.begin_close(code, &reason).await;
+        }
+        if response.body.is_empty() || !matches!(self.client, Client::Open) {
+            return;
+        }
+        let message = crate::router_link::to_message(response.body.clone(), response.is_binary());
+        if let Err(err) = self.ws.send(message).await {
+            tracing::debug!(%err, "write to client failed");
+            self.gone();
+        }
+    }
+
+    async fn on_client_frame(&mut self, frame: Option<Result<Message, WsError>>) {
+        let open = matches!(self.client, Client::Open);
+        match frame {
+            Some(Ok(Message::Text(text))) if open => {
+                self.pending.push_back(Event {
+                    kind: EventKind::Message { binary: false },
+                    body: text.into(),
+                });
+            }
+            Some(Ok(Message::Binary(data))) if open => {
+                self.pending.push_back(Event {
+                    kind: EventKind::Message { binary: true },
+                    body: data,
+                });
+            }
+            // tungstenite answers pings and close frames itself; after a
+            // close, reading on until the stream ends completes the handshake.
+            Some(Ok(_)) => {}
+            Some(Err(WsError::Capacity(err))) => {
+                tracing::info!(%err, "client message too large");
+                self.begin_close(1009, "message too big").await;
+            }
+            Some(Err(WsError::Protocol(err))) => {
+                tracing::info!(%err, "client broke the WebSocket protocol");
+                self.begin_close(1002, "protocol error").await;
+            }
+            Some(Err(err)) => {
+                tracing::debug!(%err, "client connection failed");
+                self.gone();
+            }
+            None => self.gone(),
+        }
+    }
+
+    async fn begin_close(&mut self, code: u16, reason: &str) {
+        if !matches!(self.client, Client::Open) {
+            return;
+        }
+        let mut end = reason.len().min(MAX_CLOSE_REASON);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        tracing::info!(code, reason, "closing client");
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason[..end].to_owned().into(),
+        };
+        match self.ws.close(Some(frame)).await {
+            Ok(()) => {
+                self.client = Client::Closing {
+                    deadline: Instant::now() + CLOSE_HANDSHAKE_TIMEOUT,
+                }
+            }
+            Err(_) => self.gone(),
+        }
+    }
+
+    /// The client is gone for good: queue the close event behind the
+    /// events still pending, so the backend sees it last.
+    fn gone(&mut self) {
+        if matches!(self.client, Client::Gone) {
+            return;
+        }
+        self.client = Client::Gone;
+        if self.gateway.config.close_event && self.backend_knows_session {
+            self.pending.push_back(Event {
+                kind: EventKind::Close,
+                body: Bytes::new(),
+            });
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Client sessions: `registry` finds a live session by id (for pushes),
+//! `event` turns a session's events into FastCGI requests, `connection`
+//! drives one client from connect to close.
+
+pub mod connection;
+pub mod event;
+pub mod registry;
+
+pub use registry::Registry;

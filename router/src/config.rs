@@ -1,0 +1,29 @@
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+use crate::protocol::DEFAULT_MAX_DATA;
+
+/// The router: fan-out hub between backends and gateways.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "router", version)]
+pub struct Config {
+    /// fooking binary protocol listener, for gateways and backends.
+    #[arg(long, env = "ROUTER_LISTEN", default_value = "127.0.0.1:9010")]
+    pub listen: SocketAddr,
+    /// JSON HTTP API listener.
+    #[arg(long, env = "ROUTER_HTTP", default_value = "127.0.0.1:9011")]
+    pub http: SocketAddr,
+    /// Keep membership in Redis (redis://HOST:PORT) instead of in memory.
+    #[arg(long, env = "ROUTER_REDIS")]
+    pub redis: Option<String>,
+    /// Prefix of every Redis key the router writes.
+    #[arg(long, env = "ROUTER_REDIS_PREFIX", default_value = "fk:")]
+    pub redis_prefix: String,
+    /// Largest frame data accepted, in bytes; a larger frame closes that connection.
+    #[arg(long, env = "ROUTER_MAX_FRAME", default_value_t = DEFAULT_MAX_DATA)]
+    pub max_frame: usize,
+    /// Connections served at once per listener.
+    #[arg(long, env = "ROUTER_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+}

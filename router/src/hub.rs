@@ -1,0 +1,261 @@
+//! The router's state handle: which gateways are linked, which sessions
+//! each holds, and the membership store. Commands apply themselves to it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::protocol::{Frame, FrameKind, SessionId};
+use crate::store::{Store, StoreResult};
+
+/// How long a push may wait for room in a gateway's outbound queue before
+/// that gateway is reported as not delivered to.
+const GATEWAY_SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LinkId(u64);
+
+struct Gateway {
+    server_id: i32,
+    worker_id: i32,
+    tx: mpsc::Sender<Frame>,
+    sessions: usize,
+}
+
+#[derive(Default)]
+struct Links {
+    next_id: u64,
+    gateways: HashMap<LinkId, Gateway>,
+    sessions: HashMap<SessionId, LinkId>,
+}
+
+pub struct Hub {
+    links: Mutex<Links>,
+    store: Store,
+}
+
+/// What a push reached: sessions found online and gateways sent to.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Delivered {
+    pub sessions: usize,
+    pub delivered_to_gateways: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GatewayInfo {
+    pub server_id: i32,
+    pub worker_id: i32,
+    pub sessions: usize,
+    pub channels: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InfoReport {
+    pub clients: usize,
+    pub channels: usize,
+    pub gateways: Vec<GatewayInfo>,
+}
+
+impl InfoReport {
+    /// fooking's INFO reply body.
+    pub fn to_text(&self) -> String {
+        let mut text = format!(
+            "clients: {}\r\nchannels: {}\r\n",
+            self.clients, self.channels
+        );
+        for gw in &self.gateways {
+            text.push_str(&format!(
+                "gateway: {}\t{}\t{}\t{}\r\n",
+                gw.server_id, gw.worker_id, gw.sessions, gw.channels
+            ));
+        }
+        text
+    }
+}
+
+impl Hub {
+    pub fn new(store: Store) -> Hub {
+        Hub {
+            links: Mutex::default(),
+            store,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn attach_gateway(
+        &self,
+        server_id: i32,
+        worker_id: i32,
+        tx: mpsc::Sender<Frame>,
+    ) -> LinkId {
+        let mut links = self.links.lock().unwrap();
+        links.next_id += 1;
+        let id = LinkId(links.next_id);
+        links.gateways.insert(
+            id,
+            Gateway {
+                server_id,
+                worker_id,
+                tx,
+                sessions: 0,
+            },
+        );
+        id
+    }
+
+    /// Forgets where the link's sessions live. Their memberships stay: the
+    /// gateway may be back in a moment and resync the same sessions.
+    pub fn detach_gateway(&self, link: LinkId) {
+        let mut links = self.links.lock().unwrap();
+        links.gateways.remove(&link);
+        links.sessions.retain(|_, owner| *owner != link);
+    }
+
+    pub fn sessions_connected(&self, link: LinkId, ids: &[SessionId]) {
+        let mut links = self.links.lock().unwrap();
+        let mut added = 0;
+        for id in ids {
+            if let Some(previous) = links.sessions.insert(*id, link) {
+                if let Some(gw) = links.gateways.get_mut(&previous) {
+                    gw.sessions -= 1;
+                }
+            }
+            added += 1;
+        }
+        if let Some(gw) = links.gateways.get_mut(&link) {
+            gw.sessions += added;
+        }
+    }
+
+    pub async fn sessions_closed(&self, link: LinkId, ids: &[SessionId]) -> StoreResult<()> {
+        {
+            let mut links = self.links.lock().unwrap();
+            let mut removed = 0;
+            for id in ids {
+                if links.sessions.get(id) == Some(&link) {
+                    links.sessions.remove(id);
+                    removed += 1;
+                }
+            }
+            if let Some(gw) = links.gateways.get_mut(&link) {
+                gw.sessions -= removed;
+            }
+        }
+        self.store.forget(ids).await
+    }
+
+    /// Sends `data` to `ids`: one batch of frames per gateway that holds
+    /// any of them, never one message per recipient.
+    pub async fn deliver(
+        &self,
+        kind: FrameKind,
+        ids: &[SessionId],
+        data: Bytes,
+        binary: bool,
+    ) -> Delivered {
+        let mut by_gateway: HashMap<LinkId, (mpsc::Sender<Frame>, Vec<SessionId>)> = HashMap::new();
+        {
+            let links = self.links.lock().unwrap();
+            for id in ids {
+                let Some(link) = links.sessions.get(id) else {
+                    continue;
+                };
+                let Some(gw) = links.gateways.get(link) else {
+                    continue;
+                };
+                by_gateway
+                    .entry(*link)
+                    .or_insert_with(|| (gw.tx.clone(), Vec::new()))
+                    .1
+                    .push(*id);
+            }
+        }
+        let mut delivered = Delivered::default();
+        for (tx, ids) in by_gateway.into_values() {
+            if send_all(&tx, Frame::for_sessions(kind, &ids, data.clone(), binary)).await {
+                delivered.sessions += ids.len();
+                delivered.delivered_to_gateways += 1;
+            }
+        }
+        delivered
+    }
+
+    /// Sends one frame to every linked gateway.
+    pub async fn broadcast(&self, frame: Frame) -> Delivered {
+        let targets: Vec<(mpsc::Sender<Frame>, usize)> = {
+            let links = self.links.lock().unwrap();
+            links
+                .gateways
+                .values()
+                .map(|gw| (gw.tx.clone(), gw.sessions))
+                .collect()
+        };
+        let mut delivered = Delivered::default();
+        for (tx, sessions) in targets {
+            if send_all(&tx, std::iter::once(frame.clone())).await {
+                delivered.sessions += sessions;
+                delivered.delivered_to_gateways += 1;
+            }
+        }
+        delivered
+    }
+
+    pub async fn info(&self) -> StoreResult<InfoReport> {
+        let (clients, gateways) = {
+            let links = self.links.lock().unwrap();
+            let mut per_link: HashMap<LinkId, Vec<SessionId>> = HashMap::new();
+            for (id, link) in &links.sessions {
+                per_link.entry(*link).or_default().push(*id);
+            }
+            let mut gateways: Vec<_> = links
+                .gateways
+                .iter()
+                .map(|(link, gw)| {
+                    (
+                        gw.server_id,
+                        gw.worker_id,
+                        per_link.remove(link).unwrap_or_default(),
+                    )
+                })
+                .collect();
+            gateways.sort_by_key(|(server, worker, _)| (*server, *worker));
+            (links.sessions.len(), gateways)
+        };
+        let mut report = InfoReport {
+            clients,
+            channels: self.store.channel_count().await?,
+            gateways: Vec::new(),
+        };
+        for (server_id, worker_id, ids) in gateways {
+            let channels = self.store.channels_of(&ids).await?;
+            report.gateways.push(GatewayInfo {
+                server_id,
+                worker_id,
+                sessions: ids.len(),
+                channels,
+            });
+        }
+        Ok(report)
+    }
+}
+
+async fn send_all(tx: &mpsc::Sender<Frame>, frames: impl Iterator<Item = Frame>) -> bool {
+    for frame in frames {
+        match tokio::time::timeout(GATEWAY_SEND_TIMEOUT, tx.send(frame)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return false,
+            Err(_) => {
+                tracing::warn!("gateway outbound queue stayed full for {GATEWAY_SEND_TIMEOUT:?}; push not delivered");
+                return false;
+            }
+        }
+    }
+    true
+}

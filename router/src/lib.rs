@@ -1,0 +1,58 @@
+//! The router: backends command it (fooking's binary protocol or JSON over
+//! HTTP) and it pushes to the gateways that hold the sessions.
+
+pub mod client;
+pub mod cmd;
+pub mod config;
+pub mod hub;
+pub mod protocol;
+pub mod runtime;
+pub mod server;
+pub mod store;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use client::RouterClient;
+pub use config::Config;
+use hub::Hub;
+use store::{MemoryStore, RedisStore, Store};
+
+/// Binds both listeners, then serves until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store = match &config.redis {
+        Some(url) => {
+            let conn = store::redis_manager(url).with_context(|| format!("bad redis url {url}"))?;
+            Store::Redis(RedisStore::new(conn, config.redis_prefix.clone()))
+        }
+        None => Store::Memory(MemoryStore::default()),
+    };
+    let hub = Arc::new(Hub::new(store));
+    let binary = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("bind {}", config.listen))?;
+    let http = TcpListener::bind(config.http)
+        .await
+        .with_context(|| format!("bind {}", config.http))?;
+    tracing::info!(listen = %config.listen, http = %config.http, redis = config.redis.as_deref().unwrap_or("-"), "router ready");
+
+    let max_frame = config.max_frame;
+    let binary_hub = hub.clone();
+    let binary_loop = runtime::accept_loop(
+        binary,
+        config.max_connections,
+        shutdown.clone(),
+        move |stream| server::binary::serve_connection(stream, binary_hub.clone(), max_frame),
+    );
+    let http_loop = runtime::accept_loop(
+        http,
+        config.max_connections,
+        shutdown.clone(),
+        move |stream| server::http::serve_connection(stream, hub.clone()),
+    );
+    tokio::join!(binary_loop, http_loop);
+    Ok(())
+}

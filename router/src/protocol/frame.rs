@@ -1,0 +1,136 @@
+use bytes::{Bytes, BytesMut};
+
+use super::SessionId;
+
+/// fooking's frame types. 1-12 are fooking's; new types start at 100 so
+/// they never collide with a future fooking release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum FrameKind {
+    Auth = 1,
+    Conn = 2,
+    Close = 3,
+    Kick = 4,
+    SendMsg = 5,
+    SendAll = 6,
+    ChAdd = 7,
+    ChDel = 8,
+    ChPub = 9,
+    ChSub = 10,
+    ChUnsub = 11,
+    Info = 12,
+}
+
+impl FrameKind {
+    pub fn from_u16(value: u16) -> Option<FrameKind> {
+        use FrameKind::*;
+        Some(match value {
+            1 => Auth,
+            2 => Conn,
+            3 => Close,
+            4 => Kick,
+            5 => SendMsg,
+            6 => SendAll,
+            7 => ChAdd,
+            8 => ChDel,
+            9 => ChPub,
+            10 => ChSub,
+            11 => ChUnsub,
+            12 => Info,
+            _ => return None,
+        })
+    }
+}
+
+/// The 16-bit `slen` holds at most 4095 ids of 16 bytes.
+pub const MAX_IDS_PER_FRAME: usize = u16::MAX as usize / SessionId::LEN;
+
+/// One frame: `u16 type`, `u16 slen`, `i32 len`, session area, data.
+///
+/// `binary` is the top bit of `len`, which fooking ignores: we use it to say
+/// "deliver this payload as a binary WebSocket frame".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub kind: u16,
+    pub binary: bool,
+    pub sessions: Bytes,
+    pub data: Bytes,
+}
+
+impl Frame {
+    pub fn new(kind: FrameKind, sessions: Bytes, data: Bytes) -> Frame {
+        Frame {
+            kind: kind as u16,
+            binary: false,
+            sessions,
+            data,
+        }
+    }
+
+    pub fn kind(&self) -> Option<FrameKind> {
+        FrameKind::from_u16(self.kind)
+    }
+
+    /// Frames of `kind`, each naming at most [`MAX_IDS_PER_FRAME`] of `ids`.
+    pub fn for_sessions(
+        kind: FrameKind,
+        ids: &[SessionId],
+        data: Bytes,
+        binary: bool,
+    ) -> impl Iterator<Item = Frame> + '_ {
+        ids.chunks(MAX_IDS_PER_FRAME).map(move |chunk| Frame {
+            kind: kind as u16,
+            binary,
+            sessions: encode_ids(chunk),
+            data: data.clone(),
+        })
+    }
+
+    /// The session area read as a list of ids.
+    pub fn session_ids(&self) -> Result<Vec<SessionId>, super::InvalidSessionId> {
+        if self.sessions.len() % SessionId::LEN != 0 {
+            return Err(super::InvalidSessionId);
+        }
+        self.sessions
+            .chunks(SessionId::LEN)
+            .map(SessionId::parse)
+            .collect()
+    }
+}
+
+pub fn encode_ids(ids: &[SessionId]) -> Bytes {
+    let mut area = BytesMut::with_capacity(ids.len() * SessionId::LEN);
+    for id in ids {
+        area.extend_from_slice(id.as_bytes());
+    }
+    area.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_never_overflow_the_session_area() {
+        let ids: Vec<_> = (0..10_000u64).map(SessionId::from_u64).collect();
+        let frames: Vec<_> =
+            Frame::for_sessions(FrameKind::SendMsg, &ids, Bytes::new(), false).collect();
+        assert_eq!(frames.len(), 3);
+        assert!(frames.iter().all(|f| f.sessions.len() <= u16::MAX as usize));
+        let back: Vec<_> = frames
+            .iter()
+            .flat_map(|f| f.session_ids().unwrap())
+            .collect();
+        assert_eq!(back, ids);
+    }
+
+    #[test]
+    fn ragged_session_area_is_an_error() {
+        let frame = Frame::new(
+            FrameKind::Kick,
+            Bytes::from_static(b"0123456789abcdef01"),
+            Bytes::new(),
+        );
+        assert!(frame.session_ids().is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! fooking's binary router protocol: the wire format shared by the router,
+//! the gateways that link to it and the backends that command it.
+//!
+//! `frame` is the message model, `codec` turns bytes into frames and back,
+//! `session_id` is the 16-hex-character id every frame talks about.
+
+mod codec;
+mod frame;
+mod session_id;
+
+pub use codec::{FrameCodec, FrameError, DEFAULT_MAX_DATA};
+pub use frame::{Frame, FrameKind, MAX_IDS_PER_FRAME};
+pub use session_id::{InvalidSessionId, SessionId};

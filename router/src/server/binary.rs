@@ -1,0 +1,147 @@
+//! fooking's binary protocol. A connection whose first frame is an 8-byte
+//! AUTH is a gateway link; any other connection is a backend sending
+//! commands, one or many per connection, as fooking's `RouterClient` does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::Framed;
+
+use crate::cmd::{Command, Reply};
+use crate::hub::{Hub, LinkId};
+use crate::protocol::{Frame, FrameCodec, FrameError, FrameKind};
+
+/// A connection that sends nothing for this long is closed.
+const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// Frames queued for one gateway before pushes to it wait.
+const GATEWAY_QUEUE: usize = 1024;
+
+type Conn = Framed<TcpStream, FrameCodec>;
+
+pub async fn serve_connection(stream: TcpStream, hub: Arc<Hub>, max_data: usize) {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let mut conn = Framed::new(stream, FrameCodec::new(max_data));
+    let first = match tokio::time::timeout(FIRST_FRAME_TIMEOUT, conn.next()).await {
+        Err(_) => {
+            return tracing::info!(%peer, "closing connection: no frame within {FIRST_FRAME_TIMEOUT:?}")
+        }
+        Ok(None) => return,
+        Ok(Some(Err(err))) => return log_frame_error(&peer, &err),
+        Ok(Some(Ok(frame))) => frame,
+    };
+    if first.kind() == Some(FrameKind::Auth) {
+        match gateway_identity(&first.data) {
+            Some((server_id, worker_id)) => {
+                serve_gateway(conn, hub, &peer, server_id, worker_id).await
+            }
+            None => {
+                tracing::warn!(%peer, "closing connection: AUTH data must be 8 bytes (server id, worker id)")
+            }
+        }
+    } else {
+        serve_backend(conn, hub, &peer, first).await
+    }
+}
+
+fn gateway_identity(data: &Bytes) -> Option<(i32, i32)> {
+    let raw: [u8; 8] = data.as_ref().try_into().ok()?;
+    let server = i32::from_be_bytes(raw[..4].try_into().ok()?);
+    let worker = i32::from_be_bytes(raw[4..].try_into().ok()?);
+    Some((server, worker))
+}
+
+fn log_frame_error(peer: &str, err: &FrameError) {
+    tracing::warn!(%peer, %err, "closing connection: bad frame");
+}
+
+async fn serve_backend(mut conn: Conn, hub: Arc<Hub>, peer: &str, first: Frame) {
+    let mut next = Some(first);
+    loop {
+        let frame = match next.take() {
+            Some(frame) => frame,
+            None => match conn.next().await {
+                None => return,
+                Some(Err(err)) => return log_frame_error(peer, &err),
+                Some(Ok(frame)) => frame,
+            },
+        };
+        let command = match Command::from_frame(frame) {
+            Ok(command) => command,
+            Err(err) => {
+                return tracing::warn!(%peer, %err, "closing backend connection: bad command")
+            }
+        };
+        match command.apply(&hub).await {
+            Ok(Reply::Info(report)) => {
+                let reply =
+                    Frame::new(FrameKind::Info, Bytes::new(), Bytes::from(report.to_text()));
+                if conn.send(reply).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            // fooking's protocol has no error reply: log it, keep serving.
+            Err(err) => tracing::error!(%peer, %err, "command failed"),
+        }
+    }
+}
+
+async fn serve_gateway(conn: Conn, hub: Arc<Hub>, peer: &str, server_id: i32, worker_id: i32) {
+    let (mut sink, mut stream) = conn.split();
+    let (tx, mut rx) = mpsc::channel::<Frame>(GATEWAY_QUEUE);
+    let link = hub.attach_gateway(server_id, worker_id, tx);
+    tracing::info!(%peer, server_id, worker_id, "gateway linked");
+
+    let writer = async {
+        while let Some(frame) = rx.recv().await {
+            if let Err(err) = sink.send(frame).await {
+                tracing::warn!(%peer, %err, "gateway link write failed");
+                return;
+            }
+        }
+    };
+    let reader = async {
+        while let Some(frame) = stream.next().await {
+            match frame {
+                Ok(frame) => {
+                    if let Err(reason) = gateway_frame(&hub, link, frame).await {
+                        return tracing::warn!(%peer, reason, "closing gateway link");
+                    }
+                }
+                Err(err) => return log_frame_error(peer, &err),
+            }
+        }
+    };
+    tokio::select! {
+        _ = writer => {}
+        _ = reader => {}
+    }
+    hub.detach_gateway(link);
+    tracing::info!(%peer, server_id, worker_id, "gateway unlinked");
+}
+
+async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), String> {
+    let ids = frame.session_ids().map_err(|e| e.to_string())?;
+    match frame.kind() {
+        Some(FrameKind::Conn) => hub.sessions_connected(link, &ids),
+        Some(FrameKind::Close) => {
+            if let Err(err) = hub.sessions_closed(link, &ids).await {
+                tracing::error!(%err, "could not drop closed sessions from their channels");
+            }
+        }
+        _ => {
+            return Err(format!(
+                "unexpected frame type {} from a gateway",
+                frame.kind
+            ))
+        }
+    }
+    Ok(())
+}

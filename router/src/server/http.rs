@@ -1,0 +1,93 @@
+//! The JSON HTTP API: `POST /v1/<command>` with a JSON body, answered with
+//! a JSON result or a JSON error `{"error":{"code","message"}}`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::cmd::{Command, CommandError};
+use crate::hub::Hub;
+
+/// Bodies larger than this are refused with 413.
+const MAX_BODY: usize = 2 << 20;
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn serve_connection(stream: TcpStream, hub: Arc<Hub>) {
+    let service = service_fn(move |req| {
+        let hub = hub.clone();
+        async move { Ok::<_, Infallible>(handle(req, &hub).await) }
+    });
+    let result = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(err) = result {
+        tracing::debug!(%err, "http connection ended with an error");
+    }
+}
+
+async fn handle(req: Request<Incoming>, hub: &Hub) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_owned();
+    if path == "/healthz" {
+        return respond(StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n"));
+    }
+    let Some(name) = path.strip_prefix("/v1/") else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such path {path}"),
+        );
+    };
+    if !(req.method() == Method::POST || (req.method() == Method::GET && name == "info")) {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "use POST".into(),
+        );
+    }
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(err) => return error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", err.to_string()),
+    };
+    let command = match Command::from_json(name, &body) {
+        Ok(command) => command,
+        Err(err @ CommandError::UnknownName(_)) => {
+            return error(StatusCode::NOT_FOUND, "unknown_command", err.to_string())
+        }
+        Err(err) => return error(StatusCode::BAD_REQUEST, "bad_request", err.to_string()),
+    };
+    match command.apply(hub).await {
+        Ok(reply) => respond(
+            StatusCode::OK,
+            "application/json",
+            Bytes::from(serde_json::to_vec(&reply).expect("replies serialize")),
+        ),
+        Err(err) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            err.to_string(),
+        ),
+    }
+}
+
+fn respond(status: StatusCode, content_type: &str, body: Bytes) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .body(Full::new(body))
+        .expect("static response parts are valid")
+}
+
+fn error(status: StatusCode, code: &str, message: String) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    respond(status, "application/json", Bytes::from(body.to_string()))
+}

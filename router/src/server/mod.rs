@@ -1,0 +1,5 @@
+//! The router's two listeners: fooking's binary protocol (gateways and
+//! backends) and the JSON HTTP API (backends, curl).
+
+pub mod binary;
+pub mod http;

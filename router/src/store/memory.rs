@@ -1,0 +1,125 @@
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use super::StoreResult;
+use crate::protocol::SessionId;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<Membership>,
+}
+
+#[derive(Default)]
+struct Membership {
+    channels: HashMap<String, HashSet<SessionId>>,
+    sessions: HashMap<SessionId, HashSet<String>>,
+}
+
+impl Membership {
+    fn remove(&mut self, channel: &str, id: &SessionId) -> bool {
+        let Some(members) = self.channels.get_mut(channel) else {
+            return false;
+        };
+        let removed = members.remove(id);
+        if members.is_empty() {
+            self.channels.remove(channel);
+        }
+        removed
+    }
+}
+
+impl MemoryStore {
+    pub fn join(&self, channel: &str, ids: &[SessionId]) -> StoreResult<usize> {
+        let mut state = self.state.lock().unwrap();
+        let mut added = 0;
+        for id in ids {
+            if state
+                .channels
+                .entry(channel.to_owned())
+                .or_default()
+                .insert(*id)
+            {
+                added += 1;
+            }
+            state
+                .sessions
+                .entry(*id)
+                .or_default()
+                .insert(channel.to_owned());
+        }
+        Ok(added)
+    }
+
+    pub fn leave(&self, channel: &str, ids: &[SessionId]) -> StoreResult<usize> {
+        let mut state = self.state.lock().unwrap();
+        let mut removed = 0;
+        for id in ids {
+            if state.remove(channel, id) {
+                removed += 1;
+            }
+            if let Some(channels) = state.sessions.get_mut(id) {
+                channels.remove(channel);
+                if channels.is_empty() {
+                    state.sessions.remove(id);
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    pub fn members(&self, channel: &str) -> StoreResult<Vec<SessionId>> {
+        let state = self.state.lock().unwrap();
+        Ok(state
+            .channels
+            .get(channel)
+            .map(|m| m.iter().copied().collect())
+            .unwrap_or_default())
+    }
+
+    pub fn forget(&self, ids: &[SessionId]) -> StoreResult<()> {
+        let mut state = self.state.lock().unwrap();
+        for id in ids {
+            for channel in state.sessions.remove(id).unwrap_or_default() {
+                state.remove(&channel, id);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn channel_count(&self) -> StoreResult<usize> {
+        Ok(self.state.lock().unwrap().channels.len())
+    }
+
+    pub fn channels_of(&self, ids: &[SessionId]) -> StoreResult<usize> {
+        let state = self.state.lock().unwrap();
+        let distinct: HashSet<&String> = ids
+            .iter()
+            .filter_map(|id| state.sessions.get(id))
+            .flatten()
+            .collect();
+        Ok(distinct.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn membership_follows_join_leave_and_forget() {
+        let store = MemoryStore::default();
+        let (a, b) = (SessionId::from_u64(1), SessionId::from_u64(2));
+        assert_eq!(store.join("room", &[a, b]).unwrap(), 2);
+        assert_eq!(store.join("room", &[a]).unwrap(), 0);
+        store.join("other", &[a]).unwrap();
+        assert_eq!(store.channel_count().unwrap(), 2);
+        assert_eq!(store.channels_of(&[a, b]).unwrap(), 2);
+
+        assert_eq!(store.leave("room", &[b]).unwrap(), 1);
+        assert_eq!(store.members("room").unwrap(), vec![a]);
+
+        store.forget(&[a]).unwrap();
+        assert!(store.members("room").unwrap().is_empty());
+        assert_eq!(store.channel_count().unwrap(), 0);
+    }
+}

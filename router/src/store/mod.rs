@@ -1,0 +1,87 @@
+//! Channel membership: who is in which channel.
+//!
+//! In memory for a single box, or in Redis so that several routers share
+//! one truth. Which gateway holds a session is not stored here: every
+//! gateway reports its sessions to every router, so each router knows it.
+
+mod memory;
+mod redis;
+
+use std::time::Duration;
+
+use crate::protocol::SessionId;
+
+pub use self::memory::MemoryStore;
+pub use self::redis::RedisStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("membership store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<::redis::RedisError> for StoreError {
+    fn from(err: ::redis::RedisError) -> Self {
+        StoreError::Unavailable(err.to_string())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One handle over either backend; `match` instead of a trait object keeps
+/// the async methods plain.
+pub enum Store {
+    Memory(MemoryStore),
+    Redis(RedisStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Store::Memory($store) => $call,
+            Store::Redis($store) => $call.await,
+        }
+    };
+}
+
+impl Store {
+    /// Adds `ids` to `channel`; returns how many were not members yet.
+    pub async fn join(&self, channel: &str, ids: &[SessionId]) -> StoreResult<usize> {
+        dispatch!(self, s => s.join(channel, ids))
+    }
+
+    /// Removes `ids` from `channel`; returns how many were members.
+    pub async fn leave(&self, channel: &str, ids: &[SessionId]) -> StoreResult<usize> {
+        dispatch!(self, s => s.leave(channel, ids))
+    }
+
+    pub async fn members(&self, channel: &str) -> StoreResult<Vec<SessionId>> {
+        dispatch!(self, s => s.members(channel))
+    }
+
+    /// Drops ended sessions from every channel they were in.
+    pub async fn forget(&self, ids: &[SessionId]) -> StoreResult<()> {
+        dispatch!(self, s => s.forget(ids))
+    }
+
+    /// Channels with at least one member.
+    pub async fn channel_count(&self) -> StoreResult<usize> {
+        dispatch!(self, s => s.channel_count())
+    }
+
+    /// Distinct channels that any of `ids` is in.
+    pub async fn channels_of(&self, ids: &[SessionId]) -> StoreResult<usize> {
+        dispatch!(self, s => s.channels_of(ids))
+    }
+}
+
+/// A Redis connection that reconnects by itself and never waits forever.
+/// It connects lazily, so a process can start before Redis is up.
+pub fn redis_manager(url: &str) -> Result<::redis::aio::ConnectionManager, ::redis::RedisError> {
+    let config = ::redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(1));
+    ::redis::Client::open(url)?.get_connection_manager_lazy(config)
+}

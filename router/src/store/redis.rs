@@ -1,0 +1,146 @@
+use std::collections::HashSet;
+
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+
+use super::StoreResult;
+use crate::protocol::SessionId;
+
+/// Membership in Redis. Keys, under a prefix:
+/// `ch:<channel>` the set of member session ids,
+/// `sc:<session>` the set of that session's channels (to clean up on close),
+/// `channels` the set of non-empty channel names.
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl RedisStore {
+    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> RedisStore {
+        RedisStore {
+            conn,
+            prefix: prefix.into(),
+        }
+    }
+
+    fn channel_key(&self, channel: &str) -> String {
+        format!("{}ch:{channel}", self.prefix)
+    }
+
+    fn session_key(&self, id: &SessionId) -> String {
+        format!("{}sc:{id}", self.prefix)
+    }
+
+    fn channels_key(&self) -> String {
+        format!("{}channels", self.prefix)
+    }
+
+    pub async fn join(&self, channel: &str, ids: &[SessionId]) -> StoreResult<usize> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .sadd(self.channel_key(channel), ids_as_strs(ids));
+        for id in ids {
+            pipe.sadd(self.session_key(id), channel).ignore();
+        }
+        pipe.sadd(self.channels_key(), channel).ignore();
+        let (added,): (usize,) = pipe.query_async(&mut self.conn.clone()).await?;
+        Ok(added)
+    }
+
+    pub async fn leave(&self, channel: &str, ids: &[SessionId]) -> StoreResult<usize> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .srem(self.channel_key(channel), ids_as_strs(ids));
+        for id in ids {
+            pipe.srem(self.session_key(id), channel).ignore();
+        }
+        let (removed,): (usize,) = pipe.query_async(&mut self.conn.clone()).await?;
+        self.drop_if_empty(&[channel.to_owned()]).await?;
+        Ok(removed)
+    }
+
+    pub async fn members(&self, channel: &str) -> StoreResult<Vec<SessionId>> {
+        let raw: Vec<Vec<u8>> = self
+            .conn
+            .clone()
+            .smembers(self.channel_key(channel))
+            .await?;
+        Ok(raw
+            .iter()
+            .filter_map(|id| SessionId::parse(id).ok())
+            .collect())
+    }
+
+    pub async fn forget(&self, ids: &[SessionId]) -> StoreResult<()> {
+        let per_session = self.session_channels(ids).await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let mut touched = HashSet::new();
+        for (id, channels) in ids.iter().zip(&per_session) {
+            for channel in channels {
+                pipe.srem(self.channel_key(channel), id.as_str()).ignore();
+                touched.insert(channel.clone());
+            }
+            pipe.del(self.session_key(id)).ignore();
+        }
+        let () = pipe.query_async(&mut self.conn.clone()).await?;
+        self.drop_if_empty(&touched.into_iter().collect::<Vec<_>>())
+            .await
+    }
+
+    pub async fn channel_count(&self) -> StoreResult<usize> {
+        Ok(self.conn.clone().scard(self.channels_key()).await?)
+    }
+
+    pub async fn channels_of(&self, ids: &[SessionId]) -> StoreResult<usize> {
+        let per_session = self.session_channels(ids).await?;
+        Ok(per_session
+            .into_iter()
+            .flatten()
+            .collect::<HashSet<_>>()
+            .len())
+    }
+
+    async fn session_channels(&self, ids: &[SessionId]) -> StoreResult<Vec<Vec<String>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.smembers(self.session_key(id));
+        }
+        Ok(pipe.query_async(&mut self.conn.clone()).await?)
+    }
+
+    /// Removes emptied channels from the channel index.
+    async fn drop_if_empty(&self, channels: &[String]) -> StoreResult<()> {
+        if channels.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for channel in channels {
+            pipe.scard(self.channel_key(channel));
+        }
+        let sizes: Vec<usize> = pipe.query_async(&mut self.conn.clone()).await?;
+        let empty: Vec<&String> = channels
+            .iter()
+            .zip(sizes)
+            .filter(|(_, n)| *n == 0)
+            .map(|(c, _)| c)
+            .collect();
+        if !empty.is_empty() {
+            let () = self.conn.clone().srem(self.channels_key(), empty).await?;
+        }
+        Ok(())
+    }
+}
+
+fn ids_as_strs(ids: &[SessionId]) -> Vec<&str> {
+    ids.iter().map(SessionId::as_str).collect()
+}
