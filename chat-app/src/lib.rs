@@ -27,22 +27,13 @@ const MAX_CONNECTIONS: usize = 4096;
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let users = match &config.redis {
         Some(url) => {
-            let conn = router::store::redis_manager(url)
-                .with_context(|| format!("bad redis url {url}"))?;
-            Users::Redis {
-                conn,
-                key: format!("{}users", config.redis_prefix),
-            }
+            let conn = router::store::redis_manager(url).with_context(|| format!("bad redis url {url}"))?;
+            Users::Redis { conn, key: format!("{}users", config.redis_prefix) }
         }
         None => Users::Memory(Mutex::new(HashMap::new())),
     };
-    let app = Arc::new(App {
-        users,
-        router: RouterClient::new(config.router.clone()),
-    });
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("bind {}", config.listen))?;
+    let app = Arc::new(App { users, router: RouterClient::new(config.router.clone()) });
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
     tracing::info!(listen = %config.listen, router = %config.router, "chat-app ready");
     router::runtime::accept_loop(listener, MAX_CONNECTIONS, shutdown, move |stream| {
         serve_connection(stream, app.clone())
@@ -69,9 +60,7 @@ async fn serve_connection(mut stream: TcpStream, app: Arc<App>) {
                 let reply = match (caller, request.get_stdin().read_to_end(&mut body)) {
                     (Ok(caller), Ok(_)) => chat::handle(&app, &caller, &body).await,
                     (Err(reason), _) => ChatError::new(400, reason).into_reply(),
-                    (_, Err(err)) => {
-                        ChatError::new(400, format!("unreadable body: {err}")).into_reply()
-                    }
+                    (_, Err(err)) => ChatError::new(400, format!("unreadable body: {err}")).into_reply(),
                 };
                 match request.get_stdout().write(&render(&reply)).await {
                     Ok(_) => RequestResult::Complete(0),
@@ -87,11 +76,7 @@ async fn serve_connection(mut stream: TcpStream, app: Arc<App>) {
 
 /// A CGI response: Status, Content-Type, then the JSON body (if any).
 fn render(reply: &Reply) -> Vec<u8> {
-    let mut out = format!(
-        "Status: {}\r\nContent-Type: application/json\r\n\r\n",
-        reply.status
-    )
-    .into_bytes();
+    let mut out = format!("Status: {}\r\nContent-Type: application/json\r\n\r\n", reply.status).into_bytes();
     if let Some(body) = &reply.body {
         out.extend_from_slice(body.to_string().as_bytes());
     }

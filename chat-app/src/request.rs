@@ -22,13 +22,8 @@ pub struct Caller {
 /// source as the session, so a client's query string cannot fake a close.
 pub fn caller<'a>(param: impl Fn(&str) -> Option<&'a str>) -> Result<Caller, String> {
     let query = param("QUERY_STRING").unwrap_or("");
-    let from_query = |key: &str| {
-        query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v)
-    };
+    let from_query =
+        |key: &str| query.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| v);
     let (session, event) = if let Some(id) = param("SESSIONID") {
         (id, param("EVENT"))
     } else if let Some(id) = param("HTTP_SESSIONID") {
@@ -38,9 +33,7 @@ pub fn caller<'a>(param: impl Fn(&str) -> Option<&'a str>) -> Result<Caller, Str
     } else {
         return Err("no SESSIONID param".into());
     };
-    let session = session
-        .parse()
-        .map_err(|_| format!("SESSIONID {session:?} is not 16 lowercase hex characters"))?;
+    let session = session.parse().map_err(|_| format!("SESSIONID {session:?} is not 16 lowercase hex characters"))?;
     let event = match event.unwrap_or("") {
         "" | "0" => Event::Message,
         "1" => Event::Connect,
@@ -62,10 +55,7 @@ mod tests {
 
     #[test]
     fn gateway_params_win_over_the_query_string() {
-        let params = [
-            ("SESSIONID", ID),
-            ("QUERY_STRING", "SESSIONID=00000000000000bb&EVENT=2"),
-        ];
+        let params = [("SESSIONID", ID), ("QUERY_STRING", "SESSIONID=00000000000000bb&EVENT=2")];
         let found = caller(lookup(&params)).unwrap();
         assert_eq!((found.session.as_str(), found.event), (ID, Event::Message));
     }
@@ -74,11 +64,7 @@ mod tests {
     fn prefixed_params_and_query_string_are_fallbacks() {
         let found = caller(lookup(&[("HTTP_SESSIONID", ID), ("HTTP_EVENT", "1")])).unwrap();
         assert_eq!(found.event, Event::Connect);
-        let found = caller(lookup(&[(
-            "QUERY_STRING",
-            "x=1&SESSIONID=00000000000000aa&EVENT=0",
-        )]))
-        .unwrap();
+        let found = caller(lookup(&[("QUERY_STRING", "x=1&SESSIONID=00000000000000aa&EVENT=0")])).unwrap();
         assert_eq!((found.session.as_str(), found.event), (ID, Event::Message));
     }
 

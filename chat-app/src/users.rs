@@ -17,10 +17,7 @@ pub struct User {
 
 pub enum Users {
     Memory(Mutex<HashMap<SessionId, String>>),
-    Redis {
-        conn: ConnectionManager,
-        key: String,
-    },
+    Redis { conn: ConnectionManager, key: String },
 }
 
 pub type UsersResult<T> = Result<T, redis::RedisError>;
@@ -62,23 +59,11 @@ impl Users {
     /// Everyone online, by name then id.
     pub async fn list(&self) -> UsersResult<Vec<User>> {
         let raw: Vec<(String, String)> = match self {
-            Users::Memory(map) => map
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|(id, name)| (id.to_string(), name.clone()))
-                .collect(),
+            Users::Memory(map) => map.lock().unwrap().iter().map(|(id, name)| (id.to_string(), name.clone())).collect(),
             Users::Redis { conn, key } => conn.clone().hgetall(key).await?,
         };
-        let mut users: Vec<User> = raw
-            .into_iter()
-            .filter_map(|(id, name)| {
-                Some(User {
-                    id: id.parse().ok()?,
-                    name,
-                })
-            })
-            .collect();
+        let mut users: Vec<User> =
+            raw.into_iter().filter_map(|(id, name)| Some(User { id: id.parse().ok()?, name })).collect();
         users.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
         Ok(users)
     }

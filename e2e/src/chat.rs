@@ -6,14 +6,9 @@ use crate::Client;
 
 /// Drops the `time` field after checking it is "HH:MM".
 pub fn without_time(mut msg: Value) -> Value {
-    let time = msg["time"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no time in {msg}"))
-        .to_owned();
+    let time = msg["time"].as_str().unwrap_or_else(|| panic!("no time in {msg}")).to_owned();
     assert!(
-        time.len() == 5
-            && time.as_bytes()[2] == b':'
-            && time.replace(':', "").chars().all(|c| c.is_ascii_digit()),
+        time.len() == 5 && time.as_bytes()[2] == b':' && time.replace(':', "").chars().all(|c| c.is_ascii_digit()),
         "bad time {time:?}"
     );
     msg.as_object_mut().unwrap().remove("time");
@@ -22,35 +17,16 @@ pub fn without_time(mut msg: Value) -> Value {
 
 /// Logs in and returns the session id the backend announced.
 pub async fn login(client: &mut Client, name: &str, already_online: &[(&str, &str)]) -> String {
-    client
-        .send_json(json!({"type": "login", "name": name}))
-        .await;
+    client.send_json(json!({"type": "login", "name": name})).await;
     let got = client.recv_json_unordered(2).await;
-    let announce = got
-        .iter()
-        .find(|m| m["type"] == "login")
-        .unwrap_or_else(|| panic!("no login broadcast in {got:?}"));
+    let announce = got.iter().find(|m| m["type"] == "login").unwrap_or_else(|| panic!("no login broadcast in {got:?}"));
     let id = announce["id"].as_str().unwrap().to_owned();
     assert_eq!(id.len(), 16);
-    assert!(
-        id.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')),
-        "session id {id}"
-    );
-    let mut online: Vec<Value> = already_online
-        .iter()
-        .map(|(n, i)| json!({"name": n, "id": i}))
-        .collect();
+    assert!(id.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')), "session id {id}");
+    let mut online: Vec<Value> = already_online.iter().map(|(n, i)| json!({"name": n, "id": i})).collect();
     online.push(json!({"name": name, "id": id}));
-    online.sort_by_key(|u| {
-        (
-            u["name"].as_str().unwrap().to_owned(),
-            u["id"].as_str().unwrap().to_owned(),
-        )
-    });
-    let mut expected = vec![
-        json!({"type": "login", "name": name, "id": id}),
-        json!({"type": "list", "list": online}),
-    ];
+    online.sort_by_key(|u| (u["name"].as_str().unwrap().to_owned(), u["id"].as_str().unwrap().to_owned()));
+    let mut expected = vec![json!({"type": "login", "name": name, "id": id}), json!({"type": "list", "list": online})];
     expected.sort_by_key(|v| v.to_string());
     assert_eq!(got, expected);
     id
@@ -64,42 +40,25 @@ pub async fn scenario(ws_url: &str) {
 
     let mut bob = Client::connect(ws_url).await;
     let b = login(&mut bob, "bob", &[("alice", &a)]).await;
-    assert_eq!(
-        alice.recv_json().await,
-        json!({"type": "login", "name": "bob", "id": b})
-    );
+    assert_eq!(alice.recv_json().await, json!({"type": "login", "name": "bob", "id": b}));
 
     let mut carol = Client::connect(ws_url).await;
     let c = login(&mut carol, "carol", &[("alice", &a), ("bob", &b)]).await;
-    assert_eq!(
-        alice.recv_json().await,
-        json!({"type": "login", "name": "carol", "id": c})
-    );
-    assert_eq!(
-        bob.recv_json().await,
-        json!({"type": "login", "name": "carol", "id": c})
-    );
+    assert_eq!(alice.recv_json().await, json!({"type": "login", "name": "carol", "id": c}));
+    assert_eq!(bob.recv_json().await, json!({"type": "login", "name": "carol", "id": c}));
 
     alice.send_json(json!({"type": "join", "channel": 1})).await;
     bob.send_json(json!({"type": "join", "channel": "1"})).await;
     bob.send_json(json!({"type": "userlist"})).await;
-    let list =
-        json!({"type": "list", "list": sorted_users(&[("alice", &a), ("bob", &b), ("carol", &c)])});
-    assert_eq!(
-        bob.recv_json().await,
-        list,
-        "join has no reply; userlist answers"
-    );
+    let list = json!({"type": "list", "list": sorted_users(&[("alice", &a), ("bob", &b), ("carol", &c)])});
+    assert_eq!(bob.recv_json().await, list, "join has no reply; userlist answers");
 
-    alice
-        .send_json(json!({"type": "msg", "channel": 1, "text": "hi <b>bob</b> & co"}))
-        .await;
+    alice.send_json(json!({"type": "msg", "channel": 1, "text": "hi <b>bob</b> & co"})).await;
     let on_one = json!({"type": "msg", "name": "alice", "channel": 1, "text": "hi &lt;b&gt;bob&lt;/b&gt; &amp; co"});
     assert_eq!(without_time(alice.recv_json().await), on_one);
     assert_eq!(without_time(bob.recv_json().await), on_one);
 
-    bob.send_json(json!({"type": "msg", "channel": 0, "text": "hello all"}))
-        .await;
+    bob.send_json(json!({"type": "msg", "channel": 0, "text": "hello all"})).await;
     let on_zero = json!({"type": "msg", "name": "bob", "channel": 0, "text": "hello all"});
     assert_eq!(without_time(alice.recv_json().await), on_zero);
     assert_eq!(without_time(bob.recv_json().await), on_zero);
@@ -122,8 +81,5 @@ pub async fn scenario(ws_url: &str) {
 }
 
 fn sorted_users(users: &[(&str, &str)]) -> Vec<Value> {
-    users
-        .iter()
-        .map(|(n, i)| json!({"name": n, "id": i}))
-        .collect()
+    users.iter().map(|(n, i)| json!({"name": n, "id": i})).collect()
 }

@@ -12,19 +12,12 @@ pub fn request(port: u16, method: &str, path: &str, body: &str) -> std::io::Resu
     let mut raw = String::new();
     stream.read_to_string(&mut raw)?;
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     Ok((status, body.to_owned()))
 }
 
 /// POSTs JSON to the router's API and parses the JSON answer.
 pub fn post(port: u16, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
     let (status, text) = request(port, "POST", path, &body.to_string()).unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
-    )
+    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")))
 }

@@ -3,6 +3,7 @@
 //! them over real sockets as a client, a backend or curl would.
 
 pub mod chat;
+pub mod fooking;
 pub mod http;
 pub mod processes;
 pub mod ws;

@@ -5,11 +5,7 @@ use std::time::{Duration, Instant};
 
 /// A free TCP port on loopback (bound, read, released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub fn local(port: u16) -> SocketAddr {
@@ -20,10 +16,7 @@ pub fn local(port: u16) -> SocketAddr {
 pub fn wait_for_port(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while TcpStream::connect_timeout(&local(port), Duration::from_millis(200)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not listen on port {port}"
-        );
+        assert!(Instant::now() < deadline, "{what} did not listen on port {port}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -31,10 +24,7 @@ pub fn wait_for_port(port: u16, what: &str) {
 /// The workspace's `target/debug` (or release) folder, next to this test binary.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .to_path_buf()
+    exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf()
 }
 
 /// A child process, killed when dropped. Its output goes to a log file
@@ -46,13 +36,13 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub fn spawn<S: AsRef<std::ffi::OsStr>>(
-        program: impl Into<PathBuf>,
-        args: &[S],
-        name: &str,
-    ) -> Proc {
+    pub fn spawn<S: AsRef<std::ffi::OsStr>>(program: impl Into<PathBuf>, args: &[S], name: &str) -> Proc {
         let program = program.into();
-        assert!(program.exists() || program.components().count() == 1, "{} is missing: build with `cargo build --workspace --bins` (the README's test command does)", program.display());
+        assert!(
+            program.exists() || program.components().count() == 1,
+            "{} is missing: build with `cargo build --workspace --bins` (the README's test command does)",
+            program.display()
+        );
         let logs = bin_dir().join("../e2e-logs");
         std::fs::create_dir_all(&logs).unwrap();
         let thread = std::thread::current();
@@ -61,20 +51,13 @@ impl Proc {
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(&program)
             .args(args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
-        Proc {
-            name: name.into(),
-            child,
-            log,
-        }
+        Proc { name: name.into(), child, log }
     }
 
     /// One of the workspace's binaries.
@@ -88,10 +71,7 @@ impl Proc {
     }
 
     pub fn signal(&self, signal: &str) {
-        Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status().unwrap();
     }
 
     pub fn log_text(&self) -> String {
@@ -116,16 +96,7 @@ impl Redis {
         let port = free_port();
         let proc = Proc::spawn(
             "redis-server",
-            &[
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--bind",
-                "127.0.0.1",
-            ],
+            &["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
             "redis",
         );
         wait_for_port(port, "redis-server");
@@ -160,18 +131,9 @@ impl Stack {
             (free_port(), free_port(), free_port(), free_port());
         let router_addr = local(router_port).to_string();
         let app_addr = local(app_port).to_string();
-        let mut router_args = vec![
-            "--listen".to_owned(),
-            router_addr.clone(),
-            "--http".to_owned(),
-            local(router_http_port).to_string(),
-        ];
-        let mut app_args = vec![
-            "--listen".to_owned(),
-            app_addr.clone(),
-            "--router".to_owned(),
-            router_addr.clone(),
-        ];
+        let mut router_args =
+            vec!["--listen".to_owned(), router_addr.clone(), "--http".to_owned(), local(router_http_port).to_string()];
+        let mut app_args = vec!["--listen".to_owned(), app_addr.clone(), "--router".to_owned(), router_addr.clone()];
         if let Some(redis) = &options.redis {
             router_args.extend(["--redis".to_owned(), redis.clone()]);
             app_args.extend(["--redis".to_owned(), redis.clone()]);
@@ -192,13 +154,7 @@ impl Stack {
         wait_for_port(app_port, "chat-app");
         let gateway = Proc::project("gateway", &gateway_args, "gateway");
         wait_for_port(gateway_port, "gateway");
-        let stack = Stack {
-            gateway_port,
-            router_port,
-            router_http_port,
-            app_port,
-            procs: vec![router, app, gateway],
-        };
+        let stack = Stack { gateway_port, router_port, router_http_port, app_port, procs: vec![router, app, gateway] };
         stack.wait_for_gateways(1);
         stack
     }
@@ -206,13 +162,8 @@ impl Stack {
     /// The single demo binary on its fixed default ports.
     pub fn demo() -> Stack {
         let demo = Proc::project::<&str>("demo", &[], "demo");
-        let stack = Stack {
-            gateway_port: 9005,
-            router_port: 9010,
-            router_http_port: 9011,
-            app_port: 9001,
-            procs: vec![demo],
-        };
+        let stack =
+            Stack { gateway_port: 9005, router_port: 9010, router_http_port: 9011, app_port: 9001, procs: vec![demo] };
         wait_for_port(9005, "demo gateway");
         stack.wait_for_gateways(1);
         stack
@@ -226,9 +177,7 @@ impl Stack {
     pub fn wait_for_gateways(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Ok((200, body)) =
-                crate::http::request(self.router_http_port, "GET", "/v1/info", "")
-            {
+            if let Ok((200, body)) = crate::http::request(self.router_http_port, "GET", "/v1/info", "") {
                 let info: serde_json::Value = serde_json::from_str(&body).unwrap();
                 if info["gateways"].as_array().map(Vec::len) == Some(n) {
                     return;

@@ -18,9 +18,7 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(url: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap_or_else(|e| panic!("connect {url}: {e}"));
         Client { ws }
     }
 
@@ -35,9 +33,7 @@ impl Client {
     /// The next data message, skipping pings and pongs.
     pub async fn recv(&mut self) -> Message {
         loop {
-            let next = tokio::time::timeout(RECV_TIMEOUT, self.ws.next())
-                .await
-                .expect("no message within the timeout");
+            let next = tokio::time::timeout(RECV_TIMEOUT, self.ws.next()).await.expect("no message within the timeout");
             match next.expect("connection ended").expect("connection failed") {
                 Message::Ping(_) | Message::Pong(_) => continue,
                 message => return message,
@@ -47,9 +43,7 @@ impl Client {
 
     pub async fn recv_json(&mut self) -> Value {
         match self.recv().await {
-            Message::Text(text) => {
-                serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
-            }
+            Message::Text(text) => serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
             other => panic!("expected a text message, got {other:?}"),
         }
     }
@@ -75,11 +69,13 @@ impl Client {
     /// Waits for the server's close frame; returns it.
     pub async fn expect_close(&mut self) -> Option<CloseFrame> {
         loop {
-            let next = tokio::time::timeout(RECV_TIMEOUT, self.ws.next())
-                .await
-                .expect("no close within the timeout");
+            let next = tokio::time::timeout(RECV_TIMEOUT, self.ws.next()).await.expect("no close within the timeout");
             match next {
-                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(Message::Close(frame))) => {
+                    // Reading on lets tungstenite answer, completing the handshake.
+                    while let Ok(Some(Ok(_))) = tokio::time::timeout(RECV_TIMEOUT, self.ws.next()).await {}
+                    return frame;
+                }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 Some(Ok(other)) => panic!("expected a close frame, got {other:?}"),
                 Some(Err(err)) => panic!("connection failed before a close frame: {err}"),

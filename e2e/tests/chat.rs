@@ -5,10 +5,7 @@ use e2e::{chat, Redis, Stack, StackOptions};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_through_separate_processes_on_redis() {
     let redis = Redis::start();
-    let stack = Stack::start(StackOptions {
-        redis: Some(redis.url()),
-        ..Default::default()
-    });
+    let stack = Stack::start(StackOptions { redis: Some(redis.url()), ..Default::default() });
     chat::scenario(&stack.ws_url("/chat")).await;
 }
 

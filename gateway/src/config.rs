@@ -33,11 +33,7 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_SERVER_ID")]
     pub server_id: Option<i32>,
     /// Milliseconds to wait for a backend connection.
-    #[arg(
-        long,
-        env = "GATEWAY_BACKEND_CONNECT_TIMEOUT_MS",
-        default_value_t = 3_000
-    )]
+    #[arg(long, env = "GATEWAY_BACKEND_CONNECT_TIMEOUT_MS", default_value_t = 3_000)]
     pub backend_connect_timeout_ms: u64,
     /// Milliseconds to wait for a backend's whole response.
     #[arg(long, env = "GATEWAY_BACKEND_TIMEOUT_MS", default_value_t = 30_000)]

@@ -42,18 +42,12 @@ pub async fn serve_connection(stream: TcpStream, gateway: Arc<Gateway>) {
     }
 }
 
-fn handle(
-    req: Request<Incoming>,
-    gateway: Arc<Gateway>,
-    remote: SocketAddr,
-) -> Response<Full<Bytes>> {
+fn handle(req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr) -> Response<Full<Bytes>> {
     if wants_websocket(req.headers()) {
         return upgrade(req, gateway, remote);
     }
     match (req.method(), req.uri().path()) {
-        (&Method::GET, "/" | "/index.html") => {
-            respond(StatusCode::OK, "text/html; charset=utf-8", CHAT_PAGE)
-        }
+        (&Method::GET, "/" | "/index.html") => respond(StatusCode::OK, "text/html; charset=utf-8", CHAT_PAGE),
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
 }
@@ -70,40 +64,17 @@ fn wants_websocket(headers: &HeaderMap) -> bool {
     has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
 }
 
-fn upgrade(
-    mut req: Request<Incoming>,
-    gateway: Arc<Gateway>,
-    remote: SocketAddr,
-) -> Response<Full<Bytes>> {
+fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr) -> Response<Full<Bytes>> {
     if req.method() != Method::GET {
-        return respond(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            "a WebSocket upgrade is a GET\n",
-        );
+        return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "a WebSocket upgrade is a GET\n");
     }
-    if req
-        .headers()
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .map(|v| v.as_bytes())
-        != Some(b"13")
-    {
-        let mut response = respond(
-            StatusCode::UPGRADE_REQUIRED,
-            "text/plain",
-            "WebSocket version 13 only\n",
-        );
-        response
-            .headers_mut()
-            .insert(header::SEC_WEBSOCKET_VERSION, "13".parse().unwrap());
+    if req.headers().get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
+        let mut response = respond(StatusCode::UPGRADE_REQUIRED, "text/plain", "WebSocket version 13 only\n");
+        response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, "13".parse().unwrap());
         return response;
     }
     let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
-        return respond(
-            StatusCode::BAD_REQUEST,
-            "text/plain",
-            "missing Sec-WebSocket-Key\n",
-        );
+        return respond(StatusCode::BAD_REQUEST, "text/plain", "missing Sec-WebSocket-Key\n");
     };
     let accept = derive_accept_key(key.as_bytes());
     let params = Arc::new(connection_params(&gateway, &req, remote));
@@ -111,12 +82,8 @@ fn upgrade(
     tokio::spawn(async move {
         match upgraded.await {
             Ok(io) => {
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(io),
-                    Role::Server,
-                    Some(gateway.ws_config),
-                )
-                .await;
+                let ws =
+                    WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, Some(gateway.ws_config)).await;
                 crate::session::connection::run(gateway, ws, params).await;
             }
             Err(err) => tracing::debug!(%err, %remote, "upgrade failed"),
@@ -145,13 +112,7 @@ fn connection_params(gateway: &Gateway, req: &Request<Incoming>, remote: SocketA
     set("REMOTE_ADDR", remote.ip().to_string().as_bytes());
     set("REMOTE_PORT", remote.port().to_string().as_bytes());
     let uri = req.uri();
-    set(
-        "REQUEST_URI",
-        uri.path_and_query()
-            .map(|pq| pq.as_str())
-            .unwrap_or("/")
-            .as_bytes(),
-    );
+    set("REQUEST_URI", uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/").as_bytes());
     set("DOCUMENT_URI", uri.path().as_bytes());
     set("QUERY_STRING", uri.query().unwrap_or("").as_bytes());
     for name in req.headers().keys() {
@@ -159,12 +120,7 @@ fn connection_params(gateway: &Gateway, req: &Request<Incoming>, remote: SocketA
             continue;
         };
         let separator = if name == header::COOKIE { "; " } else { ", " };
-        let values: Vec<&str> = req
-            .headers()
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
+        let values: Vec<&str> = req.headers().get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
         set(&param, values.join(separator).as_bytes());
     }
     params

@@ -42,21 +42,14 @@ pub struct Gateway {
 impl Gateway {
     pub fn event_encoder(&self, base: Arc<Params>) -> EventEncoder {
         let prefixed = |name: &str| Bytes::from(format!("{}{name}", self.config.param_prefix));
-        EventEncoder {
-            base,
-            session_param: prefixed("SESSIONID"),
-            event_param: prefixed("EVENT"),
-        }
+        EventEncoder { base, session_param: prefixed("SESSIONID"), event_param: prefixed("EVENT") }
     }
 }
 
 fn static_params(config: &Config) -> Params {
     let defaults = [
         ("GATEWAY_INTERFACE", "CGI/1.1"),
-        (
-            "SERVER_SOFTWARE",
-            concat!("fk-gateway/", env!("CARGO_PKG_VERSION")),
-        ),
+        ("SERVER_SOFTWARE", concat!("fk-gateway/", env!("CARGO_PKG_VERSION"))),
         ("SERVER_PROTOCOL", "HTTP/1.1"),
         ("REQUEST_METHOD", "POST"),
     ];
@@ -64,27 +57,17 @@ fn static_params(config: &Config) -> Params {
     let configured = config.params.iter().map(|(n, v)| (n.as_str(), v.as_str()));
     for (name, value) in defaults.into_iter().chain(configured) {
         params.retain(|(n, _)| n != name.as_bytes());
-        params.push((
-            Bytes::copy_from_slice(name.as_bytes()),
-            Bytes::copy_from_slice(value.as_bytes()),
-        ));
+        params.push((Bytes::copy_from_slice(name.as_bytes()), Bytes::copy_from_slice(value.as_bytes())));
     }
     params
 }
 
 /// Binds the listener, then serves until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("bind {}", config.listen))?;
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
     let registry = Arc::new(Registry::default());
     let server_id = config.server_id.unwrap_or(std::process::id() as i32);
-    let links = RouterLinks::spawn(
-        &config.routers,
-        registry.clone(),
-        server_id,
-        shutdown.clone(),
-    );
+    let links = RouterLinks::spawn(&config.routers, registry.clone(), server_id, shutdown.clone());
     let backend = Backend::new(
         config.backend.clone(),
         BackendOptions {
@@ -100,14 +83,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .max_message_size(Some(config.max_message))
         .max_frame_size(Some(config.max_message));
     tracing::info!(listen = %config.listen, backend = %config.backend, routers = ?config.routers, "gateway ready");
-    let gateway = Arc::new(Gateway {
-        static_params: static_params(&config),
-        config,
-        backend,
-        registry,
-        links,
-        ws_config,
-    });
+    let gateway =
+        Arc::new(Gateway { static_params: static_params(&config), config, backend, registry, links, ws_config });
     router::runtime::accept_loop(listener, MAX_CONNECTIONS, shutdown, move |stream| {
         http::serve_connection(stream, gateway.clone())
     })

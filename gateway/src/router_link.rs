@@ -43,12 +43,7 @@ impl RouterLinks {
             .iter()
             .map(|addr| {
                 let (tx, rx) = mpsc::channel(LINK_QUEUE);
-                let link = Link {
-                    addr: addr.clone(),
-                    registry: registry.clone(),
-                    server_id,
-                    events: rx,
-                };
+                let link = Link { addr: addr.clone(), registry: registry.clone(), server_id, events: rx };
                 tokio::spawn(link.maintain(shutdown.clone()));
                 tx
             })
@@ -132,17 +127,13 @@ impl Link {
     async fn connect(&self) -> std::io::Result<Framed<TcpStream, FrameCodec>> {
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
             .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
-            })??;
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
         stream.set_nodelay(true)?;
         let mut conn = Framed::new(stream, FrameCodec::default());
         let mut identity = BytesMut::with_capacity(8);
         identity.put_i32(self.server_id);
         identity.put_i32(0);
-        conn.feed(Frame::new(FrameKind::Auth, Bytes::new(), identity.freeze()))
-            .await
-            .map_err(std::io::Error::other)?;
+        conn.feed(Frame::new(FrameKind::Auth, Bytes::new(), identity.freeze())).await.map_err(std::io::Error::other)?;
         let ids = self.registry.ids();
         for frame in Frame::for_sessions(FrameKind::Conn, &ids, Bytes::new(), false) {
             conn.feed(frame).await.map_err(std::io::Error::other)?;
@@ -151,11 +142,7 @@ impl Link {
         Ok(conn)
     }
 
-    async fn serve(
-        &mut self,
-        conn: Framed<TcpStream, FrameCodec>,
-        shutdown: &CancellationToken,
-    ) -> Result<(), String> {
+    async fn serve(&mut self, conn: Framed<TcpStream, FrameCodec>, shutdown: &CancellationToken) -> Result<(), String> {
         let (mut sink, mut stream) = conn.split();
         loop {
             tokio::select! {
@@ -190,12 +177,7 @@ impl Link {
             };
             if run_kind != Some(kind) || run.len() == MAX_IDS_PER_FRAME {
                 if let Some(previous) = run_kind {
-                    frames.extend(Frame::for_sessions(
-                        previous,
-                        &std::mem::take(&mut run),
-                        Bytes::new(),
-                        false,
-                    ));
+                    frames.extend(Frame::for_sessions(previous, &std::mem::take(&mut run), Bytes::new(), false));
                 }
                 run_kind = Some(kind);
             }
@@ -213,23 +195,16 @@ impl Link {
         match kind {
             Some(FrameKind::SendMsg) => {
                 let ids = frame.session_ids().map_err(|e| e.to_string())?;
-                self.registry
-                    .push(&ids, &to_message(frame.data, frame.binary));
+                self.registry.push(&ids, &to_message(frame.data, frame.binary));
             }
             Some(FrameKind::SendAll) => {
-                self.registry
-                    .push_all(&to_message(frame.data, frame.binary));
+                self.registry.push_all(&to_message(frame.data, frame.binary));
             }
             Some(FrameKind::Kick) => {
                 let ids = frame.session_ids().map_err(|e| e.to_string())?;
                 self.registry.kick(&ids);
             }
-            _ => {
-                return Err(format!(
-                    "unexpected frame type {} from the router",
-                    frame.kind
-                ))
-            }
+            _ => return Err(format!("unexpected frame type {} from the router", frame.kind)),
         }
         Ok(())
     }

@@ -10,8 +10,7 @@ use tokio::sync::Mutex;
 use tokio_util::codec::Framed;
 
 use crate::cmd::{
-    Broadcast, Channel, ChannelSessions, Command, CommandError, Info, Join, Kick, Leave, Payload,
-    Publish, Send,
+    Broadcast, Channel, ChannelSessions, Command, CommandError, Info, Join, Kick, Leave, Payload, Publish, Send,
 };
 use crate::protocol::{FrameCodec, FrameError, SessionId};
 
@@ -20,10 +19,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("router {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
+    Connect { addr: String, source: std::io::Error },
     #[error("router did not answer within {TIMEOUT:?}")]
     Timeout,
     #[error("router closed the connection")]
@@ -41,25 +37,17 @@ pub struct RouterClient {
 
 impl RouterClient {
     pub fn new(addr: impl Into<String>) -> RouterClient {
-        RouterClient {
-            addr: addr.into(),
-            conn: Mutex::new(None),
-        }
+        RouterClient { addr: addr.into(), conn: Mutex::new(None) }
     }
 
     /// Sends a command; returns the reply text for INFO, `None` otherwise.
     pub async fn execute(&self, command: &Command) -> Result<Option<String>, ClientError> {
         let mut guard = self.conn.lock().await;
-        let conn = match guard
-            .take()
-            .filter(|conn| crate::runtime::still_open(conn.get_ref()))
-        {
+        let conn = match guard.take().filter(|conn| crate::runtime::still_open(conn.get_ref())) {
             Some(conn) => guard.insert(conn),
             None => guard.insert(self.connect().await?),
         };
-        let result = tokio::time::timeout(TIMEOUT, exchange(conn, command))
-            .await
-            .unwrap_or(Err(ClientError::Timeout));
+        let result = tokio::time::timeout(TIMEOUT, exchange(conn, command)).await.unwrap_or(Err(ClientError::Timeout));
         if result.is_err() {
             *guard = None;
         }
@@ -71,78 +59,43 @@ impl RouterClient {
         let stream = tokio::time::timeout(TIMEOUT, connect)
             .await
             .map_err(|_| ClientError::Timeout)?
-            .map_err(|source| ClientError::Connect {
-                addr: self.addr.clone(),
-                source,
-            })?;
-        stream
-            .set_nodelay(true)
-            .map_err(|source| ClientError::Connect {
-                addr: self.addr.clone(),
-                source,
-            })?;
+            .map_err(|source| ClientError::Connect { addr: self.addr.clone(), source })?;
+        stream.set_nodelay(true).map_err(|source| ClientError::Connect { addr: self.addr.clone(), source })?;
         Ok(Framed::new(stream, FrameCodec::default()))
     }
 
-    pub async fn send(
-        &self,
-        sessions: Vec<SessionId>,
-        payload: Payload,
-    ) -> Result<(), ClientError> {
-        self.execute(&Command::Send(Send { sessions, payload }))
-            .await
-            .map(drop)
+    pub async fn send(&self, sessions: Vec<SessionId>, payload: Payload) -> Result<(), ClientError> {
+        self.execute(&Command::Send(Send { sessions, payload })).await.map(drop)
     }
 
     pub async fn broadcast(&self, payload: Payload) -> Result<(), ClientError> {
-        self.execute(&Command::Broadcast(Broadcast { payload }))
-            .await
-            .map(drop)
+        self.execute(&Command::Broadcast(Broadcast { payload })).await.map(drop)
     }
 
     pub async fn kick(&self, sessions: Vec<SessionId>) -> Result<(), ClientError> {
-        self.execute(&Command::Kick(Kick { sessions }))
-            .await
-            .map(drop)
+        self.execute(&Command::Kick(Kick { sessions })).await.map(drop)
     }
 
     pub async fn join(&self, channel: &str, sessions: Vec<SessionId>) -> Result<(), ClientError> {
-        let target = ChannelSessions {
-            channel: Channel::new(channel)?,
-            sessions,
-        };
+        let target = ChannelSessions { channel: Channel::new(channel)?, sessions };
         self.execute(&Command::Join(Join(target))).await.map(drop)
     }
 
     pub async fn leave(&self, channel: &str, sessions: Vec<SessionId>) -> Result<(), ClientError> {
-        let target = ChannelSessions {
-            channel: Channel::new(channel)?,
-            sessions,
-        };
+        let target = ChannelSessions { channel: Channel::new(channel)?, sessions };
         self.execute(&Command::Leave(Leave(target))).await.map(drop)
     }
 
     pub async fn publish(&self, channel: &str, payload: Payload) -> Result<(), ClientError> {
-        self.execute(&Command::Publish(Publish {
-            channel: Channel::new(channel)?,
-            payload,
-        }))
-        .await
-        .map(drop)
+        self.execute(&Command::Publish(Publish { channel: Channel::new(channel)?, payload })).await.map(drop)
     }
 
     pub async fn info(&self) -> Result<String, ClientError> {
-        Ok(self
-            .execute(&Command::Info(Info))
-            .await?
-            .unwrap_or_default())
+        Ok(self.execute(&Command::Info(Info)).await?.unwrap_or_default())
     }
 }
 
-async fn exchange(
-    conn: &mut Framed<TcpStream, FrameCodec>,
-    command: &Command,
-) -> Result<Option<String>, ClientError> {
+async fn exchange(conn: &mut Framed<TcpStream, FrameCodec>, command: &Command) -> Result<Option<String>, ClientError> {
     for frame in command.to_frames() {
         conn.feed(frame).await?;
     }

@@ -63,10 +63,7 @@ pub struct InfoReport {
 impl InfoReport {
     /// fooking's INFO reply body.
     pub fn to_text(&self) -> String {
-        let mut text = format!(
-            "clients: {}\r\nchannels: {}\r\n",
-            self.clients, self.channels
-        );
+        let mut text = format!("clients: {}\r\nchannels: {}\r\n", self.clients, self.channels);
         for gw in &self.gateways {
             text.push_str(&format!(
                 "gateway: {}\t{}\t{}\t{}\r\n",
@@ -79,34 +76,18 @@ impl InfoReport {
 
 impl Hub {
     pub fn new(store: Store) -> Hub {
-        Hub {
-            links: Mutex::default(),
-            store,
-        }
+        Hub { links: Mutex::default(), store }
     }
 
     pub fn store(&self) -> &Store {
         &self.store
     }
 
-    pub fn attach_gateway(
-        &self,
-        server_id: i32,
-        worker_id: i32,
-        tx: mpsc::Sender<Frame>,
-    ) -> LinkId {
+    pub fn attach_gateway(&self, server_id: i32, worker_id: i32, tx: mpsc::Sender<Frame>) -> LinkId {
         let mut links = self.links.lock().unwrap();
         links.next_id += 1;
         let id = LinkId(links.next_id);
-        links.gateways.insert(
-            id,
-            Gateway {
-                server_id,
-                worker_id,
-                tx,
-                sessions: 0,
-            },
-        );
+        links.gateways.insert(id, Gateway { server_id, worker_id, tx, sessions: 0 });
         id
     }
 
@@ -153,13 +134,7 @@ impl Hub {
 
     /// Sends `data` to `ids`: one batch of frames per gateway that holds
     /// any of them, never one message per recipient.
-    pub async fn deliver(
-        &self,
-        kind: FrameKind,
-        ids: &[SessionId],
-        data: Bytes,
-        binary: bool,
-    ) -> Delivered {
+    pub async fn deliver(&self, kind: FrameKind, ids: &[SessionId], data: Bytes, binary: bool) -> Delivered {
         let mut by_gateway: HashMap<LinkId, (mpsc::Sender<Frame>, Vec<SessionId>)> = HashMap::new();
         {
             let links = self.links.lock().unwrap();
@@ -170,11 +145,7 @@ impl Hub {
                 let Some(gw) = links.gateways.get(link) else {
                     continue;
                 };
-                by_gateway
-                    .entry(*link)
-                    .or_insert_with(|| (gw.tx.clone(), Vec::new()))
-                    .1
-                    .push(*id);
+                by_gateway.entry(*link).or_insert_with(|| (gw.tx.clone(), Vec::new())).1.push(*id);
             }
         }
         let mut delivered = Delivered::default();
@@ -191,11 +162,7 @@ impl Hub {
     pub async fn broadcast(&self, frame: Frame) -> Delivered {
         let targets: Vec<(mpsc::Sender<Frame>, usize)> = {
             let links = self.links.lock().unwrap();
-            links
-                .gateways
-                .values()
-                .map(|gw| (gw.tx.clone(), gw.sessions))
-                .collect()
+            links.gateways.values().map(|gw| (gw.tx.clone(), gw.sessions)).collect()
         };
         let mut delivered = Delivered::default();
         for (tx, sessions) in targets {
@@ -217,30 +184,15 @@ impl Hub {
             let mut gateways: Vec<_> = links
                 .gateways
                 .iter()
-                .map(|(link, gw)| {
-                    (
-                        gw.server_id,
-                        gw.worker_id,
-                        per_link.remove(link).unwrap_or_default(),
-                    )
-                })
+                .map(|(link, gw)| (gw.server_id, gw.worker_id, per_link.remove(link).unwrap_or_default()))
                 .collect();
             gateways.sort_by_key(|(server, worker, _)| (*server, *worker));
             (links.sessions.len(), gateways)
         };
-        let mut report = InfoReport {
-            clients,
-            channels: self.store.channel_count().await?,
-            gateways: Vec::new(),
-        };
+        let mut report = InfoReport { clients, channels: self.store.channel_count().await?, gateways: Vec::new() };
         for (server_id, worker_id, ids) in gateways {
             let channels = self.store.channels_of(&ids).await?;
-            report.gateways.push(GatewayInfo {
-                server_id,
-                worker_id,
-                sessions: ids.len(),
-                channels,
-            });
+            report.gateways.push(GatewayInfo { server_id, worker_id, sessions: ids.len(), channels });
         }
         Ok(report)
     }

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 pub use client::RouterClient;
 pub use config::Config;
 use hub::Hub;
+use server::arrival::ArrivalOrder;
 use store::{MemoryStore, RedisStore, Store};
 
 /// Binds both listeners, then serves until `shutdown` is cancelled.
@@ -31,28 +32,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         None => Store::Memory(MemoryStore::default()),
     };
     let hub = Arc::new(Hub::new(store));
-    let binary = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("bind {}", config.listen))?;
-    let http = TcpListener::bind(config.http)
-        .await
-        .with_context(|| format!("bind {}", config.http))?;
+    let binary = TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
+    let http = TcpListener::bind(config.http).await.with_context(|| format!("bind {}", config.http))?;
     tracing::info!(listen = %config.listen, http = %config.http, redis = config.redis.as_deref().unwrap_or("-"), "router ready");
 
     let max_frame = config.max_frame;
     let binary_hub = hub.clone();
-    let binary_loop = runtime::accept_loop(
-        binary,
-        config.max_connections,
-        shutdown.clone(),
-        move |stream| server::binary::serve_connection(stream, binary_hub.clone(), max_frame),
-    );
-    let http_loop = runtime::accept_loop(
-        http,
-        config.max_connections,
-        shutdown.clone(),
-        move |stream| server::http::serve_connection(stream, hub.clone()),
-    );
+    let arrival = Arc::new(ArrivalOrder::default());
+    let binary_loop = runtime::accept_loop(binary, config.max_connections, shutdown.clone(), move |stream| {
+        server::binary::serve_connection(stream, binary_hub.clone(), max_frame, arrival.ticket())
+    });
+    let http_loop = runtime::accept_loop(http, config.max_connections, shutdown.clone(), move |stream| {
+        server::http::serve_connection(stream, hub.clone())
+    });
     tokio::join!(binary_loop, http_loop);
     Ok(())
 }

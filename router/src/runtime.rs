@@ -10,12 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// Cancels the returned token on SIGINT or SIGTERM.
@@ -23,8 +19,8 @@ pub fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let trigger = token.clone();
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("install SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -36,12 +32,8 @@ pub fn shutdown_on_signal() -> CancellationToken {
 
 /// Accepts until shutdown, with at most `max_connections` served at once:
 /// past that, accepting waits instead of spawning without bound.
-pub async fn accept_loop<F, Fut>(
-    listener: TcpListener,
-    max_connections: usize,
-    shutdown: CancellationToken,
-    serve: F,
-) where
+pub async fn accept_loop<F, Fut>(listener: TcpListener, max_connections: usize, shutdown: CancellationToken, serve: F)
+where
     F: Fn(TcpStream) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {

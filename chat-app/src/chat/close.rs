@@ -8,9 +8,7 @@ use super::{App, ChatError, Reply};
 pub async fn apply(app: &App, session: SessionId) -> Result<Reply, ChatError> {
     if let Some(name) = app.users.remove(session).await? {
         let goodbye = json!({"type": "close", "name": name, "id": session});
-        app.router
-            .broadcast(Payload::text(goodbye.to_string()))
-            .await?;
+        app.router.broadcast(Payload::text(goodbye.to_string())).await?;
     }
     Ok(Reply::none())
 }

@@ -11,9 +11,7 @@ pub struct Join {
 
 impl Join {
     pub async fn apply(self, app: &App, session: SessionId) -> Result<Reply, ChatError> {
-        app.router
-            .join(&self.channel.router_channel(), vec![session])
-            .await?;
+        app.router.join(&self.channel.router_channel(), vec![session]).await?;
         Ok(Reply::none())
     }
 }

@@ -16,17 +16,12 @@ impl Login {
     pub async fn apply(self, app: &App, session: SessionId) -> Result<Reply, ChatError> {
         let name = self.name.trim();
         if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-            return Err(ChatError::new(
-                400,
-                format!("a name is 1 to {MAX_NAME_CHARS} characters"),
-            ));
+            return Err(ChatError::new(400, format!("a name is 1 to {MAX_NAME_CHARS} characters")));
         }
         let name = escape(name);
         app.users.set(session, &name).await?;
         let announce = json!({"type": "login", "name": name, "id": session});
-        app.router
-            .broadcast(Payload::text(announce.to_string()))
-            .await?;
+        app.router.broadcast(Payload::text(announce.to_string())).await?;
         userlist::apply(app).await
     }
 }

@@ -37,17 +37,11 @@ pub struct Reply {
 
 impl Reply {
     pub fn none() -> Reply {
-        Reply {
-            status: 200,
-            body: None,
-        }
+        Reply { status: 200, body: None }
     }
 
     pub fn json(body: Value) -> Reply {
-        Reply {
-            status: 200,
-            body: Some(body),
-        }
+        Reply { status: 200, body: Some(body) }
     }
 }
 
@@ -60,17 +54,11 @@ pub struct ChatError {
 
 impl ChatError {
     pub fn new(code: u16, message: impl Into<String>) -> ChatError {
-        ChatError {
-            code,
-            message: message.into(),
-        }
+        ChatError { code, message: message.into() }
     }
 
     pub fn into_reply(self) -> Reply {
-        Reply {
-            status: self.code,
-            body: Some(json!({"type": "error", "code": self.code, "message": self.message})),
-        }
+        Reply { status: self.code, body: Some(json!({"type": "error", "code": self.code, "message": self.message})) }
     }
 }
 
@@ -98,21 +86,14 @@ pub async fn handle(app: &App, caller: &Caller, body: &[u8]) -> Reply {
 }
 
 async fn handle_message(app: &App, session: SessionId, body: &[u8]) -> Result<Reply, ChatError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ChatError::new(400, format!("invalid JSON: {e}")))?;
-    let kind = value
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ChatError::new(400, "missing \"type\""))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| ChatError::new(400, format!("invalid JSON: {e}")))?;
+    let kind = value.get("type").and_then(Value::as_str).ok_or_else(|| ChatError::new(400, "missing \"type\""))?;
     match kind {
         "login" => parse::<login::Login>(value)?.apply(app, session).await,
         "join" => parse::<join::Join>(value)?.apply(app, session).await,
         "msg" => parse::<msg::Msg>(value)?.apply(app, session).await,
         "userlist" => userlist::apply(app).await,
-        other => Err(ChatError::new(
-            404,
-            format!("unknown message type {other:?}"),
-        )),
+        other => Err(ChatError::new(404, format!("unknown message type {other:?}"))),
     }
 }
 
@@ -122,9 +103,7 @@ fn parse<T: DeserializeOwned>(value: Value) -> Result<T, ChatError> {
 
 /// HTML-escapes text that other clients will render.
 pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// A chat channel number, sent as a JSON number or a numeric string.
@@ -168,14 +147,8 @@ mod tests {
 
     #[test]
     fn channel_numbers_accept_numbers_and_numeric_strings() {
-        assert_eq!(
-            serde_json::from_str::<ChannelNumber>("3").unwrap(),
-            ChannelNumber(3)
-        );
-        assert_eq!(
-            serde_json::from_str::<ChannelNumber>("\"2\"").unwrap(),
-            ChannelNumber(2)
-        );
+        assert_eq!(serde_json::from_str::<ChannelNumber>("3").unwrap(), ChannelNumber(3));
+        assert_eq!(serde_json::from_str::<ChannelNumber>("\"2\"").unwrap(), ChannelNumber(2));
         assert!(serde_json::from_str::<ChannelNumber>("\"x\"").is_err());
         assert!(serde_json::from_str::<ChannelNumber>("-1").is_err());
     }

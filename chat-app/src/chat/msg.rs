@@ -23,16 +23,9 @@ fn everyone() -> ChannelNumber {
 impl Msg {
     pub async fn apply(self, app: &App, session: SessionId) -> Result<Reply, ChatError> {
         if self.text.len() > MAX_TEXT_BYTES {
-            return Err(ChatError::new(
-                413,
-                format!("a message is at most {MAX_TEXT_BYTES} bytes"),
-            ));
+            return Err(ChatError::new(413, format!("a message is at most {MAX_TEXT_BYTES} bytes")));
         }
-        let name = app
-            .users
-            .get(session)
-            .await?
-            .ok_or_else(|| ChatError::new(401, "log in first"))?;
+        let name = app.users.get(session).await?.ok_or_else(|| ChatError::new(401, "log in first"))?;
         let message = json!({
             "type": "msg",
             "name": name,
@@ -43,11 +36,7 @@ impl Msg {
         let payload = Payload::text(message.to_string());
         match self.channel {
             ChannelNumber(0) => app.router.broadcast(payload).await?,
-            channel => {
-                app.router
-                    .publish(&channel.router_channel(), payload)
-                    .await?
-            }
+            channel => app.router.publish(&channel.router_channel(), payload).await?,
         }
         Ok(Reply::none())
     }
@@ -55,10 +44,7 @@ impl Msg {
 
 /// "HH:MM" in UTC: the protocol carries no zone, and the page may localise.
 fn utc_hh_mm(now: SystemTime) -> String {
-    let secs = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     format!("{:02}:{:02}", secs / 3600 % 24, secs / 60 % 60)
 }
 

@@ -17,10 +17,7 @@ async fn main() -> anyhow::Result<()> {
         "--router",
         &router.listen.to_string(),
     ]);
-    tracing::info!(
-        "chat demo: open http://{}/ in two browser tabs",
-        gateway.listen
-    );
+    tracing::info!("chat demo: open http://{}/ in two browser tabs", gateway.listen);
     // The first part to fail (a port in use, say) ends the demo.
     tokio::try_join!(
         router::run(router, shutdown.clone()),

@@ -29,10 +29,7 @@ pub struct BackendOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("backend {addr} unreachable: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
+    Connect { addr: String, source: std::io::Error },
     #[error("backend {addr} did not accept a connection within {timeout:?}")]
     ConnectTimeout { addr: String, timeout: Duration },
     #[error("backend {addr} did not answer within {timeout:?}")]
@@ -51,11 +48,7 @@ pub struct Backend {
 
 impl Backend {
     pub fn new(addr: impl Into<String>, options: BackendOptions) -> Backend {
-        Backend {
-            addr: addr.into(),
-            options,
-            idle: Mutex::new(Vec::new()),
-        }
+        Backend { addr: addr.into(), options, idle: Mutex::new(Vec::new()) }
     }
 
     pub fn addr(&self) -> &str {
@@ -71,10 +64,7 @@ impl Backend {
         };
         let timeout = self.options.response_timeout;
         let exchange = tokio::time::timeout(timeout, self.exchange(&mut conn, request, label));
-        let response = exchange.await.map_err(|_| UpstreamError::Timeout {
-            addr: self.addr.clone(),
-            timeout,
-        })??;
+        let response = exchange.await.map_err(|_| UpstreamError::Timeout { addr: self.addr.clone(), timeout })??;
         self.put_idle(conn);
         Ok(response)
     }
@@ -100,38 +90,16 @@ impl Backend {
         let timeout = self.options.connect_timeout;
         let stream = tokio::time::timeout(timeout, TcpStream::connect(&self.addr))
             .await
-            .map_err(|_| UpstreamError::ConnectTimeout {
-                addr: self.addr.clone(),
-                timeout,
-            })?
-            .map_err(|source| UpstreamError::Connect {
-                addr: self.addr.clone(),
-                source,
-            })?;
+            .map_err(|_| UpstreamError::ConnectTimeout { addr: self.addr.clone(), timeout })?
+            .map_err(|source| UpstreamError::Connect { addr: self.addr.clone(), source })?;
         // Without it a kept-alive request waits for the peer's delayed ACK.
-        stream
-            .set_nodelay(true)
-            .map_err(|source| UpstreamError::Connect {
-                addr: self.addr.clone(),
-                source,
-            })?;
+        stream.set_nodelay(true).map_err(|source| UpstreamError::Connect { addr: self.addr.clone(), source })?;
         Ok(Framed::new(stream, RecordCodec))
     }
 
-    async fn exchange(
-        &self,
-        conn: &mut Conn,
-        request: &[u8],
-        label: &str,
-    ) -> Result<CgiResponse, UpstreamError> {
-        let protocol = |reason: String| UpstreamError::Protocol {
-            addr: self.addr.clone(),
-            reason,
-        };
-        conn.get_mut()
-            .write_all(request)
-            .await
-            .map_err(|e| protocol(format!("write failed: {e}")))?;
+    async fn exchange(&self, conn: &mut Conn, request: &[u8], label: &str) -> Result<CgiResponse, UpstreamError> {
+        let protocol = |reason: String| UpstreamError::Protocol { addr: self.addr.clone(), reason };
+        conn.get_mut().write_all(request).await.map_err(|e| protocol(format!("write failed: {e}")))?;
         let mut stdout = BytesMut::new();
         loop {
             let record = match conn.next().await {
@@ -145,7 +113,7 @@ impl Backend {
             }
             if record.is(RecordType::Stdout) {
                 stdout.extend_from_slice(&record.content);
-            } else if record.is(RecordType::Stderr) {
+            } else if record.is(RecordType::Stderr) && !record.content.is_empty() {
                 let text = String::from_utf8_lossy(&record.content);
                 tracing::warn!(session = label, backend = %self.addr, "app stderr: {}", text.trim_end());
             } else if record.is(RecordType::EndRequest) {

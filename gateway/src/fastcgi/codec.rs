@@ -84,11 +84,7 @@ impl Decoder for RecordCodec {
         src.advance(HEADER_LEN);
         let content = src.split_to(content_len).freeze();
         src.advance(padding);
-        Ok(Some(Record {
-            kind,
-            request_id,
-            content,
-        }))
+        Ok(Some(Record { kind, request_id, content }))
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Record>, RecordError> {
@@ -158,26 +154,14 @@ pub fn encode_request<'a>(
     params: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
     stdin: &[u8],
 ) -> Result<(), ParamTooLarge> {
-    let begin = [
-        (ROLE_RESPONDER >> 8) as u8,
-        ROLE_RESPONDER as u8,
-        FLAG_KEEP_CONN,
-        0,
-        0,
-        0,
-        0,
-        0,
-    ];
+    let begin = [(ROLE_RESPONDER >> 8) as u8, ROLE_RESPONDER as u8, FLAG_KEEP_CONN, 0, 0, 0, 0, 0];
     put_record(dst, RecordType::BeginRequest as u8, request_id, &begin);
 
     let mut record_start = None::<usize>;
     for (name, value) in params {
         let len = pair_len(name, value);
         if len > MAX_CONTENT {
-            return Err(ParamTooLarge {
-                name: String::from_utf8_lossy(name).into_owned(),
-                len,
-            });
+            return Err(ParamTooLarge { name: String::from_utf8_lossy(name).into_owned(), len });
         }
         let open = record_start.filter(|start| dst.len() - start - HEADER_LEN + len <= MAX_CONTENT);
         let start = match open {
@@ -214,13 +198,7 @@ fn finish_params_record(dst: &mut BytesMut, start: usize, request_id: u16) {
     let content_len = dst.len() - start - HEADER_LEN;
     let padding = (8 - content_len % 8) % 8;
     let mut header = BytesMut::with_capacity(HEADER_LEN);
-    put_header(
-        &mut header,
-        RecordType::Params as u8,
-        request_id,
-        content_len,
-        padding,
-    );
+    put_header(&mut header, RecordType::Params as u8, request_id, content_len, padding);
     dst[start..start + HEADER_LEN].copy_from_slice(&header);
     dst.put_bytes(0, padding);
 }
@@ -277,11 +255,8 @@ mod tests {
 
     #[test]
     fn request_round_trips() {
-        let params: Vec<(&[u8], &[u8])> = vec![
-            (b"SESSIONID", b"0123456789abcdef"),
-            (b"EVENT", b"1"),
-            (b"LONG", &[b'v'; 300]),
-        ];
+        let params: Vec<(&[u8], &[u8])> =
+            vec![(b"SESSIONID", b"0123456789abcdef"), (b"EVENT", b"1"), (b"LONG", &[b'v'; 300])];
         let mut buf = BytesMut::new();
         encode_request(&mut buf, 1, params.clone(), b"hello").unwrap();
         let records = decode_all(buf);
@@ -289,10 +264,8 @@ mod tests {
         assert_eq!(kinds, [1, 4, 4, 5, 5]);
         assert_eq!(&records[0].content[..3], &[0, 1, FLAG_KEEP_CONN]);
         let decoded = pairs(&records);
-        let expected: Vec<(Bytes, Bytes)> = params
-            .iter()
-            .map(|(n, v)| (Bytes::copy_from_slice(n), Bytes::copy_from_slice(v)))
-            .collect();
+        let expected: Vec<(Bytes, Bytes)> =
+            params.iter().map(|(n, v)| (Bytes::copy_from_slice(n), Bytes::copy_from_slice(v))).collect();
         assert_eq!(decoded, expected);
         assert_eq!(&records[3].content[..], b"hello");
         assert!(records[4].content.is_empty());
@@ -305,14 +278,9 @@ mod tests {
         let mut buf = BytesMut::new();
         encode_request(&mut buf, 7, params, b"").unwrap();
         let records = decode_all(buf);
-        let params_records: Vec<_> = records
-            .iter()
-            .filter(|r| r.is(RecordType::Params) && !r.content.is_empty())
-            .collect();
-        assert!(
-            params_records.len() >= 4,
-            "20 KB pairs need several records"
-        );
+        let params_records: Vec<_> =
+            records.iter().filter(|r| r.is(RecordType::Params) && !r.content.is_empty()).collect();
+        assert!(params_records.len() >= 4, "20 KB pairs need several records");
         assert_eq!(pairs(&records).len(), 10);
         assert!(records.iter().all(|r| r.request_id == 7));
     }
@@ -320,8 +288,7 @@ mod tests {
     #[test]
     fn refuses_a_pair_larger_than_a_record() {
         let value = vec![b'x'; MAX_CONTENT];
-        let err =
-            encode_request(&mut BytesMut::new(), 1, [(&b"HUGE"[..], &value[..])], b"").unwrap_err();
+        let err = encode_request(&mut BytesMut::new(), 1, [(&b"HUGE"[..], &value[..])], b"").unwrap_err();
         assert_eq!(err.name, "HUGE");
     }
 
@@ -332,11 +299,8 @@ mod tests {
         encode_request(&mut buf, 1, [], &body).unwrap();
         assert_eq!(buf.len() % 8, 0);
         let records = decode_all(buf);
-        let stdin: Vec<u8> = records
-            .iter()
-            .filter(|r| r.is(RecordType::Stdin))
-            .flat_map(|r| r.content.to_vec())
-            .collect();
+        let stdin: Vec<u8> =
+            records.iter().filter(|r| r.is(RecordType::Stdin)).flat_map(|r| r.content.to_vec()).collect();
         assert_eq!(stdin, body);
     }
 
@@ -351,19 +315,13 @@ mod tests {
         RecordCodec.encode(record.clone(), &mut buf).unwrap();
         let mut partial = BytesMut::from(&buf[..buf.len() - 1]);
         assert_eq!(RecordCodec.decode(&mut partial).unwrap(), None);
-        assert!(matches!(
-            RecordCodec.decode_eof(&mut partial),
-            Err(RecordError::Truncated)
-        ));
+        assert!(matches!(RecordCodec.decode_eof(&mut partial), Err(RecordError::Truncated)));
         assert_eq!(RecordCodec.decode(&mut buf).unwrap(), Some(record));
     }
 
     #[test]
     fn wrong_version_is_an_error() {
         let mut buf = BytesMut::from(&[2u8, 6, 0, 1, 0, 0, 0, 0][..]);
-        assert!(matches!(
-            RecordCodec.decode(&mut buf),
-            Err(RecordError::Version(2))
-        ));
+        assert!(matches!(RecordCodec.decode(&mut buf), Err(RecordError::Version(2))));
     }
 }

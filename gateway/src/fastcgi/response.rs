@@ -14,28 +14,18 @@ pub struct CgiResponse {
 impl CgiResponse {
     pub fn parse(stdout: Bytes) -> Result<CgiResponse, String> {
         if stdout.is_empty() {
-            return Ok(CgiResponse {
-                status: 200,
-                headers: Vec::new(),
-                body: stdout,
-            });
+            return Ok(CgiResponse { status: 200, headers: Vec::new(), body: stdout });
         }
-        let (head_len, sep_len) =
-            find_header_end(&stdout).ok_or("response has no blank line after its headers")?;
-        let head = std::str::from_utf8(&stdout[..head_len])
-            .map_err(|_| "response headers are not UTF-8")?;
+        let (head_len, sep_len) = find_header_end(&stdout).ok_or("response has no blank line after its headers")?;
+        let head = std::str::from_utf8(&stdout[..head_len]).map_err(|_| "response headers are not UTF-8")?;
         let mut status = 200;
         let mut headers = Vec::new();
         for line in head.lines().filter(|l| !l.is_empty()) {
-            let (name, value) = line
-                .split_once(':')
-                .ok_or_else(|| format!("malformed header line {line:?}"))?;
+            let (name, value) = line.split_once(':').ok_or_else(|| format!("malformed header line {line:?}"))?;
             let (name, value) = (name.trim(), value.trim());
             if name.eq_ignore_ascii_case("status") {
                 let code = value.split_whitespace().next().unwrap_or_default();
-                status = code
-                    .parse()
-                    .map_err(|_| format!("bad Status header {value:?}"))?;
+                status = code.parse().map_err(|_| format!("bad Status header {value:?}"))?;
             }
             headers.push((name.to_owned(), value.to_owned()));
         }
@@ -47,25 +37,17 @@ impl CgiResponse {
         if let Some(len) = declared {
             body.truncate(len);
         }
-        Ok(CgiResponse {
-            status,
-            headers,
-            body,
-        })
+        Ok(CgiResponse { status, headers, body })
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The body goes to the client as a binary frame only when the app says
     /// it is octet-stream; anything else is text.
     pub fn is_binary(&self) -> bool {
-        self.header("content-type")
-            .is_some_and(|ct| ct.trim().starts_with("application/octet-stream"))
+        self.header("content-type").is_some_and(|ct| ct.trim().starts_with("application/octet-stream"))
     }
 
     pub fn is_success(&self) -> bool {
@@ -74,10 +56,7 @@ impl CgiResponse {
 }
 
 fn find_header_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let crlf = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, 4));
+    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4));
     let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
     match (crlf, lf) {
         (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
@@ -107,18 +86,14 @@ mod tests {
             b"X-Powered-By: PHP/8.2\r\nContent-type: text/html; charset=UTF-8\r\n\r\nhello",
         ))
         .unwrap();
-        assert_eq!(
-            (r.status, r.is_binary(), &r.body[..]),
-            (200, false, &b"hello"[..])
-        );
+        assert_eq!((r.status, r.is_binary(), &r.body[..]), (200, false, &b"hello"[..]));
     }
 
     #[test]
     fn content_length_is_optional_and_honoured() {
         let r = CgiResponse::parse(Bytes::from_static(b"Content-Length: 2\n\nabcdef")).unwrap();
         assert_eq!(&r.body[..], b"ab");
-        let r =
-            CgiResponse::parse(Bytes::from_static(b"Content-Type: text/plain\n\nabcdef")).unwrap();
+        let r = CgiResponse::parse(Bytes::from_static(b"Content-Type: text/plain\n\nabcdef")).unwrap();
         assert_eq!(&r.body[..], b"abcdef");
     }
 

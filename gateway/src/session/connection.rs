@@ -14,6 +14,7 @@ use router::protocol::SessionId;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -48,6 +49,7 @@ struct Session<S> {
     /// Cleared when the connect event failed or was refused: the backend
     /// never saw the session start, so it gets no close event either.
     backend_knows_session: bool,
+    close_event_queued: bool,
 }
 
 pub async fn run<S>(gateway: Arc<Gateway>, ws: WebSocketStream<S>, params: Arc<Params>)
@@ -57,13 +59,7 @@ where
     let id = SessionId::random();
     let (outbound, outbound_rx) = mpsc::channel(gateway.config.outbound_queue);
     let close = Arc::new(CloseRequest::default());
-    gateway.registry.insert(
-        id,
-        SessionHandle {
-            outbound,
-            close: close.clone(),
-        },
-    );
+    gateway.registry.insert(id, SessionHandle { outbound, close: close.clone() });
     gateway.links.connected(id).await;
 
     let encoder = gateway.event_encoder(params);
@@ -75,17 +71,12 @@ where
         client: Client::Open,
         pending: VecDeque::new(),
         backend_knows_session: true,
+        close_event_queued: false,
     };
     if gateway.config.connect_event {
-        session.pending.push_back(Event {
-            kind: EventKind::Connect,
-            body: Bytes::new(),
-        });
+        session.pending.push_back(Event { kind: EventKind::Connect, body: Bytes::new() });
     }
-    session
-        .drive(outbound_rx, &close)
-        .instrument(tracing::info_span!("session", %id))
-        .await;
+    session.drive(outbound_rx, &close).instrument(tracing::info_span!("session", %id)).await;
 
     gateway.registry.remove(&id);
     gateway.links.closed(id).await;
@@ -147,11 +138,7 @@ where
         let label = self.id.to_string();
         Box::pin(async move {
             let result = match request {
-                Ok(request) => gateway
-                    .backend
-                    .call(&request, &label)
-                    .await
-                    .map_err(|e| e.to_string()),
+                Ok(request) => gateway.backend.call(&request, &label).await.map_err(|e| e.to_string()),
                 Err(err) => Err(err.to_string()),
             };
             (kind, result)
@@ -171,11 +158,7 @@ where
         };
         if kind == EventKind::Connect && !response.is_success() {
             self.backend_knows_session = false;
-            let code = if (400..500).contains(&response.status) {
-                4000 + response.status
-            } else {
-                1008
-            };
+            let code = if (400..500).contains(&response.status) { 4000 + response.status } else { 1008 };
             let reason = String::from_utf8_lossy(&response.body).into_owned();
             return self.begin_close(code, &reason).await;
         }
@@ -193,16 +176,10 @@ where
         let open = matches!(self.client, Client::Open);
         match frame {
             Some(Ok(Message::Text(text))) if open => {
-                self.pending.push_back(Event {
-                    kind: EventKind::Message { binary: false },
-                    body: text.into(),
-                });
+                self.pending.push_back(Event { kind: EventKind::Message { binary: false }, body: text.into() });
             }
             Some(Ok(Message::Binary(data))) if open => {
-                self.pending.push_back(Event {
-                    kind: EventKind::Message { binary: true },
-                    body: data,
-                });
+                self.pending.push_back(Event { kind: EventKind::Message { binary: true }, body: data });
             }
             // tungstenite answers pings and close frames itself; after a
             // close, reading on until the stream ends completes the handshake.
@@ -211,6 +188,7 @@ where
                 tracing::info!(%err, "client message too large");
                 self.begin_close(1009, "message too big").await;
             }
+            Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => self.gone(),
             Some(Err(WsError::Protocol(err))) => {
                 tracing::info!(%err, "client broke the WebSocket protocol");
                 self.begin_close(1002, "protocol error").await;
@@ -232,32 +210,30 @@ where
             end -= 1;
         }
         tracing::info!(code, reason, "closing client");
-        let frame = CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason[..end].to_owned().into(),
-        };
+        let frame = CloseFrame { code: CloseCode::from(code), reason: reason[..end].to_owned().into() };
         match self.ws.close(Some(frame)).await {
             Ok(()) => {
-                self.client = Client::Closing {
-                    deadline: Instant::now() + CLOSE_HANDSHAKE_TIMEOUT,
-                }
+                self.client = Client::Closing { deadline: Instant::now() + CLOSE_HANDSHAKE_TIMEOUT };
+                // The session is over for the backend now, not when the
+                // client gets round to answering the close frame.
+                self.queue_close_event();
             }
             Err(_) => self.gone(),
         }
     }
 
-    /// The client is gone for good: queue the close event behind the
-    /// events still pending, so the backend sees it last.
+    /// The client is gone for good.
     fn gone(&mut self) {
-        if matches!(self.client, Client::Gone) {
-            return;
-        }
         self.client = Client::Gone;
-        if self.gateway.config.close_event && self.backend_knows_session {
-            self.pending.push_back(Event {
-                kind: EventKind::Close,
-                body: Bytes::new(),
-            });
+        self.queue_close_event();
+    }
+
+    /// Queues the close event once, behind the events still pending, so
+    /// the backend sees it last.
+    fn queue_close_event(&mut self) {
+        if self.gateway.config.close_event && self.backend_knows_session && !self.close_event_queued {
+            self.close_event_queued = true;
+            self.pending.push_back(Event { kind: EventKind::Close, body: Bytes::new() });
         }
     }
 }

@@ -38,13 +38,8 @@ pub type Params = Vec<(Bytes, Bytes)>;
 /// Names a client header must never reach the backend under: they would
 /// pass for the gateway's own params (`HTTP_SESSIONID` with a Go-style
 /// prefix) or are CGI's own (`HTTP_PROXY`, "httpoxy").
-const RESERVED_HEADER_PARAMS: &[&str] = &[
-    "HTTP_SESSIONID",
-    "HTTP_EVENT",
-    "HTTP_PROXY",
-    "HTTP_CONTENT_TYPE",
-    "HTTP_CONTENT_LENGTH",
-];
+const RESERVED_HEADER_PARAMS: &[&str] =
+    &["HTTP_SESSIONID", "HTTP_EVENT", "HTTP_PROXY", "HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"];
 
 /// The CGI name of a client header: `X-Forwarded-For` is `HTTP_X_FORWARDED_FOR`.
 pub fn header_param(name: &str) -> Option<String> {
@@ -76,12 +71,7 @@ impl EventEncoder {
         }
         let base = self.base.iter().map(|(n, v)| (n.as_ref(), v.as_ref()));
         let mut buf = BytesMut::with_capacity(512 + event.body.len());
-        encode_request(
-            &mut buf,
-            crate::fastcgi::REQUEST_ID,
-            base.chain(per_event),
-            &event.body,
-        )?;
+        encode_request(&mut buf, crate::fastcgi::REQUEST_ID, base.chain(per_event), &event.body)?;
         Ok(buf)
     }
 }
@@ -92,10 +82,7 @@ mod tests {
 
     #[test]
     fn header_names_become_cgi_params_but_never_reserved_ones() {
-        assert_eq!(
-            header_param("X-Forwarded-For").as_deref(),
-            Some("HTTP_X_FORWARDED_FOR")
-        );
+        assert_eq!(header_param("X-Forwarded-For").as_deref(), Some("HTTP_X_FORWARDED_FOR"));
         assert_eq!(header_param("SessionId"), None);
         assert_eq!(header_param("event"), None);
         assert_eq!(header_param("Proxy"), None);

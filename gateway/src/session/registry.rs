@@ -23,9 +23,7 @@ pub struct CloseRequest {
 
 impl CloseRequest {
     pub fn request(&self, code: u16) {
-        let _ = self
-            .code
-            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+        let _ = self.code.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
         self.notify.notify_one();
     }
 
@@ -87,18 +85,12 @@ impl Registry {
     /// Pushes to the named sessions that live here; returns how many took it.
     pub fn push(&self, ids: &[SessionId], message: &Message) -> usize {
         let sessions = self.sessions.lock().unwrap();
-        ids.iter()
-            .filter_map(|id| sessions.get(id))
-            .filter(|s| s.push(message.clone()))
-            .count()
+        ids.iter().filter_map(|id| sessions.get(id)).filter(|s| s.push(message.clone())).count()
     }
 
     pub fn push_all(&self, message: &Message) -> usize {
         let sessions = self.sessions.lock().unwrap();
-        sessions
-            .values()
-            .filter(|s| s.push(message.clone()))
-            .count()
+        sessions.values().filter(|s| s.push(message.clone())).count()
     }
 
     pub fn kick(&self, ids: &[SessionId]) {

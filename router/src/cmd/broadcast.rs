@@ -14,16 +14,11 @@ pub struct Broadcast {
 
 impl Broadcast {
     pub(super) fn from_frame(frame: Frame) -> Broadcast {
-        Broadcast {
-            payload: Payload::from_frame(&frame),
-        }
+        Broadcast { payload: Payload::from_frame(&frame) }
     }
 
     pub(super) fn to_frame(&self) -> Frame {
-        Frame {
-            binary: self.payload.binary,
-            ..Frame::new(FrameKind::SendAll, Bytes::new(), self.payload.data.clone())
-        }
+        Frame { binary: self.payload.binary, ..Frame::new(FrameKind::SendAll, Bytes::new(), self.payload.data.clone()) }
     }
 
     pub(super) async fn apply(self, hub: &Hub) -> Reply {

@@ -14,9 +14,7 @@ pub struct Kick {
 
 impl Kick {
     pub(super) fn from_frame(frame: Frame) -> Result<Kick, CommandError> {
-        Ok(Kick {
-            sessions: frame.session_ids()?,
-        })
+        Ok(Kick { sessions: frame.session_ids()? })
     }
 
     pub(super) fn to_frames(&self) -> Vec<Frame> {
@@ -24,9 +22,6 @@ impl Kick {
     }
 
     pub(super) async fn apply(self, hub: &Hub) -> Reply {
-        Reply::Delivered(
-            hub.deliver(FrameKind::Kick, &self.sessions, Bytes::new(), false)
-                .await,
-        )
+        Reply::Delivered(hub.deliver(FrameKind::Kick, &self.sessions, Bytes::new(), false).await)
     }
 }

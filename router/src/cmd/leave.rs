@@ -20,10 +20,7 @@ impl Leave {
     }
 
     pub(super) async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
-        let sessions = hub
-            .store()
-            .leave(self.0.channel.as_str(), &self.0.sessions)
-            .await?;
+        let sessions = hub.store().leave(self.0.channel.as_str(), &self.0.sessions).await?;
         Ok(Reply::Changed { sessions })
     }
 }

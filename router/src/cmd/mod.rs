@@ -144,10 +144,7 @@ impl TryFrom<PayloadJson> for Payload {
             (Some(text), None) => Ok(Payload::text(text)),
             (None, Some(encoded)) => base64::engine::general_purpose::STANDARD
                 .decode(encoded)
-                .map(|raw| Payload {
-                    data: raw.into(),
-                    binary: true,
-                })
+                .map(|raw| Payload { data: raw.into(), binary: true })
                 .map_err(|e| format!("data_base64: {e}")),
             _ => Err("give exactly one of \"data\" and \"data_base64\"".into()),
         }
@@ -156,24 +153,15 @@ impl TryFrom<PayloadJson> for Payload {
 
 impl Payload {
     pub fn text(text: impl Into<String>) -> Payload {
-        Payload {
-            data: Bytes::from(text.into()),
-            binary: false,
-        }
+        Payload { data: Bytes::from(text.into()), binary: false }
     }
 
     pub fn binary(data: impl Into<Bytes>) -> Payload {
-        Payload {
-            data: data.into(),
-            binary: true,
-        }
+        Payload { data: data.into(), binary: true }
     }
 
     fn from_frame(frame: &Frame) -> Payload {
-        Payload {
-            data: frame.data.clone(),
-            binary: frame.binary,
-        }
+        Payload { data: frame.data.clone(), binary: frame.binary }
     }
 }
 
@@ -218,10 +206,7 @@ pub struct ChannelSessions {
 
 impl ChannelSessions {
     fn from_frame(frame: &Frame) -> Result<ChannelSessions, CommandError> {
-        Ok(ChannelSessions {
-            channel: Channel::from_bytes(&frame.data)?,
-            sessions: frame.session_ids()?,
-        })
+        Ok(ChannelSessions { channel: Channel::from_bytes(&frame.data)?, sessions: frame.session_ids()? })
     }
 
     fn to_frames(&self, kind: FrameKind) -> Vec<Frame> {
@@ -242,26 +227,12 @@ mod tests {
     fn every_command_round_trips_through_frames() {
         let room = Channel::new("room").unwrap();
         let commands = [
-            Command::Send(Send {
-                sessions: ids(),
-                payload: Payload::binary(&b"\x00\xff"[..]),
-            }),
-            Command::Broadcast(Broadcast {
-                payload: Payload::text("hi all"),
-            }),
+            Command::Send(Send { sessions: ids(), payload: Payload::binary(&b"\x00\xff"[..]) }),
+            Command::Broadcast(Broadcast { payload: Payload::text("hi all") }),
             Command::Kick(Kick { sessions: ids() }),
-            Command::Join(Join(ChannelSessions {
-                channel: room.clone(),
-                sessions: ids(),
-            })),
-            Command::Leave(Leave(ChannelSessions {
-                channel: room.clone(),
-                sessions: ids(),
-            })),
-            Command::Publish(Publish {
-                channel: room,
-                payload: Payload::text("news"),
-            }),
+            Command::Join(Join(ChannelSessions { channel: room.clone(), sessions: ids() })),
+            Command::Leave(Leave(ChannelSessions { channel: room.clone(), sessions: ids() })),
+            Command::Publish(Publish { channel: room, payload: Payload::text("news") }),
             Command::Info(Info),
         ];
         for command in commands {
@@ -273,10 +244,7 @@ mod tests {
 
     #[test]
     fn publish_carries_the_channel_in_the_session_area() {
-        let cmd = Publish {
-            channel: Channel::new("chat-channel-1").unwrap(),
-            payload: Payload::text("x"),
-        };
+        let cmd = Publish { channel: Channel::new("chat-channel-1").unwrap(), payload: Payload::text("x") };
         let frame = cmd.to_frame();
         assert_eq!(&frame.sessions[..], b"chat-channel-1");
         assert_eq!(&frame.data[..], b"x");
@@ -285,21 +253,12 @@ mod tests {
     #[test]
     fn json_bodies_parse_into_the_same_commands() {
         let id = "0000000000000001";
-        let parsed = Command::from_json(
-            "send",
-            format!(r#"{{"sessions":["{id}"],"data":"hello"}}"#).as_bytes(),
-        );
-        let expected = Send {
-            sessions: vec![SessionId::from_u64(1)],
-            payload: Payload::text("hello"),
-        };
+        let parsed = Command::from_json("send", format!(r#"{{"sessions":["{id}"],"data":"hello"}}"#).as_bytes());
+        let expected = Send { sessions: vec![SessionId::from_u64(1)], payload: Payload::text("hello") };
         assert_eq!(parsed, Ok(Command::Send(expected)));
 
         let parsed = Command::from_json("publish", br#"{"channel":"c","data_base64":"AAE="}"#);
-        let expected = Publish {
-            channel: Channel::new("c").unwrap(),
-            payload: Payload::binary(&b"\x00\x01"[..]),
-        };
+        let expected = Publish { channel: Channel::new("c").unwrap(), payload: Payload::binary(&b"\x00\x01"[..]) };
         assert_eq!(parsed, Ok(Command::Publish(expected)));
     }
 
@@ -317,25 +276,14 @@ mod tests {
         assert!(
             matches!(Command::from_json("send", br#"{"sessions":[],"data":"x","data_base64":"AA=="}"#), Err(CommandError::Body(m)) if m.contains("exactly one"))
         );
+        assert_eq!(Command::from_json("frobnicate", b"{}"), Err(CommandError::UnknownName("frobnicate".into())));
         assert_eq!(
-            Command::from_json("frobnicate", b"{}"),
-            Err(CommandError::UnknownName("frobnicate".into()))
-        );
-        assert_eq!(
-            Command::from_frame(Frame {
-                kind: 77,
-                binary: false,
-                sessions: Bytes::new(),
-                data: Bytes::new()
-            }),
+            Command::from_frame(Frame { kind: 77, binary: false, sessions: Bytes::new(), data: Bytes::new() }),
             Err(CommandError::UnknownType(77))
         );
         let conn = Frame::new(FrameKind::Conn, Bytes::new(), Bytes::new());
         assert_eq!(Command::from_frame(conn), Err(CommandError::NotACommand(2)));
         let ragged = Frame::new(FrameKind::SendMsg, Bytes::from_static(b"abc"), Bytes::new());
-        assert!(matches!(
-            Command::from_frame(ragged),
-            Err(CommandError::SessionId(_))
-        ));
+        assert!(matches!(Command::from_frame(ragged), Err(CommandError::SessionId(_))));
     }
 }

@@ -17,26 +17,17 @@ pub struct Publish {
 
 impl Publish {
     pub(super) fn from_frame(frame: Frame) -> Result<Publish, CommandError> {
-        Ok(Publish {
-            channel: Channel::from_bytes(&frame.sessions)?,
-            payload: Payload::from_frame(&frame),
-        })
+        Ok(Publish { channel: Channel::from_bytes(&frame.sessions)?, payload: Payload::from_frame(&frame) })
     }
 
     pub(super) fn to_frame(&self) -> Frame {
         let channel = Bytes::copy_from_slice(self.channel.as_str().as_bytes());
-        Frame {
-            binary: self.payload.binary,
-            ..Frame::new(FrameKind::ChPub, channel, self.payload.data.clone())
-        }
+        Frame { binary: self.payload.binary, ..Frame::new(FrameKind::ChPub, channel, self.payload.data.clone()) }
     }
 
     pub(super) async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
         let members = hub.store().members(self.channel.as_str()).await?;
         let Payload { data, binary } = self.payload;
-        Ok(Reply::Delivered(
-            hub.deliver(FrameKind::SendMsg, &members, data, binary)
-                .await,
-        ))
+        Ok(Reply::Delivered(hub.deliver(FrameKind::SendMsg, &members, data, binary).await))
     }
 }

@@ -14,10 +14,7 @@ pub struct Send {
 
 impl Send {
     pub(super) fn from_frame(frame: Frame) -> Result<Send, CommandError> {
-        Ok(Send {
-            sessions: frame.session_ids()?,
-            payload: Payload::from_frame(&frame),
-        })
+        Ok(Send { sessions: frame.session_ids()?, payload: Payload::from_frame(&frame) })
     }
 
     pub(super) fn to_frames(&self) -> Vec<Frame> {
@@ -27,9 +24,6 @@ impl Send {
 
     pub(super) async fn apply(self, hub: &Hub) -> Reply {
         let Payload { data, binary } = self.payload;
-        Reply::Delivered(
-            hub.deliver(FrameKind::SendMsg, &self.sessions, data, binary)
-                .await,
-        )
+        Reply::Delivered(hub.deliver(FrameKind::SendMsg, &self.sessions, data, binary).await)
     }
 }

@@ -51,10 +51,7 @@ impl Decoder for FrameCodec {
         let raw_len = u32::from_be_bytes([src[4], src[5], src[6], src[7]]);
         let len = (raw_len & !BINARY_FLAG) as usize;
         if len > self.max_data {
-            return Err(FrameError::TooLarge {
-                len,
-                max: self.max_data,
-            });
+            return Err(FrameError::TooLarge { len, max: self.max_data });
         }
         let total = HEADER_LEN + slen + len;
         if src.len() < total {
@@ -64,21 +61,14 @@ impl Decoder for FrameCodec {
         src.advance(HEADER_LEN);
         let sessions = src.split_to(slen).freeze();
         let data = src.split_to(len).freeze();
-        Ok(Some(Frame {
-            kind,
-            binary: raw_len & BINARY_FLAG != 0,
-            sessions,
-            data,
-        }))
+        Ok(Some(Frame { kind, binary: raw_len & BINARY_FLAG != 0, sessions, data }))
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         match self.decode(src)? {
             Some(frame) => Ok(Some(frame)),
             None if src.is_empty() => Ok(None),
-            None => Err(FrameError::Truncated {
-                buffered: src.len(),
-            }),
+            None => Err(FrameError::Truncated { buffered: src.len() }),
         }
     }
 }
@@ -92,16 +82,11 @@ impl Encoder<Frame> for FrameCodec {
 }
 
 fn encode_frame(frame: &Frame, dst: &mut BytesMut) -> Result<(), FrameError> {
-    let slen = u16::try_from(frame.sessions.len()).map_err(|_| FrameError::TooLarge {
-        len: frame.sessions.len(),
-        max: u16::MAX as usize,
-    })?;
+    let slen = u16::try_from(frame.sessions.len())
+        .map_err(|_| FrameError::TooLarge { len: frame.sessions.len(), max: u16::MAX as usize })?;
     let max = (BINARY_FLAG - 1) as usize;
     if frame.data.len() > max {
-        return Err(FrameError::TooLarge {
-            len: frame.data.len(),
-            max,
-        });
+        return Err(FrameError::TooLarge { len: frame.data.len(), max });
     }
     let flag = if frame.binary { BINARY_FLAG } else { 0 };
     dst.reserve(HEADER_LEN + frame.sessions.len() + frame.data.len());
@@ -122,9 +107,7 @@ mod tests {
 
     fn encode(frame: &Frame) -> BytesMut {
         let mut buf = BytesMut::new();
-        FrameCodec::default()
-            .encode(frame.clone(), &mut buf)
-            .unwrap();
+        FrameCodec::default().encode(frame.clone(), &mut buf).unwrap();
         buf
     }
 
@@ -133,11 +116,7 @@ mod tests {
         let id = SessionId::from_u64(42);
         let frames = [
             Frame::new(FrameKind::Info, Bytes::new(), Bytes::new()),
-            Frame::new(
-                FrameKind::ChPub,
-                Bytes::from_static(b"room"),
-                Bytes::from_static(b"hi"),
-            ),
+            Frame::new(FrameKind::ChPub, Bytes::from_static(b"room"), Bytes::from_static(b"hi")),
             Frame {
                 binary: true,
                 ..Frame::new(
@@ -146,12 +125,7 @@ mod tests {
                     Bytes::from_static(&[0, 159, 255]),
                 )
             },
-            Frame {
-                kind: 999,
-                binary: false,
-                sessions: Bytes::new(),
-                data: Bytes::from_static(b"x"),
-            },
+            Frame { kind: 999, binary: false, sessions: Bytes::new(), data: Bytes::from_static(b"x") },
         ];
         let mut stream = BytesMut::new();
         for frame in &frames {
@@ -166,21 +140,13 @@ mod tests {
 
     #[test]
     fn header_is_fookings_big_endian_layout() {
-        let bytes = encode(&Frame::new(
-            FrameKind::ChPub,
-            Bytes::from_static(b"ch"),
-            Bytes::from_static(b"abc"),
-        ));
+        let bytes = encode(&Frame::new(FrameKind::ChPub, Bytes::from_static(b"ch"), Bytes::from_static(b"abc")));
         assert_eq!(&bytes[..], b"\x00\x09\x00\x02\x00\x00\x00\x03chabc");
     }
 
     #[test]
     fn waits_for_a_whole_frame_byte_by_byte() {
-        let bytes = encode(&Frame::new(
-            FrameKind::SendAll,
-            Bytes::new(),
-            Bytes::from_static(b"hello"),
-        ));
+        let bytes = encode(&Frame::new(FrameKind::SendAll, Bytes::new(), Bytes::from_static(b"hello")));
         let mut codec = FrameCodec::default();
         let mut buf = BytesMut::new();
         for (i, byte) in bytes.iter().enumerate() {
@@ -194,13 +160,7 @@ mod tests {
     fn oversized_data_is_refused_before_buffering() {
         let mut buf = BytesMut::from(&b"\x00\x06\x00\x00\x00\x10\x00\x01"[..]);
         let err = FrameCodec::new(1024).decode(&mut buf).unwrap_err();
-        assert!(matches!(
-            err,
-            FrameError::TooLarge {
-                len: 0x100001,
-                max: 1024
-            }
-        ));
+        assert!(matches!(err, FrameError::TooLarge { len: 0x100001, max: 1024 }));
     }
 
     #[test]

@@ -59,12 +59,7 @@ pub struct Frame {
 
 impl Frame {
     pub fn new(kind: FrameKind, sessions: Bytes, data: Bytes) -> Frame {
-        Frame {
-            kind: kind as u16,
-            binary: false,
-            sessions,
-            data,
-        }
+        Frame { kind: kind as u16, binary: false, sessions, data }
     }
 
     pub fn kind(&self) -> Option<FrameKind> {
@@ -91,10 +86,7 @@ impl Frame {
         if self.sessions.len() % SessionId::LEN != 0 {
             return Err(super::InvalidSessionId);
         }
-        self.sessions
-            .chunks(SessionId::LEN)
-            .map(SessionId::parse)
-            .collect()
+        self.sessions.chunks(SessionId::LEN).map(SessionId::parse).collect()
     }
 }
 
@@ -113,24 +105,16 @@ mod tests {
     #[test]
     fn batches_never_overflow_the_session_area() {
         let ids: Vec<_> = (0..10_000u64).map(SessionId::from_u64).collect();
-        let frames: Vec<_> =
-            Frame::for_sessions(FrameKind::SendMsg, &ids, Bytes::new(), false).collect();
+        let frames: Vec<_> = Frame::for_sessions(FrameKind::SendMsg, &ids, Bytes::new(), false).collect();
         assert_eq!(frames.len(), 3);
         assert!(frames.iter().all(|f| f.sessions.len() <= u16::MAX as usize));
-        let back: Vec<_> = frames
-            .iter()
-            .flat_map(|f| f.session_ids().unwrap())
-            .collect();
+        let back: Vec<_> = frames.iter().flat_map(|f| f.session_ids().unwrap()).collect();
         assert_eq!(back, ids);
     }
 
     #[test]
     fn ragged_session_area_is_an_error() {
-        let frame = Frame::new(
-            FrameKind::Kick,
-            Bytes::from_static(b"0123456789abcdef01"),
-            Bytes::new(),
-        );
+        let frame = Frame::new(FrameKind::Kick, Bytes::from_static(b"0123456789abcdef01"), Bytes::new());
         assert!(frame.session_ids().is_err());
     }
 }

@@ -96,10 +96,7 @@ mod tests {
 
     #[test]
     fn from_u64_is_big_endian_hex() {
-        assert_eq!(
-            SessionId::from_u64(0x0123_4567_89ab_cdef).as_str(),
-            "0123456789abcdef"
-        );
+        assert_eq!(SessionId::from_u64(0x0123_4567_89ab_cdef).as_str(), "0123456789abcdef");
     }
 
     #[test]

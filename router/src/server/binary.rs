@@ -14,6 +14,7 @@ use tokio_util::codec::Framed;
 use crate::cmd::{Command, Reply};
 use crate::hub::{Hub, LinkId};
 use crate::protocol::{Frame, FrameCodec, FrameError, FrameKind};
+use crate::server::arrival::Ticket;
 
 /// A connection that sends nothing for this long is closed.
 const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,31 +23,25 @@ const GATEWAY_QUEUE: usize = 1024;
 
 type Conn = Framed<TcpStream, FrameCodec>;
 
-pub async fn serve_connection(stream: TcpStream, hub: Arc<Hub>, max_data: usize) {
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+/// `ticket` is the connection's place in line, taken when it was accepted.
+pub async fn serve_connection(stream: TcpStream, hub: Arc<Hub>, max_data: usize, ticket: Ticket) {
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let mut conn = Framed::new(stream, FrameCodec::new(max_data));
     let first = match tokio::time::timeout(FIRST_FRAME_TIMEOUT, conn.next()).await {
-        Err(_) => {
-            return tracing::info!(%peer, "closing connection: no frame within {FIRST_FRAME_TIMEOUT:?}")
-        }
+        Err(_) => return tracing::info!(%peer, "closing connection: no frame within {FIRST_FRAME_TIMEOUT:?}"),
         Ok(None) => return,
         Ok(Some(Err(err))) => return log_frame_error(&peer, &err),
         Ok(Some(Ok(frame))) => frame,
     };
     if first.kind() == Some(FrameKind::Auth) {
         match gateway_identity(&first.data) {
-            Some((server_id, worker_id)) => {
-                serve_gateway(conn, hub, &peer, server_id, worker_id).await
-            }
+            Some((server_id, worker_id)) => serve_gateway(conn, hub, &peer, server_id, worker_id).await,
             None => {
                 tracing::warn!(%peer, "closing connection: AUTH data must be 8 bytes (server id, worker id)")
             }
         }
     } else {
-        serve_backend(conn, hub, &peer, first).await
+        serve_backend(conn, hub, &peer, first, ticket).await
     }
 }
 
@@ -61,7 +56,9 @@ fn log_frame_error(peer: &str, err: &FrameError) {
     tracing::warn!(%peer, %err, "closing connection: bad frame");
 }
 
-async fn serve_backend(mut conn: Conn, hub: Arc<Hub>, peer: &str, first: Frame) {
+async fn serve_backend(mut conn: Conn, hub: Arc<Hub>, peer: &str, first: Frame, ticket: Ticket) {
+    ticket.wait_turn().await;
+    let mut ticket = Some(ticket);
     let mut next = Some(first);
     loop {
         let frame = match next.take() {
@@ -74,14 +71,15 @@ async fn serve_backend(mut conn: Conn, hub: Arc<Hub>, peer: &str, first: Frame) 
         };
         let command = match Command::from_frame(frame) {
             Ok(command) => command,
-            Err(err) => {
-                return tracing::warn!(%peer, %err, "closing backend connection: bad command")
-            }
+            Err(err) => return tracing::warn!(%peer, %err, "closing backend connection: bad command"),
         };
-        match command.apply(&hub).await {
+        let applied = command.apply(&hub).await;
+        if let Some(ticket) = ticket.take() {
+            ticket.done();
+        }
+        match applied {
             Ok(Reply::Info(report)) => {
-                let reply =
-                    Frame::new(FrameKind::Info, Bytes::new(), Bytes::from(report.to_text()));
+                let reply = Frame::new(FrameKind::Info, Bytes::new(), Bytes::from(report.to_text()));
                 if conn.send(reply).await.is_err() {
                     return;
                 }
@@ -136,12 +134,7 @@ async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), Stri
                 tracing::error!(%err, "could not drop closed sessions from their channels");
             }
         }
-        _ => {
-            return Err(format!(
-                "unexpected frame type {} from a gateway",
-                frame.kind
-            ))
-        }
+        _ => return Err(format!("unexpected frame type {} from a gateway", frame.kind)),
     }
     Ok(())
 }

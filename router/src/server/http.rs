@@ -41,18 +41,10 @@ async fn handle(req: Request<Incoming>, hub: &Hub) -> Response<Full<Bytes>> {
         return respond(StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n"));
     }
     let Some(name) = path.strip_prefix("/v1/") else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no such path {path}"),
-        );
+        return error(StatusCode::NOT_FOUND, "not_found", format!("no such path {path}"));
     };
     if !(req.method() == Method::POST || (req.method() == Method::GET && name == "info")) {
-        return error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "use POST".into(),
-        );
+        return error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use POST".into());
     }
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(body) => body.to_bytes(),
@@ -71,11 +63,7 @@ async fn handle(req: Request<Incoming>, hub: &Hub) -> Response<Full<Bytes>> {
             "application/json",
             Bytes::from(serde_json::to_vec(&reply).expect("replies serialize")),
         ),
-        Err(err) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            err.to_string(),
-        ),
+        Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", err.to_string()),
     }
 }
 

@@ -33,19 +33,10 @@ impl MemoryStore {
         let mut state = self.state.lock().unwrap();
         let mut added = 0;
         for id in ids {
-            if state
-                .channels
-                .entry(channel.to_owned())
-                .or_default()
-                .insert(*id)
-            {
+            if state.channels.entry(channel.to_owned()).or_default().insert(*id) {
                 added += 1;
             }
-            state
-                .sessions
-                .entry(*id)
-                .or_default()
-                .insert(channel.to_owned());
+            state.sessions.entry(*id).or_default().insert(channel.to_owned());
         }
         Ok(added)
     }
@@ -69,11 +60,7 @@ impl MemoryStore {
 
     pub fn members(&self, channel: &str) -> StoreResult<Vec<SessionId>> {
         let state = self.state.lock().unwrap();
-        Ok(state
-            .channels
-            .get(channel)
-            .map(|m| m.iter().copied().collect())
-            .unwrap_or_default())
+        Ok(state.channels.get(channel).map(|m| m.iter().copied().collect()).unwrap_or_default())
     }
 
     pub fn forget(&self, ids: &[SessionId]) -> StoreResult<()> {
@@ -92,11 +79,7 @@ impl MemoryStore {
 
     pub fn channels_of(&self, ids: &[SessionId]) -> StoreResult<usize> {
         let state = self.state.lock().unwrap();
-        let distinct: HashSet<&String> = ids
-            .iter()
-            .filter_map(|id| state.sessions.get(id))
-            .flatten()
-            .collect();
+        let distinct: HashSet<&String> = ids.iter().filter_map(|id| state.sessions.get(id)).flatten().collect();
         Ok(distinct.len())
     }
 }

@@ -17,10 +17,7 @@ pub struct RedisStore {
 
 impl RedisStore {
     pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> RedisStore {
-        RedisStore {
-            conn,
-            prefix: prefix.into(),
-        }
+        RedisStore { conn, prefix: prefix.into() }
     }
 
     fn channel_key(&self, channel: &str) -> String {
@@ -40,8 +37,7 @@ impl RedisStore {
             return Ok(0);
         }
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .sadd(self.channel_key(channel), ids_as_strs(ids));
+        pipe.atomic().sadd(self.channel_key(channel), ids_as_strs(ids));
         for id in ids {
             pipe.sadd(self.session_key(id), channel).ignore();
         }
@@ -55,8 +51,7 @@ impl RedisStore {
             return Ok(0);
         }
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .srem(self.channel_key(channel), ids_as_strs(ids));
+        pipe.atomic().srem(self.channel_key(channel), ids_as_strs(ids));
         for id in ids {
             pipe.srem(self.session_key(id), channel).ignore();
         }
@@ -66,15 +61,8 @@ impl RedisStore {
     }
 
     pub async fn members(&self, channel: &str) -> StoreResult<Vec<SessionId>> {
-        let raw: Vec<Vec<u8>> = self
-            .conn
-            .clone()
-            .smembers(self.channel_key(channel))
-            .await?;
-        Ok(raw
-            .iter()
-            .filter_map(|id| SessionId::parse(id).ok())
-            .collect())
+        let raw: Vec<Vec<u8>> = self.conn.clone().smembers(self.channel_key(channel)).await?;
+        Ok(raw.iter().filter_map(|id| SessionId::parse(id).ok()).collect())
     }
 
     pub async fn forget(&self, ids: &[SessionId]) -> StoreResult<()> {
@@ -90,8 +78,7 @@ impl RedisStore {
             pipe.del(self.session_key(id)).ignore();
         }
         let () = pipe.query_async(&mut self.conn.clone()).await?;
-        self.drop_if_empty(&touched.into_iter().collect::<Vec<_>>())
-            .await
+        self.drop_if_empty(&touched.into_iter().collect::<Vec<_>>()).await
     }
 
     pub async fn channel_count(&self) -> StoreResult<usize> {
@@ -100,11 +87,7 @@ impl RedisStore {
 
     pub async fn channels_of(&self, ids: &[SessionId]) -> StoreResult<usize> {
         let per_session = self.session_channels(ids).await?;
-        Ok(per_session
-            .into_iter()
-            .flatten()
-            .collect::<HashSet<_>>()
-            .len())
+        Ok(per_session.into_iter().flatten().collect::<HashSet<_>>().len())
     }
 
     async fn session_channels(&self, ids: &[SessionId]) -> StoreResult<Vec<Vec<String>>> {
@@ -128,12 +111,7 @@ impl RedisStore {
             pipe.scard(self.channel_key(channel));
         }
         let sizes: Vec<usize> = pipe.query_async(&mut self.conn.clone()).await?;
-        let empty: Vec<&String> = channels
-            .iter()
-            .zip(sizes)
-            .filter(|(_, n)| *n == 0)
-            .map(|(c, _)| c)
-            .collect();
+        let empty: Vec<&String> = channels.iter().zip(sizes).filter(|(_, n)| *n == 0).map(|(c, _)| c).collect();
         if !empty.is_empty() {
             let () = self.conn.clone().srem(self.channels_key(), empty).await?;
         }
