@@ -8,5 +8,5 @@ pub mod http;
 pub mod processes;
 pub mod ws;
 
-pub use processes::{free_port, Proc, Redis, Stack, StackOptions};
+pub use processes::{echo_backend, free_port, scratch_file, Proc, Redis, Stack, StackOptions};
 pub use ws::Client;

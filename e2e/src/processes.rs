@@ -12,6 +12,26 @@ pub fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// The echo backend (examples/echo) on a free port, logging every event it
+/// sees to `log` and answering the connect event with its params.
+pub fn echo_backend(log: &std::path::Path) -> (Proc, String) {
+    let port = free_port();
+    let addr = local(port).to_string();
+    let proc =
+        Proc::project("echo-app", &["--listen", &addr, "--report-connect", "--log", log.to_str().unwrap()], "echo");
+    wait_for_port(port, "echo-app");
+    (proc, addr)
+}
+
+/// A fresh, empty scratch file path under `target/e2e-logs/`.
+pub fn scratch_file(name: &str) -> std::path::PathBuf {
+    let dir = bin_dir().join("../e2e-logs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}-{name}", std::thread::current().name().unwrap_or("test").replace("::", "-")));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
 /// Waits until something accepts on `port`.
 pub fn wait_for_port(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -114,6 +134,8 @@ pub struct StackOptions {
     pub redis: Option<String>,
     /// Point the gateway at this backend instead of the chat-app.
     pub backend: Option<String>,
+    /// More gateway flags.
+    pub gateway_args: Vec<String>,
 }
 
 /// router + chat-app + gateway, as three processes on free ports.
@@ -139,7 +161,7 @@ impl Stack {
             app_args.extend(["--redis".to_owned(), redis.clone()]);
         }
         let backend = options.backend.unwrap_or(app_addr);
-        let gateway_args = [
+        let mut gateway_args = vec![
             "--listen".to_owned(),
             local(gateway_port).to_string(),
             "--backend".to_owned(),
@@ -148,6 +170,7 @@ impl Stack {
             router_addr,
         ];
 
+        gateway_args.extend(options.gateway_args);
         let router = Proc::project("router", &router_args, "router");
         wait_for_port(router_port, "router");
         let app = Proc::project("chat-app", &app_args, "chat-app");

@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -18,8 +19,24 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(url: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        Client::connect_with_headers(url, &[]).await
+    }
+
+    pub async fn connect_with_headers(url: &str, headers: &[(&'static str, &str)]) -> Client {
+        let mut request = url.into_client_request().unwrap();
+        for (name, value) in headers {
+            request.headers_mut().append(*name, value.parse().unwrap());
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap_or_else(|e| panic!("connect {url}: {e}"));
         Client { ws }
+    }
+
+    /// The client's own port, as the gateway sees it in `REMOTE_PORT`.
+    pub fn local_port(&self) -> u16 {
+        match self.ws.get_ref() {
+            MaybeTlsStream::Plain(tcp) => tcp.local_addr().unwrap().port(),
+            _ => unreachable!("tests use plain TCP"),
+        }
     }
 
     pub async fn send(&mut self, message: Message) {

@@ -122,3 +122,120 @@ impl Backend {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use futures_util::SinkExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::fastcgi::{encode_request, Record};
+
+    fn options() -> BackendOptions {
+        BackendOptions {
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_millis(500),
+            max_idle: 4,
+        }
+    }
+
+    fn request(body: &[u8]) -> BytesMut {
+        let mut buf = BytesMut::new();
+        encode_request(&mut buf, REQUEST_ID, [(&b"SESSIONID"[..], &b"0000000000000001"[..])], body).unwrap();
+        buf
+    }
+
+    /// A FastCGI peer on real TCP that answers each request with `records`
+    /// (STDOUT pieces, then END_REQUEST), counting connections.
+    async fn backend_answering(
+        pieces: &'static [&'static [u8]],
+    ) -> (String, Arc<AtomicUsize>, tokio::sync::mpsc::Receiver<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (seen_tx, seen) = tokio::sync::mpsc::channel(16);
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                let seen_tx = seen_tx.clone();
+                tokio::spawn(async move {
+                    let mut conn = Framed::new(stream, RecordCodec);
+                    let mut raw = BytesMut::new();
+                    while let Some(Ok(record)) = conn.next().await {
+                        RecordCodec.encode(record.clone(), &mut raw).unwrap();
+                        if record.is(RecordType::Stdin) && record.content.is_empty() {
+                            seen_tx.send(raw.split().to_vec()).await.unwrap();
+                            for piece in pieces {
+                                let out = Record {
+                                    kind: RecordType::Stdout as u8,
+                                    request_id: REQUEST_ID,
+                                    content: Bytes::from_static(piece),
+                                };
+                                conn.send(out).await.unwrap();
+                            }
+                            let stderr = Record {
+                                kind: RecordType::Stderr as u8,
+                                request_id: REQUEST_ID,
+                                content: Bytes::new(),
+                            };
+                            conn.send(stderr).await.unwrap();
+                            let end = Record {
+                                kind: RecordType::EndRequest as u8,
+                                request_id: REQUEST_ID,
+                                content: Bytes::from_static(&[0; 8]),
+                            };
+                            conn.send(end).await.unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted, seen)
+    }
+
+    use tokio_util::codec::Encoder;
+
+    #[tokio::test]
+    async fn keeps_connections_alive_and_joins_stdout_records() {
+        let (addr, accepted, mut seen) = backend_answering(&[b"Content-Type: text/plain\r\n", b"\r\nhel", b"lo"]).await;
+        let backend = Backend::new(addr, options());
+        for body in [&b"one"[..], b"two", b"three"] {
+            let sent = request(body);
+            let response = backend.call(&sent, "test").await.unwrap();
+            assert_eq!(&response.body[..], b"hello");
+            assert_eq!(seen.recv().await.unwrap(), sent.to_vec(), "the backend got the request as encoded");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "three requests, one kept-alive connection");
+    }
+
+    #[tokio::test]
+    async fn sets_tcp_nodelay() {
+        let (addr, _, _) = backend_answering(&[]).await;
+        let conn = Backend::new(addr, options()).connect().await.unwrap();
+        assert!(conn.get_ref().nodelay().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_backend_that_never_answers_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let _hold = tokio::spawn(async move {
+            let (_stream, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+        let err = Backend::new(addr, options()).call(&request(b"x"), "test").await.unwrap_err();
+        assert!(matches!(err, UpstreamError::Timeout { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_a_connect_error() {
+        let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+        let err = Backend::new(format!("127.0.0.1:{port}"), options()).call(&request(b"x"), "test").await.unwrap_err();
+        assert!(matches!(err, UpstreamError::Connect { .. }), "{err}");
+    }
+}

@@ -1,0 +1,111 @@
+//! What the gateway tells the FastCGI backend, and how it turns replies
+//! into frames, seen by a real backend process (examples/echo).
+
+use std::time::{Duration, Instant};
+
+use e2e::{echo_backend, scratch_file, Client, Stack, StackOptions};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+/// The events the echo backend logged, once `n` of them are there.
+fn backend_events(log: &std::path::Path, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        if events.len() >= n {
+            return events;
+        }
+        assert!(Instant::now() < deadline, "backend saw {} of {n} events: {text}", events.len());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn params_events_and_frame_types() {
+    let log = scratch_file("echo-events.jsonl");
+    let (_echo, echo_addr) = echo_backend(&log);
+    let stack = Stack::start(StackOptions {
+        backend: Some(echo_addr),
+        gateway_args: vec!["--param".into(), "SCRIPT_FILENAME=/srv/app.php".into()],
+        ..Default::default()
+    });
+    let headers = [("X-Custom", "yes"), ("SessionId", "0000000000000bad"), ("Event", "2")];
+    let mut client = Client::connect_with_headers(&stack.ws_url("/chat/room?x=1&y=2"), &headers).await;
+
+    let connect = client.recv_json().await;
+    let session = connect["SESSIONID"].as_str().unwrap().to_owned();
+    assert!(session.len() == 16 && session.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')), "{session}");
+    let port = client.local_port().to_string();
+    for (name, value) in [
+        ("EVENT", "1"),
+        ("REMOTE_ADDR", "127.0.0.1"),
+        ("REMOTE_PORT", port.as_str()),
+        ("REQUEST_METHOD", "POST"),
+        ("REQUEST_URI", "/chat/room?x=1&y=2"),
+        ("QUERY_STRING", "x=1&y=2"),
+        ("HTTP_X_CUSTOM", "yes"),
+        ("SCRIPT_FILENAME", "/srv/app.php"),
+        ("GATEWAY_INTERFACE", "CGI/1.1"),
+    ] {
+        assert_eq!(connect[name], json!(value), "{name} in {connect}");
+    }
+    assert!(connect.get("CONTENT_LENGTH").is_none(), "events have no body: {connect}");
+    assert!(
+        connect.get("HTTP_SESSIONID").is_none() && connect.get("HTTP_EVENT").is_none(),
+        "client headers must not pose as gateway params: {connect}"
+    );
+
+    client.send(Message::text("héllo")).await;
+    assert_eq!(client.recv().await, Message::text("héllo"));
+    client.send(Message::binary(vec![0u8, 159, 146, 150])).await;
+    assert_eq!(
+        client.recv().await,
+        Message::binary(vec![0u8, 159, 146, 150]),
+        "octet-stream replies are binary frames"
+    );
+    client.close().await;
+
+    let events = backend_events(&log, 4);
+    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["connect", "message", "message", "close"], "connect first, close last");
+    assert!(events.iter().all(|e| e["params"]["SESSIONID"] == json!(session)), "one session id throughout");
+
+    let text = &events[1]["params"];
+    assert!(text.get("EVENT").is_none(), "a message has no EVENT: {text}");
+    assert_eq!((&text["CONTENT_LENGTH"], &text["CONTENT_TYPE"]), (&json!("6"), &json!("text/plain; charset=utf-8")));
+    assert_eq!(events[1]["body"], "héllo");
+    let binary = &events[2]["params"];
+    assert_eq!((&binary["CONTENT_LENGTH"], &binary["CONTENT_TYPE"]), (&json!("4"), &json!("application/octet-stream")));
+    assert_eq!(events[3]["params"]["EVENT"], "2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_style_prefix_puts_http_before_sessionid_and_event() {
+    let log = scratch_file("echo-events.jsonl");
+    let (_echo, echo_addr) = echo_backend(&log);
+    let stack = Stack::start(StackOptions {
+        backend: Some(echo_addr),
+        gateway_args: vec!["--param-prefix".into(), "HTTP_".into()],
+        ..Default::default()
+    });
+    let mut client = Client::connect_with_headers(&stack.ws_url("/"), &[("SessionId", "0000000000000bad")]).await;
+    let connect = client.recv_json().await;
+    assert_eq!(connect["HTTP_EVENT"], "1");
+    let id = connect["HTTP_SESSIONID"].as_str().unwrap();
+    assert_ne!(id, "0000000000000bad", "the client's header never wins");
+    assert!(connect.get("SESSIONID").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_is_served_on_get_slash() {
+    let stack = Stack::start(StackOptions::default());
+    let (status, body) = e2e::http::request(stack.gateway_port, "GET", "/", "").unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/chat/index.html")).unwrap()
+    );
+    let (status, _) = e2e::http::request(stack.gateway_port, "GET", "/nope", "").unwrap();
+    assert_eq!(status, 404);
+}
