@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what the tests need, then
+# checks formatting, builds every binary, runs every test, and lints.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# System packages the end-to-end tests drive for real.
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "installing: ${need[*]}"
+    SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+cargo fmt --all -- --check
+# The e2e tests start the real binaries, so build them first.
+cargo build --workspace --bins --locked
+cargo test --workspace --locked
+cargo clippy --workspace --all-targets --locked -- -D warnings
