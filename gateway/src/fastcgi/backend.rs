@@ -130,6 +130,7 @@ mod tests {
 
     use futures_util::SinkExt;
     use tokio::net::TcpListener;
+    use tokio_util::codec::Encoder;
 
     use super::*;
     use crate::fastcgi::{encode_request, Record};
@@ -197,8 +198,6 @@ mod tests {
         });
         (addr, accepted, seen)
     }
-
-    use tokio_util::codec::Encoder;
 
     #[tokio::test]
     async fn keeps_connections_alive_and_joins_stdout_records() {

@@ -83,7 +83,7 @@ impl Frame {
 
     /// The session area read as a list of ids.
     pub fn session_ids(&self) -> Result<Vec<SessionId>, super::InvalidSessionId> {
-        if self.sessions.len() % SessionId::LEN != 0 {
+        if !self.sessions.len().is_multiple_of(SessionId::LEN) {
             return Err(super::InvalidSessionId);
         }
         self.sessions.chunks(SessionId::LEN).map(SessionId::parse).collect()
