@@ -78,7 +78,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     );
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(WS_BUFFER)
-        .write_buffer_size(0)
+        // Frames are written when the buffer passes this or on flush; the
+        // session flushes after each reply and after each batch of pushes.
+        .write_buffer_size(WS_BUFFER)
         .max_write_buffer_size(config.max_message.saturating_mul(2).max(WS_BUFFER))
         .max_message_size(Some(config.max_message))
         .max_frame_size(Some(config.max_message));

@@ -1,16 +1,25 @@
 //! The echo backend: each client message comes back as it went in, text
-//! as text and binary as binary. For tests and benchmarks, it can also
-//! report the params of the connect event and log every event it sees.
+//! as text and binary as binary. For tests and benchmarks it can also
+//! greet each session with its id, report the connect event's params, and
+//! log every event it sees.
+//!
+//! It is a FastCGI responder on the gateway's own record codec, writing
+//! each response in one write, so benchmarks measure the gateway rather
+//! than a heavyweight app framework.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use bytes::{Bytes, BytesMut};
 use clap::Parser;
+use futures_util::StreamExt;
+use gateway::fastcgi::{decode_pairs, encode_response, keeps_connection, RecordCodec, RecordType};
 use serde_json::{json, Map, Value};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_fastcgi::{RequestResult, Requests};
+use tokio_util::codec::Framed;
 
 #[derive(Parser, Debug)]
 #[command(name = "echo-app")]
@@ -21,72 +30,97 @@ struct Config {
     /// Answer the connect event with the request's params as JSON.
     #[arg(long)]
     report_connect: bool,
+    /// Answer the connect event with the session id (load tests learn their ids so).
+    #[arg(long)]
+    greet: bool,
     /// Append one JSON line per event (event, params, body) to this file.
     #[arg(long)]
     log: Option<PathBuf>,
 }
 
+struct App {
+    config: Config,
+    log: Option<Mutex<std::fs::File>>,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     router::runtime::init_tracing();
-    let config = Arc::new(Config::parse());
+    let config = Config::parse();
     let log = match &config.log {
         Some(path) => Some(Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?)),
         None => None,
     };
-    let log = Arc::new(log);
     let listener = TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %config.listen, "echo-app ready");
+    let app = Arc::new(App { config, log });
     let shutdown = router::runtime::shutdown_on_signal();
-    router::runtime::accept_loop(listener, 4096, shutdown, move |stream| serve(stream, config.clone(), log.clone()))
-        .await;
+    router::runtime::accept_loop(listener, 4096, shutdown, move |stream| serve(stream, app.clone())).await;
     Ok(())
 }
 
-async fn serve(mut stream: TcpStream, config: Arc<Config>, log: Arc<Option<Mutex<std::fs::File>>>) {
-    let mut requests = Requests::from_split_socket(stream.split(), 1, 1);
-    while let Ok(Some(request)) = requests.next().await {
-        let (config, log) = (config.clone(), log.clone());
-        let processed = request
-            .process(|request| async move {
-                let mut body = Vec::new();
-                let _ = request.get_stdin().read_to_end(&mut body);
-                let params: Map<String, Value> = request
-                    .str_params_iter()
-                    .into_iter()
-                    .flatten()
-                    .map(|(name, value)| (name.to_ascii_uppercase(), json!(value.unwrap_or_default())))
-                    .collect();
-                // `HTTP_EVENT` when the gateway runs with `--param-prefix HTTP_`.
-                let event_param = params.get("EVENT").or_else(|| params.get("HTTP_EVENT"));
-                let event = match event_param.and_then(Value::as_str) {
-                    Some("1") => "connect",
-                    Some("2") => "close",
-                    _ => "message",
-                };
-                if let Some(file) = log.as_ref() {
-                    let line = json!({"event": event, "params": params, "body": String::from_utf8_lossy(&body)});
-                    let _ = writeln!(file.lock().unwrap(), "{line}");
+/// One FastCGI connection: requests one after another, each answered in one write.
+async fn serve(stream: TcpStream, app: Arc<App>) {
+    let mut conn = Framed::new(stream, RecordCodec);
+    let (mut params, mut stdin) = (BytesMut::new(), BytesMut::new());
+    let mut keep = true;
+    while let Some(Ok(record)) = conn.next().await {
+        match record.kind {
+            k if k == RecordType::BeginRequest as u8 => {
+                keep = keeps_connection(&record);
+                params.clear();
+                stdin.clear();
+            }
+            k if k == RecordType::Params as u8 => params.extend_from_slice(&record.content),
+            k if k == RecordType::Stdin as u8 && !record.content.is_empty() => stdin.extend_from_slice(&record.content),
+            k if k == RecordType::Stdin as u8 => {
+                let Some(pairs) = decode_pairs(&params) else { return };
+                let stdout = app.respond(&pairs, &stdin);
+                let mut out = BytesMut::with_capacity(stdout.len() + 32);
+                encode_response(&mut out, record.request_id, &stdout, 0);
+                if conn.get_mut().write_all(&out).await.is_err() || !keep {
+                    return;
                 }
-                let binary = params.get("CONTENT_TYPE").and_then(Value::as_str) == Some("application/octet-stream");
-                let (content_type, reply) = match event {
-                    "message" if binary => ("application/octet-stream", body),
-                    "message" => ("text/plain; charset=utf-8", body),
-                    "connect" if config.report_connect => {
-                        ("application/json", Value::Object(params).to_string().into_bytes())
-                    }
-                    _ => ("text/plain", Vec::new()),
-                };
-                let mut out = format!("Content-Type: {content_type}\r\n\r\n").into_bytes();
-                out.extend_from_slice(&reply);
-                match request.get_stdout().write(&out).await {
-                    Ok(_) => RequestResult::Complete(0),
-                    Err(_) => RequestResult::Complete(1),
-                }
-            })
-            .await;
-        if processed.is_err() {
-            return;
+            }
+            _ => {}
         }
     }
+}
+
+impl App {
+    /// The CGI response (headers and body) for one event.
+    fn respond(&self, pairs: &[(Bytes, Bytes)], body: &[u8]) -> Vec<u8> {
+        let param = |name: &str| pairs.iter().find(|(n, _)| n == name.as_bytes()).map(|(_, v)| v.as_ref());
+        // `HTTP_EVENT` when the gateway runs with `--param-prefix HTTP_`.
+        let event = match param("EVENT").or_else(|| param("HTTP_EVENT")) {
+            Some(b"1") => "connect",
+            Some(b"2") => "close",
+            _ => "message",
+        };
+        if let Some(file) = &self.log {
+            let line = json!({"event": event, "params": params_json(pairs), "body": String::from_utf8_lossy(body)});
+            let _ = writeln!(file.lock().unwrap(), "{line}");
+        }
+        let binary = param("CONTENT_TYPE") == Some(b"application/octet-stream");
+        let (content_type, reply): (&str, &[u8]) = match event {
+            "message" if binary => ("application/octet-stream", body),
+            "message" => ("text/plain; charset=utf-8", body),
+            "connect" if self.config.report_connect => {
+                let report = Value::Object(params_json(pairs)).to_string();
+                return [b"Content-Type: application/json\r\n\r\n", report.as_bytes()].concat();
+            }
+            "connect" if self.config.greet => {
+                ("text/plain", param("SESSIONID").or_else(|| param("HTTP_SESSIONID")).unwrap_or_default())
+            }
+            _ => ("text/plain", b""),
+        };
+        [format!("Content-Type: {content_type}\r\n\r\n").as_bytes(), reply].concat()
+    }
+}
+
+fn params_json(pairs: &[(Bytes, Bytes)]) -> Map<String, Value> {
+    pairs
+        .iter()
+        .map(|(name, value)| (String::from_utf8_lossy(name).into_owned(), json!(String::from_utf8_lossy(value))))
+        .collect()
 }

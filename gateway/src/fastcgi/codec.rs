@@ -193,6 +193,24 @@ pub fn encode_request<'a>(
     Ok(())
 }
 
+/// Writes a whole response into `dst` (the app's side, for backends and
+/// tests): STDOUT records, an empty STDOUT, then END_REQUEST with
+/// `app_status` and REQUEST_COMPLETE.
+pub fn encode_response(dst: &mut BytesMut, request_id: u16, stdout: &[u8], app_status: u32) {
+    for chunk in chunks(stdout).filter(|c| !c.is_empty()) {
+        put_record(dst, RecordType::Stdout as u8, request_id, chunk);
+    }
+    put_record(dst, RecordType::Stdout as u8, request_id, &[]);
+    let status = app_status.to_be_bytes();
+    let end = [status[0], status[1], status[2], status[3], 0, 0, 0, 0];
+    put_record(dst, RecordType::EndRequest as u8, request_id, &end);
+}
+
+/// Whether a BEGIN_REQUEST asks to keep the connection open afterwards.
+pub fn keeps_connection(begin: &Record) -> bool {
+    begin.content.get(2).is_some_and(|flags| flags & FLAG_KEEP_CONN != 0)
+}
+
 /// Fills in the length and padding of the PARAMS record that starts at `start`.
 fn finish_params_record(dst: &mut BytesMut, start: usize, request_id: u16) {
     let content_len = dst.len() - start - HEADER_LEN;
@@ -317,6 +335,27 @@ mod tests {
         assert_eq!(RecordCodec.decode(&mut partial).unwrap(), None);
         assert!(matches!(RecordCodec.decode_eof(&mut partial), Err(RecordError::Truncated)));
         assert_eq!(RecordCodec.decode(&mut buf).unwrap(), Some(record));
+    }
+
+    #[test]
+    fn response_round_trips() {
+        let mut buf = BytesMut::new();
+        let stdout = vec![b'y'; MAX_CONTENT + 10];
+        encode_response(&mut buf, 9, &stdout, 3);
+        let records = decode_all(buf);
+        let kinds: Vec<u8> = records.iter().map(|r| r.kind).collect();
+        assert_eq!(kinds, [6, 6, 6, 3]);
+        let body: Vec<u8> =
+            records.iter().filter(|r| r.is(RecordType::Stdout)).flat_map(|r| r.content.to_vec()).collect();
+        assert_eq!(body, stdout);
+        assert_eq!(&records[3].content[..], &[0, 0, 0, 3, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn begin_request_carries_keep_conn() {
+        let mut buf = BytesMut::new();
+        encode_request(&mut buf, 1, [], b"").unwrap();
+        assert!(keeps_connection(&decode_all(buf)[0]));
     }
 
     #[test]

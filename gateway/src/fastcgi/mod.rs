@@ -7,5 +7,8 @@ mod codec;
 mod response;
 
 pub use backend::{Backend, BackendOptions, UpstreamError, REQUEST_ID};
-pub use codec::{decode_pairs, encode_request, ParamTooLarge, Record, RecordCodec, RecordType, MAX_CONTENT};
+pub use codec::{
+    decode_pairs, encode_request, encode_response, keeps_connection, ParamTooLarge, Record, RecordCodec, RecordType,
+    MAX_CONTENT,
+};
 pub use response::CgiResponse;

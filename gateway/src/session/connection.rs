@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,15 +20,16 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
-use tracing::Instrument;
 
 use super::event::{Event, EventEncoder, EventKind, Params};
-use super::registry::{CloseRequest, SessionHandle};
+use super::registry::{close_code, SessionHandle};
 use crate::fastcgi::CgiResponse;
 use crate::Gateway;
 
 /// How long a client gets to answer our close frame.
 const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Queued pushes written with one flush, at most.
+const MAX_PUSH_BATCH: usize = 64;
 /// A close reason must fit a control frame: 125 bytes less the code.
 const MAX_CLOSE_REASON: usize = 123;
 
@@ -58,8 +60,8 @@ where
 {
     let id = SessionId::random();
     let (outbound, outbound_rx) = mpsc::channel(gateway.config.outbound_queue);
-    let close = Arc::new(CloseRequest::default());
-    gateway.registry.insert(id, SessionHandle { outbound, close: close.clone() });
+    let close_code = Arc::new(AtomicU16::new(0));
+    gateway.registry.insert(id, SessionHandle { outbound, close_code: close_code.clone() });
     gateway.links.connected(id).await;
 
     let encoder = gateway.event_encoder(params);
@@ -76,7 +78,7 @@ where
     if gateway.config.connect_event {
         session.pending.push_back(Event { kind: EventKind::Connect, body: Bytes::new() });
     }
-    session.drive(outbound_rx, &close).instrument(tracing::info_span!("session", %id)).await;
+    session.drive(outbound_rx, &close_code).await;
 
     gateway.registry.remove(&id);
     gateway.links.closed(id).await;
@@ -86,8 +88,8 @@ impl<S> Session<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    async fn drive(&mut self, mut outbound: mpsc::Receiver<Message>, close: &CloseRequest) {
-        tracing::debug!("connected");
+    async fn drive(&mut self, mut outbound: mpsc::Receiver<Message>, close_code: &AtomicU16) {
+        tracing::debug!(session = %self.id, "connected");
         let max_pending = self.gateway.config.max_pending_events;
         let mut in_flight: Option<Reply> = None;
         loop {
@@ -110,23 +112,18 @@ where
                     self.on_reply(kind, result).await;
                 }
                 frame = self.ws.next(), if reading => self.on_client_frame(frame).await,
-                Some(message) = outbound.recv(), if open => {
-                    if let Err(err) = self.ws.send(message).await {
-                        tracing::debug!(%err, "write to client failed");
-                        self.gone();
-                    }
-                }
-                code = close.requested(), if open => {
-                    let reason = if code == super::registry::close_code::KICKED { "kicked" } else { "slow consumer" };
-                    self.begin_close(code, reason).await;
-                }
+                message = outbound.recv(), if open => match message {
+                    Some(message) if close_code.load(Ordering::Acquire) == 0 => self.write_pushes(message, &mut outbound).await,
+                    // The registry let go of the session: kicked or too slow.
+                    _ => self.close_on_request(close_code.load(Ordering::Acquire)).await,
+                },
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    tracing::debug!("client did not finish the close handshake");
+                    tracing::debug!(session = %self.id, "client did not finish the close handshake");
                     self.gone();
                 }
             }
         }
-        tracing::debug!("closed");
+        tracing::debug!(session = %self.id, "closed");
     }
 
     /// Encodes the event now and returns the backend call as a future, so
@@ -149,7 +146,7 @@ where
         let response = match result {
             Ok(response) => response,
             Err(err) => {
-                tracing::warn!(?kind, %err, "backend call failed");
+                tracing::warn!(session = %self.id, ?kind, %err, "backend call failed");
                 if kind == EventKind::Connect {
                     self.backend_knows_session = false;
                 }
@@ -167,7 +164,7 @@ where
         }
         let message = crate::router_link::to_message(response.body.clone(), response.is_binary());
         if let Err(err) = self.ws.send(message).await {
-            tracing::debug!(%err, "write to client failed");
+            tracing::debug!(session = %self.id, %err, "write to client failed");
             self.gone();
         }
     }
@@ -185,19 +182,41 @@ where
             // close, reading on until the stream ends completes the handshake.
             Some(Ok(_)) => {}
             Some(Err(WsError::Capacity(err))) => {
-                tracing::info!(%err, "client message too large");
+                tracing::info!(session = %self.id, %err, "client message too large");
                 self.begin_close(1009, "message too big").await;
             }
             Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => self.gone(),
             Some(Err(WsError::Protocol(err))) => {
-                tracing::info!(%err, "client broke the WebSocket protocol");
+                tracing::info!(session = %self.id, %err, "client broke the WebSocket protocol");
                 self.begin_close(1002, "protocol error").await;
             }
             Some(Err(err)) => {
-                tracing::debug!(%err, "client connection failed");
+                tracing::debug!(session = %self.id, %err, "client connection failed");
                 self.gone();
             }
             None => self.gone(),
+        }
+    }
+
+    async fn close_on_request(&mut self, code: u16) {
+        let reason = if code == close_code::KICKED { "kicked" } else { "slow consumer" };
+        self.begin_close(code, reason).await;
+    }
+
+    /// Writes `first` and whatever else is already queued with one flush:
+    /// a fan-out burst costs one write per session, not one per message.
+    async fn write_pushes(&mut self, first: Message, outbound: &mut mpsc::Receiver<Message>) {
+        let mut result = self.ws.feed(first).await;
+        for _ in 1..MAX_PUSH_BATCH {
+            let Ok(next) = outbound.try_recv() else { break };
+            if result.is_err() {
+                break;
+            }
+            result = self.ws.feed(next).await;
+        }
+        if let Err(err) = result.and(self.ws.flush().await) {
+            tracing::debug!(session = %self.id, %err, "write to client failed");
+            self.gone();
         }
     }
 
@@ -209,7 +228,7 @@ where
         while !reason.is_char_boundary(end) {
             end -= 1;
         }
-        tracing::info!(code, reason, "closing client");
+        tracing::info!(session = %self.id, code, reason, "closing client");
         let frame = CloseFrame { code: CloseCode::from(code), reason: reason[..end].to_owned().into() };
         match self.ws.close(Some(frame)).await {
             Ok(()) => {

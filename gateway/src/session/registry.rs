@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
 use router::protocol::SessionId;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Close codes the gateway chooses by itself.
@@ -14,43 +14,28 @@ pub mod close_code {
     pub const SLOW_CONSUMER: u16 = 1008;
 }
 
-/// Asks a session to close from outside its task (kick, slow consumer).
-#[derive(Default)]
-pub struct CloseRequest {
-    code: AtomicU16,
-    notify: Notify,
-}
-
-impl CloseRequest {
-    pub fn request(&self, code: u16) {
-        let _ = self.code.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
-        self.notify.notify_one();
-    }
-
-    /// Waits until a close is requested; returns its code.
-    pub async fn requested(&self) -> u16 {
-        self.notify.notified().await;
-        self.code.load(Ordering::Acquire)
-    }
-}
-
-#[derive(Clone)]
+/// The registry's end of a session: its push queue, and where to leave a
+/// close code. Removing the handle drops the queue's only sender, which
+/// wakes the session to read the code: no extra wake-up machinery.
 pub struct SessionHandle {
     pub outbound: mpsc::Sender<Message>,
-    pub close: Arc<CloseRequest>,
+    pub close_code: Arc<AtomicU16>,
+}
+
+enum Pushed {
+    Queued,
+    /// A full queue means a slow consumer: it is closed rather than allowed
+    /// to grow without bound or stall the others.
+    Overflowed,
+    Gone,
 }
 
 impl SessionHandle {
-    /// Queues a push; a full queue means a slow consumer, which is closed
-    /// rather than allowed to grow without bound or stall the others.
-    fn push(&self, message: Message) -> bool {
+    fn push(&self, message: Message) -> Pushed {
         match self.outbound.try_send(message) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close.request(close_code::SLOW_CONSUMER);
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Ok(()) => Pushed::Queued,
+            Err(mpsc::error::TrySendError::Full(_)) => Pushed::Overflowed,
+            Err(mpsc::error::TrySendError::Closed(_)) => Pushed::Gone,
         }
     }
 }
@@ -84,19 +69,47 @@ impl Registry {
 
     /// Pushes to the named sessions that live here; returns how many took it.
     pub fn push(&self, ids: &[SessionId], message: &Message) -> usize {
-        let sessions = self.sessions.lock().unwrap();
-        ids.iter().filter_map(|id| sessions.get(id)).filter(|s| s.push(message.clone())).count()
+        let mut sessions = self.sessions.lock().unwrap();
+        let targets = ids.iter().filter_map(|id| Some((*id, sessions.get(id)?)));
+        let (queued, overflowed) = push_each(targets, message);
+        close_all(&mut sessions, &overflowed, close_code::SLOW_CONSUMER);
+        queued
     }
 
     pub fn push_all(&self, message: &Message) -> usize {
-        let sessions = self.sessions.lock().unwrap();
-        sessions.values().filter(|s| s.push(message.clone())).count()
+        let mut sessions = self.sessions.lock().unwrap();
+        let (queued, overflowed) = push_each(sessions.iter().map(|(id, s)| (*id, s)), message);
+        close_all(&mut sessions, &overflowed, close_code::SLOW_CONSUMER);
+        queued
     }
 
     pub fn kick(&self, ids: &[SessionId]) {
-        let sessions = self.sessions.lock().unwrap();
-        for session in ids.iter().filter_map(|id| sessions.get(id)) {
-            session.close.request(close_code::KICKED);
+        close_all(&mut self.sessions.lock().unwrap(), ids, close_code::KICKED);
+    }
+}
+
+/// Queues `message` for each target; returns how many took it and which overflowed.
+fn push_each<'a>(
+    targets: impl Iterator<Item = (SessionId, &'a SessionHandle)>,
+    message: &Message,
+) -> (usize, Vec<SessionId>) {
+    let mut queued = 0;
+    let mut overflowed = Vec::new();
+    for (id, session) in targets {
+        match session.push(message.clone()) {
+            Pushed::Queued => queued += 1,
+            Pushed::Overflowed => overflowed.push(id),
+            Pushed::Gone => {}
+        }
+    }
+    (queued, overflowed)
+}
+
+/// Leaves the close code and drops each session's queue sender.
+fn close_all(sessions: &mut HashMap<SessionId, SessionHandle>, ids: &[SessionId], code: u16) {
+    for id in ids {
+        if let Some(session) = sessions.remove(id) {
+            session.close_code.store(code, Ordering::Release);
         }
     }
 }

@@ -1,0 +1,89 @@
+//! The router calls the fan-out scenarios need, over one kept-alive
+//! HTTP/1.1 connection, as a real publishing backend would hold.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct RouterApi {
+    addr: SocketAddr,
+    conn: Option<BufReader<TcpStream>>,
+}
+
+impl RouterApi {
+    pub fn new(addr: SocketAddr) -> RouterApi {
+        RouterApi { addr, conn: None }
+    }
+
+    pub async fn join(&mut self, channel: &str, sessions: &[String]) -> anyhow::Result<()> {
+        for batch in sessions.chunks(1000) {
+            self.post("/v1/join", &json!({"channel": channel, "sessions": batch})).await?;
+        }
+        Ok(())
+    }
+
+    /// Returns how many members the router found online.
+    pub async fn publish(&mut self, channel: &str, data: &str) -> anyhow::Result<u64> {
+        let reply = self.post("/v1/publish", &json!({"channel": channel, "data": data})).await?;
+        Ok(reply["sessions"].as_u64().unwrap_or(0))
+    }
+
+    async fn post(&mut self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let result = tokio::time::timeout(CALL_TIMEOUT, self.exchange(path, &body.to_string())).await;
+        match result {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) => {
+                self.conn = None;
+                Err(e)
+            }
+            Err(_) => {
+                self.conn = None;
+                bail!("{path}: router call timed out")
+            }
+        }
+    }
+
+    async fn exchange(&mut self, path: &str, body: &str) -> anyhow::Result<Value> {
+        if self.conn.is_none() {
+            let stream = TcpStream::connect(self.addr).await.with_context(|| format!("connect {}", self.addr))?;
+            stream.set_nodelay(true)?;
+            self.conn = Some(BufReader::new(stream));
+        }
+        let conn = self.conn.as_mut().expect("just set");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: router\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        conn.get_mut().write_all(format!("{head}{body}").as_bytes()).await?;
+        let mut status = String::new();
+        conn.read_line(&mut status).await?;
+        let mut length = None;
+        loop {
+            let mut line = String::new();
+            if conn.read_line(&mut line).await? == 0 {
+                bail!("{path}: router closed the connection");
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = Some(value.trim().parse::<usize>()?);
+                }
+            }
+        }
+        let mut reply = vec![0u8; length.ok_or_else(|| anyhow!("{path}: reply without Content-Length"))?];
+        conn.read_exact(&mut reply).await?;
+        if !status.starts_with("HTTP/1.1 200") {
+            bail!("{path}: {} {}", status.trim_end(), String::from_utf8_lossy(&reply));
+        }
+        Ok(serde_json::from_slice(&reply)?)
+    }
+}

@@ -1,0 +1,49 @@
+//! N idle connections, spread over loopback source addresses, and what
+//! they cost the gateway in resident memory.
+
+use std::time::Duration;
+
+use super::open_many;
+use crate::report::Report;
+use crate::rss::rss_bytes;
+use crate::transport::Endpoint;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Idle connections to open.
+    #[arg(short, long, default_value_t = 10_000)]
+    pub connections: usize,
+    /// The gateway's process id, to read its RSS before and after.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Connections opened at once.
+    #[arg(long, default_value_t = 500)]
+    pub concurrency: usize,
+    /// Seconds to keep the connections open after measuring.
+    #[arg(long, default_value_t = 0.0)]
+    pub hold: f64,
+}
+
+pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
+    let mut report = Report::new("idle");
+    let before = args.pid.map(rss_bytes).transpose()?;
+    let started = std::time::Instant::now();
+    let (conns, failures) = open_many(endpoints, args.connections, args.concurrency, true).await;
+    report.set("connections", conns.len());
+    report.set("failed", failures.len());
+    report.set("open_seconds", (started.elapsed().as_secs_f64() * 100.0).round() / 100.0);
+    failures.into_iter().for_each(|f| report.error(f));
+    // Let the gateway finish its per-connection setup before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    if let (Some(pid), Some(before)) = (args.pid, before) {
+        let after = rss_bytes(pid)?;
+        report.set("rss_before_kib", before / 1024);
+        report.set("rss_after_kib", after / 1024);
+        if !conns.is_empty() {
+            report.set("bytes_per_connection", after.saturating_sub(before) / conns.len() as u64);
+        }
+    }
+    tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
+    drop(conns);
+    Ok(report)
+}

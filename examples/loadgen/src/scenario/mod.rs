@@ -1,0 +1,49 @@
+//! The load scenarios. Each opens its connections, drives them, checks
+//! every reply, and returns a [`Report`](crate::report::Report).
+
+pub mod connect;
+pub mod echo;
+pub mod fanout;
+pub mod idle;
+pub mod soak;
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use crate::transport::{source_ip, Conn, Endpoint};
+
+/// Opens `n` connections spread over `endpoints` (and, when `spread`, over
+/// loopback source addresses), `concurrency` at a time. Returns them in
+/// order, with the failures.
+pub async fn open_many(endpoints: &[Endpoint], n: usize, concurrency: usize, spread: bool) -> (Vec<Conn>, Vec<String>) {
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let endpoint = endpoints[i % endpoints.len()].clone();
+            let permits = permits.clone();
+            tokio::spawn(async move {
+                let _permit = permits.acquire().await.expect("never closed");
+                Conn::open(&endpoint, spread.then(|| source_ip(i))).await.map_err(|e| format!("connection {i}: {e:#}"))
+            })
+        })
+        .collect();
+    let mut conns = Vec::with_capacity(n);
+    let mut failures = Vec::new();
+    for task in tasks {
+        match task.await.expect("open task panicked") {
+            Ok(conn) => conns.push(conn),
+            Err(failure) => failures.push(failure),
+        }
+    }
+    (conns, failures)
+}
+
+/// A payload of `size` bytes (at least the prefix) that starts with `prefix`.
+pub fn padded(prefix: String, size: usize) -> bytes::Bytes {
+    let mut text = prefix.into_bytes();
+    if text.len() < size {
+        text.resize(size, b'x');
+    }
+    text.into()
+}

@@ -1,0 +1,132 @@
+//! One client connection to the system under test: a WebSocket, or raw TCP
+//! with fooking's framing (4-byte big-endian length, then the body).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// `ws://host:port/path`
+    WebSocket { url: String, addr: SocketAddr },
+    /// `tcp://host:port`
+    Framed { addr: SocketAddr },
+}
+
+impl FromStr for Endpoint {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> anyhow::Result<Endpoint> {
+        let (scheme, rest) =
+            s.split_once("://").ok_or_else(|| anyhow!("{s}: expected ws://HOST:PORT/PATH or tcp://HOST:PORT"))?;
+        let authority = rest.split('/').next().unwrap_or_default();
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
+            .with_context(|| format!("{s}: bad address"))?
+            .next()
+            .ok_or_else(|| anyhow!("{s}: no address"))?;
+        match scheme {
+            "ws" => Ok(Endpoint::WebSocket { url: s.to_owned(), addr }),
+            "tcp" => Ok(Endpoint::Framed { addr }),
+            other => bail!("{s}: unsupported scheme {other} (ws or tcp)"),
+        }
+    }
+}
+
+/// A loopback source address for connection `i`: 1000 connections per
+/// address over 127.0.0.0/8, so ephemeral ports never run out.
+pub fn source_ip(i: usize) -> IpAddr {
+    let n = 1 + (i / 1000) as u32;
+    IpAddr::V4(Ipv4Addr::from(0x7f00_0000 | (n & 0x00ff_ffff)))
+}
+
+pub enum Conn {
+    WebSocket(Box<WebSocketStream<TcpStream>>),
+    Framed(Framed<TcpStream, LengthDelimitedCodec>),
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Conn {
+    pub async fn open(endpoint: &Endpoint, source: Option<IpAddr>) -> anyhow::Result<Conn> {
+        tokio::time::timeout(CONNECT_TIMEOUT, Conn::open_inner(endpoint, source)).await.context("connect timed out")?
+    }
+
+    async fn open_inner(endpoint: &Endpoint, source: Option<IpAddr>) -> anyhow::Result<Conn> {
+        let addr = match endpoint {
+            Endpoint::WebSocket { addr, .. } | Endpoint::Framed { addr } => *addr,
+        };
+        let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        if let Some(ip) = source.filter(|_| addr.ip().is_loopback()) {
+            socket.bind(SocketAddr::new(ip, 0))?;
+        }
+        let stream = socket.connect(addr).await.with_context(|| format!("connect {addr}"))?;
+        stream.set_nodelay(true)?;
+        match endpoint {
+            Endpoint::WebSocket { url, .. } => {
+                let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+                let (ws, _) = tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(config)).await?;
+                Ok(Conn::WebSocket(Box::new(ws)))
+            }
+            Endpoint::Framed { .. } => {
+                let codec =
+                    LengthDelimitedCodec::builder().length_field_length(4).max_frame_length(16 << 20).new_codec();
+                Ok(Conn::Framed(Framed::new(stream, codec)))
+            }
+        }
+    }
+
+    pub async fn send(&mut self, payload: Bytes, binary: bool) -> anyhow::Result<()> {
+        match self {
+            Conn::WebSocket(ws) => {
+                let message = if binary { Message::Binary(payload) } else { Message::Text(payload.try_into()?) };
+                ws.send(message).await?;
+            }
+            Conn::Framed(framed) => framed.send(payload).await?,
+        }
+        Ok(())
+    }
+
+    /// The next data message; `None` when the server closed.
+    pub async fn recv(&mut self) -> anyhow::Result<Option<Bytes>> {
+        match self {
+            Conn::WebSocket(ws) => loop {
+                match ws.next().await.transpose()? {
+                    None | Some(Message::Close(_)) => return Ok(None),
+                    Some(Message::Text(text)) => return Ok(Some(text.into())),
+                    Some(Message::Binary(data)) => return Ok(Some(data)),
+                    Some(_) => continue,
+                }
+            },
+            Conn::Framed(framed) => Ok(framed.next().await.transpose()?.map(|b| b.freeze())),
+        }
+    }
+
+    pub async fn recv_within(&mut self, timeout: Duration) -> anyhow::Result<Bytes> {
+        match tokio::time::timeout(timeout, self.recv()).await {
+            Err(_) => bail!("no message within {timeout:?}"),
+            Ok(Ok(None)) => bail!("server closed the connection"),
+            Ok(other) => Ok(other?.expect("checked")),
+        }
+    }
+
+    pub async fn close(self) {
+        match self {
+            Conn::WebSocket(mut ws) => {
+                let _ = WebSocketStream::close(&mut ws, None).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), async { while let Some(Ok(_)) = ws.next().await {} })
+                        .await;
+            }
+            Conn::Framed(framed) => drop(framed),
+        }
+    }
+}
