@@ -44,9 +44,15 @@ pub struct Config {
     /// Largest client message, in bytes; larger closes the client with 1009.
     #[arg(long, env = "GATEWAY_MAX_MESSAGE", default_value_t = 1 << 20)]
     pub max_message: usize,
-    /// Messages queued for one client before it counts as a slow consumer and is closed.
+    /// Pushes queued for one client before it counts as a slow consumer and is closed (1008).
     #[arg(long, env = "GATEWAY_OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,
+    /// Bytes of pushes queued for one client before it counts as a slow consumer (1008).
+    #[arg(long, env = "GATEWAY_OUTBOUND_QUEUE_BYTES", default_value_t = 1 << 20)]
+    pub outbound_queue_bytes: usize,
+    /// Milliseconds a write to a client may take before the client is dropped.
+    #[arg(long, env = "GATEWAY_WRITE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub write_timeout_ms: u64,
     /// Events of one session queued for the backend before reading from the client pauses.
     #[arg(long, env = "GATEWAY_MAX_PENDING_EVENTS", default_value_t = 64)]
     pub max_pending_events: usize,
@@ -55,6 +61,10 @@ pub struct Config {
 impl Config {
     pub fn backend_connect_timeout(&self) -> Duration {
         Duration::from_millis(self.backend_connect_timeout_ms)
+    }
+
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms)
     }
 
     pub fn backend_timeout(&self) -> Duration {

@@ -17,7 +17,8 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::session::event::{header_param, Params};
+use crate::fastcgi::{ParamBlock, ParamTooLarge};
+use crate::session::event::header_param;
 use crate::Gateway;
 
 const CHAT_PAGE: &str = include_str!("../../examples/chat/index.html");
@@ -77,7 +78,10 @@ fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr
         return respond(StatusCode::BAD_REQUEST, "text/plain", "missing Sec-WebSocket-Key\n");
     };
     let accept = derive_accept_key(key.as_bytes());
-    let params = Arc::new(connection_params(&gateway, &req, remote));
+    let params = match connection_params(&gateway, &req, remote) {
+        Ok(params) => params,
+        Err(err) => return respond(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "text/plain", format!("{err}\n")),
+    };
     let upgraded = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         match upgraded.await {
@@ -98,38 +102,37 @@ fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr
         .expect("static response parts are valid")
 }
 
-/// The params every event of this connection carries: the gateway's
-/// static ones, then where the client is and what it asked for.
-fn connection_params(gateway: &Gateway, req: &Request<Incoming>, remote: SocketAddr) -> Params {
-    let mut params = gateway.static_params.clone();
-    let mut set = |name: &str, value: &[u8]| {
-        let value = Bytes::copy_from_slice(value);
-        match params.iter_mut().find(|(n, _)| n == name.as_bytes()) {
-            Some(existing) => existing.1 = value,
-            None => params.push((Bytes::copy_from_slice(name.as_bytes()), value)),
-        }
-    };
-    set("REMOTE_ADDR", remote.ip().to_string().as_bytes());
-    set("REMOTE_PORT", remote.port().to_string().as_bytes());
+/// The params every event of this connection carries: where the client is
+/// and what it asked for. A header the operator set as a static param
+/// (say `HTTP_X_API_KEY`) is never overridden by the client.
+fn connection_params(
+    gateway: &Gateway,
+    req: &Request<Incoming>,
+    remote: SocketAddr,
+) -> Result<ParamBlock, ParamTooLarge> {
+    let mut params = ParamBlock::default();
     let uri = req.uri();
-    set("REQUEST_URI", uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/").as_bytes());
-    set("DOCUMENT_URI", uri.path().as_bytes());
-    set("QUERY_STRING", uri.query().unwrap_or("").as_bytes());
+    params.push(b"REMOTE_ADDR", remote.ip().to_string().as_bytes())?;
+    params.push(b"REMOTE_PORT", remote.port().to_string().as_bytes())?;
+    params.push(b"REQUEST_URI", uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/").as_bytes())?;
+    params.push(b"DOCUMENT_URI", uri.path().as_bytes())?;
+    params.push(b"QUERY_STRING", uri.query().unwrap_or("").as_bytes())?;
     for name in req.headers().keys() {
-        let Some(param) = header_param(name.as_str()) else {
+        let Some(param) = header_param(name.as_str()) else { continue };
+        if gateway.events.static_params.get(param.as_bytes()).is_some() {
             continue;
-        };
+        }
         let separator = if name == header::COOKIE { "; " } else { ", " };
         let values: Vec<&str> = req.headers().get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
-        set(&param, values.join(separator).as_bytes());
+        params.push(param.as_bytes(), values.join(separator).as_bytes())?;
     }
-    params
+    Ok(params.compact())
 }
 
-fn respond(status: StatusCode, content_type: &str, body: &'static str) -> Response<Full<Bytes>> {
+fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, content_type)
-        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .body(Full::new(body.into()))
         .expect("static response parts are valid")
 }

@@ -13,19 +13,23 @@ pub mod session;
 use std::sync::Arc;
 
 use anyhow::Context;
-use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
-use fastcgi::{Backend, BackendOptions};
+use fastcgi::{Backend, BackendOptions, ParamBlock};
 use router_link::RouterLinks;
-use session::event::{EventEncoder, Params};
+use session::event::EventEncoder;
 use session::Registry;
 
-/// Per-connection buffers: tungstenite's default read buffer is 128 KiB.
-const WS_BUFFER: usize = 4096;
+/// tungstenite allocates its read buffer up front (128 KiB by default) and
+/// reads at most this much per call: small keeps idle connections cheap.
+const WS_READ_BUFFER: usize = 256;
+/// Queued frames are written once they pass this, or on flush; the session
+/// flushes after each reply and each batch of pushes, so a fan-out burst
+/// goes out in one write.
+const WS_WRITE_BUFFER: usize = 16 * 1024;
 /// Connections served at once.
 const MAX_CONNECTIONS: usize = 100_000;
 
@@ -35,31 +39,41 @@ pub struct Gateway {
     pub backend: Backend,
     pub registry: Arc<Registry>,
     pub links: RouterLinks,
-    pub static_params: Params,
+    pub events: EventEncoder,
     pub ws_config: WebSocketConfig,
 }
 
 impl Gateway {
-    pub fn event_encoder(&self, base: Arc<Params>) -> EventEncoder {
-        let prefixed = |name: &str| Bytes::from(format!("{}{name}", self.config.param_prefix));
-        EventEncoder { base, session_param: prefixed("SESSIONID"), event_param: prefixed("EVENT") }
+    pub fn outbox_limits(&self) -> session::outbox::Limits {
+        session::outbox::Limits { messages: self.config.outbound_queue, bytes: self.config.outbound_queue_bytes }
     }
 }
 
-fn static_params(config: &Config) -> Params {
+/// Params each connection sets for itself; a static param of that name is ignored.
+const CONNECTION_PARAMS: &[&str] = &["REMOTE_ADDR", "REMOTE_PORT", "REQUEST_URI", "DOCUMENT_URI", "QUERY_STRING"];
+
+fn static_params(config: &Config) -> anyhow::Result<ParamBlock> {
     let defaults = [
         ("GATEWAY_INTERFACE", "CGI/1.1"),
         ("SERVER_SOFTWARE", concat!("fk-gateway/", env!("CARGO_PKG_VERSION"))),
         ("SERVER_PROTOCOL", "HTTP/1.1"),
         ("REQUEST_METHOD", "POST"),
     ];
-    let mut params: Params = Vec::new();
+    let mut chosen: Vec<(&str, &str)> = Vec::new();
     let configured = config.params.iter().map(|(n, v)| (n.as_str(), v.as_str()));
     for (name, value) in defaults.into_iter().chain(configured) {
-        params.retain(|(n, _)| n != name.as_bytes());
-        params.push((Bytes::copy_from_slice(name.as_bytes()), Bytes::copy_from_slice(value.as_bytes())));
+        if CONNECTION_PARAMS.contains(&name) {
+            tracing::warn!(param = name, "set per connection; the static value is ignored");
+            continue;
+        }
+        chosen.retain(|(n, _)| *n != name);
+        chosen.push((name, value));
     }
-    params
+    let mut block = ParamBlock::default();
+    for (name, value) in chosen {
+        block.push(name.as_bytes(), value.as_bytes())?;
+    }
+    Ok(block.compact())
 }
 
 /// Binds the listener, then serves until `shutdown` is cancelled.
@@ -77,16 +91,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         },
     );
     let ws_config = WebSocketConfig::default()
-        .read_buffer_size(WS_BUFFER)
-        // Frames are written when the buffer passes this or on flush; the
-        // session flushes after each reply and after each batch of pushes.
-        .write_buffer_size(WS_BUFFER)
-        .max_write_buffer_size(config.max_message.saturating_mul(2).max(WS_BUFFER))
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER)
+        .max_write_buffer_size(config.max_message.saturating_mul(2).max(WS_WRITE_BUFFER))
         .max_message_size(Some(config.max_message))
         .max_frame_size(Some(config.max_message));
     tracing::info!(listen = %config.listen, backend = %config.backend, routers = ?config.routers, "gateway ready");
-    let gateway =
-        Arc::new(Gateway { static_params: static_params(&config), config, backend, registry, links, ws_config });
+    let events = EventEncoder::new(static_params(&config)?, &config.param_prefix);
+    let gateway = Arc::new(Gateway { events, config, backend, registry, links, ws_config });
     router::runtime::accept_loop(listener, MAX_CONNECTIONS, shutdown, move |stream| {
         http::serve_connection(stream, gateway.clone())
     })

@@ -133,7 +133,7 @@ mod tests {
     use tokio_util::codec::Encoder;
 
     use super::*;
-    use crate::fastcgi::{encode_request, Record};
+    use crate::fastcgi::{encode_request, ParamBlock, Record};
 
     fn options() -> BackendOptions {
         BackendOptions {
@@ -145,7 +145,9 @@ mod tests {
 
     fn request(body: &[u8]) -> BytesMut {
         let mut buf = BytesMut::new();
-        encode_request(&mut buf, REQUEST_ID, [(&b"SESSIONID"[..], &b"0000000000000001"[..])], body).unwrap();
+        let mut params = ParamBlock::default();
+        params.push(b"SESSIONID", b"0000000000000001").unwrap();
+        encode_request(&mut buf, REQUEST_ID, &[&params], body);
         buf
     }
 

@@ -144,42 +144,76 @@ fn pair_len(name: &[u8], value: &[u8]) -> usize {
     len_of(name.len()) + len_of(value.len()) + name.len() + value.len()
 }
 
-/// Writes a whole RESPONDER request into `dst`, so it goes out in one write:
-/// BEGIN_REQUEST (keep the connection), PARAMS records then an empty one,
-/// STDIN records then an empty one. A name-value pair is never split across
-/// two records: tokio-fastcgi and php-fpm both drop the connection on that.
-pub fn encode_request<'a>(
-    dst: &mut BytesMut,
-    request_id: u16,
-    params: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
-    stdin: &[u8],
-) -> Result<(), ParamTooLarge> {
-    let begin = [(ROLE_RESPONDER >> 8) as u8, ROLE_RESPONDER as u8, FLAG_KEEP_CONN, 0, 0, 0, 0, 0];
-    put_record(dst, RecordType::BeginRequest as u8, request_id, &begin);
+/// Name-value pairs already in FastCGI's encoding, one allocation for all
+/// of them, with each pair's end kept so no request splits a pair across
+/// two records (tokio-fastcgi and php-fpm both drop the connection on that).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ParamBlock {
+    encoded: Vec<u8>,
+    ends: Vec<u32>,
+}
 
-    let mut record_start = None::<usize>;
-    for (name, value) in params {
+impl ParamBlock {
+    pub fn push(&mut self, name: &[u8], value: &[u8]) -> Result<(), ParamTooLarge> {
         let len = pair_len(name, value);
         if len > MAX_CONTENT {
             return Err(ParamTooLarge { name: String::from_utf8_lossy(name).into_owned(), len });
         }
-        let open = record_start.filter(|start| dst.len() - start - HEADER_LEN + len <= MAX_CONTENT);
-        let start = match open {
-            Some(start) => start,
-            None => {
-                if let Some(full) = record_start {
-                    finish_params_record(dst, full, request_id);
-                }
-                let start = dst.len();
-                put_header(dst, RecordType::Params as u8, request_id, 0, 0);
-                start
+        let mut pair = BytesMut::with_capacity(len);
+        put_length(&mut pair, name.len());
+        put_length(&mut pair, value.len());
+        pair.extend_from_slice(name);
+        pair.extend_from_slice(value);
+        self.encoded.extend_from_slice(&pair);
+        self.ends.push(self.encoded.len() as u32);
+        Ok(())
+    }
+
+    /// Gives back spare capacity: blocks live as long as their connection.
+    pub fn compact(mut self) -> ParamBlock {
+        self.encoded.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self
+    }
+
+    /// Each pair's encoded bytes.
+    pub fn pairs(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(self.ends.iter().copied()).map(|(start, end)| &self.encoded[start as usize..end as usize])
+    }
+
+    /// The value of the first pair named `name`.
+    pub fn get(&self, name: &[u8]) -> Option<Bytes> {
+        self.pairs().filter_map(|pair| decode_pairs(pair)?.pop()).find(|(n, _)| n == name).map(|(_, value)| value)
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+}
+
+/// Writes a whole RESPONDER request into `dst`, so it goes out in one write:
+/// BEGIN_REQUEST (keep the connection), PARAMS records packed with whole
+/// pairs from `blocks` in order, an empty PARAMS, STDIN records, an empty STDIN.
+pub fn encode_request(dst: &mut BytesMut, request_id: u16, blocks: &[&ParamBlock], stdin: &[u8]) {
+    let begin = [(ROLE_RESPONDER >> 8) as u8, ROLE_RESPONDER as u8, FLAG_KEEP_CONN, 0, 0, 0, 0, 0];
+    put_record(dst, RecordType::BeginRequest as u8, request_id, &begin);
+
+    let mut record_start = None::<usize>;
+    for pair in blocks.iter().flat_map(|block| block.pairs()) {
+        let fits = |start: &usize| dst.len() - start - HEADER_LEN + pair.len() <= MAX_CONTENT;
+        if !record_start.as_ref().is_some_and(fits) {
+            if let Some(full) = record_start {
+                finish_params_record(dst, full, request_id);
             }
-        };
-        record_start = Some(start);
-        put_length(dst, name.len());
-        put_length(dst, value.len());
-        dst.extend_from_slice(name);
-        dst.extend_from_slice(value);
+            record_start = Some(dst.len());
+            put_header(dst, RecordType::Params as u8, request_id, 0, 0);
+        }
+        dst.extend_from_slice(pair);
     }
     if let Some(start) = record_start {
         finish_params_record(dst, start, request_id);
@@ -190,7 +224,6 @@ pub fn encode_request<'a>(
         put_record(dst, RecordType::Stdin as u8, request_id, chunk);
     }
     put_record(dst, RecordType::Stdin as u8, request_id, &[]);
-    Ok(())
 }
 
 /// Writes a whole response into `dst` (the app's side, for backends and
@@ -271,12 +304,21 @@ mod tests {
             .collect()
     }
 
+    fn block(pairs: &[(&[u8], &[u8])]) -> ParamBlock {
+        let mut block = ParamBlock::default();
+        for (name, value) in pairs {
+            block.push(name, value).unwrap();
+        }
+        block
+    }
+
     #[test]
     fn request_round_trips() {
         let params: Vec<(&[u8], &[u8])> =
             vec![(b"SESSIONID", b"0123456789abcdef"), (b"EVENT", b"1"), (b"LONG", &[b'v'; 300])];
+        let (first, rest) = (block(&params[..1]), block(&params[1..]));
         let mut buf = BytesMut::new();
-        encode_request(&mut buf, 1, params.clone(), b"hello").unwrap();
+        encode_request(&mut buf, 1, &[&first, &rest], b"hello");
         let records = decode_all(buf);
         let kinds: Vec<u8> = records.iter().map(|r| r.kind).collect();
         assert_eq!(kinds, [1, 4, 4, 5, 5]);
@@ -294,7 +336,7 @@ mod tests {
         let value = vec![b'x'; 20_000];
         let params: Vec<(&[u8], &[u8])> = (0..10).map(|_| (&b"BIG"[..], &value[..])).collect();
         let mut buf = BytesMut::new();
-        encode_request(&mut buf, 7, params, b"").unwrap();
+        encode_request(&mut buf, 7, &[&block(&params)], b"");
         let records = decode_all(buf);
         let params_records: Vec<_> =
             records.iter().filter(|r| r.is(RecordType::Params) && !r.content.is_empty()).collect();
@@ -306,7 +348,7 @@ mod tests {
     #[test]
     fn refuses_a_pair_larger_than_a_record() {
         let value = vec![b'x'; MAX_CONTENT];
-        let err = encode_request(&mut BytesMut::new(), 1, [(&b"HUGE"[..], &value[..])], b"").unwrap_err();
+        let err = ParamBlock::default().push(b"HUGE", &value).unwrap_err();
         assert_eq!(err.name, "HUGE");
     }
 
@@ -314,7 +356,7 @@ mod tests {
     fn large_stdin_is_chunked_and_records_are_padded() {
         let body = vec![7u8; 150_001];
         let mut buf = BytesMut::new();
-        encode_request(&mut buf, 1, [], &body).unwrap();
+        encode_request(&mut buf, 1, &[], &body);
         assert_eq!(buf.len() % 8, 0);
         let records = decode_all(buf);
         let stdin: Vec<u8> =
@@ -338,6 +380,16 @@ mod tests {
     }
 
     #[test]
+    fn blocks_look_up_values_and_keep_pair_boundaries() {
+        let params = block(&[(b"A", b"1"), (b"LONG", &[b'z'; 200])]);
+        assert_eq!(params.get(b"LONG").as_deref(), Some(&[b'z'; 200][..]));
+        assert_eq!(params.get(b"MISSING"), None);
+        let pairs: Vec<&[u8]> = params.pairs().collect();
+        assert_eq!(pairs[0], b"\x01\x01A1");
+        assert_eq!(pairs[1].len(), 1 + 4 + 4 + 200);
+    }
+
+    #[test]
     fn response_round_trips() {
         let mut buf = BytesMut::new();
         let stdout = vec![b'y'; MAX_CONTENT + 10];
@@ -354,7 +406,7 @@ mod tests {
     #[test]
     fn begin_request_carries_keep_conn() {
         let mut buf = BytesMut::new();
-        encode_request(&mut buf, 1, [], b"").unwrap();
+        encode_request(&mut buf, 1, &[], b"");
         assert!(keeps_connection(&decode_all(buf)[0]));
     }
 

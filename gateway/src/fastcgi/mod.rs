@@ -8,7 +8,7 @@ mod response;
 
 pub use backend::{Backend, BackendOptions, UpstreamError, REQUEST_ID};
 pub use codec::{
-    decode_pairs, encode_request, encode_response, keeps_connection, ParamTooLarge, Record, RecordCodec, RecordType,
-    MAX_CONTENT,
+    decode_pairs, encode_request, encode_response, keeps_connection, ParamBlock, ParamTooLarge, Record, RecordCodec,
+    RecordType, MAX_CONTENT,
 };
 pub use response::CgiResponse;

@@ -5,7 +5,6 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use router::protocol::SessionId;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::time::error::Elapsed;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -21,15 +20,14 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use super::event::{Event, EventEncoder, EventKind, Params};
-use super::registry::{close_code, SessionHandle};
-use crate::fastcgi::CgiResponse;
+use super::event::{Event, EventKind};
+use super::outbox::{Outbox, Taken};
+use super::registry::close_code;
+use crate::fastcgi::{CgiResponse, ParamBlock};
 use crate::Gateway;
 
 /// How long a client gets to answer our close frame.
 const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Queued pushes written with one flush, at most.
-const MAX_PUSH_BATCH: usize = 64;
 /// A close reason must fit a control frame: 125 bytes less the code.
 const MAX_CLOSE_REASON: usize = 123;
 
@@ -45,7 +43,8 @@ struct Session<S> {
     id: SessionId,
     gateway: Arc<Gateway>,
     ws: WebSocketStream<S>,
-    encoder: EventEncoder,
+    /// This connection's own params (address, upgrade URI, headers).
+    params: ParamBlock,
     client: Client,
     pending: VecDeque<Event>,
     /// Cleared when the connect event failed or was refused: the backend
@@ -54,41 +53,45 @@ struct Session<S> {
     close_event_queued: bool,
 }
 
-pub async fn run<S>(gateway: Arc<Gateway>, ws: WebSocketStream<S>, params: Arc<Params>)
+/// The session's whole life. Built here, outside the returned future, so
+/// the future holds the session once (not also the stream it was built
+/// from): an idle connection is mostly this future, and it adds up.
+pub fn run<S>(gateway: Arc<Gateway>, ws: WebSocketStream<S>, params: ParamBlock) -> impl Future<Output = ()> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let id = SessionId::random();
-    let (outbound, outbound_rx) = mpsc::channel(gateway.config.outbound_queue);
-    let close_code = Arc::new(AtomicU16::new(0));
-    gateway.registry.insert(id, SessionHandle { outbound, close_code: close_code.clone() });
-    gateway.links.connected(id).await;
-
-    let encoder = gateway.event_encoder(params);
+    let outbox = Arc::new(Outbox::new(gateway.outbox_limits()));
+    let mut pending = VecDeque::new();
+    if gateway.config.connect_event {
+        pending.push_back(Event { kind: EventKind::Connect, body: Bytes::new() });
+    }
     let mut session = Session {
         id,
-        gateway: gateway.clone(),
+        gateway,
         ws,
-        encoder,
+        params,
         client: Client::Open,
-        pending: VecDeque::new(),
+        pending,
         backend_knows_session: true,
         close_event_queued: false,
     };
-    if gateway.config.connect_event {
-        session.pending.push_back(Event { kind: EventKind::Connect, body: Bytes::new() });
+    async move {
+        session.gateway.registry.insert(id, outbox.clone());
+        session.gateway.links.connected(id).await;
+        session.drive(&outbox).await;
+        session.gateway.registry.remove(&id);
+        session.gateway.links.closed(id).await;
     }
-    session.drive(outbound_rx, &close_code).await;
-
-    gateway.registry.remove(&id);
-    gateway.links.closed(id).await;
 }
 
 impl<S> Session<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    async fn drive(&mut self, mut outbound: mpsc::Receiver<Message>, close_code: &AtomicU16) {
+    /// Handlers are boxed where they are awaited: they run briefly, and
+    /// unboxed their state would sit in every idle connection's future.
+    async fn drive(&mut self, outbox: &Outbox) {
         tracing::debug!(session = %self.id, "connected");
         let max_pending = self.gateway.config.max_pending_events;
         let mut in_flight: Option<Reply> = None;
@@ -109,13 +112,12 @@ where
             tokio::select! {
                 (kind, result) = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
                     in_flight = None;
-                    self.on_reply(kind, result).await;
+                    Box::pin(self.on_reply(kind, result)).await;
                 }
-                frame = self.ws.next(), if reading => self.on_client_frame(frame).await,
-                message = outbound.recv(), if open => match message {
-                    Some(message) if close_code.load(Ordering::Acquire) == 0 => self.write_pushes(message, &mut outbound).await,
-                    // The registry let go of the session: kicked or too slow.
-                    _ => self.close_on_request(close_code.load(Ordering::Acquire)).await,
+                frame = self.ws.next(), if reading => Box::pin(self.on_client_frame(frame)).await,
+                taken = outbox.take(), if open => match taken {
+                    Taken::Messages(batch) => Box::pin(self.write_pushes(batch)).await,
+                    Taken::Close(code) => Box::pin(self.close_on_request(code)).await,
                 },
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     tracing::debug!(session = %self.id, "client did not finish the close handshake");
@@ -130,14 +132,11 @@ where
     /// the connection keeps reading and writing while the backend works.
     fn dispatch(&self, event: Event) -> Reply {
         let kind = event.kind;
-        let request = self.encoder.encode(&self.id, &event);
+        let request = self.gateway.events.encode(&self.params, &self.id, &event);
         let gateway = self.gateway.clone();
         let label = self.id.to_string();
         Box::pin(async move {
-            let result = match request {
-                Ok(request) => gateway.backend.call(&request, &label).await.map_err(|e| e.to_string()),
-                Err(err) => Err(err.to_string()),
-            };
+            let result = gateway.backend.call(&request, &label).await.map_err(|e| e.to_string());
             (kind, result)
         })
     }
@@ -163,10 +162,9 @@ where
             return;
         }
         let message = crate::router_link::to_message(response.body.clone(), response.is_binary());
-        if let Err(err) = self.ws.send(message).await {
-            tracing::debug!(session = %self.id, %err, "write to client failed");
-            self.gone();
-        }
+        let timeout = self.gateway.config.write_timeout();
+        let written = tokio::time::timeout(timeout, self.ws.send(message)).await;
+        self.check_write(written, timeout);
     }
 
     async fn on_client_frame(&mut self, frame: Option<Result<Message, WsError>>) {
@@ -203,21 +201,31 @@ where
         self.begin_close(code, reason).await;
     }
 
-    /// Writes `first` and whatever else is already queued with one flush:
-    /// a fan-out burst costs one write per session, not one per message.
-    async fn write_pushes(&mut self, first: Message, outbound: &mut mpsc::Receiver<Message>) {
-        let mut result = self.ws.feed(first).await;
-        for _ in 1..MAX_PUSH_BATCH {
-            let Ok(next) = outbound.try_recv() else { break };
-            if result.is_err() {
-                break;
+    /// Writes a batch of pushes with one flush: a fan-out burst costs one
+    /// write per session, not one per message.
+    async fn write_pushes(&mut self, batch: VecDeque<Message>) {
+        let timeout = self.gateway.config.write_timeout();
+        let ws = &mut self.ws;
+        let write = async move {
+            for message in batch {
+                ws.feed(message).await?;
             }
-            result = self.ws.feed(next).await;
-        }
-        if let Err(err) = result.and(self.ws.flush().await) {
-            tracing::debug!(session = %self.id, %err, "write to client failed");
-            self.gone();
-        }
+            ws.flush().await
+        };
+        let written = tokio::time::timeout(timeout, write).await;
+        self.check_write(written, timeout);
+    }
+
+    /// Every write to the client has a timeout: a client that stops reading
+    /// must not hold its session forever.
+    fn check_write(&mut self, written: Result<Result<(), WsError>, Elapsed>, timeout: Duration) {
+        let failure = match written {
+            Ok(Ok(())) => return,
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => format!("client read nothing for {timeout:?}"),
+        };
+        tracing::debug!(session = %self.id, failure, "write to client failed");
+        self.gone();
     }
 
     async fn begin_close(&mut self, code: u16, reason: &str) {

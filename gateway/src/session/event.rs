@@ -1,12 +1,10 @@
 //! A session's events as FastCGI requests: the params fooking's backends
 //! expect, plus the connection's own (address, upgrade URI, headers).
 
-use std::sync::Arc;
-
 use bytes::{Bytes, BytesMut};
 use router::protocol::SessionId;
 
-use crate::fastcgi::{encode_request, ParamTooLarge};
+use crate::fastcgi::{encode_request, ParamBlock, REQUEST_ID};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -32,9 +30,6 @@ pub struct Event {
     pub body: Bytes,
 }
 
-/// Params that stay the same for every event of one connection.
-pub type Params = Vec<(Bytes, Bytes)>;
-
 /// Names a client header must never reach the backend under: they would
 /// pass for the gateway's own params (`HTTP_SESSIONID` with a Go-style
 /// prefix) or are CGI's own (`HTTP_PROXY`, "httpoxy").
@@ -47,32 +42,40 @@ pub fn header_param(name: &str) -> Option<String> {
     (!RESERVED_HEADER_PARAMS.contains(&param.as_str())).then_some(param)
 }
 
-/// Builds each event's request from the connection's fixed params.
+/// Builds each event's request. Holds what is fixed for the gateway's
+/// life: the static params and the names of SESSIONID and EVENT.
 pub struct EventEncoder {
-    pub base: Arc<Params>,
-    pub session_param: Bytes,
-    pub event_param: Bytes,
+    pub static_params: ParamBlock,
+    session_param: Vec<u8>,
+    event_param: Vec<u8>,
 }
 
 impl EventEncoder {
-    pub fn encode(&self, session: &SessionId, event: &Event) -> Result<BytesMut, ParamTooLarge> {
-        let content_length = event.body.len().to_string();
-        let content_type: &[u8] = match event.kind {
-            EventKind::Message { binary: false } => b"text/plain; charset=utf-8",
-            _ => b"application/octet-stream",
-        };
-        let mut per_event: Vec<(&[u8], &[u8])> = vec![(&self.session_param, session.as_bytes())];
+    /// `prefix` goes before SESSIONID and EVENT (`HTTP_` for Go backends).
+    pub fn new(static_params: ParamBlock, prefix: &str) -> EventEncoder {
+        let name = |base: &str| format!("{prefix}{base}").into_bytes();
+        EventEncoder { static_params, session_param: name("SESSIONID"), event_param: name("EVENT") }
+    }
+
+    /// The whole request: static params, the connection's, then the event's own.
+    pub fn encode(&self, connection: &ParamBlock, session: &SessionId, event: &Event) -> BytesMut {
+        let mut own = ParamBlock::default();
+        let mut push = |name: &[u8], value: &[u8]| own.push(name, value).expect("event params are small");
+        push(&self.session_param, session.as_bytes());
         if let Some(code) = event.kind.code() {
-            per_event.push((&self.event_param, code));
+            push(&self.event_param, code);
         }
         if !event.body.is_empty() {
-            per_event.push((b"CONTENT_LENGTH", content_length.as_bytes()));
-            per_event.push((b"CONTENT_TYPE", content_type));
+            let content_type: &[u8] = match event.kind {
+                EventKind::Message { binary: false } => b"text/plain; charset=utf-8",
+                _ => b"application/octet-stream",
+            };
+            push(b"CONTENT_LENGTH", event.body.len().to_string().as_bytes());
+            push(b"CONTENT_TYPE", content_type);
         }
-        let base = self.base.iter().map(|(n, v)| (n.as_ref(), v.as_ref()));
-        let mut buf = BytesMut::with_capacity(512 + event.body.len());
-        encode_request(&mut buf, crate::fastcgi::REQUEST_ID, base.chain(per_event), &event.body)?;
-        Ok(buf)
+        let mut buf = BytesMut::with_capacity(256 + self.static_params.len() * 32 + event.body.len());
+        encode_request(&mut buf, REQUEST_ID, &[&self.static_params, connection, &own], &event.body);
+        buf
     }
 }
 

@@ -1,9 +1,11 @@
 //! Client sessions: `registry` finds a live session by id (for pushes),
+//! `outbox` queues its pushes,
 //! `event` turns a session's events into FastCGI requests, `connection`
 //! drives one client from connect to close.
 
 pub mod connection;
 pub mod event;
+pub mod outbox;
 pub mod registry;
 
 pub use registry::Registry;
