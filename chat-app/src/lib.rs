@@ -35,7 +35,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let app = Arc::new(App { users, router: RouterClient::new(config.router.clone()) });
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
     tracing::info!(listen = %config.listen, router = %config.router, "chat-app ready");
-    router::runtime::accept_loop(listener, MAX_CONNECTIONS, shutdown, move |stream| {
+    router::runtime::accept_loop(listener, MAX_CONNECTIONS, shutdown, move |stream, _| {
         serve_connection(stream, app.clone())
     })
     .await;

@@ -24,10 +24,7 @@ use crate::Gateway;
 const CHAT_PAGE: &str = include_str!("../../examples/chat/index.html");
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn serve_connection(stream: TcpStream, gateway: Arc<Gateway>) {
-    let Ok(remote) = stream.peer_addr() else {
-        return;
-    };
+pub async fn serve_connection(stream: TcpStream, remote: SocketAddr, gateway: Arc<Gateway>) {
     let service = service_fn(move |req| {
         let gateway = gateway.clone();
         async move { Ok::<_, Infallible>(handle(req, gateway, remote)) }

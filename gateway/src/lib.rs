@@ -99,8 +99,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     tracing::info!(listen = %config.listen, backend = %config.backend, routers = ?config.routers, "gateway ready");
     let events = EventEncoder::new(static_params(&config)?, &config.param_prefix);
     let gateway = Arc::new(Gateway { events, config, backend, registry, links, ws_config });
-    router::runtime::accept_loop(listener, MAX_CONNECTIONS, shutdown, move |stream| {
-        http::serve_connection(stream, gateway.clone())
+    router::runtime::accept_loop(listener, MAX_CONNECTIONS, shutdown, move |stream, peer| {
+        http::serve_connection(stream, peer, gateway.clone())
     })
     .await;
     Ok(())

@@ -39,10 +39,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let max_frame = config.max_frame;
     let binary_hub = hub.clone();
     let arrival = Arc::new(ArrivalOrder::default());
-    let binary_loop = runtime::accept_loop(binary, config.max_connections, shutdown.clone(), move |stream| {
+    let binary_loop = runtime::accept_loop(binary, config.max_connections, shutdown.clone(), move |stream, _| {
         server::binary::serve_connection(stream, binary_hub.clone(), max_frame, arrival.ticket())
     });
-    let http_loop = runtime::accept_loop(http, config.max_connections, shutdown.clone(), move |stream| {
+    let http_loop = runtime::accept_loop(http, config.max_connections, shutdown.clone(), move |stream, _| {
         server::http::serve_connection(stream, hub.clone())
     });
     tokio::join!(binary_loop, http_loop);

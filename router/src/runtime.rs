@@ -2,6 +2,7 @@
 //! bounded accept loop and the kept-connection liveness probe.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -34,7 +35,7 @@ pub fn shutdown_on_signal() -> CancellationToken {
 /// past that, accepting waits instead of spawning without bound.
 pub async fn accept_loop<F, Fut>(listener: TcpListener, max_connections: usize, shutdown: CancellationToken, serve: F)
 where
-    F: Fn(TcpStream) -> Fut,
+    F: Fn(TcpStream, SocketAddr) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let permits = Arc::new(Semaphore::new(max_connections));
@@ -43,10 +44,10 @@ where
             _ = shutdown.cancelled() => return,
             permit = permits.clone().acquire_owned() => permit.expect("semaphore never closes"),
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     tracing::warn!(%err, "accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -55,7 +56,7 @@ where
             },
         };
         let _ = stream.set_nodelay(true);
-        let conn = serve(stream);
+        let conn = serve(stream, peer);
         tokio::spawn(async move {
             conn.await;
             drop(permit);

@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(listen = %config.listen, "echo-app ready");
     let app = Arc::new(App { config, log });
     let shutdown = router::runtime::shutdown_on_signal();
-    router::runtime::accept_loop(listener, 4096, shutdown, move |stream| serve(stream, app.clone())).await;
+    router::runtime::accept_loop(listener, 4096, shutdown, move |stream, _| serve(stream, app.clone())).await;
     Ok(())
 }
 

@@ -1,0 +1,88 @@
+//! A short soak, as CI runs it: the load tool drives echo traffic (with
+//! reconnects) and a channel fan-out through two gateways at once, and
+//! must finish with no message lost, repeated or reordered.
+
+use std::process::Command;
+
+use e2e::processes::{bin_dir, local, wait_for_port};
+use e2e::{free_port, Proc, Stack};
+use serde_json::Value;
+
+/// Runs the load tool with `--json`; returns its exit success and report.
+fn loadgen(args: &[&str]) -> (bool, Value) {
+    let output = Command::new(bin_dir().join("loadgen")).arg("--json").args(args).output().expect("run loadgen");
+    let report = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("no JSON report: {}", String::from_utf8_lossy(&output.stderr)));
+    (output.status.success(), report)
+}
+
+/// Router, a greeting echo backend and two gateways.
+fn echo_stack() -> (Stack, String, String) {
+    let (router_port, http_port, echo_port) = (free_port(), free_port(), free_port());
+    let router_addr = local(router_port).to_string();
+    let echo_addr = local(echo_port).to_string();
+    let mut procs =
+        vec![Proc::project("router", &["--listen", &router_addr, "--http", &local(http_port).to_string()], "router")];
+    wait_for_port(router_port, "router");
+    procs.push(Proc::project("echo-app", &["--listen", &echo_addr, "--greet"], "echo"));
+    wait_for_port(echo_port, "echo-app");
+    let mut urls = Vec::new();
+    for name in ["gateway-a", "gateway-b"] {
+        let port = free_port();
+        let listen = local(port).to_string();
+        procs.push(Proc::project(
+            "gateway",
+            &["--listen", &listen, "--backend", &echo_addr, "--router", &router_addr],
+            name,
+        ));
+        wait_for_port(port, name);
+        urls.push(format!("ws://{listen}/"));
+    }
+    let stack = Stack { gateway_port: 0, router_port, router_http_port: http_port, app_port: echo_port, procs };
+    stack.wait_for_gateways(2);
+    let b = urls.pop().unwrap();
+    (stack, urls.pop().unwrap(), b)
+}
+
+#[test]
+fn soak_with_reconnects_and_fanout_loses_nothing() {
+    let (stack, a, b) = echo_stack();
+    let router = local(stack.router_http_port).to_string();
+    let (ok, report) = loadgen(&[
+        "--url",
+        &a,
+        "--url",
+        &b,
+        "soak",
+        "--router",
+        &router,
+        "--duration",
+        "12",
+        "--echo-connections",
+        "40",
+        "--reconnect-every",
+        "100",
+        "--members",
+        "300",
+        "--publish-interval-ms",
+        "40",
+    ]);
+    assert!(ok && report["ok"] == true, "{report:#}");
+    let figures = &report["figures"];
+    let (members, messages) =
+        (figures["fanout_members"].as_u64().unwrap(), figures["fanout_messages"].as_u64().unwrap());
+    assert_eq!(members, 300, "{report:#}");
+    assert!(messages > 100, "{report:#}");
+    assert_eq!(figures["fanout_deliveries"].as_u64(), Some(members * messages), "every member got every message");
+    assert!(figures["echo_round_trips"].as_u64().unwrap() > 1000, "{report:#}");
+    assert!(figures["echo_reconnects"].as_u64().unwrap() > 10, "connections churned: {report:#}");
+}
+
+#[test]
+fn pipelined_echo_keeps_order() {
+    let (_stack, a, b) = echo_stack();
+    let (ok, report) =
+        loadgen(&["--url", &a, "--url", &b, "echo", "-c", "50", "-d", "3", "--pipeline", "8", "--greeted"]);
+    assert!(ok && report["ok"] == true, "{report:#}");
+    assert!(report["figures"]["round_trips"].as_u64().unwrap() > 1000, "{report:#}");
+}
