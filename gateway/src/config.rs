@@ -11,6 +11,9 @@ pub struct Config {
     /// WebSocket (and plain HTTP) listener.
     #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:9005")]
     pub listen: SocketAddr,
+    /// Raw TCP listener for fooking's length-framed clients (off unless given).
+    #[arg(long, env = "GATEWAY_LISTEN_TCP")]
+    pub listen_tcp: Option<SocketAddr>,
     /// FastCGI backend, HOST:PORT.
     #[arg(long, env = "GATEWAY_BACKEND", default_value = "127.0.0.1:9001")]
     pub backend: String,

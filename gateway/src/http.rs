@@ -19,6 +19,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::fastcgi::{ParamBlock, ParamTooLarge};
 use crate::session::event::header_param;
+use crate::session::transport::WebSocket;
 use crate::Gateway;
 
 const CHAT_PAGE: &str = include_str!("../../examples/chat/index.html");
@@ -85,7 +86,7 @@ fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr
             Ok(io) => {
                 let ws =
                     WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, Some(gateway.ws_config)).await;
-                crate::session::connection::run(gateway, ws, params).await;
+                crate::session::connection::run(gateway, WebSocket(ws), params).await;
             }
             Err(err) => tracing::debug!(%err, %remote, "upgrade failed"),
         }

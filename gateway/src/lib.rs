@@ -1,14 +1,17 @@
 //! The gateway: holds client connections and turns each connect, message
 //! and close into a FastCGI request; delivers replies and router pushes.
 //!
-//! `http` accepts and upgrades, `session` runs each client, `fastcgi`
+//! `http` accepts and upgrades WebSocket clients, `tcp` accepts fooking's
+//! length-framed ones, `session` runs each client, `fastcgi`
 //! talks to the backend, `router_link` talks to the routers.
 
 pub mod config;
 pub mod fastcgi;
+pub mod framing;
 pub mod http;
 pub mod router_link;
 pub mod session;
+pub mod tcp;
 
 use std::sync::Arc;
 
@@ -96,12 +99,25 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .max_write_buffer_size(config.max_message.saturating_mul(2).max(WS_WRITE_BUFFER))
         .max_message_size(Some(config.max_message))
         .max_frame_size(Some(config.max_message));
-    tracing::info!(listen = %config.listen, backend = %config.backend, routers = ?config.routers, "gateway ready");
+    tracing::info!(listen = %config.listen, listen_tcp = ?config.listen_tcp, backend = %config.backend, routers = ?config.routers, "gateway ready");
     let events = EventEncoder::new(static_params(&config)?, &config.param_prefix);
     let gateway = Arc::new(Gateway { events, config, backend, registry, links, ws_config });
-    router::runtime::accept_loop(listener, MAX_CONNECTIONS, shutdown, move |stream, peer| {
-        http::serve_connection(stream, peer, gateway.clone())
-    })
-    .await;
+    let tcp_front = match gateway.config.listen_tcp {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?),
+        None => None,
+    };
+    let websocket = router::runtime::accept_loop(listener, MAX_CONNECTIONS, shutdown.clone(), {
+        let gateway = gateway.clone();
+        move |stream, peer| http::serve_connection(stream, peer, gateway.clone())
+    });
+    let tcp = async {
+        if let Some(listener) = tcp_front {
+            router::runtime::accept_loop(listener, MAX_CONNECTIONS, shutdown.clone(), move |stream, peer| {
+                tcp::serve_connection(stream, peer, gateway.clone())
+            })
+            .await;
+        }
+    };
+    tokio::join!(websocket, tcp);
     Ok(())
 }

@@ -11,18 +11,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use router::protocol::SessionId;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::error::Elapsed;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 
 use super::event::{Event, EventKind};
 use super::outbox::{Outbox, Taken};
 use super::registry::close_code;
+use super::transport::{Incoming, Transport};
 use crate::fastcgi::{CgiResponse, ParamBlock};
 use crate::Gateway;
 
@@ -39,10 +37,10 @@ enum Client {
     Gone,
 }
 
-struct Session<S> {
+struct Session<T> {
     id: SessionId,
     gateway: Arc<Gateway>,
-    ws: WebSocketStream<S>,
+    conn: T,
     /// This connection's own params (address, upgrade URI, headers).
     params: ParamBlock,
     client: Client,
@@ -56,10 +54,7 @@ struct Session<S> {
 /// The session's whole life. Built here, outside the returned future, so
 /// the future holds the session once (not also the stream it was built
 /// from): an idle connection is mostly this future, and it adds up.
-pub fn run<S>(gateway: Arc<Gateway>, ws: WebSocketStream<S>, params: ParamBlock) -> impl Future<Output = ()> + Send
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+pub fn run<T: Transport>(gateway: Arc<Gateway>, conn: T, params: ParamBlock) -> impl Future<Output = ()> + Send {
     let id = SessionId::random();
     let outbox = Arc::new(Outbox::new(gateway.outbox_limits()));
     let mut pending = VecDeque::new();
@@ -69,7 +64,7 @@ where
     let mut session = Session {
         id,
         gateway,
-        ws,
+        conn,
         params,
         client: Client::Open,
         pending,
@@ -85,10 +80,7 @@ where
     }
 }
 
-impl<S> Session<S>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+impl<T: Transport> Session<T> {
     /// Handlers are boxed where they are awaited: they run briefly, and
     /// unboxed their state would sit in every idle connection's future.
     async fn drive(&mut self, outbox: &Outbox) {
@@ -114,7 +106,7 @@ where
                     in_flight = None;
                     Box::pin(self.on_reply(kind, result)).await;
                 }
-                frame = self.ws.next(), if reading => Box::pin(self.on_client_frame(frame)).await,
+                frame = self.conn.next(), if reading => Box::pin(self.on_client_frame(frame)).await,
                 taken = outbox.take(), if open => match taken {
                     Taken::Messages(batch) => Box::pin(self.write_pushes(batch)).await,
                     Taken::Close(code) => Box::pin(self.close_on_request(code)).await,
@@ -163,32 +155,30 @@ where
         }
         let message = crate::router_link::to_message(response.body.clone(), response.is_binary());
         let timeout = self.gateway.config.write_timeout();
-        let written = tokio::time::timeout(timeout, self.ws.send(message)).await;
+        let written = tokio::time::timeout(timeout, self.conn.send(message)).await;
         self.check_write(written, timeout);
     }
 
-    async fn on_client_frame(&mut self, frame: Option<Result<Message, WsError>>) {
-        let open = matches!(self.client, Client::Open);
+    async fn on_client_frame(&mut self, frame: Option<Incoming>) {
         match frame {
-            Some(Ok(Message::Text(text))) if open => {
-                self.pending.push_back(Event { kind: EventKind::Message { binary: false }, body: text.into() });
+            Some(Incoming::Message { body, binary }) => {
+                // After our close frame, late messages are dropped.
+                if matches!(self.client, Client::Open) {
+                    self.pending.push_back(Event { kind: EventKind::Message { binary }, body });
+                }
             }
-            Some(Ok(Message::Binary(data))) if open => {
-                self.pending.push_back(Event { kind: EventKind::Message { binary: true }, body: data });
-            }
-            // tungstenite answers pings and close frames itself; after a
+            // The transport answers pings and close frames itself; after a
             // close, reading on until the stream ends completes the handshake.
-            Some(Ok(_)) => {}
-            Some(Err(WsError::Capacity(err))) => {
+            Some(Incoming::Control) => {}
+            Some(Incoming::TooBig(err)) => {
                 tracing::info!(session = %self.id, %err, "client message too large");
                 self.begin_close(1009, "message too big").await;
             }
-            Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => self.gone(),
-            Some(Err(WsError::Protocol(err))) => {
-                tracing::info!(session = %self.id, %err, "client broke the WebSocket protocol");
+            Some(Incoming::Broken(err)) => {
+                tracing::info!(session = %self.id, %err, "client broke the protocol");
                 self.begin_close(1002, "protocol error").await;
             }
-            Some(Err(err)) => {
+            Some(Incoming::Failed(err)) => {
                 tracing::debug!(session = %self.id, %err, "client connection failed");
                 self.gone();
             }
@@ -205,12 +195,12 @@ where
     /// write per session, not one per message.
     async fn write_pushes(&mut self, batch: VecDeque<Message>) {
         let timeout = self.gateway.config.write_timeout();
-        let ws = &mut self.ws;
+        let conn = &mut self.conn;
         let write = async move {
             for message in batch {
-                ws.feed(message).await?;
+                conn.feed(message).await?;
             }
-            ws.flush().await
+            conn.flush().await
         };
         let written = tokio::time::timeout(timeout, write).await;
         self.check_write(written, timeout);
@@ -218,7 +208,7 @@ where
 
     /// Every write to the client has a timeout: a client that stops reading
     /// must not hold its session forever.
-    fn check_write(&mut self, written: Result<Result<(), WsError>, Elapsed>, timeout: Duration) {
+    fn check_write(&mut self, written: Result<std::io::Result<()>, Elapsed>, timeout: Duration) {
         let failure = match written {
             Ok(Ok(())) => return,
             Ok(Err(err)) => err.to_string(),
@@ -238,7 +228,7 @@ where
         }
         tracing::info!(session = %self.id, code, reason, "closing client");
         let frame = CloseFrame { code: CloseCode::from(code), reason: reason[..end].to_owned().into() };
-        match self.ws.close(Some(frame)).await {
+        match self.conn.send(Message::Close(Some(frame))).await {
             Ok(()) => {
                 self.client = Client::Closing { deadline: Instant::now() + CLOSE_HANDSHAKE_TIMEOUT };
                 // The session is over for the backend now, not when the

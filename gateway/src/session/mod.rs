@@ -1,5 +1,5 @@
 //! Client sessions: `registry` finds a live session by id (for pushes),
-//! `outbox` queues its pushes,
+//! `outbox` queues its pushes, `transport` hides WebSocket or raw TCP,
 //! `event` turns a session's events into FastCGI requests, `connection`
 //! drives one client from connect to close.
 
@@ -7,5 +7,6 @@ pub mod connection;
 pub mod event;
 pub mod outbox;
 pub mod registry;
+pub mod transport;
 
 pub use registry::Registry;

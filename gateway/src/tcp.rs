@@ -1,0 +1,21 @@
+//! The raw TCP front: fooking's length-framed clients. The same sessions,
+//! events and params as WebSocket clients, less the upgrade request's.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+
+use crate::fastcgi::ParamBlock;
+use crate::session::transport::Tcp;
+use crate::Gateway;
+
+pub async fn serve_connection(stream: TcpStream, remote: SocketAddr, gateway: Arc<Gateway>) {
+    let mut params = ParamBlock::default();
+    let address = [("REMOTE_ADDR", remote.ip().to_string()), ("REMOTE_PORT", remote.port().to_string())];
+    for (name, value) in address {
+        params.push(name.as_bytes(), value.as_bytes()).expect("an address fits a record");
+    }
+    let transport = Tcp::new(stream, gateway.config.max_message);
+    crate::session::connection::run(gateway, transport, params.compact()).await;
+}
