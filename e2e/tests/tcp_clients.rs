@@ -80,7 +80,7 @@ async fn tcp_and_websocket_clients_chat_and_get_pushes() {
 
     let mut tcp = TcpClient::connect(tcp_port).await;
     tcp.send(br#"{"type":"login","name":"tcp"}"#).await;
-    let mut got = vec![tcp.recv_json().await, tcp.recv_json().await];
+    let mut got = [tcp.recv_json().await, tcp.recv_json().await];
     got.sort_by_key(|v| v.to_string());
     let tcp_id = got.iter().find(|m| m["type"] == "login").unwrap()["id"].as_str().unwrap().to_owned();
     assert_eq!(web.recv_json().await, json!({"type": "login", "name": "tcp", "id": tcp_id}));
