@@ -7,6 +7,7 @@ cd "$(dirname "$0")"
 # System packages the end-to-end tests drive for real.
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+ls /usr/sbin/php-fpm* >/dev/null 2>&1 || need+=(php-fpm)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)

@@ -8,5 +8,7 @@ pub mod http;
 pub mod processes;
 pub mod ws;
 
-pub use processes::{echo_backend, free_port, scratch_file, Proc, Redis, Stack, StackOptions};
+pub use processes::{
+    backend_events, echo_backend, echo_backend_with, free_port, scratch_file, Proc, Redis, Stack, StackOptions,
+};
 pub use ws::Client;

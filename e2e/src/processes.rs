@@ -15,10 +15,16 @@ pub fn local(port: u16) -> SocketAddr {
 /// The echo backend (examples/echo) on a free port, logging every event it
 /// sees to `log` and answering the connect event with its params.
 pub fn echo_backend(log: &std::path::Path) -> (Proc, String) {
+    echo_backend_with(log, &["--report-connect"], "echo")
+}
+
+/// The echo backend with other flags, logging to `log`, named `name`.
+pub fn echo_backend_with(log: &std::path::Path, flags: &[&str], name: &str) -> (Proc, String) {
     let port = free_port();
     let addr = local(port).to_string();
-    let proc =
-        Proc::project("echo-app", &["--listen", &addr, "--report-connect", "--log", log.to_str().unwrap()], "echo");
+    let mut args = vec!["--listen", &addr, "--log", log.to_str().unwrap()];
+    args.extend(flags);
+    let proc = Proc::project("echo-app", &args, name);
     wait_for_port(port, "echo-app");
     (proc, addr)
 }
@@ -209,5 +215,21 @@ impl Stack {
             assert!(Instant::now() < deadline, "router never saw {n} gateway(s)");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// The events an echo backend logged (see [`echo_backend`]), once there
+/// are at least `n`. Only whole lines count.
+pub fn backend_events(log: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let whole = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
+        let events: Vec<serde_json::Value> = whole.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        if events.len() >= n {
+            return events;
+        }
+        assert!(Instant::now() < deadline, "backend saw {} of {n} events: {text}", events.len());
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

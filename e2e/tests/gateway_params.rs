@@ -2,25 +2,10 @@
 //! into frames, seen by a real backend process (examples/echo).
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
-use e2e::{echo_backend, scratch_file, Client, Proc, Stack, StackOptions};
-use serde_json::{json, Value};
+use e2e::{backend_events, echo_backend, scratch_file, Client, Proc, Stack, StackOptions};
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-
-/// The events the echo backend logged, once `n` of them are there.
-fn backend_events(log: &std::path::Path, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        if events.len() >= n {
-            return events;
-        }
-        assert!(Instant::now() < deadline, "backend saw {} of {n} events: {text}", events.len());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// The stack with the echo backend behind the gateway; returns the
 /// backend's event log too.

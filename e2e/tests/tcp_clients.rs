@@ -1,10 +1,10 @@
 //! fooking's raw TCP clients (4-byte big-endian length, then the message)
 //! get the same sessions, events and pushes as WebSocket clients.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use e2e::{echo_backend, free_port, http, scratch_file, Client, Stack, StackOptions};
+use e2e::{backend_events, echo_backend, free_port, http, scratch_file, Client, Stack, StackOptions};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
@@ -32,19 +32,6 @@ impl TcpClient {
     }
 }
 
-fn events(log: &std::path::Path, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        if events.len() >= n {
-            return events;
-        }
-        assert!(Instant::now() < deadline, "backend saw {} of {n} events", events.len());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_clients_get_events_params_and_replies() {
     let log = scratch_file("echo-events.jsonl");
@@ -62,7 +49,7 @@ async fn tcp_clients_get_events_params_and_replies() {
     client.send(&[b'x'; 1001]).await;
     assert_eq!(client.recv().await, None, "an oversized message closes the connection");
 
-    let seen = events(&log, 3);
+    let seen = backend_events(&log, 3);
     let kinds: Vec<&str> = seen.iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["connect", "message", "close"]);
     assert_eq!(seen[1]["params"]["CONTENT_TYPE"], "application/octet-stream");

@@ -3,6 +3,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 
+use crate::fastcgi::{BackendOptions, BackendSpec};
+
 /// The gateway: holds client connections and turns their events into
 /// FastCGI requests.
 #[derive(Parser, Debug, Clone)]
@@ -14,9 +16,10 @@ pub struct Config {
     /// Raw TCP listener for fooking's length-framed clients (off unless given).
     #[arg(long, env = "GATEWAY_LISTEN_TCP")]
     pub listen_tcp: Option<SocketAddr>,
-    /// FastCGI backend, HOST:PORT.
-    #[arg(long, env = "GATEWAY_BACKEND", default_value = "127.0.0.1:9001")]
-    pub backend: String,
+    /// FastCGI backend (repeatable): `[POOL=]ADDR[,weight=N][,max_conns=N]`,
+    /// ADDR being HOST:PORT or unix:/path. Without POOL=, it joins `default`.
+    #[arg(long = "backend", env = "GATEWAY_BACKEND", value_delimiter = ' ', default_value = "127.0.0.1:9001")]
+    pub backends: Vec<BackendSpec>,
     /// Router to link to (repeat for several). None: no pushes.
     #[arg(long = "router", env = "GATEWAY_ROUTER", value_delimiter = ',')]
     pub routers: Vec<String>,
@@ -41,9 +44,15 @@ pub struct Config {
     /// Milliseconds to wait for a backend's whole response.
     #[arg(long, env = "GATEWAY_BACKEND_TIMEOUT_MS", default_value_t = 30_000)]
     pub backend_timeout_ms: u64,
-    /// Idle kept-alive connections held per backend.
-    #[arg(long, env = "GATEWAY_BACKEND_MAX_IDLE", default_value_t = 256)]
-    pub backend_max_idle: usize,
+    /// Open connections per backend at most, busy or idle (a backend's own max_conns wins).
+    #[arg(long, env = "GATEWAY_BACKEND_MAX_CONNS", default_value_t = 256)]
+    pub backend_max_conns: usize,
+    /// Failures in a row that eject a backend.
+    #[arg(long, env = "GATEWAY_BACKEND_MAX_FAILS", default_value_t = 3)]
+    pub backend_max_fails: u32,
+    /// Milliseconds an ejected backend is skipped before it is probed again.
+    #[arg(long, env = "GATEWAY_BACKEND_FAIL_TIMEOUT_MS", default_value_t = 10_000)]
+    pub backend_fail_timeout_ms: u64,
     /// Largest client message, in bytes; larger closes the client with 1009.
     #[arg(long, env = "GATEWAY_MAX_MESSAGE", default_value_t = 1 << 20)]
     pub max_message: usize,
@@ -62,16 +71,18 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn backend_connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.backend_connect_timeout_ms)
-    }
-
     pub fn write_timeout(&self) -> Duration {
         Duration::from_millis(self.write_timeout_ms)
     }
 
-    pub fn backend_timeout(&self) -> Duration {
-        Duration::from_millis(self.backend_timeout_ms)
+    pub fn backend_options(&self) -> BackendOptions {
+        BackendOptions {
+            connect_timeout: Duration::from_millis(self.backend_connect_timeout_ms),
+            response_timeout: Duration::from_millis(self.backend_timeout_ms),
+            max_conns: self.backend_max_conns,
+            max_fails: self.backend_max_fails,
+            fail_timeout: Duration::from_millis(self.backend_fail_timeout_ms),
+        }
     }
 }
 

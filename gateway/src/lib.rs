@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
-use fastcgi::{Backend, BackendOptions, ParamBlock};
+use fastcgi::{ParamBlock, Upstreams};
 use router_link::RouterLinks;
 use session::event::EventEncoder;
 use session::Registry;
@@ -39,7 +39,7 @@ const MAX_CONNECTIONS: usize = 100_000;
 /// Everything a session needs, shared by all of them.
 pub struct Gateway {
     pub config: Config,
-    pub backend: Backend,
+    pub upstreams: Upstreams,
     pub registry: Arc<Registry>,
     pub links: RouterLinks,
     pub events: EventEncoder,
@@ -85,23 +85,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let registry = Arc::new(Registry::default());
     let server_id = config.server_id.unwrap_or(std::process::id() as i32);
     let links = RouterLinks::spawn(&config.routers, registry.clone(), server_id, shutdown.clone());
-    let backend = Backend::new(
-        config.backend.clone(),
-        BackendOptions {
-            connect_timeout: config.backend_connect_timeout(),
-            response_timeout: config.backend_timeout(),
-            max_idle: config.backend_max_idle,
-        },
-    );
+    let upstreams = Upstreams::new(&config.backends, &config.backend_options()).map_err(anyhow::Error::msg)?;
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(WS_WRITE_BUFFER)
         .max_write_buffer_size(config.max_message.saturating_mul(2).max(WS_WRITE_BUFFER))
         .max_message_size(Some(config.max_message))
         .max_frame_size(Some(config.max_message));
-    tracing::info!(listen = %config.listen, listen_tcp = ?config.listen_tcp, backend = %config.backend, routers = ?config.routers, "gateway ready");
+    tracing::info!(listen = %config.listen, listen_tcp = ?config.listen_tcp, backends = ?config.backends.iter().map(|b| format!("{}={}", b.pool, b.addr)).collect::<Vec<_>>(), routers = ?config.routers, "gateway ready");
     let events = EventEncoder::new(static_params(&config)?, &config.param_prefix);
-    let gateway = Arc::new(Gateway { events, config, backend, registry, links, ws_config });
+    let gateway = Arc::new(Gateway { events, config, upstreams, registry, links, ws_config });
     let tcp_front = match gateway.config.listen_tcp {
         Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?),
         None => None,

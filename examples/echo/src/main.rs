@@ -33,6 +33,9 @@ struct Config {
     /// Answer the connect event with the session id (load tests learn their ids so).
     #[arg(long)]
     greet: bool,
+    /// Answer messages that start with "sleep" only after this many milliseconds.
+    #[arg(long, default_value_t = 0)]
+    slow_ms: u64,
     /// Append one JSON line per event (event, params, body) to this file.
     #[arg(long)]
     log: Option<PathBuf>,
@@ -75,6 +78,9 @@ async fn serve(stream: TcpStream, app: Arc<App>) {
             k if k == RecordType::Stdin as u8 && !record.content.is_empty() => stdin.extend_from_slice(&record.content),
             k if k == RecordType::Stdin as u8 => {
                 let Some(pairs) = decode_pairs(&params) else { return };
+                if app.config.slow_ms > 0 && stdin.starts_with(b"sleep") {
+                    tokio::time::sleep(std::time::Duration::from_millis(app.config.slow_ms)).await;
+                }
                 let stdout = app.respond(&pairs, &stdin);
                 let mut out = BytesMut::with_capacity(stdout.len() + 32);
                 encode_response(&mut out, record.request_id, &stdout, 0);
@@ -99,7 +105,8 @@ impl App {
         };
         if let Some(file) = &self.log {
             let line = json!({"event": event, "params": params_json(pairs), "body": String::from_utf8_lossy(body)});
-            let _ = writeln!(file.lock().unwrap(), "{line}");
+            // One write per line, so a reader never sees half of one.
+            let _ = file.lock().unwrap().write_all(format!("{line}\n").as_bytes());
         }
         let binary = param("CONTENT_TYPE") == Some(b"application/octet-stream");
         let (content_type, reply): (&str, &[u8]) = match event {

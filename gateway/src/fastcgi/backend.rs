@@ -1,14 +1,24 @@
-//! One FastCGI backend: kept-alive connections with one request in flight
-//! on each (as nginx does; php-fpm and tokio-fastcgi need it), so request
-//! id 1 is always free on the connection used.
+//! One FastCGI backend: its kept-alive connections, with one request in
+//! flight on each (as nginx does; php-fpm and tokio-fastcgi need it), and
+//! its health.
+//!
+//! Every open connection, busy or idle, holds one of the backend's
+//! `max_conns` permits, so the cap is on sockets, not on requests.
 
-use std::sync::Mutex;
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
 use super::codec::{RecordCodec, RecordError, RecordType};
@@ -17,87 +27,260 @@ use super::CgiResponse;
 /// The request id every request uses: one request per connection at a time.
 pub const REQUEST_ID: u16 = 1;
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Address::Tcp(addr) => f.write_str(addr),
+            Address::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+impl std::str::FromStr for Address {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Address, String> {
+        match s.strip_prefix("unix:") {
+            Some("") => Err("unix: needs a socket path".into()),
+            Some(path) => Ok(Address::Unix(path.into())),
+            None if s.contains(':') => Ok(Address::Tcp(s.to_owned())),
+            None => Err(format!("{s}: expected HOST:PORT or unix:/path")),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct BackendOptions {
     pub connect_timeout: Duration,
     /// From the request's write until END_REQUEST.
     pub response_timeout: Duration,
-    /// Kept-alive connections held while idle.
-    pub max_idle: usize,
+    /// Open connections at most, busy or idle.
+    pub max_conns: usize,
+    /// Failures in a row that eject the backend.
+    pub max_fails: u32,
+    /// How long an ejected backend is skipped before it is tried again.
+    pub fail_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("backend {addr} unreachable: {source}")]
-    Connect { addr: String, source: std::io::Error },
+    Connect { addr: Address, source: io::Error },
     #[error("backend {addr} did not accept a connection within {timeout:?}")]
-    ConnectTimeout { addr: String, timeout: Duration },
+    ConnectTimeout { addr: Address, timeout: Duration },
+    #[error("backend {addr} has all {max_conns} connections busy")]
+    AtCapacity { addr: Address, max_conns: usize },
     #[error("backend {addr} did not answer within {timeout:?}")]
-    Timeout { addr: String, timeout: Duration },
+    Timeout { addr: Address, timeout: Duration },
     #[error("backend {addr}: {reason}")]
-    Protocol { addr: String, reason: String },
+    Protocol { addr: Address, reason: String },
 }
 
-type Conn = Framed<TcpStream, RecordCodec>;
+impl UpstreamError {
+    /// Whether the request never left: then another backend may take it.
+    pub fn before_send(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout { .. } | UpstreamError::AtCapacity { .. }
+        )
+    }
+
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, UpstreamError::Timeout { .. })
+    }
+}
+
+/// A backend connection over TCP or a unix socket.
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// A kept connection the backend has closed reads as EOF: drop it
+    /// rather than send a request into it.
+    fn still_open(&self) -> bool {
+        let mut probe = [0u8; 1];
+        let read = match self {
+            Stream::Tcp(s) => s.try_read(&mut probe),
+            Stream::Unix(s) => s.try_read(&mut probe),
+        };
+        matches!(read, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self.get_mut() {
+            Stream::Tcp($s) => $call,
+            Stream::Unix($s) => $call,
+        }
+    };
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        delegate!(self, s => Pin::new(s).poll_write(cx, buf))
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => Pin::new(s).poll_flush(cx))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => Pin::new(s).poll_shutdown(cx))
+    }
+}
+
+/// An open connection and the permit it holds.
+struct Conn {
+    framed: Framed<Stream, RecordCodec>,
+    _permit: OwnedSemaphorePermit,
+}
 
 pub struct Backend {
-    addr: String,
+    addr: Address,
+    weight: u32,
     options: BackendOptions,
     idle: Mutex<Vec<Conn>>,
+    permits: Arc<Semaphore>,
+    /// Told when a connection comes back or closes, for requests waiting at the cap.
+    returned: Notify,
+    failures: AtomicU32,
+    ejected_until: Mutex<Option<Instant>>,
 }
 
 impl Backend {
-    pub fn new(addr: impl Into<String>, options: BackendOptions) -> Backend {
-        Backend { addr: addr.into(), options, idle: Mutex::new(Vec::new()) }
+    pub fn new(addr: Address, weight: u32, options: BackendOptions) -> Backend {
+        Backend {
+            addr,
+            weight: weight.max(1),
+            permits: Arc::new(Semaphore::new(options.max_conns.max(1))),
+            options,
+            idle: Mutex::new(Vec::new()),
+            returned: Notify::new(),
+            failures: AtomicU32::new(0),
+            ejected_until: Mutex::new(None),
+        }
     }
 
-    pub fn addr(&self) -> &str {
+    pub fn addr(&self) -> &Address {
         &self.addr
+    }
+
+    pub fn weight(&self) -> u32 {
+        self.weight
+    }
+
+    /// Skipped while ejected; tried again (one probe at a time is enough)
+    /// once the fail timeout has passed.
+    pub fn is_ejected(&self) -> bool {
+        self.ejected_until.lock().unwrap().is_some_and(|until| Instant::now() < until)
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.options.max_conns.max(1) - self.permits.available_permits()
     }
 
     /// Runs one encoded request (see [`super::encode_request`]) and returns
     /// the app's response. `label` tags the app's STDERR lines in our log.
     pub async fn call(&self, request: &[u8], label: &str) -> Result<CgiResponse, UpstreamError> {
-        let mut conn = match self.take_idle() {
-            Some(conn) => conn,
-            None => self.connect().await?,
-        };
+        let result = self.try_call(request, label).await;
+        match &result {
+            Ok(_) => self.failures.store(0, Ordering::Relaxed),
+            Err(UpstreamError::AtCapacity { .. }) => {}
+            Err(err) => self.record_failure(err),
+        }
+        result
+    }
+
+    async fn try_call(&self, request: &[u8], label: &str) -> Result<CgiResponse, UpstreamError> {
+        let mut conn = self.checkout().await?;
         let timeout = self.options.response_timeout;
-        let exchange = tokio::time::timeout(timeout, self.exchange(&mut conn, request, label));
-        let response = exchange.await.map_err(|_| UpstreamError::Timeout { addr: self.addr.clone(), timeout })??;
-        self.put_idle(conn);
-        Ok(response)
+        let exchange = tokio::time::timeout(timeout, self.exchange(&mut conn.framed, request, label)).await;
+        let result = exchange.unwrap_or_else(|_| Err(UpstreamError::Timeout { addr: self.addr.clone(), timeout }));
+        if result.is_ok() {
+            self.idle.lock().unwrap().push(conn);
+        } else {
+            // A failed connection may hold half an answer: never reuse it.
+            drop(conn);
+        }
+        self.returned.notify_one();
+        result
+    }
+
+    fn record_failure(&self, err: &UpstreamError) {
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures >= self.options.max_fails {
+            *self.ejected_until.lock().unwrap() = Some(Instant::now() + self.options.fail_timeout);
+            self.failures.store(0, Ordering::Relaxed);
+            tracing::warn!(backend = %self.addr, %err, failures, "backend ejected for {:?}", self.options.fail_timeout);
+        }
+    }
+
+    /// An idle connection, or a new one if under the cap; at the cap, waits
+    /// (up to the connect timeout) for one to come back.
+    async fn checkout(&self) -> Result<Conn, UpstreamError> {
+        let deadline = Instant::now() + self.options.connect_timeout;
+        loop {
+            if let Some(conn) = self.take_idle() {
+                return Ok(conn);
+            }
+            if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+                return self.connect(permit).await;
+            }
+            let at_capacity =
+                || UpstreamError::AtCapacity { addr: self.addr.clone(), max_conns: self.options.max_conns };
+            tokio::time::timeout_at(deadline, self.returned.notified()).await.map_err(|_| at_capacity())?;
+        }
     }
 
     fn take_idle(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap();
         while let Some(conn) = idle.pop() {
-            if router::runtime::still_open(conn.get_ref()) {
+            if conn.framed.get_ref().still_open() {
                 return Some(conn);
             }
+            self.returned.notify_one();
         }
         None
     }
 
-    fn put_idle(&self, conn: Conn) {
-        let mut idle = self.idle.lock().unwrap();
-        if idle.len() < self.options.max_idle {
-            idle.push(conn);
-        }
-    }
-
-    async fn connect(&self) -> Result<Conn, UpstreamError> {
+    async fn connect(&self, permit: OwnedSemaphorePermit) -> Result<Conn, UpstreamError> {
         let timeout = self.options.connect_timeout;
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(&self.addr))
+        let connect = async {
+            match &self.addr {
+                Address::Tcp(addr) => {
+                    let stream = TcpStream::connect(addr).await?;
+                    // Without it a kept-alive request waits for the peer's delayed ACK.
+                    stream.set_nodelay(true)?;
+                    Ok(Stream::Tcp(stream))
+                }
+                Address::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path).await?)),
+            }
+        };
+        let stream = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| UpstreamError::ConnectTimeout { addr: self.addr.clone(), timeout })?
-            .map_err(|source| UpstreamError::Connect { addr: self.addr.clone(), source })?;
-        // Without it a kept-alive request waits for the peer's delayed ACK.
-        stream.set_nodelay(true).map_err(|source| UpstreamError::Connect { addr: self.addr.clone(), source })?;
-        Ok(Framed::new(stream, RecordCodec))
+            .map_err(|source: io::Error| UpstreamError::Connect { addr: self.addr.clone(), source })?;
+        Ok(Conn { framed: Framed::new(stream, RecordCodec), _permit: permit })
     }
 
-    async fn exchange(&self, conn: &mut Conn, request: &[u8], label: &str) -> Result<CgiResponse, UpstreamError> {
+    async fn exchange(
+        &self,
+        conn: &mut Framed<Stream, RecordCodec>,
+        request: &[u8],
+        label: &str,
+    ) -> Result<CgiResponse, UpstreamError> {
         let protocol = |reason: String| UpstreamError::Protocol { addr: self.addr.clone(), reason };
         conn.get_mut().write_all(request).await.map_err(|e| protocol(format!("write failed: {e}")))?;
         let mut stdout = BytesMut::new();
@@ -139,8 +322,14 @@ mod tests {
         BackendOptions {
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_millis(500),
-            max_idle: 4,
+            max_conns: 4,
+            max_fails: 2,
+            fail_timeout: Duration::from_secs(60),
         }
+    }
+
+    fn backend(addr: String) -> Backend {
+        Backend::new(Address::Tcp(addr), 1, options())
     }
 
     fn request(body: &[u8]) -> BytesMut {
@@ -204,7 +393,7 @@ mod tests {
     #[tokio::test]
     async fn keeps_connections_alive_and_joins_stdout_records() {
         let (addr, accepted, mut seen) = backend_answering(&[b"Content-Type: text/plain\r\n", b"\r\nhel", b"lo"]).await;
-        let backend = Backend::new(addr, options());
+        let backend = backend(addr);
         for body in [&b"one"[..], b"two", b"three"] {
             let sent = request(body);
             let response = backend.call(&sent, "test").await.unwrap();
@@ -217,8 +406,16 @@ mod tests {
     #[tokio::test]
     async fn sets_tcp_nodelay() {
         let (addr, _, _) = backend_answering(&[]).await;
-        let conn = Backend::new(addr, options()).connect().await.unwrap();
-        assert!(conn.get_ref().nodelay().unwrap());
+        let conn = backend(addr).checkout().await.unwrap();
+        assert!(matches!(conn.framed.get_ref(), Stream::Tcp(tcp) if tcp.nodelay().unwrap()));
+    }
+
+    #[test]
+    fn addresses_parse() {
+        assert_eq!("127.0.0.1:9001".parse(), Ok(Address::Tcp("127.0.0.1:9001".into())));
+        assert_eq!("unix:/run/php.sock".parse(), Ok(Address::Unix("/run/php.sock".into())));
+        assert!("unix:".parse::<Address>().is_err());
+        assert!("localhost".parse::<Address>().is_err());
     }
 
     #[tokio::test]
@@ -229,14 +426,36 @@ mod tests {
             let (_stream, _) = listener.accept().await.unwrap();
             tokio::time::sleep(Duration::from_secs(60)).await;
         });
-        let err = Backend::new(addr, options()).call(&request(b"x"), "test").await.unwrap_err();
-        assert!(matches!(err, UpstreamError::Timeout { .. }), "{err}");
+        let err = backend(addr).call(&request(b"x"), "test").await.unwrap_err();
+        assert!(err.is_timeout(), "{err}");
     }
 
     #[tokio::test]
     async fn a_closed_port_is_a_connect_error() {
         let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
-        let err = Backend::new(format!("127.0.0.1:{port}"), options()).call(&request(b"x"), "test").await.unwrap_err();
-        assert!(matches!(err, UpstreamError::Connect { .. }), "{err}");
+        let backend = backend(format!("127.0.0.1:{port}"));
+        let err = backend.call(&request(b"x"), "test").await.unwrap_err();
+        assert!(matches!(err, UpstreamError::Connect { .. }) && err.before_send(), "{err}");
+        assert!(!backend.is_ejected(), "one failure of two allowed");
+        backend.call(&request(b"x"), "test").await.unwrap_err();
+        assert!(backend.is_ejected(), "the second failure in a row ejects it");
+    }
+
+    #[tokio::test]
+    async fn at_the_connection_cap_requests_wait_for_a_connection() {
+        let (addr, accepted, _seen) = backend_answering(&[b"Content-Type: text/plain\r\n\r\nok"]).await;
+        let backend =
+            std::sync::Arc::new(Backend::new(Address::Tcp(addr), 1, BackendOptions { max_conns: 2, ..options() }));
+        let calls: Vec<_> = (0..8)
+            .map(|i| {
+                let backend = backend.clone();
+                tokio::spawn(async move { backend.call(&request(format!("{i}").as_bytes()), "test").await })
+            })
+            .collect();
+        for call in calls {
+            assert_eq!(&call.await.unwrap().unwrap().body[..], b"ok");
+        }
+        assert!(accepted.load(Ordering::SeqCst) <= 2, "never more than max_conns sockets");
+        assert!(backend.open_connections() <= 2);
     }
 }

@@ -21,7 +21,7 @@ use super::event::{Event, EventKind};
 use super::outbox::{Outbox, Taken};
 use super::registry::close_code;
 use super::transport::{Incoming, Transport};
-use crate::fastcgi::{CgiResponse, ParamBlock};
+use crate::fastcgi::{CgiResponse, ParamBlock, UpstreamError};
 use crate::Gateway;
 
 /// How long a client gets to answer our close frame.
@@ -29,7 +29,7 @@ const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A close reason must fit a control frame: 125 bytes less the code.
 const MAX_CLOSE_REASON: usize = 123;
 
-type Reply = Pin<Box<dyn Future<Output = (EventKind, Result<CgiResponse, String>)> + Send>>;
+type Reply = Pin<Box<dyn Future<Output = (EventKind, Result<CgiResponse, UpstreamError>)> + Send>>;
 
 enum Client {
     Open,
@@ -128,20 +128,30 @@ impl<T: Transport> Session<T> {
         let gateway = self.gateway.clone();
         let label = self.id.to_string();
         Box::pin(async move {
-            let result = gateway.backend.call(&request, &label).await.map_err(|e| e.to_string());
+            let result = gateway.upstreams.default_pool().call(&request, &label).await;
             (kind, result)
         })
     }
 
-    async fn on_reply(&mut self, kind: EventKind, result: Result<CgiResponse, String>) {
+    async fn on_reply(&mut self, kind: EventKind, result: Result<CgiResponse, UpstreamError>) {
         let response = match result {
             Ok(response) => response,
+            // The session never started: the client cannot stay.
+            Err(err) if kind == EventKind::Connect => {
+                tracing::warn!(session = %self.id, %err, "connect event failed");
+                self.backend_knows_session = false;
+                return self.begin_close(1011, "backend unavailable").await;
+            }
+            // A message or close event failed: the client hears of it and stays.
             Err(err) => {
                 tracing::warn!(session = %self.id, ?kind, %err, "backend call failed");
-                if kind == EventKind::Connect {
-                    self.backend_knows_session = false;
-                }
-                return self.begin_close(1011, "backend unavailable").await;
+                let (code, text) = if err.is_timeout() {
+                    (504, "backend did not answer in time")
+                } else {
+                    (503, "backend unavailable")
+                };
+                let error = serde_json::json!({"type": "error", "source": "gateway", "code": code, "message": text});
+                CgiResponse { status: code, headers: Vec::new(), body: error.to_string().into() }
             }
         };
         if kind == EventKind::Connect && !response.is_success() {

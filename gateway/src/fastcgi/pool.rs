@@ -1,0 +1,174 @@
+//! Backends grouped in named pools. A pool shares requests among its
+//! backends by weight, skips ejected ones, and fails over to the next
+//! backend when a request could not be sent. A request that was sent is
+//! never sent twice.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::backend::{Address, Backend, BackendOptions, UpstreamError};
+use super::CgiResponse;
+
+pub const DEFAULT_POOL: &str = "default";
+
+/// `[POOL=]ADDR[,weight=N][,max_conns=N]`, where ADDR is `HOST:PORT` or
+/// `unix:/path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendSpec {
+    pub pool: String,
+    pub addr: Address,
+    pub weight: u32,
+    pub max_conns: Option<usize>,
+}
+
+impl FromStr for BackendSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<BackendSpec, String> {
+        let mut parts = s.split(',');
+        let target = parts.next().unwrap_or_default();
+        let (pool, addr) = match target.split_once('=') {
+            Some((pool, addr)) if !target.starts_with("unix:") => (pool.to_owned(), addr),
+            _ => (DEFAULT_POOL.to_owned(), target),
+        };
+        let mut spec = BackendSpec { pool, addr: addr.parse()?, weight: 1, max_conns: None };
+        for option in parts {
+            let (key, value) = option.split_once('=').ok_or_else(|| format!("{option}: expected KEY=VALUE"))?;
+            let number = || value.parse::<u32>().map_err(|_| format!("{key}: {value} is not a number"));
+            match key {
+                "weight" if number()? > 0 => spec.weight = number()?,
+                "max_conns" if number()? > 0 => spec.max_conns = Some(number()? as usize),
+                "weight" | "max_conns" => return Err(format!("{key} must be at least 1")),
+                other => return Err(format!("unknown backend option {other} (weight, max_conns)")),
+            }
+        }
+        Ok(spec)
+    }
+}
+
+pub struct Pool {
+    pub name: String,
+    backends: Vec<Backend>,
+    total_weight: u64,
+    turn: AtomicU64,
+}
+
+impl Pool {
+    fn new(name: String, backends: Vec<Backend>) -> Pool {
+        let total_weight = backends.iter().map(|b| b.weight() as u64).sum();
+        Pool { name, backends, total_weight, turn: AtomicU64::new(0) }
+    }
+
+    pub fn backends(&self) -> &[Backend] {
+        &self.backends
+    }
+
+    /// The backends in the order to try them for one request: this turn's
+    /// pick by weight first, then the others; ejected ones last, so they
+    /// are probed only when nothing else works.
+    fn order(&self) -> Vec<&Backend> {
+        let mut slot = self.turn.fetch_add(1, Ordering::Relaxed) % self.total_weight.max(1);
+        let mut first = 0;
+        for (i, backend) in self.backends.iter().enumerate() {
+            if slot < backend.weight() as u64 {
+                first = i;
+                break;
+            }
+            slot -= backend.weight() as u64;
+        }
+        let mut order: Vec<&Backend> = self.backends[first..].iter().chain(&self.backends[..first]).collect();
+        order.sort_by_key(|b| b.is_ejected());
+        order
+    }
+
+    pub async fn call(&self, request: &[u8], label: &str) -> Result<CgiResponse, UpstreamError> {
+        let mut last_error = None;
+        for backend in self.order() {
+            match backend.call(request, label).await {
+                Err(err) if err.before_send() => {
+                    tracing::warn!(pool = %self.name, %err, "failing over to the next backend");
+                    last_error = Some(err);
+                }
+                result => return result,
+            }
+        }
+        Err(last_error.expect("a pool has at least one backend"))
+    }
+}
+
+/// Every pool, by name; `default` takes whatever no route sends elsewhere.
+pub struct Upstreams {
+    pools: Vec<Pool>,
+}
+
+impl Upstreams {
+    pub fn new(specs: &[BackendSpec], options: &BackendOptions) -> Result<Upstreams, String> {
+        let mut pools: Vec<(String, Vec<Backend>)> = Vec::new();
+        for spec in specs {
+            let options = BackendOptions { max_conns: spec.max_conns.unwrap_or(options.max_conns), ..options.clone() };
+            let backend = Backend::new(spec.addr.clone(), spec.weight, options);
+            match pools.iter_mut().find(|(name, _)| *name == spec.pool) {
+                Some((_, backends)) => backends.push(backend),
+                None => pools.push((spec.pool.clone(), vec![backend])),
+            }
+        }
+        if !pools.iter().any(|(name, _)| name == DEFAULT_POOL) {
+            return Err(format!("no backend in the {DEFAULT_POOL} pool: give one --backend without a POOL= prefix"));
+        }
+        Ok(Upstreams { pools: pools.into_iter().map(|(name, backends)| Pool::new(name, backends)).collect() })
+    }
+
+    pub fn pool(&self, name: &str) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+
+    pub fn default_pool(&self) -> &Pool {
+        self.pool(DEFAULT_POOL).expect("checked in new")
+    }
+
+    pub fn pools(&self) -> &[Pool] {
+        &self.pools
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn specs_parse_pools_weights_and_caps() {
+        let spec: BackendSpec = "127.0.0.1:9001".parse().unwrap();
+        assert_eq!((spec.pool.as_str(), spec.weight, spec.max_conns), (DEFAULT_POOL, 1, None));
+        let spec: BackendSpec = "unix:/run/php.sock,weight=3,max_conns=8".parse().unwrap();
+        assert_eq!(spec.addr, Address::Unix("/run/php.sock".into()));
+        assert_eq!((spec.weight, spec.max_conns), (3, Some(8)));
+        let spec: BackendSpec = "chat=127.0.0.1:9003".parse().unwrap();
+        assert_eq!(spec.pool, "chat");
+        assert!("127.0.0.1:1,weight=0".parse::<BackendSpec>().is_err());
+        assert!("127.0.0.1:1,colour=red".parse::<BackendSpec>().is_err());
+    }
+
+    #[test]
+    fn turns_follow_the_weights() {
+        let options = BackendOptions {
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+            max_conns: 1,
+            max_fails: 3,
+            fail_timeout: Duration::from_secs(1),
+        };
+        let specs: Vec<BackendSpec> =
+            ["127.0.0.1:1", "127.0.0.1:2,weight=3"].iter().map(|s| s.parse().unwrap()).collect();
+        let upstreams = Upstreams::new(&specs, &options).unwrap();
+        let pool = upstreams.default_pool();
+        let firsts: Vec<String> = (0..8).map(|_| pool.order()[0].addr().to_string()).collect();
+        assert_eq!(firsts.iter().filter(|a| *a == "127.0.0.1:2").count(), 6);
+        assert_eq!(pool.order().len(), 2, "the others follow for failover");
+        assert!(
+            Upstreams::new(&["chat=127.0.0.1:1".parse().unwrap()], &options).is_err(),
+            "a default pool is required"
+        );
+    }
+}
