@@ -4,6 +4,7 @@ use std::time::Duration;
 use clap::{ArgAction, Parser};
 
 use crate::fastcgi::{BackendOptions, BackendSpec};
+use crate::routing::Route;
 
 /// The gateway: holds client connections and turns their events into
 /// FastCGI requests.
@@ -65,9 +66,42 @@ pub struct Config {
     /// Milliseconds a write to a client may take before the client is dropped.
     #[arg(long, env = "GATEWAY_WRITE_TIMEOUT_MS", default_value_t = 10_000)]
     pub write_timeout_ms: u64,
-    /// Events of one session queued for the backend before reading from the client pauses.
+    /// Messages of one session queued for the backend; past it, messages are refused with an error (429).
     #[arg(long, env = "GATEWAY_MAX_PENDING_EVENTS", default_value_t = 64)]
     pub max_pending_events: usize,
+    /// Messages a second one client may send, on average (0: no limit); past it, close 1008.
+    #[arg(long, env = "GATEWAY_MAX_MESSAGE_RATE", default_value_t = 1000.0)]
+    pub max_message_rate: f32,
+    /// Messages one client may send at once above the rate.
+    #[arg(long, env = "GATEWAY_MAX_MESSAGE_BURST", default_value_t = 2000)]
+    pub max_message_burst: u32,
+    /// Clients connected at once; past it, new ones are closed with 1013.
+    #[arg(long, env = "GATEWAY_MAX_CONNECTIONS", default_value_t = 100_000)]
+    pub max_connections: usize,
+    /// New connections a second from one address, on average (0: no limit); past it, 429.
+    #[arg(long, env = "GATEWAY_MAX_CONNECT_RATE_PER_IP", default_value_t = 1000.0)]
+    pub max_connect_rate_per_ip: f32,
+    /// New connections one address may open at once above the rate.
+    #[arg(long, env = "GATEWAY_MAX_CONNECT_BURST_PER_IP", default_value_t = 2000)]
+    pub max_connect_burst_per_ip: u32,
+    /// Allowed WebSocket Origin (repeatable); none given allows any. Others get 403.
+    #[arg(long = "allowed-origin", env = "GATEWAY_ALLOWED_ORIGIN", value_delimiter = ' ')]
+    pub allowed_origins: Vec<String>,
+    /// Milliseconds between the gateway's pings to each client.
+    #[arg(long, env = "GATEWAY_PING_INTERVAL_MS", default_value_t = 25_000)]
+    pub ping_interval_ms: u64,
+    /// Milliseconds a client may stay silent (not even a pong) before it is closed (1001).
+    #[arg(long, env = "GATEWAY_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub idle_timeout_ms: u64,
+    /// Milliseconds a drain (SIGTERM) may take to close every client and deliver their close events.
+    #[arg(long, env = "GATEWAY_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub drain_timeout_ms: u64,
+    /// Admin listener for GET /metrics and /healthz (off unless given).
+    #[arg(long, env = "GATEWAY_ADMIN")]
+    pub admin: Option<SocketAddr>,
+    /// Route client messages to a named pool (repeatable): FIELD:PATTERN=POOL or bin:LOW-HIGH=POOL.
+    #[arg(long = "route", env = "GATEWAY_ROUTE", value_delimiter = ' ')]
+    pub routes: Vec<Route>,
 }
 
 impl Config {

@@ -14,13 +14,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::fastcgi::{ParamBlock, ParamTooLarge};
+use crate::session::close::CloseReason;
 use crate::session::event::header_param;
 use crate::session::transport::WebSocket;
-use crate::Gateway;
+use crate::{Admission, Gateway};
 
 const CHAT_PAGE: &str = include_str!("../../examples/chat/index.html");
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,6 +52,16 @@ fn handle(req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr) -> 
     }
 }
 
+/// With no allow-list every origin is fine; otherwise the Origin header
+/// must be one of the list (a client without one is not a browser page).
+fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    origin.is_none_or(|origin| allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)))
+}
+
 fn wants_websocket(headers: &HeaderMap) -> bool {
     let has_token = |name: header::HeaderName, token: &str| {
         headers
@@ -72,6 +83,14 @@ fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr
         response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, "13".parse().unwrap());
         return response;
     }
+    if !origin_allowed(&gateway.config.allowed_origins, req.headers()) {
+        gateway.metrics.refused_origin.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return respond(StatusCode::FORBIDDEN, "text/plain", "origin not allowed\n");
+    }
+    let admission = gateway.admit(remote.ip());
+    if admission == Admission::TooFast {
+        return respond(StatusCode::TOO_MANY_REQUESTS, "text/plain", "too many connections from your address\n");
+    }
     let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
         return respond(StatusCode::BAD_REQUEST, "text/plain", "missing Sec-WebSocket-Key\n");
     };
@@ -84,8 +103,15 @@ fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr
     tokio::spawn(async move {
         match upgraded.await {
             Ok(io) => {
-                let ws =
+                let mut ws =
                     WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, Some(gateway.ws_config)).await;
+                if admission == Admission::Full {
+                    // A close code tells a client to come back later; an HTTP error would not.
+                    let reason = CloseReason::ServerFull;
+                    let frame = CloseFrame { code: reason.code().into(), reason: reason.text().into() };
+                    let _ = ws.close(Some(frame)).await;
+                    return;
+                }
                 crate::session::connection::run(gateway, WebSocket(ws), params).await;
             }
             Err(err) => tracing::debug!(%err, %remote, "upgrade failed"),

@@ -9,7 +9,10 @@ pub mod config;
 pub mod fastcgi;
 pub mod framing;
 pub mod http;
+pub mod limits;
+pub mod metrics;
 pub mod router_link;
+pub mod routing;
 pub mod session;
 pub mod tcp;
 
@@ -22,7 +25,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 use fastcgi::{ParamBlock, Upstreams};
+use limits::ConnectRate;
+use metrics::Metrics;
 use router_link::RouterLinks;
+use routing::Routes;
 use session::event::EventEncoder;
 use session::Registry;
 
@@ -33,13 +39,16 @@ const WS_READ_BUFFER: usize = 256;
 /// flushes after each reply and each batch of pushes, so a fan-out burst
 /// goes out in one write.
 const WS_WRITE_BUFFER: usize = 16 * 1024;
-/// Connections served at once.
-const MAX_CONNECTIONS: usize = 100_000;
+/// Connections in their HTTP phase at once (sessions are limited apart).
+const MAX_HANDSHAKES: usize = 10_000;
 
 /// Everything a session needs, shared by all of them.
 pub struct Gateway {
     pub config: Config,
     pub upstreams: Upstreams,
+    pub routes: Routes,
+    pub metrics: Metrics,
+    pub connect_rate: ConnectRate,
     pub registry: Arc<Registry>,
     pub links: RouterLinks,
     pub events: EventEncoder,
@@ -79,38 +88,125 @@ fn static_params(config: &Config) -> anyhow::Result<ParamBlock> {
     Ok(block.compact())
 }
 
-/// Binds the listener, then serves until `shutdown` is cancelled.
+impl Gateway {
+    /// Whether a new client from `ip` may connect: its address's rate, then
+    /// the connection limit. Counts the refusals.
+    pub fn admit(&self, ip: std::net::IpAddr) -> Admission {
+        if !self.connect_rate.allow(ip) {
+            self.metrics.refused_ip_rate.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Admission::TooFast;
+        }
+        if self.registry.len() >= self.config.max_connections {
+            self.metrics.refused_full.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.closed(session::close::CloseReason::ServerFull);
+            return Admission::Full;
+        }
+        Admission::Welcome
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Welcome,
+    TooFast,
+    Full,
+}
+
+/// Binds the listeners, serves until `shutdown` is cancelled, then drains:
+/// every client is closed (1001) and its close event delivered, within
+/// the drain timeout.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
+    let tcp_front = match config.listen_tcp {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?),
+        None => None,
+    };
     let registry = Arc::new(Registry::default());
     let server_id = config.server_id.unwrap_or(std::process::id() as i32);
-    let links = RouterLinks::spawn(&config.routers, registry.clone(), server_id, shutdown.clone());
+    // The links outlive the listeners: a drain still reports its closes.
+    let links_shutdown = CancellationToken::new();
+    let links = RouterLinks::spawn(&config.routers, registry.clone(), server_id, links_shutdown.clone());
     let upstreams = Upstreams::new(&config.backends, &config.backend_options()).map_err(anyhow::Error::msg)?;
+    let routes = Routes::new(config.routes.clone(), &upstreams).map_err(anyhow::Error::msg)?;
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(WS_WRITE_BUFFER)
         .max_write_buffer_size(config.max_message.saturating_mul(2).max(WS_WRITE_BUFFER))
         .max_message_size(Some(config.max_message))
         .max_frame_size(Some(config.max_message));
-    tracing::info!(listen = %config.listen, listen_tcp = ?config.listen_tcp, backends = ?config.backends.iter().map(|b| format!("{}={}", b.pool, b.addr)).collect::<Vec<_>>(), routers = ?config.routers, "gateway ready");
-    let events = EventEncoder::new(static_params(&config)?, &config.param_prefix);
-    let gateway = Arc::new(Gateway { events, config, upstreams, registry, links, ws_config });
-    let tcp_front = match gateway.config.listen_tcp {
-        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?),
-        None => None,
-    };
-    let websocket = router::runtime::accept_loop(listener, MAX_CONNECTIONS, shutdown.clone(), {
+    let backends: Vec<String> = config.backends.iter().map(|b| format!("{}={}", b.pool, b.addr)).collect();
+    tracing::info!(listen = %config.listen, listen_tcp = ?config.listen_tcp, ?backends, routers = ?config.routers, admin = ?config.admin, "gateway ready");
+    let gateway = Arc::new(Gateway {
+        events: EventEncoder::new(static_params(&config)?, &config.param_prefix),
+        connect_rate: ConnectRate::new(config.max_connect_rate_per_ip, config.max_connect_burst_per_ip as f32),
+        config,
+        upstreams,
+        routes,
+        metrics: Metrics::default(),
+        registry,
+        links,
+        ws_config,
+    });
+    let admin_shutdown = CancellationToken::new();
+    if let Some(addr) = gateway.config.admin {
+        let gateway = gateway.clone();
+        let serve =
+            router::metrics::serve_admin(addr, admin_shutdown.clone(), move || gateway.metrics.render(&gateway));
+        tokio::spawn(async move {
+            if let Err(err) = serve.await {
+                tracing::error!(%err, "admin listener failed");
+            }
+        });
+    }
+    tokio::spawn(heartbeat(gateway.clone(), shutdown.clone()));
+
+    let websocket = router::runtime::accept_loop(listener, MAX_HANDSHAKES, shutdown.clone(), {
         let gateway = gateway.clone();
         move |stream, peer| http::serve_connection(stream, peer, gateway.clone())
     });
     let tcp = async {
         if let Some(listener) = tcp_front {
-            router::runtime::accept_loop(listener, MAX_CONNECTIONS, shutdown.clone(), move |stream, peer| {
+            let gateway = gateway.clone();
+            router::runtime::accept_loop(listener, MAX_HANDSHAKES, shutdown.clone(), move |stream, peer| {
                 tcp::serve_connection(stream, peer, gateway.clone())
             })
             .await;
         }
     };
     tokio::join!(websocket, tcp);
+    drain(&gateway).await;
+    links_shutdown.cancel();
+    admin_shutdown.cancel();
     Ok(())
+}
+
+/// Pings every client and closes the silent ones, on one timer for all.
+async fn heartbeat(gateway: Arc<Gateway>, shutdown: CancellationToken) {
+    let every = std::time::Duration::from_millis(gateway.config.ping_interval_ms.max(1));
+    let idle_timeout = std::time::Duration::from_millis(gateway.config.idle_timeout_ms);
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => gateway.registry.heartbeat(idle_timeout),
+        }
+    }
+}
+
+/// Closes every client and waits until each session has delivered its
+/// close event (it leaves the registry only then), or the deadline passes.
+async fn drain(gateway: &Gateway) {
+    let timeout = std::time::Duration::from_millis(gateway.config.drain_timeout_ms);
+    let deadline = tokio::time::Instant::now() + timeout;
+    tracing::info!(sessions = gateway.registry.len(), "draining");
+    while !gateway.registry.is_empty() && tokio::time::Instant::now() < deadline {
+        // Again each round: a connection mid-upgrade may have registered since.
+        gateway.registry.close_all(session::close::CloseReason::ShuttingDown);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    match gateway.registry.len() {
+        0 => tracing::info!("drained"),
+        left => tracing::warn!(left, "drain deadline of {timeout:?} passed with sessions still open"),
+    }
 }

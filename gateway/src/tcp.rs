@@ -8,9 +8,13 @@ use tokio::net::TcpStream;
 
 use crate::fastcgi::ParamBlock;
 use crate::session::transport::Tcp;
-use crate::Gateway;
+use crate::{Admission, Gateway};
 
 pub async fn serve_connection(stream: TcpStream, remote: SocketAddr, gateway: Arc<Gateway>) {
+    // No close frames here: a refused client is simply disconnected.
+    if gateway.admit(remote.ip()) != Admission::Welcome {
+        return;
+    }
     let mut params = ParamBlock::default();
     let address = [("REMOTE_ADDR", remote.ip().to_string()), ("REMOTE_PORT", remote.port().to_string())];
     for (name, value) in address {

@@ -5,6 +5,7 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod hub;
+pub mod metrics;
 pub mod protocol;
 pub mod runtime;
 pub mod server;

@@ -41,10 +41,10 @@ impl FromStr for Endpoint {
     }
 }
 
-/// A loopback source address for connection `i`: 1000 connections per
+/// A loopback source address for connection `i`: 100 connections per
 /// address over 127.0.0.0/8, so ephemeral ports never run out.
 pub fn source_ip(i: usize) -> IpAddr {
-    let n = 1 + (i / 1000) as u32;
+    let n = 1 + (i / 100) as u32;
     IpAddr::V4(Ipv4Addr::from(0x7f00_0000 | (n & 0x00ff_ffff)))
 }
 

@@ -182,6 +182,14 @@ impl ParamBlock {
         starts.zip(self.ends.iter().copied()).map(|(start, end)| &self.encoded[start as usize..end as usize])
     }
 
+    /// Every pair, decoded.
+    pub fn pairs_owned(&self) -> Vec<(String, String)> {
+        let decoded = self.pairs().filter_map(|pair| decode_pairs(pair)?.pop());
+        decoded
+            .map(|(n, v)| (String::from_utf8_lossy(&n).into_owned(), String::from_utf8_lossy(&v).into_owned()))
+            .collect()
+    }
+
     /// The value of the first pair named `name`.
     pub fn get(&self, name: &[u8]) -> Option<Bytes> {
         self.pairs().filter_map(|pair| decode_pairs(pair)?.pop()).find(|(n, _)| n == name).map(|(_, value)| value)

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,17 +18,20 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::close::CloseReason;
 use super::event::{Event, EventKind};
 use super::outbox::{Outbox, Taken};
-use super::registry::close_code;
 use super::transport::{Incoming, Transport};
 use crate::fastcgi::{CgiResponse, ParamBlock, UpstreamError};
+use crate::limits::TokenBucket;
 use crate::Gateway;
 
 /// How long a client gets to answer our close frame.
 const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A close reason must fit a control frame: 125 bytes less the code.
 const MAX_CLOSE_REASON: usize = 123;
+/// Response headers `X-Meta-<Name>` become params `META_<NAME>`.
+const META_HEADER: &str = "x-meta-";
 
 type Reply = Pin<Box<dyn Future<Output = (EventKind, Result<CgiResponse, UpstreamError>)> + Send>>;
 
@@ -41,10 +45,15 @@ struct Session<T> {
     id: SessionId,
     gateway: Arc<Gateway>,
     conn: T,
+    outbox: Arc<Outbox>,
     /// This connection's own params (address, upgrade URI, headers).
     params: ParamBlock,
+    /// What the backend asked to remember (`X-Meta-*`), sent with every
+    /// later event as `META_*`.
+    meta: ParamBlock,
     client: Client,
     pending: VecDeque<Event>,
+    message_rate: TokenBucket,
     /// Cleared when the connect event failed or was refused: the backend
     /// never saw the session start, so it gets no close event either.
     backend_knows_session: bool,
@@ -61,20 +70,24 @@ pub fn run<T: Transport>(gateway: Arc<Gateway>, conn: T, params: ParamBlock) -> 
     if gateway.config.connect_event {
         pending.push_back(Event { kind: EventKind::Connect, body: Bytes::new() });
     }
+    gateway.metrics.connections_opened.fetch_add(1, Relaxed);
     let mut session = Session {
         id,
+        message_rate: TokenBucket::full(gateway.config.max_message_burst as f32, Instant::now()),
         gateway,
         conn,
+        outbox,
         params,
+        meta: ParamBlock::default(),
         client: Client::Open,
         pending,
         backend_knows_session: true,
         close_event_queued: false,
     };
     async move {
-        session.gateway.registry.insert(id, outbox.clone());
+        session.gateway.registry.insert(id, session.outbox.clone());
         session.gateway.links.connected(id).await;
-        session.drive(&outbox).await;
+        session.drive().await;
         session.gateway.registry.remove(&id);
         session.gateway.links.closed(id).await;
     }
@@ -83,9 +96,9 @@ pub fn run<T: Transport>(gateway: Arc<Gateway>, conn: T, params: ParamBlock) -> 
 impl<T: Transport> Session<T> {
     /// Handlers are boxed where they are awaited: they run briefly, and
     /// unboxed their state would sit in every idle connection's future.
-    async fn drive(&mut self, outbox: &Outbox) {
+    async fn drive(&mut self) {
         tracing::debug!(session = %self.id, "connected");
-        let max_pending = self.gateway.config.max_pending_events;
+        let outbox = self.outbox.clone();
         let mut in_flight: Option<Reply> = None;
         loop {
             if in_flight.is_none() {
@@ -95,7 +108,7 @@ impl<T: Transport> Session<T> {
                     None => {}
                 }
             }
-            let reading = !matches!(self.client, Client::Gone) && self.pending.len() < max_pending;
+            let reading = !matches!(self.client, Client::Gone);
             let open = matches!(self.client, Client::Open);
             let deadline = match self.client {
                 Client::Closing { deadline } => Some(deadline),
@@ -109,7 +122,7 @@ impl<T: Transport> Session<T> {
                 frame = self.conn.next(), if reading => Box::pin(self.on_client_frame(frame)).await,
                 taken = outbox.take(), if open => match taken {
                     Taken::Messages(batch) => Box::pin(self.write_pushes(batch)).await,
-                    Taken::Close(code) => Box::pin(self.close_on_request(code)).await,
+                    Taken::Close(reason) => Box::pin(self.close(reason)).await,
                 },
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     tracing::debug!(session = %self.id, "client did not finish the close handshake");
@@ -124,69 +137,107 @@ impl<T: Transport> Session<T> {
     /// the connection keeps reading and writing while the backend works.
     fn dispatch(&self, event: Event) -> Reply {
         let kind = event.kind;
-        let request = self.gateway.events.encode(&self.params, &self.id, &event);
+        let request = self.gateway.events.encode(&[&self.params, &self.meta], &self.id, &event);
         let gateway = self.gateway.clone();
         let label = self.id.to_string();
         Box::pin(async move {
-            let result = gateway.upstreams.default_pool().call(&request, &label).await;
+            let pool = gateway.routes.pool_for(&gateway.upstreams, &event);
+            let result = pool.call(&request, &label).await;
             (kind, result)
         })
     }
 
     async fn on_reply(&mut self, kind: EventKind, result: Result<CgiResponse, UpstreamError>) {
+        let metrics = &self.gateway.metrics;
         let response = match result {
             Ok(response) => response,
             // The session never started: the client cannot stay.
             Err(err) if kind == EventKind::Connect => {
                 tracing::warn!(session = %self.id, %err, "connect event failed");
+                metrics.backend_failures.fetch_add(1, Relaxed);
                 self.backend_knows_session = false;
-                return self.begin_close(1011, "backend unavailable").await;
+                return self.close(CloseReason::BackendUnavailable).await;
             }
             // A message or close event failed: the client hears of it and stays.
             Err(err) => {
                 tracing::warn!(session = %self.id, ?kind, %err, "backend call failed");
-                let (code, text) = if err.is_timeout() {
-                    (504, "backend did not answer in time")
+                let (counter, code, text) = if err.is_timeout() {
+                    (&metrics.backend_timeouts, 504, "backend did not answer in time")
                 } else {
-                    (503, "backend unavailable")
+                    (&metrics.backend_failures, 503, "backend unavailable")
                 };
-                let error = serde_json::json!({"type": "error", "source": "gateway", "code": code, "message": text});
-                CgiResponse { status: code, headers: Vec::new(), body: error.to_string().into() }
+                counter.fetch_add(1, Relaxed);
+                gateway_error(code, text)
             }
         };
         if kind == EventKind::Connect && !response.is_success() {
+            metrics.connect_refused_by_backend.fetch_add(1, Relaxed);
             self.backend_knows_session = false;
             let code = if (400..500).contains(&response.status) { 4000 + response.status } else { 1008 };
             let reason = String::from_utf8_lossy(&response.body).into_owned();
-            return self.begin_close(code, &reason).await;
+            return self.send_close(code, &reason).await;
         }
-        if response.body.is_empty() || !matches!(self.client, Client::Open) {
+        self.remember_meta(&response);
+        if !response.body.is_empty() {
+            let message = crate::router_link::to_message(response.body.clone(), response.is_binary());
+            self.reply(message).await;
+        }
+    }
+
+    /// Stores the response's `X-Meta-*` headers for the session's later
+    /// events; an empty value forgets that name.
+    fn remember_meta(&mut self, response: &CgiResponse) {
+        let mut updates = response.headers.iter().filter_map(|(name, value)| {
+            let rest = name
+                .get(..META_HEADER.len())
+                .filter(|p| p.eq_ignore_ascii_case(META_HEADER))
+                .map(|_| &name[META_HEADER.len()..])?;
+            Some((format!("META_{}", rest.to_ascii_uppercase().replace('-', "_")), value.as_str()))
+        });
+        let Some(first) = updates.next() else { return };
+        let mut merged: Vec<(String, String)> = self.meta.pairs_owned();
+        for (name, value) in std::iter::once(first).chain(updates) {
+            merged.retain(|(n, _)| *n != name);
+            if !value.is_empty() {
+                merged.push((name, value.to_owned()));
+            }
+        }
+        let mut meta = ParamBlock::default();
+        for (name, value) in &merged {
+            if let Err(err) = meta.push(name.as_bytes(), value.as_bytes()) {
+                tracing::warn!(session = %self.id, %err, "session meta dropped");
+            }
+        }
+        self.meta = meta.compact();
+    }
+
+    /// Sends one message to the client unless it is closing.
+    async fn reply(&mut self, message: Message) {
+        if !matches!(self.client, Client::Open) {
             return;
         }
-        let message = crate::router_link::to_message(response.body.clone(), response.is_binary());
+        self.gateway.metrics.replies_out.fetch_add(1, Relaxed);
         let timeout = self.gateway.config.write_timeout();
         let written = tokio::time::timeout(timeout, self.conn.send(message)).await;
         self.check_write(written, timeout);
     }
 
     async fn on_client_frame(&mut self, frame: Option<Incoming>) {
+        if frame.is_some() {
+            self.outbox.heard_from_client();
+        }
         match frame {
-            Some(Incoming::Message { body, binary }) => {
-                // After our close frame, late messages are dropped.
-                if matches!(self.client, Client::Open) {
-                    self.pending.push_back(Event { kind: EventKind::Message { binary }, body });
-                }
-            }
+            Some(Incoming::Message { body, binary }) => self.on_client_message(body, binary).await,
             // The transport answers pings and close frames itself; after a
             // close, reading on until the stream ends completes the handshake.
             Some(Incoming::Control) => {}
             Some(Incoming::TooBig(err)) => {
                 tracing::info!(session = %self.id, %err, "client message too large");
-                self.begin_close(1009, "message too big").await;
+                self.close(CloseReason::TooBig).await;
             }
             Some(Incoming::Broken(err)) => {
                 tracing::info!(session = %self.id, %err, "client broke the protocol");
-                self.begin_close(1002, "protocol error").await;
+                self.close(CloseReason::ProtocolError).await;
             }
             Some(Incoming::Failed(err)) => {
                 tracing::debug!(session = %self.id, %err, "client connection failed");
@@ -196,14 +247,34 @@ impl<T: Transport> Session<T> {
         }
     }
 
-    async fn close_on_request(&mut self, code: u16) {
-        let reason = if code == close_code::KICKED { "kicked" } else { "slow consumer" };
-        self.begin_close(code, reason).await;
+    async fn on_client_message(&mut self, body: Bytes, binary: bool) {
+        // After our close frame, late messages are dropped.
+        if !matches!(self.client, Client::Open) {
+            return;
+        }
+        let config = &self.gateway.config;
+        let metrics = &self.gateway.metrics;
+        metrics.messages_in.fetch_add(1, Relaxed);
+        if config.max_message_rate > 0.0
+            && !self.message_rate.take(config.max_message_rate, config.max_message_burst as f32, Instant::now())
+        {
+            return self.close(CloseReason::RateLimited).await;
+        }
+        // Queue up to the limit, then refuse, so one client cannot pile up
+        // work without bound and the others keep their share.
+        if self.pending.len() >= config.max_pending_events {
+            metrics.messages_refused_in_flight.fetch_add(1, Relaxed);
+            let refusal = gateway_error(429, "too many messages in flight; this one was dropped");
+            return self.reply(crate::router_link::to_message(refusal.body, false)).await;
+        }
+        self.pending.push_back(Event { kind: EventKind::Message { binary }, body });
     }
 
     /// Writes a batch of pushes with one flush: a fan-out burst costs one
     /// write per session, not one per message.
     async fn write_pushes(&mut self, batch: VecDeque<Message>) {
+        let pushes = batch.iter().filter(|m| m.is_text() || m.is_binary()).count();
+        self.gateway.metrics.pushes_out.fetch_add(pushes as u64, Relaxed);
         let timeout = self.gateway.config.write_timeout();
         let conn = &mut self.conn;
         let write = async move {
@@ -222,13 +293,24 @@ impl<T: Transport> Session<T> {
         let failure = match written {
             Ok(Ok(())) => return,
             Ok(Err(err)) => err.to_string(),
-            Err(_) => format!("client read nothing for {timeout:?}"),
+            Err(_) => {
+                // Its socket is full, so no close frame can reach it.
+                self.gateway.metrics.closed(CloseReason::SlowConsumer);
+                format!("client read nothing for {timeout:?}")
+            }
         };
         tracing::debug!(session = %self.id, failure, "write to client failed");
         self.gone();
     }
 
-    async fn begin_close(&mut self, code: u16, reason: &str) {
+    async fn close(&mut self, reason: CloseReason) {
+        if matches!(self.client, Client::Open) {
+            self.gateway.metrics.closed(reason);
+            self.send_close(reason.code(), reason.text()).await;
+        }
+    }
+
+    async fn send_close(&mut self, code: u16, reason: &str) {
         if !matches!(self.client, Client::Open) {
             return;
         }
@@ -263,4 +345,10 @@ impl<T: Transport> Session<T> {
             self.pending.push_back(Event { kind: EventKind::Close, body: Bytes::new() });
         }
     }
+}
+
+/// An error the gateway itself tells the client, as a JSON text message.
+fn gateway_error(code: u16, text: &str) -> CgiResponse {
+    let error = serde_json::json!({"type": "error", "source": "gateway", "code": code, "message": text});
+    CgiResponse { status: code, headers: Vec::new(), body: error.to_string().into() }
 }

@@ -57,8 +57,8 @@ impl EventEncoder {
         EventEncoder { static_params, session_param: name("SESSIONID"), event_param: name("EVENT") }
     }
 
-    /// The whole request: static params, the connection's, then the event's own.
-    pub fn encode(&self, connection: &ParamBlock, session: &SessionId, event: &Event) -> BytesMut {
+    /// The whole request: static params, the session's blocks, then the event's own.
+    pub fn encode(&self, session_blocks: &[&ParamBlock], session: &SessionId, event: &Event) -> BytesMut {
         let mut own = ParamBlock::default();
         let mut push = |name: &[u8], value: &[u8]| own.push(name, value).expect("event params are small");
         push(&self.session_param, session.as_bytes());
@@ -74,7 +74,9 @@ impl EventEncoder {
             push(b"CONTENT_TYPE", content_type);
         }
         let mut buf = BytesMut::with_capacity(256 + self.static_params.len() * 32 + event.body.len());
-        encode_request(&mut buf, REQUEST_ID, &[&self.static_params, connection, &own], &event.body);
+        let blocks: Vec<&ParamBlock> =
+            std::iter::once(&self.static_params).chain(session_blocks.iter().copied()).chain([&own]).collect();
+        encode_request(&mut buf, REQUEST_ID, &blocks, &event.body);
         buf
     }
 }

@@ -3,6 +3,7 @@
 //! `event` turns a session's events into FastCGI requests, `connection`
 //! drives one client from connect to close.
 
+pub mod close;
 pub mod connection;
 pub mod event;
 pub mod outbox;

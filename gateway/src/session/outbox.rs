@@ -8,11 +8,17 @@
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::task::Poll;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures_util::task::AtomicWaker;
 use tokio_tungstenite::tungstenite::Message;
+
+use super::close::CloseReason;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -24,14 +30,22 @@ pub struct Limits {
 struct Queue {
     messages: VecDeque<Message>,
     bytes: usize,
-    /// Non-zero once the session must close, with this code.
-    close_code: u16,
+    /// Set once the session must close.
+    close: Option<CloseReason>,
 }
 
 pub struct Outbox {
     queue: Mutex<Queue>,
     waker: AtomicWaker,
     limits: Limits,
+    /// When the client was last heard from, as milliseconds since `EPOCH`.
+    last_heard: AtomicU64,
+}
+
+/// A process-wide origin for cheap, coarse timestamps.
+fn since_epoch(at: Instant) -> u64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    at.saturating_duration_since(*EPOCH.get_or_init(Instant::now)).as_millis() as u64
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -46,22 +60,33 @@ pub enum Pushed {
 /// What the session task takes out.
 pub enum Taken {
     Messages(VecDeque<Message>),
-    Close(u16),
+    Close(CloseReason),
 }
 
 impl Outbox {
     pub fn new(limits: Limits) -> Outbox {
-        Outbox { queue: Mutex::default(), waker: AtomicWaker::new(), limits }
+        let last_heard = AtomicU64::new(since_epoch(Instant::now()));
+        Outbox { queue: Mutex::default(), waker: AtomicWaker::new(), limits, last_heard }
     }
 
-    pub fn push(&self, message: Message, slow_consumer_code: u16) -> Pushed {
+    /// Notes that the client was heard from (any frame, a pong included).
+    pub fn heard_from_client(&self) {
+        self.last_heard.store(since_epoch(Instant::now()), Ordering::Relaxed);
+    }
+
+    pub fn silent_for(&self, now: Instant) -> Duration {
+        Duration::from_millis(since_epoch(now).saturating_sub(self.last_heard.load(Ordering::Relaxed)))
+    }
+
+    /// Queues a push; past the limits, the session closes as a slow consumer.
+    pub fn push(&self, message: Message) -> Pushed {
         let len = message.len();
         let mut queue = self.queue.lock().unwrap();
-        if queue.close_code != 0 {
+        if queue.close.is_some() {
             return Pushed::Closed;
         }
         if queue.messages.len() >= self.limits.messages || queue.bytes + len > self.limits.bytes {
-            queue.close_code = slow_consumer_code;
+            queue.close = Some(CloseReason::SlowConsumer);
             queue.messages = VecDeque::new();
             queue.bytes = 0;
             drop(queue);
@@ -78,11 +103,11 @@ impl Outbox {
         Pushed::Queued
     }
 
-    /// Asks the session to close with `code` (the first request wins).
-    pub fn close(&self, code: u16) {
+    /// Asks the session to close (the first request wins).
+    pub fn close(&self, reason: CloseReason) {
         let mut queue = self.queue.lock().unwrap();
-        if queue.close_code == 0 {
-            queue.close_code = code;
+        if queue.close.is_none() {
+            queue.close = Some(reason);
         }
         drop(queue);
         self.waker.wake();
@@ -105,8 +130,8 @@ impl Outbox {
 
     fn try_take(&self) -> Option<Taken> {
         let mut queue = self.queue.lock().unwrap();
-        if queue.close_code != 0 {
-            return Some(Taken::Close(queue.close_code));
+        if let Some(reason) = queue.close {
+            return Some(Taken::Close(reason));
         }
         if queue.messages.is_empty() {
             return None;
@@ -132,8 +157,8 @@ mod tests {
     #[tokio::test]
     async fn hands_over_everything_queued_at_once() {
         let outbox = outbox(10, 1000);
-        assert_eq!(outbox.push(Message::text("a"), 1008), Pushed::Queued);
-        assert_eq!(outbox.push(Message::text("bc"), 1008), Pushed::Queued);
+        assert_eq!(outbox.push(Message::text("a")), Pushed::Queued);
+        assert_eq!(outbox.push(Message::text("bc")), Pushed::Queued);
         assert_eq!(outbox.queued_bytes(), 3);
         match outbox.take().await {
             Taken::Messages(batch) => assert_eq!(batch, [Message::text("a"), Message::text("bc")]),
@@ -145,14 +170,14 @@ mod tests {
     #[tokio::test]
     async fn overflow_in_bytes_or_count_closes_as_slow_consumer() {
         let by_bytes = outbox(10, 4);
-        assert_eq!(by_bytes.push(Message::text("abc"), 1008), Pushed::Queued);
-        assert_eq!(by_bytes.push(Message::text("de"), 1008), Pushed::Overflowed);
-        assert!(matches!(by_bytes.take().await, Taken::Close(1008)));
-        assert_eq!(by_bytes.push(Message::text("f"), 1008), Pushed::Closed);
+        assert_eq!(by_bytes.push(Message::text("abc")), Pushed::Queued);
+        assert_eq!(by_bytes.push(Message::text("de")), Pushed::Overflowed);
+        assert!(matches!(by_bytes.take().await, Taken::Close(CloseReason::SlowConsumer)));
+        assert_eq!(by_bytes.push(Message::text("f")), Pushed::Closed);
 
         let by_count = outbox(1, 1000);
-        by_count.push(Message::text("a"), 1008);
-        assert_eq!(by_count.push(Message::text("b"), 1008), Pushed::Overflowed);
+        by_count.push(Message::text("a"));
+        assert_eq!(by_count.push(Message::text("b")), Pushed::Overflowed);
     }
 
     #[tokio::test]
@@ -160,10 +185,10 @@ mod tests {
         let outbox = std::sync::Arc::new(outbox(10, 1000));
         let waiting = tokio::spawn({
             let outbox = outbox.clone();
-            async move { matches!(outbox.take().await, Taken::Close(4000)) }
+            async move { matches!(outbox.take().await, Taken::Close(CloseReason::Kicked)) }
         });
         tokio::task::yield_now().await;
-        outbox.close(4000);
+        outbox.close(CloseReason::Kicked);
         assert!(waiting.await.unwrap());
     }
 }

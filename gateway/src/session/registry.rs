@@ -4,15 +4,10 @@ use std::sync::{Arc, Mutex};
 use router::protocol::SessionId;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::outbox::{Outbox, Pushed};
+use tokio::time::Instant;
 
-/// Close codes the gateway chooses by itself.
-pub mod close_code {
-    /// The router kicked the session.
-    pub const KICKED: u16 = 4000;
-    /// The client did not read its pushes fast enough.
-    pub const SLOW_CONSUMER: u16 = 1008;
-}
+use super::close::CloseReason;
+use super::outbox::{Outbox, Pushed};
 
 /// Every live session on this gateway, by id, with its outbox.
 #[derive(Default)]
@@ -55,11 +50,36 @@ impl Registry {
     pub fn kick(&self, ids: &[SessionId]) {
         let sessions = self.sessions.lock().unwrap();
         for outbox in ids.iter().filter_map(|id| sessions.get(id)) {
-            outbox.close(close_code::KICKED);
+            outbox.close(CloseReason::Kicked);
         }
+    }
+
+    /// Asks every session to close (a drain before exit).
+    pub fn close_all(&self, reason: CloseReason) {
+        for outbox in self.sessions.lock().unwrap().values() {
+            outbox.close(reason);
+        }
+    }
+
+    /// The heartbeat: closes sessions silent for `idle_timeout`, and pings
+    /// the others so a live client answers and proves itself. One sweep
+    /// over all sessions instead of a timer in each.
+    pub fn heartbeat(&self, idle_timeout: std::time::Duration) {
+        let now = Instant::now();
+        for outbox in self.sessions.lock().unwrap().values() {
+            if outbox.silent_for(now) >= idle_timeout {
+                outbox.close(CloseReason::IdleTimeout);
+            } else {
+                outbox.push(Message::Ping(Default::default()));
+            }
+        }
+    }
+
+    pub fn queued_bytes(&self) -> usize {
+        self.sessions.lock().unwrap().values().map(|outbox| outbox.queued_bytes()).sum()
     }
 }
 
 fn queue(outbox: &Outbox, message: &Message) -> bool {
-    outbox.push(message.clone(), close_code::SLOW_CONSUMER) == Pushed::Queued
+    outbox.push(message.clone()) == Pushed::Queued
 }

@@ -1,0 +1,98 @@
+//! The gateway's counters, each an atomic bumped where the thing happens,
+//! and their Prometheus exposition for the admin listener.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use router::metrics::Exposition;
+
+use crate::session::close::CloseReason;
+use crate::Gateway;
+
+#[derive(Default)]
+pub struct Metrics {
+    pub connections_opened: AtomicU64,
+    pub refused_origin: AtomicU64,
+    pub refused_ip_rate: AtomicU64,
+    pub refused_full: AtomicU64,
+    pub closes: [AtomicU64; CloseReason::ALL.len()],
+    pub connect_refused_by_backend: AtomicU64,
+    pub messages_in: AtomicU64,
+    pub messages_refused_in_flight: AtomicU64,
+    pub replies_out: AtomicU64,
+    pub pushes_out: AtomicU64,
+    pub backend_timeouts: AtomicU64,
+    pub backend_failures: AtomicU64,
+}
+
+impl Metrics {
+    pub fn closed(&self, reason: CloseReason) {
+        self.closes[reason.index()].fetch_add(1, Relaxed);
+    }
+
+    pub fn render(&self, gateway: &Gateway) -> String {
+        let mut out = Exposition::default();
+        let get = |c: &AtomicU64| c.load(Relaxed) as f64;
+        out.gauge("gateway_sessions", "Sessions open now.", gateway.registry.len() as f64);
+        out.counter(
+            "gateway_connections_opened_total",
+            "Client connections that became sessions.",
+            self.connections_opened.load(Relaxed),
+        );
+        let refused = [
+            ("origin", &self.refused_origin),
+            ("ip_rate", &self.refused_ip_rate),
+            ("max_connections", &self.refused_full),
+        ];
+        let refused = refused.iter().map(|(reason, c)| (vec![("reason", reason.to_string())], get(c))).collect();
+        out.family(
+            "gateway_connections_refused_total",
+            "Connections refused before they became sessions.",
+            "counter",
+            refused,
+        );
+        let closes = CloseReason::ALL
+            .iter()
+            .map(|r| (vec![("reason", r.label().to_owned())], get(&self.closes[r.index()])))
+            .collect();
+        out.family("gateway_client_closes_total", "Clients the gateway closed, by reason.", "counter", closes);
+        out.counter(
+            "gateway_connect_refused_total",
+            "Connect events the backend answered with a non-2xx status.",
+            self.connect_refused_by_backend.load(Relaxed),
+        );
+        out.counter("gateway_messages_in_total", "Messages from clients.", self.messages_in.load(Relaxed));
+        out.counter(
+            "gateway_messages_refused_total",
+            "Messages refused because too many were in flight for their session.",
+            self.messages_refused_in_flight.load(Relaxed),
+        );
+        out.counter("gateway_replies_out_total", "Backend replies sent to clients.", self.replies_out.load(Relaxed));
+        out.counter("gateway_pushes_out_total", "Router pushes queued for clients.", self.pushes_out.load(Relaxed));
+        out.counter(
+            "gateway_backend_timeouts_total",
+            "Backend requests that timed out.",
+            self.backend_timeouts.load(Relaxed),
+        );
+        out.counter(
+            "gateway_backend_failures_total",
+            "Backend requests that failed otherwise.",
+            self.backend_failures.load(Relaxed),
+        );
+        let (mut open, mut ejected) = (Vec::new(), Vec::new());
+        for pool in gateway.upstreams.pools() {
+            for backend in pool.backends() {
+                let labels = vec![("pool", pool.name.clone()), ("backend", backend.addr().to_string())];
+                open.push((labels.clone(), backend.open_connections() as f64));
+                ejected.push((labels, if backend.is_ejected() { 1.0 } else { 0.0 }));
+            }
+        }
+        out.family("gateway_backend_connections", "Open connections to each backend.", "gauge", open);
+        out.family("gateway_backend_ejected", "1 while a backend is ejected for failing.", "gauge", ejected);
+        out.gauge(
+            "gateway_outbound_queued_bytes",
+            "Bytes of pushes waiting in all sessions' outboxes.",
+            gateway.registry.queued_bytes() as f64,
+        );
+        out.finish()
+    }
+}
