@@ -9,6 +9,7 @@ pub mod processes;
 pub mod ws;
 
 pub use processes::{
-    backend_events, echo_backend, echo_backend_with, free_port, scratch_file, Proc, Redis, Stack, StackOptions,
+    backend_events, echo_backend, echo_backend_with, echo_stack, free_port, metric, scratch_file, Proc, Redis, Stack,
+    StackOptions,
 };
 pub use ws::Client;

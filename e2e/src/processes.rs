@@ -233,3 +233,22 @@ pub fn backend_events(log: &std::path::Path, n: usize) -> Vec<serde_json::Value>
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The stack with the echo backend (run with `echo_flags`) behind the
+/// gateway (run with `gateway_args`); returns the backend's event log too.
+pub fn echo_stack(gateway_args: &[&str], echo_flags: &[&str]) -> (Stack, Proc, std::path::PathBuf) {
+    let log = scratch_file("echo-events.jsonl");
+    let (echo, echo_addr) = echo_backend_with(&log, echo_flags, "echo");
+    let gateway_args = gateway_args.iter().map(|a| a.to_string()).collect();
+    let stack = Stack::start(StackOptions { backend: Some(echo_addr), gateway_args, ..Default::default() });
+    (stack, echo, log)
+}
+
+/// One sample from a Prometheus text page, e.g. `name{label="x"}`.
+pub fn metric(admin_port: u16, sample: &str) -> f64 {
+    let (status, page) = crate::http::request(admin_port, "GET", "/metrics", "").expect("admin listener");
+    assert_eq!(status, 200);
+    page.lines()
+        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {sample} in\n{page}"))
+}

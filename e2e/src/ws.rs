@@ -23,12 +23,32 @@ impl Client {
     }
 
     pub async fn connect_with_headers(url: &str, headers: &[(&'static str, &str)]) -> Client {
+        Client::try_connect(url, headers, None).await.unwrap_or_else(|e| panic!("connect {url}: {e}"))
+    }
+
+    /// Connects with `headers`, from `source` if given; the error says
+    /// what the server answered instead of upgrading.
+    pub async fn try_connect(
+        url: &str,
+        headers: &[(&'static str, &str)],
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Client, String> {
         let mut request = url.into_client_request().unwrap();
         for (name, value) in headers {
             request.headers_mut().append(*name, value.parse().unwrap());
         }
-        let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap_or_else(|e| panic!("connect {url}: {e}"));
-        Client { ws }
+        let authority = request.uri().authority().unwrap().as_str().to_owned();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(ip) = source {
+            socket.bind(std::net::SocketAddr::new(ip, 0)).unwrap();
+        }
+        let stream = socket.connect(authority.parse().unwrap()).await.map_err(|e| e.to_string())?;
+        let (ws, _) =
+            tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await.map_err(|e| match e {
+                tokio_tungstenite::tungstenite::Error::Http(response) => format!("HTTP {}", response.status().as_u16()),
+                other => other.to_string(),
+            })?;
+        Ok(Client { ws })
     }
 
     /// The client's own port, as the gateway sees it in `REMOTE_PORT`.
@@ -51,6 +71,17 @@ impl Client {
     pub async fn recv(&mut self) -> Message {
         loop {
             let next = tokio::time::timeout(RECV_TIMEOUT, self.ws.next()).await.expect("no message within the timeout");
+            match next.expect("connection ended").expect("connection failed") {
+                Message::Ping(_) | Message::Pong(_) => continue,
+                message => return message,
+            }
+        }
+    }
+
+    /// The next message of any kind but ping and pong, close frames included.
+    pub async fn recv_any(&mut self) -> Message {
+        loop {
+            let next = tokio::time::timeout(RECV_TIMEOUT, self.ws.next()).await.expect("nothing within the timeout");
             match next.expect("connection ended").expect("connection failed") {
                 Message::Ping(_) | Message::Pong(_) => continue,
                 message => return message,

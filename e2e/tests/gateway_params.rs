@@ -1,25 +1,13 @@
 //! What the gateway tells the FastCGI backend, and how it turns replies
 //! into frames, seen by a real backend process (examples/echo).
 
-use std::path::PathBuf;
-
-use e2e::{backend_events, echo_backend, scratch_file, Client, Proc, Stack, StackOptions};
+use e2e::{backend_events, echo_stack, Client, Stack, StackOptions};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-/// The stack with the echo backend behind the gateway; returns the
-/// backend's event log too.
-fn echo_stack(gateway_args: &[&str]) -> (Stack, Proc, PathBuf) {
-    let log = scratch_file("echo-events.jsonl");
-    let (echo, echo_addr) = echo_backend(&log);
-    let gateway_args = gateway_args.iter().map(|a| a.to_string()).collect();
-    let stack = Stack::start(StackOptions { backend: Some(echo_addr), gateway_args, ..Default::default() });
-    (stack, echo, log)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn params_events_and_frame_types() {
-    let (stack, _echo, log) = echo_stack(&["--param", "SCRIPT_FILENAME=/srv/app.php"]);
+    let (stack, _echo, log) = echo_stack(&["--param", "SCRIPT_FILENAME=/srv/app.php"], &["--report-connect"]);
     let headers = [("X-Custom", "yes"), ("SessionId", "0000000000000bad"), ("Event", "2")];
     let mut client = Client::connect_with_headers(&stack.ws_url("/chat/room?x=1&y=2"), &headers).await;
 
@@ -72,7 +60,7 @@ async fn params_events_and_frame_types() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_style_prefix_puts_http_before_sessionid_and_event() {
-    let (stack, _echo, _) = echo_stack(&["--param-prefix", "HTTP_"]);
+    let (stack, _echo, _) = echo_stack(&["--param-prefix", "HTTP_"], &["--report-connect"]);
     let mut client = Client::connect_with_headers(&stack.ws_url("/"), &[("SessionId", "0000000000000bad")]).await;
     let connect = client.recv_json().await;
     assert_eq!(connect["HTTP_EVENT"], "1");

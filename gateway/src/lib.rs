@@ -131,7 +131,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(WS_WRITE_BUFFER)
-        .max_write_buffer_size(config.max_message.saturating_mul(2).max(WS_WRITE_BUFFER))
+        // Room for the write threshold plus the largest burst the outbox
+        // admits (or a reply); tungstenite insists on more than the threshold.
+        .max_write_buffer_size(WS_WRITE_BUFFER + config.outbound_queue_bytes.max(config.max_message).saturating_mul(2))
         .max_message_size(Some(config.max_message))
         .max_frame_size(Some(config.max_message));
     let backends: Vec<String> = config.backends.iter().map(|b| format!("{}={}", b.pool, b.addr)).collect();

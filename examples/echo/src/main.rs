@@ -36,6 +36,9 @@ struct Config {
     /// Answer messages that start with "sleep" only after this many milliseconds.
     #[arg(long, default_value_t = 0)]
     slow_ms: u64,
+    /// Wait a random 0..N milliseconds before each answer (order tests).
+    #[arg(long, default_value_t = 0)]
+    random_delay_ms: u64,
     /// Append one JSON line per event (event, params, body) to this file.
     #[arg(long)]
     log: Option<PathBuf>,
@@ -81,6 +84,10 @@ async fn serve(stream: TcpStream, app: Arc<App>) {
                 if app.config.slow_ms > 0 && stdin.starts_with(b"sleep") {
                     tokio::time::sleep(std::time::Duration::from_millis(app.config.slow_ms)).await;
                 }
+                if app.config.random_delay_ms > 0 {
+                    let jitter = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), &stdin[..]);
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter % app.config.random_delay_ms)).await;
+                }
                 let stdout = app.respond(&pairs, &stdin);
                 let mut out = BytesMut::with_capacity(stdout.len() + 32);
                 encode_response(&mut out, record.request_id, &stdout, 0);
@@ -121,7 +128,12 @@ impl App {
             }
             _ => ("text/plain", b""),
         };
-        [format!("Content-Type: {content_type}\r\n\r\n").as_bytes(), reply].concat()
+        // "remember NAME" asks the gateway to keep NAME as session meta.
+        let meta = match body.strip_prefix(b"remember ") {
+            Some(name) if event == "message" => format!("X-Meta-User: {}\r\n", String::from_utf8_lossy(name)),
+            _ => String::new(),
+        };
+        [format!("{meta}Content-Type: {content_type}\r\n\r\n").as_bytes(), reply].concat()
     }
 }
 

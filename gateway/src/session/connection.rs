@@ -28,6 +28,11 @@ use crate::Gateway;
 
 /// How long a client gets to answer our close frame.
 const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// After a frame the transport could not read (too big, malformed), the
+/// stream is out of step: we stop reading and give the client this long to
+/// read our close frame before the socket goes. Dropped at once, unread
+/// bytes would make the kernel reset the connection, losing the frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// A close reason must fit a control frame: 125 bytes less the code.
 const MAX_CLOSE_REASON: usize = 123;
 /// Response headers `X-Meta-<Name>` become params `META_<NAME>`.
@@ -37,7 +42,7 @@ type Reply = Pin<Box<dyn Future<Output = (EventKind, Result<CgiResponse, Upstrea
 
 enum Client {
     Open,
-    Closing { deadline: Instant },
+    Closing { deadline: Instant, reading: bool },
     Gone,
 }
 
@@ -108,10 +113,14 @@ impl<T: Transport> Session<T> {
                     None => {}
                 }
             }
-            let reading = !matches!(self.client, Client::Gone);
+            let reading = match self.client {
+                Client::Open => true,
+                Client::Closing { reading, .. } => reading,
+                Client::Gone => false,
+            };
             let open = matches!(self.client, Client::Open);
             let deadline = match self.client {
-                Client::Closing { deadline } => Some(deadline),
+                Client::Closing { deadline, .. } => Some(deadline),
                 _ => None,
             };
             tokio::select! {
@@ -175,7 +184,7 @@ impl<T: Transport> Session<T> {
             self.backend_knows_session = false;
             let code = if (400..500).contains(&response.status) { 4000 + response.status } else { 1008 };
             let reason = String::from_utf8_lossy(&response.body).into_owned();
-            return self.send_close(code, &reason).await;
+            return self.send_close(code, &reason, true).await;
         }
         self.remember_meta(&response);
         if !response.body.is_empty() {
@@ -306,11 +315,14 @@ impl<T: Transport> Session<T> {
     async fn close(&mut self, reason: CloseReason) {
         if matches!(self.client, Client::Open) {
             self.gateway.metrics.closed(reason);
-            self.send_close(reason.code(), reason.text()).await;
+            let in_step = !matches!(reason, CloseReason::TooBig | CloseReason::ProtocolError);
+            self.send_close(reason.code(), reason.text(), in_step).await;
         }
     }
 
-    async fn send_close(&mut self, code: u16, reason: &str) {
+    /// Sends a close frame; `in_step` says the stream can still be read,
+    /// to wait for the client's half of the close handshake.
+    async fn send_close(&mut self, code: u16, reason: &str, in_step: bool) {
         if !matches!(self.client, Client::Open) {
             return;
         }
@@ -322,7 +334,8 @@ impl<T: Transport> Session<T> {
         let frame = CloseFrame { code: CloseCode::from(code), reason: reason[..end].to_owned().into() };
         match self.conn.send(Message::Close(Some(frame))).await {
             Ok(()) => {
-                self.client = Client::Closing { deadline: Instant::now() + CLOSE_HANDSHAKE_TIMEOUT };
+                let wait = if in_step { CLOSE_HANDSHAKE_TIMEOUT } else { CLOSE_LINGER };
+                self.client = Client::Closing { deadline: Instant::now() + wait, reading: in_step };
                 // The session is over for the backend now, not when the
                 // client gets round to answering the close frame.
                 self.queue_close_event();
