@@ -107,10 +107,13 @@ impl Client {
         got
     }
 
-    /// Asserts nothing arrives for a while.
+    /// Asserts no data message arrives for a while (pings are answered).
     pub async fn expect_silence(&mut self, wait: Duration) {
-        if let Ok(Some(Ok(message))) = tokio::time::timeout(wait, self.ws.next()).await {
-            panic!("expected nothing, got {message:?}");
+        let deadline = tokio::time::Instant::now() + wait;
+        while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, self.ws.next()).await {
+            if !matches!(message, Message::Ping(_) | Message::Pong(_)) {
+                panic!("expected nothing, got {message:?}");
+            }
         }
     }
 

@@ -1,0 +1,109 @@
+//! Gateway behaviour backends rely on: drain on SIGTERM, heartbeats and
+//! idle timeouts, session meta, routing by key, per-session order.
+
+use std::time::Duration;
+
+use e2e::{backend_events, echo_backend_with, echo_stack, scratch_file, Client, Stack, StackOptions};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_every_client_and_delivers_every_close_event() {
+    let (mut stack, _echo, log) = echo_stack(&[], &[]);
+    let mut clients = Vec::new();
+    for _ in 0..100 {
+        clients.push(Client::connect(&stack.ws_url("/")).await);
+    }
+    backend_events(&log, 100);
+    let gateway = stack.procs.iter_mut().find(|p| p.name == "gateway").unwrap();
+    gateway.signal("TERM");
+    for client in &mut clients {
+        let frame = client.expect_close().await.expect("a close frame");
+        assert_eq!((u16::from(frame.code), frame.reason.as_str()), (1001, "server shutting down"));
+    }
+    assert!(gateway.wait_exit(Duration::from_secs(10)), "the gateway exits after draining");
+    let events = backend_events(&log, 200);
+    let closes = events.iter().filter(|e| e["event"] == "close").count();
+    assert_eq!(closes, 100, "one close event per client, delivered before exit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_clients_are_closed_and_live_ones_answer_pings() {
+    let (stack, _echo, _log) = echo_stack(&["--ping-interval-ms", "100", "--idle-timeout-ms", "600"], &[]);
+    let mut live = Client::connect(&stack.ws_url("/")).await;
+    let mut silent = Client::connect(&stack.ws_url("/")).await;
+    // Reading lets the live client's library answer each ping.
+    live.expect_silence(Duration::from_millis(1500)).await;
+    live.send(Message::text("still here")).await;
+    assert_eq!(live.recv().await, Message::text("still here"));
+    let frame = silent.expect_close().await.expect("a close frame");
+    assert_eq!((u16::from(frame.code), frame.reason.as_str()), (1001, "idle timeout"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_meta_headers_come_back_as_params() {
+    let (stack, _echo, log) = echo_stack(&[], &[]);
+    let mut client = Client::connect(&stack.ws_url("/")).await;
+    client.send(Message::text("remember alice")).await;
+    client.recv().await;
+    client.send(Message::text("who am I?")).await;
+    client.recv().await;
+    client.close().await;
+    let events = backend_events(&log, 4);
+    assert!(events[1]["params"].get("META_USER").is_none(), "not before the backend set it");
+    assert_eq!(events[2]["params"]["META_USER"], json!("alice"));
+    assert_eq!(events[3]["event"], "close");
+    assert_eq!(events[3]["params"]["META_USER"], json!("alice"), "the close event carries it too");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_are_routed_to_pools_by_key() {
+    let (default_log, chat_log) = (scratch_file("default.jsonl"), scratch_file("chat.jsonl"));
+    let (_default, default_addr) = echo_backend_with(&default_log, &[], "echo-default");
+    let (_chat, chat_addr) = echo_backend_with(&chat_log, &[], "echo-chat");
+    let stack = Stack::start(StackOptions {
+        backend: Some(default_addr),
+        gateway_args: vec![
+            "--backend".into(),
+            format!("chat={chat_addr}"),
+            "--route".into(),
+            "type:chat.*=chat".into(),
+        ],
+        ..Default::default()
+    });
+    let mut client = Client::connect(&stack.ws_url("/")).await;
+    for body in [r#"{"type":"chat.say","text":"hi"}"#, r#"{"type":"move"}"#, r#"{"type":"chat.whisper"}"#] {
+        client.send(Message::text(body)).await;
+        assert_eq!(client.recv().await, Message::text(body));
+    }
+    let bodies = |log| -> Vec<String> {
+        backend_events(log, 1)
+            .iter()
+            .filter(|e| e["event"] == "message")
+            .map(|e| e["body"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(bodies(&chat_log), [r#"{"type":"chat.say","text":"hi"}"#, r#"{"type":"chat.whisper"}"#]);
+    assert_eq!(bodies(&default_log), [r#"{"type":"move"}"#], "unmatched messages go to default");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sessions_events_reach_the_backend_in_order_under_random_delays() {
+    // Room for all 1,000 in the session's queue: this is about order, not the in-flight limit.
+    let (stack, _echo, log) = echo_stack(&["--max-pending-events", "1024"], &["--random-delay-ms", "3"]);
+    let mut client = Client::connect(&stack.ws_url("/")).await;
+    for i in 0..1000 {
+        client.send(Message::text(format!("m{i}"))).await;
+    }
+    for i in 0..1000 {
+        assert_eq!(client.recv().await, Message::text(format!("m{i}")), "replies in order");
+    }
+    client.close().await;
+    let events = backend_events(&log, 1002);
+    assert_eq!(events[0]["event"], "connect");
+    for (i, event) in events[1..1001].iter().enumerate() {
+        assert_eq!(event["body"], json!(format!("m{i}")));
+    }
+    assert_eq!(events[1001]["event"], "close");
+    assert_eq!(events.len(), 1002);
+}
