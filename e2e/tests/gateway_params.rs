@@ -81,3 +81,17 @@ async fn the_page_is_served_on_get_slash() {
     let (status, _) = e2e::http::request(stack.gateway_port, "GET", "/nope", "").unwrap();
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_messages_keep_their_type_both_ways() {
+    let (stack, _echo, log) = echo_stack(&[], &[]);
+    let mut client = Client::connect(&stack.ws_url("/")).await;
+    client.send(Message::binary(Vec::<u8>::new())).await;
+    assert_eq!(client.recv().await, Message::binary(Vec::<u8>::new()), "Content-Length: 0 sends an empty message");
+    client.send(Message::text("")).await;
+    assert_eq!(client.recv().await, Message::text(""));
+    let events = backend_events(&log, 3);
+    assert_eq!(events[1]["params"]["CONTENT_TYPE"], "application/octet-stream");
+    assert!(events[1]["params"].get("CONTENT_LENGTH").is_none(), "no length for an empty body, as fooking sends it");
+    assert_eq!(events[2]["params"]["CONTENT_TYPE"], "text/plain; charset=utf-8");
+}

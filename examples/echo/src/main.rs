@@ -133,7 +133,9 @@ impl App {
             Some(name) if event == "message" => format!("X-Meta-User: {}\r\n", String::from_utf8_lossy(name)),
             _ => String::new(),
         };
-        [format!("{meta}Content-Type: {content_type}\r\n\r\n").as_bytes(), reply].concat()
+        // Content-Length always: an echoed empty message is an empty message.
+        let length = if event == "message" { format!("Content-Length: {}\r\n", reply.len()) } else { String::new() };
+        [format!("{meta}{length}Content-Type: {content_type}\r\n\r\n").as_bytes(), reply].concat()
     }
 }
 

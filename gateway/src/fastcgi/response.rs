@@ -50,6 +50,12 @@ impl CgiResponse {
         self.header("content-type").is_some_and(|ct| ct.trim().starts_with("application/octet-stream"))
     }
 
+    /// An empty body sends nothing, unless the app said `Content-Length: 0`
+    /// outright: then it asked for an empty message.
+    pub fn says_empty_message(&self) -> bool {
+        self.body.is_empty() && self.header("content-length").is_some_and(|len| len.trim() == "0")
+    }
+
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
@@ -95,6 +101,15 @@ mod tests {
         assert_eq!(&r.body[..], b"ab");
         let r = CgiResponse::parse(Bytes::from_static(b"Content-Type: text/plain\n\nabcdef")).unwrap();
         assert_eq!(&r.body[..], b"abcdef");
+    }
+
+    #[test]
+    fn only_an_explicit_zero_length_asks_for_an_empty_message() {
+        assert!(CgiResponse::parse(Bytes::from_static(b"Content-Length: 0\r\n\r\n")).unwrap().says_empty_message());
+        assert!(!CgiResponse::parse(Bytes::from_static(b"Content-Type: text/plain\r\n\r\n"))
+            .unwrap()
+            .says_empty_message());
+        assert!(!CgiResponse::parse(Bytes::new()).unwrap().says_empty_message());
     }
 
     #[test]

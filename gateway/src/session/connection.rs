@@ -187,7 +187,7 @@ impl<T: Transport> Session<T> {
             return self.send_close(code, &reason, true).await;
         }
         self.remember_meta(&response);
-        if !response.body.is_empty() {
+        if !response.body.is_empty() || response.says_empty_message() {
             let message = crate::router_link::to_message(response.body.clone(), response.is_binary());
             self.reply(message).await;
         }

@@ -65,13 +65,14 @@ impl EventEncoder {
         if let Some(code) = event.kind.code() {
             push(&self.event_param, code);
         }
-        if !event.body.is_empty() {
-            let content_type: &[u8] = match event.kind {
-                EventKind::Message { binary: false } => b"text/plain; charset=utf-8",
-                _ => b"application/octet-stream",
-            };
-            push(b"CONTENT_LENGTH", event.body.len().to_string().as_bytes());
+        // A message's type matters even when it is empty; its length only
+        // when it is not (as fooking sends it).
+        if let EventKind::Message { binary } = event.kind {
+            let content_type: &[u8] = if binary { b"application/octet-stream" } else { b"text/plain; charset=utf-8" };
             push(b"CONTENT_TYPE", content_type);
+        }
+        if !event.body.is_empty() {
+            push(b"CONTENT_LENGTH", event.body.len().to_string().as_bytes());
         }
         let mut buf = BytesMut::with_capacity(256 + self.static_params.len() * 32 + event.body.len());
         let blocks: Vec<&ParamBlock> =
