@@ -107,3 +107,30 @@ async fn a_sessions_events_reach_the_backend_in_order_under_random_delays() {
     assert_eq!(events[1001]["event"], "close");
     assert_eq!(events.len(), 1002);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_toml_config_file_sets_flags_and_the_command_line_wins() {
+    let log = scratch_file("echo.jsonl");
+    let (_echo, echo_addr) = echo_backend_with(&log, &[], "echo");
+    let port = e2e::free_port();
+    let config = scratch_file("gateway.toml");
+    let toml = format!(
+        "listen = \"127.0.0.1:{port}\"\nbackend = [\"{echo_addr}\"]\nmax_connections = 1\nconnect_event = false\n"
+    );
+    std::fs::write(&config, toml).unwrap();
+    let _gateway =
+        e2e::Proc::project("gateway", &["--config", config.to_str().unwrap(), "--max-connections", "2"], "gateway");
+    e2e::processes::wait_for_port(port, "gateway");
+    let url = format!("ws://127.0.0.1:{port}/");
+    let mut first = Client::connect(&url).await;
+    let _second = Client::connect(&url).await;
+    let mut third = Client::connect(&url).await;
+    let frame = third.expect_close().await.expect("a close frame");
+    assert_eq!(u16::from(frame.code), 1013, "the command line's limit of 2, not the file's 1");
+    first.send(Message::text("configured")).await;
+    assert_eq!(first.recv().await, Message::text("configured"), "listen and backend came from the file");
+    assert!(
+        !std::fs::read_to_string(&log).unwrap().contains(r#""event":"connect""#),
+        "connect_event = false from the file"
+    );
+}

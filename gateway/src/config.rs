@@ -9,8 +9,11 @@ use crate::routing::Route;
 /// The gateway: holds client connections and turns their events into
 /// FastCGI requests.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "gateway", version)]
+#[command(name = "gateway", version, args_override_self = true)]
 pub struct Config {
+    /// TOML file whose keys mirror these flags (`max_connections = 5000`); the command line wins over it, it over the environment.
+    #[arg(long, env = "GATEWAY_CONFIG", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// WebSocket (and plain HTTP) listener.
     #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:9005")]
     pub listen: SocketAddr,

@@ -3,5 +3,9 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     router::runtime::init_tracing();
-    gateway::run(gateway::Config::parse(), router::runtime::shutdown_on_signal()).await
+    gateway::run(
+        gateway::Config::parse_from(router::runtime::args_with_config_file("GATEWAY_CONFIG")?),
+        router::runtime::shutdown_on_signal(),
+    )
+    .await
 }

@@ -6,8 +6,11 @@ use crate::protocol::DEFAULT_MAX_DATA;
 
 /// The router: fan-out hub between backends and gateways.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "router", version)]
+#[command(name = "router", version, args_override_self = true)]
 pub struct Config {
+    /// TOML file whose keys mirror these flags (`max_connections = 5000`); the command line wins over it, it over the environment.
+    #[arg(long, env = "ROUTER_CONFIG", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// fooking binary protocol listener, for gateways and backends.
     #[arg(long, env = "ROUTER_LISTEN", default_value = "127.0.0.1:9010")]
     pub listen: SocketAddr,
