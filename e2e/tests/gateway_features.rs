@@ -134,3 +134,19 @@ async fn a_toml_config_file_sets_flags_and_the_command_line_wins() {
         "connect_event = false from the file"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_mid_request_aborts_it_then_closes() {
+    let (stack, _echo, log) = echo_stack(&[], &["--slow-ms", "700"]);
+    let mut client = Client::connect(&stack.ws_url("/")).await;
+    client.send(Message::text("sleep on it")).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(client);
+    let events = backend_events(&log, 4);
+    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["connect", "message", "abort", "close"],
+        "FCGI_ABORT_REQUEST for the request out, then the close event"
+    );
+}

@@ -78,6 +78,11 @@ async fn serve(stream: TcpStream, app: Arc<App>) {
                 stdin.clear();
             }
             k if k == RecordType::Params as u8 => params.extend_from_slice(&record.content),
+            k if k == RecordType::AbortRequest as u8 => {
+                if let Some(file) = &app.log {
+                    let _ = file.lock().unwrap().write_all(b"{\"event\":\"abort\"}\n");
+                }
+            }
             k if k == RecordType::Stdin as u8 && !record.content.is_empty() => stdin.extend_from_slice(&record.content),
             k if k == RecordType::Stdin as u8 => {
                 let Some(pairs) = decode_pairs(&params) else { return };

@@ -21,11 +21,14 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
-use super::codec::{RecordCodec, RecordError, RecordType};
+use super::codec::{encode_abort, RecordCodec, RecordError, RecordType};
 use super::CgiResponse;
 
 /// The request id every request uses: one request per connection at a time.
 pub const REQUEST_ID: u16 = 1;
+
+/// Fires when the client a request is for has left.
+pub type Abort = Option<tokio::sync::oneshot::Receiver<()>>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Address {
@@ -193,8 +196,11 @@ impl Backend {
 
     /// Runs one encoded request (see [`super::encode_request`]) and returns
     /// the app's response. `label` tags the app's STDERR lines in our log.
-    pub async fn call(&self, request: &[u8], label: &str) -> Result<CgiResponse, UpstreamError> {
-        let result = self.try_call(request, label).await;
+    /// `abort` fires if the client leaves while the request is out: the
+    /// backend is then sent FCGI_ABORT_REQUEST, and its answer still read
+    /// to the end so the connection stays in step.
+    pub async fn call(&self, request: &[u8], label: &str, abort: &mut Abort) -> Result<CgiResponse, UpstreamError> {
+        let result = self.try_call(request, label, abort).await;
         match &result {
             Ok(_) => self.failures.store(0, Ordering::Relaxed),
             Err(UpstreamError::AtCapacity { .. }) => {}
@@ -203,10 +209,10 @@ impl Backend {
         result
     }
 
-    async fn try_call(&self, request: &[u8], label: &str) -> Result<CgiResponse, UpstreamError> {
+    async fn try_call(&self, request: &[u8], label: &str, abort: &mut Abort) -> Result<CgiResponse, UpstreamError> {
         let mut conn = self.checkout().await?;
         let timeout = self.options.response_timeout;
-        let exchange = tokio::time::timeout(timeout, self.exchange(&mut conn.framed, request, label)).await;
+        let exchange = tokio::time::timeout(timeout, self.exchange(&mut conn.framed, request, label, abort)).await;
         let result = exchange.unwrap_or_else(|_| Err(UpstreamError::Timeout { addr: self.addr.clone(), timeout }));
         if result.is_ok() {
             self.idle.lock().unwrap().push(conn);
@@ -280,12 +286,24 @@ impl Backend {
         conn: &mut Framed<Stream, RecordCodec>,
         request: &[u8],
         label: &str,
+        abort: &mut Abort,
     ) -> Result<CgiResponse, UpstreamError> {
         let protocol = |reason: String| UpstreamError::Protocol { addr: self.addr.clone(), reason };
         conn.get_mut().write_all(request).await.map_err(|e| protocol(format!("write failed: {e}")))?;
         let mut stdout = BytesMut::new();
         loop {
-            let record = match conn.next().await {
+            let next = tokio::select! {
+                next = conn.next() => next,
+                Ok(()) = async { abort.as_mut().expect("guarded").await }, if abort.is_some() => {
+                    *abort = None;
+                    let mut record = BytesMut::new();
+                    encode_abort(&mut record, REQUEST_ID);
+                    conn.get_mut().write_all(&record).await.map_err(|e| protocol(format!("write failed: {e}")))?;
+                    tracing::debug!(session = label, backend = %self.addr, "client left: request aborted");
+                    continue;
+                }
+            };
+            let record = match next {
                 Some(Ok(record)) => record,
                 Some(Err(RecordError::Io(e))) => return Err(protocol(format!("read failed: {e}"))),
                 Some(Err(e)) => return Err(protocol(e.to_string())),
@@ -396,7 +414,7 @@ mod tests {
         let backend = backend(addr);
         for body in [&b"one"[..], b"two", b"three"] {
             let sent = request(body);
-            let response = backend.call(&sent, "test").await.unwrap();
+            let response = backend.call(&sent, "test", &mut None).await.unwrap();
             assert_eq!(&response.body[..], b"hello");
             assert_eq!(seen.recv().await.unwrap(), sent.to_vec(), "the backend got the request as encoded");
         }
@@ -426,7 +444,7 @@ mod tests {
             let (_stream, _) = listener.accept().await.unwrap();
             tokio::time::sleep(Duration::from_secs(60)).await;
         });
-        let err = backend(addr).call(&request(b"x"), "test").await.unwrap_err();
+        let err = backend(addr).call(&request(b"x"), "test", &mut None).await.unwrap_err();
         assert!(err.is_timeout(), "{err}");
     }
 
@@ -434,10 +452,10 @@ mod tests {
     async fn a_closed_port_is_a_connect_error() {
         let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
         let backend = backend(format!("127.0.0.1:{port}"));
-        let err = backend.call(&request(b"x"), "test").await.unwrap_err();
+        let err = backend.call(&request(b"x"), "test", &mut None).await.unwrap_err();
         assert!(matches!(err, UpstreamError::Connect { .. }) && err.before_send(), "{err}");
         assert!(!backend.is_ejected(), "one failure of two allowed");
-        backend.call(&request(b"x"), "test").await.unwrap_err();
+        backend.call(&request(b"x"), "test", &mut None).await.unwrap_err();
         assert!(backend.is_ejected(), "the second failure in a row ejects it");
     }
 
@@ -449,7 +467,7 @@ mod tests {
         let calls: Vec<_> = (0..8)
             .map(|i| {
                 let backend = backend.clone();
-                tokio::spawn(async move { backend.call(&request(format!("{i}").as_bytes()), "test").await })
+                tokio::spawn(async move { backend.call(&request(format!("{i}").as_bytes()), "test", &mut None).await })
             })
             .collect();
         for call in calls {

@@ -247,6 +247,11 @@ pub fn encode_response(dst: &mut BytesMut, request_id: u16, stdout: &[u8], app_s
     put_record(dst, RecordType::EndRequest as u8, request_id, &end);
 }
 
+/// FCGI_ABORT_REQUEST: the client the request is for has gone.
+pub fn encode_abort(dst: &mut BytesMut, request_id: u16) {
+    put_record(dst, RecordType::AbortRequest as u8, request_id, &[]);
+}
+
 /// Whether a BEGIN_REQUEST asks to keep the connection open afterwards.
 pub fn keeps_connection(begin: &Record) -> bool {
     begin.content.get(2).is_some_and(|flags| flags & FLAG_KEEP_CONN != 0)

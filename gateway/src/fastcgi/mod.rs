@@ -8,10 +8,10 @@ mod codec;
 mod pool;
 mod response;
 
-pub use backend::{Address, Backend, BackendOptions, UpstreamError, REQUEST_ID};
+pub use backend::{Abort, Address, Backend, BackendOptions, UpstreamError, REQUEST_ID};
 pub use codec::{
-    decode_pairs, encode_request, encode_response, keeps_connection, ParamBlock, ParamTooLarge, Record, RecordCodec,
-    RecordType, MAX_CONTENT,
+    decode_pairs, encode_abort, encode_request, encode_response, keeps_connection, ParamBlock, ParamTooLarge, Record,
+    RecordCodec, RecordType, MAX_CONTENT,
 };
 pub use pool::{BackendSpec, Pool, Upstreams, DEFAULT_POOL};
 pub use response::CgiResponse;

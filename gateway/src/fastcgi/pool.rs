@@ -6,7 +6,7 @@
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::backend::{Address, Backend, BackendOptions, UpstreamError};
+use super::backend::{Abort, Address, Backend, BackendOptions, UpstreamError};
 use super::CgiResponse;
 
 pub const DEFAULT_POOL: &str = "default";
@@ -81,10 +81,10 @@ impl Pool {
         order
     }
 
-    pub async fn call(&self, request: &[u8], label: &str) -> Result<CgiResponse, UpstreamError> {
+    pub async fn call(&self, request: &[u8], label: &str, abort: &mut Abort) -> Result<CgiResponse, UpstreamError> {
         let mut last_error = None;
         for backend in self.order() {
-            match backend.call(request, label).await {
+            match backend.call(request, label, abort).await {
                 Err(err) if err.before_send() => {
                     tracing::warn!(pool = %self.name, %err, "failing over to the next backend");
                     last_error = Some(err);

@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use router::protocol::SessionId;
+use tokio::sync::oneshot;
 use tokio::time::error::Elapsed;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -105,12 +106,22 @@ impl<T: Transport> Session<T> {
         tracing::debug!(session = %self.id, "connected");
         let outbox = self.outbox.clone();
         let mut in_flight: Option<Reply> = None;
+        let mut abort: Option<oneshot::Sender<()>> = None;
         loop {
             if in_flight.is_none() {
                 match self.pending.pop_front() {
-                    Some(event) => in_flight = Some(self.dispatch(event)),
+                    Some(event) => {
+                        let (call, switch) = self.dispatch(event);
+                        (in_flight, abort) = (Some(call), switch);
+                    }
                     None if matches!(self.client, Client::Gone) => break,
                     None => {}
+                }
+            }
+            // The client left mid-request: the backend may stop early.
+            if matches!(self.client, Client::Gone) {
+                if let Some(switch) = abort.take() {
+                    let _ = switch.send(());
                 }
             }
             let reading = match self.client {
@@ -125,7 +136,7 @@ impl<T: Transport> Session<T> {
             };
             tokio::select! {
                 (kind, result) = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
-                    in_flight = None;
+                    (in_flight, abort) = (None, None);
                     Box::pin(self.on_reply(kind, result)).await;
                 }
                 frame = self.conn.next(), if reading => Box::pin(self.on_client_frame(frame)).await,
@@ -144,16 +155,27 @@ impl<T: Transport> Session<T> {
 
     /// Encodes the event now and returns the backend call as a future, so
     /// the connection keeps reading and writing while the backend works.
-    fn dispatch(&self, event: Event) -> Reply {
+    /// Returns the call and, unless it is the close event, the switch that
+    /// aborts it should the client leave first.
+    fn dispatch(&self, event: Event) -> (Reply, Option<oneshot::Sender<()>>) {
         let kind = event.kind;
         let request = self.gateway.events.encode(&[&self.params, &self.meta], &self.id, &event);
         let gateway = self.gateway.clone();
         let label = self.id.to_string();
-        Box::pin(async move {
+        let (abort_tx, abort_rx) = match kind {
+            EventKind::Close => (None, None),
+            _ => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            }
+        };
+        let call = Box::pin(async move {
+            let mut abort = abort_rx;
             let pool = gateway.routes.pool_for(&gateway.upstreams, &event);
-            let result = pool.call(&request, &label).await;
+            let result = pool.call(&request, &label, &mut abort).await;
             (kind, result)
-        })
+        });
+        (call, abort_tx)
     }
 
     async fn on_reply(&mut self, kind: EventKind, result: Result<CgiResponse, UpstreamError>) {
