@@ -150,3 +150,14 @@ async fn a_client_leaving_mid_request_aborts_it_then_closes() {
         "FCGI_ABORT_REQUEST for the request out, then the close event"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connect_event_closes_the_client_with_4000_plus_status() {
+    let (stack, _echo, log) = echo_stack(&[], &["--refuse-connect"]);
+    let mut client = Client::connect(&stack.ws_url("/")).await;
+    let frame = client.expect_close().await.expect("a close frame");
+    assert_eq!((u16::from(frame.code), frame.reason.as_str()), (4403, "no entry"), "the body is the reason");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let events = backend_events(&log, 1);
+    assert_eq!(events.len(), 1, "no close event for a session the backend refused: {events:?}");
+}

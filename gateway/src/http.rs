@@ -112,7 +112,9 @@ fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr
                     let _ = ws.close(Some(frame)).await;
                     return;
                 }
-                crate::session::connection::run(gateway, WebSocket(ws), params).await;
+                // A task of its own, sized to the session alone: this one, with
+                // the handshake's state in it, ends here.
+                tokio::spawn(crate::session::connection::run(gateway, WebSocket(ws), params));
             }
             Err(err) => tracing::debug!(%err, %remote, "upgrade failed"),
         }

@@ -33,6 +33,9 @@ struct Config {
     /// Answer the connect event with the session id (load tests learn their ids so).
     #[arg(long)]
     greet: bool,
+    /// Refuse every connection: answer the connect event `Status: 403`.
+    #[arg(long)]
+    refuse_connect: bool,
     /// Answer messages that start with "sleep" only after this many milliseconds.
     #[arg(long, default_value_t = 0)]
     slow_ms: u64,
@@ -124,6 +127,9 @@ impl App {
         let (content_type, reply): (&str, &[u8]) = match event {
             "message" if binary => ("application/octet-stream", body),
             "message" => ("text/plain; charset=utf-8", body),
+            "connect" if self.config.refuse_connect => {
+                return b"Status: 403 Forbidden\r\nContent-Type: text/plain\r\n\r\nno entry".to_vec();
+            }
             "connect" if self.config.report_connect => {
                 let report = Value::Object(params_json(pairs)).to_string();
                 return [b"Content-Type: application/json\r\n\r\n", report.as_bytes()].concat();
