@@ -12,6 +12,9 @@ pub struct Config {
     /// Router (binary protocol) to push through.
     #[arg(long, env = "CHAT_ROUTER", default_value = "127.0.0.1:9010")]
     pub router: String,
+    /// The router's --token.
+    #[arg(long, env = "CHAT_ROUTER_TOKEN", hide_env_values = true)]
+    pub router_token: Option<String>,
     /// Keep who is online in Redis (redis://HOST:PORT); in process without it.
     #[arg(long, env = "CHAT_REDIS")]
     pub redis: Option<String>,

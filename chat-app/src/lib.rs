@@ -32,7 +32,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         }
         None => Users::Memory(Mutex::new(HashMap::new())),
     };
-    let app = Arc::new(App { users, router: RouterClient::new(config.router.clone()) });
+    let app =
+        Arc::new(App { users, router: RouterClient::with_token(config.router.clone(), config.router_token.clone()) });
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
     tracing::info!(listen = %config.listen, router = %config.router, "chat-app ready");
     router::runtime::accept_loop(listener, MAX_CONNECTIONS, shutdown, move |stream, _| {

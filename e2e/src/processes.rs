@@ -154,10 +154,13 @@ pub struct StackOptions {
     pub backend: Option<String>,
     /// More gateway flags.
     pub gateway_args: Vec<String>,
+    /// The router's --token, given to the gateway and the chat-app too.
+    pub token: Option<String>,
 }
 
 /// router + chat-app + gateway, as three processes on free ports.
 pub struct Stack {
+    pub token: Option<String>,
     pub gateway_port: u16,
     pub router_port: u16,
     pub router_http_port: u16,
@@ -189,13 +192,25 @@ impl Stack {
         ];
 
         gateway_args.extend(options.gateway_args);
+        if let Some(token) = &options.token {
+            router_args.extend(["--token".to_owned(), token.clone()]);
+            app_args.extend(["--router-token".to_owned(), token.clone()]);
+            gateway_args.extend(["--router-token".to_owned(), token.clone()]);
+        }
         let router = Proc::project("router", &router_args, "router");
         wait_for_port(router_port, "router");
         let app = Proc::project("chat-app", &app_args, "chat-app");
         wait_for_port(app_port, "chat-app");
         let gateway = Proc::project("gateway", &gateway_args, "gateway");
         wait_for_port(gateway_port, "gateway");
-        let stack = Stack { gateway_port, router_port, router_http_port, app_port, procs: vec![router, app, gateway] };
+        let stack = Stack {
+            token: options.token,
+            gateway_port,
+            router_port,
+            router_http_port,
+            app_port,
+            procs: vec![router, app, gateway],
+        };
         stack.wait_for_gateways(1);
         stack
     }
@@ -203,8 +218,14 @@ impl Stack {
     /// The single demo binary on its fixed default ports.
     pub fn demo() -> Stack {
         let demo = Proc::project::<&str>("demo", &[], "demo");
-        let stack =
-            Stack { gateway_port: 9005, router_port: 9010, router_http_port: 9011, app_port: 9001, procs: vec![demo] };
+        let stack = Stack {
+            token: None,
+            gateway_port: 9005,
+            router_port: 9010,
+            router_http_port: 9011,
+            app_port: 9001,
+            procs: vec![demo],
+        };
         wait_for_port(9005, "demo gateway");
         stack.wait_for_gateways(1);
         stack
@@ -218,7 +239,9 @@ impl Stack {
     pub fn wait_for_gateways(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Ok((200, body)) = crate::http::request(self.router_http_port, "GET", "/v1/info", "") {
+            let info =
+                crate::http::request_with_token(self.router_http_port, "GET", "/v1/info", "", self.token.as_deref());
+            if let Ok((200, body)) = info {
                 let info: serde_json::Value = serde_json::from_str(&body).unwrap();
                 if info["gateways"].as_array().map(Vec::len) == Some(n) {
                     return;

@@ -38,7 +38,8 @@ fn echo_stack() -> (Stack, String, String) {
         wait_for_port(port, name);
         urls.push(format!("ws://{listen}/"));
     }
-    let stack = Stack { gateway_port: 0, router_port, router_http_port: http_port, app_port: echo_port, procs };
+    let stack =
+        Stack { token: None, gateway_port: 0, router_port, router_http_port: http_port, app_port: echo_port, procs };
     stack.wait_for_gateways(2);
     let b = urls.pop().unwrap();
     (stack, urls.pop().unwrap(), b)

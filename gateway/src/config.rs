@@ -27,6 +27,9 @@ pub struct Config {
     /// Router to link to (repeat for several). None: no pushes.
     #[arg(long = "router", env = "GATEWAY_ROUTER", value_delimiter = ',')]
     pub routers: Vec<String>,
+    /// The routers' --token, to authenticate the links.
+    #[arg(long, env = "GATEWAY_ROUTER_TOKEN", hide_env_values = true)]
+    pub router_token: Option<String>,
     /// A static FastCGI param, NAME=VALUE (repeatable), e.g. SCRIPT_FILENAME=/srv/app.php.
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,

@@ -125,7 +125,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let server_id = config.server_id.unwrap_or(std::process::id() as i32);
     // The links outlive the listeners: a drain still reports its closes.
     let links_shutdown = CancellationToken::new();
-    let links = RouterLinks::spawn(&config.routers, registry.clone(), server_id, links_shutdown.clone());
+    let router_token = bytes::Bytes::from(config.router_token.clone().unwrap_or_default());
+    let links = RouterLinks::spawn(&config.routers, router_token, registry.clone(), server_id, links_shutdown.clone());
     let upstreams = Upstreams::new(&config.backends, &config.backend_options()).map_err(anyhow::Error::msg)?;
     let routes = Routes::new(config.routes.clone(), &upstreams).map_err(anyhow::Error::msg)?;
     let ws_config = WebSocketConfig::default()

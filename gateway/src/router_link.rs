@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use router::protocol::{Frame, FrameCodec, FrameKind, SessionId, MAX_IDS_PER_FRAME};
+use router::protocol::{Frame, FrameCodec, FrameKind, Hello, SessionId, MAX_IDS_PER_FRAME};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -35,6 +35,7 @@ pub struct RouterLinks {
 impl RouterLinks {
     pub fn spawn(
         addrs: &[String],
+        token: Bytes,
         registry: Arc<Registry>,
         server_id: i32,
         shutdown: CancellationToken,
@@ -43,7 +44,13 @@ impl RouterLinks {
             .iter()
             .map(|addr| {
                 let (tx, rx) = mpsc::channel(LINK_QUEUE);
-                let link = Link { addr: addr.clone(), registry: registry.clone(), server_id, events: rx };
+                let link = Link {
+                    addr: addr.clone(),
+                    token: token.clone(),
+                    registry: registry.clone(),
+                    server_id,
+                    events: rx,
+                };
                 tokio::spawn(link.maintain(shutdown.clone()));
                 tx
             })
@@ -81,6 +88,8 @@ pub fn to_message(data: Bytes, binary: bool) -> Message {
 
 struct Link {
     addr: String,
+    /// The routers' token, sent in the AUTH that opens the link.
+    token: Bytes,
     registry: Arc<Registry>,
     server_id: i32,
     events: mpsc::Receiver<LinkEvent>,
@@ -130,10 +139,8 @@ impl Link {
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
         stream.set_nodelay(true)?;
         let mut conn = Framed::new(stream, FrameCodec::default());
-        let mut identity = BytesMut::with_capacity(8);
-        identity.put_i32(self.server_id);
-        identity.put_i32(0);
-        conn.feed(Frame::new(FrameKind::Auth, Bytes::new(), identity.freeze())).await.map_err(std::io::Error::other)?;
+        let hello = Hello::Gateway { server_id: self.server_id, worker_id: 0, token: self.token.clone() };
+        conn.feed(hello.to_frame()).await.map_err(std::io::Error::other)?;
         let ids = self.registry.ids();
         for frame in Frame::for_sessions(FrameKind::Conn, &ids, Bytes::new(), false) {
             conn.feed(frame).await.map_err(std::io::Error::other)?;

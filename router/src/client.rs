@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
@@ -12,7 +13,7 @@ use tokio_util::codec::Framed;
 use crate::cmd::{
     Broadcast, Channel, ChannelSessions, Command, CommandError, Info, Join, Kick, Leave, Payload, Publish, Send,
 };
-use crate::protocol::{FrameCodec, FrameError, SessionId};
+use crate::protocol::{FrameCodec, FrameError, Hello, SessionId};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -32,12 +33,18 @@ pub enum ClientError {
 
 pub struct RouterClient {
     addr: String,
+    /// Sent in an AUTH frame first on every connection, when the router has a token.
+    token: Option<Bytes>,
     conn: Mutex<Option<Framed<TcpStream, FrameCodec>>>,
 }
 
 impl RouterClient {
     pub fn new(addr: impl Into<String>) -> RouterClient {
-        RouterClient { addr: addr.into(), conn: Mutex::new(None) }
+        RouterClient { addr: addr.into(), token: None, conn: Mutex::new(None) }
+    }
+
+    pub fn with_token(addr: impl Into<String>, token: Option<String>) -> RouterClient {
+        RouterClient { token: token.map(Bytes::from), ..RouterClient::new(addr) }
     }
 
     /// Sends a command; returns the reply text for INFO, `None` otherwise.
@@ -61,7 +68,11 @@ impl RouterClient {
             .map_err(|_| ClientError::Timeout)?
             .map_err(|source| ClientError::Connect { addr: self.addr.clone(), source })?;
         stream.set_nodelay(true).map_err(|source| ClientError::Connect { addr: self.addr.clone(), source })?;
-        Ok(Framed::new(stream, FrameCodec::default()))
+        let mut conn = Framed::new(stream, FrameCodec::default());
+        if let Some(token) = &self.token {
+            conn.send(Hello::Backend { token: token.clone() }.to_frame()).await?;
+        }
+        Ok(conn)
     }
 
     pub async fn send(&self, sessions: Vec<SessionId>, payload: Payload) -> Result<(), ClientError> {

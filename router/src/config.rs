@@ -26,6 +26,13 @@ pub struct Config {
     /// Largest frame data accepted, in bytes; a larger frame closes that connection.
     #[arg(long, env = "ROUTER_MAX_FRAME", default_value_t = DEFAULT_MAX_DATA)]
     pub max_frame: usize,
+    /// Shared secret: gateways, backends (AUTH frame) and HTTP calls
+    /// (`Authorization: Bearer`) must present it.
+    #[arg(long, env = "ROUTER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Allow listening beyond loopback without a token.
+    #[arg(long, env = "ROUTER_INSECURE")]
+    pub insecure: bool,
     /// Connections served at once per listener.
     #[arg(long, env = "ROUTER_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,

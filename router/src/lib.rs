@@ -32,7 +32,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         }
         None => Store::Memory(MemoryStore::default()),
     };
+    for addr in [config.listen, config.http] {
+        if !addr.ip().is_loopback() && config.token.is_none() && !config.insecure {
+            anyhow::bail!("refusing to listen on {addr} without --token: anyone who reaches it could push to every client (--insecure to allow)");
+        }
+    }
     let hub = Arc::new(Hub::new(store));
+    let token: Option<Arc<str>> = config.token.as_deref().map(Arc::from);
     let binary = TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
     let http = TcpListener::bind(config.http).await.with_context(|| format!("bind {}", config.http))?;
     tracing::info!(listen = %config.listen, http = %config.http, redis = config.redis.as_deref().unwrap_or("-"), "router ready");
@@ -40,11 +46,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let max_frame = config.max_frame;
     let binary_hub = hub.clone();
     let arrival = Arc::new(ArrivalOrder::default());
+    let binary_token = token.clone();
     let binary_loop = runtime::accept_loop(binary, config.max_connections, shutdown.clone(), move |stream, _| {
-        server::binary::serve_connection(stream, binary_hub.clone(), max_frame, arrival.ticket())
+        server::binary::serve_connection(stream, binary_hub.clone(), max_frame, binary_token.clone(), arrival.ticket())
     });
     let http_loop = runtime::accept_loop(http, config.max_connections, shutdown.clone(), move |stream, _| {
-        server::http::serve_connection(stream, hub.clone())
+        server::http::serve_connection(stream, hub.clone(), token.clone())
     });
     tokio::join!(binary_loop, http_loop);
     Ok(())

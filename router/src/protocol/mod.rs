@@ -2,12 +2,15 @@
 //! the gateways that link to it and the backends that command it.
 //!
 //! `frame` is the message model, `codec` turns bytes into frames and back,
-//! `session_id` is the 16-hex-character id every frame talks about.
+//! `session_id` is the 16-hex-character id every frame talks about,
+//! `hello` is the AUTH frame that opens a connection.
 
 mod codec;
 mod frame;
+mod hello;
 mod session_id;
 
 pub use codec::{FrameCodec, FrameError, DEFAULT_MAX_DATA};
 pub use frame::{Frame, FrameKind, MAX_IDS_PER_FRAME};
+pub use hello::{token_matches, Hello};
 pub use session_id::{InvalidSessionId, SessionId};

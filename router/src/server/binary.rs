@@ -1,4 +1,4 @@
-//! fooking's binary protocol. A connection whose first frame is an 8-byte
+//! fooking's binary protocol. A connection whose first frame is a gateway's
 //! AUTH is a gateway link; any other connection is a backend sending
 //! commands, one or many per connection, as fooking's `RouterClient` does.
 
@@ -13,7 +13,7 @@ use tokio_util::codec::Framed;
 
 use crate::cmd::{Command, Reply};
 use crate::hub::{Hub, LinkId};
-use crate::protocol::{Frame, FrameCodec, FrameError, FrameKind};
+use crate::protocol::{token_matches, Frame, FrameCodec, FrameError, FrameKind, Hello};
 use crate::server::arrival::Ticket;
 
 /// A connection that sends nothing for this long is closed.
@@ -23,8 +23,15 @@ const GATEWAY_QUEUE: usize = 1024;
 
 type Conn = Framed<TcpStream, FrameCodec>;
 
-/// `ticket` is the connection's place in line, taken when it was accepted.
-pub async fn serve_connection(stream: TcpStream, hub: Arc<Hub>, max_data: usize, ticket: Ticket) {
+/// `ticket` is the connection's place in line, taken when it was accepted;
+/// with a `token`, the first frame must be an AUTH (a [`Hello`]) carrying it.
+pub async fn serve_connection(
+    stream: TcpStream,
+    hub: Arc<Hub>,
+    max_data: usize,
+    token: Option<Arc<str>>,
+    ticket: Ticket,
+) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let mut conn = Framed::new(stream, FrameCodec::new(max_data));
     let first = match tokio::time::timeout(FIRST_FRAME_TIMEOUT, conn.next()).await {
@@ -33,33 +40,34 @@ pub async fn serve_connection(stream: TcpStream, hub: Arc<Hub>, max_data: usize,
         Ok(Some(Err(err))) => return log_frame_error(&peer, &err),
         Ok(Some(Ok(frame))) => frame,
     };
-    if first.kind() == Some(FrameKind::Auth) {
-        match gateway_identity(&first.data) {
-            Some((server_id, worker_id)) => serve_gateway(conn, hub, &peer, server_id, worker_id).await,
-            None => {
-                tracing::warn!(%peer, "closing connection: AUTH data must be 8 bytes (server id, worker id)")
-            }
+    let hello = match first.kind() {
+        Some(FrameKind::Auth) => match Hello::from_frame(&first) {
+            Ok(hello) => Some(hello),
+            Err(reason) => return tracing::warn!(%peer, reason, "closing connection: bad AUTH"),
+        },
+        _ => None,
+    };
+    if let Some(expected) = &token {
+        let given = hello.as_ref().map(Hello::token).unwrap_or_default();
+        if !token_matches(expected.as_bytes(), given) {
+            return tracing::warn!(%peer, "closing connection: missing or wrong token (send AUTH with it first)");
         }
-    } else {
-        serve_backend(conn, hub, &peer, first, ticket).await
     }
-}
-
-fn gateway_identity(data: &Bytes) -> Option<(i32, i32)> {
-    let raw: [u8; 8] = data.as_ref().try_into().ok()?;
-    let server = i32::from_be_bytes(raw[..4].try_into().ok()?);
-    let worker = i32::from_be_bytes(raw[4..].try_into().ok()?);
-    Some((server, worker))
+    match hello {
+        Some(Hello::Gateway { server_id, worker_id, .. }) => {
+            serve_gateway(conn, hub, &peer, server_id, worker_id).await
+        }
+        Some(Hello::Backend { .. }) => serve_backend(conn, hub, &peer, None, ticket).await,
+        None => serve_backend(conn, hub, &peer, Some(first), ticket).await,
+    }
 }
 
 fn log_frame_error(peer: &str, err: &FrameError) {
     tracing::warn!(%peer, %err, "closing connection: bad frame");
 }
 
-async fn serve_backend(mut conn: Conn, hub: Arc<Hub>, peer: &str, first: Frame, ticket: Ticket) {
-    ticket.wait_turn().await;
+async fn serve_backend(mut conn: Conn, hub: Arc<Hub>, peer: &str, mut next: Option<Frame>, ticket: Ticket) {
     let mut ticket = Some(ticket);
-    let mut next = Some(first);
     loop {
         let frame = match next.take() {
             Some(frame) => frame,
@@ -73,6 +81,9 @@ async fn serve_backend(mut conn: Conn, hub: Arc<Hub>, peer: &str, first: Frame, 
             Ok(command) => command,
             Err(err) => return tracing::warn!(%peer, %err, "closing backend connection: bad command"),
         };
+        if let Some(ticket) = &ticket {
+            ticket.wait_turn().await;
+        }
         let applied = command.apply(&hub).await;
         if let Some(ticket) = ticket.take() {
             ticket.done();

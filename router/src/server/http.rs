@@ -15,15 +15,16 @@ use tokio::net::TcpStream;
 
 use crate::cmd::{Command, CommandError};
 use crate::hub::Hub;
+use crate::protocol::token_matches;
 
 /// Bodies larger than this are refused with 413.
 const MAX_BODY: usize = 2 << 20;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn serve_connection(stream: TcpStream, hub: Arc<Hub>) {
+pub async fn serve_connection(stream: TcpStream, hub: Arc<Hub>, token: Option<Arc<str>>) {
     let service = service_fn(move |req| {
-        let hub = hub.clone();
-        async move { Ok::<_, Infallible>(handle(req, &hub).await) }
+        let (hub, token) = (hub.clone(), token.clone());
+        async move { Ok::<_, Infallible>(handle(req, &hub, token.as_deref()).await) }
     });
     let result = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -35,10 +36,23 @@ pub async fn serve_connection(stream: TcpStream, hub: Arc<Hub>) {
     }
 }
 
-async fn handle(req: Request<Incoming>, hub: &Hub) -> Response<Full<Bytes>> {
+async fn handle(req: Request<Incoming>, hub: &Hub, token: Option<&str>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     if path == "/healthz" {
         return respond(StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n"));
+    }
+    if let Some(expected) = token {
+        let given = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|given| token_matches(expected.as_bytes(), given.trim().as_bytes())) {
+            let mut response =
+                error(StatusCode::UNAUTHORIZED, "unauthorized", "send Authorization: Bearer <token>".into());
+            response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+            return response;
+        }
     }
     let Some(name) = path.strip_prefix("/v1/") else {
         return error(StatusCode::NOT_FOUND, "not_found", format!("no such path {path}"));

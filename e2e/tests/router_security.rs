@@ -1,0 +1,70 @@
+//! A router with a token refuses every unauthenticated caller: HTTP,
+//! binary-protocol backends and gateway links. Without a token it will
+//! not listen beyond loopback.
+
+use std::time::Duration;
+
+use e2e::processes::{local, wait_for_port};
+use e2e::{chat, fooking, free_port, http, Client, Proc, Stack, StackOptions};
+use router::cmd::Payload;
+use router::RouterClient;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+const TOKEN: &str = "correct-horse-battery-staple";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_guards_http_binary_and_gateway_links() {
+    let stack = Stack::start(StackOptions { token: Some(TOKEN.into()), ..Default::default() });
+    let mut client = Client::connect(&stack.ws_url("/")).await;
+    let id = chat::login(&mut client, "guarded", &[]).await;
+    let body = json!({"sessions": [id], "data": "pushed"}).to_string();
+
+    for token in [None, Some("wrong")] {
+        let (status, reply) =
+            http::request_with_token(stack.router_http_port, "POST", "/v1/send", &body, token).unwrap();
+        assert_eq!(status, 401, "{reply}");
+        assert!(reply.contains(r#""code":"unauthorized""#), "{reply}");
+    }
+    let (status, _) = http::request_with_token(stack.router_http_port, "POST", "/v1/send", &body, Some(TOKEN)).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(client.recv().await, Message::text("pushed"));
+
+    // fooking's client sends no AUTH: refused, and nothing is pushed.
+    fooking::call(stack.router_port, &fooking::frame(fooking::SEND_MSG, id.as_bytes(), b"sneaky", false));
+    let wrong = RouterClient::with_token(local(stack.router_port).to_string(), Some("wrong".into()));
+    let _ = wrong.send(vec![id.parse().unwrap()], Payload::text("also sneaky")).await;
+    client.expect_silence(Duration::from_millis(300)).await;
+    let right = RouterClient::with_token(local(stack.router_port).to_string(), Some(TOKEN.into()));
+    right.send(vec![id.parse().unwrap()], Payload::text("authenticated")).await.unwrap();
+    assert_eq!(client.recv().await, Message::text("authenticated"));
+
+    // A gateway without the token never links.
+    let port = free_port();
+    let listen = local(port).to_string();
+    let router = local(stack.router_port).to_string();
+    let backend = local(stack.app_port).to_string();
+    let _intruder =
+        Proc::project("gateway", &["--listen", &listen, "--backend", &backend, "--router", &router], "intruder");
+    wait_for_port(port, "intruder gateway");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, info) = http::request_with_token(stack.router_http_port, "GET", "/v1/info", "", Some(TOKEN)).unwrap();
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["gateways"].as_array().unwrap().len(), 1, "only the gateway with the token: {info}");
+    let router_log = stack.procs.iter().find(|p| p.name == "router").unwrap().log_text();
+    assert!(router_log.contains("missing or wrong token"), "the refusal is logged");
+}
+
+#[test]
+fn without_a_token_the_router_stays_on_loopback_unless_told() {
+    let (port, http_port) = (free_port(), free_port());
+    let args = ["--listen".to_owned(), format!("0.0.0.0:{port}"), "--http".to_owned(), local(http_port).to_string()];
+    let mut refused = Proc::project("router", &args, "router-open");
+    assert!(refused.wait_exit(Duration::from_secs(5)), "it exits instead of listening");
+    assert!(refused.log_text().contains("refusing to listen on 0.0.0.0"), "{}", refused.log_text());
+
+    let mut insecure = args.to_vec();
+    insecure.push("--insecure".to_owned());
+    let _allowed = Proc::project("router", &insecure, "router-insecure");
+    wait_for_port(port, "router with --insecure");
+}
