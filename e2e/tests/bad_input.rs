@@ -75,6 +75,9 @@ async fn bad_router_frames_close_only_their_own_connection() {
     // The router and the gateway link carry on.
     fooking::call(stack.router_port, &fooking::frame(fooking::SEND_MSG, id.as_bytes(), b"still routed", false));
     assert_eq!(client.recv().await, Message::text("still routed"));
+    assert_eq!(e2e::metric(stack.router_http_port, "router_bad_frames_total"), 4.0, "each bad frame is counted");
+    assert_eq!(e2e::metric(stack.router_http_port, r#"router_commands_total{command="send"}"#), 1.0);
+    assert_eq!(e2e::metric(stack.router_http_port, "router_gateways"), 1.0, "the gateway link carried on");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

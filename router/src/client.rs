@@ -11,9 +11,10 @@ use tokio::sync::Mutex;
 use tokio_util::codec::Framed;
 
 use crate::cmd::{
-    Broadcast, Channel, ChannelSessions, Command, CommandError, Info, Join, Kick, Leave, Payload, Publish, Send,
+    Bind, Broadcast, Channel, ChannelSessions, Command, CommandError, Info, Join, Kick, Leave, Members, Payload,
+    Publish, Send, SendUser,
 };
-use crate::protocol::{FrameCodec, FrameError, Hello, SessionId};
+use crate::protocol::{Frame, FrameCodec, FrameError, Hello, SessionId};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -47,8 +48,9 @@ impl RouterClient {
         RouterClient { token: token.map(Bytes::from), ..RouterClient::new(addr) }
     }
 
-    /// Sends a command; returns the reply text for INFO, `None` otherwise.
-    pub async fn execute(&self, command: &Command) -> Result<Option<String>, ClientError> {
+    /// Sends a command; returns the router's reply frame for the commands
+    /// that have one (INFO, MEMBERS, COUNT, CHANNELS, ONLINE).
+    pub async fn execute(&self, command: &Command) -> Result<Option<Frame>, ClientError> {
         let mut guard = self.conn.lock().await;
         let conn = match guard.take().filter(|conn| crate::runtime::still_open(conn.get_ref())) {
             Some(conn) => guard.insert(conn),
@@ -102,18 +104,36 @@ impl RouterClient {
     }
 
     pub async fn info(&self) -> Result<String, ClientError> {
-        Ok(self.execute(&Command::Info(Info)).await?.unwrap_or_default())
+        let reply = self.execute(&Command::Info(Info)).await?.ok_or(ClientError::Closed)?;
+        Ok(String::from_utf8_lossy(&reply.data).into_owned())
+    }
+
+    pub async fn bind(&self, session: SessionId, user: &str) -> Result<(), ClientError> {
+        self.execute(&Command::Bind(Bind { session, user: user.to_owned() })).await.map(drop)
+    }
+
+    pub async fn send_user(&self, user: &str, payload: Payload) -> Result<(), ClientError> {
+        self.execute(&Command::SendUser(SendUser { user: user.to_owned(), payload })).await.map(drop)
+    }
+
+    pub async fn members(&self, channel: &str) -> Result<Vec<SessionId>, ClientError> {
+        let reply = self.execute(&Command::Members(Members { channel: Channel::new(channel)? })).await?;
+        let data = reply.ok_or(ClientError::Closed)?.data;
+        Ok(data.chunks(SessionId::LEN).filter_map(|id| SessionId::parse(id).ok()).collect())
     }
 }
 
-async fn exchange(conn: &mut Framed<TcpStream, FrameCodec>, command: &Command) -> Result<Option<String>, ClientError> {
+async fn exchange(conn: &mut Framed<TcpStream, FrameCodec>, command: &Command) -> Result<Option<Frame>, ClientError> {
     for frame in command.to_frames() {
         conn.feed(frame).await?;
     }
     conn.flush().await?;
-    if !matches!(command, Command::Info(_)) {
+    let replies = matches!(
+        command,
+        Command::Info(_) | Command::Members(_) | Command::Count(_) | Command::Channels(_) | Command::Online(_)
+    );
+    if !replies {
         return Ok(None);
     }
-    let reply = conn.next().await.ok_or(ClientError::Closed)??;
-    Ok(Some(String::from_utf8_lossy(&reply.data).into_owned()))
+    Ok(Some(conn.next().await.ok_or(ClientError::Closed)??))
 }

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::metrics_router::RouterMetrics;
 use crate::protocol::{Frame, FrameKind, SessionId};
 use crate::store::{Store, StoreResult};
 
@@ -36,6 +37,7 @@ struct Links {
 pub struct Hub {
     links: Mutex<Links>,
     store: Store,
+    pub metrics: RouterMetrics,
 }
 
 /// What a push reached: sessions found online and gateways sent to.
@@ -76,7 +78,7 @@ impl InfoReport {
 
 impl Hub {
     pub fn new(store: Store) -> Hub {
-        Hub { links: Mutex::default(), store }
+        Hub { links: Mutex::default(), store, metrics: RouterMetrics::default() }
     }
 
     pub fn store(&self) -> &Store {
@@ -132,6 +134,18 @@ impl Hub {
         self.store.forget(ids).await
     }
 
+    /// Linked gateways and the sessions they hold.
+    pub fn link_counts(&self) -> (usize, usize) {
+        let links = self.links.lock().unwrap();
+        (links.gateways.len(), links.sessions.len())
+    }
+
+    /// Which of `ids` are connected to a gateway linked here.
+    pub fn online(&self, ids: &[SessionId]) -> Vec<SessionId> {
+        let links = self.links.lock().unwrap();
+        ids.iter().filter(|id| links.sessions.contains_key(id)).copied().collect()
+    }
+
     /// Sends `data` to `ids`: one batch of frames per gateway that holds
     /// any of them, never one message per recipient.
     pub async fn deliver(&self, kind: FrameKind, ids: &[SessionId], data: Bytes, binary: bool) -> Delivered {
@@ -153,8 +167,11 @@ impl Hub {
             if send_all(&tx, Frame::for_sessions(kind, &ids, data.clone(), binary)).await {
                 delivered.sessions += ids.len();
                 delivered.delivered_to_gateways += 1;
+            } else {
+                self.metrics.gateway_push_timeouts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
+        self.metrics.deliveries.fetch_add(delivered.sessions as u64, std::sync::atomic::Ordering::Relaxed);
         delivered
     }
 
@@ -169,8 +186,11 @@ impl Hub {
             if send_all(&tx, std::iter::once(frame.clone())).await {
                 delivered.sessions += sessions;
                 delivered.delivered_to_gateways += 1;
+            } else {
+                self.metrics.gateway_push_timeouts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
+        self.metrics.deliveries.fetch_add(delivered.sessions as u64, std::sync::atomic::Ordering::Relaxed);
         delivered
     }
 

@@ -6,6 +6,7 @@ pub mod cmd;
 pub mod config;
 pub mod hub;
 pub mod metrics;
+pub mod metrics_router;
 pub mod protocol;
 pub mod runtime;
 pub mod server;

@@ -2,32 +2,48 @@
 //! binary frame or a JSON body, encodes itself as frames (for clients),
 //! and applies itself to the [`Hub`].
 
+mod bind;
 mod broadcast;
+mod channels;
+mod count;
 mod info;
 mod join;
 mod kick;
 mod leave;
+mod members;
+mod online;
 mod publish;
+mod publish_except;
 mod send;
+mod send_user;
 
 use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+pub use bind::Bind;
 pub use broadcast::Broadcast;
+pub use channels::Channels;
+pub use count::Count;
 pub use info::Info;
 pub use join::Join;
 pub use kick::Kick;
 pub use leave::Leave;
+pub use members::Members;
+pub use online::Online;
 pub use publish::Publish;
+pub use publish_except::PublishExcept;
 pub use send::Send;
+pub use send_user::SendUser;
 
 use crate::hub::{Delivered, Hub, InfoReport};
-use crate::protocol::{Frame, FrameKind, InvalidSessionId, SessionId};
+use crate::protocol::{encode_ids, Frame, FrameKind, InvalidSessionId, SessionId};
 use crate::store::StoreResult;
 
 /// Longest channel name accepted, in bytes.
 pub const MAX_CHANNEL_LEN: usize = 256;
+/// Longest user id accepted, in bytes.
+pub const MAX_USER_LEN: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -38,6 +54,16 @@ pub enum Command {
     Leave(Leave),
     Publish(Publish),
     Info(Info),
+    Bind(Bind),
+    SendUser(SendUser),
+    Members(Members),
+    Count(Count),
+    Channels(Channels),
+    Online(Online),
+    PublishExcept(PublishExcept),
+    /// HTTP only (`POST /v1/batch`): several commands in order, each with
+    /// its own result. On the binary protocol, send several frames.
+    Batch(Vec<Command>),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -52,6 +78,8 @@ pub enum CommandError {
     SessionId(#[from] InvalidSessionId),
     #[error("a channel name is 1 to {MAX_CHANNEL_LEN} bytes of UTF-8")]
     Channel,
+    #[error("a user id is 1 to {MAX_USER_LEN} bytes of UTF-8")]
+    User,
     #[error("invalid request body: {0}")]
     Body(String),
 }
@@ -63,9 +91,78 @@ pub enum Reply {
     Delivered(Delivered),
     Changed { sessions: usize },
     Info(InfoReport),
+    Members { sessions: Vec<SessionId>, count: usize },
+    Count { count: usize },
+    Channels { channels: Vec<String> },
+    Online { sessions: Vec<SessionId>, users: Vec<String> },
+    Batch { results: Vec<serde_json::Value> },
 }
 
+impl Reply {
+    /// The reply frame for the binary protocol, for the commands that have one.
+    pub fn to_frame(&self) -> Option<Frame> {
+        let (kind, data) = match self {
+            Reply::Info(report) => (FrameKind::Info, Bytes::from(report.to_text())),
+            Reply::Members { sessions, .. } => (FrameKind::Members, encode_ids(sessions)),
+            Reply::Count { count } => (FrameKind::Count, Bytes::from(count.to_string())),
+            Reply::Channels { channels } => (FrameKind::Channels, Bytes::from(channels.join("\n"))),
+            Reply::Online { sessions, .. } => (FrameKind::Online, encode_ids(sessions)),
+            Reply::Delivered(_) | Reply::Changed { .. } | Reply::Batch { .. } => return None,
+        };
+        Some(Frame::new(kind, Bytes::new(), data))
+    }
+}
+
+/// A validated user id.
+fn user_id(raw: &[u8]) -> Result<String, CommandError> {
+    let user = std::str::from_utf8(raw).map_err(|_| CommandError::User)?;
+    if user.is_empty() || user.len() > MAX_USER_LEN {
+        return Err(CommandError::User);
+    }
+    Ok(user.to_owned())
+}
+
+/// Every command's name, as the HTTP API and the metrics call it.
+pub const NAMES: [&str; 15] = [
+    "send",
+    "broadcast",
+    "kick",
+    "join",
+    "leave",
+    "publish",
+    "info",
+    "bind",
+    "send_user",
+    "members",
+    "count",
+    "channels",
+    "online",
+    "publish_except",
+    "batch",
+];
+
 impl Command {
+    /// Its name in [`NAMES`].
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Send(_) => "send",
+            Command::Broadcast(_) => "broadcast",
+            Command::Kick(_) => "kick",
+            Command::Join(_) => "join",
+            Command::Leave(_) => "leave",
+            Command::Publish(_) => "publish",
+            Command::Info(_) => "info",
+            Command::Bind(_) => "bind",
+            Command::SendUser(_) => "send_user",
+            Command::Members(_) => "members",
+            Command::Count(_) => "count",
+            Command::Channels(_) => "channels",
+            Command::Online(_) => "online",
+            Command::PublishExcept(_) => "publish_except",
+            Command::Batch(_) => "batch",
+        }
+    }
+
     pub fn from_frame(frame: Frame) -> Result<Command, CommandError> {
         let kind = frame.kind().ok_or(CommandError::UnknownType(frame.kind))?;
         Ok(match kind {
@@ -76,6 +173,13 @@ impl Command {
             FrameKind::ChDel => Command::Leave(Leave::from_frame(frame)?),
             FrameKind::ChPub => Command::Publish(Publish::from_frame(frame)?),
             FrameKind::Info => Command::Info(Info),
+            FrameKind::Bind => Command::Bind(Bind::from_frame(frame)?),
+            FrameKind::SendUser => Command::SendUser(SendUser::from_frame(frame)?),
+            FrameKind::Members => Command::Members(Members::from_frame(frame)?),
+            FrameKind::Count => Command::Count(Count::from_frame(frame)?),
+            FrameKind::Channels => Command::Channels(Channels::from_frame(frame)?),
+            FrameKind::Online => Command::Online(Online::from_frame(frame)?),
+            FrameKind::PublishExcept => Command::PublishExcept(PublishExcept::from_frame(frame)?),
             other => return Err(CommandError::NotACommand(other as u16)),
         })
     }
@@ -93,8 +197,39 @@ impl Command {
             "leave" => Command::Leave(parse(body)?),
             "publish" => Command::Publish(parse(body)?),
             "info" => Command::Info(Info),
+            "bind" => Command::Bind(parse(body)?),
+            "send_user" => Command::SendUser(parse(body)?),
+            "members" => Command::Members(parse(body)?),
+            "count" => Command::Count(parse(body)?),
+            "channels" => Command::Channels(parse(body)?),
+            "online" => Command::Online(parse(body)?),
+            "publish_except" => Command::PublishExcept(parse(body)?),
+            "batch" => Command::Batch(Command::batch_from_json(body)?),
             other => return Err(CommandError::UnknownName(other.to_owned())),
         })
+    }
+
+    /// `[{"command": "send", ...that command's fields}, ...]`
+    fn batch_from_json(body: &[u8]) -> Result<Vec<Command>, CommandError> {
+        let items: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(body)
+            .map_err(|e| CommandError::Body(format!("a batch is a JSON array of objects: {e}")))?;
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut item)| {
+                let name = match item.remove("command") {
+                    Some(serde_json::Value::String(name)) if name != "batch" => name,
+                    _ => {
+                        return Err(CommandError::Body(format!(
+                            "batch item {i}: \"command\" names a command other than batch"
+                        )))
+                    }
+                };
+                let body = serde_json::Value::Object(item).to_string();
+                Command::from_json(&name, body.as_bytes())
+                    .map_err(|e| CommandError::Body(format!("batch item {i}: {e}")))
+            })
+            .collect()
     }
 
     pub fn to_frames(&self) -> Vec<Frame> {
@@ -106,10 +241,26 @@ impl Command {
             Command::Leave(cmd) => cmd.to_frames(),
             Command::Publish(cmd) => vec![cmd.to_frame()],
             Command::Info(cmd) => vec![cmd.to_frame()],
+            Command::Bind(cmd) => vec![cmd.to_frame()],
+            Command::SendUser(cmd) => vec![cmd.to_frame()],
+            Command::Members(cmd) => vec![cmd.to_frame()],
+            Command::Count(cmd) => vec![cmd.to_frame()],
+            Command::Channels(cmd) => vec![cmd.to_frame()],
+            Command::Online(cmd) => vec![cmd.to_frame()],
+            Command::PublishExcept(cmd) => vec![cmd.to_frame()],
+            Command::Batch(commands) => commands.iter().flat_map(Command::to_frames).collect(),
         }
     }
 
+    /// Applies the command, counting it (and its failure) in the hub's metrics.
     pub async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
+        let name = self.name();
+        let result = self.apply_uncounted(hub).await;
+        hub.metrics.command(name, result.is_ok());
+        result
+    }
+
+    async fn apply_uncounted(self, hub: &Hub) -> StoreResult<Reply> {
         match self {
             Command::Send(cmd) => Ok(cmd.apply(hub).await),
             Command::Broadcast(cmd) => Ok(cmd.apply(hub).await),
@@ -118,6 +269,24 @@ impl Command {
             Command::Leave(cmd) => cmd.apply(hub).await,
             Command::Publish(cmd) => cmd.apply(hub).await,
             Command::Info(cmd) => cmd.apply(hub).await,
+            Command::Bind(cmd) => cmd.apply(hub).await,
+            Command::SendUser(cmd) => cmd.apply(hub).await,
+            Command::Members(cmd) => cmd.apply(hub).await,
+            Command::Count(cmd) => cmd.apply(hub).await,
+            Command::Channels(cmd) => cmd.apply(hub).await,
+            Command::Online(cmd) => cmd.apply(hub).await,
+            Command::PublishExcept(cmd) => cmd.apply(hub).await,
+            Command::Batch(commands) => {
+                let mut results = Vec::with_capacity(commands.len());
+                for command in commands {
+                    let result = Box::pin(command.apply(hub)).await;
+                    results.push(match result {
+                        Ok(reply) => serde_json::to_value(reply).expect("replies serialize"),
+                        Err(err) => serde_json::json!({"error": {"code": "unavailable", "message": err.to_string()}}),
+                    });
+                }
+                Ok(Reply::Batch { results })
+            }
         }
     }
 }
@@ -232,8 +401,15 @@ mod tests {
             Command::Kick(Kick { sessions: ids() }),
             Command::Join(Join(ChannelSessions { channel: room.clone(), sessions: ids() })),
             Command::Leave(Leave(ChannelSessions { channel: room.clone(), sessions: ids() })),
-            Command::Publish(Publish { channel: room, payload: Payload::text("news") }),
+            Command::Publish(Publish { channel: room.clone(), payload: Payload::text("news") }),
             Command::Info(Info),
+            Command::Bind(Bind { session: SessionId::from_u64(7), user: "ann".into() }),
+            Command::SendUser(SendUser { user: "ann".into(), payload: Payload::binary(&b"\x01"[..]) }),
+            Command::Members(Members { channel: room.clone() }),
+            Command::Count(Count { channel: room.clone() }),
+            Command::Channels(Channels { session: SessionId::from_u64(7) }),
+            Command::Online(Online { sessions: ids(), users: Vec::new() }),
+            Command::PublishExcept(PublishExcept { channel: room, except: ids(), payload: Payload::text("not you") }),
         ];
         for command in commands {
             let mut frames = command.to_frames();

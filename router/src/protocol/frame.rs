@@ -19,6 +19,13 @@ pub enum FrameKind {
     ChSub = 10,
     ChUnsub = 11,
     Info = 12,
+    Bind = 100,
+    SendUser = 101,
+    Members = 102,
+    Count = 103,
+    Channels = 104,
+    Online = 105,
+    PublishExcept = 106,
 }
 
 impl FrameKind {
@@ -37,6 +44,13 @@ impl FrameKind {
             10 => ChSub,
             11 => ChUnsub,
             12 => Info,
+            100 => Bind,
+            101 => SendUser,
+            102 => Members,
+            103 => Count,
+            104 => Channels,
+            105 => Online,
+            106 => PublishExcept,
             _ => return None,
         })
     }

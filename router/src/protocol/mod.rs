@@ -11,6 +11,6 @@ mod hello;
 mod session_id;
 
 pub use codec::{FrameCodec, FrameError, DEFAULT_MAX_DATA};
-pub use frame::{Frame, FrameKind, MAX_IDS_PER_FRAME};
+pub use frame::{encode_ids, Frame, FrameKind, MAX_IDS_PER_FRAME};
 pub use hello::{token_matches, Hello};
 pub use session_id::{InvalidSessionId, SessionId};

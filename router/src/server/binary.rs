@@ -5,13 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 
-use crate::cmd::{Command, Reply};
+use crate::cmd::Command;
 use crate::hub::{Hub, LinkId};
 use crate::protocol::{token_matches, Frame, FrameCodec, FrameError, FrameKind, Hello};
 use crate::server::arrival::Ticket;
@@ -37,7 +36,7 @@ pub async fn serve_connection(
     let first = match tokio::time::timeout(FIRST_FRAME_TIMEOUT, conn.next()).await {
         Err(_) => return tracing::info!(%peer, "closing connection: no frame within {FIRST_FRAME_TIMEOUT:?}"),
         Ok(None) => return,
-        Ok(Some(Err(err))) => return log_frame_error(&peer, &err),
+        Ok(Some(Err(err))) => return log_frame_error(&hub, &peer, &err),
         Ok(Some(Ok(frame))) => frame,
     };
     let hello = match first.kind() {
@@ -50,6 +49,7 @@ pub async fn serve_connection(
     if let Some(expected) = &token {
         let given = hello.as_ref().map(Hello::token).unwrap_or_default();
         if !token_matches(expected.as_bytes(), given) {
+            hub.metrics.refused_unauthenticated.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return tracing::warn!(%peer, "closing connection: missing or wrong token (send AUTH with it first)");
         }
     }
@@ -62,7 +62,8 @@ pub async fn serve_connection(
     }
 }
 
-fn log_frame_error(peer: &str, err: &FrameError) {
+fn log_frame_error(hub: &Hub, peer: &str, err: &FrameError) {
+    hub.metrics.bad_frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::warn!(%peer, %err, "closing connection: bad frame");
 }
 
@@ -73,13 +74,16 @@ async fn serve_backend(mut conn: Conn, hub: Arc<Hub>, peer: &str, mut next: Opti
             Some(frame) => frame,
             None => match conn.next().await {
                 None => return,
-                Some(Err(err)) => return log_frame_error(peer, &err),
+                Some(Err(err)) => return log_frame_error(&hub, peer, &err),
                 Some(Ok(frame)) => frame,
             },
         };
         let command = match Command::from_frame(frame) {
             Ok(command) => command,
-            Err(err) => return tracing::warn!(%peer, %err, "closing backend connection: bad command"),
+            Err(err) => {
+                hub.metrics.bad_frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return tracing::warn!(%peer, %err, "closing backend connection: bad command");
+            }
         };
         if let Some(ticket) = &ticket {
             ticket.wait_turn().await;
@@ -89,13 +93,13 @@ async fn serve_backend(mut conn: Conn, hub: Arc<Hub>, peer: &str, mut next: Opti
             ticket.done();
         }
         match applied {
-            Ok(Reply::Info(report)) => {
-                let reply = Frame::new(FrameKind::Info, Bytes::new(), Bytes::from(report.to_text()));
-                if conn.send(reply).await.is_err() {
-                    return;
+            Ok(reply) => {
+                if let Some(frame) = reply.to_frame() {
+                    if conn.send(frame).await.is_err() {
+                        return;
+                    }
                 }
             }
-            Ok(_) => {}
             // fooking's protocol has no error reply: log it, keep serving.
             Err(err) => tracing::error!(%peer, %err, "command failed"),
         }
@@ -124,7 +128,7 @@ async fn serve_gateway(conn: Conn, hub: Arc<Hub>, peer: &str, server_id: i32, wo
                         return tracing::warn!(%peer, reason, "closing gateway link");
                     }
                 }
-                Err(err) => return log_frame_error(peer, &err),
+                Err(err) => return log_frame_error(&hub, peer, &err),
             }
         }
     };

@@ -13,9 +13,21 @@ pub struct MemoryStore {
 struct Membership {
     channels: HashMap<String, HashSet<SessionId>>,
     sessions: HashMap<SessionId, HashSet<String>>,
+    users: HashMap<String, HashSet<SessionId>>,
+    session_user: HashMap<SessionId, String>,
 }
 
 impl Membership {
+    fn unbind(&mut self, id: &SessionId) {
+        let Some(user) = self.session_user.remove(id) else { return };
+        if let Some(sessions) = self.users.get_mut(&user) {
+            sessions.remove(id);
+            if sessions.is_empty() {
+                self.users.remove(&user);
+            }
+        }
+    }
+
     fn remove(&mut self, channel: &str, id: &SessionId) -> bool {
         let Some(members) = self.channels.get_mut(channel) else {
             return false;
@@ -69,8 +81,32 @@ impl MemoryStore {
             for channel in state.sessions.remove(id).unwrap_or_default() {
                 state.remove(&channel, id);
             }
+            state.unbind(id);
         }
         Ok(())
+    }
+
+    pub fn count(&self, channel: &str) -> StoreResult<usize> {
+        Ok(self.state.lock().unwrap().channels.get(channel).map_or(0, HashSet::len))
+    }
+
+    pub fn session_channels(&self, id: &SessionId) -> StoreResult<Vec<String>> {
+        let state = self.state.lock().unwrap();
+        let mut channels: Vec<String> = state.sessions.get(id).map(|c| c.iter().cloned().collect()).unwrap_or_default();
+        channels.sort();
+        Ok(channels)
+    }
+
+    pub fn bind_user(&self, id: &SessionId, user: &str) -> StoreResult<()> {
+        let mut state = self.state.lock().unwrap();
+        state.unbind(id);
+        state.users.entry(user.to_owned()).or_default().insert(*id);
+        state.session_user.insert(*id, user.to_owned());
+        Ok(())
+    }
+
+    pub fn user_sessions(&self, user: &str) -> StoreResult<Vec<SessionId>> {
+        Ok(self.state.lock().unwrap().users.get(user).map(|s| s.iter().copied().collect()).unwrap_or_default())
     }
 
     pub fn channel_count(&self) -> StoreResult<usize> {
@@ -104,5 +140,21 @@ mod tests {
         store.forget(&[a]).unwrap();
         assert!(store.members("room").unwrap().is_empty());
         assert_eq!(store.channel_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn users_bind_move_and_end_with_their_sessions() {
+        let store = MemoryStore::default();
+        let (a, b) = (SessionId::from_u64(1), SessionId::from_u64(2));
+        store.bind_user(&a, "ann").unwrap();
+        store.bind_user(&b, "ann").unwrap();
+        let mut sessions = store.user_sessions("ann").unwrap();
+        sessions.sort();
+        assert_eq!(sessions, [a, b]);
+        store.bind_user(&b, "bob").unwrap();
+        assert_eq!(store.user_sessions("ann").unwrap(), [a], "binding again moves the session");
+        store.forget(&[a]).unwrap();
+        assert!(store.user_sessions("ann").unwrap().is_empty());
+        assert_eq!(store.user_sessions("bob").unwrap(), [b]);
     }
 }

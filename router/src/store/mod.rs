@@ -59,9 +59,27 @@ impl Store {
         dispatch!(self, s => s.members(channel))
     }
 
-    /// Drops ended sessions from every channel they were in.
+    /// Drops ended sessions from every channel and user binding.
     pub async fn forget(&self, ids: &[SessionId]) -> StoreResult<()> {
         dispatch!(self, s => s.forget(ids))
+    }
+
+    pub async fn count(&self, channel: &str) -> StoreResult<usize> {
+        dispatch!(self, s => s.count(channel))
+    }
+
+    /// The channels one session is in, sorted.
+    pub async fn session_channels(&self, id: &SessionId) -> StoreResult<Vec<String>> {
+        dispatch!(self, s => s.session_channels(id))
+    }
+
+    /// Binds a session to a user id (a session has one user; binding again moves it).
+    pub async fn bind_user(&self, id: &SessionId, user: &str) -> StoreResult<()> {
+        dispatch!(self, s => s.bind_user(id, user))
+    }
+
+    pub async fn user_sessions(&self, user: &str) -> StoreResult<Vec<SessionId>> {
+        dispatch!(self, s => s.user_sessions(user))
     }
 
     /// Channels with at least one member.

@@ -9,7 +9,8 @@ use crate::protocol::SessionId;
 /// Membership in Redis. Keys, under a prefix:
 /// `ch:<channel>` the set of member session ids,
 /// `sc:<session>` the set of that session's channels (to clean up on close),
-/// `channels` the set of non-empty channel names.
+/// `channels` the set of non-empty channel names,
+/// `u:<user>` the set of a user's sessions, `su:<session>` its user.
 pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
@@ -26,6 +27,14 @@ impl RedisStore {
 
     fn session_key(&self, id: &SessionId) -> String {
         format!("{}sc:{id}", self.prefix)
+    }
+
+    fn user_key(&self, user: &str) -> String {
+        format!("{}u:{user}", self.prefix)
+    }
+
+    fn session_user_key(&self, id: &SessionId) -> String {
+        format!("{}su:{id}", self.prefix)
     }
 
     fn channels_key(&self) -> String {
@@ -66,7 +75,8 @@ impl RedisStore {
     }
 
     pub async fn forget(&self, ids: &[SessionId]) -> StoreResult<()> {
-        let per_session = self.session_channels(ids).await?;
+        self.unbind(ids).await?;
+        let per_session = self.sessions_channels(ids).await?;
         let mut pipe = redis::pipe();
         pipe.atomic();
         let mut touched = HashSet::new();
@@ -86,11 +96,53 @@ impl RedisStore {
     }
 
     pub async fn channels_of(&self, ids: &[SessionId]) -> StoreResult<usize> {
-        let per_session = self.session_channels(ids).await?;
+        let per_session = self.sessions_channels(ids).await?;
         Ok(per_session.into_iter().flatten().collect::<HashSet<_>>().len())
     }
 
-    async fn session_channels(&self, ids: &[SessionId]) -> StoreResult<Vec<Vec<String>>> {
+    pub async fn count(&self, channel: &str) -> StoreResult<usize> {
+        Ok(self.conn.clone().scard(self.channel_key(channel)).await?)
+    }
+
+    pub async fn session_channels(&self, id: &SessionId) -> StoreResult<Vec<String>> {
+        let mut channels: Vec<String> = self.conn.clone().smembers(self.session_key(id)).await?;
+        channels.sort();
+        Ok(channels)
+    }
+
+    pub async fn bind_user(&self, id: &SessionId, user: &str) -> StoreResult<()> {
+        self.unbind(std::slice::from_ref(id)).await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic().sadd(self.user_key(user), id.as_str()).ignore().set(self.session_user_key(id), user).ignore();
+        let () = pipe.query_async(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
+    pub async fn user_sessions(&self, user: &str) -> StoreResult<Vec<SessionId>> {
+        let raw: Vec<Vec<u8>> = self.conn.clone().smembers(self.user_key(user)).await?;
+        Ok(raw.iter().filter_map(|id| SessionId::parse(id).ok()).collect())
+    }
+
+    /// Ends the sessions' user bindings.
+    async fn unbind(&self, ids: &[SessionId]) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| self.session_user_key(id)).collect();
+        let users: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut self.conn.clone()).await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for ((id, key), user) in ids.iter().zip(&keys).zip(users) {
+            if let Some(user) = user {
+                pipe.srem(self.user_key(&user), id.as_str()).ignore();
+            }
+            pipe.del(key).ignore();
+        }
+        let () = pipe.query_async(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
+    async fn sessions_channels(&self, ids: &[SessionId]) -> StoreResult<Vec<Vec<String>>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }

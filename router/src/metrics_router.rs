@@ -1,0 +1,65 @@
+//! The router's counters and their Prometheus exposition.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::cmd::NAMES;
+use crate::hub::Hub;
+use crate::metrics::Exposition;
+
+#[derive(Default)]
+pub struct RouterMetrics {
+    commands: [AtomicU64; NAMES.len()],
+    failures: [AtomicU64; NAMES.len()],
+    pub refused_unauthenticated: AtomicU64,
+    pub bad_frames: AtomicU64,
+    pub deliveries: AtomicU64,
+    pub gateway_push_timeouts: AtomicU64,
+}
+
+impl RouterMetrics {
+    pub fn command(&self, name: &str, ok: bool) {
+        let i = NAMES.iter().position(|n| *n == name).expect("a listed command");
+        self.commands[i].fetch_add(1, Relaxed);
+        if !ok {
+            self.failures[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn render(&self, hub: &Hub) -> String {
+        let mut out = Exposition::default();
+        let (gateways, sessions) = hub.link_counts();
+        out.gauge("router_gateways", "Gateways linked to this router.", gateways as f64);
+        out.gauge("router_sessions", "Sessions on the linked gateways.", sessions as f64);
+        let per_command = |counters: &[AtomicU64]| {
+            NAMES
+                .iter()
+                .zip(counters)
+                .map(|(name, c)| (vec![("command", name.to_string())], c.load(Relaxed) as f64))
+                .collect()
+        };
+        out.family("router_commands_total", "Commands applied, by name.", "counter", per_command(&self.commands));
+        out.family(
+            "router_command_failures_total",
+            "Commands that failed (store unavailable), by name.",
+            "counter",
+            per_command(&self.failures),
+        );
+        out.counter(
+            "router_refused_unauthenticated_total",
+            "Connections and calls refused for a missing or wrong token.",
+            self.refused_unauthenticated.load(Relaxed),
+        );
+        out.counter(
+            "router_bad_frames_total",
+            "Connections closed for a malformed or unknown frame.",
+            self.bad_frames.load(Relaxed),
+        );
+        out.counter("router_deliveries_total", "Sessions pushes were sent to.", self.deliveries.load(Relaxed));
+        out.counter(
+            "router_gateway_push_timeouts_total",
+            "Pushes dropped because a gateway's queue stayed full.",
+            self.gateway_push_timeouts.load(Relaxed),
+        );
+        out.finish()
+    }
+}
