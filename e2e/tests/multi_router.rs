@@ -1,0 +1,138 @@
+//! Several routers and gateways on one Redis: any router serves any
+//! backend, pushes reach each member once, and a router can die and come
+//! back while the others carry on.
+
+use std::time::{Duration, Instant};
+
+use e2e::processes::{local, wait_for_port};
+use e2e::{free_port, http, Client, Proc, Redis};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+struct Router {
+    port: u16,
+    http: u16,
+    proc: Proc,
+}
+
+fn start_router(name: &str, port: u16, http: u16, redis: &str) -> Router {
+    let args = [
+        "--listen".to_owned(),
+        local(port).to_string(),
+        "--http".to_owned(),
+        local(http).to_string(),
+        "--redis".to_owned(),
+        redis.to_owned(),
+    ];
+    let proc = Proc::project("router", &args, name);
+    wait_for_port(port, name);
+    Router { port, http, proc }
+}
+
+fn post(router: &Router, command: &str, body: Value) -> Value {
+    let (status, reply) = http::post(router.http, &format!("/v1/{command}"), body);
+    assert_eq!(status, 200, "{command}: {reply}");
+    reply
+}
+
+fn wait_for_gateways(router: &Router, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok((200, body)) = http::request(router.http, "GET", "/v1/info", "") {
+            let info: Value = serde_json::from_str(&body).unwrap();
+            if info["gateways"].as_array().map(Vec::len) == Some(n) {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "router on {} never saw {n} gateways", router.port);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn text(client: &mut Client) -> String {
+    match client.recv().await {
+        Message::Text(text) => text.to_string(),
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+/// Every client's next message is `expected`, then (after a per-client
+/// sync push) `sync`: each got it exactly once.
+async fn each_gets_once(clients: &mut [(Client, String)], via: &Router, expected: &str) {
+    for (client, _) in clients.iter_mut() {
+        assert_eq!(text(client).await, expected);
+    }
+    let ids: Vec<&String> = clients.iter().map(|(_, id)| id).collect();
+    post(via, "send", json!({"sessions": ids, "data": "sync"}));
+    for (client, _) in clients.iter_mut() {
+        assert_eq!(text(client).await, "sync", "no duplicate of {expected:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_routers_three_gateways_one_redis() {
+    let redis = Redis::start();
+    let (a_port, a_http) = (free_port(), free_port());
+    let mut a = start_router("router-a", a_port, a_http, &redis.url());
+    let b = start_router("router-b", free_port(), free_port(), &redis.url());
+    let echo_port = free_port();
+    let echo_addr = local(echo_port).to_string();
+    let _echo = Proc::project("echo-app", &["--listen", &echo_addr, "--greet"], "echo");
+    wait_for_port(echo_port, "echo-app");
+    let mut gateways = Vec::new();
+    let mut urls = Vec::new();
+    for i in 0..3 {
+        let port = free_port();
+        let args = [
+            "--listen".to_owned(),
+            local(port).to_string(),
+            "--backend".to_owned(),
+            echo_addr.clone(),
+            "--router".to_owned(),
+            local(a.port).to_string(),
+            "--router".to_owned(),
+            local(b.port).to_string(),
+        ];
+        gateways.push(Proc::project("gateway", &args, &format!("gateway-{i}")));
+        wait_for_port(port, "gateway");
+        urls.push(format!("ws://127.0.0.1:{port}/"));
+    }
+    wait_for_gateways(&a, 3);
+    wait_for_gateways(&b, 3);
+
+    let mut clients = Vec::new();
+    for i in 0..6 {
+        let mut client = Client::connect(&urls[i % 3]).await;
+        let id = String::from_utf8(client.recv().await.into_data().to_vec()).unwrap();
+        clients.push((client, id));
+    }
+    let ids: Vec<String> = clients.iter().map(|(_, id)| id.clone()).collect();
+
+    // Join through A, publish through B: one delivery per member, one frame per gateway.
+    post(&a, "join", json!({"channel": "room", "sessions": ids}));
+    let published = post(&b, "publish", json!({"channel": "room", "data": "via b"}));
+    assert_eq!(published, json!({"sessions": 6, "delivered_to_gateways": 3}));
+    each_gets_once(&mut clients, &b, "via b").await;
+
+    // A user with a session on each gateway.
+    for i in [0, 4, 5] {
+        post(&a, "bind", json!({"session": ids[i], "user": "u"}));
+    }
+    assert_eq!(post(&b, "send_user", json!({"user": "u", "data": "to u"}))["sessions"], 3);
+    let mut users: Vec<(Client, String)> = Vec::new();
+    for i in [5, 4, 0] {
+        users.push(clients.remove(i));
+    }
+    each_gets_once(&mut users, &b, "to u").await;
+    clients.extend(users);
+
+    // Kill A: B carries on. Restart A: it serves again once the gateways relink.
+    a.proc.kill();
+    assert_eq!(post(&b, "publish", json!({"channel": "room", "data": "a is down"}))["sessions"], 6);
+    each_gets_once(&mut clients, &b, "a is down").await;
+    a = start_router("router-a-again", a_port, a_http, &redis.url());
+    wait_for_gateways(&a, 3);
+    assert_eq!(post(&a, "count", json!({"channel": "room"})), json!({"count": 6}), "membership lived in Redis");
+    assert_eq!(post(&a, "publish", json!({"channel": "room", "data": "a is back"}))["sessions"], 6);
+    each_gets_once(&mut clients, &a, "a is back").await;
+}
