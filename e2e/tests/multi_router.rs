@@ -69,15 +69,12 @@ async fn each_gets_once(clients: &mut [(Client, String)], via: &Router, expected
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_routers_three_gateways_one_redis() {
-    let redis = Redis::start();
-    let (a_port, a_http) = (free_port(), free_port());
-    let mut a = start_router("router-a", a_port, a_http, &redis.url());
-    let b = start_router("router-b", free_port(), free_port(), &redis.url());
+/// Three gateways linked to both routers, before a greeting echo backend,
+/// and six clients (two per gateway) that know their session ids.
+async fn cluster(a: &Router, b: &Router) -> (Proc, Vec<Proc>, Vec<(Client, String)>) {
     let echo_port = free_port();
     let echo_addr = local(echo_port).to_string();
-    let _echo = Proc::project("echo-app", &["--listen", &echo_addr, "--greet"], "echo");
+    let echo = Proc::project("echo-app", &["--listen", &echo_addr, "--greet"], "echo");
     wait_for_port(echo_port, "echo-app");
     let mut gateways = Vec::new();
     let mut urls = Vec::new();
@@ -106,6 +103,16 @@ async fn two_routers_three_gateways_one_redis() {
         let id = String::from_utf8(client.recv().await.into_data().to_vec()).unwrap();
         clients.push((client, id));
     }
+    (echo, gateways, clients)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_routers_three_gateways_one_redis() {
+    let redis = Redis::start();
+    let (a_port, a_http) = (free_port(), free_port());
+    let mut a = start_router("router-a", a_port, a_http, &redis.url());
+    let b = start_router("router-b", free_port(), free_port(), &redis.url());
+    let (_echo, _gateways, mut clients) = cluster(&a, &b).await;
     let ids: Vec<String> = clients.iter().map(|(_, id)| id.clone()).collect();
 
     // Join through A, publish through B: one delivery per member, one frame per gateway.
@@ -135,4 +142,83 @@ async fn two_routers_three_gateways_one_redis() {
     assert_eq!(post(&a, "count", json!({"channel": "room"})), json!({"count": 6}), "membership lived in Redis");
     assert_eq!(post(&a, "publish", json!({"channel": "room", "data": "a is back"}))["sessions"], 6);
     each_gets_once(&mut clients, &a, "a is back").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_down_commands_get_a_clear_unavailable_then_work_again() {
+    let redis_port = free_port();
+    let redis_args = [
+        "--port".to_owned(),
+        redis_port.to_string(),
+        "--save".to_owned(),
+        String::new(),
+        "--appendonly".to_owned(),
+        "no".to_owned(),
+    ];
+    let mut redis = Proc::spawn("redis-server", &redis_args, "redis");
+    wait_for_port(redis_port, "redis");
+    let url = format!("redis://127.0.0.1:{redis_port}");
+    let router = start_router("router", free_port(), free_port(), &url);
+    let join = json!({"channel": "room", "sessions": ["0000000000000001"]});
+    assert_eq!(post(&router, "join", join.clone()), json!({"sessions": 1}));
+
+    redis.kill();
+    let (status, reply) = http::post(router.http, "/v1/join", join.clone());
+    assert_eq!((status, &reply["error"]["code"]), (503, &json!("unavailable")), "{reply}");
+
+    let _redis = Proc::spawn("redis-server", &redis_args, "redis-again");
+    wait_for_port(redis_port, "redis again");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, reply) = http::post(router.http, "/v1/count", json!({"channel": "room"}));
+        if status == 200 {
+            assert_eq!(reply, json!({"count": 0}), "this Redis restarted empty");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the router never reconnected: {reply}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_restarts_empty_is_refilled_from_the_gateways() {
+    let redis_port = free_port();
+    let redis_args = [
+        "--port".to_owned(),
+        redis_port.to_string(),
+        "--save".to_owned(),
+        String::new(),
+        "--appendonly".to_owned(),
+        "no".to_owned(),
+    ];
+    let mut redis = Proc::spawn("redis-server", &redis_args, "redis");
+    wait_for_port(redis_port, "redis");
+    let url = format!("redis://127.0.0.1:{redis_port}");
+    let a = start_router("router-a", free_port(), free_port(), &url);
+    let b = start_router("router-b", free_port(), free_port(), &url);
+    let (_echo, _gateways, mut clients) = cluster(&a, &b).await;
+    let ids: Vec<String> = clients.iter().map(|(_, id)| id.clone()).collect();
+    post(&a, "join", json!({"channel": "room", "sessions": ids}));
+    post(&a, "bind", json!({"session": ids[1], "user": "u"}));
+
+    redis.kill();
+    let _redis = Proc::spawn("redis-server", &redis_args, "redis-empty");
+    wait_for_port(redis_port, "redis again");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, reply) = http::post(b.http, "/v1/count", json!({"channel": "room"}));
+        if status == 200 && reply["count"] == 6 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the membership never came back: {status} {reply}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(post(&b, "publish", json!({"channel": "room", "data": "after the flush"}))["sessions"], 6);
+    each_gets_once(&mut clients, &b, "after the flush").await;
+    assert_eq!(
+        post(&b, "send_user", json!({"user": "u", "data": "you again"}))["sessions"],
+        1,
+        "user bindings came back too"
+    );
+    assert_eq!(text(&mut clients[1].0).await, "you again");
 }

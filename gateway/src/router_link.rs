@@ -142,11 +142,32 @@ impl Link {
         let hello = Hello::Gateway { server_id: self.server_id, worker_id: 0, token: self.token.clone() };
         conn.feed(hello.to_frame()).await.map_err(std::io::Error::other)?;
         let ids = self.registry.ids();
-        for frame in Frame::for_sessions(FrameKind::Conn, &ids, Bytes::new(), false) {
+        let report = Frame::for_sessions(FrameKind::Conn, &ids, Bytes::new(), false).chain(self.memberships());
+        for frame in report {
             conn.feed(frame).await.map_err(std::io::Error::other)?;
         }
         conn.flush().await.map_err(std::io::Error::other)?;
         Ok(conn)
+    }
+
+    /// Every session's channels (CH_ADD, one batch per channel) and user
+    /// (BIND): sent on each link and when a router asks, so a router whose
+    /// store lost its data gets it back.
+    fn memberships(&self) -> Vec<Frame> {
+        let mut by_channel: std::collections::HashMap<String, Vec<SessionId>> = std::collections::HashMap::new();
+        let mut frames = Vec::new();
+        for (id, belongs) in self.registry.belongs() {
+            for channel in belongs.channels {
+                by_channel.entry(channel).or_default().push(id);
+            }
+            if let Some(user) = belongs.user {
+                frames.push(Frame::new(FrameKind::Bind, Bytes::copy_from_slice(id.as_bytes()), Bytes::from(user)));
+            }
+        }
+        for (channel, ids) in by_channel {
+            frames.extend(Frame::for_sessions(FrameKind::ChAdd, &ids, Bytes::from(channel), false));
+        }
+        frames
     }
 
     async fn serve(&mut self, conn: Framed<TcpStream, FrameCodec>, shutdown: &CancellationToken) -> Result<(), String> {
@@ -162,6 +183,13 @@ impl Link {
                     sink.flush().await.map_err(|e| e.to_string())?;
                 }
                 frame = stream.next() => match frame {
+                    Some(Ok(frame)) if frame.kind() == Some(FrameKind::Resync) => {
+                        tracing::info!(router = %self.addr, "router asked for a resync");
+                        for frame in self.memberships() {
+                            sink.feed(frame).await.map_err(|e| e.to_string())?;
+                        }
+                        sink.flush().await.map_err(|e| e.to_string())?;
+                    }
                     Some(Ok(frame)) => self.deliver(frame)?,
                     Some(Err(err)) => return Err(err.to_string()),
                     None => return Err("router closed the link".into()),
@@ -210,6 +238,15 @@ impl Link {
             Some(FrameKind::Kick) => {
                 let ids = frame.session_ids().map_err(|e| e.to_string())?;
                 self.registry.kick(&ids);
+            }
+            Some(kind @ (FrameKind::ChAdd | FrameKind::ChDel)) => {
+                let ids = frame.session_ids().map_err(|e| e.to_string())?;
+                let channel = std::str::from_utf8(&frame.data).map_err(|e| e.to_string())?;
+                self.registry.note_channel(&ids, channel, kind == FrameKind::ChAdd);
+            }
+            Some(FrameKind::Bind) => {
+                let id = SessionId::parse(&frame.sessions).map_err(|e| e.to_string())?;
+                self.registry.note_user(id, &String::from_utf8_lossy(&frame.data));
             }
             _ => return Err(format!("unexpected frame type {} from the router", frame.kind)),
         }

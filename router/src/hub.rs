@@ -149,6 +149,24 @@ impl Hub {
     /// Sends `data` to `ids`: one batch of frames per gateway that holds
     /// any of them, never one message per recipient.
     pub async fn deliver(&self, kind: FrameKind, ids: &[SessionId], data: Bytes, binary: bool) -> Delivered {
+        let delivered = self.to_owning_gateways(kind, ids, data, binary).await;
+        self.metrics.deliveries.fetch_add(delivered.sessions as u64, std::sync::atomic::Ordering::Relaxed);
+        delivered
+    }
+
+    /// Tells the gateways that hold `ids` of a membership change, so each
+    /// gateway knows its sessions' channels and users: after Redis loses
+    /// its data, the gateways' resync puts them back.
+    pub async fn tell_gateways(&self, kind: FrameKind, ids: &[SessionId], data: Bytes) {
+        self.to_owning_gateways(kind, ids, data, false).await;
+    }
+
+    /// Asks every linked gateway to report all its memberships again.
+    pub async fn request_resync(&self) {
+        self.broadcast_frame(Frame::new(FrameKind::Resync, Bytes::new(), Bytes::new())).await;
+    }
+
+    async fn to_owning_gateways(&self, kind: FrameKind, ids: &[SessionId], data: Bytes, binary: bool) -> Delivered {
         let mut by_gateway: HashMap<LinkId, (mpsc::Sender<Frame>, Vec<SessionId>)> = HashMap::new();
         {
             let links = self.links.lock().unwrap();
@@ -171,12 +189,17 @@ impl Hub {
                 self.metrics.gateway_push_timeouts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
-        self.metrics.deliveries.fetch_add(delivered.sessions as u64, std::sync::atomic::Ordering::Relaxed);
         delivered
     }
 
     /// Sends one frame to every linked gateway.
     pub async fn broadcast(&self, frame: Frame) -> Delivered {
+        let delivered = self.broadcast_frame(frame).await;
+        self.metrics.deliveries.fetch_add(delivered.sessions as u64, std::sync::atomic::Ordering::Relaxed);
+        delivered
+    }
+
+    async fn broadcast_frame(&self, frame: Frame) -> Delivered {
         let targets: Vec<(mpsc::Sender<Frame>, usize)> = {
             let links = self.links.lock().unwrap();
             links.gateways.values().map(|gw| (gw.tx.clone(), gw.sessions)).collect()
@@ -190,7 +213,6 @@ impl Hub {
                 self.metrics.gateway_push_timeouts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
-        self.metrics.deliveries.fetch_add(delivered.sessions as u64, std::sync::atomic::Ordering::Relaxed);
         delivered
     }
 

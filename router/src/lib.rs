@@ -51,9 +51,28 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let binary_loop = runtime::accept_loop(binary, config.max_connections, shutdown.clone(), move |stream, _| {
         server::binary::serve_connection(stream, binary_hub.clone(), max_frame, binary_token.clone(), arrival.ticket())
     });
+    let watched_hub = hub.clone();
     let http_loop = runtime::accept_loop(http, config.max_connections, shutdown.clone(), move |stream, _| {
         server::http::serve_connection(stream, hub.clone(), token.clone())
     });
-    tokio::join!(binary_loop, http_loop);
+    tokio::join!(binary_loop, http_loop, watch_store(watched_hub, shutdown.clone()));
     Ok(())
+}
+
+/// How often the router checks whether Redis lost its data.
+const STORE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// When Redis comes back empty, asks every gateway to report its sessions'
+/// memberships again, so nothing a backend set up is lost.
+async fn watch_store(hub: Arc<Hub>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(STORE_CHECK_EVERY) => {}
+        }
+        if let Ok(true) = hub.store().lost_data().await {
+            tracing::warn!("the store lost its data: asking the gateways to resync");
+            hub.request_resync().await;
+        }
+    }
 }

@@ -9,10 +9,20 @@ use tokio::time::Instant;
 use super::close::CloseReason;
 use super::outbox::{Outbox, Pushed};
 
-/// Every live session on this gateway, by id, with its outbox.
+/// Every live session on this gateway, by id, with its outbox; and what
+/// the router said they belong to, to tell it again after its store lost
+/// its data.
 #[derive(Default)]
 pub struct Registry {
     sessions: Mutex<HashMap<SessionId, Arc<Outbox>>>,
+    belongs: Mutex<HashMap<SessionId, Belongs>>,
+}
+
+/// A session's channels and user, as the router last said.
+#[derive(Default, Debug, Clone, PartialEq, Eq)]
+pub struct Belongs {
+    pub channels: Vec<String>,
+    pub user: Option<String>,
 }
 
 impl Registry {
@@ -22,6 +32,30 @@ impl Registry {
 
     pub fn remove(&self, id: &SessionId) {
         self.sessions.lock().unwrap().remove(id);
+        self.belongs.lock().unwrap().remove(id);
+    }
+
+    /// Records joins (`joined`) or leaves of `channel` by the sessions that live here.
+    pub fn note_channel(&self, ids: &[SessionId], channel: &str, joined: bool) {
+        let sessions = self.sessions.lock().unwrap();
+        let mut belongs = self.belongs.lock().unwrap();
+        for id in ids.iter().filter(|id| sessions.contains_key(id)) {
+            let entry = belongs.entry(*id).or_default();
+            entry.channels.retain(|c| c != channel);
+            if joined {
+                entry.channels.push(channel.to_owned());
+            }
+        }
+    }
+
+    pub fn note_user(&self, id: SessionId, user: &str) {
+        if self.sessions.lock().unwrap().contains_key(&id) {
+            self.belongs.lock().unwrap().entry(id).or_default().user = Some(user.to_owned());
+        }
+    }
+
+    pub fn belongs(&self) -> Vec<(SessionId, Belongs)> {
+        self.belongs.lock().unwrap().iter().map(|(id, b)| (*id, b.clone())).collect()
     }
 
     pub fn ids(&self) -> Vec<SessionId> {

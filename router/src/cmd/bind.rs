@@ -28,6 +28,8 @@ impl Bind {
 
     pub(super) async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
         hub.store().bind_user(&self.session, &self.user).await?;
+        let frame = self.to_frame();
+        hub.tell_gateways(FrameKind::Bind, std::slice::from_ref(&self.session), frame.data).await;
         Ok(Reply::Changed { sessions: 1 })
     }
 }

@@ -1,3 +1,4 @@
+use bytes::Bytes;
 use serde::Deserialize;
 
 use super::{ChannelSessions, CommandError, Reply};
@@ -21,6 +22,8 @@ impl Join {
 
     pub(super) async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
         let sessions = hub.store().join(self.0.channel.as_str(), &self.0.sessions).await?;
+        let channel = Bytes::copy_from_slice(self.0.channel.as_str().as_bytes());
+        hub.tell_gateways(FrameKind::ChAdd, &self.0.sessions, channel).await;
         Ok(Reply::Changed { sessions })
     }
 }

@@ -26,6 +26,8 @@ pub enum FrameKind {
     Channels = 104,
     Online = 105,
     PublishExcept = 106,
+    /// Router to gateway: report every session's memberships again.
+    Resync = 107,
 }
 
 impl FrameKind {
@@ -51,6 +53,7 @@ impl FrameKind {
             104 => Channels,
             105 => Online,
             106 => PublishExcept,
+            107 => Resync,
             _ => return None,
         })
     }

@@ -140,16 +140,31 @@ async fn serve_gateway(conn: Conn, hub: Arc<Hub>, peer: &str, server_id: i32, wo
     tracing::info!(%peer, server_id, worker_id, "gateway unlinked");
 }
 
+/// A gateway reports its sessions (CONN, CLOSE) and, on (re)link or when
+/// asked to resync, what they belong to (CH_ADD, BIND), which the store
+/// takes again: that is how a Redis that lost its data is refilled.
 async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), String> {
     let ids = frame.session_ids().map_err(|e| e.to_string())?;
-    match frame.kind() {
-        Some(FrameKind::Conn) => hub.sessions_connected(link, &ids),
-        Some(FrameKind::Close) => {
-            if let Err(err) = hub.sessions_closed(link, &ids).await {
-                tracing::error!(%err, "could not drop closed sessions from their channels");
-            }
+    let store = hub.store();
+    let stored = match frame.kind() {
+        Some(FrameKind::Conn) => {
+            hub.sessions_connected(link, &ids);
+            Ok(())
+        }
+        Some(FrameKind::Close) => hub.sessions_closed(link, &ids).await,
+        Some(FrameKind::ChAdd) => {
+            let channel = std::str::from_utf8(&frame.data).map_err(|_| "a channel name is UTF-8".to_owned())?;
+            store.join(channel, &ids).await.map(drop)
+        }
+        Some(FrameKind::Bind) => {
+            let user = std::str::from_utf8(&frame.data).map_err(|_| "a user id is UTF-8".to_owned())?;
+            let [id] = ids[..] else { return Err("BIND names one session".into()) };
+            store.bind_user(&id, user).await
         }
         _ => return Err(format!("unexpected frame type {} from a gateway", frame.kind)),
+    };
+    if let Err(err) = stored {
+        tracing::error!(%err, "could not store what a gateway reported");
     }
     Ok(())
 }

@@ -82,6 +82,15 @@ impl Store {
         dispatch!(self, s => s.user_sessions(user))
     }
 
+    /// Whether the store lost its data since the last call (Redis restarted
+    /// empty or was flushed). An in-memory store never does.
+    pub async fn lost_data(&self) -> StoreResult<bool> {
+        match self {
+            Store::Memory(_) => Ok(false),
+            Store::Redis(s) => s.lost_data().await,
+        }
+    }
+
     /// Channels with at least one member.
     pub async fn channel_count(&self) -> StoreResult<usize> {
         dispatch!(self, s => s.channel_count())

@@ -100,6 +100,16 @@ impl RedisStore {
         Ok(per_session.into_iter().flatten().collect::<HashSet<_>>().len())
     }
 
+    /// Checks an epoch key the routers keep in Redis: missing means Redis
+    /// lost its data (or is new). Sets it again; only the router that does
+    /// reports the loss. A resync is harmless, so a new Redis gets one too.
+    pub async fn lost_data(&self) -> StoreResult<bool> {
+        let key = format!("{}epoch", self.prefix);
+        let set: Option<String> =
+            redis::cmd("SET").arg(&key).arg(1).arg("NX").query_async(&mut self.conn.clone()).await?;
+        Ok(set.is_some())
+    }
+
     pub async fn count(&self, channel: &str) -> StoreResult<usize> {
         Ok(self.conn.clone().scard(self.channel_key(channel)).await?)
     }
