@@ -94,8 +94,8 @@ async fn cluster(a: &Router, b: &Router) -> (Proc, Vec<Proc>, Vec<(Client, Strin
         wait_for_port(port, "gateway");
         urls.push(format!("ws://127.0.0.1:{port}/"));
     }
-    wait_for_gateways(&a, 3);
-    wait_for_gateways(&b, 3);
+    wait_for_gateways(a, 3);
+    wait_for_gateways(b, 3);
 
     let mut clients = Vec::new();
     for i in 0..6 {
