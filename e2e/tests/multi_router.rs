@@ -16,14 +16,13 @@ struct Router {
 }
 
 fn start_router(name: &str, port: u16, http: u16, redis: &str) -> Router {
-    let args = [
-        "--listen".to_owned(),
-        local(port).to_string(),
-        "--http".to_owned(),
-        local(http).to_string(),
-        "--redis".to_owned(),
-        redis.to_owned(),
-    ];
+    start_router_with(name, port, http, redis, &[])
+}
+
+fn start_router_with(name: &str, port: u16, http: u16, redis: &str, extra: &[&str]) -> Router {
+    let mut args = vec!["--listen".to_owned(), local(port).to_string(), "--http".to_owned(), local(http).to_string()];
+    args.extend(["--redis".to_owned(), redis.to_owned()]);
+    args.extend(extra.iter().map(|a| a.to_string()));
     let proc = Proc::project("router", &args, name);
     wait_for_port(port, name);
     Router { port, http, proc }
@@ -72,9 +71,22 @@ async fn each_gets_once(clients: &mut [(Client, String)], via: &Router, expected
 /// Three gateways linked to both routers, before a greeting echo backend,
 /// and six clients (two per gateway) that know their session ids.
 async fn cluster(a: &Router, b: &Router) -> (Proc, Vec<Proc>, Vec<(Client, String)>) {
+    cluster_logging(a, b, None).await
+}
+
+/// The same, the echo backend logging its events to `log` if given.
+async fn cluster_logging(
+    a: &Router,
+    b: &Router,
+    log: Option<&std::path::Path>,
+) -> (Proc, Vec<Proc>, Vec<(Client, String)>) {
     let echo_port = free_port();
     let echo_addr = local(echo_port).to_string();
-    let echo = Proc::project("echo-app", &["--listen", &echo_addr, "--greet"], "echo");
+    let mut echo_args = vec!["--listen".to_owned(), echo_addr.clone(), "--greet".to_owned()];
+    if let Some(log) = log {
+        echo_args.extend(["--log".to_owned(), log.display().to_string()]);
+    }
+    let echo = Proc::project("echo-app", &echo_args, "echo");
     wait_for_port(echo_port, "echo-app");
     let mut gateways = Vec::new();
     let mut urls = Vec::new();
@@ -221,4 +233,39 @@ async fn a_redis_that_restarts_empty_is_refilled_from_the_gateways() {
         "user bindings came back too"
     );
     assert_eq!(text(&mut clients[1].0).await, "you again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_killed_hard_has_its_sessions_ended_and_their_close_events_sent() {
+    let redis = Redis::start();
+    let lease = ["--gateway-lease-ms", "1000"];
+    let a = start_router_with("router-a", free_port(), free_port(), &redis.url(), &lease);
+    let b = start_router_with("router-b", free_port(), free_port(), &redis.url(), &lease);
+    let log = e2e::scratch_file("echo-events.jsonl");
+    let (_echo, mut gateways, clients) = cluster_logging(&a, &b, Some(&log)).await;
+    let ids: Vec<String> = clients.iter().map(|(_, id)| id.clone()).collect();
+    post(&a, "join", json!({"channel": "room", "sessions": ids}));
+    post(&a, "bind", json!({"session": ids[3], "user": "doomed"}));
+
+    gateways[0].kill(); // SIGKILL: no close events, no goodbye to the routers
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while post(&b, "count", json!({"channel": "room"}))["count"] != 4 {
+        assert!(Instant::now() < deadline, "the dead gateway's sessions never left the channel");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut members: Vec<String> =
+        serde_json::from_value(post(&a, "members", json!({"channel": "room"}))["sessions"].clone()).unwrap();
+    members.sort();
+    let mut alive = vec![ids[1].clone(), ids[2].clone(), ids[4].clone(), ids[5].clone()];
+    alive.sort();
+    assert_eq!(members, alive, "clients 0 and 3 were on the killed gateway");
+    assert_eq!(post(&b, "send_user", json!({"user": "doomed", "data": "x"}))["sessions"], 0);
+
+    let events = e2e::backend_events(&log, 6 + 2);
+    let mut closed: Vec<&str> =
+        events.iter().filter(|e| e["event"] == "close").map(|e| e["params"]["SESSIONID"].as_str().unwrap()).collect();
+    closed.sort();
+    let mut expected = vec![ids[0].as_str(), ids[3].as_str()];
+    expected.sort();
+    assert_eq!(closed, expected, "one close event per session of the dead gateway, and no other");
 }

@@ -137,11 +137,8 @@ async fn every_command(via: Via) {
     let report = info(&stack, via);
     assert_eq!((report["clients"].as_u64(), report["channels"].as_u64()), (Some(2), Some(1)), "{report}");
     let gateway = &report["gateways"][0];
-    assert_eq!(
-        (gateway["worker_id"].as_u64(), gateway["sessions"].as_u64(), gateway["channels"].as_u64()),
-        (Some(0), Some(2), Some(1)),
-        "{report}"
-    );
+    assert_eq!((gateway["sessions"].as_u64(), gateway["channels"].as_u64()), (Some(2), Some(1)), "{report}");
+    assert!(gateway["worker_id"].as_u64().is_some(), "each gateway run has its own worker id: {report}");
 
     assert_eq!(call(&stack, via, Call::Kick(&[b_id.as_str()])), http(delivered(1)));
     let close = b.expect_close().await.expect("a close frame with a code");

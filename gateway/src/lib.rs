@@ -126,7 +126,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     // The links outlive the listeners: a drain still reports its closes.
     let links_shutdown = CancellationToken::new();
     let router_token = bytes::Bytes::from(config.router_token.clone().unwrap_or_default());
-    let links = RouterLinks::spawn(&config.routers, router_token, registry.clone(), server_id, links_shutdown.clone());
+    // Random per start: with the server id, this gateway's identity in the
+    // routers' leases, distinct from any earlier run's.
+    let worker_id =
+        (std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), std::process::id()) & 0x7fff_ffff) as i32;
+    let (orphans_tx, orphans) = tokio::sync::mpsc::channel(ORPHAN_BATCHES);
+    let links = RouterLinks::spawn(
+        &config.routers,
+        router_token,
+        registry.clone(),
+        (server_id, worker_id),
+        orphans_tx,
+        links_shutdown.clone(),
+    );
     let upstreams = Upstreams::new(&config.backends, &config.backend_options()).map_err(anyhow::Error::msg)?;
     let routes = Routes::new(config.routes.clone(), &upstreams).map_err(anyhow::Error::msg)?;
     let ws_config = WebSocketConfig::default()
@@ -162,6 +174,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         });
     }
     tokio::spawn(heartbeat(gateway.clone(), shutdown.clone()));
+    tokio::spawn(close_orphans(gateway.clone(), orphans));
 
     let websocket = router::runtime::accept_loop(listener, MAX_HANDSHAKES, shutdown.clone(), {
         let gateway = gateway.clone();
@@ -181,6 +194,32 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     links_shutdown.cancel();
     admin_shutdown.cancel();
     Ok(())
+}
+
+/// Batches of a dead gateway's sessions waiting for their close events.
+const ORPHAN_BATCHES: usize = 64;
+
+/// Sends the close event, to this gateway's backend, for each session of a
+/// gateway that died without sending them itself, as it would have. The
+/// params are this gateway's static ones, SESSIONID and EVENT=2.
+async fn close_orphans(
+    gateway: Arc<Gateway>,
+    mut orphans: tokio::sync::mpsc::Receiver<Vec<router::protocol::SessionId>>,
+) {
+    use session::event::{Event, EventKind};
+    while let Some(ids) = orphans.recv().await {
+        if !gateway.config.close_event {
+            continue;
+        }
+        tracing::info!(sessions = ids.len(), "sending close events for a dead gateway's sessions");
+        for id in ids {
+            let event = Event { kind: EventKind::Close, body: bytes::Bytes::new() };
+            let request = gateway.events.encode(&[], &id, &event);
+            if let Err(err) = gateway.upstreams.default_pool().call(&request, id.as_str(), &mut None).await {
+                tracing::warn!(session = %id, %err, "close event for a dead gateway's session failed");
+            }
+        }
+    }
 }
 
 /// Pings every client and closes the silent ones, on one timer for all.

@@ -33,11 +33,14 @@ pub struct RouterLinks {
 }
 
 impl RouterLinks {
+    /// `identity` is (server id, worker id); sessions of dead gateways the
+    /// routers hand over go to `orphans`.
     pub fn spawn(
         addrs: &[String],
         token: Bytes,
         registry: Arc<Registry>,
-        server_id: i32,
+        identity: (i32, i32),
+        orphans: mpsc::Sender<Vec<SessionId>>,
         shutdown: CancellationToken,
     ) -> RouterLinks {
         let queues = addrs
@@ -48,7 +51,8 @@ impl RouterLinks {
                     addr: addr.clone(),
                     token: token.clone(),
                     registry: registry.clone(),
-                    server_id,
+                    identity,
+                    orphans: orphans.clone(),
                     events: rx,
                 };
                 tokio::spawn(link.maintain(shutdown.clone()));
@@ -91,7 +95,8 @@ struct Link {
     /// The routers' token, sent in the AUTH that opens the link.
     token: Bytes,
     registry: Arc<Registry>,
-    server_id: i32,
+    identity: (i32, i32),
+    orphans: mpsc::Sender<Vec<SessionId>>,
     events: mpsc::Receiver<LinkEvent>,
 }
 
@@ -139,7 +144,8 @@ impl Link {
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
         stream.set_nodelay(true)?;
         let mut conn = Framed::new(stream, FrameCodec::default());
-        let hello = Hello::Gateway { server_id: self.server_id, worker_id: 0, token: self.token.clone() };
+        let (server_id, worker_id) = self.identity;
+        let hello = Hello::Gateway { server_id, worker_id, token: self.token.clone() };
         conn.feed(hello.to_frame()).await.map_err(std::io::Error::other)?;
         let ids = self.registry.ids();
         let report = Frame::for_sessions(FrameKind::Conn, &ids, Bytes::new(), false).chain(self.memberships());
@@ -238,6 +244,12 @@ impl Link {
             Some(FrameKind::Kick) => {
                 let ids = frame.session_ids().map_err(|e| e.to_string())?;
                 self.registry.kick(&ids);
+            }
+            Some(FrameKind::Orphaned) => {
+                let ids = frame.session_ids().map_err(|e| e.to_string())?;
+                if self.orphans.try_send(ids).is_err() {
+                    tracing::error!(router = %self.addr, "orphan queue full: close events dropped");
+                }
             }
             Some(kind @ (FrameKind::ChAdd | FrameKind::ChDel)) => {
                 let ids = frame.session_ids().map_err(|e| e.to_string())?;

@@ -134,6 +134,26 @@ impl Hub {
         self.store.forget(ids).await
     }
 
+    /// The identity under which a gateway's lease and sessions are kept.
+    pub fn gateway_key(&self, link: LinkId) -> Option<String> {
+        let links = self.links.lock().unwrap();
+        links.gateways.get(&link).map(|gw| format!("{}:{}", gw.server_id, gw.worker_id))
+    }
+
+    pub fn linked_gateway_keys(&self) -> Vec<String> {
+        let links = self.links.lock().unwrap();
+        links.gateways.values().map(|gw| format!("{}:{}", gw.server_id, gw.worker_id)).collect()
+    }
+
+    /// Hands the sessions of a dead gateway to a live one, which sends
+    /// their close events to the backend. False if no gateway is linked.
+    pub async fn hand_over_orphans(&self, ids: &[SessionId]) -> bool {
+        let Some(tx) = self.links.lock().unwrap().gateways.values().next().map(|gw| gw.tx.clone()) else {
+            return false;
+        };
+        send_all(&tx, Frame::for_sessions(FrameKind::Orphaned, ids, Bytes::new(), false)).await
+    }
+
     /// Linked gateways and the sessions they hold.
     pub fn link_counts(&self) -> (usize, usize) {
         let links = self.links.lock().unwrap();

@@ -55,22 +55,41 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let http_loop = runtime::accept_loop(http, config.max_connections, shutdown.clone(), move |stream, _| {
         server::http::serve_connection(stream, hub.clone(), token.clone())
     });
-    tokio::join!(binary_loop, http_loop, watch_store(watched_hub, shutdown.clone()));
+    let lease = std::time::Duration::from_millis(config.gateway_lease_ms);
+    tokio::join!(binary_loop, http_loop, watch_store(watched_hub, lease, shutdown.clone()));
     Ok(())
 }
 
 /// How often the router checks whether Redis lost its data.
 const STORE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// When Redis comes back empty, asks every gateway to report its sessions'
-/// memberships again, so nothing a backend set up is lost.
-async fn watch_store(hub: Arc<Hub>, shutdown: CancellationToken) {
+/// Keeps the shared state honest, once a second (with Redis):
+/// - renews the leases of the gateways linked here;
+/// - ends the sessions of a gateway whose lease ran out (it died without a
+///   word): they leave every channel and user, and a live gateway sends
+///   their close events to the backend;
+/// - when Redis lost its data, asks every gateway to report again.
+async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(STORE_CHECK_EVERY) => {}
+            _ = tokio::time::sleep(STORE_CHECK_EVERY.min(lease / 3)) => {}
         }
-        if let Ok(true) = hub.store().lost_data().await {
+        let store = hub.store();
+        if let Err(err) = store.renew_leases(&hub.linked_gateway_keys(), lease).await {
+            tracing::warn!(%err, "could not renew gateway leases");
+            continue;
+        }
+        while let Ok(Some((gateway, ids))) = store.reap_dead_gateway().await {
+            tracing::warn!(gateway, sessions = ids.len(), "gateway lease expired: ending its sessions");
+            if let Err(err) = store.forget(&ids).await {
+                tracing::error!(%err, gateway, "could not drop the dead gateway's sessions");
+            }
+            if !hub.hand_over_orphans(&ids).await {
+                tracing::error!(gateway, sessions = ids.len(), "no live gateway to send the close events");
+            }
+        }
+        if let Ok(true) = store.lost_data().await {
             tracing::warn!("the store lost its data: asking the gateways to resync");
             hub.request_resync().await;
         }

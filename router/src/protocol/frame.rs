@@ -28,6 +28,8 @@ pub enum FrameKind {
     PublishExcept = 106,
     /// Router to gateway: report every session's memberships again.
     Resync = 107,
+    /// Router to gateway: sessions of a dead gateway; send their close events.
+    Orphaned = 108,
 }
 
 impl FrameKind {
@@ -54,6 +56,7 @@ impl FrameKind {
             105 => Online,
             106 => PublishExcept,
             107 => Resync,
+            108 => Orphaned,
             _ => return None,
         })
     }

@@ -149,9 +149,18 @@ async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), Stri
     let stored = match frame.kind() {
         Some(FrameKind::Conn) => {
             hub.sessions_connected(link, &ids);
-            Ok(())
+            match hub.gateway_key(link) {
+                Some(gateway) => store.gateway_sessions(&gateway, &ids, true).await,
+                None => Ok(()),
+            }
         }
-        Some(FrameKind::Close) => hub.sessions_closed(link, &ids).await,
+        Some(FrameKind::Close) => {
+            let closed = hub.sessions_closed(link, &ids).await;
+            match hub.gateway_key(link) {
+                Some(gateway) => closed.and(store.gateway_sessions(&gateway, &ids, false).await),
+                None => closed,
+            }
+        }
         Some(FrameKind::ChAdd) => {
             let channel = std::str::from_utf8(&frame.data).map_err(|_| "a channel name is UTF-8".to_owned())?;
             store.join(channel, &ids).await.map(drop)

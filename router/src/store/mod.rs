@@ -82,6 +82,32 @@ impl Store {
         dispatch!(self, s => s.user_sessions(user))
     }
 
+    /// Records which gateway holds sessions, so that if it dies without a
+    /// word its sessions can be ended for it. Redis only.
+    pub async fn gateway_sessions(&self, gateway: &str, ids: &[SessionId], connected: bool) -> StoreResult<()> {
+        match self {
+            Store::Memory(_) => Ok(()),
+            Store::Redis(s) => s.gateway_sessions(gateway, ids, connected).await,
+        }
+    }
+
+    /// Renews the leases of the gateways linked to this router.
+    pub async fn renew_leases(&self, gateways: &[String], lease: std::time::Duration) -> StoreResult<()> {
+        match self {
+            Store::Memory(_) => Ok(()),
+            Store::Redis(s) => s.renew_leases(gateways, lease).await,
+        }
+    }
+
+    /// Claims one gateway whose lease ran out and takes its sessions: this
+    /// router then ends them. `None` when there is none to claim.
+    pub async fn reap_dead_gateway(&self) -> StoreResult<Option<(String, Vec<SessionId>)>> {
+        match self {
+            Store::Memory(_) => Ok(None),
+            Store::Redis(s) => s.reap_dead_gateway().await,
+        }
+    }
+
     /// Whether the store lost its data since the last call (Redis restarted
     /// empty or was flushed). An in-memory store never does.
     pub async fn lost_data(&self) -> StoreResult<bool> {

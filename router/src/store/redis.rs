@@ -100,6 +100,86 @@ impl RedisStore {
         Ok(per_session.into_iter().flatten().collect::<HashSet<_>>().len())
     }
 
+    fn gateway_key(&self, gateway: &str, part: &str) -> String {
+        format!("{}gw:{gateway}:{part}", self.prefix)
+    }
+
+    pub async fn gateway_sessions(&self, gateway: &str, ids: &[SessionId], connected: bool) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let key = self.gateway_key(gateway, "sessions");
+        let mut conn = self.conn.clone();
+        if connected {
+            let () = redis::pipe()
+                .sadd(&key, ids_as_strs(ids))
+                .ignore()
+                .sadd(self.gateways_key(), gateway)
+                .ignore()
+                .query_async(&mut conn)
+                .await?;
+        } else {
+            let () = conn.srem(&key, ids_as_strs(ids)).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn renew_leases(&self, gateways: &[String], lease: std::time::Duration) -> StoreResult<()> {
+        if gateways.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for gateway in gateways {
+            pipe.cmd("SET")
+                .arg(self.gateway_key(gateway, "lease"))
+                .arg(1)
+                .arg("PX")
+                .arg(lease.as_millis() as u64)
+                .ignore();
+            pipe.sadd(self.gateways_key(), gateway).ignore();
+        }
+        let () = pipe.query_async(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
+    pub async fn reap_dead_gateway(&self) -> StoreResult<Option<(String, Vec<SessionId>)>> {
+        let mut conn = self.conn.clone();
+        let known: Vec<String> = conn.smembers(self.gateways_key()).await?;
+        for gateway in known {
+            let alive: bool = conn.exists(self.gateway_key(&gateway, "lease")).await?;
+            if alive {
+                continue;
+            }
+            // One router reaps a gateway; the claim outlives a slow reaper.
+            let claim: Option<String> = redis::cmd("SET")
+                .arg(self.gateway_key(&gateway, "reaper"))
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(60_000)
+                .query_async(&mut conn)
+                .await?;
+            if claim.is_none() {
+                continue;
+            }
+            let sessions_key = self.gateway_key(&gateway, "sessions");
+            let (raw, (), ()): (Vec<Vec<u8>>, (), ()) = redis::pipe()
+                .atomic()
+                .smembers(&sessions_key)
+                .del(&sessions_key)
+                .srem(self.gateways_key(), &gateway)
+                .query_async(&mut conn)
+                .await?;
+            let ids = raw.iter().filter_map(|id| SessionId::parse(id).ok()).collect();
+            return Ok(Some((gateway, ids)));
+        }
+        Ok(None)
+    }
+
+    fn gateways_key(&self) -> String {
+        format!("{}gateways", self.prefix)
+    }
+
     /// Checks an epoch key the routers keep in Redis: missing means Redis
     /// lost its data (or is new). Sets it again; only the router that does
     /// reports the loss. A resync is harmless, so a new Redis gets one too.
