@@ -8,6 +8,8 @@ cd "$(dirname "$0")"
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 ls /usr/sbin/php-fpm* >/dev/null 2>&1 || need+=(php-fpm)
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)

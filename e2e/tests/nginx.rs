@@ -1,0 +1,61 @@
+//! The nginx configs in nginx/, run by real nginx. Fixed ports (the ones
+//! the configs name), so this is a test binary of its own.
+
+use std::path::Path;
+use std::process::Command;
+
+use e2e::processes::{bin_dir, wait_for_port};
+use e2e::{Client, Proc};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+fn config(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../nginx").join(name).canonicalize().unwrap().display().to_string()
+}
+
+fn nginx(conf: &str, name: &str) -> Proc {
+    let prefix = bin_dir().join("../e2e-logs/nginx-prefix");
+    std::fs::create_dir_all(&prefix).unwrap();
+    Proc::spawn("nginx", &["-p", prefix.to_str().unwrap(), "-c", &config(conf)], name)
+}
+
+fn curl(body: &str, url: &str) -> Value {
+    let output = Command::new("curl").args(["-s", "-d", body, url]).output().expect("curl");
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&output.stdout)))
+}
+
+#[test]
+fn curl_through_nginx_debug_conf_reaches_the_chat_app() {
+    let _router = Proc::project("router", &["--listen", "127.0.0.1:9010", "--http", "127.0.0.1:9011"], "router");
+    wait_for_port(9010, "router");
+    let _app = Proc::project("chat-app", &["--listen", "127.0.0.1:9001", "--router", "127.0.0.1:9010"], "chat-app");
+    wait_for_port(9001, "chat-app");
+    let _nginx = nginx("debug.conf", "nginx-debug");
+    wait_for_port(8080, "nginx");
+
+    let url = "http://127.0.0.1:8080/chat?SESSIONID=aaaaaaaaaaaaaaaa&EVENT=0";
+    let reply = curl(r#"{"type":"login","name":"xxx"}"#, url);
+    assert_eq!(reply, json!({"type": "list", "list": [{"name": "xxx", "id": "aaaaaaaaaaaaaaaa"}]}));
+    let reply = curl("{not json", url);
+    assert_eq!((reply["type"].as_str(), reply["code"].as_u64()), (Some("error"), Some(400)), "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_edge_conf_carries_websockets_to_the_gateways() {
+    let _echo = Proc::project("echo-app", &["--listen", "127.0.0.1:19302"], "echo");
+    wait_for_port(19302, "echo");
+    let _gateways: Vec<Proc> = [9005, 9006]
+        .iter()
+        .map(|port| {
+            let listen = format!("127.0.0.1:{port}");
+            let gateway = Proc::project("gateway", &["--listen", &listen, "--backend", "127.0.0.1:19302"], &format!("gateway-{port}"));
+            wait_for_port(*port, "gateway");
+            gateway
+        })
+        .collect();
+    let _nginx = nginx("edge.conf", "nginx-edge");
+    wait_for_port(8443, "nginx");
+    let mut client = Client::connect("ws://127.0.0.1:8443/").await;
+    client.send(Message::text("through the edge")).await;
+    assert_eq!(client.recv().await, Message::text("through the edge"));
+}
