@@ -3,6 +3,7 @@
 
 mod close;
 mod join;
+mod leave;
 mod login;
 mod msg;
 mod userlist;
@@ -91,6 +92,7 @@ async fn handle_message(app: &App, session: SessionId, body: &[u8]) -> Result<Re
     match kind {
         "login" => parse::<login::Login>(value)?.apply(app, session).await,
         "join" => parse::<join::Join>(value)?.apply(app, session).await,
+        "leave" => parse::<leave::Leave>(value)?.apply(app, session).await,
         "msg" => parse::<msg::Msg>(value)?.apply(app, session).await,
         "userlist" => userlist::apply(app).await,
         other => Err(ChatError::new(404, format!("unknown message type {other:?}"))),
