@@ -10,12 +10,17 @@ command -v redis-server >/dev/null || need+=(redis-server)
 ls /usr/sbin/php-fpm* >/dev/null 2>&1 || need+=(php-fpm)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v curl >/dev/null || need+=(curl)
+command -v chromium >/dev/null || need+=(chromium)
+command -v npm >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
+
+# The browser test's driver (playwright-core, pinned by package-lock.json).
+(cd e2e/browser && npm ci --silent --no-audit --no-fund)
 
 cargo fmt --all -- --check
 # The e2e tests start the real binaries, so build them first.
