@@ -11,7 +11,10 @@ use e2e::{Stack, StackOptions};
 #[test]
 fn two_browser_pages_chat_on_channel_0_and_2() {
     let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    assert!(browser.join("node_modules/playwright-core").exists(), "run `npm ci` in e2e/browser (the README's test command does)");
+    assert!(
+        browser.join("node_modules/playwright-core").exists(),
+        "run `npm ci` in e2e/browser (the README's test command does)"
+    );
     let stack = Stack::start(StackOptions::default());
     let screenshot = bin_dir().join("../e2e-logs/chat-page.png");
     let output = Command::new("node")

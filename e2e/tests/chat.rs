@@ -29,6 +29,10 @@ async fn leaving_a_channel_and_renaming_by_logging_in_again() {
     ann.send_json(json!({"type": "login", "name": "anne"})).await;
     let mut got = ann.recv_json_unordered(2).await;
     got.sort_by_key(|m| m["type"].as_str().unwrap().to_owned());
-    assert_eq!(got[0], json!({"type": "list", "list": [{"name": "anne", "id": id}]}), "a second login renames, and the channel-3 message never came");
+    assert_eq!(
+        got[0],
+        json!({"type": "list", "list": [{"name": "anne", "id": id}]}),
+        "a second login renames, and the channel-3 message never came"
+    );
     assert_eq!(got[1], json!({"type": "login", "name": "anne", "id": id}));
 }

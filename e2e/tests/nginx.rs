@@ -21,7 +21,8 @@ fn nginx(conf: &str, name: &str) -> Proc {
 
 fn curl(body: &str, url: &str) -> Value {
     let output = Command::new("curl").args(["-s", "-d", body, url]).output().expect("curl");
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&output.stdout)))
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&output.stdout)))
 }
 
 #[test]
@@ -48,7 +49,11 @@ async fn nginx_edge_conf_carries_websockets_to_the_gateways() {
         .iter()
         .map(|port| {
             let listen = format!("127.0.0.1:{port}");
-            let gateway = Proc::project("gateway", &["--listen", &listen, "--backend", "127.0.0.1:19302"], &format!("gateway-{port}"));
+            let gateway = Proc::project(
+                "gateway",
+                &["--listen", &listen, "--backend", "127.0.0.1:19302"],
+                &format!("gateway-{port}"),
+            );
             wait_for_port(*port, "gateway");
             gateway
         })
