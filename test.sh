@@ -8,6 +8,8 @@ cd "$(dirname "$0")"
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 ls /usr/sbin/php-fpm* >/dev/null 2>&1 || need+=(php-fpm)
+php -m 2>/dev/null | grep -qi '^redis$' || need+=(php-redis)
+command -v python3 >/dev/null || need+=(python3)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v curl >/dev/null || need+=(curl)
 command -v chromium >/dev/null || need+=(chromium)

@@ -208,7 +208,10 @@ impl Stack {
             router_addr,
         ];
 
-        gateway_args.extend(options.gateway_args);
+        // `{router_http}` in a gateway arg is the router's HTTP address (for a
+        // backend's static params).
+        let router_http = format!("http://{}", local(router_http_port));
+        gateway_args.extend(options.gateway_args.iter().map(|a| a.replace("{router_http}", &router_http)));
         if let Some(token) = &options.token {
             router_args.extend(["--token".to_owned(), token.clone()]);
             app_args.extend(["--router-token".to_owned(), token.clone()]);
@@ -303,4 +306,26 @@ pub fn metric(admin_port: u16, sample: &str) -> f64 {
     page.lines()
         .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no {sample} in\n{page}"))
+}
+
+pub fn php_fpm_binary() -> std::path::PathBuf {
+    let found = std::fs::read_dir("/usr/sbin")
+        .ok()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("php-fpm")));
+    found.expect("php-fpm is not installed (the README's test command installs it)")
+}
+
+/// php-fpm on `listen` (HOST:PORT or a socket path), running in the foreground.
+pub fn php_fpm(listen: &str, dir: &std::path::Path) -> Proc {
+    let conf = dir.join("fpm.conf");
+    let config = format!(
+        "[global]\nerror_log = {}\ndaemonize = no\n[www]\nuser = root\ngroup = root\nlisten = {listen}\npm = static\npm.max_children = 2\nclear_env = no\n",
+        dir.join("fpm-error.log").display()
+    );
+    std::fs::write(&conf, config).unwrap();
+    Proc::spawn(php_fpm_binary(), &["-y", conf.to_str().unwrap(), "-F", "-R"], "php-fpm")
 }

@@ -2,35 +2,14 @@
 //! socket, a plain PHP script sees the gateway's params and its replies
 //! reach the client.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use e2e::processes::php_fpm;
 use e2e::processes::{bin_dir, wait_for_port};
-use e2e::{free_port, Client, Proc, Stack, StackOptions};
+use e2e::{free_port, Client, Stack, StackOptions};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-
-fn php_fpm_binary() -> PathBuf {
-    let found = std::fs::read_dir("/usr/sbin")
-        .ok()
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("php-fpm")));
-    found.expect("php-fpm is not installed (the README's test command installs it)")
-}
-
-/// php-fpm on `listen` (HOST:PORT or a socket path), running in the foreground.
-fn php_fpm(listen: &str, dir: &Path) -> Proc {
-    let conf = dir.join("fpm.conf");
-    let config = format!(
-        "[global]\nerror_log = {}\ndaemonize = no\n[www]\nuser = root\ngroup = root\nlisten = {listen}\npm = static\npm.max_children = 2\nclear_env = no\n",
-        dir.join("fpm-error.log").display()
-    );
-    std::fs::write(&conf, config).unwrap();
-    Proc::spawn(php_fpm_binary(), &["-y", conf.to_str().unwrap(), "-F", "-R"], "php-fpm")
-}
 
 fn script() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
