@@ -5,6 +5,7 @@
 pub mod chat;
 pub mod config;
 pub mod request;
+pub mod talk;
 pub mod users;
 
 use std::collections::HashMap;
@@ -25,15 +26,17 @@ use users::Users;
 const MAX_CONNECTIONS: usize = 4096;
 
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let users = match &config.redis {
-        Some(url) => {
-            let conn = router::store::redis_manager(url).with_context(|| format!("bad redis url {url}"))?;
-            Users::Redis { conn, key: format!("{}users", config.redis_prefix) }
-        }
-        None => Users::Memory(Mutex::new(HashMap::new())),
+    let store = |name: &str| -> anyhow::Result<Users> {
+        Ok(match &config.redis {
+            Some(url) => {
+                let conn = router::store::redis_manager(url).with_context(|| format!("bad redis url {url}"))?;
+                Users::Redis { conn, key: format!("{}{name}", config.redis_prefix) }
+            }
+            None => Users::Memory(Mutex::new(HashMap::new())),
+        })
     };
-    let app =
-        Arc::new(App { users, router: RouterClient::with_token(config.router.clone(), config.router_token.clone()) });
+    let router = RouterClient::with_token(config.router.clone(), config.router_token.clone());
+    let app = Arc::new(App { users: store("users")?, talkers: store("talkers")?, router });
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
     tracing::info!(listen = %config.listen, router = %config.router, "chat-app ready");
     router::runtime::accept_loop(listener, MAX_CONNECTIONS, shutdown, move |stream, _| {
@@ -58,12 +61,21 @@ async fn serve_connection(mut stream: TcpStream, app: Arc<App>) {
             .process(|request| async move {
                 let caller = request::caller(|name| request.get_str_param(name));
                 let mut body = Vec::new();
-                let reply = match (caller, request.get_stdin().read_to_end(&mut body)) {
-                    (Ok(caller), Ok(_)) => chat::handle(&app, &caller, &body).await,
-                    (Err(reason), _) => ChatError::new(400, reason).into_reply(),
-                    (_, Err(err)) => ChatError::new(400, format!("unreadable body: {err}")).into_reply(),
+                // Binary frames speak the talk protocol; text frames, chat.
+                let binary = request.get_str_param("CONTENT_TYPE") == Some("application/octet-stream");
+                let username = request.get_str_param("HTTP_USERNAME");
+                let output = match (caller, request.get_stdin().read_to_end(&mut body)) {
+                    (Ok(caller), Ok(_)) if binary => Output::Binary(talk::handle(&app, caller.session, &body).await),
+                    (Ok(caller), Ok(_)) => {
+                        if let Err(err) = talk::on_event(&app, caller.session, caller.event, username).await {
+                            tracing::warn!(?err, "talk bookkeeping failed");
+                        }
+                        Output::Json(chat::handle(&app, &caller, &body).await)
+                    }
+                    (Err(reason), _) => Output::Json(ChatError::new(400, reason).into_reply()),
+                    (_, Err(err)) => Output::Json(ChatError::new(400, format!("unreadable body: {err}")).into_reply()),
                 };
-                match request.get_stdout().write(&render(&reply)).await {
+                match request.get_stdout().write(&render(&output)).await {
                     Ok(_) => RequestResult::Complete(0),
                     Err(_) => RequestResult::Complete(1),
                 }
@@ -75,11 +87,29 @@ async fn serve_connection(mut stream: TcpStream, app: Arc<App>) {
     }
 }
 
-/// A CGI response: Status, Content-Type, then the JSON body (if any).
-fn render(reply: &Reply) -> Vec<u8> {
-    let mut out = format!("Status: {}\r\nContent-Type: application/json\r\n\r\n", reply.status).into_bytes();
-    if let Some(body) = &reply.body {
-        out.extend_from_slice(body.to_string().as_bytes());
+/// What one request answers: chat's JSON, or a Talk message for a binary
+/// frame (sent back as a binary frame; an empty one sends nothing).
+enum Output {
+    Json(Reply),
+    Binary(talk::Talk),
+}
+
+/// A CGI response: Status, Content-Type, then the body (if any).
+fn render(output: &Output) -> Vec<u8> {
+    match output {
+        Output::Json(reply) => {
+            let mut out = format!("Status: {}\r\nContent-Type: application/json\r\n\r\n", reply.status).into_bytes();
+            if let Some(body) = &reply.body {
+                out.extend_from_slice(body.to_string().as_bytes());
+            }
+            out
+        }
+        Output::Binary(talk) => {
+            let mut out = b"Content-Type: application/octet-stream\r\n\r\n".to_vec();
+            if *talk != talk::Talk::default() {
+                out.extend_from_slice(&prost::Message::encode_to_vec(talk));
+            }
+            out
+        }
     }
-    out
 }

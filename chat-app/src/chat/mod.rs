@@ -26,6 +26,8 @@ pub const MAX_TEXT_BYTES: usize = 4096;
 /// What the app holds: nothing per connection, only handles to shared state.
 pub struct App {
     pub users: Users,
+    /// Who talks on binary frames (the talk protocol), by session.
+    pub talkers: Users,
     pub router: RouterClient,
 }
 
