@@ -161,3 +161,22 @@ async fn a_refused_connect_event_closes_the_client_with_4000_plus_status() {
     let events = backend_events(&log, 1);
     assert_eq!(events.len(), 1, "no close event for a session the backend refused: {events:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_under_a_route_prefix_goes_to_the_backend_as_cgi() {
+    let (stack, _echo, log) = echo_stack(&["--http-route", "/api/"], &[]);
+    let port = stack.gateway_port;
+    let (status, body) = e2e::http::request(port, "POST", "/api/echo?x=1", "ping over http").unwrap();
+    assert_eq!((status, body.as_str()), (200, "ping over http"));
+    let events = backend_events(&log, 1);
+    let params = &events[0]["params"];
+    assert_eq!(params["REQUEST_METHOD"], "POST");
+    assert_eq!(params["REQUEST_URI"], "/api/echo?x=1");
+    assert_eq!(params["QUERY_STRING"], "x=1");
+    assert_eq!(params["CONTENT_TYPE"], "application/json");
+    assert!(params.get("SESSIONID").is_none() && params.get("EVENT").is_none(), "not a session's event: {params}");
+    let (status, _) = e2e::http::request(port, "GET", "/elsewhere", "").unwrap();
+    assert_eq!(status, 404, "only the route's prefix is forwarded");
+    let (status, page) = e2e::http::request(port, "GET", "/", "").unwrap();
+    assert!(status == 200 && page.contains("<title>Chat</title>"), "the page is still served");
+}

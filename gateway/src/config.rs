@@ -105,6 +105,10 @@ pub struct Config {
     /// Admin listener for GET /metrics and /healthz (off unless given).
     #[arg(long, env = "GATEWAY_ADMIN")]
     pub admin: Option<SocketAddr>,
+    /// Forward plain HTTP requests under this path prefix to a backend pool
+    /// as CGI requests (repeatable): `/api/` or `/api/=POOL` (default pool).
+    #[arg(long = "http-route", env = "GATEWAY_HTTP_ROUTE", value_delimiter = ' ')]
+    pub http_routes: Vec<HttpRoute>,
     /// Route client messages to a named pool (repeatable): FIELD:PATTERN=POOL or bin:LOW-HIGH=POOL.
     #[arg(long = "route", env = "GATEWAY_ROUTE", value_delimiter = ' ')]
     pub routes: Vec<Route>,
@@ -132,4 +136,22 @@ fn parse_param(raw: &str) -> Result<(String, String), String> {
         return Err("the param name is empty".into());
     }
     Ok((name.to_owned(), value.to_owned()))
+}
+
+/// A path prefix whose plain HTTP requests go to a backend pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRoute {
+    pub prefix: String,
+    pub pool: String,
+}
+
+impl std::str::FromStr for HttpRoute {
+    type Err = String;
+    fn from_str(s: &str) -> Result<HttpRoute, String> {
+        let (prefix, pool) = s.split_once('=').unwrap_or((s, crate::fastcgi::DEFAULT_POOL));
+        if !prefix.starts_with('/') || pool.is_empty() {
+            return Err(format!("{s}: expected /PREFIX or /PREFIX=POOL"));
+        }
+        Ok(HttpRoute { prefix: prefix.to_owned(), pool: pool.to_owned() })
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -29,7 +29,7 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn serve_connection(stream: TcpStream, remote: SocketAddr, gateway: Arc<Gateway>) {
     let service = service_fn(move |req| {
         let gateway = gateway.clone();
-        async move { Ok::<_, Infallible>(handle(req, gateway, remote)) }
+        async move { Ok::<_, Infallible>(handle(req, gateway, remote).await) }
     });
     let result = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -42,14 +42,61 @@ pub async fn serve_connection(stream: TcpStream, remote: SocketAddr, gateway: Ar
     }
 }
 
-fn handle(req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr) -> Response<Full<Bytes>> {
+async fn handle(req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr) -> Response<Full<Bytes>> {
     if wants_websocket(req.headers()) {
         return upgrade(req, gateway, remote);
+    }
+    if let Some(route) = gateway.config.http_routes.iter().find(|r| req.uri().path().starts_with(&r.prefix)) {
+        let pool = route.pool.clone();
+        return forward(req, &gateway, remote, &pool).await;
     }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/" | "/index.html") => respond(StatusCode::OK, "text/html; charset=utf-8", CHAT_PAGE),
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
+}
+
+/// A plain HTTP request to a backend, as CGI: method, URI, headers and
+/// body in; status, headers (Set-Cookie included) and body out. Events of
+/// a session are something else; these carry no SESSIONID or EVENT.
+async fn forward(req: Request<Incoming>, gateway: &Gateway, remote: SocketAddr, pool: &str) -> Response<Full<Bytes>> {
+    let params = match connection_params(gateway, &req, remote) {
+        Ok(params) => params,
+        Err(err) => return respond(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "text/plain", format!("{err}\n")),
+    };
+    let method = req.method().as_str().to_owned();
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let body = match http_body_util::Limited::new(req.into_body(), gateway.config.max_message).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => return respond(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "request body too large\n"),
+    };
+    let mut own = ParamBlock::default();
+    let mut push = |name: &str, value: &str| own.push(name.as_bytes(), value.as_bytes()).expect("small params");
+    push("REQUEST_METHOD", &method);
+    push("CONTENT_LENGTH", &body.len().to_string());
+    if let Some(content_type) = &content_type {
+        push("CONTENT_TYPE", content_type);
+    }
+    let request = gateway.events.encode_with(&[&params, &own], &body);
+    let pool = gateway.upstreams.pool(pool).expect("checked at start");
+    let response = match pool.call(&request, "http", &mut None).await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::warn!(%err, %remote, "HTTP request to the backend failed");
+            let status = if err.is_timeout() { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
+            return respond(status, "text/plain", "backend unavailable\n");
+        }
+    };
+    let mut builder =
+        Response::builder().status(StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY));
+    for (name, value) in &response.headers {
+        if !name.eq_ignore_ascii_case("status") && !name.eq_ignore_ascii_case("content-length") {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+    }
+    builder
+        .body(Full::new(response.body))
+        .unwrap_or_else(|_| respond(StatusCode::BAD_GATEWAY, "text/plain", "malformed backend headers\n"))
 }
 
 /// With no allow-list every origin is fine; otherwise the Origin header

@@ -62,14 +62,14 @@ impl Gateway {
 }
 
 /// Params each connection sets for itself; a static param of that name is ignored.
-const CONNECTION_PARAMS: &[&str] = &["REMOTE_ADDR", "REMOTE_PORT", "REQUEST_URI", "DOCUMENT_URI", "QUERY_STRING"];
+const CONNECTION_PARAMS: &[&str] =
+    &["REMOTE_ADDR", "REMOTE_PORT", "REQUEST_URI", "DOCUMENT_URI", "QUERY_STRING", "REQUEST_METHOD"];
 
 fn static_params(config: &Config) -> anyhow::Result<ParamBlock> {
     let defaults = [
         ("GATEWAY_INTERFACE", "CGI/1.1"),
         ("SERVER_SOFTWARE", concat!("fk-gateway/", env!("CARGO_PKG_VERSION"))),
         ("SERVER_PROTOCOL", "HTTP/1.1"),
-        ("REQUEST_METHOD", "POST"),
     ];
     let mut chosen: Vec<(&str, &str)> = Vec::new();
     let configured = config.params.iter().map(|(n, v)| (n.as_str(), v.as_str()));
@@ -141,6 +141,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     );
     let upstreams = Upstreams::new(&config.backends, &config.backend_options()).map_err(anyhow::Error::msg)?;
     let routes = Routes::new(config.routes.clone(), &upstreams).map_err(anyhow::Error::msg)?;
+    if let Some(route) = config.http_routes.iter().find(|r| upstreams.pool(&r.pool).is_none()) {
+        anyhow::bail!("--http-route {} names pool {:?}, which has no --backend", route.prefix, route.pool);
+    }
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(WS_WRITE_BUFFER)

@@ -61,6 +61,7 @@ impl EventEncoder {
     pub fn encode(&self, session_blocks: &[&ParamBlock], session: &SessionId, event: &Event) -> BytesMut {
         let mut own = ParamBlock::default();
         let mut push = |name: &[u8], value: &[u8]| own.push(name, value).expect("event params are small");
+        push(b"REQUEST_METHOD", b"POST");
         push(&self.session_param, session.as_bytes());
         if let Some(code) = event.kind.code() {
             push(&self.event_param, code);
@@ -74,10 +75,15 @@ impl EventEncoder {
         if !event.body.is_empty() {
             push(b"CONTENT_LENGTH", event.body.len().to_string().as_bytes());
         }
-        let mut buf = BytesMut::with_capacity(256 + self.static_params.len() * 32 + event.body.len());
-        let blocks: Vec<&ParamBlock> =
-            std::iter::once(&self.static_params).chain(session_blocks.iter().copied()).chain([&own]).collect();
-        encode_request(&mut buf, REQUEST_ID, &blocks, &event.body);
+        let blocks: Vec<&ParamBlock> = session_blocks.iter().copied().chain([&own]).collect();
+        self.encode_with(&blocks, &event.body)
+    }
+
+    /// A request with the static params, then `blocks`, and `stdin`.
+    pub fn encode_with(&self, blocks: &[&ParamBlock], stdin: &[u8]) -> BytesMut {
+        let mut buf = BytesMut::with_capacity(256 + self.static_params.len() * 32 + stdin.len());
+        let all: Vec<&ParamBlock> = std::iter::once(&self.static_params).chain(blocks.iter().copied()).collect();
+        encode_request(&mut buf, REQUEST_ID, &all, stdin);
         buf
     }
 }
