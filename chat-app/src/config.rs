@@ -18,6 +18,13 @@ pub struct Config {
     /// Keep who is online in Redis (redis://HOST:PORT); in process without it.
     #[arg(long, env = "CHAT_REDIS")]
     pub redis: Option<String>,
+    /// Players let into each game region at once; the rest queue.
+    #[arg(long, env = "CHAT_QUEUE_CAPACITY", default_value_t = 2)]
+    pub queue_capacity: usize,
+    /// Secret that signs login cookies; every app process behind one gateway needs the same.
+    /// Without it, a random one: logins then last as long as the process.
+    #[arg(long, env = "CHAT_COOKIE_SECRET", hide_env_values = true)]
+    pub cookie_secret: Option<String>,
     /// Prefix of every Redis key the app writes.
     #[arg(long, env = "CHAT_REDIS_PREFIX", default_value = "chat:")]
     pub redis_prefix: String,

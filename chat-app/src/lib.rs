@@ -4,6 +4,7 @@
 
 pub mod chat;
 pub mod config;
+pub mod queue;
 pub mod request;
 pub mod talk;
 pub mod users;
@@ -36,7 +37,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         })
     };
     let router = RouterClient::with_token(config.router.clone(), config.router_token.clone());
-    let app = Arc::new(App { users: store("users")?, talkers: store("talkers")?, router });
+    let queue = queue::Queue::new(config.queue_capacity, config.cookie_secret.as_deref());
+    let app = Arc::new(App { users: store("users")?, talkers: store("talkers")?, queue, router });
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
     tracing::info!(listen = %config.listen, router = %config.router, "chat-app ready");
     router::runtime::accept_loop(listener, MAX_CONNECTIONS, shutdown, move |stream, _| {
@@ -64,7 +66,16 @@ async fn serve_connection(mut stream: TcpStream, app: Arc<App>) {
                 // Binary frames speak the talk protocol; text frames, chat.
                 let binary = request.get_str_param("CONTENT_TYPE") == Some("application/octet-stream");
                 let username = request.get_str_param("HTTP_USERNAME");
+                let path = request.get_str_param("DOCUMENT_URI").unwrap_or_default().to_owned();
                 let output = match (caller, request.get_stdin().read_to_end(&mut body)) {
+                    // Plain HTTP (no session) to the queue's API.
+                    (Err(_), Ok(_)) if path.starts_with("/api/v1/game/") => {
+                        Output::Cgi(app.queue.http(&app, &path, &body).await)
+                    }
+                    (Ok(caller), Ok(_)) if path.starts_with("/ws/check") => {
+                        let param = |name: &str| request.get_str_param(name).map(str::to_owned);
+                        Output::Cgi(app.queue.check(&app, caller.session, caller.event, param, &body).await)
+                    }
                     (Ok(caller), Ok(_)) if binary => Output::Binary(talk::handle(&app, caller.session, &body).await),
                     (Ok(caller), Ok(_)) => {
                         if let Err(err) = talk::on_event(&app, caller.session, caller.event, username).await {
@@ -92,6 +103,7 @@ async fn serve_connection(mut stream: TcpStream, app: Arc<App>) {
 enum Output {
     Json(Reply),
     Binary(talk::Talk),
+    Cgi(queue::Answer),
 }
 
 /// A CGI response: Status, Content-Type, then the body (if any).
@@ -100,6 +112,18 @@ fn render(output: &Output) -> Vec<u8> {
         Output::Json(reply) => {
             let mut out = format!("Status: {}\r\nContent-Type: application/json\r\n\r\n", reply.status).into_bytes();
             if let Some(body) = &reply.body {
+                out.extend_from_slice(body.to_string().as_bytes());
+            }
+            out
+        }
+        Output::Cgi(answer) => {
+            let mut out = format!("Status: {}\r\n", answer.status);
+            for (name, value) in &answer.headers {
+                out.push_str(&format!("{name}: {value}\r\n"));
+            }
+            out.push_str("Content-Type: application/json\r\n\r\n");
+            let mut out = out.into_bytes();
+            if let Some(body) = &answer.body {
                 out.extend_from_slice(body.to_string().as_bytes());
             }
             out

@@ -173,6 +173,8 @@ pub struct StackOptions {
     pub gateway_args: Vec<String>,
     /// The router's --token, given to the gateway and the chat-app too.
     pub token: Option<String>,
+    /// More chat-app flags.
+    pub app_args: Vec<String>,
 }
 
 /// router + chat-app + gateway, as three processes on free ports.
@@ -212,6 +214,7 @@ impl Stack {
         // backend's static params).
         let router_http = format!("http://{}", local(router_http_port));
         gateway_args.extend(options.gateway_args.iter().map(|a| a.replace("{router_http}", &router_http)));
+        app_args.extend(options.app_args.iter().cloned());
         if let Some(token) = &options.token {
             router_args.extend(["--token".to_owned(), token.clone()]);
             app_args.extend(["--router-token".to_owned(), token.clone()]);

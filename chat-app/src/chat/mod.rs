@@ -28,6 +28,7 @@ pub struct App {
     pub users: Users,
     /// Who talks on binary frames (the talk protocol), by session.
     pub talkers: Users,
+    pub queue: crate::queue::Queue,
     pub router: RouterClient,
 }
 

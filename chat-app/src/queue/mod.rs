@@ -1,0 +1,255 @@
+//! The game-login queue: accounts and logins over plain HTTP (through the
+//! gateway's --http-route, or nginx), then a WebSocket (`/ws/check`) that
+//! admits a player to a region while it has room and otherwise queues
+//! them, telling everyone in line their place whenever the line moves.
+//! Codes: 0 ok, 1 wrong password, 2 name taken, 3 queued, 99 not logged
+//! in, 400 bad request, 404 unknown, 500 internal.
+
+pub mod auth;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use router::cmd::Payload;
+use router::protocol::SessionId;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::chat::App;
+use crate::request::Event;
+use auth::{cookie_value, hash_password, password_matches, CookieSigner, COOKIE, COOKIE_SECONDS};
+
+/// The games and their regions, with the servers an admitted player gets.
+const GAMES: &[(&str, &[&str])] = &[("demo", &["eu", "us"])];
+
+/// A CGI answer: status, headers, JSON body (none for an empty reply).
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Value>,
+}
+
+impl Answer {
+    fn json(status: u16, body: Value) -> Answer {
+        Answer { status, headers: Vec::new(), body: Some(body) }
+    }
+
+    fn code(code: u16, message: &str) -> Answer {
+        let status = if code >= 400 { code } else { 200 };
+        Answer::json(status, json!({"code": code, "message": message}))
+    }
+}
+
+#[derive(Default)]
+struct State {
+    accounts: HashMap<String, (u64, String)>,
+    next_uid: u64,
+    /// Per region: the players in, and the line of sessions waiting.
+    admitted: HashMap<String, HashSet<u64>>,
+    waiting: HashMap<String, VecDeque<(SessionId, u64)>>,
+    region_of: HashMap<u64, String>,
+}
+
+pub struct Queue {
+    state: Mutex<State>,
+    signer: CookieSigner,
+    capacity: usize,
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+struct Check {
+    game_name: String,
+    region: String,
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn servers(region: &str) -> Value {
+    let base = if region == "eu" { 7000 } else { 7100 };
+    json!({"code": 0, "gate_servers": [{"host": "127.0.0.1", "port": base + 1}], "chat_servers": [{"host": "127.0.0.1", "port": base + 2}]})
+}
+
+impl Queue {
+    pub fn new(capacity: usize, cookie_secret: Option<&str>) -> Queue {
+        Queue { state: Mutex::default(), signer: CookieSigner::new(cookie_secret), capacity: capacity.max(1) }
+    }
+
+    /// `POST /api/v1/game/{register,login,logout,offline/<uid>}`.
+    pub async fn http(&self, app: &App, path: &str, body: &[u8]) -> Answer {
+        let route = path.trim_start_matches("/api/v1/game/");
+        if let Some(uid) = route.strip_prefix("offline/") {
+            return match uid.parse() {
+                Ok(uid) => self.offline(app, uid).await,
+                Err(_) => Answer::code(400, "offline/<uid> takes a number"),
+            };
+        }
+        if route == "logout" {
+            let mut answer = Answer::json(200, json!({"code": 0}));
+            answer.headers.push(("Set-Cookie".into(), format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")));
+            return answer;
+        }
+        let Ok(credentials) = serde_json::from_slice::<Credentials>(body) else {
+            return Answer::code(400, "send {\"username\":..,\"password\":..}");
+        };
+        let (name, password) = (credentials.username.trim(), credentials.password);
+        if name.is_empty() || name.chars().count() > 32 || password.is_empty() || password.len() > 128 {
+            return Answer::code(400, "a username is 1 to 32 characters, a password 1 to 128 bytes");
+        }
+        match route {
+            "register" => {
+                if self.state.lock().unwrap().accounts.contains_key(name) {
+                    return Answer::code(2, "username taken");
+                }
+                let hash = hash_password(&password);
+                let mut state = self.state.lock().unwrap();
+                if state.accounts.contains_key(name) {
+                    return Answer::code(2, "username taken");
+                }
+                state.next_uid += 1;
+                let uid = state.next_uid;
+                state.accounts.insert(name.to_owned(), (uid, hash));
+                Answer::json(200, json!({"code": 0, "uid": uid}))
+            }
+            "login" => {
+                let account = self.state.lock().unwrap().accounts.get(name).cloned();
+                match account {
+                    Some((uid, hash)) if password_matches(&password, &hash) => {
+                        let mut answer = Answer::json(200, json!({"code": 0, "uid": uid}));
+                        let cookie = self.signer.sign(uid, now());
+                        answer.headers.push((
+                            "Set-Cookie".into(),
+                            format!("{COOKIE}={cookie}; Path=/; HttpOnly; SameSite=Lax; Max-Age={COOKIE_SECONDS}"),
+                        ));
+                        answer
+                    }
+                    _ => Answer::code(1, "wrong username or password"),
+                }
+            }
+            _ => Answer::code(404, "no such call"),
+        }
+    }
+
+    /// An event of a `/ws/check` session. The connect event needs the login
+    /// cookie; the uid is then kept as session meta (`META_UID`).
+    pub async fn check(
+        &self,
+        app: &App,
+        session: SessionId,
+        event: Event,
+        param: impl Fn(&str) -> Option<String>,
+        body: &[u8],
+    ) -> Answer {
+        match event {
+            Event::Connect => {
+                let uid =
+                    param("HTTP_COOKIE").as_deref().and_then(cookie_value).and_then(|c| self.signer.verify(c, now()));
+                match uid {
+                    Some(uid) => {
+                        Answer { status: 200, headers: vec![("X-Meta-Uid".into(), uid.to_string())], body: None }
+                    }
+                    None => Answer::json(401, json!({"code": 99, "message": "log in first"})),
+                }
+            }
+            Event::Close => {
+                self.leave_line(app, session).await;
+                Answer { status: 200, headers: Vec::new(), body: None }
+            }
+            Event::Message => {
+                let Some(uid) = param("META_UID").and_then(|u| u.parse().ok()) else {
+                    return Answer::code(99, "log in first");
+                };
+                let Ok(check) = serde_json::from_slice::<Check>(body) else {
+                    return Answer::code(400, "send {\"game_name\":..,\"region\":..}");
+                };
+                let known = GAMES
+                    .iter()
+                    .any(|(game, regions)| *game == check.game_name && regions.contains(&check.region.as_str()));
+                if !known {
+                    return Answer::code(404, "unknown game or region");
+                }
+                self.enter(session, uid, &check.region)
+            }
+        }
+    }
+
+    fn enter(&self, session: SessionId, uid: u64, region: &str) -> Answer {
+        let mut state = self.state.lock().unwrap();
+        let admitted = state.admitted.entry(region.to_owned()).or_default();
+        if admitted.contains(&uid) || admitted.len() < self.capacity {
+            admitted.insert(uid);
+            state.region_of.insert(uid, region.to_owned());
+            return Answer::json(200, servers(region));
+        }
+        let line = state.waiting.entry(region.to_owned()).or_default();
+        let ahead = line.iter().position(|(s, _)| *s == session).unwrap_or_else(|| {
+            line.push_back((session, uid));
+            line.len() - 1
+        });
+        Answer::json(200, json!({"code": 3, "front_users": ahead}))
+    }
+
+    /// A session that leaves the line moves everyone behind it up.
+    async fn leave_line(&self, app: &App, session: SessionId) {
+        let moved = {
+            let mut state = self.state.lock().unwrap();
+            let mut moved = Vec::new();
+            for line in state.waiting.values_mut() {
+                if let Some(i) = line.iter().position(|(s, _)| *s == session) {
+                    line.remove(i);
+                    moved.extend(line.iter().enumerate().skip(i).map(|(ahead, (s, _))| (*s, ahead)));
+                }
+            }
+            moved
+        };
+        tell_positions(app, moved).await;
+    }
+
+    /// The game says `uid` went offline: its slot frees up and the head of
+    /// that region's line is let in.
+    async fn offline(&self, app: &App, uid: u64) -> Answer {
+        let (admitted, moved, region) = {
+            let mut state = self.state.lock().unwrap();
+            let Some(region) = state.region_of.remove(&uid) else {
+                return Answer::code(404, "that player is not in a game");
+            };
+            state.admitted.entry(region.clone()).or_default().remove(&uid);
+            let next = state.waiting.entry(region.clone()).or_default().pop_front();
+            if let Some((_, next_uid)) = next {
+                state.admitted.entry(region.clone()).or_default().insert(next_uid);
+                state.region_of.insert(next_uid, region.clone());
+            }
+            let line = state
+                .waiting
+                .get(&region)
+                .map(|l| l.iter().enumerate().map(|(ahead, (s, _))| (*s, ahead)).collect())
+                .unwrap_or_default();
+            (next, line, region)
+        };
+        if let Some((session, _)) = admitted {
+            push(app, session, servers(&region)).await;
+        }
+        tell_positions(app, moved).await;
+        Answer::json(200, json!({"code": 0}))
+    }
+}
+
+async fn push(app: &App, session: SessionId, message: Value) {
+    if let Err(err) = app.router.send(vec![session], Payload::text(message.to_string())).await {
+        tracing::warn!(%err, %session, "queue push failed");
+    }
+}
+
+async fn tell_positions(app: &App, moved: Vec<(SessionId, usize)>) {
+    for (session, ahead) in moved {
+        push(app, session, json!({"code": 3, "front_users": ahead})).await;
+    }
+}
