@@ -1,5 +1,5 @@
-//! The chat page in real Chromium (headless, driven by playwright-core)
-//! against the real stack. A screenshot is kept as a test artifact in
+//! The example pages in real Chromium (headless, driven by playwright-core)
+//! against the real stack. Screenshots are kept as test artifacts in
 //! target/e2e-logs/.
 
 use std::path::Path;
@@ -8,21 +8,42 @@ use std::process::Command;
 use e2e::processes::bin_dir;
 use e2e::{Stack, StackOptions};
 
-#[test]
-fn two_browser_pages_chat_on_channel_0_and_2() {
+/// Runs a page script from e2e/browser against `url`, checking that it
+/// passed and left its screenshot.
+fn run_page_test(script: &str, url: &str, screenshot: &str) {
     let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
     assert!(
         browser.join("node_modules/playwright-core").exists(),
         "run `npm ci` in e2e/browser (the README's test command does)"
     );
-    let stack = Stack::start(StackOptions::default());
-    let screenshot = bin_dir().join("../e2e-logs/chat-page.png");
+    let screenshot = bin_dir().join("../e2e-logs").join(screenshot);
+    let _ = std::fs::remove_file(&screenshot);
     let output = Command::new("node")
         .current_dir(&browser)
-        .args(["chat.mjs", &stack.ws_url("/").replace("ws://", "http://"), screenshot.to_str().unwrap()])
+        .args([script, url, screenshot.to_str().unwrap()])
         .output()
         .expect("node");
     let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "the page test failed:\n{report}");
+    assert!(output.status.success(), "{script} failed:\n{report}");
     assert!(screenshot.exists(), "no screenshot");
+}
+
+fn page_url(stack: &Stack, path: &str) -> String {
+    stack.ws_url(path).replace("ws://", "http://")
+}
+
+#[test]
+fn two_browser_pages_chat_on_channel_0_and_2() {
+    let stack = Stack::start(StackOptions::default());
+    run_page_test("chat.mjs", &page_url(&stack, "/"), "chat-page.png");
+}
+
+#[test]
+fn the_queue_page_lets_the_second_player_in_when_the_first_goes_offline() {
+    let stack = Stack::start(StackOptions {
+        gateway_args: vec!["--http-route".into(), "/api/".into()],
+        app_args: vec!["--queue-capacity".into(), "1".into()],
+        ..Default::default()
+    });
+    run_page_test("queue.mjs", &page_url(&stack, "/queue"), "queue-page.png");
 }

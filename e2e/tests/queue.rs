@@ -78,9 +78,9 @@ async fn players_are_admitted_queued_and_moved_up() {
     let mut alice_ws = game.check(&alice).await;
     assert!(admitted(&alice_ws.recv_json().await), "room for the first");
     let mut bob_ws = game.check(&bob).await;
-    assert_eq!(bob_ws.recv_json().await, json!({"code": 3, "front_users": 0}));
+    assert_eq!(bob_ws.recv_json().await, json!({"code": 3, "front_users": 1}), "one slot must free for bob");
     let mut carol_ws = game.check(&carol).await;
-    assert_eq!(carol_ws.recv_json().await, json!({"code": 3, "front_users": 1}));
+    assert_eq!(carol_ws.recv_json().await, json!({"code": 3, "front_users": 2}));
 
     carol_ws.send_json(json!({"game_name": "demo", "region": "mars"})).await;
     assert_eq!(carol_ws.recv_json().await["code"], 404, "unknown region");
@@ -88,7 +88,7 @@ async fn players_are_admitted_queued_and_moved_up() {
     assert_eq!(carol_ws.recv_json().await["code"], 400, "not JSON, and the connection stays");
 
     bob_ws.close().await;
-    assert_eq!(carol_ws.recv_json().await, json!({"code": 3, "front_users": 0}), "bob left: carol moves up");
+    assert_eq!(carol_ws.recv_json().await, json!({"code": 3, "front_users": 1}), "bob left: carol moves up");
 
     assert_eq!(game.call(&format!("offline/{alice_uid}"), json!({})).0["code"], 0);
     assert!(admitted(&carol_ws.recv_json().await), "alice's slot went to the head of the line");

@@ -24,6 +24,7 @@ use crate::session::transport::WebSocket;
 use crate::{Admission, Gateway};
 
 const CHAT_PAGE: &str = include_str!("../../examples/chat/index.html");
+const QUEUE_PAGE: &str = include_str!("../../examples/queue/index.html");
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn serve_connection(stream: TcpStream, remote: SocketAddr, gateway: Arc<Gateway>) {
@@ -52,6 +53,7 @@ async fn handle(req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAdd
     }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/" | "/index.html") => respond(StatusCode::OK, "text/html; charset=utf-8", CHAT_PAGE),
+        (&Method::GET, "/queue" | "/queue/") => respond(StatusCode::OK, "text/html; charset=utf-8", QUEUE_PAGE),
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
 }

@@ -190,11 +190,11 @@ impl Queue {
             return Answer::json(200, servers(region));
         }
         let line = state.waiting.entry(region.to_owned()).or_default();
-        let ahead = line.iter().position(|(s, _)| *s == session).unwrap_or_else(|| {
+        let index = line.iter().position(|(s, _)| *s == session).unwrap_or_else(|| {
             line.push_back((session, uid));
             line.len() - 1
         });
-        Answer::json(200, json!({"code": 3, "front_users": ahead}))
+        Answer::json(200, json!({"code": 3, "front_users": front_users(index)}))
     }
 
     /// A session that leaves the line moves everyone behind it up.
@@ -248,8 +248,14 @@ async fn push(app: &App, session: SessionId, message: Value) {
     }
 }
 
+/// How many players must leave before the one at `index` in line gets in:
+/// the first in line waits for one slot to free.
+fn front_users(index: usize) -> usize {
+    index + 1
+}
+
 async fn tell_positions(app: &App, moved: Vec<(SessionId, usize)>) {
-    for (session, ahead) in moved {
-        push(app, session, json!({"code": 3, "front_users": ahead})).await;
+    for (session, index) in moved {
+        push(app, session, json!({"code": 3, "front_users": front_users(index)})).await;
     }
 }
