@@ -37,7 +37,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         })
     };
     let router = RouterClient::with_token(config.router.clone(), config.router_token.clone());
-    let queue = queue::Queue::new(config.queue_capacity, config.cookie_secret.as_deref());
+    let queue_store = match &config.redis {
+        Some(url) => queue::QueueStore::Redis {
+            conn: router::store::redis_manager(url).with_context(|| format!("bad redis url {url}"))?,
+            prefix: format!("{}queue:", config.redis_prefix),
+        },
+        None => queue::QueueStore::Memory(Default::default()),
+    };
+    let queue = queue::Queue::new(queue_store, config.queue_capacity, config.cookie_secret.as_deref());
     let app = Arc::new(App { users: store("users")?, talkers: store("talkers")?, queue, router });
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
     tracing::info!(listen = %config.listen, router = %config.router, "chat-app ready");

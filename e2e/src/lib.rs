@@ -6,6 +6,7 @@ pub mod chat;
 pub mod fooking;
 pub mod http;
 pub mod processes;
+pub mod queue;
 pub mod ws;
 
 pub use processes::{

@@ -1,97 +1,59 @@
-//! The game-login queue through the gateway: accounts and logins over
-//! plain HTTP, then /ws/check, capacity 1, a line that moves.
+//! The game-login queue through the gateway, in process and in Redis with
+//! two app processes acting as one.
 
-use e2e::http::exchange;
-use e2e::{Client, Stack, StackOptions};
-use serde_json::{json, Value};
+use e2e::processes::{local, wait_for_port};
+use e2e::{chat, free_port, queue, Proc, Redis, Stack, StackOptions};
 
-struct Game {
-    stack: Stack,
-}
-
-impl Game {
-    fn call(&self, path: &str, body: Value) -> (Value, Vec<(String, String)>) {
-        let (status, headers, text) = exchange(
-            self.stack.gateway_port,
-            "POST",
-            &format!("/api/v1/game/{path}"),
-            &[("Content-Type", "application/json")],
-            &body.to_string(),
-        );
-        let reply: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}"));
-        (reply, headers)
+fn queue_options() -> StackOptions {
+    StackOptions {
+        gateway_args: vec!["--http-route".into(), "/api/".into()],
+        app_args: vec!["--queue-capacity".into(), "1".into()],
+        ..Default::default()
     }
-
-    /// Registers and logs in; returns the uid and the cookie to send.
-    fn player(&self, name: &str) -> (u64, String) {
-        let credentials = json!({"username": name, "password": format!("{name}-pw")});
-        assert_eq!(self.call("register", credentials.clone()).0["code"], 0);
-        let (reply, headers) = self.call("login", credentials);
-        assert_eq!(reply["code"], 0, "{reply}");
-        let set_cookie = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
-            .map(|(_, v)| v.clone())
-            .expect("a cookie");
-        assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
-        (reply["uid"].as_u64().unwrap(), set_cookie.split(';').next().unwrap().to_owned())
-    }
-
-    async fn check(&self, cookie: &str) -> Client {
-        let mut client = Client::connect_with_headers(&self.stack.ws_url("/ws/check"), &[("Cookie", cookie)]).await;
-        client.send_json(json!({"game_name": "demo", "region": "eu"})).await;
-        client
-    }
-}
-
-fn admitted(reply: &Value) -> bool {
-    reply["code"] == 0
-        && reply["gate_servers"].as_array().is_some_and(|s| !s.is_empty())
-        && reply["chat_servers"].is_array()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn players_are_admitted_queued_and_moved_up() {
-    let stack = Stack::start(StackOptions {
-        gateway_args: vec!["--http-route".into(), "/api/".into()],
-        app_args: vec!["--queue-capacity".into(), "1".into()],
-        ..Default::default()
-    });
-    let game = Game { stack };
-    let (alice_uid, alice) = game.player("alice");
-    let (_, bob) = game.player("bob");
-    let (_, carol) = game.player("carol");
+    let stack = Stack::start(queue_options());
+    queue::scenario(&stack).await;
+}
 
-    assert_eq!(game.call("register", json!({"username": "alice", "password": "x"})).0["code"], 2, "name taken");
-    assert_eq!(game.call("login", json!({"username": "bob", "password": "wrong"})).0["code"], 1, "wrong password");
-    assert_eq!(
-        game.call("login", json!({"username": "x".repeat(33), "password": "x"})).0["code"],
-        400,
-        "over-long name"
-    );
-    assert_eq!(game.call("login", json!("not an object")).0["code"], 400);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_app_processes_sharing_redis_act_as_one() {
+    let redis = Redis::start();
+    let secret = ["--cookie-secret".to_owned(), "shared-between-apps".to_owned()];
+    let second_app = local(free_port()).to_string();
+    let mut options = queue_options();
+    options.redis = Some(redis.url());
+    options.app_args.extend(secret.clone());
+    // Events and requests alternate between the two apps.
+    let admin = free_port();
+    options.gateway_args.extend([
+        "--backend".to_owned(),
+        second_app.clone(),
+        "--admin".to_owned(),
+        local(admin).to_string(),
+    ]);
+    let stack = Stack::start(options);
+    let router = local(stack.router_port).to_string();
+    let mut args = vec![
+        "--listen".to_owned(),
+        second_app.clone(),
+        "--router".to_owned(),
+        router,
+        "--redis".to_owned(),
+        redis.url(),
+    ];
+    args.extend(["--queue-capacity".to_owned(), "1".to_owned()]);
+    args.extend(secret);
+    let _second_app = Proc::project("chat-app", &args, "chat-app-2");
+    wait_for_port(second_app.rsplit(':').next().unwrap().parse().unwrap(), "second chat-app");
 
-    let mut anonymous = Client::connect(&game.stack.ws_url("/ws/check")).await;
-    let refused = anonymous.expect_close().await.expect("a close frame");
-    assert_eq!(u16::from(refused.code), 4401, "no cookie, no queue: {refused:?}");
-
-    let mut alice_ws = game.check(&alice).await;
-    assert!(admitted(&alice_ws.recv_json().await), "room for the first");
-    let mut bob_ws = game.check(&bob).await;
-    assert_eq!(bob_ws.recv_json().await, json!({"code": 3, "front_users": 1}), "one slot must free for bob");
-    let mut carol_ws = game.check(&carol).await;
-    assert_eq!(carol_ws.recv_json().await, json!({"code": 3, "front_users": 2}));
-
-    carol_ws.send_json(json!({"game_name": "demo", "region": "mars"})).await;
-    assert_eq!(carol_ws.recv_json().await["code"], 404, "unknown region");
-    carol_ws.send(tokio_tungstenite::tungstenite::Message::text("{oops")).await;
-    assert_eq!(carol_ws.recv_json().await["code"], 400, "not JSON, and the connection stays");
-
-    bob_ws.close().await;
-    assert_eq!(carol_ws.recv_json().await, json!({"code": 3, "front_users": 1}), "bob left: carol moves up");
-
-    assert_eq!(game.call(&format!("offline/{alice_uid}"), json!({})).0["code"], 0);
-    assert!(admitted(&carol_ws.recv_json().await), "alice's slot went to the head of the line");
-    assert_eq!(game.call(&format!("offline/{alice_uid}"), json!({})).0["code"], 404, "alice is out already");
-    alice_ws.close().await;
+    chat::scenario(&stack.ws_url("/")).await;
+    queue::scenario(&stack).await;
+    let first_app = local(stack.app_port).to_string();
+    for app in [first_app, second_app] {
+        let sample = format!(r#"gateway_backend_connections{{pool="default",backend="{app}"}}"#);
+        assert!(e2e::metric(admin, &sample) >= 1.0, "both apps served: {app}");
+    }
 }

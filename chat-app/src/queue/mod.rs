@@ -6,9 +6,8 @@
 //! in, 400 bad request, 404 unknown, 500 internal.
 
 pub mod auth;
+mod store;
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use router::cmd::Payload;
@@ -19,6 +18,8 @@ use serde_json::{json, Value};
 use crate::chat::App;
 use crate::request::Event;
 use auth::{cookie_value, hash_password, password_matches, CookieSigner, COOKIE, COOKIE_SECONDS};
+pub use store::QueueStore;
+use store::{Entered, Freed};
 
 /// The games and their regions, with the servers an admitted player gets.
 const GAMES: &[(&str, &[&str])] = &[("demo", &["eu", "us"])];
@@ -41,18 +42,8 @@ impl Answer {
     }
 }
 
-#[derive(Default)]
-struct State {
-    accounts: HashMap<String, (u64, String)>,
-    next_uid: u64,
-    /// Per region: the players in, and the line of sessions waiting.
-    admitted: HashMap<String, HashSet<u64>>,
-    waiting: HashMap<String, VecDeque<(SessionId, u64)>>,
-    region_of: HashMap<u64, String>,
-}
-
 pub struct Queue {
-    state: Mutex<State>,
+    store: QueueStore,
     signer: CookieSigner,
     capacity: usize,
 }
@@ -79,8 +70,14 @@ fn servers(region: &str) -> Value {
 }
 
 impl Queue {
-    pub fn new(capacity: usize, cookie_secret: Option<&str>) -> Queue {
-        Queue { state: Mutex::default(), signer: CookieSigner::new(cookie_secret), capacity: capacity.max(1) }
+    pub fn new(store: QueueStore, capacity: usize, cookie_secret: Option<&str>) -> Queue {
+        Queue { store, signer: CookieSigner::new(cookie_secret), capacity: capacity.max(1) }
+    }
+
+    /// The answer when the store fails.
+    fn unavailable(err: redis::RedisError) -> Answer {
+        tracing::error!(%err, "queue store failed");
+        Answer::code(500, "try again later")
     }
 
     /// `POST /api/v1/game/{register,login,logout,offline/<uid>}`.
@@ -105,35 +102,22 @@ impl Queue {
             return Answer::code(400, "a username is 1 to 32 characters, a password 1 to 128 bytes");
         }
         match route {
-            "register" => {
-                if self.state.lock().unwrap().accounts.contains_key(name) {
-                    return Answer::code(2, "username taken");
+            "register" => match self.store.create_account(name, &hash_password(&password)).await {
+                Ok(Some(uid)) => Answer::json(200, json!({"code": 0, "uid": uid})),
+                Ok(None) => Answer::code(2, "username taken"),
+                Err(err) => Queue::unavailable(err),
+            },
+            "login" => match self.store.account(name).await {
+                Ok(Some((uid, hash))) if password_matches(&password, &hash) => {
+                    let mut answer = Answer::json(200, json!({"code": 0, "uid": uid}));
+                    let cookie = self.signer.sign(uid, now());
+                    let attributes = format!("Path=/; HttpOnly; SameSite=Lax; Max-Age={COOKIE_SECONDS}");
+                    answer.headers.push(("Set-Cookie".into(), format!("{COOKIE}={cookie}; {attributes}")));
+                    answer
                 }
-                let hash = hash_password(&password);
-                let mut state = self.state.lock().unwrap();
-                if state.accounts.contains_key(name) {
-                    return Answer::code(2, "username taken");
-                }
-                state.next_uid += 1;
-                let uid = state.next_uid;
-                state.accounts.insert(name.to_owned(), (uid, hash));
-                Answer::json(200, json!({"code": 0, "uid": uid}))
-            }
-            "login" => {
-                let account = self.state.lock().unwrap().accounts.get(name).cloned();
-                match account {
-                    Some((uid, hash)) if password_matches(&password, &hash) => {
-                        let mut answer = Answer::json(200, json!({"code": 0, "uid": uid}));
-                        let cookie = self.signer.sign(uid, now());
-                        answer.headers.push((
-                            "Set-Cookie".into(),
-                            format!("{COOKIE}={cookie}; Path=/; HttpOnly; SameSite=Lax; Max-Age={COOKIE_SECONDS}"),
-                        ));
-                        answer
-                    }
-                    _ => Answer::code(1, "wrong username or password"),
-                }
-            }
+                Ok(_) => Answer::code(1, "wrong username or password"),
+                Err(err) => Queue::unavailable(err),
+            },
             _ => Answer::code(404, "no such call"),
         }
     }
@@ -176,69 +160,41 @@ impl Queue {
                 if !known {
                     return Answer::code(404, "unknown game or region");
                 }
-                self.enter(session, uid, &check.region)
+                self.enter(session, uid, &check.region).await
             }
         }
     }
 
-    fn enter(&self, session: SessionId, uid: u64, region: &str) -> Answer {
-        let mut state = self.state.lock().unwrap();
-        let admitted = state.admitted.entry(region.to_owned()).or_default();
-        if admitted.contains(&uid) || admitted.len() < self.capacity {
-            admitted.insert(uid);
-            state.region_of.insert(uid, region.to_owned());
-            return Answer::json(200, servers(region));
+    async fn enter(&self, session: SessionId, uid: u64, region: &str) -> Answer {
+        match self.store.enter(session, uid, region, self.capacity).await {
+            Ok(Entered::Admitted) => Answer::json(200, servers(region)),
+            Ok(Entered::Queued(index)) => Answer::json(200, json!({"code": 3, "front_users": front_users(index)})),
+            Err(err) => Queue::unavailable(err),
         }
-        let line = state.waiting.entry(region.to_owned()).or_default();
-        let index = line.iter().position(|(s, _)| *s == session).unwrap_or_else(|| {
-            line.push_back((session, uid));
-            line.len() - 1
-        });
-        Answer::json(200, json!({"code": 3, "front_users": front_users(index)}))
     }
 
     /// A session that leaves the line moves everyone behind it up.
     async fn leave_line(&self, app: &App, session: SessionId) {
-        let moved = {
-            let mut state = self.state.lock().unwrap();
-            let mut moved = Vec::new();
-            for line in state.waiting.values_mut() {
-                if let Some(i) = line.iter().position(|(s, _)| *s == session) {
-                    line.remove(i);
-                    moved.extend(line.iter().enumerate().skip(i).map(|(ahead, (s, _))| (*s, ahead)));
-                }
-            }
-            moved
-        };
-        tell_positions(app, moved).await;
+        match self.store.leave_line(session).await {
+            Ok(line) => tell_positions(app, &line).await,
+            Err(err) => tracing::error!(%err, %session, "could not take a session out of the line"),
+        }
     }
 
     /// The game says `uid` went offline: its slot frees up and the head of
     /// that region's line is let in.
     async fn offline(&self, app: &App, uid: u64) -> Answer {
-        let (admitted, moved, region) = {
-            let mut state = self.state.lock().unwrap();
-            let Some(region) = state.region_of.remove(&uid) else {
-                return Answer::code(404, "that player is not in a game");
-            };
-            state.admitted.entry(region.clone()).or_default().remove(&uid);
-            let next = state.waiting.entry(region.clone()).or_default().pop_front();
-            if let Some((_, next_uid)) = next {
-                state.admitted.entry(region.clone()).or_default().insert(next_uid);
-                state.region_of.insert(next_uid, region.clone());
+        match self.store.offline(uid).await {
+            Ok(Some(Freed { region, admitted, line })) => {
+                if let Some(session) = admitted {
+                    push(app, session, servers(&region)).await;
+                }
+                tell_positions(app, &line).await;
+                Answer::json(200, json!({"code": 0}))
             }
-            let line = state
-                .waiting
-                .get(&region)
-                .map(|l| l.iter().enumerate().map(|(ahead, (s, _))| (*s, ahead)).collect())
-                .unwrap_or_default();
-            (next, line, region)
-        };
-        if let Some((session, _)) = admitted {
-            push(app, session, servers(&region)).await;
+            Ok(None) => Answer::code(404, "that player is not in a game"),
+            Err(err) => Queue::unavailable(err),
         }
-        tell_positions(app, moved).await;
-        Answer::json(200, json!({"code": 0}))
     }
 }
 
@@ -254,8 +210,9 @@ fn front_users(index: usize) -> usize {
     index + 1
 }
 
-async fn tell_positions(app: &App, moved: Vec<(SessionId, usize)>) {
-    for (session, index) in moved {
-        push(app, session, json!({"code": 3, "front_users": front_users(index)})).await;
+/// Tells everyone in a line their place in it.
+async fn tell_positions(app: &App, line: &[SessionId]) {
+    for (index, session) in line.iter().enumerate() {
+        push(app, *session, json!({"code": 3, "front_users": front_users(index)})).await;
     }
 }
