@@ -33,11 +33,21 @@ async fn close_code(client: &mut Client) -> (u16, String) {
 async fn past_max_connections_new_clients_get_1013() {
     let (stack, _echo, admin) = stack_with(&["--max-connections", "3"], &[]);
     let mut first = Client::connect(&stack.ws_url("/")).await;
-    let _others = [Client::connect(&stack.ws_url("/")).await, Client::connect(&stack.ws_url("/")).await];
+    let second = Client::connect(&stack.ws_url("/")).await;
+    let _third = Client::connect(&stack.ws_url("/")).await;
     let mut refused = Client::connect(&stack.ws_url("/")).await;
     assert_eq!(close_code(&mut refused).await, (1013, "server full, try again later".into()));
     assert_eq!(metric(admin, r#"gateway_connections_refused_total{reason="max_connections"}"#), 1.0);
     still_echoes(&mut first).await;
+
+    second.close().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while metric(admin, "gateway_sessions") != 2.0 {
+        assert!(tokio::time::Instant::now() < deadline, "the closed session never ended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut newcomer = Client::connect(&stack.ws_url("/")).await;
+    still_echoes(&mut newcomer).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -137,7 +137,7 @@ fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr
         return respond(StatusCode::FORBIDDEN, "text/plain", "origin not allowed\n");
     }
     let admission = gateway.admit(remote.ip());
-    if admission == Admission::TooFast {
+    if matches!(admission, Admission::TooFast) {
         return respond(StatusCode::TOO_MANY_REQUESTS, "text/plain", "too many connections from your address\n");
     }
     let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
@@ -154,16 +154,16 @@ fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr
             Ok(io) => {
                 let mut ws =
                     WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, Some(gateway.ws_config)).await;
-                if admission == Admission::Full {
+                let Admission::Welcome(seat) = admission else {
                     // A close code tells a client to come back later; an HTTP error would not.
                     let reason = CloseReason::ServerFull;
                     let frame = CloseFrame { code: reason.code().into(), reason: reason.text().into() };
                     let _ = ws.close(Some(frame)).await;
                     return;
-                }
+                };
                 // A task of its own, sized to the session alone: this one, with
                 // the handshake's state in it, ends here.
-                tokio::spawn(crate::session::connection::run(gateway, WebSocket(ws), params));
+                tokio::spawn(crate::session::connection::run(gateway, WebSocket(ws), params, seat));
             }
             Err(err) => tracing::debug!(%err, %remote, "upgrade failed"),
         }

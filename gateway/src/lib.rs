@@ -49,6 +49,8 @@ pub struct Gateway {
     pub routes: Routes,
     pub metrics: Metrics,
     pub connect_rate: ConnectRate,
+    /// Places taken under `--max-connections`.
+    pub seats: Arc<std::sync::atomic::AtomicUsize>,
     pub registry: Arc<Registry>,
     pub links: RouterLinks,
     pub events: EventEncoder,
@@ -92,24 +94,37 @@ impl Gateway {
     /// Whether a new client from `ip` may connect: its address's rate, then
     /// the connection limit. Counts the refusals.
     pub fn admit(&self, ip: std::net::IpAddr) -> Admission {
+        use std::sync::atomic::Ordering::Relaxed;
         if !self.connect_rate.allow(ip) {
-            self.metrics.refused_ip_rate.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.refused_ip_rate.fetch_add(1, Relaxed);
             return Admission::TooFast;
         }
-        if self.registry.len() >= self.config.max_connections {
-            self.metrics.refused_full.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Taken at the moment of decision, not counted from the registry
+        // later: two upgrades racing for the last seat cannot both get it.
+        let max = self.config.max_connections;
+        if self.seats.fetch_update(Relaxed, Relaxed, |taken| (taken < max).then_some(taken + 1)).is_err() {
+            self.metrics.refused_full.fetch_add(1, Relaxed);
             self.metrics.closed(session::close::CloseReason::ServerFull);
             return Admission::Full;
         }
-        Admission::Welcome
+        Admission::Welcome(Seat(self.seats.clone()))
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
-    Welcome,
+    Welcome(Seat),
     TooFast,
     Full,
+}
+
+/// One of the `--max-connections` places, held by a session for its whole
+/// life and given back when it ends.
+pub struct Seat(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Binds the listeners, serves until `shutdown` is cancelled, then drains:
@@ -157,6 +172,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let gateway = Arc::new(Gateway {
         events: EventEncoder::new(static_params(&config)?, &config.param_prefix),
         connect_rate: ConnectRate::new(config.max_connect_rate_per_ip, config.max_connect_burst_per_ip as f32),
+        seats: Arc::default(),
         config,
         upstreams,
         routes,

@@ -12,14 +12,12 @@ use crate::{Admission, Gateway};
 
 pub async fn serve_connection(stream: TcpStream, remote: SocketAddr, gateway: Arc<Gateway>) {
     // No close frames here: a refused client is simply disconnected.
-    if gateway.admit(remote.ip()) != Admission::Welcome {
-        return;
-    }
+    let Admission::Welcome(seat) = gateway.admit(remote.ip()) else { return };
     let mut params = ParamBlock::default();
     let address = [("REMOTE_ADDR", remote.ip().to_string()), ("REMOTE_PORT", remote.port().to_string())];
     for (name, value) in address {
         params.push(name.as_bytes(), value.as_bytes()).expect("an address fits a record");
     }
     let transport = Tcp::new(stream, gateway.config.max_message);
-    crate::session::connection::run(gateway, transport, params.compact()).await;
+    crate::session::connection::run(gateway, transport, params.compact(), seat).await;
 }

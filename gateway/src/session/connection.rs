@@ -25,7 +25,7 @@ use super::outbox::{Outbox, Taken};
 use super::transport::{Incoming, Transport};
 use crate::fastcgi::{CgiResponse, ParamBlock, UpstreamError};
 use crate::limits::TokenBucket;
-use crate::Gateway;
+use crate::{Gateway, Seat};
 
 /// How long a client gets to answer our close frame.
 const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -69,7 +69,13 @@ struct Session<T> {
 /// The session's whole life. Built here, outside the returned future, so
 /// the future holds the session once (not also the stream it was built
 /// from): an idle connection is mostly this future, and it adds up.
-pub fn run<T: Transport>(gateway: Arc<Gateway>, conn: T, params: ParamBlock) -> impl Future<Output = ()> + Send {
+/// `seat` is its place under `--max-connections`, given back when it ends.
+pub fn run<T: Transport>(
+    gateway: Arc<Gateway>,
+    conn: T,
+    params: ParamBlock,
+    seat: Seat,
+) -> impl Future<Output = ()> + Send {
     let id = SessionId::random();
     let outbox = Arc::new(Outbox::new(gateway.outbox_limits()));
     let mut pending = VecDeque::new();
@@ -91,6 +97,7 @@ pub fn run<T: Transport>(gateway: Arc<Gateway>, conn: T, params: ParamBlock) -> 
         close_event_queued: false,
     };
     async move {
+        let _seat = seat;
         session.gateway.registry.insert(id, session.outbox.clone());
         session.gateway.links.connected(id).await;
         session.drive().await;
