@@ -70,9 +70,12 @@ async fn serve_connection(mut stream: TcpStream, app: Arc<App>) {
             .process(|request| async move {
                 let caller = request::caller(|name| request.get_str_param(name));
                 let mut body = Vec::new();
-                // Binary frames speak the talk protocol; text frames, chat.
+                // A talker (it came with a username header) speaks the talk
+                // protocol on binary frames; everything else is chat's JSON,
+                // raw TCP clients' binary frames included.
                 let binary = request.get_str_param("CONTENT_TYPE") == Some("application/octet-stream");
                 let username = request.get_str_param("HTTP_USERNAME");
+                let talking = binary && username.is_some();
                 let path = request.get_str_param("DOCUMENT_URI").unwrap_or_default().to_owned();
                 let output = match (caller, request.get_stdin().read_to_end(&mut body)) {
                     // Plain HTTP (no session) to the queue's API.
@@ -83,7 +86,7 @@ async fn serve_connection(mut stream: TcpStream, app: Arc<App>) {
                         let param = |name: &str| request.get_str_param(name).map(str::to_owned);
                         Output::Cgi(app.queue.check(&app, caller.session, caller.event, param, &body).await)
                     }
-                    (Ok(caller), Ok(_)) if binary => Output::Binary(talk::handle(&app, caller.session, &body).await),
+                    (Ok(caller), Ok(_)) if talking => Output::Binary(talk::handle(&app, caller.session, &body).await),
                     (Ok(caller), Ok(_)) => {
                         if let Err(err) = talk::on_event(&app, caller.session, caller.event, username).await {
                             tracing::warn!(?err, "talk bookkeeping failed");
