@@ -90,5 +90,8 @@ pub async fn scenario(stack: &Stack) {
     assert_eq!(game.call(&format!("offline/{alice_uid}"), json!({})).0["code"], 0);
     assert!(admitted(&carol_ws.recv_json().await), "alice's slot went to the head of the line");
     assert_eq!(game.call(&format!("offline/{alice_uid}"), json!({})).0["code"], 404, "alice is out already");
+    let (reply, headers) = game.call("logout", json!({}));
+    let cleared = headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("set-cookie") && v.contains("Max-Age=0"));
+    assert!(reply["code"] == 0 && cleared, "logout clears the cookie: {reply} {headers:?}");
     alice_ws.close().await;
 }

@@ -29,6 +29,14 @@ async fn malformed_chat_messages_get_an_error_and_the_connection_stays_usable() 
     assert_eq!(client.recv_json().await["code"], 400, "name over 32 characters");
 
     chat::login(&mut client, "still-here", &[]).await;
+    client.send_json(json!({"type": "msg", "text": "y".repeat(4097)})).await;
+    assert_eq!(client.recv_json().await["code"], 413, "text over 4 KB");
+    client.send_json(json!({"type": "msg", "text": "y".repeat(4096)})).await;
+    assert_eq!(
+        chat::without_time(client.recv_json().await)["text"].as_str().map(str::len),
+        Some(4096),
+        "4 KB exactly is fine"
+    );
 }
 
 /// Waits for `needle` in a process log: the reason must be logged.
