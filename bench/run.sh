@@ -26,8 +26,11 @@ idle_conns=$(( nofile > 101000 ? 100000 : nofile - 1000 ))
 $bin/router --listen 127.0.0.1:19010 --http 127.0.0.1:19011 2> "$out/router.log" &
 $bin/echo-app --listen 127.0.0.1:19002 --greet 2> "$out/echo.log" &
 sleep 0.3
+# A benchmark saturates each connection on purpose: lift the per-connection
+# message rate limit (1000/s by default), which would close them.
+limits="--max-message-rate 0"
 for port in 19005 19006; do
-    $bin/gateway --listen 127.0.0.1:$port --backend 127.0.0.1:19002 --router 127.0.0.1:19010 2> "$out/gateway-$port.log" &
+    $bin/gateway --listen 127.0.0.1:$port --backend 127.0.0.1:19002 --router 127.0.0.1:19010 $limits 2> "$out/gateway-$port.log" &
 done
 sleep 0.5
 gw_pid=$(pgrep -f 'gateway --listen 127.0.0.1:19005' | head -1)
@@ -49,7 +52,7 @@ done
 run connect --url $one connect -c 10000 --concurrency 100
 run fanout --url $one --url $two fanout --router 127.0.0.1:19011 -m 10000 --messages 20 -s 100
 # A fresh gateway, so its RSS holds only what idle connections cost.
-$bin/gateway --listen 127.0.0.1:19007 --backend 127.0.0.1:19002 --router 127.0.0.1:19010 2> "$out/gateway-idle.log" &
+$bin/gateway --listen 127.0.0.1:19007 --backend 127.0.0.1:19002 --router 127.0.0.1:19010 $limits 2> "$out/gateway-idle.log" &
 idle_pid=$!
 sleep 0.5
 run idle --url ws://127.0.0.1:19007/ idle -c "$idle_conns" --pid $idle_pid
