@@ -83,3 +83,14 @@ pub async fn scenario(ws_url: &str) {
 fn sorted_users(users: &[(&str, &str)]) -> Vec<Value> {
     users.iter().map(|(n, i)| json!({"name": n, "id": i})).collect()
 }
+
+/// Two clients logged in as "a" and "b" (a has seen b's login): the
+/// usual start of a router test.
+pub async fn two_logged_in(url: &str) -> (Client, String, Client, String) {
+    let mut a = Client::connect(url).await;
+    let a_id = login(&mut a, "a", &[]).await;
+    let mut b = Client::connect(url).await;
+    let b_id = login(&mut b, "b", &[("a", &a_id)]).await;
+    a.recv_json().await;
+    (a, a_id, b, b_id)
+}

@@ -143,19 +143,31 @@ impl Drop for Proc {
 /// A throwaway Redis on a free port that keeps nothing on disk.
 pub struct Redis {
     pub port: u16,
-    _proc: Proc,
+    proc: Proc,
 }
 
 impl Redis {
     pub fn start() -> Redis {
         let port = free_port();
-        let proc = Proc::spawn(
-            "redis-server",
-            &["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
-            "redis",
-        );
+        Redis { port, proc: Redis::spawn(port, "redis") }
+    }
+
+    fn spawn(port: u16, name: &str) -> Proc {
+        let args = ["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"];
+        let proc = Proc::spawn("redis-server", &args, name);
         wait_for_port(port, "redis-server");
-        Redis { port, _proc: proc }
+        proc
+    }
+
+    /// Kills it (an outage); `restart_empty` brings it back.
+    pub fn stop(&mut self) {
+        self.proc.kill();
+    }
+
+    /// A new, empty Redis on the same port, as after a crash without persistence.
+    pub fn restart_empty(&mut self) {
+        self.proc.kill();
+        self.proc = Redis::spawn(self.port, "redis-again");
     }
 
     pub fn url(&self) -> String {

@@ -158,28 +158,17 @@ async fn two_routers_three_gateways_one_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_redis_is_down_commands_get_a_clear_unavailable_then_work_again() {
-    let redis_port = free_port();
-    let redis_args = [
-        "--port".to_owned(),
-        redis_port.to_string(),
-        "--save".to_owned(),
-        String::new(),
-        "--appendonly".to_owned(),
-        "no".to_owned(),
-    ];
-    let mut redis = Proc::spawn("redis-server", &redis_args, "redis");
-    wait_for_port(redis_port, "redis");
-    let url = format!("redis://127.0.0.1:{redis_port}");
+    let mut redis = Redis::start();
+    let url = redis.url();
     let router = start_router("router", free_port(), free_port(), &url);
     let join = json!({"channel": "room", "sessions": ["0000000000000001"]});
     assert_eq!(post(&router, "join", join.clone()), json!({"sessions": 1}));
 
-    redis.kill();
+    redis.stop();
     let (status, reply) = http::post(router.http, "/v1/join", join.clone());
     assert_eq!((status, &reply["error"]["code"]), (503, &json!("unavailable")), "{reply}");
 
-    let _redis = Proc::spawn("redis-server", &redis_args, "redis-again");
-    wait_for_port(redis_port, "redis again");
+    redis.restart_empty();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (status, reply) = http::post(router.http, "/v1/count", json!({"channel": "room"}));
@@ -194,18 +183,8 @@ async fn while_redis_is_down_commands_get_a_clear_unavailable_then_work_again() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_restarts_empty_is_refilled_from_the_gateways() {
-    let redis_port = free_port();
-    let redis_args = [
-        "--port".to_owned(),
-        redis_port.to_string(),
-        "--save".to_owned(),
-        String::new(),
-        "--appendonly".to_owned(),
-        "no".to_owned(),
-    ];
-    let mut redis = Proc::spawn("redis-server", &redis_args, "redis");
-    wait_for_port(redis_port, "redis");
-    let url = format!("redis://127.0.0.1:{redis_port}");
+    let mut redis = Redis::start();
+    let url = redis.url();
     let a = start_router("router-a", free_port(), free_port(), &url);
     let b = start_router("router-b", free_port(), free_port(), &url);
     let (_echo, _gateways, mut clients) = cluster(&a, &b).await;
@@ -213,9 +192,7 @@ async fn a_redis_that_restarts_empty_is_refilled_from_the_gateways() {
     post(&a, "join", json!({"channel": "room", "sessions": ids}));
     post(&a, "bind", json!({"session": ids[1], "user": "u"}));
 
-    redis.kill();
-    let _redis = Proc::spawn("redis-server", &redis_args, "redis-empty");
-    wait_for_port(redis_port, "redis again");
+    redis.restart_empty();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let (status, reply) = http::post(b.http, "/v1/count", json!({"channel": "room"}));

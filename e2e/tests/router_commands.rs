@@ -103,11 +103,7 @@ async fn every_command(via: Via) {
     let redis = Redis::start();
     let stack = Stack::start(StackOptions { redis: Some(redis.url()), ..Default::default() });
     let url = stack.ws_url("/");
-    let mut a = Client::connect(&url).await;
-    let a_id = chat::login(&mut a, "a", &[]).await;
-    let mut b = Client::connect(&url).await;
-    let b_id = chat::login(&mut b, "b", &[("a", &a_id)]).await;
-    a.recv_json().await; // b's login
+    let (mut a, a_id, mut b, b_id) = chat::two_logged_in(&url).await;
     let (a_only, both) = (&[a_id.as_str()][..], &[a_id.as_str(), b_id.as_str()][..]);
     let delivered = |sessions: usize| Some(json!({"sessions": sessions, "delivered_to_gateways": 1}));
     let http = |expected: Option<Value>| if via == Via::Http { expected } else { None };

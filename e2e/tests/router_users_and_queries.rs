@@ -27,11 +27,7 @@ async fn users_member_queries_online_publish_except_and_batches() {
     let redis = Redis::start();
     let stack = Stack::start(StackOptions { redis: Some(redis.url()), ..Default::default() });
     let url = stack.ws_url("/");
-    let mut a = Client::connect(&url).await;
-    let a_id = chat::login(&mut a, "a", &[]).await;
-    let mut b = Client::connect(&url).await;
-    let b_id = chat::login(&mut b, "b", &[("a", &a_id)]).await;
-    a.recv_json().await;
+    let (mut a, a_id, mut b, b_id) = chat::two_logged_in(&url).await;
     let mut c = Client::connect(&url).await;
     let c_id = chat::login(&mut c, "c", &[("a", &a_id), ("b", &b_id)]).await;
     a.recv_json().await;
