@@ -7,6 +7,10 @@ pub enum Event {
     Connect,
     Message,
     Close,
+    /// The client dropped; its session waits for a resume.
+    Offline,
+    /// The client resumed its session.
+    Online,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +42,8 @@ pub fn caller<'a>(param: impl Fn(&str) -> Option<&'a str>) -> Result<Caller, Str
         "" | "0" => Event::Message,
         "1" => Event::Connect,
         "2" => Event::Close,
+        "3" => Event::Offline,
+        "4" => Event::Online,
         other => return Err(format!("unknown EVENT {other:?}")),
     };
     Ok(Caller { session, event })

@@ -135,6 +135,14 @@ impl Client {
         }
     }
 
+    /// Drops the connection as a network failure would: no close frame,
+    /// and a reset instead of an orderly end.
+    pub fn kill(self) {
+        if let MaybeTlsStream::Plain(tcp) = self.ws.get_ref() {
+            let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
+        }
+    }
+
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
         while let Ok(Some(Ok(_))) = tokio::time::timeout(RECV_TIMEOUT, self.ws.next()).await {}

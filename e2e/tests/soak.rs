@@ -1,6 +1,7 @@
 //! A short soak, as CI runs it: the load tool drives echo traffic (with
 //! reconnects) and a channel fan-out through two gateways at once, and
-//! must finish with no message lost, repeated or reordered.
+//! must finish with no message lost, repeated or reordered. The same holds
+//! for members that keep dropping and resuming on the other gateway.
 
 use std::process::Command;
 
@@ -16,15 +17,17 @@ fn loadgen(args: &[&str]) -> (bool, Value) {
     (output.status.success(), report)
 }
 
-/// Router, a greeting echo backend and two gateways.
-fn echo_stack() -> (Stack, String, String) {
+/// Router, an echo backend run with `echo_flags` and two gateways of one
+/// cluster (a session resumes on either).
+fn echo_stack(echo_flags: &[&str]) -> (Stack, String, String) {
     let (router_port, http_port, echo_port) = (free_port(), free_port(), free_port());
     let router_addr = local(router_port).to_string();
     let echo_addr = local(echo_port).to_string();
     let mut procs =
         vec![Proc::project("router", &["--listen", &router_addr, "--http", &local(http_port).to_string()], "router")];
     wait_for_port(router_port, "router");
-    procs.push(Proc::project("echo-app", &["--listen", &echo_addr, "--greet"], "echo"));
+    let echo_args: Vec<&str> = ["--listen", &echo_addr].into_iter().chain(echo_flags.iter().copied()).collect();
+    procs.push(Proc::project("echo-app", &echo_args, "echo"));
     wait_for_port(echo_port, "echo-app");
     let mut urls = Vec::new();
     for name in ["gateway-a", "gateway-b"] {
@@ -32,7 +35,7 @@ fn echo_stack() -> (Stack, String, String) {
         let listen = local(port).to_string();
         procs.push(Proc::project(
             "gateway",
-            &["--listen", &listen, "--backend", &echo_addr, "--router", &router_addr],
+            &["--listen", &listen, "--backend", &echo_addr, "--router", &router_addr, "--resume-secret", "soak"],
             name,
         ));
         wait_for_port(port, name);
@@ -47,7 +50,7 @@ fn echo_stack() -> (Stack, String, String) {
 
 #[test]
 fn soak_with_reconnects_and_fanout_loses_nothing() {
-    let (stack, a, b) = echo_stack();
+    let (stack, a, b) = echo_stack(&["--greet"]);
     let router = local(stack.router_http_port).to_string();
     let (ok, report) = loadgen(&[
         "--url",
@@ -81,9 +84,25 @@ fn soak_with_reconnects_and_fanout_loses_nothing() {
 
 #[test]
 fn pipelined_echo_keeps_order() {
-    let (_stack, a, b) = echo_stack();
+    let (_stack, a, b) = echo_stack(&["--greet"]);
     let (ok, report) =
         loadgen(&["--url", &a, "--url", &b, "echo", "-c", "50", "-d", "3", "--pipeline", "8", "--greeted"]);
     assert!(ok && report["ok"] == true, "{report:#}");
     assert!(report["figures"]["round_trips"].as_u64().unwrap() > 1000, "{report:#}");
+}
+
+#[test]
+fn members_that_drop_and_resume_on_the_other_gateway_miss_nothing() {
+    let (stack, a, b) = echo_stack(&[]);
+    let router = local(stack.router_http_port).to_string();
+    let churn =
+        ["churn", "--router", &router, "-d", "8", "-c", "100", "--drops-per-second", "50", "--offline-ms", "20"];
+    let (ok, report) = loadgen(&[&["--url", &a, "--url", &b][..], &churn].concat());
+    assert!(ok && report["ok"] == true, "{report:#}");
+    let figures = &report["figures"];
+    let messages = figures["messages"].as_u64().unwrap();
+    assert!(messages > 200, "{report:#}");
+    assert_eq!(figures["deliveries"].as_u64(), Some(100 * messages), "every member got every message");
+    assert_eq!(figures["lost"].as_u64(), Some(0));
+    assert!(figures["resumes"].as_u64().unwrap() > 150, "members kept resuming: {report:#}");
 }

@@ -1,10 +1,12 @@
 //! Backends and gateways send the router frames: any bytes must decode,
-//! and parse into commands, without a panic; valid commands round-trip.
+//! and parse into commands or hand-over state, without a panic; valid
+//! commands and states round-trip.
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use router::cmd::Command;
+use router::protocol::handover::{GatewayId, SessionState};
 use router::protocol::FrameCodec;
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -15,6 +17,11 @@ fuzz_target!(|data: &[u8]| {
         let mut encoded = BytesMut::new();
         codec.encode(frame.clone(), &mut encoded).unwrap();
         assert_eq!(codec.decode(&mut encoded).unwrap().as_ref(), Some(&frame));
+        if let Ok((_, rest)) = GatewayId::split(&frame.data) {
+            if let Ok(state) = SessionState::decode(rest) {
+                assert_eq!(SessionState::decode(state.encode()), Ok(state));
+            }
+        }
         if let Ok(command) = Command::from_frame(frame) {
             for frame in command.to_frames() {
                 assert_eq!(Command::from_frame(frame).as_ref(), Ok(&command));

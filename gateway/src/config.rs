@@ -102,6 +102,18 @@ pub struct Config {
     /// Milliseconds a drain (SIGTERM) may take to close every client and deliver their close events.
     #[arg(long, env = "GATEWAY_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
     pub drain_timeout_ms: u64,
+    /// Milliseconds a resumable session whose client dropped waits for it to come back (0: no resume).
+    #[arg(long, env = "GATEWAY_RESUME_GRACE_MS", default_value_t = 30_000)]
+    pub resume_grace_ms: u64,
+    /// Messages a resumable session keeps: pushed while its client is away, and the last ones written to it.
+    #[arg(long, env = "GATEWAY_RESUME_BUFFER_MESSAGES", default_value_t = 1000)]
+    pub resume_buffer_messages: usize,
+    /// Bytes of the same. An offline session that passes either bound ends (close event).
+    #[arg(long, env = "GATEWAY_RESUME_BUFFER_BYTES", default_value_t = 1 << 20)]
+    pub resume_buffer_bytes: usize,
+    /// Key that signs resume tokens; every gateway of a cluster needs the same. Default: random, so tokens work on this process only.
+    #[arg(long, env = "GATEWAY_RESUME_SECRET", hide_env_values = true)]
+    pub resume_secret: Option<String>,
     /// Admin listener for GET /metrics and /healthz (off unless given).
     #[arg(long, env = "GATEWAY_ADMIN")]
     pub admin: Option<SocketAddr>,

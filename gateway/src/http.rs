@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http::{header, HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -19,7 +20,9 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::fastcgi::{ParamBlock, ParamTooLarge};
 use crate::session::close::CloseReason;
+use crate::session::connection::Start;
 use crate::session::event::header_param;
+use crate::session::resume::{self, Ask};
 use crate::session::transport::WebSocket;
 use crate::{Admission, Gateway};
 
@@ -148,22 +151,36 @@ fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr
         Ok(params) => params,
         Err(err) => return respond(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "text/plain", format!("{err}\n")),
     };
+    let ask = resume::ask(req.uri().query().unwrap_or(""));
     let upgraded = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         match upgraded.await {
             Ok(io) => {
                 let mut ws =
                     WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, Some(gateway.ws_config)).await;
+                // A close code tells a client why (and a browser can read it);
+                // an HTTP error would not.
+                let refuse = |reason: CloseReason| {
+                    gateway.metrics.closed(reason);
+                    CloseFrame { code: reason.code().into(), reason: reason.text().into() }
+                };
                 let Admission::Welcome(seat) = admission else {
-                    // A close code tells a client to come back later; an HTTP error would not.
-                    let reason = CloseReason::ServerFull;
-                    let frame = CloseFrame { code: reason.code().into(), reason: reason.text().into() };
-                    let _ = ws.close(Some(frame)).await;
+                    let _ = ws.close(Some(refuse(CloseReason::ServerFull))).await;
                     return;
+                };
+                let start = match start(&gateway, ask).await {
+                    Ok(start) => start,
+                    Err(reason) => {
+                        tracing::info!(%remote, reason = reason.text(), "resume refused");
+                        let _ = ws.close(Some(refuse(reason))).await;
+                        // Read on until the client answers, so it gets the close frame.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), ws.next()).await;
+                        return;
+                    }
                 };
                 // A task of its own, sized to the session alone: this one, with
                 // the handshake's state in it, ends here.
-                tokio::spawn(crate::session::connection::run(gateway, WebSocket(ws), params, seat));
+                tokio::spawn(crate::session::connection::run(gateway, WebSocket(ws), params, seat, start));
             }
             Err(err) => tracing::debug!(%err, %remote, "upgrade failed"),
         }
@@ -175,6 +192,21 @@ fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr
         .header(header::SEC_WEBSOCKET_ACCEPT, accept)
         .body(Full::default())
         .expect("static response parts are valid")
+}
+
+/// How the connection's session begins: new, or resumed as its query
+/// string asks (refused with the close reason when it cannot be).
+async fn start(gateway: &Gateway, ask: Ask) -> Result<Start, CloseReason> {
+    let resumable = gateway.config.resume_grace_ms > 0;
+    match ask {
+        Ask::Plain => Ok(Start::New { resumable: false }),
+        Ask::Resumable => Ok(Start::New { resumable }),
+        Ask::Resume { token, last } => {
+            let token = gateway.resume_keys.verify(&token).ok_or(CloseReason::ResumeInvalid)?;
+            let (outbox, carried) = crate::handover::claim(gateway, token).await.map_err(resume::refusal_reason)?;
+            Ok(Start::Resumed { id: token.session, outbox, carried, last })
+        }
+    }
 }
 
 /// The params every event of this connection carries: where the client is

@@ -3,11 +3,13 @@
 //!
 //! `http` accepts and upgrades WebSocket clients, `tcp` accepts fooking's
 //! length-framed ones, `session` runs each client, `fastcgi`
-//! talks to the backend, `router_link` talks to the routers.
+//! talks to the backend, `router_link` talks to the routers, `handover`
+//! brings a resumed session to its new connection.
 
 pub mod config;
 pub mod fastcgi;
 pub mod framing;
+pub mod handover;
 pub mod http;
 pub mod limits;
 pub mod metrics;
@@ -27,9 +29,11 @@ pub use config::Config;
 use fastcgi::{ParamBlock, Upstreams};
 use limits::ConnectRate;
 use metrics::Metrics;
-use router_link::RouterLinks;
+use router::protocol::handover::GatewayId;
+use router_link::{RouterAsk, RouterLinks};
 use routing::Routes;
 use session::event::EventEncoder;
+use session::resume::TokenKey;
 use session::Registry;
 
 /// tungstenite allocates its read buffer up front (128 KiB by default) and
@@ -55,11 +59,17 @@ pub struct Gateway {
     pub links: RouterLinks,
     pub events: EventEncoder,
     pub ws_config: WebSocketConfig,
+    pub resume_keys: TokenKey,
 }
 
 impl Gateway {
     pub fn outbox_limits(&self) -> session::outbox::Limits {
-        session::outbox::Limits { messages: self.config.outbound_queue, bytes: self.config.outbound_queue_bytes }
+        session::outbox::Limits {
+            messages: self.config.outbound_queue,
+            bytes: self.config.outbound_queue_bytes,
+            parked_messages: self.config.resume_buffer_messages,
+            parked_bytes: self.config.resume_buffer_bytes,
+        }
     }
 }
 
@@ -145,15 +155,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     // routers' leases, distinct from any earlier run's.
     let worker_id =
         (std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), std::process::id()) & 0x7fff_ffff) as i32;
-    let (orphans_tx, orphans) = tokio::sync::mpsc::channel(ORPHAN_BATCHES);
-    let links = RouterLinks::spawn(
-        &config.routers,
-        router_token,
-        registry.clone(),
-        (server_id, worker_id),
-        orphans_tx,
-        links_shutdown.clone(),
-    );
+    let (asks_tx, asks) = tokio::sync::mpsc::channel(ROUTER_ASKS);
+    let identity = GatewayId { server_id, worker_id };
+    let links =
+        RouterLinks::spawn(&config.routers, router_token, registry.clone(), identity, asks_tx, links_shutdown.clone());
+    if config.resume_secret.is_none() && !config.routers.is_empty() && config.resume_grace_ms > 0 {
+        tracing::warn!("no --resume-secret: sessions resume on this gateway only, not on others of the cluster");
+    }
     let upstreams = Upstreams::new(&config.backends, &config.backend_options()).map_err(anyhow::Error::msg)?;
     let routes = Routes::new(config.routes.clone(), &upstreams).map_err(anyhow::Error::msg)?;
     if let Some(route) = config.http_routes.iter().find(|r| upstreams.pool(&r.pool).is_none()) {
@@ -170,6 +178,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let backends: Vec<String> = config.backends.iter().map(|b| format!("{}={}", b.pool, b.addr)).collect();
     tracing::info!(listen = %config.listen, listen_tcp = ?config.listen_tcp, ?backends, routers = ?config.routers, admin = ?config.admin, "gateway ready");
     let gateway = Arc::new(Gateway {
+        resume_keys: TokenKey::new(config.resume_secret.as_deref()),
         events: EventEncoder::new(static_params(&config)?, &config.param_prefix),
         connect_rate: ConnectRate::new(config.max_connect_rate_per_ip, config.max_connect_burst_per_ip as f32),
         seats: Arc::default(),
@@ -193,7 +202,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         });
     }
     tokio::spawn(heartbeat(gateway.clone(), shutdown.clone()));
-    tokio::spawn(close_orphans(gateway.clone(), orphans));
+    tokio::spawn(serve_router_asks(gateway.clone(), asks));
 
     let websocket = router::runtime::accept_loop(listener, MAX_HANDSHAKES, shutdown.clone(), {
         let gateway = gateway.clone();
@@ -215,28 +224,36 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     Ok(())
 }
 
-/// Batches of a dead gateway's sessions waiting for their close events.
-const ORPHAN_BATCHES: usize = 64;
+/// Router requests waiting for the gateway (see [`RouterAsk`]).
+const ROUTER_ASKS: usize = 1024;
 
-/// Sends the close event, to this gateway's backend, for each session of a
-/// gateway that died without sending them itself, as it would have. The
-/// params are this gateway's static ones, SESSIONID and EVENT=2.
-async fn close_orphans(
-    gateway: Arc<Gateway>,
-    mut orphans: tokio::sync::mpsc::Receiver<Vec<router::protocol::SessionId>>,
-) {
-    use session::event::{Event, EventKind};
-    while let Some(ids) = orphans.recv().await {
-        if !gateway.config.close_event {
-            continue;
-        }
-        tracing::info!(sessions = ids.len(), "sending close events for a dead gateway's sessions");
-        for id in ids {
-            let event = Event { kind: EventKind::Close, body: bytes::Bytes::new() };
-            let request = gateway.events.encode(&[], &id, &event);
-            if let Err(err) = gateway.upstreams.default_pool().call(&request, id.as_str(), &mut None).await {
-                tracing::warn!(session = %id, %err, "close event for a dead gateway's session failed");
+async fn serve_router_asks(gateway: Arc<Gateway>, mut asks: tokio::sync::mpsc::Receiver<RouterAsk>) {
+    while let Some(ask) = asks.recv().await {
+        match ask {
+            RouterAsk::Orphaned(ids) => {
+                tracing::info!(sessions = ids.len(), "sending close events for a dead gateway's sessions");
+                send_close_events(&gateway, ids).await;
             }
+            RouterAsk::Resume { link, session, to, generation } => {
+                tokio::spawn(handover::give(gateway.clone(), link, session, to, generation));
+            }
+        }
+    }
+}
+
+/// Sends the close event, to this gateway's backend, for sessions no
+/// session task here ends: a dead gateway's, or one that could not move.
+/// The params are this gateway's static ones, SESSIONID and EVENT=2.
+pub async fn send_close_events(gateway: &Gateway, ids: Vec<router::protocol::SessionId>) {
+    use session::event::{Event, EventKind};
+    if !gateway.config.close_event {
+        return;
+    }
+    for id in ids {
+        let event = Event { kind: EventKind::Close, body: bytes::Bytes::new() };
+        let request = gateway.events.encode(&[], &id, &event);
+        if let Err(err) = gateway.upstreams.default_pool().call(&request, id.as_str(), &mut None).await {
+            tracing::warn!(session = %id, %err, "close event failed");
         }
     }
 }

@@ -22,6 +22,9 @@ pub struct Metrics {
     pub pushes_out: AtomicU64,
     pub backend_timeouts: AtomicU64,
     pub backend_failures: AtomicU64,
+    pub parked: AtomicU64,
+    pub resumed: AtomicU64,
+    pub moved_out: AtomicU64,
 }
 
 impl Metrics {
@@ -77,6 +80,24 @@ impl Metrics {
             "gateway_backend_failures_total",
             "Backend requests that failed otherwise.",
             self.backend_failures.load(Relaxed),
+        );
+        out.counter(
+            "gateway_sessions_parked_total",
+            "Resumable sessions whose client dropped and that waited for a resume.",
+            self.parked.load(Relaxed),
+        );
+        out.counter("gateway_sessions_resumed_total", "Sessions a client resumed here.", self.resumed.load(Relaxed));
+        out.counter(
+            "gateway_sessions_moved_out_total",
+            "Sessions handed to a client that resumed them on another gateway.",
+            self.moved_out.load(Relaxed),
+        );
+        let parked = gateway.registry.parked();
+        out.gauge("gateway_sessions_offline", "Sessions waiting now for their client to resume.", parked.0 as f64);
+        out.gauge(
+            "gateway_resume_buffered_bytes",
+            "Bytes buffered now for sessions whose client is away.",
+            parked.1 as f64,
         );
         let (mut open, mut ejected) = (Vec::new(), Vec::new());
         for pool in gateway.upstreams.pools() {

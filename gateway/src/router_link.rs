@@ -1,15 +1,19 @@
 //! The gateway's link to each router: it reports sessions that start and
 //! end (and all of them again after every reconnect), and delivers the
-//! pushes the router sends back.
+//! pushes the router sends back. It also carries sessions that move
+//! between gateways (see `handover`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use router::protocol::handover::{GatewayId, Refusal, SessionState};
 use router::protocol::{Frame, FrameCodec, FrameKind, Hello, SessionId, MAX_IDS_PER_FRAME};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -21,45 +25,93 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Session starts and ends queued per router link.
 const LINK_QUEUE: usize = 65_536;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum LinkEvent {
     Connected(SessionId),
     Closed(SessionId),
+    Frame(Frame),
 }
+
+/// What a router asks of this gateway that needs more than the registry.
+#[derive(Debug)]
+pub enum RouterAsk {
+    /// Send the close events of a dead gateway's sessions.
+    Orphaned(Vec<SessionId>),
+    /// Hand `session` to gateway `to`, if `generation` is its token's.
+    Resume { link: usize, session: SessionId, to: GatewayId, generation: u32 },
+}
+
+/// The answer a resume on this gateway waits for.
+pub type HandoverReply = Result<SessionState, Refusal>;
+type Waiting = Arc<Mutex<HashMap<SessionId, oneshot::Sender<HandoverReply>>>>;
 
 /// Handles to every router link this gateway keeps.
 pub struct RouterLinks {
+    pub identity: GatewayId,
     queues: Vec<mpsc::Sender<LinkEvent>>,
+    linked: Vec<Arc<AtomicBool>>,
+    waiting: Waiting,
 }
 
 impl RouterLinks {
-    /// `identity` is (server id, worker id); sessions of dead gateways the
-    /// routers hand over go to `orphans`.
+    /// Requests that need the whole gateway go to `asks`.
     pub fn spawn(
         addrs: &[String],
         token: Bytes,
         registry: Arc<Registry>,
-        identity: (i32, i32),
-        orphans: mpsc::Sender<Vec<SessionId>>,
+        identity: GatewayId,
+        asks: mpsc::Sender<RouterAsk>,
         shutdown: CancellationToken,
     ) -> RouterLinks {
-        let queues = addrs
-            .iter()
-            .map(|addr| {
-                let (tx, rx) = mpsc::channel(LINK_QUEUE);
-                let link = Link {
-                    addr: addr.clone(),
-                    token: token.clone(),
-                    registry: registry.clone(),
-                    identity,
-                    orphans: orphans.clone(),
-                    events: rx,
-                };
-                tokio::spawn(link.maintain(shutdown.clone()));
-                tx
-            })
-            .collect();
-        RouterLinks { queues }
+        let waiting = Waiting::default();
+        let (mut queues, mut linked) = (Vec::new(), Vec::new());
+        for (index, addr) in addrs.iter().enumerate() {
+            let (tx, rx) = mpsc::channel(LINK_QUEUE);
+            let flag = Arc::new(AtomicBool::new(false));
+            let link = Link {
+                index,
+                addr: addr.clone(),
+                token: token.clone(),
+                registry: registry.clone(),
+                identity,
+                asks: asks.clone(),
+                events: rx,
+                linked: flag.clone(),
+                waiting: waiting.clone(),
+            };
+            tokio::spawn(link.maintain(shutdown.clone()));
+            queues.push(tx);
+            linked.push(flag);
+        }
+        RouterLinks { identity, queues, linked, waiting }
+    }
+
+    /// Which links are up now, a bit per link.
+    pub fn linked_mask(&self) -> u64 {
+        self.linked.iter().enumerate().filter(|(_, up)| up.load(Relaxed)).fold(0, |mask, (i, _)| mask | (1 << i))
+    }
+
+    pub async fn send_to(&self, link: usize, frame: Frame) {
+        if let Some(queue) = self.queues.get(link) {
+            let _ = queue.send(LinkEvent::Frame(frame)).await;
+        }
+    }
+
+    pub async fn send_to_all(&self, frame: Frame) {
+        for link in 0..self.queues.len() {
+            self.send_to(link, frame.clone()).await;
+        }
+    }
+
+    /// Waits for the router's answer to a resume of `session` asked here.
+    pub fn await_handover(&self, session: SessionId) -> oneshot::Receiver<HandoverReply> {
+        let (tx, rx) = oneshot::channel();
+        self.waiting.lock().unwrap().insert(session, tx);
+        rx
+    }
+
+    pub fn stop_waiting(&self, session: &SessionId) {
+        self.waiting.lock().unwrap().remove(session);
     }
 
     pub async fn connected(&self, id: SessionId) {
@@ -73,7 +125,7 @@ impl RouterLinks {
     async fn notify(&self, event: LinkEvent) {
         for queue in &self.queues {
             // The link task always drains its queue, linked or not.
-            let _ = queue.send(event).await;
+            let _ = queue.send(event.clone()).await;
         }
     }
 }
@@ -91,13 +143,17 @@ pub fn to_message(data: Bytes, binary: bool) -> Message {
 }
 
 struct Link {
+    /// Its place among the links: the bit for it in an outbox's accept mask.
+    index: usize,
     addr: String,
     /// The routers' token, sent in the AUTH that opens the link.
     token: Bytes,
     registry: Arc<Registry>,
-    identity: (i32, i32),
-    orphans: mpsc::Sender<Vec<SessionId>>,
+    identity: GatewayId,
+    asks: mpsc::Sender<RouterAsk>,
     events: mpsc::Receiver<LinkEvent>,
+    linked: Arc<AtomicBool>,
+    waiting: Waiting,
 }
 
 impl Link {
@@ -112,7 +168,10 @@ impl Link {
                 Ok(conn) => {
                     backoff = Duration::from_millis(100);
                     tracing::info!(router = %self.addr, "linked to router");
-                    if let Err(reason) = self.serve(conn, &shutdown).await {
+                    self.linked.store(true, Relaxed);
+                    let served = self.serve(conn, &shutdown).await;
+                    self.linked.store(false, Relaxed);
+                    if let Err(reason) = served {
                         tracing::warn!(router = %self.addr, reason, "router link lost");
                     }
                     if shutdown.is_cancelled() {
@@ -144,7 +203,7 @@ impl Link {
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
         stream.set_nodelay(true)?;
         let mut conn = Framed::new(stream, FrameCodec::default());
-        let (server_id, worker_id) = self.identity;
+        let GatewayId { server_id, worker_id } = self.identity;
         let hello = Hello::Gateway { server_id, worker_id, token: self.token.clone() };
         conn.feed(hello.to_frame()).await.map_err(std::io::Error::other)?;
         let ids = self.registry.ids();
@@ -215,6 +274,14 @@ impl Link {
             let (kind, id) = match event {
                 LinkEvent::Connected(id) => (FrameKind::Conn, id),
                 LinkEvent::Closed(id) => (FrameKind::Close, id),
+                LinkEvent::Frame(frame) => {
+                    if let Some(previous) = run_kind.take() {
+                        frames.extend(Frame::for_sessions(previous, &std::mem::take(&mut run), Bytes::new(), false));
+                    }
+                    frames.push(frame);
+                    next = self.events.try_recv().ok();
+                    continue;
+                }
             };
             if run_kind != Some(kind) || run.len() == MAX_IDS_PER_FRAME {
                 if let Some(previous) = run_kind {
@@ -236,10 +303,10 @@ impl Link {
         match kind {
             Some(FrameKind::SendMsg) => {
                 let ids = frame.session_ids().map_err(|e| e.to_string())?;
-                self.registry.push(&ids, &to_message(frame.data, frame.binary));
+                self.registry.push(self.index, &ids, &to_message(frame.data, frame.binary));
             }
             Some(FrameKind::SendAll) => {
-                self.registry.push_all(&to_message(frame.data, frame.binary));
+                self.registry.push_all(self.index, &to_message(frame.data, frame.binary));
             }
             Some(FrameKind::Kick) => {
                 let ids = frame.session_ids().map_err(|e| e.to_string())?;
@@ -247,9 +314,14 @@ impl Link {
             }
             Some(FrameKind::Orphaned) => {
                 let ids = frame.session_ids().map_err(|e| e.to_string())?;
-                if self.orphans.try_send(ids).is_err() {
-                    tracing::error!(router = %self.addr, "orphan queue full: close events dropped");
+                if self.asks.try_send(RouterAsk::Orphaned(ids)).is_err() {
+                    tracing::error!(router = %self.addr, "router request queue full: close events dropped");
                 }
+            }
+            Some(kind @ (FrameKind::Resume | FrameKind::Moved | FrameKind::Handover | FrameKind::ResumeRefused)) => {
+                let session = SessionId::parse(&frame.sessions).map_err(|e| e.to_string())?;
+                let (to, rest) = GatewayId::split(&frame.data).map_err(|e| e.to_string())?;
+                self.move_frame(kind, session, to, rest)?;
             }
             Some(kind @ (FrameKind::ChAdd | FrameKind::ChDel)) => {
                 let ids = frame.session_ids().map_err(|e| e.to_string())?;
@@ -261,6 +333,40 @@ impl Link {
                 self.registry.note_user(id, &String::from_utf8_lossy(&frame.data));
             }
             _ => return Err(format!("unexpected frame type {} from the router", frame.kind)),
+        }
+        Ok(())
+    }
+
+    /// A frame of a session's move between gateways (`to` is the new one).
+    fn move_frame(&self, kind: FrameKind, session: SessionId, to: GatewayId, rest: Bytes) -> Result<(), String> {
+        match kind {
+            FrameKind::Resume => {
+                let generation = <[u8; 4]>::try_from(&rest[..]).map_err(|_| "RESUME carries a u32")?;
+                let ask =
+                    RouterAsk::Resume { link: self.index, session, to, generation: u32::from_be_bytes(generation) };
+                if self.asks.try_send(ask).is_err() {
+                    tracing::error!(router = %self.addr, %session, "router request queue full: resume dropped");
+                }
+            }
+            // This router routes the session to `to` now: the new gateway
+            // takes its pushes from here on, the old one no longer.
+            FrameKind::Moved => {
+                if let Some(outbox) = self.registry.outbox(&session) {
+                    outbox.accept_from(self.index, to == self.identity);
+                }
+            }
+            _ => {
+                let reply = match kind {
+                    FrameKind::Handover => SessionState::decode(rest).map_err(|_| Refusal::Failed),
+                    _ => Err(Refusal::from_u8(rest.first().copied().unwrap_or(0))),
+                };
+                match self.waiting.lock().unwrap().remove(&session) {
+                    Some(waiting) => {
+                        let _ = waiting.send(reply);
+                    }
+                    None => tracing::warn!(%session, "hand-over nobody waits for dropped"),
+                }
+            }
         }
         Ok(())
     }

@@ -19,5 +19,6 @@ pub async fn serve_connection(stream: TcpStream, remote: SocketAddr, gateway: Ar
         params.push(name.as_bytes(), value.as_bytes()).expect("an address fits a record");
     }
     let transport = Tcp::new(stream, gateway.config.max_message);
-    crate::session::connection::run(gateway, transport, params.compact(), seat).await;
+    let start = crate::session::connection::Start::New { resumable: false };
+    crate::session::connection::run(gateway, transport, params.compact(), seat, start).await;
 }

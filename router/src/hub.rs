@@ -10,6 +10,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::metrics_router::RouterMetrics;
+use crate::protocol::handover::{GatewayId, Refusal};
 use crate::protocol::{Frame, FrameKind, SessionId};
 use crate::store::{Store, StoreResult};
 
@@ -27,6 +28,16 @@ struct Gateway {
     sessions: usize,
 }
 
+impl Gateway {
+    fn id(&self) -> GatewayId {
+        GatewayId { server_id: self.server_id, worker_id: self.worker_id }
+    }
+}
+
+fn encode_one(session: SessionId) -> Bytes {
+    Bytes::copy_from_slice(session.as_bytes())
+}
+
 #[derive(Default)]
 struct Links {
     next_id: u64,
@@ -36,6 +47,9 @@ struct Links {
 
 pub struct Hub {
     links: Mutex<Links>,
+    /// Pushes hold it shared from routing to queueing; a session's move
+    /// holds it alone, so each push goes wholly before or after the move.
+    move_gate: tokio::sync::RwLock<()>,
     store: Store,
     pub metrics: RouterMetrics,
 }
@@ -78,7 +92,7 @@ impl InfoReport {
 
 impl Hub {
     pub fn new(store: Store) -> Hub {
-        Hub { links: Mutex::default(), store, metrics: RouterMetrics::default() }
+        Hub { links: Mutex::default(), move_gate: Default::default(), store, metrics: RouterMetrics::default() }
     }
 
     pub fn store(&self) -> &Store {
@@ -117,32 +131,109 @@ impl Hub {
         }
     }
 
+    /// Forgets sessions that ended, but not one another gateway holds now:
+    /// a session that moved lives on there, in its channels.
     pub async fn sessions_closed(&self, link: LinkId, ids: &[SessionId]) -> StoreResult<()> {
-        {
+        let ended: Vec<SessionId> = {
             let mut links = self.links.lock().unwrap();
             let mut removed = 0;
-            for id in ids {
-                if links.sessions.get(id) == Some(&link) {
-                    links.sessions.remove(id);
-                    removed += 1;
-                }
-            }
+            let ended = ids
+                .iter()
+                .filter(|id| match links.sessions.get(id) {
+                    Some(owner) if *owner == link => {
+                        links.sessions.remove(id);
+                        removed += 1;
+                        true
+                    }
+                    Some(_) => false,
+                    None => true,
+                })
+                .copied()
+                .collect();
             if let Some(gw) = links.gateways.get_mut(&link) {
                 gw.sessions -= removed;
             }
+            ended
+        };
+        self.store.forget(&ended).await
+    }
+
+    /// A client asks gateway `from` to resume `session`: the gateway that
+    /// holds it decides; with none, the session has expired.
+    pub async fn resume(&self, from: LinkId, session: SessionId, generation: u32) {
+        let (asker, asker_tx, holder) = {
+            let links = self.links.lock().unwrap();
+            let Some(asker) = links.gateways.get(&from) else { return };
+            let holder = links.sessions.get(&session).filter(|owner| **owner != from);
+            (asker.id(), asker.tx.clone(), holder.and_then(|owner| links.gateways.get(owner)).map(|gw| gw.tx.clone()))
+        };
+        let (to, kind, payload) = match holder {
+            Some(tx) => (tx, FrameKind::Resume, asker.address(&generation.to_be_bytes())),
+            None => (asker_tx, FrameKind::ResumeRefused, asker.address(&[Refusal::Expired as u8])),
+        };
+        send_all(&to, std::iter::once(Frame::new(kind, encode_one(session), payload))).await;
+    }
+
+    /// The gateway on `from` hands `session` to gateway `to`: pushes for it
+    /// go there from now on. Both hear so (MOVED) on their links, after
+    /// every push sent before: the old one knows nothing more will come
+    /// from this router, the new one that everything after comes to it.
+    pub async fn moving(&self, from: LinkId, session: SessionId, to: GatewayId) {
+        let gate = self.move_gate.write().await;
+        let targets = {
+            let mut links = self.links.lock().unwrap();
+            let new_owner =
+                links.gateways.iter().find(|(_, gw)| gw.id() == to).map(|(link, gw)| (*link, gw.tx.clone()));
+            if let Some(previous) = links.sessions.remove(&session) {
+                if let Some(gw) = links.gateways.get_mut(&previous) {
+                    gw.sessions -= 1;
+                }
+            }
+            if let Some((link, _)) = &new_owner {
+                links.sessions.insert(session, *link);
+                links.gateways.get_mut(link).expect("found above").sessions += 1;
+            }
+            let old_owner = links.gateways.get(&from).map(|gw| gw.tx.clone());
+            old_owner.into_iter().chain(new_owner.map(|(_, tx)| tx)).collect::<Vec<_>>()
+        };
+        let moved = Frame::new(FrameKind::Moved, encode_one(session), to.address(&[]));
+        for tx in targets {
+            send_all(&tx, std::iter::once(moved.clone())).await;
         }
-        self.store.forget(ids).await
+        drop(gate);
+        if let Some(old) = self.gateway_key(from) {
+            let moved = self.store.gateway_sessions(&old, &[session], false).await;
+            let moved = moved.and(self.store.gateway_sessions(&to.to_string(), &[session], true).await);
+            if let Err(err) = moved {
+                tracing::error!(%err, %session, "could not record a session's move");
+            }
+        }
+    }
+
+    /// Passes a move's frame on to the gateway its data is addressed to.
+    pub async fn forward(&self, to: GatewayId, frame: Frame) {
+        match self.gateway_tx(to) {
+            Some(tx) => {
+                send_all(&tx, std::iter::once(frame)).await;
+            }
+            None => tracing::warn!(gateway = %to, "hand-over for a gateway not linked here dropped"),
+        }
+    }
+
+    fn gateway_tx(&self, id: GatewayId) -> Option<mpsc::Sender<Frame>> {
+        let links = self.links.lock().unwrap();
+        links.gateways.values().find(|gw| gw.id() == id).map(|gw| gw.tx.clone())
     }
 
     /// The identity under which a gateway's lease and sessions are kept.
     pub fn gateway_key(&self, link: LinkId) -> Option<String> {
         let links = self.links.lock().unwrap();
-        links.gateways.get(&link).map(|gw| format!("{}:{}", gw.server_id, gw.worker_id))
+        links.gateways.get(&link).map(|gw| gw.id().to_string())
     }
 
     pub fn linked_gateway_keys(&self) -> Vec<String> {
         let links = self.links.lock().unwrap();
-        links.gateways.values().map(|gw| format!("{}:{}", gw.server_id, gw.worker_id)).collect()
+        links.gateways.values().map(|gw| gw.id().to_string()).collect()
     }
 
     /// Hands the sessions of a dead gateway to a live one, which sends
@@ -187,6 +278,7 @@ impl Hub {
     }
 
     async fn to_owning_gateways(&self, kind: FrameKind, ids: &[SessionId], data: Bytes, binary: bool) -> Delivered {
+        let _gate = self.move_gate.read().await;
         let mut by_gateway: HashMap<LinkId, (mpsc::Sender<Frame>, Vec<SessionId>)> = HashMap::new();
         {
             let links = self.links.lock().unwrap();
@@ -220,6 +312,7 @@ impl Hub {
     }
 
     async fn broadcast_frame(&self, frame: Frame) -> Delivered {
+        let _gate = self.move_gate.read().await;
         let targets: Vec<(mpsc::Sender<Frame>, usize)> = {
             let links = self.links.lock().unwrap();
             links.gateways.values().map(|gw| (gw.tx.clone(), gw.sessions)).collect()

@@ -10,6 +10,7 @@ pub mod metrics_router;
 pub mod protocol;
 pub mod runtime;
 pub mod server;
+pub mod signing;
 pub mod store;
 
 use std::sync::Arc;

@@ -6,6 +6,7 @@ mod join;
 mod leave;
 mod login;
 mod msg;
+mod presence;
 mod userlist;
 
 use router::client::ClientError;
@@ -84,6 +85,8 @@ pub async fn handle(app: &App, caller: &Caller, body: &[u8]) -> Reply {
     let result = match caller.event {
         Event::Connect => Ok(Reply::none()),
         Event::Close => close::apply(app, caller.session).await,
+        Event::Offline => presence::apply(app, caller.session, false).await,
+        Event::Online => presence::apply(app, caller.session, true).await,
         Event::Message => handle_message(app, caller.session, body).await,
     };
     result.unwrap_or_else(ChatError::into_reply)

@@ -3,8 +3,7 @@
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use router::signing::Signer;
 
 pub const COOKIE: &str = "fk_session";
 /// A login lasts this long.
@@ -23,44 +22,25 @@ pub fn password_matches(password: &str, hash: &str) -> bool {
 
 /// Signs and checks `uid.expiry` with a secret shared by every app process.
 pub struct CookieSigner {
-    secret: Vec<u8>,
+    signer: Signer,
 }
 
 impl CookieSigner {
-    /// `secret` as given, or 32 random bytes (logins then last as long as the process).
+    /// `secret` as given, or a random one (logins then last as long as the process).
     pub fn new(secret: Option<&str>) -> CookieSigner {
-        let secret = match secret {
-            Some(secret) => secret.as_bytes().to_vec(),
-            None => {
-                let mut random = vec![0u8; 32];
-                getrandom::fill(&mut random).expect("the OS random source failed");
-                random
-            }
-        };
-        CookieSigner { secret }
-    }
-
-    fn mac(&self, payload: &str) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret).expect("any key length");
-        mac.update(payload.as_bytes());
-        mac
+        CookieSigner { signer: Signer::new(secret) }
     }
 
     /// `uid.expiry.signature`, the cookie's value.
     pub fn sign(&self, uid: u64, now: u64) -> String {
         let payload = format!("{uid}.{}", now + COOKIE_SECONDS);
-        let signature: String = self.mac(&payload).finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-        format!("{payload}.{signature}")
+        format!("{payload}.{}", self.signer.sign(&payload))
     }
 
     /// The uid of a valid, unexpired cookie value.
     pub fn verify(&self, value: &str, now: u64) -> Option<u64> {
         let (payload, signature) = value.rsplit_once('.')?;
-        let signature: Vec<u8> = (0..signature.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(signature.get(i..i + 2)?, 16).ok())
-            .collect::<Option<_>>()?;
-        self.mac(payload).verify_slice(&signature).ok()?;
+        self.signer.verify(payload, signature).then_some(())?;
         let (uid, expiry) = payload.split_once('.')?;
         (expiry.parse::<u64>().ok()? > now).then_some(())?;
         uid.parse().ok()

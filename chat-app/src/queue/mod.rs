@@ -147,6 +147,8 @@ impl Queue {
                 self.leave_line(app, session).await;
                 Answer { status: 200, headers: Vec::new(), body: None }
             }
+            // A place in line is kept while its client resumes.
+            Event::Offline | Event::Online => Answer { status: 200, headers: Vec::new(), body: None },
             Event::Message => {
                 let Some(uid) = param("META_UID").and_then(|u| u.parse().ok()) else {
                     return Answer::code(99, "log in first");

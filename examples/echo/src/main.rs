@@ -116,6 +116,8 @@ impl App {
         let event = match param("EVENT").or_else(|| param("HTTP_EVENT")) {
             Some(b"1") => "connect",
             Some(b"2") => "close",
+            Some(b"3") => "offline",
+            Some(b"4") => "online",
             _ => "message",
         };
         if let Some(file) = &self.log {

@@ -6,6 +6,7 @@
 //! loadgen connect --url ws://127.0.0.1:9005/ -c 10000
 //! loadgen fanout  --url ws://127.0.0.1:9005/ --url ws://127.0.0.1:9006/ --router 127.0.0.1:9011 -m 10000
 //! loadgen soak    --url ws://127.0.0.1:9005/ --router 127.0.0.1:9011 -d 20
+//! loadgen churn   --url ws://127.0.0.1:9005/ --url ws://127.0.0.1:9006/ --router 127.0.0.1:9011 -c 100
 //! ```
 //! Every scenario checks every message; any loss, repeat or reordering
 //! fails the run (exit code 1).
@@ -45,6 +46,8 @@ enum Scenario {
     Fanout(scenario::fanout::Args),
     /// Echo with reconnects plus fan-out for a given time, zero loss required.
     Soak(scenario::soak::Args),
+    /// Members that keep dropping and resuming, on the next gateway, while messages flow; zero loss required.
+    Churn(scenario::churn::Args),
 }
 
 #[tokio::main]
@@ -59,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Connect(args) => scenario::connect::run(urls, args).await?,
         Scenario::Fanout(args) => scenario::fanout::run(urls, args).await?,
         Scenario::Soak(args) => scenario::soak::run(urls, args).await?,
+        Scenario::Churn(args) => scenario::churn::run(urls, args).await?,
     };
     report.print(cli.json);
     std::process::exit(if report.ok() { 0 } else { 1 });

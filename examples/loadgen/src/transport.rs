@@ -41,6 +41,19 @@ impl FromStr for Endpoint {
     }
 }
 
+impl Endpoint {
+    /// The same endpoint with `query` as the URL's query string.
+    pub fn with_query(&self, query: &str) -> Endpoint {
+        match self {
+            Endpoint::WebSocket { url, addr } => {
+                let base = url.split('?').next().unwrap_or(url);
+                Endpoint::WebSocket { url: format!("{base}?{query}"), addr: *addr }
+            }
+            framed => framed.clone(),
+        }
+    }
+}
+
 /// A loopback source address for connection `i`: 100 connections per
 /// address over 127.0.0.0/8, so ephemeral ports never run out.
 pub fn source_ip(i: usize) -> IpAddr {
@@ -116,6 +129,15 @@ impl Conn {
             Ok(Ok(None)) => bail!("server closed the connection"),
             Ok(other) => Ok(other?.expect("checked")),
         }
+    }
+
+    /// Drops the connection as a network failure would: a reset, no close.
+    pub fn kill(self) {
+        let stream = match &self {
+            Conn::WebSocket(ws) => ws.get_ref(),
+            Conn::Framed(framed) => framed.get_ref(),
+        };
+        let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
     }
 
     pub async fn close(self) {

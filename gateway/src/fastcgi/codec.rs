@@ -199,6 +199,20 @@ impl ParamBlock {
         self.ends.len()
     }
 
+    /// The block as one run of FastCGI name-value pairs.
+    pub fn encoded(&self) -> &[u8] {
+        &self.encoded
+    }
+
+    /// A block from a run of pairs, as [`ParamBlock::encoded`] gives them.
+    pub fn decode(encoded: &[u8]) -> Option<ParamBlock> {
+        let mut block = ParamBlock::default();
+        for (name, value) in decode_pairs(encoded)? {
+            block.push(&name, &value).ok()?;
+        }
+        Some(block.compact())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }

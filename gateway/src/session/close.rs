@@ -21,10 +21,26 @@ pub enum CloseReason {
     ShuttingDown,
     /// Already at the connection limit.
     ServerFull,
+    /// A resume token that is malformed or not signed by this cluster.
+    ResumeInvalid,
+    /// A resume token for a session that has ended (or never was).
+    ResumeExpired,
+    /// A resume token used already: the session has a newer one.
+    ResumeReused,
+    /// The client missed messages the gateway no longer keeps.
+    ResumeGap,
+    /// The hand-over between gateways failed on the way.
+    ResumeFailed,
+    /// Another connection resumed this session.
+    ResumedElsewhere,
+    /// Offline, its buffered pushes passed the resume buffer's bounds.
+    ResumeBufferFull,
+    /// Offline for the whole grace period.
+    GraceExpired,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 9] = [
+    pub const ALL: [CloseReason; 17] = [
         CloseReason::Kicked,
         CloseReason::SlowConsumer,
         CloseReason::RateLimited,
@@ -34,17 +50,31 @@ impl CloseReason {
         CloseReason::IdleTimeout,
         CloseReason::ShuttingDown,
         CloseReason::ServerFull,
+        CloseReason::ResumeInvalid,
+        CloseReason::ResumeExpired,
+        CloseReason::ResumeReused,
+        CloseReason::ResumeGap,
+        CloseReason::ResumeFailed,
+        CloseReason::ResumedElsewhere,
+        CloseReason::ResumeBufferFull,
+        CloseReason::GraceExpired,
     ];
 
     pub fn code(self) -> u16 {
         match self {
             CloseReason::Kicked => 4000,
-            CloseReason::SlowConsumer | CloseReason::RateLimited => 1008,
+            CloseReason::SlowConsumer | CloseReason::RateLimited | CloseReason::ResumeBufferFull => 1008,
             CloseReason::TooBig => 1009,
             CloseReason::ProtocolError => 1002,
             CloseReason::BackendUnavailable => 1011,
-            CloseReason::IdleTimeout | CloseReason::ShuttingDown => 1001,
+            CloseReason::IdleTimeout | CloseReason::ShuttingDown | CloseReason::GraceExpired => 1001,
             CloseReason::ServerFull => 1013,
+            CloseReason::ResumeInvalid => 4100,
+            CloseReason::ResumeExpired => 4101,
+            CloseReason::ResumeReused => 4102,
+            CloseReason::ResumeGap => 4103,
+            CloseReason::ResumeFailed => 4104,
+            CloseReason::ResumedElsewhere => 4105,
         }
     }
 
@@ -59,6 +89,14 @@ impl CloseReason {
             CloseReason::IdleTimeout => "idle timeout",
             CloseReason::ShuttingDown => "server shutting down",
             CloseReason::ServerFull => "server full, try again later",
+            CloseReason::ResumeInvalid => "resume token invalid",
+            CloseReason::ResumeExpired => "session expired",
+            CloseReason::ResumeReused => "resume token already used",
+            CloseReason::ResumeGap => "missed messages are no longer kept",
+            CloseReason::ResumeFailed => "resume failed, try again",
+            CloseReason::ResumedElsewhere => "session resumed on another connection",
+            CloseReason::ResumeBufferFull => "resume buffer full",
+            CloseReason::GraceExpired => "resume grace period over",
         }
     }
 
@@ -74,6 +112,14 @@ impl CloseReason {
             CloseReason::IdleTimeout => "idle_timeout",
             CloseReason::ShuttingDown => "shutting_down",
             CloseReason::ServerFull => "server_full",
+            CloseReason::ResumeInvalid => "resume_invalid",
+            CloseReason::ResumeExpired => "resume_expired",
+            CloseReason::ResumeReused => "resume_reused",
+            CloseReason::ResumeGap => "resume_gap",
+            CloseReason::ResumeFailed => "resume_failed",
+            CloseReason::ResumedElsewhere => "resumed_elsewhere",
+            CloseReason::ResumeBufferFull => "resume_buffer_full",
+            CloseReason::GraceExpired => "grace_expired",
         }
     }
 

@@ -1,6 +1,11 @@
 //! One client, from connect to close. A single task per connection reads
 //! the client, writes pushes and replies, and runs the session's events
 //! against the backend strictly one at a time: connect first, close last.
+//!
+//! A resumable session (the client asked with `?resume=1`) outlives a
+//! connection that drops: it parks for the grace period, buffering what
+//! comes for it, until a new connection takes it over (`Start::Resumed`)
+//! or the grace period ends.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -11,6 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use router::protocol::handover::Refusal;
 use router::protocol::SessionId;
 use tokio::sync::oneshot;
 use tokio::time::error::Elapsed;
@@ -22,6 +28,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::close::CloseReason;
 use super::event::{Event, EventKind};
 use super::outbox::{Outbox, Taken};
+use super::resume::{Carried, TakeRequest, Token, Written};
 use super::transport::{Incoming, Transport};
 use crate::fastcgi::{CgiResponse, ParamBlock, UpstreamError};
 use crate::limits::TokenBucket;
@@ -43,14 +50,47 @@ type Reply = Pin<Box<dyn Future<Output = (EventKind, Result<CgiResponse, Upstrea
 
 enum Client {
     Open,
-    Closing { deadline: Instant, reading: bool },
+    Closing {
+        deadline: Instant,
+        reading: bool,
+    },
+    /// Dropped without a close: the session waits for a resume until then.
+    Parked {
+        until: Instant,
+    },
+    /// A new connection takes the session once its events are done.
+    HandingOver(oneshot::Sender<Result<Carried, Refusal>>),
     Gone,
+}
+
+/// How a session's task ends.
+#[derive(PartialEq, Eq)]
+enum Outcome {
+    Ended,
+    /// Another connection carries on with the session.
+    HandedOver,
+}
+
+/// How a session begins.
+pub enum Start {
+    New {
+        resumable: bool,
+    },
+    /// A connection that took over a session: its outbox, what it carried,
+    /// and how many messages the client says it got.
+    Resumed {
+        id: SessionId,
+        outbox: Arc<Outbox>,
+        carried: Carried,
+        last: Option<u64>,
+    },
 }
 
 struct Session<T> {
     id: SessionId,
     gateway: Arc<Gateway>,
-    conn: T,
+    /// Gone once the client is (parked, handing over, gone).
+    conn: Option<T>,
     outbox: Arc<Outbox>,
     /// This connection's own params (address, upgrade URI, headers).
     params: ParamBlock,
@@ -64,6 +104,8 @@ struct Session<T> {
     /// never saw the session start, so it gets no close event either.
     backend_knows_session: bool,
     close_event_queued: bool,
+    /// Present when the session is resumable.
+    written: Option<Box<Written>>,
 }
 
 /// The session's whole life. Built here, outside the returned future, so
@@ -75,41 +117,59 @@ pub fn run<T: Transport>(
     conn: T,
     params: ParamBlock,
     seat: Seat,
+    start: Start,
 ) -> impl Future<Output = ()> + Send {
-    let id = SessionId::random();
-    let outbox = Arc::new(Outbox::new(gateway.outbox_limits()));
     let mut pending = VecDeque::new();
-    if gateway.config.connect_event {
-        pending.push_back(Event { kind: EventKind::Connect, body: Bytes::new() });
-    }
+    let (id, outbox, meta, written, last, new) = match start {
+        Start::New { resumable } => {
+            if gateway.config.connect_event {
+                pending.push_back(Event { kind: EventKind::Connect, body: Bytes::new() });
+            }
+            let outbox = Arc::new(Outbox::new(gateway.outbox_limits()));
+            let written = resumable.then(|| Box::new(Written::new(0, 1)));
+            (SessionId::random(), outbox, ParamBlock::default(), written, None, true)
+        }
+        Start::Resumed { id, outbox, carried, last } => {
+            pending.push_back(Event { kind: EventKind::Online, body: Bytes::new() });
+            outbox.park(false);
+            (id, outbox, carried.meta, Some(Box::new(carried.written)), last, false)
+        }
+    };
     gateway.metrics.connections_opened.fetch_add(1, Relaxed);
     let mut session = Session {
         id,
         message_rate: TokenBucket::full(gateway.config.max_message_burst as f32, Instant::now()),
         gateway,
-        conn,
+        conn: Some(conn),
         outbox,
         params,
-        meta: ParamBlock::default(),
+        meta,
         client: Client::Open,
         pending,
         backend_knows_session: true,
         close_event_queued: false,
+        written,
     };
     async move {
         let _seat = seat;
-        session.gateway.registry.insert(id, session.outbox.clone());
-        session.gateway.links.connected(id).await;
-        session.drive().await;
-        session.gateway.registry.remove(&id);
-        session.gateway.links.closed(id).await;
+        if new {
+            session.gateway.registry.insert(id, session.outbox.clone());
+            session.gateway.links.connected(id).await;
+        }
+        if session.written.is_some() {
+            Box::pin(session.greet(!new, last)).await;
+        }
+        if session.drive().await == Outcome::Ended {
+            session.gateway.registry.remove(&id);
+            session.gateway.links.closed(id).await;
+        }
     }
 }
 
 impl<T: Transport> Session<T> {
     /// Handlers are boxed where they are awaited: they run briefly, and
     /// unboxed their state would sit in every idle connection's future.
-    async fn drive(&mut self) {
+    async fn drive(&mut self) -> Outcome {
         tracing::debug!(session = %self.id, "connected");
         let outbox = self.outbox.clone();
         let mut in_flight: Option<Reply> = None;
@@ -122,6 +182,12 @@ impl<T: Transport> Session<T> {
                         (in_flight, abort) = (Some(call), switch);
                     }
                     None if matches!(self.client, Client::Gone) => break,
+                    None if matches!(self.client, Client::HandingOver(_)) => {
+                        if self.hand_over() {
+                            return Outcome::HandedOver;
+                        }
+                        continue;
+                    }
                     None => {}
                 }
             }
@@ -134,30 +200,102 @@ impl<T: Transport> Session<T> {
             let reading = match self.client {
                 Client::Open => true,
                 Client::Closing { reading, .. } => reading,
-                Client::Gone => false,
+                _ => false,
             };
-            let open = matches!(self.client, Client::Open);
+            let (open, parked) = (matches!(self.client, Client::Open), matches!(self.client, Client::Parked { .. }));
             let deadline = match self.client {
-                Client::Closing { deadline, .. } => Some(deadline),
+                Client::Closing { deadline, .. } | Client::Parked { until: deadline } => Some(deadline),
                 _ => None,
             };
+            let conn = &mut self.conn;
             tokio::select! {
                 (kind, result) = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
                     (in_flight, abort) = (None, None);
                     Box::pin(self.on_reply(kind, result)).await;
                 }
-                frame = self.conn.next(), if reading => Box::pin(self.on_client_frame(frame)).await,
-                taken = outbox.take(), if open => match taken {
+                frame = async { conn.as_mut().expect("reading").next().await }, if reading && conn.is_some() => {
+                    Box::pin(self.on_client_frame(frame)).await
+                }
+                taken = outbox.take(open), if open || parked => match taken {
                     Taken::Messages(batch) => Box::pin(self.write_pushes(batch)).await,
                     Taken::Close(reason) => Box::pin(self.close(reason)).await,
+                    Taken::Take(request) => Box::pin(self.on_take(request)).await,
                 },
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    tracing::debug!(session = %self.id, "client did not finish the close handshake");
+                    if parked {
+                        tracing::info!(session = %self.id, "not resumed within the grace period");
+                        self.gateway.metrics.closed(CloseReason::GraceExpired);
+                    } else {
+                        tracing::debug!(session = %self.id, "client did not finish the close handshake");
+                    }
                     self.gone();
                 }
             }
         }
         tracing::debug!(session = %self.id, "closed");
+        Outcome::Ended
+    }
+
+    /// The session message a resumable session's client gets first, then
+    /// (resumed) what it missed. `last` is how many messages it says it got.
+    async fn greet(&mut self, resumed: bool, last: Option<u64>) {
+        let written = self.written.as_mut().expect("resumable");
+        let replay = if resumed { written.replay_after(last) } else { Ok(Vec::new()) };
+        let token = self.gateway.resume_keys.sign(Token { session: self.id, generation: written.generation });
+        let hello = serde_json::json!({"type": "session", "id": self.id.as_str(), "resume": token, "resumed": resumed});
+        let Ok(replay) = replay else {
+            tracing::info!(session = %self.id, ?last, "client missed messages no longer kept");
+            return self.close(CloseReason::ResumeGap).await;
+        };
+        if resumed {
+            self.gateway.metrics.resumed.fetch_add(1, Relaxed);
+            tracing::debug!(session = %self.id, replayed = replay.len(), "resumed");
+        }
+        // Neither is numbered again: the session message never is, the
+        // replayed messages were when first written.
+        let batch = std::iter::once(Message::text(hello.to_string())).chain(replay).collect();
+        self.write_batch(batch, false).await;
+    }
+
+    /// A new connection presents this session's token. The one it holds
+    /// (the current generation) wins: a connection still open here is
+    /// closed, as its client has evidently moved on.
+    async fn on_take(&mut self, request: TakeRequest) {
+        let refusal = match (&self.written, &self.client) {
+            (Some(written), _) if written.generation != request.generation => Some(Refusal::Reused),
+            (Some(_), Client::Open | Client::Parked { .. }) => None,
+            _ => Some(Refusal::Expired),
+        };
+        if let Some(refusal) = refusal {
+            let _ = request.reply.send(Err(refusal));
+            return;
+        }
+        if let (Client::Open, Some(conn)) = (&self.client, self.conn.as_mut()) {
+            let reason = CloseReason::ResumedElsewhere;
+            self.gateway.metrics.closed(reason);
+            let frame = CloseFrame { code: CloseCode::from(reason.code()), reason: reason.text().into() };
+            let _ = tokio::time::timeout(CLOSE_LINGER, conn.send(Message::Close(Some(frame)))).await;
+            self.pending.push_back(Event { kind: EventKind::Offline, body: Bytes::new() });
+            self.outbox.park(true);
+        }
+        self.conn = None;
+        self.client = Client::HandingOver(request.reply);
+    }
+
+    /// Gives the session to the connection that took it; false if that
+    /// connection gave up waiting, and the session ends after all.
+    fn hand_over(&mut self) -> bool {
+        let Client::HandingOver(reply) = std::mem::replace(&mut self.client, Client::Gone) else {
+            unreachable!("handing over")
+        };
+        let mut written = self.written.take().expect("only resumable sessions are taken");
+        written.generation += 1;
+        let carried = Carried { meta: std::mem::take(&mut self.meta), written: *written };
+        let Err(Ok(carried)) = reply.send(Ok(carried)) else { return true };
+        tracing::info!(session = %self.id, "the resuming connection is gone; the session ends");
+        (self.meta, self.written) = (carried.meta, Some(Box::new(carried.written)));
+        self.queue_close_event();
+        false
     }
 
     /// Encodes the event now and returns the backend call as a future, so
@@ -170,11 +308,11 @@ impl<T: Transport> Session<T> {
         let gateway = self.gateway.clone();
         let label = self.id.to_string();
         let (abort_tx, abort_rx) = match kind {
-            EventKind::Close => (None, None),
-            _ => {
+            EventKind::Connect | EventKind::Message { .. } => {
                 let (tx, rx) = oneshot::channel();
                 (Some(tx), Some(rx))
             }
+            _ => (None, None),
         };
         let call = Box::pin(async move {
             let mut abort = abort_rx;
@@ -249,15 +387,17 @@ impl<T: Transport> Session<T> {
         self.meta = meta.compact();
     }
 
-    /// Sends one message to the client unless it is closing.
+    /// Sends one message to the client; while it is away, the outbox
+    /// keeps it for a resume. Dropped once the client is closing.
     async fn reply(&mut self, message: Message) {
-        if !matches!(self.client, Client::Open) {
-            return;
-        }
         self.gateway.metrics.replies_out.fetch_add(1, Relaxed);
-        let timeout = self.gateway.config.write_timeout();
-        let written = tokio::time::timeout(timeout, self.conn.send(message)).await;
-        self.check_write(written, timeout);
+        match self.client {
+            Client::Open => self.write_batch(VecDeque::from([message]), true).await,
+            Client::Parked { .. } | Client::HandingOver(_) => {
+                self.outbox.push(message);
+            }
+            Client::Closing { .. } | Client::Gone => {}
+        }
     }
 
     async fn on_client_frame(&mut self, frame: Option<Incoming>) {
@@ -269,6 +409,18 @@ impl<T: Transport> Session<T> {
             // The transport answers pings and close frames itself; after a
             // close, reading on until the stream ends completes the handshake.
             Some(Incoming::Control) => {}
+            // A client that says goodbye (1000, 1001 or no code) ends its
+            // session at once; any other close code counts as a drop.
+            Some(Incoming::Goodbye(code)) => match code {
+                None | Some(1000 | 1001) => {
+                    if matches!(self.client, Client::Open) {
+                        let deadline = Instant::now() + CLOSE_HANDSHAKE_TIMEOUT;
+                        self.client = Client::Closing { deadline, reading: true };
+                        self.queue_close_event();
+                    }
+                }
+                Some(_) => self.dropped(),
+            },
             Some(Incoming::TooBig(err)) => {
                 tracing::info!(session = %self.id, %err, "client message too large");
                 self.close(CloseReason::TooBig).await;
@@ -279,9 +431,9 @@ impl<T: Transport> Session<T> {
             }
             Some(Incoming::Failed(err)) => {
                 tracing::debug!(session = %self.id, %err, "client connection failed");
-                self.gone();
+                self.dropped();
             }
-            None => self.gone(),
+            None => self.dropped(),
         }
     }
 
@@ -313,8 +465,20 @@ impl<T: Transport> Session<T> {
     async fn write_pushes(&mut self, batch: VecDeque<Message>) {
         let pushes = batch.iter().filter(|m| m.is_text() || m.is_binary()).count();
         self.gateway.metrics.pushes_out.fetch_add(pushes as u64, Relaxed);
+        self.write_batch(batch, true).await;
+    }
+
+    /// Writes messages with one flush and the write timeout; `number`
+    /// them, in a resumable session, to keep them for a resume.
+    async fn write_batch(&mut self, batch: VecDeque<Message>, number: bool) {
+        if let (Some(written), true) = (self.written.as_mut(), number) {
+            let limits = self.gateway.outbox_limits();
+            for message in &batch {
+                written.record(message, &limits);
+            }
+        }
+        let Some(conn) = self.conn.as_mut() else { return };
         let timeout = self.gateway.config.write_timeout();
-        let conn = &mut self.conn;
         let write = async move {
             for message in batch {
                 conn.feed(message).await?;
@@ -338,11 +502,11 @@ impl<T: Transport> Session<T> {
             }
         };
         tracing::debug!(session = %self.id, failure, "write to client failed");
-        self.gone();
+        self.dropped();
     }
 
     async fn close(&mut self, reason: CloseReason) {
-        if matches!(self.client, Client::Open) {
+        if matches!(self.client, Client::Open | Client::Parked { .. }) {
             self.gateway.metrics.closed(reason);
             let in_step = !matches!(reason, CloseReason::TooBig | CloseReason::ProtocolError);
             self.send_close(reason.code(), reason.text(), in_step).await;
@@ -352,8 +516,11 @@ impl<T: Transport> Session<T> {
     /// Sends a close frame; `in_step` says the stream can still be read,
     /// to wait for the client's half of the close handshake.
     async fn send_close(&mut self, code: u16, reason: &str, in_step: bool) {
-        if !matches!(self.client, Client::Open) {
-            return;
+        match self.client {
+            Client::Open => {}
+            // No one to tell: the session just ends.
+            Client::Parked { .. } => return self.gone(),
+            _ => return,
         }
         let mut end = reason.len().min(MAX_CLOSE_REASON);
         while !reason.is_char_boundary(end) {
@@ -361,7 +528,8 @@ impl<T: Transport> Session<T> {
         }
         tracing::info!(session = %self.id, code, reason, "closing client");
         let frame = CloseFrame { code: CloseCode::from(code), reason: reason[..end].to_owned().into() };
-        match self.conn.send(Message::Close(Some(frame))).await {
+        let Some(conn) = self.conn.as_mut() else { return self.gone() };
+        match conn.send(Message::Close(Some(frame))).await {
             Ok(()) => {
                 let wait = if in_step { CLOSE_HANDSHAKE_TIMEOUT } else { CLOSE_LINGER };
                 self.client = Client::Closing { deadline: Instant::now() + wait, reading: in_step };
@@ -377,6 +545,23 @@ impl<T: Transport> Session<T> {
     fn gone(&mut self) {
         self.client = Client::Gone;
         self.queue_close_event();
+    }
+
+    /// The connection dropped without a goodbye. A resumable session parks
+    /// for the grace period (the backend hears it is offline); any other
+    /// session ends.
+    fn dropped(&mut self) {
+        let grace = Duration::from_millis(self.gateway.config.resume_grace_ms);
+        let parks = self.written.is_some() && !grace.is_zero() && self.backend_knows_session;
+        if !(parks && matches!(self.client, Client::Open)) {
+            return self.gone();
+        }
+        tracing::debug!(session = %self.id, "client dropped; waiting {grace:?} for it to resume");
+        self.gateway.metrics.parked.fetch_add(1, Relaxed);
+        self.conn = None;
+        self.client = Client::Parked { until: Instant::now() + grace };
+        self.outbox.park(true);
+        self.pending.push_back(Event { kind: EventKind::Offline, body: Bytes::new() });
     }
 
     /// Queues the close event once, behind the events still pending, so

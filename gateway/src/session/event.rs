@@ -9,17 +9,26 @@ use crate::fastcgi::{encode_request, ParamBlock, REQUEST_ID};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
     Connect,
-    Message { binary: bool },
+    Message {
+        binary: bool,
+    },
     Close,
+    /// The client dropped; its session waits for it to resume.
+    Offline,
+    /// The client resumed its session.
+    Online,
 }
 
 impl EventKind {
-    /// fooking's EVENT values; a message has no EVENT param at all.
+    /// fooking's EVENT values, and ours for resume (3, 4); a message has
+    /// no EVENT param at all.
     fn code(self) -> Option<&'static [u8]> {
         match self {
             EventKind::Connect => Some(b"1"),
             EventKind::Message { .. } => None,
             EventKind::Close => Some(b"2"),
+            EventKind::Offline => Some(b"3"),
+            EventKind::Online => Some(b"4"),
         }
     }
 }

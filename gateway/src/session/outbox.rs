@@ -5,6 +5,11 @@
 //! session a slow consumer, and it is closed instead of growing without
 //! limit or stalling the others. The queue allocates nothing while empty,
 //! so an idle connection costs only this struct.
+//!
+//! While its client is away (parked), a resumable session's pushes wait
+//! here for it, under the resume buffer's bounds. The outbox is also how a
+//! new connection claims a session ([`TakeRequest`]), and, while a session
+//! moves between gateways, which routers' pushes it takes.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -18,20 +23,36 @@ use tokio::time::Instant;
 use futures_util::task::AtomicWaker;
 use tokio_tungstenite::tungstenite::Message;
 
+use router::protocol::handover::Refusal;
+
 use super::close::CloseReason;
+use super::resume::TakeRequest;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub messages: usize,
     pub bytes: usize,
+    /// The bounds while parked.
+    pub parked_messages: usize,
+    pub parked_bytes: usize,
 }
 
-#[derive(Default)]
 struct Queue {
     messages: VecDeque<Message>,
     bytes: usize,
     /// Set once the session must close.
     close: Option<CloseReason>,
+    take: Option<TakeRequest>,
+    parked: bool,
+    /// Bit N set: pushes from router link N are taken. All set but while
+    /// the session moves between gateways.
+    accept: u64,
+}
+
+impl Default for Queue {
+    fn default() -> Queue {
+        Queue { messages: VecDeque::new(), bytes: 0, close: None, take: None, parked: false, accept: u64::MAX }
+    }
 }
 
 pub struct Outbox {
@@ -55,12 +76,15 @@ pub enum Pushed {
     Overflowed,
     /// The session is already closing.
     Closed,
+    /// From a router link whose pushes this session does not take now.
+    Skipped,
 }
 
 /// What the session task takes out.
 pub enum Taken {
     Messages(VecDeque<Message>),
     Close(CloseReason),
+    Take(TakeRequest),
 }
 
 impl Outbox {
@@ -78,15 +102,32 @@ impl Outbox {
         Duration::from_millis(since_epoch(now).saturating_sub(self.last_heard.load(Ordering::Relaxed)))
     }
 
-    /// Queues a push; past the limits, the session closes as a slow consumer.
+    /// Queues a push from router link `link`.
+    pub fn push_from(&self, link: usize, message: Message) -> Pushed {
+        self.queue_message(Some(link), message)
+    }
+
+    /// Queues a message of the gateway's own; past the limits, the session
+    /// closes as a slow consumer (or, parked, as over the resume buffer).
     pub fn push(&self, message: Message) -> Pushed {
+        self.queue_message(None, message)
+    }
+
+    fn queue_message(&self, link: Option<usize>, message: Message) -> Pushed {
         let len = message.len();
         let mut queue = self.queue.lock().unwrap();
         if queue.close.is_some() {
             return Pushed::Closed;
         }
-        if queue.messages.len() >= self.limits.messages || queue.bytes + len > self.limits.bytes {
-            queue.close = Some(CloseReason::SlowConsumer);
+        if link.is_some_and(|link| link < 64 && queue.accept & (1 << link) == 0) {
+            return Pushed::Skipped;
+        }
+        let (max_messages, max_bytes, overflow) = match queue.parked {
+            false => (self.limits.messages, self.limits.bytes, CloseReason::SlowConsumer),
+            true => (self.limits.parked_messages, self.limits.parked_bytes, CloseReason::ResumeBufferFull),
+        };
+        if queue.messages.len() >= max_messages || queue.bytes + len > max_bytes {
+            queue.close = Some(overflow);
             queue.messages = VecDeque::new();
             queue.bytes = 0;
             drop(queue);
@@ -113,14 +154,28 @@ impl Outbox {
         self.waker.wake();
     }
 
-    /// Waits for pushes (all of them, at once) or a close request.
-    pub async fn take(&self) -> Taken {
+    /// Asks the session to hand itself to a new connection. The answer
+    /// comes on the request's channel; a closing session refuses at once.
+    pub fn request_take(&self, request: TakeRequest) {
+        let mut queue = self.queue.lock().unwrap();
+        if queue.close.is_some() || queue.take.is_some() {
+            let _ = request.reply.send(Err(Refusal::Expired));
+            return;
+        }
+        queue.take = Some(request);
+        drop(queue);
+        self.waker.wake();
+    }
+
+    /// Waits for a close or take request, or, with `messages`, pushes
+    /// (all of them, at once).
+    pub async fn take(&self, messages: bool) -> Taken {
         poll_fn(|cx| {
-            if let Some(taken) = self.try_take() {
+            if let Some(taken) = self.try_take(messages) {
                 return Poll::Ready(taken);
             }
             self.waker.register(cx.waker());
-            match self.try_take() {
+            match self.try_take(messages) {
                 Some(taken) => Poll::Ready(taken),
                 None => Poll::Pending,
             }
@@ -128,12 +183,15 @@ impl Outbox {
         .await
     }
 
-    fn try_take(&self) -> Option<Taken> {
+    fn try_take(&self, messages: bool) -> Option<Taken> {
         let mut queue = self.queue.lock().unwrap();
         if let Some(reason) = queue.close {
             return Some(Taken::Close(reason));
         }
-        if queue.messages.is_empty() {
+        if let Some(request) = queue.take.take() {
+            return Some(Taken::Take(request));
+        }
+        if !messages || queue.messages.is_empty() {
             return None;
         }
         queue.bytes = 0;
@@ -144,6 +202,55 @@ impl Outbox {
     pub fn queued_bytes(&self) -> usize {
         self.queue.lock().unwrap().bytes
     }
+
+    /// Parked, pushes wait under the resume buffer's bounds, and the
+    /// heartbeat leaves the session alone.
+    pub fn park(&self, parked: bool) {
+        self.queue.lock().unwrap().parked = parked;
+    }
+
+    pub fn is_parked(&self) -> bool {
+        self.queue.lock().unwrap().parked
+    }
+
+    /// Takes pushes from router link `link` (`true`) or no longer does.
+    pub fn accept_from(&self, link: usize, accept: bool) {
+        if link < 64 {
+            let mut queue = self.queue.lock().unwrap();
+            match accept {
+                true => queue.accept |= 1 << link,
+                false => queue.accept &= !(1 << link),
+            }
+        }
+    }
+
+    /// Takes pushes from the links in `mask` only.
+    pub fn accept_only(&self, mask: u64) {
+        self.queue.lock().unwrap().accept = mask;
+    }
+
+    pub fn accepted(&self) -> u64 {
+        self.queue.lock().unwrap().accept
+    }
+
+    /// Everything queued, taken out (a session handed to another gateway).
+    pub fn drain(&self) -> VecDeque<Message> {
+        let mut queue = self.queue.lock().unwrap();
+        queue.bytes = 0;
+        std::mem::take(&mut queue.messages)
+    }
+
+    /// Puts `messages` in front of what is queued: what an earlier gateway
+    /// held for the session comes before what arrived here meanwhile.
+    pub fn prepend(&self, messages: impl IntoIterator<Item = Message>) {
+        let mut queue = self.queue.lock().unwrap();
+        let mut all: VecDeque<Message> = messages.into_iter().collect();
+        queue.bytes += all.iter().map(Message::len).sum::<usize>();
+        all.append(&mut queue.messages);
+        queue.messages = all;
+        drop(queue);
+        self.waker.wake();
+    }
 }
 
 #[cfg(test)]
@@ -151,7 +258,7 @@ mod tests {
     use super::*;
 
     fn outbox(messages: usize, bytes: usize) -> Outbox {
-        Outbox::new(Limits { messages, bytes })
+        Outbox::new(Limits { messages, bytes, parked_messages: 2, parked_bytes: 100 })
     }
 
     #[tokio::test]
@@ -160,9 +267,9 @@ mod tests {
         assert_eq!(outbox.push(Message::text("a")), Pushed::Queued);
         assert_eq!(outbox.push(Message::text("bc")), Pushed::Queued);
         assert_eq!(outbox.queued_bytes(), 3);
-        match outbox.take().await {
+        match outbox.take(true).await {
             Taken::Messages(batch) => assert_eq!(batch, [Message::text("a"), Message::text("bc")]),
-            Taken::Close(_) => panic!("not closed"),
+            _ => panic!("not closed"),
         }
         assert_eq!(outbox.queued_bytes(), 0);
     }
@@ -172,7 +279,7 @@ mod tests {
         let by_bytes = outbox(10, 4);
         assert_eq!(by_bytes.push(Message::text("abc")), Pushed::Queued);
         assert_eq!(by_bytes.push(Message::text("de")), Pushed::Overflowed);
-        assert!(matches!(by_bytes.take().await, Taken::Close(CloseReason::SlowConsumer)));
+        assert!(matches!(by_bytes.take(true).await, Taken::Close(CloseReason::SlowConsumer)));
         assert_eq!(by_bytes.push(Message::text("f")), Pushed::Closed);
 
         let by_count = outbox(1, 1000);
@@ -181,11 +288,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn parked_sessions_hold_pushes_under_the_resume_bounds() {
+        let parked = outbox(10, 1000);
+        parked.park(true);
+        parked.push(Message::text("a"));
+        parked.push(Message::text("b"));
+        assert_eq!(parked.push(Message::text("c")), Pushed::Overflowed);
+        assert!(matches!(parked.take(false).await, Taken::Close(CloseReason::ResumeBufferFull)));
+    }
+
+    #[tokio::test]
+    async fn pushes_from_links_not_accepted_are_skipped_and_prepends_go_first() {
+        let moving = outbox(10, 1000);
+        moving.accept_only(0b01);
+        assert_eq!(moving.push_from(1, Message::text("skipped")), Pushed::Skipped);
+        assert_eq!(moving.push_from(0, Message::text("late")), Pushed::Queued);
+        moving.accept_from(1, true);
+        assert_eq!(moving.push_from(1, Message::text("later")), Pushed::Queued);
+        moving.prepend([Message::text("early")]);
+        match moving.take(true).await {
+            Taken::Messages(batch) => assert_eq!(batch, ["early", "late", "later"].map(Message::text)),
+            _ => panic!("messages queued"),
+        }
+    }
+
+    #[tokio::test]
     async fn a_close_request_wakes_the_waiting_session() {
         let outbox = std::sync::Arc::new(outbox(10, 1000));
         let waiting = tokio::spawn({
             let outbox = outbox.clone();
-            async move { matches!(outbox.take().await, Taken::Close(CloseReason::Kicked)) }
+            async move { matches!(outbox.take(true).await, Taken::Close(CloseReason::Kicked)) }
         });
         tokio::task::yield_now().await;
         outbox.close(CloseReason::Kicked);

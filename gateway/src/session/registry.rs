@@ -35,6 +35,19 @@ impl Registry {
         self.belongs.lock().unwrap().remove(id);
     }
 
+    pub fn outbox(&self, id: &SessionId) -> Option<Arc<Outbox>> {
+        self.sessions.lock().unwrap().get(id).cloned()
+    }
+
+    pub fn belongs_of(&self, id: &SessionId) -> Belongs {
+        self.belongs.lock().unwrap().get(id).cloned().unwrap_or_default()
+    }
+
+    /// What a session brought along from another gateway.
+    pub fn set_belongs(&self, id: SessionId, belongs: Belongs) {
+        self.belongs.lock().unwrap().insert(id, belongs);
+    }
+
     /// Records joins (`joined`) or leaves of `channel` by the sessions that live here.
     pub fn note_channel(&self, ids: &[SessionId], channel: &str, joined: bool) {
         let sessions = self.sessions.lock().unwrap();
@@ -70,15 +83,16 @@ impl Registry {
         self.len() == 0
     }
 
-    /// Pushes to the named sessions that live here; returns how many took it.
-    pub fn push(&self, ids: &[SessionId], message: &Message) -> usize {
+    /// Pushes from router link `link` to the named sessions that live
+    /// here; returns how many took it.
+    pub fn push(&self, link: usize, ids: &[SessionId], message: &Message) -> usize {
         let sessions = self.sessions.lock().unwrap();
-        ids.iter().filter_map(|id| sessions.get(id)).filter(|outbox| queue(outbox, message)).count()
+        ids.iter().filter_map(|id| sessions.get(id)).filter(|outbox| queue(outbox, link, message)).count()
     }
 
-    pub fn push_all(&self, message: &Message) -> usize {
+    pub fn push_all(&self, link: usize, message: &Message) -> usize {
         let sessions = self.sessions.lock().unwrap();
-        sessions.values().filter(|outbox| queue(outbox, message)).count()
+        sessions.values().filter(|outbox| queue(outbox, link, message)).count()
     }
 
     pub fn kick(&self, ids: &[SessionId]) {
@@ -100,7 +114,7 @@ impl Registry {
     /// over all sessions instead of a timer in each.
     pub fn heartbeat(&self, idle_timeout: std::time::Duration) {
         let now = Instant::now();
-        for outbox in self.sessions.lock().unwrap().values() {
+        for outbox in self.sessions.lock().unwrap().values().filter(|outbox| !outbox.is_parked()) {
             if outbox.silent_for(now) >= idle_timeout {
                 outbox.close(CloseReason::IdleTimeout);
             } else {
@@ -109,11 +123,18 @@ impl Registry {
         }
     }
 
+    /// Sessions parked now, and the bytes they buffer.
+    pub fn parked(&self) -> (usize, usize) {
+        let sessions = self.sessions.lock().unwrap();
+        let parked = sessions.values().filter(|outbox| outbox.is_parked());
+        parked.fold((0, 0), |(n, bytes), outbox| (n + 1, bytes + outbox.queued_bytes()))
+    }
+
     pub fn queued_bytes(&self) -> usize {
         self.sessions.lock().unwrap().values().map(|outbox| outbox.queued_bytes()).sum()
     }
 }
 
-fn queue(outbox: &Outbox, message: &Message) -> bool {
-    outbox.push(message.clone()) == Pushed::Queued
+fn queue(outbox: &Outbox, link: usize, message: &Message) -> bool {
+    outbox.push_from(link, message.clone()) == Pushed::Queued
 }

@@ -22,8 +22,10 @@ pub enum Incoming {
         body: Bytes,
         binary: bool,
     },
-    /// Handled by the transport itself: pings, pongs, the client's close.
+    /// Handled by the transport itself: pings and pongs.
     Control,
+    /// The client's close frame, with its code if it gave one.
+    Goodbye(Option<u16>),
     /// Over the size limit (close 1009).
     TooBig(String),
     /// The client broke the protocol (close 1002).
@@ -49,6 +51,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
         Poll::Ready(next.map(|frame| match frame {
             Ok(Message::Text(text)) => Incoming::Message { body: text.into(), binary: false },
             Ok(Message::Binary(data)) => Incoming::Message { body: data, binary: true },
+            Ok(Message::Close(frame)) => Incoming::Goodbye(frame.map(|f| f.code.into())),
             Ok(_) => Incoming::Control,
             Err(WsError::Capacity(err)) => Incoming::TooBig(err.to_string()),
             Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {

@@ -30,6 +30,18 @@ pub enum FrameKind {
     Resync = 107,
     /// Router to gateway: sessions of a dead gateway; send their close events.
     Orphaned = 108,
+    /// A client asks to resume a session: its new gateway to a router, the
+    /// router on to the gateway that holds it. See [`super::handover`].
+    Resume = 109,
+    /// The holding gateway to every router: route this session to the new
+    /// gateway from now on.
+    Moving = 110,
+    /// A router to both gateways: it now routes the session to the new one.
+    Moved = 111,
+    /// The holding gateway, through a router, to the new one: the session's state.
+    Handover = 112,
+    /// To the new gateway: the session cannot be resumed.
+    ResumeRefused = 113,
 }
 
 impl FrameKind {
@@ -57,6 +69,11 @@ impl FrameKind {
             106 => PublishExcept,
             107 => Resync,
             108 => Orphaned,
+            109 => Resume,
+            110 => Moving,
+            111 => Moved,
+            112 => Handover,
+            113 => ResumeRefused,
             _ => return None,
         })
     }

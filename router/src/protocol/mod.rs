@@ -3,10 +3,12 @@
 //!
 //! `frame` is the message model, `codec` turns bytes into frames and back,
 //! `session_id` is the 16-hex-character id every frame talks about,
-//! `hello` is the AUTH frame that opens a connection.
+//! `hello` is the AUTH frame that opens a connection, `handover` carries a
+//! resumed session from one gateway to another.
 
 mod codec;
 mod frame;
+pub mod handover;
 mod hello;
 mod session_id;
 

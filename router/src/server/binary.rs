@@ -12,6 +12,7 @@ use tokio_util::codec::Framed;
 
 use crate::cmd::Command;
 use crate::hub::{Hub, LinkId};
+use crate::protocol::handover::GatewayId;
 use crate::protocol::{token_matches, Frame, FrameCodec, FrameError, FrameKind, Hello};
 use crate::server::arrival::Ticket;
 
@@ -169,6 +170,24 @@ async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), Stri
             let user = std::str::from_utf8(&frame.data).map_err(|_| "a user id is UTF-8".to_owned())?;
             let [id] = ids[..] else { return Err("BIND names one session".into()) };
             store.bind_user(&id, user).await
+        }
+        Some(kind @ (FrameKind::Resume | FrameKind::Moving | FrameKind::Handover | FrameKind::ResumeRefused)) => {
+            let [id] = ids[..] else { return Err(format!("{kind:?} names one session")) };
+            match kind {
+                FrameKind::Resume => {
+                    let generation = <[u8; 4]>::try_from(&frame.data[..]).map_err(|_| "RESUME carries a u32")?;
+                    hub.resume(link, id, u32::from_be_bytes(generation)).await;
+                }
+                FrameKind::Moving => {
+                    let (to, _) = GatewayId::split(&frame.data).map_err(|e| e.to_string())?;
+                    hub.moving(link, id, to).await;
+                }
+                _ => {
+                    let (to, _) = GatewayId::split(&frame.data).map_err(|e| e.to_string())?;
+                    hub.forward(to, frame).await;
+                }
+            }
+            Ok(())
         }
         _ => return Err(format!("unexpected frame type {} from a gateway", frame.kind)),
     };

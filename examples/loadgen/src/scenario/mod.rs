@@ -1,6 +1,7 @@
 //! The load scenarios. Each opens its connections, drives them, checks
 //! every reply, and returns a [`Report`](crate::report::Report).
 
+pub mod churn;
 pub mod connect;
 pub mod echo;
 pub mod fanout;

@@ -1,0 +1,158 @@
+//! Resuming a session: claiming it for a new connection, from this
+//! gateway's registry or, through the routers, from another gateway.
+//!
+//! A move between gateways keeps every push exactly once and in order.
+//! The new gateway registers the session with an outbox that takes pushes
+//! from no router yet. The holding gateway, once its session task has
+//! let go, tells every router the session is MOVING; each router, between
+//! two pushes, starts routing it to the new gateway and says MOVED to
+//! both. The old gateway then takes nothing more from that router, the new
+//! one everything after; once every router has said so, the old gateway
+//! sends what it holds, which goes in front of what the new one took.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use router::protocol::handover::{GatewayId, Refusal, SessionState};
+use router::protocol::{Frame, FrameKind, SessionId, DEFAULT_MAX_DATA};
+use tokio::sync::oneshot;
+
+use crate::fastcgi::ParamBlock;
+use crate::session::outbox::Outbox;
+use crate::session::registry::Belongs;
+use crate::session::resume::{outgoing, Carried, TakeRequest, Token, Written};
+use crate::Gateway;
+
+/// How long a session may take to let go: its pending events go to the
+/// backend first, so the backend sees offline before online.
+const LET_GO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a resume waits for another gateway's hand-over.
+const HANDOVER_TIMEOUT: Duration = LET_GO_TIMEOUT.saturating_add(Duration::from_secs(5));
+/// How long the routers get to say MOVED.
+const MOVED_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The session `token` names, for a new connection: its outbox and what
+/// it carries.
+pub async fn claim(gateway: &Gateway, token: Token) -> Result<(Arc<Outbox>, Carried), Refusal> {
+    match gateway.registry.outbox(&token.session) {
+        Some(outbox) => {
+            let carried = let_go(&outbox, token.generation).await?;
+            Ok((outbox, carried))
+        }
+        None => claim_from_cluster(gateway, token).await,
+    }
+}
+
+/// Asks the session task behind `outbox` to let go of its session.
+async fn let_go(outbox: &Outbox, generation: u32) -> Result<Carried, Refusal> {
+    let (reply, answer) = oneshot::channel();
+    outbox.request_take(TakeRequest { generation, reply });
+    match tokio::time::timeout(LET_GO_TIMEOUT, answer).await {
+        Ok(Ok(answer)) => answer,
+        _ => Err(Refusal::Failed),
+    }
+}
+
+async fn claim_from_cluster(gateway: &Gateway, token: Token) -> Result<(Arc<Outbox>, Carried), Refusal> {
+    let links = &gateway.links;
+    let linked = links.linked_mask();
+    let Some(via) = (0..64).find(|link| linked & (1 << link) != 0) else {
+        tracing::info!(session = %token.session, "resume: no router linked to ask");
+        return Err(Refusal::Failed);
+    };
+    let id = token.session;
+    let outbox = Arc::new(Outbox::new(gateway.outbox_limits()));
+    outbox.park(true);
+    outbox.accept_only(0);
+    gateway.registry.insert(id, outbox.clone());
+    let answer = links.await_handover(id);
+    let ask = Frame::new(FrameKind::Resume, id_bytes(id), Bytes::copy_from_slice(&token.generation.to_be_bytes()));
+    links.send_to(via, ask).await;
+    let state = match tokio::time::timeout(HANDOVER_TIMEOUT, answer).await {
+        Ok(Ok(Ok(state))) => state,
+        refused => {
+            links.stop_waiting(&id);
+            gateway.registry.remove(&id);
+            // A router may route it here already: it ends here then, and
+            // a router forgets it only if no other gateway holds it.
+            links.closed(id).await;
+            return Err(match refused {
+                Ok(Ok(Err(refusal))) => refusal,
+                _ => Refusal::Failed,
+            });
+        }
+    };
+    let messages = state.queued.into_iter().map(|m| crate::router_link::to_message(m.data, m.binary));
+    outbox.prepend(messages);
+    gateway.registry.set_belongs(id, Belongs { channels: state.channels, user: state.user });
+    links.connected(id).await;
+    tokio::spawn(accept_all_once_moved(outbox.clone(), linked));
+    let meta = ParamBlock::decode(&state.meta).unwrap_or_default();
+    Ok((outbox, Carried { meta, written: Written::from_handover(state.generation, state.next_seq, state.written) }))
+}
+
+/// Takes pushes from every router once those linked have said MOVED (or
+/// have had time to).
+async fn accept_all_once_moved(outbox: Arc<Outbox>, linked: u64) {
+    let deadline = tokio::time::Instant::now() + MOVED_TIMEOUT;
+    while outbox.accepted() & linked != linked && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    outbox.accept_only(u64::MAX);
+}
+
+/// At the holding gateway: hands `session` to gateway `to`, which asked
+/// through router link `link`, if `generation` is its token's.
+pub async fn give(gateway: Arc<Gateway>, link: usize, session: SessionId, to: GatewayId, generation: u32) {
+    let links = &gateway.links;
+    let refuse =
+        |refusal: Refusal| Frame::new(FrameKind::ResumeRefused, id_bytes(session), to.address(&[refusal as u8]));
+    let Some(outbox) = gateway.registry.outbox(&session) else {
+        return links.send_to(link, refuse(Refusal::Expired)).await;
+    };
+    let carried = match let_go(&outbox, generation).await {
+        Ok(carried) => carried,
+        Err(refusal) => return links.send_to(link, refuse(refusal)).await,
+    };
+    let linked = links.linked_mask();
+    links.send_to_all(Frame::new(FrameKind::Moving, id_bytes(session), to.address(&[]))).await;
+    let deadline = tokio::time::Instant::now() + MOVED_TIMEOUT;
+    while outbox.accepted() & linked != 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    if outbox.accepted() & linked != 0 {
+        tracing::warn!(%session, "not every router confirmed the move in {MOVED_TIMEOUT:?}");
+    }
+    let Belongs { channels, user } = gateway.registry.belongs_of(&session);
+    gateway.registry.remove(&session);
+    let queued: Vec<_> = outbox.drain().iter().map(outgoing).collect();
+    let mut state = SessionState {
+        generation: carried.written.generation,
+        next_seq: carried.written.next_seq,
+        written: carried.written.recent().map(outgoing).collect(),
+        queued,
+        meta: Bytes::copy_from_slice(carried.meta.encoded()),
+        channels,
+        user,
+    };
+    // A router takes frames up to its --max-frame (1 MiB by default): the
+    // messages already written go first, then the session cannot move.
+    let mut encoded = state.encode();
+    while encoded.len() + 64 > DEFAULT_MAX_DATA && !state.written.is_empty() {
+        state.written.remove(0);
+        encoded = state.encode();
+    }
+    if encoded.len() + 64 > DEFAULT_MAX_DATA {
+        tracing::error!(%session, bytes = encoded.len(), "session too large to move; it ends");
+        links.send_to(link, refuse(Refusal::Failed)).await;
+        return crate::send_close_events(&gateway, vec![session]).await;
+    }
+    gateway.metrics.moved_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::debug!(%session, %to, "session handed over");
+    links.send_to(link, Frame::new(FrameKind::Handover, id_bytes(session), to.address(&encoded))).await;
+}
+
+fn id_bytes(id: SessionId) -> Bytes {
+    Bytes::copy_from_slice(id.as_bytes())
+}
