@@ -47,3 +47,9 @@ fn the_queue_page_lets_the_second_player_in_when_the_first_goes_offline() {
     });
     run_page_test("queue.mjs", &page_url(&stack, "/queue"), "queue-page.png");
 }
+
+#[test]
+fn the_chat_page_resumes_its_session_after_a_network_drop() {
+    let stack = Stack::start(StackOptions::default());
+    run_page_test("resume.mjs", &page_url(&stack, "/"), "chat-page-resumed.png");
+}
