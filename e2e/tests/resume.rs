@@ -276,3 +276,17 @@ async fn a_clean_close_ends_the_session_at_once() {
     cluster.members_are(json!([]));
     assert_eq!(refused_with(&cluster.url(0, &format!("resume={token}"))).await, 4101);
 }
+
+#[tokio::test]
+async fn a_silent_client_past_the_idle_timeout_can_resume() {
+    let cluster = cluster(&["--ping-interval-ms", "100", "--idle-timeout-ms", "400"]);
+    let (client, id, token) = cluster.member(0).await;
+    // Not reading, the client answers no ping: to the gateway it went silent.
+    assert_eq!(cluster.events_of(&id, 2), ["connect", "offline"]);
+    cluster.publish("while silent");
+    let mut back = Client::connect(&cluster.url(1, &format!("resume={token}&last=0"))).await;
+    assert_eq!(back.recv_json().await["resumed"], json!(true));
+    assert_eq!(text(&mut back).await, "while silent");
+    assert_eq!(cluster.events_of(&id, 3), ["connect", "offline", "online"]);
+    drop(client);
+}

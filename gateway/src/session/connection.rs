@@ -270,16 +270,23 @@ impl<T: Transport> Session<T> {
             let _ = request.reply.send(Err(refusal));
             return;
         }
-        if let (Client::Open, Some(conn)) = (&self.client, self.conn.as_mut()) {
-            let reason = CloseReason::ResumedElsewhere;
-            self.gateway.metrics.closed(reason);
-            let frame = CloseFrame { code: CloseCode::from(reason.code()), reason: reason.text().into() };
-            let _ = tokio::time::timeout(CLOSE_LINGER, conn.send(Message::Close(Some(frame)))).await;
+        if matches!(self.client, Client::Open) {
+            self.farewell(CloseReason::ResumedElsewhere).await;
             self.pending.push_back(Event { kind: EventKind::Offline, body: Bytes::new() });
             self.outbox.park(true);
         }
         self.conn = None;
         self.client = Client::HandingOver(request.reply);
+    }
+
+    /// Tells a client whose session carries on without this connection
+    /// why it goes, without waiting for its answer.
+    async fn farewell(&mut self, reason: CloseReason) {
+        self.gateway.metrics.closed(reason);
+        if let Some(conn) = self.conn.as_mut() {
+            let frame = CloseFrame { code: CloseCode::from(reason.code()), reason: reason.text().into() };
+            let _ = tokio::time::timeout(CLOSE_LINGER, conn.send(Message::Close(Some(frame)))).await;
+        }
     }
 
     /// Gives the session to the connection that took it; false if that
@@ -506,6 +513,13 @@ impl<T: Transport> Session<T> {
     }
 
     async fn close(&mut self, reason: CloseReason) {
+        // A silent client is likely behind a dead network: a resumable
+        // session waits for it to come back.
+        if reason == CloseReason::IdleTimeout && self.written.is_some() && matches!(self.client, Client::Open) {
+            self.farewell(reason).await;
+            self.outbox.withdraw_close(reason);
+            return self.dropped();
+        }
         if matches!(self.client, Client::Open | Client::Parked { .. }) {
             self.gateway.metrics.closed(reason);
             let in_step = !matches!(reason, CloseReason::TooBig | CloseReason::ProtocolError);

@@ -154,6 +154,15 @@ impl Outbox {
         self.waker.wake();
     }
 
+    /// Withdraws a close request for `reason`, should it be the one made
+    /// (a resumable session that parks instead of closing).
+    pub fn withdraw_close(&self, reason: CloseReason) {
+        let mut queue = self.queue.lock().unwrap();
+        if queue.close == Some(reason) {
+            queue.close = None;
+        }
+    }
+
     /// Asks the session to hand itself to a new connection. The answer
     /// comes on the request's channel; a closing session refuses at once.
     pub fn request_take(&self, request: TakeRequest) {
