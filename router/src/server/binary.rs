@@ -143,7 +143,9 @@ async fn serve_gateway(conn: Conn, hub: Arc<Hub>, peer: &str, server_id: i32, wo
 
 /// A gateway reports its sessions (CONN, CLOSE) and, on (re)link or when
 /// asked to resync, what they belong to (CH_ADD, BIND), which the store
-/// takes again: that is how a Redis that lost its data is refilled.
+/// takes again: that is how a Redis that lost its data is refilled. The
+/// frames of a session's move between gateways are passed on (see
+/// `protocol::handover`).
 async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), String> {
     let ids = frame.session_ids().map_err(|e| e.to_string())?;
     let store = hub.store();
