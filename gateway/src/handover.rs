@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use router::protocol::handover::{GatewayId, Refusal, SessionState};
-use router::protocol::{Frame, FrameKind, SessionId, DEFAULT_MAX_DATA};
+use router::protocol::{encode_ids, Frame, FrameKind, SessionId, DEFAULT_MAX_DATA};
 use tokio::sync::oneshot;
 
 use crate::fastcgi::ParamBlock;
@@ -67,7 +67,7 @@ async fn claim_from_cluster(gateway: &Gateway, token: Token) -> Result<(Arc<Outb
     outbox.accept_only(0);
     gateway.registry.insert(id, outbox.clone());
     let answer = links.await_handover(id);
-    let ask = Frame::new(FrameKind::Resume, id_bytes(id), Bytes::copy_from_slice(&token.generation.to_be_bytes()));
+    let ask = Frame::new(FrameKind::Resume, encode_ids(&[id]), Bytes::copy_from_slice(&token.generation.to_be_bytes()));
     links.send_to(via, ask).await;
     let state = match tokio::time::timeout(HANDOVER_TIMEOUT, answer).await {
         Ok(Ok(Ok(state))) => state,
@@ -87,19 +87,28 @@ async fn claim_from_cluster(gateway: &Gateway, token: Token) -> Result<(Arc<Outb
     outbox.prepend(messages);
     gateway.registry.set_belongs(id, Belongs { channels: state.channels, user: state.user });
     links.connected(id).await;
-    tokio::spawn(accept_all_once_moved(outbox.clone(), linked));
+    // Takes pushes from every router once those linked have said MOVED
+    // (or have had time to).
+    let all_moved = outbox.clone();
+    tokio::spawn(async move {
+        until_moved(&all_moved, |accepted| accepted & linked == linked).await;
+        all_moved.accept_only(u64::MAX);
+    });
     let meta = ParamBlock::decode(&state.meta).unwrap_or_default();
     Ok((outbox, Carried { meta, written: Written::from_handover(state.generation, state.next_seq, state.written) }))
 }
 
-/// Takes pushes from every router once those linked have said MOVED (or
-/// have had time to).
-async fn accept_all_once_moved(outbox: Arc<Outbox>, linked: u64) {
+/// Waits until the routers' MOVED frames have brought the outbox's accept
+/// mask to `done`, for [`MOVED_TIMEOUT`] at most; whether they did.
+async fn until_moved(outbox: &Outbox, done: impl Fn(u64) -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + MOVED_TIMEOUT;
-    while outbox.accepted() & linked != linked && tokio::time::Instant::now() < deadline {
+    while !done(outbox.accepted()) {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    outbox.accept_only(u64::MAX);
+    true
 }
 
 /// At the holding gateway: hands `session` to gateway `to`, which asked
@@ -107,7 +116,7 @@ async fn accept_all_once_moved(outbox: Arc<Outbox>, linked: u64) {
 pub async fn give(gateway: Arc<Gateway>, link: usize, session: SessionId, to: GatewayId, generation: u32) {
     let links = &gateway.links;
     let refuse =
-        |refusal: Refusal| Frame::new(FrameKind::ResumeRefused, id_bytes(session), to.address(&[refusal as u8]));
+        |refusal: Refusal| Frame::new(FrameKind::ResumeRefused, encode_ids(&[session]), to.address(&[refusal as u8]));
     let Some(outbox) = gateway.registry.outbox(&session) else {
         return links.send_to(link, refuse(Refusal::Expired)).await;
     };
@@ -116,12 +125,8 @@ pub async fn give(gateway: Arc<Gateway>, link: usize, session: SessionId, to: Ga
         Err(refusal) => return links.send_to(link, refuse(refusal)).await,
     };
     let linked = links.linked_mask();
-    links.send_to_all(Frame::new(FrameKind::Moving, id_bytes(session), to.address(&[]))).await;
-    let deadline = tokio::time::Instant::now() + MOVED_TIMEOUT;
-    while outbox.accepted() & linked != 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    if outbox.accepted() & linked != 0 {
+    links.send_to_all(Frame::new(FrameKind::Moving, encode_ids(&[session]), to.address(&[]))).await;
+    if !until_moved(&outbox, |accepted| accepted & linked == 0).await {
         tracing::warn!(%session, "not every router confirmed the move in {MOVED_TIMEOUT:?}");
     }
     let Belongs { channels, user } = gateway.registry.belongs_of(&session);
@@ -150,9 +155,5 @@ pub async fn give(gateway: Arc<Gateway>, link: usize, session: SessionId, to: Ga
     }
     gateway.metrics.moved_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::debug!(%session, %to, "session handed over");
-    links.send_to(link, Frame::new(FrameKind::Handover, id_bytes(session), to.address(&encoded))).await;
-}
-
-fn id_bytes(id: SessionId) -> Bytes {
-    Bytes::copy_from_slice(id.as_bytes())
+    links.send_to(link, Frame::new(FrameKind::Handover, encode_ids(&[session]), to.address(&encoded))).await;
 }

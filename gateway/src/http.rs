@@ -15,7 +15,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::fastcgi::{ParamBlock, ParamTooLarge};
@@ -162,7 +162,7 @@ fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr
                 // an HTTP error would not.
                 let refuse = |reason: CloseReason| {
                     gateway.metrics.closed(reason);
-                    CloseFrame { code: reason.code().into(), reason: reason.text().into() }
+                    reason.frame()
                 };
                 let Admission::Welcome(seat) = admission else {
                     let _ = ws.close(Some(refuse(CloseReason::ServerFull))).await;

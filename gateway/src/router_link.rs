@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use router::protocol::handover::{GatewayId, Refusal, SessionState};
+use router::protocol::handover::{resume_generation, GatewayId, Refusal, SessionState};
 use router::protocol::{Frame, FrameCodec, FrameKind, Hello, SessionId, MAX_IDS_PER_FRAME};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -47,7 +47,6 @@ type Waiting = Arc<Mutex<HashMap<SessionId, oneshot::Sender<HandoverReply>>>>;
 
 /// Handles to every router link this gateway keeps.
 pub struct RouterLinks {
-    pub identity: GatewayId,
     queues: Vec<mpsc::Sender<LinkEvent>>,
     linked: Vec<Arc<AtomicBool>>,
     waiting: Waiting,
@@ -83,7 +82,7 @@ impl RouterLinks {
             queues.push(tx);
             linked.push(flag);
         }
-        RouterLinks { identity, queues, linked, waiting }
+        RouterLinks { queues, linked, waiting }
     }
 
     /// Which links are up now, a bit per link.
@@ -127,6 +126,13 @@ impl RouterLinks {
             // The link task always drains its queue, linked or not.
             let _ = queue.send(event.clone()).await;
         }
+    }
+}
+
+/// Closes a run of CONN or CLOSE ids into frames.
+fn end_run(frames: &mut Vec<Frame>, kind: Option<FrameKind>, run: &mut Vec<SessionId>) {
+    if let Some(kind) = kind {
+        frames.extend(Frame::for_sessions(kind, &std::mem::take(run), Bytes::new(), false));
     }
 }
 
@@ -271,30 +277,23 @@ impl Link {
         let mut run_kind = None;
         let mut next = Some(first);
         while let Some(event) = next {
+            next = self.events.try_recv().ok();
             let (kind, id) = match event {
                 LinkEvent::Connected(id) => (FrameKind::Conn, id),
                 LinkEvent::Closed(id) => (FrameKind::Close, id),
                 LinkEvent::Frame(frame) => {
-                    if let Some(previous) = run_kind.take() {
-                        frames.extend(Frame::for_sessions(previous, &std::mem::take(&mut run), Bytes::new(), false));
-                    }
+                    end_run(&mut frames, run_kind.take(), &mut run);
                     frames.push(frame);
-                    next = self.events.try_recv().ok();
                     continue;
                 }
             };
             if run_kind != Some(kind) || run.len() == MAX_IDS_PER_FRAME {
-                if let Some(previous) = run_kind {
-                    frames.extend(Frame::for_sessions(previous, &std::mem::take(&mut run), Bytes::new(), false));
-                }
+                end_run(&mut frames, run_kind, &mut run);
                 run_kind = Some(kind);
             }
             run.push(id);
-            next = self.events.try_recv().ok();
         }
-        if let Some(kind) = run_kind {
-            frames.extend(Frame::for_sessions(kind, &run, Bytes::new(), false));
-        }
+        end_run(&mut frames, run_kind, &mut run);
         frames
     }
 
@@ -341,9 +340,8 @@ impl Link {
     fn move_frame(&self, kind: FrameKind, session: SessionId, to: GatewayId, rest: Bytes) -> Result<(), String> {
         match kind {
             FrameKind::Resume => {
-                let generation = <[u8; 4]>::try_from(&rest[..]).map_err(|_| "RESUME carries a u32")?;
-                let ask =
-                    RouterAsk::Resume { link: self.index, session, to, generation: u32::from_be_bytes(generation) };
+                let generation = resume_generation(&rest).map_err(|e| e.to_string())?;
+                let ask = RouterAsk::Resume { link: self.index, session, to, generation };
                 if self.asks.try_send(ask).is_err() {
                     tracing::error!(router = %self.addr, %session, "router request queue full: resume dropped");
                 }

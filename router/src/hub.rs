@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::metrics_router::RouterMetrics;
 use crate::protocol::handover::{GatewayId, Refusal};
-use crate::protocol::{Frame, FrameKind, SessionId};
+use crate::protocol::{encode_ids, Frame, FrameKind, SessionId};
 use crate::store::{Store, StoreResult};
 
 /// How long a push may wait for room in a gateway's outbound queue before
@@ -32,10 +32,6 @@ impl Gateway {
     fn id(&self) -> GatewayId {
         GatewayId { server_id: self.server_id, worker_id: self.worker_id }
     }
-}
-
-fn encode_one(session: SessionId) -> Bytes {
-    Bytes::copy_from_slice(session.as_bytes())
 }
 
 #[derive(Default)]
@@ -171,7 +167,7 @@ impl Hub {
             Some(tx) => (tx, FrameKind::Resume, asker.address(&generation.to_be_bytes())),
             None => (asker_tx, FrameKind::ResumeRefused, asker.address(&[Refusal::Expired as u8])),
         };
-        send_all(&to, std::iter::once(Frame::new(kind, encode_one(session), payload))).await;
+        send_all(&to, std::iter::once(Frame::new(kind, encode_ids(&[session]), payload))).await;
     }
 
     /// The gateway on `from` hands `session` to gateway `to`: pushes for it
@@ -196,7 +192,7 @@ impl Hub {
             let old_owner = links.gateways.get(&from).map(|gw| gw.tx.clone());
             old_owner.into_iter().chain(new_owner.map(|(_, tx)| tx)).collect::<Vec<_>>()
         };
-        let moved = Frame::new(FrameKind::Moved, encode_one(session), to.address(&[]));
+        let moved = Frame::new(FrameKind::Moved, encode_ids(&[session]), to.address(&[]));
         for tx in targets {
             send_all(&tx, std::iter::once(moved.clone())).await;
         }

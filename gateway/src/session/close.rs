@@ -1,6 +1,8 @@
 //! Why the gateway closes a client: the close code it sends, the reason
 //! text, and the label it is counted under in the metrics.
 
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseReason {
     /// The router kicked the session.
@@ -98,6 +100,11 @@ impl CloseReason {
             CloseReason::ResumeBufferFull => "resume buffer full",
             CloseReason::GraceExpired => "resume grace period over",
         }
+    }
+
+    /// The close frame that tells a client.
+    pub fn frame(self) -> CloseFrame {
+        CloseFrame { code: self.code().into(), reason: self.text().into() }
     }
 
     /// The metric label: the text with underscores.

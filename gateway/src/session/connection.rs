@@ -284,8 +284,7 @@ impl<T: Transport> Session<T> {
     async fn farewell(&mut self, reason: CloseReason) {
         self.gateway.metrics.closed(reason);
         if let Some(conn) = self.conn.as_mut() {
-            let frame = CloseFrame { code: CloseCode::from(reason.code()), reason: reason.text().into() };
-            let _ = tokio::time::timeout(CLOSE_LINGER, conn.send(Message::Close(Some(frame)))).await;
+            let _ = tokio::time::timeout(CLOSE_LINGER, conn.send(Message::Close(Some(reason.frame())))).await;
         }
     }
 
@@ -397,14 +396,14 @@ impl<T: Transport> Session<T> {
     /// Sends one message to the client; while it is away, the outbox
     /// keeps it for a resume. Dropped once the client is closing.
     async fn reply(&mut self, message: Message) {
-        self.gateway.metrics.replies_out.fetch_add(1, Relaxed);
         match self.client {
             Client::Open => self.write_batch(VecDeque::from([message]), true).await,
             Client::Parked { .. } | Client::HandingOver(_) => {
                 self.outbox.push(message);
             }
-            Client::Closing { .. } | Client::Gone => {}
+            Client::Closing { .. } | Client::Gone => return,
         }
+        self.gateway.metrics.replies_out.fetch_add(1, Relaxed);
     }
 
     async fn on_client_frame(&mut self, frame: Option<Incoming>) {

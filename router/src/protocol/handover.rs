@@ -54,6 +54,11 @@ impl std::fmt::Display for GatewayId {
 #[error("hand-over data is truncated or malformed")]
 pub struct Truncated;
 
+/// The token generation a RESUME carries (after the id, if addressed).
+pub fn resume_generation(data: &[u8]) -> Result<u32, Truncated> {
+    Ok(u32::from_be_bytes(data.try_into().map_err(|_| Truncated)?))
+}
+
 /// Why a session cannot be resumed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]

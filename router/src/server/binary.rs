@@ -12,7 +12,7 @@ use tokio_util::codec::Framed;
 
 use crate::cmd::Command;
 use crate::hub::{Hub, LinkId};
-use crate::protocol::handover::GatewayId;
+use crate::protocol::handover::{resume_generation, GatewayId};
 use crate::protocol::{token_matches, Frame, FrameCodec, FrameError, FrameKind, Hello};
 use crate::server::arrival::Ticket;
 
@@ -177,8 +177,8 @@ async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), Stri
             let [id] = ids[..] else { return Err(format!("{kind:?} names one session")) };
             match kind {
                 FrameKind::Resume => {
-                    let generation = <[u8; 4]>::try_from(&frame.data[..]).map_err(|_| "RESUME carries a u32")?;
-                    hub.resume(link, id, u32::from_be_bytes(generation)).await;
+                    let generation = resume_generation(&frame.data).map_err(|e| e.to_string())?;
+                    hub.resume(link, id, generation).await;
                 }
                 FrameKind::Moving => {
                     let (to, _) = GatewayId::split(&frame.data).map_err(|e| e.to_string())?;
