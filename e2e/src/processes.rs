@@ -336,9 +336,14 @@ pub fn php_fpm_binary() -> std::path::PathBuf {
 
 /// php-fpm on `listen` (HOST:PORT or a socket path), running in the foreground.
 pub fn php_fpm(listen: &str, dir: &std::path::Path) -> Proc {
+    php_fpm_with_children(listen, dir, 2)
+}
+
+/// The same with `children` worker processes.
+pub fn php_fpm_with_children(listen: &str, dir: &std::path::Path, children: usize) -> Proc {
     let conf = dir.join("fpm.conf");
     let config = format!(
-        "[global]\nerror_log = {}\ndaemonize = no\n[www]\nuser = root\ngroup = root\nlisten = {listen}\npm = static\npm.max_children = 2\nclear_env = no\n",
+        "[global]\nerror_log = {}\ndaemonize = no\n[www]\nuser = root\ngroup = root\nlisten = {listen}\npm = static\npm.max_children = {children}\nclear_env = no\n",
         dir.join("fpm-error.log").display()
     );
     std::fs::write(&conf, config).unwrap();

@@ -76,3 +76,50 @@ async fn a_slow_backend_times_out_and_the_client_stays_connected() {
     client.send(Message::text("still here?")).await;
     assert_eq!(client.recv().await, Message::text("still here?"), "the connection stayed open and usable");
 }
+
+/// A client that leaves while the backend is down: its close event waits
+/// for the backend to come back (within `--event-retry-ms`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_event_waits_out_a_backend_restart() {
+    let log = scratch_file("restart.jsonl");
+    let (mut echo, addr) = echo_backend_with(&log, &["--greet"], "echo");
+    let stack = Stack::start(StackOptions { backend: Some(addr.clone()), ..Default::default() });
+    let mut client = Client::connect(&stack.ws_url("/")).await;
+    let session = client.recv().await.into_text().unwrap().to_string();
+    echo.kill();
+    client.close().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let log_path = log.to_str().unwrap();
+    let _again = e2e::Proc::project("echo-app", &["--listen", &addr, "--greet", "--log", log_path], "echo-again");
+    let events = backend_events(&log, 2);
+    assert_eq!(events[1]["event"], "close", "{events:?}");
+    assert_eq!(events[1]["params"]["SESSIONID"], session.as_str());
+}
+
+/// Past `--event-retry-ms`, a close event the backend never took is given
+/// up: counted, and logged with its session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_event_is_given_up_after_the_retry_time() {
+    let log = scratch_file("down.jsonl");
+    let (mut echo, addr) = echo_backend_with(&log, &["--greet"], "echo");
+    let admin = e2e::free_port();
+    let stack = Stack::start(StackOptions {
+        backend: Some(addr),
+        gateway_args: vec!["--event-retry-ms".into(), "600".into(), "--admin".into(), format!("127.0.0.1:{admin}")],
+        ..Default::default()
+    });
+    let mut client = Client::connect(&stack.ws_url("/")).await;
+    let session = client.recv().await.into_text().unwrap().to_string();
+    echo.kill();
+    client.close().await;
+    let given_up = r#"gateway_events_given_up_total{event="close"}"#;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while e2e::metric(admin, given_up) < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "the close event was never given up");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(e2e::metric(admin, "gateway_event_retries_total") >= 2.0, "tried again before giving up");
+    let gateway = stack.procs.iter().find(|p| p.name == "gateway").unwrap();
+    let line = gateway.log_text().lines().find(|l| l.contains("event given up")).map(str::to_owned);
+    assert!(line.as_deref().is_some_and(|l| l.contains(&session)), "the log names the session: {line:?}");
+}

@@ -63,3 +63,111 @@ async fn php_fpm_over_a_unix_socket() {
     }
     php_sees_params_and_replies(format!("unix:{}", socket.display())).await;
 }
+
+/// How a client leaves, in the close-event test.
+#[derive(Clone, Copy, Debug)]
+enum Leave {
+    CloseDuringConnect,
+    DropDuringConnect,
+    DropDuringMessage,
+    CloseDuringMessage,
+    DropWhileIdle,
+}
+
+async fn connect_and_leave(url: String, leave: Leave) {
+    let mut client = Client::connect(&url).await;
+    if matches!(leave, Leave::CloseDuringConnect) {
+        return client.close().await;
+    }
+    if matches!(leave, Leave::DropDuringConnect) {
+        return client.kill();
+    }
+    assert_eq!(client.recv().await, Message::text("connected"));
+    client.send(Message::text("bid")).await;
+    match leave {
+        Leave::DropDuringMessage => {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            client.kill()
+        }
+        Leave::CloseDuringMessage => client.close().await,
+        _ => {
+            assert_eq!(client.recv().await, Message::text("echo bid"));
+            client.kill()
+        }
+    }
+}
+
+/// The events the script ran to their end, by session: `connect`,
+/// `message` and `close` lines.
+fn finished_events(log: &Path) -> std::collections::HashMap<String, Vec<String>> {
+    let mut by_session: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+        let (kind, session) = line.split_once(' ').unwrap();
+        by_session.entry(session.to_owned()).or_default().push(kind.to_owned());
+    }
+    by_session
+}
+
+/// A slow PHP script (300 ms on connect and on messages) behind the
+/// gateway, and clients that leave while their event is still with
+/// php-fpm, in five ways, eight at once each: every connect the script
+/// finished gets exactly one close event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_finished_connect_gets_one_close_event_from_php_fpm() {
+    let dir = bin_dir().join("../e2e-logs/php-close-events");
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("events.log");
+    let _ = std::fs::remove_file(&log);
+    let port = free_port();
+    let _fpm = e2e::processes::php_fpm_with_children(&format!("127.0.0.1:{port}"), &dir, 8);
+    wait_for_port(port, "php-fpm");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("php/slow_events.php").canonicalize().unwrap();
+    // php-fpm ties a worker to each kept-alive connection: no more
+    // connections than workers, or a request waits behind idle ones.
+    let stack = Stack::start(StackOptions {
+        backend: Some(format!("127.0.0.1:{port},max_conns=8")),
+        gateway_args: vec![
+            "--param".into(),
+            format!("SCRIPT_FILENAME={}", script.display()),
+            "--param".into(),
+            format!("EVENT_LOG={}", log.display()),
+        ],
+        ..Default::default()
+    });
+    let ways = [
+        Leave::CloseDuringConnect,
+        Leave::DropDuringConnect,
+        Leave::DropDuringMessage,
+        Leave::CloseDuringMessage,
+        Leave::DropWhileIdle,
+    ];
+    let clients: Vec<_> = ways
+        .iter()
+        .flat_map(|way| std::iter::repeat_n(*way, 8))
+        .map(|way| tokio::spawn(connect_and_leave(stack.ws_url("/"), way)))
+        .collect();
+    for client in clients {
+        client.await.unwrap();
+    }
+    // Every client is gone; the script takes 300 ms per event, 8 at a time.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let complete = |events: &std::collections::HashMap<String, Vec<String>>| {
+        events.len() == 40 && events.values().all(|kinds| kinds.iter().any(|k| k == "close"))
+    };
+    while !complete(&finished_events(&log)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Room for a duplicate to show up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = finished_events(&log);
+    let mut wrong = Vec::new();
+    for (session, kinds) in &events {
+        let connects = kinds.iter().filter(|k| *k == "connect").count();
+        let closes = kinds.iter().filter(|k| *k == "close").count();
+        if connects != 1 || closes != 1 || kinds.last().map(String::as_str) != Some("close") {
+            wrong.push(format!("{session}: {kinds:?}"));
+        }
+    }
+    assert_eq!(events.len(), 40, "every client's connect ran to its end: {events:?}");
+    assert!(wrong.is_empty(), "sessions without exactly one connect, then one close last:\n{}", wrong.join("\n"));
+}

@@ -27,6 +27,12 @@ pub struct Config {
     /// Router to link to (repeat for several). None: no pushes.
     #[arg(long = "router", env = "GATEWAY_ROUTER", value_delimiter = ',')]
     pub routers: Vec<String>,
+    /// Milliseconds between heartbeats on each router link; a router silent for three of its own intervals is taken for dead and linked again.
+    #[arg(long, env = "GATEWAY_LINK_HEARTBEAT_MS", default_value_t = router::protocol::DEFAULT_HEARTBEAT_MS)]
+    pub link_heartbeat_ms: u64,
+    /// Largest frame data taken from a router, in bytes; give routers and gateways the same (the routers refuse larger pushes).
+    #[arg(long, env = "GATEWAY_MAX_FRAME", default_value_t = router::protocol::DEFAULT_MAX_DATA)]
+    pub max_frame: usize,
     /// The routers' --token, to authenticate the links.
     #[arg(long, env = "GATEWAY_ROUTER_TOKEN", hide_env_values = true)]
     pub router_token: Option<String>,
@@ -51,6 +57,9 @@ pub struct Config {
     /// Milliseconds to wait for a backend's whole response.
     #[arg(long, env = "GATEWAY_BACKEND_TIMEOUT_MS", default_value_t = 30_000)]
     pub backend_timeout_ms: u64,
+    /// Milliseconds a close or offline event is tried again, with backoff, while the backend is down; then it is given up (logged, counted).
+    #[arg(long, env = "GATEWAY_EVENT_RETRY_MS", default_value_t = 30_000)]
+    pub event_retry_ms: u64,
     /// Open connections per backend at most, busy or idle (a backend's own max_conns wins).
     #[arg(long, env = "GATEWAY_BACKEND_MAX_CONNS", default_value_t = 256)]
     pub backend_max_conns: usize,
@@ -129,6 +138,17 @@ pub struct Config {
 impl Config {
     pub fn write_timeout(&self) -> Duration {
         Duration::from_millis(self.write_timeout_ms)
+    }
+
+    pub fn link_settings(&self) -> crate::router_link::LinkSettings {
+        crate::router_link::LinkSettings {
+            heartbeat: Duration::from_millis(self.link_heartbeat_ms.max(1)),
+            max_frame: self.max_frame,
+        }
+    }
+
+    pub fn event_retry(&self) -> Duration {
+        Duration::from_millis(self.event_retry_ms)
     }
 
     pub fn backend_options(&self) -> BackendOptions {

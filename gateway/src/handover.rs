@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use router::protocol::handover::{GatewayId, Refusal, SessionState};
-use router::protocol::{encode_ids, Frame, FrameKind, SessionId, DEFAULT_MAX_DATA};
+use router::protocol::{encode_ids, Frame, FrameKind, SessionId};
 use tokio::sync::oneshot;
 
 use crate::fastcgi::ParamBlock;
@@ -27,14 +27,24 @@ use crate::Gateway;
 /// How long a session may take to let go: its pending events go to the
 /// backend first, so the backend sees offline before online.
 const LET_GO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the routers get to say MOVED. A router that is up says it
+/// behind the pushes it sent before; one that is stuck is found dead by
+/// its heartbeats within three intervals, and its link drops. This is the
+/// last resort beyond that.
+fn moved_timeout(gateway: &Gateway) -> Duration {
+    let settings = gateway.config.link_settings();
+    settings.beat().dead_after() + settings.heartbeat
+}
+
 /// How long a resume waits for another gateway's hand-over.
-const HANDOVER_TIMEOUT: Duration = LET_GO_TIMEOUT.saturating_add(Duration::from_secs(5));
-/// How long the routers get to say MOVED.
-const MOVED_TIMEOUT: Duration = Duration::from_secs(2);
+fn handover_timeout(gateway: &Gateway) -> Duration {
+    LET_GO_TIMEOUT + moved_timeout(gateway) + Duration::from_secs(5)
+}
 
 /// The session `token` names, for a new connection: its outbox and what
 /// it carries.
-pub async fn claim(gateway: &Gateway, token: Token) -> Result<(Arc<Outbox>, Carried), Refusal> {
+pub async fn claim(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc<Outbox>, Carried), Refusal> {
     match gateway.registry.outbox(&token.session) {
         Some(outbox) => {
             let carried = let_go(&outbox, token.generation).await?;
@@ -54,10 +64,9 @@ async fn let_go(outbox: &Outbox, generation: u32) -> Result<Carried, Refusal> {
     }
 }
 
-async fn claim_from_cluster(gateway: &Gateway, token: Token) -> Result<(Arc<Outbox>, Carried), Refusal> {
+async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc<Outbox>, Carried), Refusal> {
     let links = &gateway.links;
-    let linked = links.linked_mask();
-    let Some(via) = (0..64).find(|link| linked & (1 << link) != 0) else {
+    let Some(via) = (0..64).find(|link| links.linked_mask() & (1 << link) != 0) else {
         tracing::info!(session = %token.session, "resume: no router linked to ask");
         return Err(Refusal::Failed);
     };
@@ -68,15 +77,15 @@ async fn claim_from_cluster(gateway: &Gateway, token: Token) -> Result<(Arc<Outb
     gateway.registry.insert(id, outbox.clone());
     let answer = links.await_handover(id);
     let ask = Frame::new(FrameKind::Resume, encode_ids(&[id]), Bytes::copy_from_slice(&token.generation.to_be_bytes()));
-    links.send_to(via, ask).await;
-    let state = match tokio::time::timeout(HANDOVER_TIMEOUT, answer).await {
+    links.send_to(via, ask);
+    let state = match tokio::time::timeout(handover_timeout(gateway), answer).await {
         Ok(Ok(Ok(state))) => state,
         refused => {
             links.stop_waiting(&id);
             gateway.registry.remove(&id);
             // A router may route it here already: it ends here then, and
             // a router forgets it only if no other gateway holds it.
-            links.closed(id).await;
+            links.closed(id);
             return Err(match refused {
                 Ok(Ok(Err(refusal))) => refusal,
                 _ => Refusal::Failed,
@@ -86,12 +95,13 @@ async fn claim_from_cluster(gateway: &Gateway, token: Token) -> Result<(Arc<Outb
     let messages = state.queued.into_iter().map(|m| crate::router_link::to_message(m.data, m.binary));
     outbox.prepend(messages);
     gateway.registry.set_belongs(id, Belongs { channels: state.channels, user: state.user });
-    links.connected(id).await;
-    // Takes pushes from every router once those linked have said MOVED
-    // (or have had time to).
-    let all_moved = outbox.clone();
+    links.connected(id);
+    // Takes pushes from each router from its MOVED on (or from a relink,
+    // whose report routes the session here); from all, in the end.
+    let (all_moved, gateway) = (outbox.clone(), gateway.clone());
     tokio::spawn(async move {
-        until_moved(&all_moved, |accepted| accepted & linked == linked).await;
+        let every_linked = |accepted| accepted & gateway.links.linked_mask() == gateway.links.linked_mask();
+        until_moved(&all_moved, moved_timeout(&gateway), every_linked).await;
         all_moved.accept_only(u64::MAX);
     });
     let meta = ParamBlock::decode(&state.meta).unwrap_or_default();
@@ -99,9 +109,9 @@ async fn claim_from_cluster(gateway: &Gateway, token: Token) -> Result<(Arc<Outb
 }
 
 /// Waits until the routers' MOVED frames have brought the outbox's accept
-/// mask to `done`, for [`MOVED_TIMEOUT`] at most; whether they did.
-async fn until_moved(outbox: &Outbox, done: impl Fn(u64) -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + MOVED_TIMEOUT;
+/// mask to `done`, for `wait` at most; whether they did.
+async fn until_moved(outbox: &Outbox, wait: Duration, done: impl Fn(u64) -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
     while !done(outbox.accepted()) {
         if tokio::time::Instant::now() >= deadline {
             return false;
@@ -118,16 +128,19 @@ pub async fn give(gateway: Arc<Gateway>, link: usize, session: SessionId, to: Ga
     let refuse =
         |refusal: Refusal| Frame::new(FrameKind::ResumeRefused, encode_ids(&[session]), to.address(&[refusal as u8]));
     let Some(outbox) = gateway.registry.outbox(&session) else {
-        return links.send_to(link, refuse(Refusal::Expired)).await;
+        return links.send_to(link, refuse(Refusal::Expired));
     };
     let carried = match let_go(&outbox, generation).await {
         Ok(carried) => carried,
-        Err(refusal) => return links.send_to(link, refuse(refusal)).await,
+        Err(refusal) => return links.send_to(link, refuse(refusal)),
     };
-    let linked = links.linked_mask();
-    links.send_to_all(Frame::new(FrameKind::Moving, encode_ids(&[session]), to.address(&[]))).await;
-    if !until_moved(&outbox, |accepted| accepted & linked == 0).await {
-        tracing::warn!(%session, "not every router confirmed the move in {MOVED_TIMEOUT:?}");
+    let linked_before = links.linked_mask();
+    links.send_to_all(Frame::new(FrameKind::Moving, encode_ids(&[session]), to.address(&[])));
+    // Every router still linked says MOVED behind its last push to us; one
+    // whose link dropped meanwhile sends us nothing more.
+    let wait = moved_timeout(&gateway);
+    if !until_moved(&outbox, wait, |accepted| accepted & linked_before & links.linked_mask() == 0).await {
+        tracing::warn!(%session, "not every router confirmed the move in {wait:?}");
     }
     let Belongs { channels, user } = gateway.registry.belongs_of(&session);
     gateway.registry.remove(&session);
@@ -141,19 +154,20 @@ pub async fn give(gateway: Arc<Gateway>, link: usize, session: SessionId, to: Ga
         channels,
         user,
     };
-    // A router takes frames up to its --max-frame (1 MiB by default): the
-    // messages already written go first, then the session cannot move.
+    // A router takes frames up to its --max-frame: the messages already
+    // written go first, then the session cannot move.
+    let room = links.router_max_frame().saturating_sub(GatewayId::LEN);
     let mut encoded = state.encode();
-    while encoded.len() + 64 > DEFAULT_MAX_DATA && !state.written.is_empty() {
+    while encoded.len() > room && !state.written.is_empty() {
         state.written.remove(0);
         encoded = state.encode();
     }
-    if encoded.len() + 64 > DEFAULT_MAX_DATA {
+    if encoded.len() > room {
         tracing::error!(%session, bytes = encoded.len(), "session too large to move; it ends");
-        links.send_to(link, refuse(Refusal::Failed)).await;
+        links.send_to(link, refuse(Refusal::Failed));
         return crate::send_close_events(&gateway, vec![session]).await;
     }
     gateway.metrics.moved_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::debug!(%session, %to, "session handed over");
-    links.send_to(link, Frame::new(FrameKind::Handover, encode_ids(&[session]), to.address(&encoded))).await;
+    links.send_to(link, Frame::new(FrameKind::Handover, encode_ids(&[session]), to.address(&encoded)));
 }

@@ -196,7 +196,7 @@ fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr
 
 /// How the connection's session begins: new, or resumed as its query
 /// string asks (refused with the close reason when it cannot be).
-async fn start(gateway: &Gateway, ask: Ask) -> Result<Start, CloseReason> {
+async fn start(gateway: &Arc<Gateway>, ask: Ask) -> Result<Start, CloseReason> {
     let resumable = gateway.config.resume_grace_ms > 0;
     match ask {
         Ask::Plain => Ok(Start::New { resumable: false }),

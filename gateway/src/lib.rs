@@ -157,8 +157,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         (std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), std::process::id()) & 0x7fff_ffff) as i32;
     let (asks_tx, asks) = tokio::sync::mpsc::channel(ROUTER_ASKS);
     let identity = GatewayId { server_id, worker_id };
-    let links =
-        RouterLinks::spawn(&config.routers, router_token, registry.clone(), identity, asks_tx, links_shutdown.clone());
+    let links = RouterLinks::spawn(
+        &config.routers,
+        router_token,
+        config.link_settings(),
+        registry.clone(),
+        identity,
+        asks_tx,
+        links_shutdown.clone(),
+    );
     if config.resume_secret.is_none() && !config.routers.is_empty() && config.resume_grace_ms > 0 {
         tracing::warn!("no --resume-secret: sessions resume on this gateway only, not on others of the cluster");
     }
@@ -172,7 +179,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .write_buffer_size(WS_WRITE_BUFFER)
         // Room for the write threshold plus the largest burst the outbox
         // admits (or a reply); tungstenite insists on more than the threshold.
-        .max_write_buffer_size(WS_WRITE_BUFFER + config.outbound_queue_bytes.max(config.max_message).saturating_mul(2))
+        .max_write_buffer_size(
+            WS_WRITE_BUFFER
+                + config.outbound_queue_bytes.max(config.max_message).max(config.max_frame).saturating_mul(2),
+        )
         .max_message_size(Some(config.max_message))
         .max_frame_size(Some(config.max_message));
     let backends: Vec<String> = config.backends.iter().map(|b| format!("{}={}", b.pool, b.addr)).collect();
@@ -232,7 +242,8 @@ async fn serve_router_asks(gateway: Arc<Gateway>, mut asks: tokio::sync::mpsc::R
         match ask {
             RouterAsk::Orphaned(ids) => {
                 tracing::info!(sessions = ids.len(), "sending close events for a dead gateway's sessions");
-                send_close_events(&gateway, ids).await;
+                let gateway = gateway.clone();
+                tokio::spawn(async move { send_close_events(&gateway, ids).await });
             }
             RouterAsk::Resume { link, session, to, generation } => {
                 tokio::spawn(handover::give(gateway.clone(), link, session, to, generation));
@@ -240,6 +251,9 @@ async fn serve_router_asks(gateway: Arc<Gateway>, mut asks: tokio::sync::mpsc::R
         }
     }
 }
+
+/// Close events of sessions no task here ends, sent at once at most.
+const CLOSE_EVENTS_AT_ONCE: usize = 64;
 
 /// Sends the close event, to this gateway's backend, for sessions no
 /// session task here ends: a dead gateway's, or one that could not move.
@@ -249,13 +263,14 @@ pub async fn send_close_events(gateway: &Gateway, ids: Vec<router::protocol::Ses
     if !gateway.config.close_event {
         return;
     }
-    for id in ids {
+    use futures_util::StreamExt;
+    let send = |id: router::protocol::SessionId| async move {
         let event = Event { kind: EventKind::Close, body: bytes::Bytes::new() };
         let request = gateway.events.encode(&[], &id, &event);
-        if let Err(err) = gateway.upstreams.default_pool().call(&request, id.as_str(), &mut None).await {
-            tracing::warn!(session = %id, %err, "close event failed");
-        }
-    }
+        let pool = gateway.upstreams.default_pool();
+        let _ = session::event::send(gateway, pool, EventKind::Close, &request, &id, &mut None).await;
+    };
+    futures_util::stream::iter(ids).for_each_concurrent(CLOSE_EVENTS_AT_ONCE, send).await;
 }
 
 /// Pings every client and closes the silent ones, on one timer for all.

@@ -22,6 +22,9 @@ pub struct Metrics {
     pub pushes_out: AtomicU64,
     pub backend_timeouts: AtomicU64,
     pub backend_failures: AtomicU64,
+    pub event_retries: AtomicU64,
+    pub close_events_given_up: AtomicU64,
+    pub offline_events_given_up: AtomicU64,
     pub parked: AtomicU64,
     pub resumed: AtomicU64,
     pub moved_out: AtomicU64,
@@ -82,6 +85,18 @@ impl Metrics {
             self.backend_failures.load(Relaxed),
         );
         out.counter(
+            "gateway_event_retries_total",
+            "Close and offline events sent again because the backend looked down.",
+            self.event_retries.load(Relaxed),
+        );
+        let given_up = [("close", &self.close_events_given_up), ("offline", &self.offline_events_given_up)];
+        out.family(
+            "gateway_events_given_up_total",
+            "Close and offline events given up after --event-retry-ms of a backend down.",
+            "counter",
+            given_up.iter().map(|(event, c)| (vec![("event", event.to_string())], get(c))).collect(),
+        );
+        out.counter(
             "gateway_sessions_parked_total",
             "Resumable sessions whose client dropped and that waited for a resume.",
             self.parked.load(Relaxed),
@@ -91,6 +106,29 @@ impl Metrics {
             "gateway_sessions_moved_out_total",
             "Sessions handed to a client that resumed them on another gateway.",
             self.moved_out.load(Relaxed),
+        );
+        let (links_up, unreported) = gateway.links.health();
+        let stats = &gateway.links.stats;
+        out.gauge("gateway_router_links_up", "Router links up now.", links_up as f64);
+        out.gauge(
+            "gateway_router_unreported_closes",
+            "Sessions that ended while a router link was down, to report when it is back.",
+            unreported as f64,
+        );
+        out.counter(
+            "gateway_router_links_silent_total",
+            "Router links dropped because the router said nothing for three of its heartbeats.",
+            stats.silent_routers.load(Relaxed),
+        );
+        out.counter(
+            "gateway_router_link_overflows_total",
+            "Router links started over because their queue overflowed.",
+            stats.overflows.load(Relaxed),
+        );
+        out.counter(
+            "gateway_router_closes_lost_total",
+            "Session ends no router will hear of (past the unreported bound).",
+            stats.closes_lost.load(Relaxed),
         );
         let parked = gateway.registry.parked();
         out.gauge("gateway_sessions_offline", "Sessions waiting now for their client to resume.", parked.0 as f64);

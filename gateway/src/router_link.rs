@@ -3,17 +3,18 @@
 //! pushes the router sends back. It also carries sessions that move
 //! between gateways (see `handover`).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use router::protocol::handover::{resume_generation, GatewayId, Refusal, SessionState};
-use router::protocol::{Frame, FrameCodec, FrameKind, Hello, SessionId, MAX_IDS_PER_FRAME};
+use router::protocol::{Frame, FrameCodec, FrameKind, Heartbeat, Hello, SessionId, MAX_IDS_PER_FRAME};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -22,8 +23,11 @@ use crate::session::Registry;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Session starts and ends queued per router link.
+/// Session starts and ends, and frames, queued per router link; past it
+/// the link starts over.
 const LINK_QUEUE: usize = 65_536;
+/// Ended sessions kept per link to report on its next connection.
+const MAX_UNREPORTED: usize = 1 << 20;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum LinkEvent {
@@ -45,11 +49,118 @@ pub enum RouterAsk {
 pub type HandoverReply = Result<SessionState, Refusal>;
 type Waiting = Arc<Mutex<HashMap<SessionId, oneshot::Sender<HandoverReply>>>>;
 
+/// How the links behave: heartbeats and the largest frame this gateway takes.
+#[derive(Clone, Copy, Debug)]
+pub struct LinkSettings {
+    pub heartbeat: Duration,
+    pub max_frame: usize,
+}
+
+impl LinkSettings {
+    /// The heartbeat this gateway sends.
+    pub fn beat(self) -> Heartbeat {
+        Heartbeat { interval: self.heartbeat, max_frame: self.max_frame }
+    }
+}
+
+/// Counts the links keep, for the gateway's metrics.
+#[derive(Default)]
+pub struct LinkStats {
+    /// Links closed because the router said nothing for three of its heartbeats.
+    pub silent_routers: AtomicU64,
+    /// Links started over because their queue overflowed.
+    pub overflows: AtomicU64,
+    /// Ended sessions whose CLOSE no router will hear (past `MAX_UNREPORTED`).
+    pub closes_lost: AtomicU64,
+}
+
+/// One link's outgoing side, shared by the sessions (which never wait on
+/// it) and the link's task.
+#[derive(Default)]
+struct Outgoing {
+    pending: Mutex<Pending>,
+    ready: Notify,
+    /// The largest frame data the router takes, once its heartbeat said.
+    router_max_frame: AtomicUsize,
+    linked: AtomicBool,
+}
+
+#[derive(Default)]
+struct Pending {
+    events: VecDeque<LinkEvent>,
+    /// Sessions that ended while their CLOSE could not go out: the next
+    /// connection reports them, so the router forgets their memberships.
+    unreported: HashSet<SessionId>,
+    /// Set when the queue overflowed: the link starts over.
+    overflowed: bool,
+    open: bool,
+}
+
+impl Pending {
+    /// An event the router will not get on this connection: a start is
+    /// reported with all the others on the next, an end is kept for it.
+    fn miss(&mut self, event: LinkEvent, stats: &LinkStats) {
+        if let LinkEvent::Closed(id) = event {
+            if self.unreported.len() < MAX_UNREPORTED {
+                self.unreported.insert(id);
+            } else {
+                stats.closes_lost.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// The connection is over: what it did not send is missed.
+    fn close(&mut self, stats: &LinkStats) {
+        self.open = false;
+        self.overflowed = false;
+        for event in std::mem::take(&mut self.events) {
+            self.miss(event, stats);
+        }
+    }
+}
+
+impl Outgoing {
+    /// Queues an event without waiting; one that does not fit is missed,
+    /// and the link starts over.
+    fn queue(&self, event: LinkEvent, stats: &LinkStats) {
+        let mut pending = self.pending.lock().unwrap();
+        if !pending.open || pending.overflowed {
+            return pending.miss(event, stats);
+        }
+        if pending.events.len() >= LINK_QUEUE {
+            pending.overflowed = true;
+            stats.overflows.fetch_add(1, Relaxed);
+            pending.miss(event, stats);
+        } else {
+            pending.events.push_back(event);
+        }
+        drop(pending);
+        self.ready.notify_one();
+    }
+
+    /// Waits for events and takes them all; an error once the queue overflowed.
+    async fn take(&self) -> Result<VecDeque<LinkEvent>, &'static str> {
+        loop {
+            {
+                let mut pending = self.pending.lock().unwrap();
+                if pending.overflowed {
+                    return Err("the link's queue overflowed: starting over");
+                }
+                if !pending.events.is_empty() {
+                    return Ok(std::mem::take(&mut pending.events));
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+}
+
 /// Handles to every router link this gateway keeps.
 pub struct RouterLinks {
-    queues: Vec<mpsc::Sender<LinkEvent>>,
-    linked: Vec<Arc<AtomicBool>>,
+    links: Vec<Arc<Outgoing>>,
     waiting: Waiting,
+    settings: LinkSettings,
+    pub stats: Arc<LinkStats>,
 }
 
 impl RouterLinks {
@@ -57,48 +168,67 @@ impl RouterLinks {
     pub fn spawn(
         addrs: &[String],
         token: Bytes,
+        settings: LinkSettings,
         registry: Arc<Registry>,
         identity: GatewayId,
         asks: mpsc::Sender<RouterAsk>,
         shutdown: CancellationToken,
     ) -> RouterLinks {
         let waiting = Waiting::default();
-        let (mut queues, mut linked) = (Vec::new(), Vec::new());
+        let stats = Arc::new(LinkStats::default());
+        let mut links = Vec::new();
         for (index, addr) in addrs.iter().enumerate() {
-            let (tx, rx) = mpsc::channel(LINK_QUEUE);
-            let flag = Arc::new(AtomicBool::new(false));
+            let outgoing = Arc::new(Outgoing::default());
             let link = Link {
                 index,
                 addr: addr.clone(),
                 token: token.clone(),
+                settings,
                 registry: registry.clone(),
                 identity,
                 asks: asks.clone(),
-                events: rx,
-                linked: flag.clone(),
+                outgoing: outgoing.clone(),
                 waiting: waiting.clone(),
+                stats: stats.clone(),
             };
             tokio::spawn(link.maintain(shutdown.clone()));
-            queues.push(tx);
-            linked.push(flag);
+            links.push(outgoing);
         }
-        RouterLinks { queues, linked, waiting }
+        RouterLinks { links, waiting, settings, stats }
     }
 
     /// Which links are up now, a bit per link.
     pub fn linked_mask(&self) -> u64 {
-        self.linked.iter().enumerate().filter(|(_, up)| up.load(Relaxed)).fold(0, |mask, (i, _)| mask | (1 << i))
+        self.links
+            .iter()
+            .enumerate()
+            .filter(|(_, link)| link.linked.load(Relaxed))
+            .fold(0, |mask, (i, _)| mask | (1 << i))
     }
 
-    pub async fn send_to(&self, link: usize, frame: Frame) {
-        if let Some(queue) = self.queues.get(link) {
-            let _ = queue.send(LinkEvent::Frame(frame)).await;
+    /// The largest frame every linked router takes (this gateway's own
+    /// `--max-frame` until they said).
+    pub fn router_max_frame(&self) -> usize {
+        let announced = self.links.iter().map(|link| link.router_max_frame.load(Relaxed)).filter(|max| *max > 0);
+        announced.fold(self.settings.max_frame, usize::min)
+    }
+
+    /// Links up now, and ended sessions waiting to be reported.
+    pub fn health(&self) -> (usize, usize) {
+        let up = self.links.iter().filter(|link| link.linked.load(Relaxed)).count();
+        let unreported = self.links.iter().map(|link| link.pending.lock().unwrap().unreported.len()).sum();
+        (up, unreported)
+    }
+
+    pub fn send_to(&self, link: usize, frame: Frame) {
+        if let Some(link) = self.links.get(link) {
+            link.queue(LinkEvent::Frame(frame), &self.stats);
         }
     }
 
-    pub async fn send_to_all(&self, frame: Frame) {
-        for link in 0..self.queues.len() {
-            self.send_to(link, frame.clone()).await;
+    pub fn send_to_all(&self, frame: Frame) {
+        for link in 0..self.links.len() {
+            self.send_to(link, frame.clone());
         }
     }
 
@@ -113,18 +243,19 @@ impl RouterLinks {
         self.waiting.lock().unwrap().remove(session);
     }
 
-    pub async fn connected(&self, id: SessionId) {
-        self.notify(LinkEvent::Connected(id)).await;
+    /// Reports a session that started here; never waits.
+    pub fn connected(&self, id: SessionId) {
+        self.notify(LinkEvent::Connected(id));
     }
 
-    pub async fn closed(&self, id: SessionId) {
-        self.notify(LinkEvent::Closed(id)).await;
+    /// Reports a session that ended here; never waits.
+    pub fn closed(&self, id: SessionId) {
+        self.notify(LinkEvent::Closed(id));
     }
 
-    async fn notify(&self, event: LinkEvent) {
-        for queue in &self.queues {
-            // The link task always drains its queue, linked or not.
-            let _ = queue.send(event.clone()).await;
+    fn notify(&self, event: LinkEvent) {
+        for link in &self.links {
+            link.queue(event.clone(), &self.stats);
         }
     }
 }
@@ -134,6 +265,31 @@ fn end_run(frames: &mut Vec<Frame>, kind: Option<FrameKind>, run: &mut Vec<Sessi
     if let Some(kind) = kind {
         frames.extend(Frame::for_sessions(kind, &std::mem::take(run), Bytes::new(), false));
     }
+}
+
+/// Folds events into as few CONN/CLOSE frames as possible, keeping their order.
+fn batch(events: VecDeque<LinkEvent>) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    let mut run: Vec<SessionId> = Vec::new();
+    let mut run_kind = None;
+    for event in events {
+        let (kind, id) = match event {
+            LinkEvent::Connected(id) => (FrameKind::Conn, id),
+            LinkEvent::Closed(id) => (FrameKind::Close, id),
+            LinkEvent::Frame(frame) => {
+                end_run(&mut frames, run_kind.take(), &mut run);
+                frames.push(frame);
+                continue;
+            }
+        };
+        if run_kind != Some(kind) || run.len() == MAX_IDS_PER_FRAME {
+            end_run(&mut frames, run_kind, &mut run);
+            run_kind = Some(kind);
+        }
+        run.push(id);
+    }
+    end_run(&mut frames, run_kind, &mut run);
+    frames
 }
 
 /// A push as the client will see it: binary when the router says so or the
@@ -154,16 +310,19 @@ struct Link {
     addr: String,
     /// The routers' token, sent in the AUTH that opens the link.
     token: Bytes,
+    settings: LinkSettings,
     registry: Arc<Registry>,
     identity: GatewayId,
     asks: mpsc::Sender<RouterAsk>,
-    events: mpsc::Receiver<LinkEvent>,
-    linked: Arc<AtomicBool>,
+    outgoing: Arc<Outgoing>,
     waiting: Waiting,
+    stats: Arc<LinkStats>,
 }
 
+type Conn = Framed<TcpStream, FrameCodec>;
+
 impl Link {
-    async fn maintain(mut self, shutdown: CancellationToken) {
+    async fn maintain(self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         loop {
             let attempt = tokio::select! {
@@ -174,9 +333,13 @@ impl Link {
                 Ok(conn) => {
                     backoff = Duration::from_millis(100);
                     tracing::info!(router = %self.addr, "linked to router");
-                    self.linked.store(true, Relaxed);
+                    self.outgoing.linked.store(true, Relaxed);
+                    // The report made this router route our sessions here:
+                    // every push from it from now on is for us.
+                    self.registry.accept_from_all(self.index);
                     let served = self.serve(conn, &shutdown).await;
-                    self.linked.store(false, Relaxed);
+                    self.outgoing.linked.store(false, Relaxed);
+                    self.outgoing.pending.lock().unwrap().close(&self.stats);
                     if let Err(reason) = served {
                         tracing::warn!(router = %self.addr, reason, "router link lost");
                     }
@@ -185,40 +348,61 @@ impl Link {
                     }
                 }
                 Err(err) => {
+                    self.outgoing.pending.lock().unwrap().close(&self.stats);
                     tracing::warn!(router = %self.addr, %err, "cannot link to router; retrying in {backoff:?}")
                 }
             }
-            // While unlinked, drop session events: the resync after the
-            // next connect reports the sessions as they are then.
-            let pause = tokio::time::sleep(backoff);
-            tokio::pin!(pause);
-            loop {
-                tokio::select! {
-                    _ = &mut pause => break,
-                    _ = shutdown.cancelled() => return,
-                    event = self.events.recv() => if event.is_none() { return },
-                }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.cancelled() => return,
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
-    async fn connect(&self) -> std::io::Result<Framed<TcpStream, FrameCodec>> {
+    /// Opens the link: AUTH, a heartbeat (our interval and frame limit),
+    /// every live session (CONN) and membership, and the sessions that
+    /// ended while no link could say so (CLOSE). Events queue from the
+    /// moment of the snapshot and go out after it.
+    async fn connect(&self) -> std::io::Result<Conn> {
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
         stream.set_nodelay(true)?;
-        let mut conn = Framed::new(stream, FrameCodec::default());
+        let mut conn = Framed::new(stream, FrameCodec::new(self.settings.max_frame));
         let GatewayId { server_id, worker_id } = self.identity;
         let hello = Hello::Gateway { server_id, worker_id, token: self.token.clone() };
-        conn.feed(hello.to_frame()).await.map_err(std::io::Error::other)?;
+        let unreported: Vec<SessionId> = {
+            let mut pending = self.outgoing.pending.lock().unwrap();
+            pending.open = true;
+            pending.unreported.drain().collect()
+        };
         let ids = self.registry.ids();
-        let report = Frame::for_sessions(FrameKind::Conn, &ids, Bytes::new(), false).chain(self.memberships());
-        for frame in report {
-            conn.feed(frame).await.map_err(std::io::Error::other)?;
+        let report = [hello.to_frame(), self.settings.beat().to_frame()]
+            .into_iter()
+            .chain(Frame::for_sessions(FrameKind::Conn, &ids, Bytes::new(), false))
+            .chain(self.memberships())
+            .chain(Frame::for_sessions(FrameKind::Close, &unreported, Bytes::new(), false));
+        let send = async {
+            for frame in report {
+                conn.feed(frame).await?;
+            }
+            conn.flush().await
+        };
+        let sent = match tokio::time::timeout(self.write_timeout(), send).await {
+            Ok(sent) => sent.map_err(std::io::Error::other),
+            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the report timed out")),
+        };
+        if sent.is_err() {
+            // Told on the next try.
+            self.outgoing.pending.lock().unwrap().unreported.extend(unreported);
         }
-        conn.flush().await.map_err(std::io::Error::other)?;
-        Ok(conn)
+        sent.map(|()| conn)
+    }
+
+    /// How long a write to the router may take: as long as it may stay silent.
+    fn write_timeout(&self) -> Duration {
+        self.settings.beat().dead_after()
     }
 
     /// Every session's channels (CH_ADD, one batch per channel) and user
@@ -241,60 +425,59 @@ impl Link {
         frames
     }
 
-    async fn serve(&mut self, conn: Framed<TcpStream, FrameCodec>, shutdown: &CancellationToken) -> Result<(), String> {
-        let (mut sink, mut stream) = conn.split();
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                event = self.events.recv() => {
-                    let Some(event) = event else { return Ok(()) };
-                    for frame in self.batch(event) {
-                        sink.feed(frame).await.map_err(|e| e.to_string())?;
-                    }
-                    sink.flush().await.map_err(|e| e.to_string())?;
-                }
-                frame = stream.next() => match frame {
-                    Some(Ok(frame)) if frame.kind() == Some(FrameKind::Resync) => {
-                        tracing::info!(router = %self.addr, "router asked for a resync");
-                        for frame in self.memberships() {
-                            sink.feed(frame).await.map_err(|e| e.to_string())?;
-                        }
-                        sink.flush().await.map_err(|e| e.to_string())?;
-                    }
-                    Some(Ok(frame)) => self.deliver(frame)?,
-                    Some(Err(err)) => return Err(err.to_string()),
-                    None => return Err("router closed the link".into()),
-                },
+    /// Writes `frames` in one flush, within the write timeout.
+    async fn write(
+        &self,
+        sink: &mut futures_util::stream::SplitSink<Conn, Frame>,
+        frames: Vec<Frame>,
+    ) -> Result<(), String> {
+        let write = async {
+            for frame in frames {
+                sink.feed(frame).await?;
             }
+            sink.flush().await
+        };
+        match tokio::time::timeout(self.write_timeout(), write).await {
+            Ok(written) => written.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("a write to the router took over {:?}", self.write_timeout())),
         }
     }
 
-    /// Folds the queued events into as few CONN/CLOSE frames as possible,
-    /// keeping their order.
-    fn batch(&mut self, first: LinkEvent) -> Vec<Frame> {
-        let mut frames = Vec::new();
-        let mut run: Vec<SessionId> = Vec::new();
-        let mut run_kind = None;
-        let mut next = Some(first);
-        while let Some(event) = next {
-            next = self.events.try_recv().ok();
-            let (kind, id) = match event {
-                LinkEvent::Connected(id) => (FrameKind::Conn, id),
-                LinkEvent::Closed(id) => (FrameKind::Close, id),
-                LinkEvent::Frame(frame) => {
-                    end_run(&mut frames, run_kind.take(), &mut run);
-                    frames.push(frame);
-                    continue;
+    /// Sends what sessions report and our heartbeats; delivers what the
+    /// router sends. A router silent for three of its heartbeats is dead.
+    async fn serve(&self, conn: Conn, shutdown: &CancellationToken) -> Result<(), String> {
+        let (mut sink, mut stream) = conn.split();
+        let mut beats = tokio::time::interval_at(Instant::now() + self.settings.heartbeat, self.settings.heartbeat);
+        let mut silence = self.settings.beat().dead_after();
+        let mut last_heard = Instant::now();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = beats.tick() => self.write(&mut sink, vec![self.settings.beat().to_frame()]).await?,
+                events = self.outgoing.take() => self.write(&mut sink, batch(events?)).await?,
+                _ = tokio::time::sleep_until(last_heard + silence) => {
+                    self.stats.silent_routers.fetch_add(1, Relaxed);
+                    return Err(format!("router silent for {silence:?}"));
                 }
-            };
-            if run_kind != Some(kind) || run.len() == MAX_IDS_PER_FRAME {
-                end_run(&mut frames, run_kind, &mut run);
-                run_kind = Some(kind);
+                frame = stream.next() => {
+                    last_heard = Instant::now();
+                    match frame {
+                        Some(Ok(frame)) if frame.kind() == Some(FrameKind::Heartbeat) => {
+                            let beat = Heartbeat::from_frame(&frame).map_err(str::to_owned)?;
+                            silence = beat.dead_after();
+                            self.outgoing.router_max_frame.store(beat.max_frame, Relaxed);
+                        }
+                        Some(Ok(frame)) if frame.kind() == Some(FrameKind::Resync) => {
+                            tracing::info!(router = %self.addr, "router asked for a resync");
+                            self.write(&mut sink, self.memberships()).await?;
+                        }
+                        Some(Ok(frame)) => self.deliver(frame)?,
+                        Some(Err(err)) => return Err(err.to_string()),
+                        None => return Err("router closed the link".into()),
+                    }
+                }
             }
-            run.push(id);
         }
-        end_run(&mut frames, run_kind, &mut run);
-        frames
     }
 
     fn deliver(&self, frame: Frame) -> Result<(), String> {

@@ -1,20 +1,29 @@
-//! A backend's client for the binary protocol: one kept-alive connection,
-//! reopened when the router went away. Speaks the same frames as fooking's
-//! PHP `RouterClient`, so it can drive a fooking router too.
+//! A backend's client for the binary protocol, on one kept-alive
+//! connection that it reopens when the router went away.
+//!
+//! It opens with AUTH `backend+replies`, so the router answers every
+//! command: a call returns once its command was applied, with its result,
+//! or with the router's error (a store that is down, say). Calls from many
+//! tasks share the connection, pipelined: each writes its frames and waits
+//! for its replies, which come back in the order the frames went out.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio::sync::Mutex;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tokio_util::codec::Framed;
 
 use crate::cmd::{
     Bind, Broadcast, Channel, ChannelSessions, Command, CommandError, Info, Join, Kick, Leave, Members, Payload,
     Publish, Send, SendUser,
 };
-use crate::protocol::{Frame, FrameCodec, FrameError, Hello, SessionId};
+use crate::protocol::{Frame, FrameCodec, FrameError, FrameKind, Hello, SessionId};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -30,51 +39,137 @@ pub enum ClientError {
     Frame(#[from] FrameError),
     #[error(transparent)]
     Command(#[from] CommandError),
+    /// The router took the command but could not apply it.
+    #[error("router refused the command ({code}): {message}")]
+    Refused { code: String, message: String },
 }
+
+type Conn = Framed<TcpStream, FrameCodec>;
+type Waiter = oneshot::Sender<Frame>;
 
 pub struct RouterClient {
     addr: String,
-    /// Sent in an AUTH frame first on every connection, when the router has a token.
-    token: Option<Bytes>,
-    conn: Mutex<Option<Framed<TcpStream, FrameCodec>>>,
+    /// Sent in the AUTH that opens every connection (empty without one).
+    token: Bytes,
+    /// Locked only to write a command's frames, in turn.
+    link: tokio::sync::Mutex<Option<Link>>,
+}
+
+/// One connection: its write half, and the calls waiting for replies, in
+/// the order their frames went out. `None` once its reader has ended.
+struct Link {
+    sink: SplitSink<Conn, Frame>,
+    waiting: Arc<Mutex<Option<VecDeque<Waiter>>>>,
+    reader: JoinHandle<()>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // Its waiters hear at once that no reply will come.
+        self.reader.abort();
+    }
+}
+
+impl Link {
+    fn is_open(&self) -> bool {
+        self.waiting.lock().unwrap().is_some()
+    }
+
+    /// Places `n` calls in line for replies; `None` if the connection ended.
+    fn wait_for(&self, n: usize) -> Option<Vec<oneshot::Receiver<Frame>>> {
+        let mut waiting = self.waiting.lock().unwrap();
+        let waiting = waiting.as_mut()?;
+        Some(
+            (0..n)
+                .map(|_| {
+                    let (tx, rx) = oneshot::channel();
+                    waiting.push_back(tx);
+                    rx
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Hands each reply to the call first in line.
+async fn read_replies(mut stream: SplitStream<Conn>, waiting: Arc<Mutex<Option<VecDeque<Waiter>>>>) {
+    while let Some(Ok(frame)) = stream.next().await {
+        let Some(waiter) = waiting.lock().unwrap().as_mut().and_then(VecDeque::pop_front) else { break };
+        let _ = waiter.send(frame);
+    }
+    waiting.lock().unwrap().take();
 }
 
 impl RouterClient {
     pub fn new(addr: impl Into<String>) -> RouterClient {
-        RouterClient { addr: addr.into(), token: None, conn: Mutex::new(None) }
+        RouterClient::with_token(addr, None)
     }
 
     pub fn with_token(addr: impl Into<String>, token: Option<String>) -> RouterClient {
-        RouterClient { token: token.map(Bytes::from), ..RouterClient::new(addr) }
-    }
-
-    /// Sends a command; returns the router's reply frame for the commands
-    /// that have one (INFO, MEMBERS, COUNT, CHANNELS, ONLINE).
-    pub async fn execute(&self, command: &Command) -> Result<Option<Frame>, ClientError> {
-        let mut guard = self.conn.lock().await;
-        let conn = match guard.take().filter(|conn| crate::runtime::still_open(conn.get_ref())) {
-            Some(conn) => guard.insert(conn),
-            None => guard.insert(self.connect().await?),
-        };
-        let result = tokio::time::timeout(TIMEOUT, exchange(conn, command)).await.unwrap_or(Err(ClientError::Timeout));
-        if result.is_err() {
-            *guard = None;
+        RouterClient {
+            addr: addr.into(),
+            token: token.map(Bytes::from).unwrap_or_default(),
+            link: tokio::sync::Mutex::new(None),
         }
-        result
     }
 
-    async fn connect(&self) -> Result<Framed<TcpStream, FrameCodec>, ClientError> {
+    /// Sends a command and returns the router's reply: its reply frame
+    /// (INFO, MEMBERS, COUNT, CHANNELS, ONLINE), or OK with the result as
+    /// JSON. A command sent as several frames returns the last reply.
+    pub async fn execute(&self, command: &Command) -> Result<Frame, ClientError> {
+        let frames = command.to_frames();
+        let replies = {
+            let mut link = self.link.lock().await;
+            if !link.as_ref().is_some_and(Link::is_open) {
+                *link = Some(self.connect().await?);
+            }
+            let open = link.as_mut().expect("just opened");
+            let replies = open.wait_for(frames.len()).ok_or(ClientError::Closed)?;
+            let write = async {
+                for frame in frames {
+                    open.sink.feed(frame).await?;
+                }
+                open.sink.flush().await
+            };
+            match tokio::time::timeout(TIMEOUT, write).await {
+                Ok(Ok(())) => replies,
+                failed => {
+                    *link = None;
+                    return Err(failed.map_or(ClientError::Timeout, |e| e.expect_err("failed").into()));
+                }
+            }
+        };
+        let mut last = None;
+        for reply in replies {
+            let frame = match tokio::time::timeout(TIMEOUT, reply).await {
+                Ok(Ok(frame)) => frame,
+                Ok(Err(_)) => return Err(ClientError::Closed),
+                Err(_) => {
+                    // The router is stuck: the next call starts afresh.
+                    self.link.lock().await.take();
+                    return Err(ClientError::Timeout);
+                }
+            };
+            if frame.kind() == Some(FrameKind::Error) {
+                return Err(refusal(&frame.data));
+            }
+            last = Some(frame);
+        }
+        Ok(last.expect("a command is at least one frame"))
+    }
+
+    async fn connect(&self) -> Result<Link, ClientError> {
         let connect = TcpStream::connect(&self.addr);
         let stream = tokio::time::timeout(TIMEOUT, connect)
             .await
             .map_err(|_| ClientError::Timeout)?
             .map_err(|source| ClientError::Connect { addr: self.addr.clone(), source })?;
         stream.set_nodelay(true).map_err(|source| ClientError::Connect { addr: self.addr.clone(), source })?;
-        let mut conn = Framed::new(stream, FrameCodec::default());
-        if let Some(token) = &self.token {
-            conn.send(Hello::Backend { token: token.clone() }.to_frame()).await?;
-        }
-        Ok(conn)
+        let (mut sink, stream) = Framed::new(stream, FrameCodec::default()).split();
+        sink.send(Hello::Backend { token: self.token.clone(), replies: true }.to_frame()).await?;
+        let waiting = Arc::new(Mutex::new(Some(VecDeque::new())));
+        let reader = tokio::spawn(read_replies(stream, waiting.clone()));
+        Ok(Link { sink, waiting, reader })
     }
 
     pub async fn send(&self, sessions: Vec<SessionId>, payload: Payload) -> Result<(), ClientError> {
@@ -104,7 +199,7 @@ impl RouterClient {
     }
 
     pub async fn info(&self) -> Result<String, ClientError> {
-        let reply = self.execute(&Command::Info(Info)).await?.ok_or(ClientError::Closed)?;
+        let reply = self.execute(&Command::Info(Info)).await?;
         Ok(String::from_utf8_lossy(&reply.data).into_owned())
     }
 
@@ -118,22 +213,13 @@ impl RouterClient {
 
     pub async fn members(&self, channel: &str) -> Result<Vec<SessionId>, ClientError> {
         let reply = self.execute(&Command::Members(Members { channel: Channel::new(channel)? })).await?;
-        let data = reply.ok_or(ClientError::Closed)?.data;
-        Ok(data.chunks(SessionId::LEN).filter_map(|id| SessionId::parse(id).ok()).collect())
+        Ok(reply.data.chunks(SessionId::LEN).filter_map(|id| SessionId::parse(id).ok()).collect())
     }
 }
 
-async fn exchange(conn: &mut Framed<TcpStream, FrameCodec>, command: &Command) -> Result<Option<Frame>, ClientError> {
-    for frame in command.to_frames() {
-        conn.feed(frame).await?;
-    }
-    conn.flush().await?;
-    let replies = matches!(
-        command,
-        Command::Info(_) | Command::Members(_) | Command::Count(_) | Command::Channels(_) | Command::Online(_)
-    );
-    if !replies {
-        return Ok(None);
-    }
-    Ok(Some(conn.next().await.ok_or(ClientError::Closed)??))
+/// The error an ERROR frame carries (`{"error":{"code","message"}}`).
+fn refusal(data: &[u8]) -> ClientError {
+    let body: serde_json::Value = serde_json::from_slice(data).unwrap_or_default();
+    let field = |name: &str| body["error"][name].as_str().unwrap_or("unknown").to_owned();
+    ClientError::Refused { code: field("code"), message: field("message") }
 }

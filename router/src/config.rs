@@ -2,7 +2,7 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 
-use crate::protocol::DEFAULT_MAX_DATA;
+use crate::protocol::{DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_DATA};
 
 /// The router: fan-out hub between backends and gateways.
 #[derive(Parser, Debug, Clone)]
@@ -23,9 +23,18 @@ pub struct Config {
     /// Prefix of every Redis key the router writes.
     #[arg(long, env = "ROUTER_REDIS_PREFIX", default_value = "fk:")]
     pub redis_prefix: String,
-    /// Largest frame data accepted, in bytes; a larger frame closes that connection.
+    /// Largest frame data accepted, in bytes: a push whose payload is larger (or larger than a linked gateway's --max-frame) is refused (HTTP 413; on the binary port the connection is closed). Give routers and gateways the same.
     #[arg(long, env = "ROUTER_MAX_FRAME", default_value_t = DEFAULT_MAX_DATA)]
     pub max_frame: usize,
+    /// Milliseconds between heartbeats on each gateway link; a gateway silent for three of its own intervals is cut off.
+    #[arg(long, env = "ROUTER_LINK_HEARTBEAT_MS", default_value_t = DEFAULT_HEARTBEAT_MS)]
+    pub link_heartbeat_ms: u64,
+    /// Bytes queued for one gateway at most; past it, the gateway is cut off (it links again and resyncs).
+    #[arg(long, env = "ROUTER_GATEWAY_QUEUE_BYTES", default_value_t = 32 << 20)]
+    pub gateway_queue_bytes: usize,
+    /// Milliseconds one write to a gateway may take; a gateway that reads nothing for longer is cut off.
+    #[arg(long, env = "ROUTER_GATEWAY_STALL_MS", default_value_t = 2_000)]
+    pub gateway_stall_ms: u64,
     /// Shared secret: gateways, backends (AUTH frame) and HTTP calls
     /// (`Authorization: Bearer`) must present it.
     #[arg(long, env = "ROUTER_TOKEN", hide_env_values = true)]
@@ -40,4 +49,16 @@ pub struct Config {
     /// Connections served at once per listener.
     #[arg(long, env = "ROUTER_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+}
+
+impl Config {
+    /// What every gateway link of this router follows.
+    pub fn link_settings(&self) -> crate::server::binary::LinkSettings {
+        crate::server::binary::LinkSettings {
+            heartbeat: std::time::Duration::from_millis(self.link_heartbeat_ms.max(1)),
+            max_frame: self.max_frame,
+            queue_bytes: self.gateway_queue_bytes,
+            stall: std::time::Duration::from_millis(self.gateway_stall_ms.max(1)),
+        }
+    }
 }

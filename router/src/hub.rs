@@ -1,37 +1,34 @@
 //! The router's state handle: which gateways are linked, which sessions
 //! each holds, and the membership store. Commands apply themselves to it.
+//!
+//! Pushes are routed and queued for their gateways under one lock, with no
+//! waiting: each gateway has an outbound queue of its own ([`Outbound`]),
+//! so a gateway that stops reading delays no push to another. A session's
+//! move switches its route under the same lock, so each push goes wholly
+//! before or after the move.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::mpsc;
 
 use crate::metrics_router::RouterMetrics;
+use crate::outbound::Outbound;
 use crate::protocol::handover::{GatewayId, Refusal};
 use crate::protocol::{encode_ids, Frame, FrameKind, SessionId};
 use crate::store::{Store, StoreResult};
-
-/// How long a push may wait for room in a gateway's outbound queue before
-/// that gateway is reported as not delivered to.
-const GATEWAY_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LinkId(u64);
 
 struct Gateway {
-    server_id: i32,
-    worker_id: i32,
-    tx: mpsc::Sender<Frame>,
+    id: GatewayId,
+    outbound: Arc<Outbound>,
     sessions: usize,
-}
-
-impl Gateway {
-    fn id(&self) -> GatewayId {
-        GatewayId { server_id: self.server_id, worker_id: self.worker_id }
-    }
+    /// The largest frame data it takes, once its heartbeat said so.
+    max_frame: Option<usize>,
 }
 
 #[derive(Default)]
@@ -43,10 +40,9 @@ struct Links {
 
 pub struct Hub {
     links: Mutex<Links>,
-    /// Pushes hold it shared from routing to queueing; a session's move
-    /// holds it alone, so each push goes wholly before or after the move.
-    move_gate: tokio::sync::RwLock<()>,
     store: Store,
+    /// The largest push payload this router takes (`--max-frame`).
+    max_frame: usize,
     pub metrics: RouterMetrics,
 }
 
@@ -87,20 +83,40 @@ impl InfoReport {
 }
 
 impl Hub {
-    pub fn new(store: Store) -> Hub {
-        Hub { links: Mutex::default(), move_gate: Default::default(), store, metrics: RouterMetrics::default() }
+    pub fn new(store: Store, max_frame: usize) -> Hub {
+        Hub { links: Mutex::default(), store, max_frame, metrics: RouterMetrics::default() }
     }
 
     pub fn store(&self) -> &Store {
         &self.store
     }
 
-    pub fn attach_gateway(&self, server_id: i32, worker_id: i32, tx: mpsc::Sender<Frame>) -> LinkId {
+    pub fn attach_gateway(&self, id: GatewayId, outbound: Arc<Outbound>) -> LinkId {
         let mut links = self.links.lock().unwrap();
         links.next_id += 1;
-        let id = LinkId(links.next_id);
-        links.gateways.insert(id, Gateway { server_id, worker_id, tx, sessions: 0 });
-        id
+        let link = LinkId(links.next_id);
+        links.gateways.insert(link, Gateway { id, outbound, sessions: 0, max_frame: None });
+        link
+    }
+
+    /// `--max-frame`.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    /// A linked gateway said how large a frame it takes.
+    pub fn gateway_takes(&self, link: LinkId, max_frame: usize) {
+        if let Some(gw) = self.links.lock().unwrap().gateways.get_mut(&link) {
+            gw.max_frame = Some(max_frame);
+        }
+    }
+
+    /// The largest payload a push may carry: what this router and every
+    /// gateway linked to it take. Anything larger is refused where it
+    /// enters, so nothing is accepted that a gateway would drop.
+    pub fn push_limit(&self) -> usize {
+        let links = self.links.lock().unwrap();
+        links.gateways.values().filter_map(|gw| gw.max_frame).fold(self.max_frame, usize::min)
     }
 
     /// Forgets where the link's sessions live. Their memberships stay: the
@@ -156,18 +172,15 @@ impl Hub {
 
     /// A client asks gateway `from` to resume `session`: the gateway that
     /// holds it decides; with none, the session has expired.
-    pub async fn resume(&self, from: LinkId, session: SessionId, generation: u32) {
-        let (asker, asker_tx, holder) = {
-            let links = self.links.lock().unwrap();
-            let Some(asker) = links.gateways.get(&from) else { return };
-            let holder = links.sessions.get(&session).filter(|owner| **owner != from);
-            (asker.id(), asker.tx.clone(), holder.and_then(|owner| links.gateways.get(owner)).map(|gw| gw.tx.clone()))
-        };
+    pub fn resume(&self, from: LinkId, session: SessionId, generation: u32) {
+        let links = self.links.lock().unwrap();
+        let Some(asker) = links.gateways.get(&from) else { return };
+        let holder = links.sessions.get(&session).filter(|owner| **owner != from).and_then(|o| links.gateways.get(o));
         let (to, kind, payload) = match holder {
-            Some(tx) => (tx, FrameKind::Resume, asker.address(&generation.to_be_bytes())),
-            None => (asker_tx, FrameKind::ResumeRefused, asker.address(&[Refusal::Expired as u8])),
+            Some(holder) => (holder, FrameKind::Resume, asker.id.address(&generation.to_be_bytes())),
+            None => (asker, FrameKind::ResumeRefused, asker.id.address(&[Refusal::Expired as u8])),
         };
-        send_all(&to, std::iter::once(Frame::new(kind, encode_ids(&[session]), payload))).await;
+        self.queue(to, vec![Frame::new(kind, encode_ids(&[session]), payload)]);
     }
 
     /// The gateway on `from` hands `session` to gateway `to`: pushes for it
@@ -175,28 +188,25 @@ impl Hub {
     /// every push sent before: the old one knows nothing more will come
     /// from this router, the new one that everything after comes to it.
     pub async fn moving(&self, from: LinkId, session: SessionId, to: GatewayId) {
-        let gate = self.move_gate.write().await;
-        let targets = {
+        {
             let mut links = self.links.lock().unwrap();
-            let new_owner =
-                links.gateways.iter().find(|(_, gw)| gw.id() == to).map(|(link, gw)| (*link, gw.tx.clone()));
+            let new_owner = links.gateways.iter().find(|(_, gw)| gw.id == to).map(|(link, _)| *link);
             if let Some(previous) = links.sessions.remove(&session) {
                 if let Some(gw) = links.gateways.get_mut(&previous) {
                     gw.sessions -= 1;
                 }
             }
-            if let Some((link, _)) = &new_owner {
-                links.sessions.insert(session, *link);
-                links.gateways.get_mut(link).expect("found above").sessions += 1;
+            if let Some(link) = new_owner {
+                links.sessions.insert(session, link);
+                links.gateways.get_mut(&link).expect("found above").sessions += 1;
             }
-            let old_owner = links.gateways.get(&from).map(|gw| gw.tx.clone());
-            old_owner.into_iter().chain(new_owner.map(|(_, tx)| tx)).collect::<Vec<_>>()
-        };
-        let moved = Frame::new(FrameKind::Moved, encode_ids(&[session]), to.address(&[]));
-        for tx in targets {
-            send_all(&tx, std::iter::once(moved.clone())).await;
+            let moved = Frame::new(FrameKind::Moved, encode_ids(&[session]), to.address(&[]));
+            for link in [Some(from), new_owner].into_iter().flatten() {
+                if let Some(gw) = links.gateways.get(&link) {
+                    self.queue(gw, vec![moved.clone()]);
+                }
+            }
         }
-        drop(gate);
         if let Some(old) = self.gateway_key(from) {
             let moved = self.store.gateway_sessions(&old, &[session], false).await;
             let moved = moved.and(self.store.gateway_sessions(&to.to_string(), &[session], true).await);
@@ -207,38 +217,33 @@ impl Hub {
     }
 
     /// Passes a move's frame on to the gateway its data is addressed to.
-    pub async fn forward(&self, to: GatewayId, frame: Frame) {
-        match self.gateway_tx(to) {
-            Some(tx) => {
-                send_all(&tx, std::iter::once(frame)).await;
+    pub fn forward(&self, to: GatewayId, frame: Frame) {
+        let links = self.links.lock().unwrap();
+        match links.gateways.values().find(|gw| gw.id == to) {
+            Some(gw) => {
+                self.queue(gw, vec![frame]);
             }
             None => tracing::warn!(gateway = %to, "hand-over for a gateway not linked here dropped"),
         }
     }
 
-    fn gateway_tx(&self, id: GatewayId) -> Option<mpsc::Sender<Frame>> {
-        let links = self.links.lock().unwrap();
-        links.gateways.values().find(|gw| gw.id() == id).map(|gw| gw.tx.clone())
-    }
-
     /// The identity under which a gateway's lease and sessions are kept.
     pub fn gateway_key(&self, link: LinkId) -> Option<String> {
         let links = self.links.lock().unwrap();
-        links.gateways.get(&link).map(|gw| gw.id().to_string())
+        links.gateways.get(&link).map(|gw| gw.id.to_string())
     }
 
     pub fn linked_gateway_keys(&self) -> Vec<String> {
         let links = self.links.lock().unwrap();
-        links.gateways.values().map(|gw| gw.id().to_string()).collect()
+        links.gateways.values().map(|gw| gw.id.to_string()).collect()
     }
 
     /// Hands the sessions of a dead gateway to a live one, which sends
-    /// their close events to the backend. False if no gateway is linked.
-    pub async fn hand_over_orphans(&self, ids: &[SessionId]) -> bool {
-        let Some(tx) = self.links.lock().unwrap().gateways.values().next().map(|gw| gw.tx.clone()) else {
-            return false;
-        };
-        send_all(&tx, Frame::for_sessions(FrameKind::Orphaned, ids, Bytes::new(), false)).await
+    /// their close events to the backend. False if no gateway took them.
+    pub fn hand_over_orphans(&self, ids: &[SessionId]) -> bool {
+        let links = self.links.lock().unwrap();
+        let frames: Vec<Frame> = Frame::for_sessions(FrameKind::Orphaned, ids, Bytes::new(), false).collect();
+        links.gateways.values().any(|gw| self.queue(gw, frames.clone()))
     }
 
     /// Linked gateways and the sessions they hold.
@@ -255,74 +260,74 @@ impl Hub {
 
     /// Sends `data` to `ids`: one batch of frames per gateway that holds
     /// any of them, never one message per recipient.
-    pub async fn deliver(&self, kind: FrameKind, ids: &[SessionId], data: Bytes, binary: bool) -> Delivered {
-        let delivered = self.to_owning_gateways(kind, ids, data, binary).await;
-        self.metrics.deliveries.fetch_add(delivered.sessions as u64, std::sync::atomic::Ordering::Relaxed);
+    pub fn deliver(&self, kind: FrameKind, ids: &[SessionId], data: Bytes, binary: bool) -> Delivered {
+        let delivered = self.to_owning_gateways(kind, ids, data, binary);
+        self.metrics.deliveries.fetch_add(delivered.sessions as u64, Relaxed);
         delivered
     }
 
     /// Tells the gateways that hold `ids` of a membership change, so each
     /// gateway knows its sessions' channels and users: after Redis loses
     /// its data, the gateways' resync puts them back.
-    pub async fn tell_gateways(&self, kind: FrameKind, ids: &[SessionId], data: Bytes) {
-        self.to_owning_gateways(kind, ids, data, false).await;
+    pub fn tell_gateways(&self, kind: FrameKind, ids: &[SessionId], data: Bytes) {
+        self.to_owning_gateways(kind, ids, data, false);
     }
 
     /// Asks every linked gateway to report all its memberships again.
-    pub async fn request_resync(&self) {
-        self.broadcast_frame(Frame::new(FrameKind::Resync, Bytes::new(), Bytes::new())).await;
+    pub fn request_resync(&self) {
+        self.broadcast_frame(Frame::new(FrameKind::Resync, Bytes::new(), Bytes::new()));
     }
 
-    async fn to_owning_gateways(&self, kind: FrameKind, ids: &[SessionId], data: Bytes, binary: bool) -> Delivered {
-        let _gate = self.move_gate.read().await;
-        let mut by_gateway: HashMap<LinkId, (mpsc::Sender<Frame>, Vec<SessionId>)> = HashMap::new();
-        {
-            let links = self.links.lock().unwrap();
-            for id in ids {
-                let Some(link) = links.sessions.get(id) else {
-                    continue;
-                };
-                let Some(gw) = links.gateways.get(link) else {
-                    continue;
-                };
-                by_gateway.entry(*link).or_insert_with(|| (gw.tx.clone(), Vec::new())).1.push(*id);
+    fn to_owning_gateways(&self, kind: FrameKind, ids: &[SessionId], data: Bytes, binary: bool) -> Delivered {
+        let links = self.links.lock().unwrap();
+        let mut by_gateway: HashMap<LinkId, Vec<SessionId>> = HashMap::new();
+        for id in ids {
+            if let Some(link) = links.sessions.get(id).filter(|link| links.gateways.contains_key(link)) {
+                by_gateway.entry(*link).or_default().push(*id);
             }
         }
         let mut delivered = Delivered::default();
-        for (tx, ids) in by_gateway.into_values() {
-            if send_all(&tx, Frame::for_sessions(kind, &ids, data.clone(), binary)).await {
+        for (link, ids) in by_gateway {
+            let frames = Frame::for_sessions(kind, &ids, data.clone(), binary).collect();
+            if self.queue(&links.gateways[&link], frames) {
                 delivered.sessions += ids.len();
                 delivered.delivered_to_gateways += 1;
-            } else {
-                self.metrics.gateway_push_timeouts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
         delivered
     }
 
     /// Sends one frame to every linked gateway.
-    pub async fn broadcast(&self, frame: Frame) -> Delivered {
-        let delivered = self.broadcast_frame(frame).await;
-        self.metrics.deliveries.fetch_add(delivered.sessions as u64, std::sync::atomic::Ordering::Relaxed);
+    pub fn broadcast(&self, frame: Frame) -> Delivered {
+        let delivered = self.broadcast_frame(frame);
+        self.metrics.deliveries.fetch_add(delivered.sessions as u64, Relaxed);
         delivered
     }
 
-    async fn broadcast_frame(&self, frame: Frame) -> Delivered {
-        let _gate = self.move_gate.read().await;
-        let targets: Vec<(mpsc::Sender<Frame>, usize)> = {
-            let links = self.links.lock().unwrap();
-            links.gateways.values().map(|gw| (gw.tx.clone(), gw.sessions)).collect()
-        };
+    fn broadcast_frame(&self, frame: Frame) -> Delivered {
+        let links = self.links.lock().unwrap();
         let mut delivered = Delivered::default();
-        for (tx, sessions) in targets {
-            if send_all(&tx, std::iter::once(frame.clone())).await {
-                delivered.sessions += sessions;
+        for gw in links.gateways.values() {
+            if self.queue(gw, vec![frame.clone()]) {
+                delivered.sessions += gw.sessions;
                 delivered.delivered_to_gateways += 1;
-            } else {
-                self.metrics.gateway_push_timeouts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
         delivered
+    }
+
+    /// Queues `frames` for a gateway; false (and counted) if it is cut off.
+    fn queue(&self, gateway: &Gateway, frames: Vec<Frame>) -> bool {
+        let queued = gateway.outbound.push(frames);
+        if !queued {
+            self.metrics.gateway_pushes_dropped.fetch_add(1, Relaxed);
+        }
+        queued
+    }
+
+    /// Bytes queued now for all linked gateways.
+    pub fn queued_bytes(&self) -> usize {
+        self.links.lock().unwrap().gateways.values().map(|gw| gw.outbound.queued_bytes()).sum()
     }
 
     pub async fn info(&self) -> StoreResult<InfoReport> {
@@ -335,7 +340,7 @@ impl Hub {
             let mut gateways: Vec<_> = links
                 .gateways
                 .iter()
-                .map(|(link, gw)| (gw.server_id, gw.worker_id, per_link.remove(link).unwrap_or_default()))
+                .map(|(link, gw)| (gw.id.server_id, gw.id.worker_id, per_link.remove(link).unwrap_or_default()))
                 .collect();
             gateways.sort_by_key(|(server, worker, _)| (*server, *worker));
             (links.sessions.len(), gateways)
@@ -347,18 +352,4 @@ impl Hub {
         }
         Ok(report)
     }
-}
-
-async fn send_all(tx: &mpsc::Sender<Frame>, frames: impl Iterator<Item = Frame>) -> bool {
-    for frame in frames {
-        match tokio::time::timeout(GATEWAY_SEND_TIMEOUT, tx.send(frame)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return false,
-            Err(_) => {
-                tracing::warn!("gateway outbound queue stayed full for {GATEWAY_SEND_TIMEOUT:?}; push not delivered");
-                return false;
-            }
-        }
-    }
-    true
 }

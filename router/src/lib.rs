@@ -7,6 +7,7 @@ pub mod config;
 pub mod hub;
 pub mod metrics;
 pub mod metrics_router;
+pub mod outbound;
 pub mod protocol;
 pub mod runtime;
 pub mod server;
@@ -39,18 +40,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             anyhow::bail!("refusing to listen on {addr} without --token: anyone who reaches it could push to every client (--insecure to allow)");
         }
     }
-    let hub = Arc::new(Hub::new(store));
+    let hub = Arc::new(Hub::new(store, config.max_frame));
     let token: Option<Arc<str>> = config.token.as_deref().map(Arc::from);
     let binary = TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
     let http = TcpListener::bind(config.http).await.with_context(|| format!("bind {}", config.http))?;
     tracing::info!(listen = %config.listen, http = %config.http, redis = config.redis.as_deref().unwrap_or("-"), "router ready");
 
-    let max_frame = config.max_frame;
+    let settings = config.link_settings();
     let binary_hub = hub.clone();
     let arrival = Arc::new(ArrivalOrder::default());
     let binary_token = token.clone();
     let binary_loop = runtime::accept_loop(binary, config.max_connections, shutdown.clone(), move |stream, _| {
-        server::binary::serve_connection(stream, binary_hub.clone(), max_frame, binary_token.clone(), arrival.ticket())
+        server::binary::serve_connection(stream, binary_hub.clone(), settings, binary_token.clone(), arrival.ticket())
     });
     let watched_hub = hub.clone();
     let http_loop = runtime::accept_loop(http, config.max_connections, shutdown.clone(), move |stream, _| {
@@ -86,13 +87,13 @@ async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, shutdown: Cancel
             if let Err(err) = store.forget(&ids).await {
                 tracing::error!(%err, gateway, "could not drop the dead gateway's sessions");
             }
-            if !hub.hand_over_orphans(&ids).await {
+            if !hub.hand_over_orphans(&ids) {
                 tracing::error!(gateway, sessions = ids.len(), "no live gateway to send the close events");
             }
         }
         if let Ok(true) = store.lost_data().await {
             tracing::warn!("the store lost its data: asking the gateways to resync");
-            hub.request_resync().await;
+            hub.request_resync();
         }
     }
 }

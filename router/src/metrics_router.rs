@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::cmd::NAMES;
 use crate::hub::Hub;
 use crate::metrics::Exposition;
+use crate::outbound::CutOff;
 
 #[derive(Default)]
 pub struct RouterMetrics {
@@ -13,7 +14,9 @@ pub struct RouterMetrics {
     pub refused_unauthenticated: AtomicU64,
     pub bad_frames: AtomicU64,
     pub deliveries: AtomicU64,
-    pub gateway_push_timeouts: AtomicU64,
+    pub gateway_pushes_dropped: AtomicU64,
+    pub gateways_cut_off: [AtomicU64; CutOff::ALL.len()],
+    pub pushes_too_large: AtomicU64,
 }
 
 impl RouterMetrics {
@@ -56,9 +59,31 @@ impl RouterMetrics {
         );
         out.counter("router_deliveries_total", "Sessions pushes were sent to.", self.deliveries.load(Relaxed));
         out.counter(
-            "router_gateway_push_timeouts_total",
-            "Pushes dropped because a gateway's queue stayed full.",
-            self.gateway_push_timeouts.load(Relaxed),
+            "router_gateway_pushes_dropped_total",
+            "Pushes not queued for a gateway because it was cut off; not counted as delivered.",
+            self.gateway_pushes_dropped.load(Relaxed),
+        );
+        let cut_offs = CutOff::ALL
+            .iter()
+            .map(|why| {
+                (vec![("reason", why.label().to_owned())], self.gateways_cut_off[*why as usize].load(Relaxed) as f64)
+            })
+            .collect();
+        out.family(
+            "router_gateways_cut_off_total",
+            "Gateway links the router closed: queue full, stalled writes, or silent past three heartbeats.",
+            "counter",
+            cut_offs,
+        );
+        out.gauge(
+            "router_gateway_queued_bytes",
+            "Bytes queued now for all linked gateways.",
+            hub.queued_bytes() as f64,
+        );
+        out.counter(
+            "router_pushes_too_large_total",
+            "Pushes refused because their payload passed the frame limit.",
+            self.pushes_too_large.load(Relaxed),
         );
         out.finish()
     }

@@ -1,5 +1,5 @@
 //! What every binary of the project shares: logging, signals, the
-//! bounded accept loop and the kept-connection liveness probe.
+//! bounded accept loop and config files.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -62,14 +62,6 @@ where
             drop(permit);
         });
     }
-}
-
-/// Whether a kept-alive connection is still usable: one the peer has closed
-/// reads as EOF (or stray bytes), and must be dropped rather than written
-/// into, or the request is lost.
-pub fn still_open(stream: &TcpStream) -> bool {
-    let mut probe = [0u8; 1];
-    matches!(stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
 /// The process's arguments with a TOML config file's settings put in front

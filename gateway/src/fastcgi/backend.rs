@@ -82,6 +82,9 @@ pub enum UpstreamError {
     Timeout { addr: Address, timeout: Duration },
     #[error("backend {addr}: {reason}")]
     Protocol { addr: Address, reason: String },
+    /// The connection broke before any byte of an answer came back.
+    #[error("backend {addr} did not answer: {reason}")]
+    Unanswered { addr: Address, reason: String },
 }
 
 impl UpstreamError {
@@ -95,6 +98,12 @@ impl UpstreamError {
 
     pub fn is_timeout(&self) -> bool {
         matches!(self, UpstreamError::Timeout { .. })
+    }
+
+    /// Whether the backend looks down: it could not be reached, or it
+    /// dropped the request without a word. Such a request may be sent again.
+    pub fn backend_down(&self) -> bool {
+        self.before_send() || matches!(self, UpstreamError::Unanswered { .. })
     }
 }
 
@@ -148,6 +157,20 @@ impl AsyncWrite for Stream {
 struct Conn {
     framed: Framed<Stream, RecordCodec>,
     _permit: OwnedSemaphorePermit,
+    /// Taken from the idle list: the backend may have closed it meanwhile.
+    reused: bool,
+}
+
+/// How an exchange left its connection.
+#[derive(Default)]
+struct Exchanged {
+    /// Some answer record arrived.
+    answered: bool,
+    /// It carried FCGI_ABORT_REQUEST. php-fpm runs the script to its end
+    /// anyway, then reads the abort as the next request's first record and
+    /// closes the connection; tokio-fastcgi answers it with a second
+    /// END_REQUEST. Either way the connection is out of step: never reused.
+    aborted: bool,
 }
 
 pub struct Backend {
@@ -209,19 +232,32 @@ impl Backend {
         result
     }
 
+    /// A kept-alive connection that broke before any byte of an answer
+    /// came back (the backend closed it as we sent) gets the request again
+    /// on a new connection: the backend never answered it.
     async fn try_call(&self, request: &[u8], label: &str, abort: &mut Abort) -> Result<CgiResponse, UpstreamError> {
-        let mut conn = self.checkout().await?;
-        let timeout = self.options.response_timeout;
-        let exchange = tokio::time::timeout(timeout, self.exchange(&mut conn.framed, request, label, abort)).await;
-        let result = exchange.unwrap_or_else(|_| Err(UpstreamError::Timeout { addr: self.addr.clone(), timeout }));
-        if result.is_ok() {
-            self.idle.lock().unwrap().push(conn);
-        } else {
-            // A failed connection may hold half an answer: never reuse it.
-            drop(conn);
+        let mut conn = self.checkout(false).await?;
+        loop {
+            let timeout = self.options.response_timeout;
+            let mut exchanged = Exchanged::default();
+            let exchange = self.exchange(&mut conn.framed, request, label, abort, &mut exchanged);
+            let result = tokio::time::timeout(timeout, exchange)
+                .await
+                .unwrap_or_else(|_| Err(UpstreamError::Timeout { addr: self.addr.clone(), timeout }));
+            let retry = conn.reused && !exchanged.answered && matches!(result, Err(UpstreamError::Unanswered { .. }));
+            if result.is_ok() && !exchanged.aborted {
+                self.idle.lock().unwrap().push(conn);
+            } else {
+                // A failed connection may hold half an answer: never reuse it.
+                drop(conn);
+            }
+            self.returned.notify_one();
+            if !retry {
+                return result;
+            }
+            tracing::debug!(session = label, backend = %self.addr, "kept connection was closed: sending again on a new one");
+            conn = self.checkout(true).await?;
         }
-        self.returned.notify_one();
-        result
     }
 
     fn record_failure(&self, err: &UpstreamError) {
@@ -233,12 +269,12 @@ impl Backend {
         }
     }
 
-    /// An idle connection, or a new one if under the cap; at the cap, waits
-    /// (up to the connect timeout) for one to come back.
-    async fn checkout(&self) -> Result<Conn, UpstreamError> {
+    /// An idle connection (unless `fresh`), or a new one if under the cap;
+    /// at the cap, waits (up to the connect timeout) for one to come back.
+    async fn checkout(&self, fresh: bool) -> Result<Conn, UpstreamError> {
         let deadline = Instant::now() + self.options.connect_timeout;
         loop {
-            if let Some(conn) = self.take_idle() {
+            if let Some(conn) = if fresh { None } else { self.take_idle() } {
                 return Ok(conn);
             }
             if let Ok(permit) = self.permits.clone().try_acquire_owned() {
@@ -252,8 +288,9 @@ impl Backend {
 
     fn take_idle(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap();
-        while let Some(conn) = idle.pop() {
+        while let Some(mut conn) = idle.pop() {
             if conn.framed.get_ref().still_open() {
+                conn.reused = true;
                 return Some(conn);
             }
             self.returned.notify_one();
@@ -278,7 +315,7 @@ impl Backend {
             .await
             .map_err(|_| UpstreamError::ConnectTimeout { addr: self.addr.clone(), timeout })?
             .map_err(|source: io::Error| UpstreamError::Connect { addr: self.addr.clone(), source })?;
-        Ok(Conn { framed: Framed::new(stream, RecordCodec), _permit: permit })
+        Ok(Conn { framed: Framed::new(stream, RecordCodec), _permit: permit, reused: false })
     }
 
     async fn exchange(
@@ -287,15 +324,18 @@ impl Backend {
         request: &[u8],
         label: &str,
         abort: &mut Abort,
+        exchanged: &mut Exchanged,
     ) -> Result<CgiResponse, UpstreamError> {
         let protocol = |reason: String| UpstreamError::Protocol { addr: self.addr.clone(), reason };
-        conn.get_mut().write_all(request).await.map_err(|e| protocol(format!("write failed: {e}")))?;
+        let unanswered = |reason: String| UpstreamError::Unanswered { addr: self.addr.clone(), reason };
+        conn.get_mut().write_all(request).await.map_err(|e| unanswered(format!("write failed: {e}")))?;
         let mut stdout = BytesMut::new();
         loop {
             let next = tokio::select! {
                 next = conn.next() => next,
                 Ok(()) = async { abort.as_mut().expect("guarded").await }, if abort.is_some() => {
                     *abort = None;
+                    exchanged.aborted = true;
                     let mut record = BytesMut::new();
                     encode_abort(&mut record, REQUEST_ID);
                     conn.get_mut().write_all(&record).await.map_err(|e| protocol(format!("write failed: {e}")))?;
@@ -303,12 +343,14 @@ impl Backend {
                     continue;
                 }
             };
+            let broken = |reason: String| if exchanged.answered { protocol(reason) } else { unanswered(reason) };
             let record = match next {
                 Some(Ok(record)) => record,
-                Some(Err(RecordError::Io(e))) => return Err(protocol(format!("read failed: {e}"))),
+                Some(Err(RecordError::Io(e))) => return Err(broken(format!("read failed: {e}"))),
                 Some(Err(e)) => return Err(protocol(e.to_string())),
-                None => return Err(protocol("closed the connection before END_REQUEST".into())),
+                None => return Err(broken("closed the connection before END_REQUEST".into())),
             };
+            exchanged.answered = true;
             if record.request_id != REQUEST_ID {
                 continue;
             }
@@ -408,6 +450,71 @@ mod tests {
         (addr, accepted, seen)
     }
 
+    /// A FastCGI peer on real TCP that answers `answers` requests on each
+    /// connection, `delay` after each arrives, then closes the connection
+    /// when the next one comes. Counts connections.
+    async fn backend_closing_after(answers: usize, delay: Duration) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut conn = Framed::new(stream, RecordCodec);
+                    let mut answered = 0;
+                    while let Some(Ok(record)) = conn.next().await {
+                        if !(record.is(RecordType::Stdin) && record.content.is_empty()) {
+                            continue;
+                        }
+                        if answered == answers {
+                            return;
+                        }
+                        tokio::time::sleep(delay).await;
+                        answered += 1;
+                        let mut out = BytesMut::new();
+                        crate::fastcgi::encode_response(&mut out, REQUEST_ID, b"Content-Type: text/plain\r\n\r\nok", 0);
+                        conn.get_mut().write_all(&out).await.unwrap();
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_kept_connection_the_backend_closed_unanswered_is_retried_on_a_new_one() {
+        let (addr, accepted) = backend_closing_after(1, Duration::ZERO).await;
+        let backend = backend(addr);
+        backend.call(&request(b"one"), "test", &mut None).await.unwrap();
+        let second = backend.call(&request(b"two"), "test", &mut None).await.unwrap();
+        assert_eq!(&second.body[..], b"ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "sent again on a new connection");
+    }
+
+    #[tokio::test]
+    async fn a_new_connection_closed_unanswered_is_an_error_not_a_retry() {
+        let (addr, accepted) = backend_closing_after(0, Duration::ZERO).await;
+        let err = backend(addr).call(&request(b"x"), "test", &mut None).await.unwrap_err();
+        assert!(matches!(err, UpstreamError::Unanswered { .. }) && err.backend_down(), "{err}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_carried_an_abort_is_never_reused() {
+        let (addr, accepted) = backend_closing_after(usize::MAX, Duration::from_millis(50)).await;
+        let backend = backend(addr);
+        let (left, abort) = tokio::sync::oneshot::channel();
+        left.send(()).unwrap();
+        let answer = backend.call(&request(b"one"), "test", &mut Some(abort)).await.unwrap();
+        assert_eq!(&answer.body[..], b"ok", "the answer is still read to its end");
+        backend.call(&request(b"two"), "test", &mut None).await.unwrap();
+        backend.call(&request(b"three"), "test", &mut None).await.unwrap();
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "a new connection after the abort, then kept");
+    }
+
     #[tokio::test]
     async fn keeps_connections_alive_and_joins_stdout_records() {
         let (addr, accepted, mut seen) = backend_answering(&[b"Content-Type: text/plain\r\n", b"\r\nhel", b"lo"]).await;
@@ -424,7 +531,7 @@ mod tests {
     #[tokio::test]
     async fn sets_tcp_nodelay() {
         let (addr, _, _) = backend_answering(&[]).await;
-        let conn = backend(addr).checkout().await.unwrap();
+        let conn = backend(addr).checkout(false).await.unwrap();
         assert!(matches!(conn.framed.get_ref(), Stream::Tcp(tcp) if tcp.nodelay().unwrap()));
     }
 

@@ -154,14 +154,14 @@ pub fn run<T: Transport>(
         let _seat = seat;
         if new {
             session.gateway.registry.insert(id, session.outbox.clone());
-            session.gateway.links.connected(id).await;
+            session.gateway.links.connected(id);
         }
         if session.written.is_some() {
             Box::pin(session.greet(!new, last)).await;
         }
         if session.drive().await == Outcome::Ended {
             session.gateway.registry.remove(&id);
-            session.gateway.links.closed(id).await;
+            session.gateway.links.closed(id);
         }
     }
 }
@@ -312,7 +312,6 @@ impl<T: Transport> Session<T> {
         let kind = event.kind;
         let request = self.gateway.events.encode(&[&self.params, &self.meta], &self.id, &event);
         let gateway = self.gateway.clone();
-        let label = self.id.to_string();
         let (abort_tx, abort_rx) = match kind {
             EventKind::Connect | EventKind::Message { .. } => {
                 let (tx, rx) = oneshot::channel();
@@ -320,10 +319,11 @@ impl<T: Transport> Session<T> {
             }
             _ => (None, None),
         };
+        let id = self.id;
         let call = Box::pin(async move {
             let mut abort = abort_rx;
             let pool = gateway.routes.pool_for(&gateway.upstreams, &event);
-            let result = pool.call(&request, &label, &mut abort).await;
+            let result = super::event::send(&gateway, pool, kind, &request, &id, &mut abort).await;
             (kind, result)
         });
         (call, abort_tx)
@@ -340,7 +340,9 @@ impl<T: Transport> Session<T> {
                 self.backend_knows_session = false;
                 return self.close(CloseReason::BackendUnavailable).await;
             }
-            // A message or close event failed: the client hears of it and stays.
+            // Logged and counted where it was given up; no client to tell.
+            Err(_) if matches!(kind, EventKind::Close | EventKind::Offline) => return,
+            // A message failed: the client hears of it and stays.
             Err(err) => {
                 tracing::warn!(session = %self.id, ?kind, %err, "backend call failed");
                 let (counter, code, text) = if err.is_timeout() {
@@ -554,9 +556,11 @@ impl<T: Transport> Session<T> {
         }
     }
 
-    /// The client is gone for good.
+    /// The client is gone for good: its connection goes now, while the
+    /// session's last events may still wait for the backend.
     fn gone(&mut self) {
         self.client = Client::Gone;
+        self.conn = None;
         self.queue_close_event();
     }
 

@@ -1,10 +1,20 @@
 //! A session's events as FastCGI requests: the params fooking's backends
-//! expect, plus the connection's own (address, upgrade URI, headers).
+//! expect, plus the connection's own (address, upgrade URI, headers); and
+//! how each kind of event is sent.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use router::protocol::SessionId;
+use tokio::time::Instant;
 
-use crate::fastcgi::{encode_request, ParamBlock, REQUEST_ID};
+use crate::fastcgi::{encode_request, Abort, CgiResponse, ParamBlock, Pool, UpstreamError, REQUEST_ID};
+use crate::Gateway;
+
+/// The first and the longest pause between tries of a close or offline event.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -29,6 +39,48 @@ impl EventKind {
             EventKind::Close => Some(b"2"),
             EventKind::Offline => Some(b"3"),
             EventKind::Online => Some(b"4"),
+        }
+    }
+}
+
+/// Sends one event's request to `pool`. A close or offline event, which
+/// no later event stands in for, is sent again with backoff while the
+/// backend looks down, for `--event-retry-ms`; then it is given up,
+/// logged with the session and counted.
+pub async fn send(
+    gateway: &Gateway,
+    pool: &Pool,
+    kind: EventKind,
+    request: &[u8],
+    session: &SessionId,
+    abort: &mut Abort,
+) -> Result<CgiResponse, UpstreamError> {
+    let label = session.as_str();
+    if !matches!(kind, EventKind::Close | EventKind::Offline) {
+        return pool.call(request, label, abort).await;
+    }
+    let deadline = Instant::now() + gateway.config.event_retry();
+    let mut pause = RETRY_FIRST;
+    loop {
+        match pool.call(request, label, &mut None).await {
+            Err(err) if err.backend_down() && Instant::now() + pause < deadline => {
+                gateway.metrics.event_retries.fetch_add(1, Relaxed);
+                tracing::info!(session = label, ?kind, %err, "backend down: sending the event again in {pause:?}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RETRY_MAX);
+            }
+            Err(err) => {
+                let metrics = &gateway.metrics;
+                let given_up = if kind == EventKind::Close {
+                    &metrics.close_events_given_up
+                } else {
+                    &metrics.offline_events_given_up
+                };
+                given_up.fetch_add(1, Relaxed);
+                tracing::error!(session = label, ?kind, %err, "event given up: the backend never took it");
+                return Err(err);
+            }
+            answered => return answered,
         }
     }
 }

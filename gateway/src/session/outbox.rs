@@ -3,7 +3,7 @@
 //!
 //! Bounded in messages and in bytes. A push past either bound marks the
 //! session a slow consumer, and it is closed instead of growing without
-//! limit or stalling the others. The queue allocates nothing while empty,
+//! limit or stalling the others. One message always fits an empty queue. The queue allocates nothing while empty,
 //! so an idle connection costs only this struct.
 //!
 //! While its client is away (parked), a resumable session's pushes wait
@@ -126,7 +126,10 @@ impl Outbox {
             false => (self.limits.messages, self.limits.bytes, CloseReason::SlowConsumer),
             true => (self.limits.parked_messages, self.limits.parked_bytes, CloseReason::ResumeBufferFull),
         };
-        if queue.messages.len() >= max_messages || queue.bytes + len > max_bytes {
+        // One message always fits an empty queue: the bounds are on what
+        // piles up, and a push is already bounded by the frame limit.
+        let full = queue.messages.len() >= max_messages || (queue.bytes + len > max_bytes && queue.bytes > 0);
+        if full {
             queue.close = Some(overflow);
             queue.messages = VecDeque::new();
             queue.bytes = 0;
@@ -290,6 +293,9 @@ mod tests {
         assert_eq!(by_bytes.push(Message::text("de")), Pushed::Overflowed);
         assert!(matches!(by_bytes.take(true).await, Taken::Close(CloseReason::SlowConsumer)));
         assert_eq!(by_bytes.push(Message::text("f")), Pushed::Closed);
+
+        let large = outbox(10, 4);
+        assert_eq!(large.push(Message::text("larger than the bound")), Pushed::Queued, "alone, it fits");
 
         let by_count = outbox(1, 1000);
         by_count.push(Message::text("a"));

@@ -95,6 +95,14 @@ impl Registry {
         sessions.values().filter(|outbox| queue(outbox, link, message)).count()
     }
 
+    /// Every session takes pushes from router link `link` again: it has
+    /// just reported them all, so whatever it sends now is for them.
+    pub fn accept_from_all(&self, link: usize) {
+        for outbox in self.sessions.lock().unwrap().values() {
+            outbox.accept_from(link, true);
+        }
+    }
+
     pub fn kick(&self, ids: &[SessionId]) {
         let sessions = self.sessions.lock().unwrap();
         for outbox in ids.iter().filter_map(|id| sessions.get(id)) {

@@ -29,7 +29,7 @@ impl Bind {
     pub(super) async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
         hub.store().bind_user(&self.session, &self.user).await?;
         let frame = self.to_frame();
-        hub.tell_gateways(FrameKind::Bind, std::slice::from_ref(&self.session), frame.data).await;
+        hub.tell_gateways(FrameKind::Bind, std::slice::from_ref(&self.session), frame.data);
         Ok(Reply::Changed { sessions: 1 })
     }
 }

@@ -22,6 +22,6 @@ impl Broadcast {
     }
 
     pub(super) async fn apply(self, hub: &Hub) -> Reply {
-        Reply::Delivered(hub.broadcast(self.to_frame()).await)
+        Reply::Delivered(hub.broadcast(self.to_frame()))
     }
 }

@@ -23,7 +23,7 @@ impl Join {
     pub(super) async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
         let sessions = hub.store().join(self.0.channel.as_str(), &self.0.sessions).await?;
         let channel = Bytes::copy_from_slice(self.0.channel.as_str().as_bytes());
-        hub.tell_gateways(FrameKind::ChAdd, &self.0.sessions, channel).await;
+        hub.tell_gateways(FrameKind::ChAdd, &self.0.sessions, channel);
         Ok(Reply::Changed { sessions })
     }
 }

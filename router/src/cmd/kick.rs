@@ -22,6 +22,6 @@ impl Kick {
     }
 
     pub(super) async fn apply(self, hub: &Hub) -> Reply {
-        Reply::Delivered(hub.deliver(FrameKind::Kick, &self.sessions, Bytes::new(), false).await)
+        Reply::Delivered(hub.deliver(FrameKind::Kick, &self.sessions, Bytes::new(), false))
     }
 }

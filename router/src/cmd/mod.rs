@@ -111,6 +111,24 @@ impl Reply {
         };
         Some(Frame::new(kind, Bytes::new(), data))
     }
+
+    /// OK, for a backend that asked for a reply to every command: the
+    /// result as the HTTP API gives it.
+    pub fn ok_frame(&self) -> Frame {
+        let json = serde_json::to_vec(self).expect("replies serialize");
+        Frame::new(FrameKind::Ok, Bytes::new(), Bytes::from(json))
+    }
+}
+
+/// An error as the HTTP API and the ERROR frame give it:
+/// `{"error":{"code":..,"message":..}}`.
+pub fn error_body(code: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({ "error": { "code": code, "message": message } })
+}
+
+/// ERROR, for a backend that asked for a reply to every command.
+pub fn error_frame(code: &str, message: &str) -> Frame {
+    Frame::new(FrameKind::Error, Bytes::new(), Bytes::from(error_body(code, message).to_string()))
 }
 
 /// A validated user id.
@@ -160,6 +178,28 @@ impl Command {
             Command::Online(_) => "online",
             Command::PublishExcept(_) => "publish_except",
             Command::Batch(_) => "batch",
+        }
+    }
+
+    /// Whether fooking's protocol answers it with a frame of its own.
+    pub fn has_reply(&self) -> bool {
+        matches!(
+            self,
+            Command::Info(_) | Command::Members(_) | Command::Count(_) | Command::Channels(_) | Command::Online(_)
+        )
+    }
+
+    /// The largest payload it would push to clients (0 for none): it must
+    /// fit a frame to every gateway.
+    pub fn largest_payload(&self) -> usize {
+        match self {
+            Command::Send(Send { payload, .. })
+            | Command::Broadcast(Broadcast { payload })
+            | Command::Publish(Publish { payload, .. })
+            | Command::SendUser(SendUser { payload, .. })
+            | Command::PublishExcept(PublishExcept { payload, .. }) => payload.data.len(),
+            Command::Batch(commands) => commands.iter().map(Command::largest_payload).max().unwrap_or(0),
+            _ => 0,
         }
     }
 

@@ -28,6 +28,6 @@ impl Publish {
     pub(super) async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
         let members = hub.store().members(self.channel.as_str()).await?;
         let Payload { data, binary } = self.payload;
-        Ok(Reply::Delivered(hub.deliver(FrameKind::SendMsg, &members, data, binary).await))
+        Ok(Reply::Delivered(hub.deliver(FrameKind::SendMsg, &members, data, binary)))
     }
 }

@@ -47,6 +47,6 @@ impl PublishExcept {
         let mut members = hub.store().members(self.channel.as_str()).await?;
         members.retain(|id| !self.except.contains(id));
         let Payload { data, binary } = self.payload;
-        Ok(Reply::Delivered(hub.deliver(FrameKind::SendMsg, &members, data, binary).await))
+        Ok(Reply::Delivered(hub.deliver(FrameKind::SendMsg, &members, data, binary)))
     }
 }

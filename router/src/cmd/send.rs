@@ -24,6 +24,6 @@ impl Send {
 
     pub(super) async fn apply(self, hub: &Hub) -> Reply {
         let Payload { data, binary } = self.payload;
-        Reply::Delivered(hub.deliver(FrameKind::SendMsg, &self.sessions, data, binary).await)
+        Reply::Delivered(hub.deliver(FrameKind::SendMsg, &self.sessions, data, binary))
     }
 }

@@ -28,6 +28,6 @@ impl SendUser {
     pub(super) async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
         let sessions = hub.store().user_sessions(&self.user).await?;
         let Payload { data, binary } = self.payload;
-        Ok(Reply::Delivered(hub.deliver(FrameKind::SendMsg, &sessions, data, binary).await))
+        Ok(Reply::Delivered(hub.deliver(FrameKind::SendMsg, &sessions, data, binary)))
     }
 }

@@ -42,6 +42,15 @@ pub enum FrameKind {
     Handover = 112,
     /// To the new gateway: the session cannot be resumed.
     ResumeRefused = 113,
+    /// Gateway and router, each way, every interval: the link is alive.
+    /// See [`super::Heartbeat`].
+    Heartbeat = 114,
+    /// Router to a backend that asked for replies: the command was applied;
+    /// data is its result as JSON.
+    Ok = 115,
+    /// Router to a backend that asked for replies: the command failed; data
+    /// is `{"code":..,"message":..}`.
+    Error = 116,
 }
 
 impl FrameKind {
@@ -74,6 +83,9 @@ impl FrameKind {
             111 => Moved,
             112 => Handover,
             113 => ResumeRefused,
+            114 => Heartbeat,
+            115 => Ok,
+            116 => Error,
             _ => return None,
         })
     }

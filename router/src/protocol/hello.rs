@@ -3,17 +3,30 @@
 //! token after it; a backend marks its session area `backend` and sends
 //! only the token. Without a router token, backends may skip it entirely,
 //! as fooking's own clients do.
+//!
+//! A backend that marks it `backend+replies` instead gets exactly one reply
+//! frame per command frame: the command's own reply (INFO, MEMBERS, ...),
+//! else OK with the result or ERROR with why it failed.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{Frame, FrameKind};
 
 const BACKEND_ROLE: &[u8] = b"backend";
+const BACKEND_WITH_REPLIES_ROLE: &[u8] = b"backend+replies";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hello {
-    Gateway { server_id: i32, worker_id: i32, token: Bytes },
-    Backend { token: Bytes },
+    Gateway {
+        server_id: i32,
+        worker_id: i32,
+        token: Bytes,
+    },
+    /// `replies`: a reply to every command, errors included.
+    Backend {
+        token: Bytes,
+        replies: bool,
+    },
 }
 
 impl Hello {
@@ -26,7 +39,10 @@ impl Hello {
                 data.extend_from_slice(token);
                 Frame::new(FrameKind::Auth, Bytes::new(), data.freeze())
             }
-            Hello::Backend { token } => Frame::new(FrameKind::Auth, Bytes::from_static(BACKEND_ROLE), token.clone()),
+            Hello::Backend { token, replies } => {
+                let role = if *replies { BACKEND_WITH_REPLIES_ROLE } else { BACKEND_ROLE };
+                Frame::new(FrameKind::Auth, Bytes::from_static(role), token.clone())
+            }
         }
     }
 
@@ -38,14 +54,17 @@ impl Hello {
                 token: frame.data.slice(8..),
             }),
             [] => Err("a gateway's AUTH carries its server id and worker id (8 bytes)"),
-            role if role == BACKEND_ROLE => Ok(Hello::Backend { token: frame.data.clone() }),
-            _ => Err("AUTH's session area is empty (a gateway) or \"backend\""),
+            role if role == BACKEND_ROLE => Ok(Hello::Backend { token: frame.data.clone(), replies: false }),
+            role if role == BACKEND_WITH_REPLIES_ROLE => {
+                Ok(Hello::Backend { token: frame.data.clone(), replies: true })
+            }
+            _ => Err("AUTH's session area is empty (a gateway), \"backend\" or \"backend+replies\""),
         }
     }
 
     pub fn token(&self) -> &[u8] {
         match self {
-            Hello::Gateway { token, .. } | Hello::Backend { token } => token,
+            Hello::Gateway { token, .. } | Hello::Backend { token, .. } => token,
         }
     }
 }
@@ -65,7 +84,8 @@ mod tests {
         for hello in [
             Hello::Gateway { server_id: 7, worker_id: 2, token: Bytes::from_static(b"s3cret") },
             Hello::Gateway { server_id: -1, worker_id: 0, token: Bytes::new() },
-            Hello::Backend { token: Bytes::from_static(b"s3cret") },
+            Hello::Backend { token: Bytes::from_static(b"s3cret"), replies: false },
+            Hello::Backend { token: Bytes::new(), replies: true },
         ] {
             assert_eq!(Hello::from_frame(&hello.to_frame()), Ok(hello));
         }

@@ -2,38 +2,46 @@
 //! AUTH is a gateway link; any other connection is a backend sending
 //! commands, one or many per connection, as fooking's `RouterClient` does.
 
-use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 
-use crate::cmd::Command;
+use crate::cmd::{error_frame, Command};
 use crate::hub::{Hub, LinkId};
+use crate::outbound::{CutOff, Outbound};
 use crate::protocol::handover::{resume_generation, GatewayId};
-use crate::protocol::{token_matches, Frame, FrameCodec, FrameError, FrameKind, Hello};
+use crate::protocol::{token_matches, Frame, FrameCodec, FrameError, FrameKind, Heartbeat, Hello};
 use crate::server::arrival::Ticket;
 
 /// A connection that sends nothing for this long is closed.
 const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
-/// Frames queued for one gateway before pushes to it wait.
-const GATEWAY_QUEUE: usize = 1024;
 
 type Conn = Framed<TcpStream, FrameCodec>;
+
+/// How this router treats its gateway links, and the largest frame it takes.
+#[derive(Clone, Copy, Debug)]
+pub struct LinkSettings {
+    pub heartbeat: Duration,
+    pub max_frame: usize,
+    pub queue_bytes: usize,
+    pub stall: Duration,
+}
 
 /// `ticket` is the connection's place in line, taken when it was accepted;
 /// with a `token`, the first frame must be an AUTH (a [`Hello`]) carrying it.
 pub async fn serve_connection(
     stream: TcpStream,
     hub: Arc<Hub>,
-    max_data: usize,
+    settings: LinkSettings,
     token: Option<Arc<str>>,
     ticket: Ticket,
 ) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let mut conn = Framed::new(stream, FrameCodec::new(max_data));
+    let mut conn = Framed::new(stream, FrameCodec::new(settings.max_frame));
     let first = match tokio::time::timeout(FIRST_FRAME_TIMEOUT, conn.next()).await {
         Err(_) => return tracing::info!(%peer, "closing connection: no frame within {FIRST_FRAME_TIMEOUT:?}"),
         Ok(None) => return,
@@ -50,25 +58,35 @@ pub async fn serve_connection(
     if let Some(expected) = &token {
         let given = hello.as_ref().map(Hello::token).unwrap_or_default();
         if !token_matches(expected.as_bytes(), given) {
-            hub.metrics.refused_unauthenticated.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            hub.metrics.refused_unauthenticated.fetch_add(1, Relaxed);
             return tracing::warn!(%peer, "closing connection: missing or wrong token (send AUTH with it first)");
         }
     }
     match hello {
         Some(Hello::Gateway { server_id, worker_id, .. }) => {
-            serve_gateway(conn, hub, &peer, server_id, worker_id).await
+            serve_gateway(conn, hub, &peer, GatewayId { server_id, worker_id }, settings).await
         }
-        Some(Hello::Backend { .. }) => serve_backend(conn, hub, &peer, None, ticket).await,
-        None => serve_backend(conn, hub, &peer, Some(first), ticket).await,
+        Some(Hello::Backend { replies, .. }) => serve_backend(conn, hub, &peer, None, ticket, replies).await,
+        None => serve_backend(conn, hub, &peer, Some(first), ticket, false).await,
     }
 }
 
 fn log_frame_error(hub: &Hub, peer: &str, err: &FrameError) {
-    hub.metrics.bad_frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    hub.metrics.bad_frames.fetch_add(1, Relaxed);
     tracing::warn!(%peer, %err, "closing connection: bad frame");
 }
 
-async fn serve_backend(mut conn: Conn, hub: Arc<Hub>, peer: &str, mut next: Option<Frame>, ticket: Ticket) {
+/// A backend's commands, applied in order. fooking's protocol answers only
+/// the commands that have a reply frame; a backend that asked for
+/// `replies` gets one frame per command: its reply, OK or ERROR.
+async fn serve_backend(
+    mut conn: Conn,
+    hub: Arc<Hub>,
+    peer: &str,
+    mut next: Option<Frame>,
+    ticket: Ticket,
+    replies: bool,
+) {
     let mut ticket = Some(ticket);
     loop {
         let frame = match next.take() {
@@ -79,66 +97,176 @@ async fn serve_backend(mut conn: Conn, hub: Arc<Hub>, peer: &str, mut next: Opti
                 Some(Ok(frame)) => frame,
             },
         };
-        let command = match Command::from_frame(frame) {
-            Ok(command) => command,
+        let refusal = match Command::from_frame(frame) {
             Err(err) => {
-                hub.metrics.bad_frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                return tracing::warn!(%peer, %err, "closing backend connection: bad command");
+                hub.metrics.bad_frames.fetch_add(1, Relaxed);
+                Err(("bad_request", err.to_string()))
             }
+            Ok(command) => {
+                let (payload, limit) = (command.largest_payload(), hub.push_limit());
+                if payload > limit {
+                    hub.metrics.pushes_too_large.fetch_add(1, Relaxed);
+                    Err(("too_large", format!("a payload of {payload} bytes is over the frame limit of {limit}")))
+                } else {
+                    Ok(command)
+                }
+            }
+        };
+        let command = match refusal {
+            Ok(command) => command,
+            Err((code, message)) if replies => {
+                if conn.send(error_frame(code, &message)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Err((_, message)) => return tracing::warn!(%peer, message, "closing backend connection: command refused"),
         };
         if let Some(ticket) = &ticket {
             ticket.wait_turn().await;
         }
+        let has_reply = command.has_reply();
         let applied = command.apply(&hub).await;
         if let Some(ticket) = ticket.take() {
             ticket.done();
         }
-        match applied {
-            Ok(reply) => {
-                if let Some(frame) = reply.to_frame() {
-                    if conn.send(frame).await.is_err() {
-                        return;
-                    }
+        let answer = match applied {
+            Ok(reply) => reply.to_frame().or_else(|| replies.then(|| reply.ok_frame())),
+            Err(err) => {
+                tracing::error!(%peer, %err, "command failed");
+                if replies {
+                    Some(error_frame("unavailable", &err.to_string()))
+                } else if has_reply {
+                    // fooking's protocol has no error reply: the caller's
+                    // read ends at once instead of waiting for one.
+                    return;
+                } else {
+                    None
                 }
             }
-            // fooking's protocol has no error reply: log it, keep serving.
-            Err(err) => tracing::error!(%peer, %err, "command failed"),
+        };
+        if let Some(frame) = answer {
+            if conn.send(frame).await.is_err() {
+                return;
+            }
         }
     }
 }
 
-async fn serve_gateway(conn: Conn, hub: Arc<Hub>, peer: &str, server_id: i32, worker_id: i32) {
+/// Why a gateway link ended.
+enum LinkEnd {
+    CutOff(CutOff),
+    Closed(String),
+}
+
+/// A gateway's link: pushes go out through its own queue, written with a
+/// deadline; frames from it are applied as they come. Once the gateway
+/// sends heartbeats, the router answers with its own, and a gateway
+/// silent for three of its intervals is cut off.
+async fn serve_gateway(conn: Conn, hub: Arc<Hub>, peer: &str, id: GatewayId, settings: LinkSettings) {
     let (mut sink, mut stream) = conn.split();
-    let (tx, mut rx) = mpsc::channel::<Frame>(GATEWAY_QUEUE);
-    let link = hub.attach_gateway(server_id, worker_id, tx);
-    tracing::info!(%peer, server_id, worker_id, "gateway linked");
+    let outbound = Arc::new(Outbound::new(settings.queue_bytes));
+    let link = hub.attach_gateway(id, outbound.clone());
+    tracing::info!(%peer, gateway = %id, "gateway linked");
+    let own_beat = Heartbeat { interval: settings.heartbeat, max_frame: settings.max_frame };
+    let gateway_beat: Mutex<Option<Heartbeat>> = Mutex::new(None);
+    let beat_of_gateway = || *gateway_beat.lock().unwrap();
 
     let writer = async {
-        while let Some(frame) = rx.recv().await {
-            if let Err(err) = sink.send(frame).await {
-                tracing::warn!(%peer, %err, "gateway link write failed");
-                return;
+        loop {
+            let batch = match outbound.take().await {
+                Ok(batch) => batch,
+                Err(why) => return LinkEnd::CutOff(why),
+            };
+            let write = async {
+                for frame in batch {
+                    tokio::time::timeout(settings.stall, sink.feed(frame)).await??;
+                }
+                Ok::<(), WriteError>(tokio::time::timeout(settings.stall, sink.flush()).await??)
+            };
+            match write.await {
+                Ok(()) => {}
+                Err(WriteError::Frame(err)) => return LinkEnd::Closed(format!("write failed: {err}")),
+                Err(WriteError::Stalled) => {
+                    outbound.cut_off(CutOff::Stalled);
+                    return LinkEnd::CutOff(CutOff::Stalled);
+                }
+            }
+        }
+    };
+    let beats = async {
+        let mut ticks = tokio::time::interval(settings.heartbeat);
+        loop {
+            ticks.tick().await;
+            if beat_of_gateway().is_some() {
+                outbound.push(vec![own_beat.to_frame()]);
             }
         }
     };
     let reader = async {
-        while let Some(frame) = stream.next().await {
-            match frame {
-                Ok(frame) => {
-                    if let Err(reason) = gateway_frame(&hub, link, frame).await {
-                        return tracing::warn!(%peer, reason, "closing gateway link");
+        loop {
+            let next = match beat_of_gateway() {
+                Some(beat) => match tokio::time::timeout(beat.dead_after(), stream.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        outbound.cut_off(CutOff::Silent);
+                        return LinkEnd::CutOff(CutOff::Silent);
                     }
+                },
+                None => stream.next().await,
+            };
+            let frame = match next {
+                None => return LinkEnd::Closed("the gateway closed the link".into()),
+                Some(Err(err)) => {
+                    log_frame_error(&hub, peer, &err);
+                    return LinkEnd::Closed(err.to_string());
                 }
-                Err(err) => return log_frame_error(&hub, peer, &err),
+                Some(Ok(frame)) => frame,
+            };
+            if frame.kind() == Some(FrameKind::Heartbeat) {
+                let beat = match Heartbeat::from_frame(&frame) {
+                    Ok(beat) => beat,
+                    Err(reason) => return LinkEnd::Closed(reason.into()),
+                };
+                if gateway_beat.lock().unwrap().replace(beat).is_none() {
+                    outbound.push(vec![own_beat.to_frame()]);
+                }
+                hub.gateway_takes(link, beat.max_frame);
+            } else if let Err(reason) = gateway_frame(&hub, link, frame).await {
+                return LinkEnd::Closed(reason);
             }
         }
     };
-    tokio::select! {
-        _ = writer => {}
-        _ = reader => {}
-    }
+    let end = tokio::select! {
+        end = writer => end,
+        end = reader => end,
+        never = beats => never,
+    };
     hub.detach_gateway(link);
-    tracing::info!(%peer, server_id, worker_id, "gateway unlinked");
+    match end {
+        LinkEnd::CutOff(why) => {
+            hub.metrics.gateways_cut_off[why as usize].fetch_add(1, Relaxed);
+            tracing::warn!(%peer, gateway = %id, reason = why.label(), "gateway cut off: its link is closed");
+        }
+        LinkEnd::Closed(reason) => tracing::info!(%peer, gateway = %id, reason, "gateway unlinked"),
+    }
+}
+
+enum WriteError {
+    Frame(FrameError),
+    Stalled,
+}
+
+impl From<FrameError> for WriteError {
+    fn from(err: FrameError) -> WriteError {
+        WriteError::Frame(err)
+    }
+}
+
+impl From<tokio::time::error::Elapsed> for WriteError {
+    fn from(_: tokio::time::error::Elapsed) -> WriteError {
+        WriteError::Stalled
+    }
 }
 
 /// A gateway reports its sessions (CONN, CLOSE) and, on (re)link or when
@@ -178,7 +306,7 @@ async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), Stri
             match kind {
                 FrameKind::Resume => {
                     let generation = resume_generation(&frame.data).map_err(|e| e.to_string())?;
-                    hub.resume(link, id, generation).await;
+                    hub.resume(link, id, generation);
                 }
                 FrameKind::Moving => {
                     let (to, _) = GatewayId::split(&frame.data).map_err(|e| e.to_string())?;
@@ -186,7 +314,7 @@ async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), Stri
                 }
                 _ => {
                     let (to, _) = GatewayId::split(&frame.data).map_err(|e| e.to_string())?;
-                    hub.forward(to, frame).await;
+                    hub.forward(to, frame);
                 }
             }
             Ok(())

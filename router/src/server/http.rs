@@ -13,13 +13,17 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::cmd::{Command, CommandError};
+use crate::cmd::{error_body, Command, CommandError};
 use crate::hub::Hub;
 use crate::protocol::token_matches;
 
-/// Bodies larger than this are refused with 413.
-const MAX_BODY: usize = 2 << 20;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest body taken (413 past it): room for a payload at the frame
+/// limit in base64 or escaped JSON.
+pub fn max_body(max_frame: usize) -> usize {
+    max_frame.saturating_mul(2).saturating_add(64 << 10)
+}
 
 pub async fn serve_connection(stream: TcpStream, hub: Arc<Hub>, token: Option<Arc<str>>) {
     let service = service_fn(move |req| {
@@ -63,7 +67,7 @@ async fn handle(req: Request<Incoming>, hub: &Hub, token: Option<&str>) -> Respo
     if !(req.method() == Method::POST || (req.method() == Method::GET && name == "info")) {
         return error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use POST".into());
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+    let body = match Limited::new(req.into_body(), max_body(hub.max_frame())).collect().await {
         Ok(body) => body.to_bytes(),
         Err(err) => return error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", err.to_string()),
     };
@@ -74,6 +78,12 @@ async fn handle(req: Request<Incoming>, hub: &Hub, token: Option<&str>) -> Respo
         }
         Err(err) => return error(StatusCode::BAD_REQUEST, "bad_request", err.to_string()),
     };
+    let (payload, limit) = (command.largest_payload(), hub.push_limit());
+    if payload > limit {
+        hub.metrics.pushes_too_large.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let message = format!("a payload of {payload} bytes is over the frame limit of {limit} bytes (--max-frame)");
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message);
+    }
     match command.apply(hub).await {
         Ok(reply) => respond(
             StatusCode::OK,
@@ -93,6 +103,5 @@ fn respond(status: StatusCode, content_type: &str, body: Bytes) -> Response<Full
 }
 
 fn error(status: StatusCode, code: &str, message: String) -> Response<Full<Bytes>> {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } });
-    respond(status, "application/json", Bytes::from(body.to_string()))
+    respond(status, "application/json", Bytes::from(error_body(code, &message).to_string()))
 }
