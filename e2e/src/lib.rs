@@ -10,7 +10,7 @@ pub mod queue;
 pub mod ws;
 
 pub use processes::{
-    backend_events, echo_backend, echo_backend_with, echo_stack, free_port, metric, scratch_file, Proc, Redis, Stack,
-    StackOptions,
+    backend_events, cluster, echo_backend, echo_backend_with, echo_stack, free_port, metric, scratch_file, Proc, Redis,
+    Stack, StackOptions,
 };
 pub use ws::Client;

@@ -314,6 +314,55 @@ pub fn echo_stack(gateway_args: &[&str], echo_flags: &[&str]) -> (Stack, Proc, s
     (stack, echo, log)
 }
 
+/// A router (run with `router_args`), an echo backend (with `echo_flags`)
+/// and `gateways` gateways of one cluster (with `gateway_args`, and a
+/// shared resume secret), each linked to the router; their WebSocket URLs.
+/// The gateways are the processes named `gateway-0`, `gateway-1`, ...
+pub fn cluster(
+    router_args: &[&str],
+    gateways: usize,
+    gateway_args: &[&str],
+    echo_flags: &[&str],
+) -> (Stack, Vec<String>) {
+    let (router_port, http_port, echo_port) = (free_port(), free_port(), free_port());
+    let router_addr = local(router_port).to_string();
+    let echo_addr = local(echo_port).to_string();
+    let http = local(http_port).to_string();
+    let router_args: Vec<&str> =
+        ["--listen", &router_addr, "--http", &http].into_iter().chain(router_args.iter().copied()).collect();
+    let mut procs = vec![Proc::project("router", &router_args, "router")];
+    wait_for_port(router_port, "router");
+    let echo_args: Vec<&str> = ["--listen", &echo_addr].into_iter().chain(echo_flags.iter().copied()).collect();
+    procs.push(Proc::project("echo-app", &echo_args, "echo"));
+    wait_for_port(echo_port, "echo-app");
+    let mut urls = Vec::new();
+    for i in 0..gateways {
+        let port = free_port();
+        let listen = local(port).to_string();
+        let own =
+            ["--listen", &listen, "--backend", &echo_addr, "--router", &router_addr, "--resume-secret", "cluster"];
+        let args: Vec<&str> = own.into_iter().chain(gateway_args.iter().copied()).collect();
+        procs.push(Proc::project("gateway", &args, &format!("gateway-{i}")));
+        wait_for_port(port, "gateway");
+        urls.push(format!("ws://{listen}/"));
+    }
+    let stack =
+        Stack { token: None, gateway_port: 0, router_port, router_http_port: http_port, app_port: echo_port, procs };
+    stack.wait_for_gateways(gateways);
+    (stack, urls)
+}
+
+impl Stack {
+    /// The process named `name`.
+    pub fn proc(&self, name: &str) -> &Proc {
+        self.procs.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no process {name}"))
+    }
+
+    pub fn proc_mut(&mut self, name: &str) -> &mut Proc {
+        self.procs.iter_mut().find(|p| p.name == name).unwrap_or_else(|| panic!("no process {name}"))
+    }
+}
+
 /// One sample from a Prometheus text page, e.g. `name{label="x"}`.
 pub fn metric(admin_port: u16, sample: &str) -> f64 {
     let (status, page) = crate::http::request(admin_port, "GET", "/metrics", "").expect("admin listener");

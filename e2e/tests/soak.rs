@@ -20,30 +20,7 @@ fn loadgen(args: &[&str]) -> (bool, Value) {
 /// Router, an echo backend run with `echo_flags` and two gateways of one
 /// cluster (a session resumes on either).
 fn echo_stack(echo_flags: &[&str]) -> (Stack, String, String) {
-    let (router_port, http_port, echo_port) = (free_port(), free_port(), free_port());
-    let router_addr = local(router_port).to_string();
-    let echo_addr = local(echo_port).to_string();
-    let mut procs =
-        vec![Proc::project("router", &["--listen", &router_addr, "--http", &local(http_port).to_string()], "router")];
-    wait_for_port(router_port, "router");
-    let echo_args: Vec<&str> = ["--listen", &echo_addr].into_iter().chain(echo_flags.iter().copied()).collect();
-    procs.push(Proc::project("echo-app", &echo_args, "echo"));
-    wait_for_port(echo_port, "echo-app");
-    let mut urls = Vec::new();
-    for name in ["gateway-a", "gateway-b"] {
-        let port = free_port();
-        let listen = local(port).to_string();
-        procs.push(Proc::project(
-            "gateway",
-            &["--listen", &listen, "--backend", &echo_addr, "--router", &router_addr, "--resume-secret", "soak"],
-            name,
-        ));
-        wait_for_port(port, name);
-        urls.push(format!("ws://{listen}/"));
-    }
-    let stack =
-        Stack { token: None, gateway_port: 0, router_port, router_http_port: http_port, app_port: echo_port, procs };
-    stack.wait_for_gateways(2);
+    let (stack, mut urls) = e2e::cluster(&[], 2, &[], echo_flags);
     let b = urls.pop().unwrap();
     (stack, urls.pop().unwrap(), b)
 }
@@ -105,4 +82,66 @@ fn members_that_drop_and_resume_on_the_other_gateway_miss_nothing() {
     assert_eq!(figures["deliveries"].as_u64(), Some(100 * messages), "every member got every message");
     assert_eq!(figures["lost"].as_u64(), Some(0));
     assert!(figures["resumes"].as_u64().unwrap() > 150, "members kept resuming: {report:#}");
+}
+
+/// The same with two routers on one Redis, while the one that carries the
+/// publishes is paused (SIGSTOP) for 3 s, twice. Resumes go on through the
+/// other, so sessions keep moving; each move waits for the paused router's
+/// MOVED instead of going ahead without it, so no publish it routed to the
+/// old gateway before the move is dropped there.
+#[test]
+fn members_that_resume_while_a_router_pauses_miss_nothing() {
+    let redis = e2e::Redis::start();
+    let mut procs = Vec::new();
+    let mut routers = Vec::new();
+    for name in ["router-0", "router-1"] {
+        let (port, http) = (free_port(), free_port());
+        let (listen, http_addr) = (local(port).to_string(), local(http).to_string());
+        procs.push(Proc::project(
+            "router",
+            &["--listen", &listen, "--http", &http_addr, "--redis", &redis.url()],
+            name,
+        ));
+        wait_for_port(port, name);
+        routers.push((listen, http));
+    }
+    let echo_addr = local(free_port()).to_string();
+    procs.push(Proc::project("echo-app", &["--listen", &echo_addr], "echo"));
+    let mut urls = Vec::new();
+    for name in ["gateway-a", "gateway-b"] {
+        let port = free_port();
+        let listen = local(port).to_string();
+        let args = ["--listen", &listen, "--backend", &echo_addr, "--resume-secret", "soak"];
+        let links = ["--router", &routers[0].0, "--router", &routers[1].0];
+        procs.push(Proc::project("gateway", &[&args[..], &links].concat(), name));
+        wait_for_port(port, name);
+        urls.push(format!("ws://{listen}/"));
+    }
+    let publishing = Stack {
+        token: None,
+        gateway_port: 0,
+        router_port: 0,
+        router_http_port: routers[1].1,
+        app_port: 0,
+        procs: Vec::new(),
+    };
+    publishing.wait_for_gateways(2);
+    let router = local(routers[1].1).to_string();
+    let churn = std::thread::spawn(move || {
+        let args =
+            ["churn", "--router", &router, "-d", "10", "-c", "60", "--drops-per-second", "30", "--offline-ms", "20"];
+        loadgen(&[&["--url", &urls[0], "--url", &urls[1]][..], &args].concat())
+    });
+    for _ in 0..2 {
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+        procs[1].signal("STOP");
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        procs[1].signal("CONT");
+    }
+    let (ok, report) = churn.join().unwrap();
+    assert!(ok && report["ok"] == true, "{report:#}");
+    let figures = &report["figures"];
+    assert_eq!(figures["lost"].as_u64(), Some(0), "{report:#}");
+    assert_eq!(figures["deliveries"].as_u64(), Some(60 * figures["messages"].as_u64().unwrap()));
+    assert!(figures["resumes"].as_u64().unwrap() > 100, "members kept resuming: {report:#}");
 }

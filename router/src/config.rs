@@ -42,8 +42,8 @@ pub struct Config {
     /// Allow listening beyond loopback without a token.
     #[arg(long, env = "ROUTER_INSECURE")]
     pub insecure: bool,
-    /// Milliseconds a gateway's lease lasts (with Redis): a gateway no router
-    /// has heard from for this long is dead, and its sessions are ended.
+    /// Milliseconds a gateway's lease lasts: a gateway no router has held a
+    /// link to for this long is dead, and its sessions are ended.
     #[arg(long, env = "ROUTER_GATEWAY_LEASE_MS", default_value_t = 10_000)]
     pub gateway_lease_ms: u64,
     /// Connections served at once per listener.

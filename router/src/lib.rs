@@ -24,7 +24,7 @@ pub use client::RouterClient;
 pub use config::Config;
 use hub::Hub;
 use server::arrival::ArrivalOrder;
-use store::{MemoryStore, RedisStore, Store};
+use store::{RedisStore, Store};
 
 /// Binds both listeners, then serves until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -33,7 +33,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             let conn = store::redis_manager(url).with_context(|| format!("bad redis url {url}"))?;
             Store::Redis(RedisStore::new(conn, config.redis_prefix.clone()))
         }
-        None => Store::Memory(MemoryStore::default()),
+        None => Store::Memory(Box::default()),
     };
     for addr in [config.listen, config.http] {
         if !addr.ip().is_loopback() && config.token.is_none() && !config.insecure {
@@ -65,7 +65,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 /// How often the router checks whether Redis lost its data.
 const STORE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Keeps the shared state honest, once a second (with Redis):
+/// Keeps the shared state honest, once a second:
 /// - renews the leases of the gateways linked here;
 /// - ends the sessions of a gateway whose lease ran out (it died without a
 ///   word): they leave every channel and user, and a live gateway sends

@@ -217,6 +217,7 @@ async fn serve_gateway(conn: Conn, hub: Arc<Hub>, peer: &str, id: GatewayId, set
             };
             let frame = match next {
                 None => return LinkEnd::Closed("the gateway closed the link".into()),
+                Some(Err(FrameError::Io(err))) => return LinkEnd::Closed(err.to_string()),
                 Some(Err(err)) => {
                     log_frame_error(&hub, peer, &err);
                     return LinkEnd::Closed(err.to_string());

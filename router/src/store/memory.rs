@@ -1,5 +1,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::StoreResult;
 use crate::protocol::SessionId;
@@ -10,11 +13,21 @@ pub struct MemoryStore {
 }
 
 #[derive(Default)]
+struct Lease {
+    sessions: HashSet<SessionId>,
+    /// `None` until the first renewal: dead, should it never come.
+    until: Option<Instant>,
+}
+
+#[derive(Default)]
 struct Membership {
     channels: HashMap<String, HashSet<SessionId>>,
     sessions: HashMap<SessionId, HashSet<String>>,
     users: HashMap<String, HashSet<SessionId>>,
     session_user: HashMap<SessionId, String>,
+    /// Each gateway's sessions and lease, as in Redis: a gateway whose link
+    /// is gone past its lease is dead, and its sessions end.
+    gateways: HashMap<String, Lease>,
 }
 
 impl Membership {
@@ -113,6 +126,38 @@ impl MemoryStore {
         Ok(self.state.lock().unwrap().channels.len())
     }
 
+    pub fn gateway_sessions(&self, gateway: &str, ids: &[SessionId], connected: bool) -> StoreResult<()> {
+        let mut state = self.state.lock().unwrap();
+        let lease = state.gateways.entry(gateway.to_owned()).or_default();
+        if connected {
+            lease.sessions.extend(ids);
+        } else {
+            for id in ids {
+                lease.sessions.remove(id);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn renew_leases(&self, gateways: &[String], lease: Duration) -> StoreResult<()> {
+        let until = Instant::now() + lease;
+        let mut state = self.state.lock().unwrap();
+        for gateway in gateways {
+            state.gateways.entry(gateway.clone()).or_default().until = Some(until);
+        }
+        Ok(())
+    }
+
+    pub fn reap_dead_gateway(&self) -> StoreResult<Option<(String, Vec<SessionId>)>> {
+        let now = Instant::now();
+        let gateways = &mut self.state.lock().unwrap().gateways;
+        // As in Redis: a gateway whose lease was never renewed has none.
+        let dead =
+            gateways.iter().find(|(_, lease)| lease.until.is_none_or(|until| until <= now)).map(|(g, _)| g.clone());
+        Ok(dead
+            .and_then(|gateway| gateways.remove(&gateway).map(|lease| (gateway, lease.sessions.into_iter().collect()))))
+    }
+
     pub fn channels_of(&self, ids: &[SessionId]) -> StoreResult<usize> {
         let state = self.state.lock().unwrap();
         let distinct: HashSet<&String> = ids.iter().filter_map(|id| state.sessions.get(id)).flatten().collect();
@@ -140,6 +185,25 @@ mod tests {
         store.forget(&[a]).unwrap();
         assert!(store.members("room").unwrap().is_empty());
         assert_eq!(store.channel_count().unwrap(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gateway_not_renewed_within_its_lease_is_reaped_with_its_sessions() {
+        let store = MemoryStore::default();
+        let (a, b, c) = (SessionId::from_u64(1), SessionId::from_u64(2), SessionId::from_u64(3));
+        store.gateway_sessions("1:1", &[a, b, c], true).unwrap();
+        store.gateway_sessions("1:1", &[c], false).unwrap();
+        store.gateway_sessions("2:2", &[SessionId::from_u64(4)], true).unwrap();
+        let lease = Duration::from_secs(10);
+        store.renew_leases(&["1:1".into(), "2:2".into()], lease).unwrap();
+        tokio::time::advance(Duration::from_secs(6)).await;
+        store.renew_leases(&["2:2".into()], lease).unwrap();
+        assert_eq!(store.reap_dead_gateway().unwrap(), None, "within the lease");
+        tokio::time::advance(Duration::from_secs(6)).await;
+        let (gateway, mut ids) = store.reap_dead_gateway().unwrap().expect("1:1's lease ran out");
+        ids.sort();
+        assert_eq!((gateway.as_str(), ids), ("1:1", vec![a, b]));
+        assert_eq!(store.reap_dead_gateway().unwrap(), None, "reaped once; 2:2 was renewed");
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! Channel membership: who is in which channel.
 //!
 //! In memory for a single box, or in Redis so that several routers share
-//! one truth. Which gateway holds a session is not stored here: every
-//! gateway reports its sessions to every router, so each router knows it.
+//! one truth. Each gateway's sessions are kept here too, under a lease the
+//! routers that link it renew: a gateway that dies without a word is found
+//! when its lease runs out, and its sessions are ended for it. (Which
+//! gateway to push to is the hub's: every gateway reports its sessions to
+//! every router.)
 
 mod memory;
 mod redis;
@@ -31,7 +34,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// One handle over either backend; `match` instead of a trait object keeps
 /// the async methods plain.
 pub enum Store {
-    Memory(MemoryStore),
+    Memory(Box<MemoryStore>),
     Redis(RedisStore),
 }
 
@@ -83,29 +86,20 @@ impl Store {
     }
 
     /// Records which gateway holds sessions, so that if it dies without a
-    /// word its sessions can be ended for it. Redis only.
+    /// word its sessions can be ended for it.
     pub async fn gateway_sessions(&self, gateway: &str, ids: &[SessionId], connected: bool) -> StoreResult<()> {
-        match self {
-            Store::Memory(_) => Ok(()),
-            Store::Redis(s) => s.gateway_sessions(gateway, ids, connected).await,
-        }
+        dispatch!(self, s => s.gateway_sessions(gateway, ids, connected))
     }
 
     /// Renews the leases of the gateways linked to this router.
     pub async fn renew_leases(&self, gateways: &[String], lease: std::time::Duration) -> StoreResult<()> {
-        match self {
-            Store::Memory(_) => Ok(()),
-            Store::Redis(s) => s.renew_leases(gateways, lease).await,
-        }
+        dispatch!(self, s => s.renew_leases(gateways, lease))
     }
 
     /// Claims one gateway whose lease ran out and takes its sessions: this
     /// router then ends them. `None` when there is none to claim.
     pub async fn reap_dead_gateway(&self) -> StoreResult<Option<(String, Vec<SessionId>)>> {
-        match self {
-            Store::Memory(_) => Ok(None),
-            Store::Redis(s) => s.reap_dead_gateway().await,
-        }
+        dispatch!(self, s => s.reap_dead_gateway())
     }
 
     /// Whether the store lost its data since the last call (Redis restarted

@@ -6,11 +6,19 @@ use redis::AsyncCommands;
 use super::StoreResult;
 use crate::protocol::SessionId;
 
+/// How long a gateway's session list outlives the last router that
+/// renewed its lease: a gateway gone for good (its lease reaped, or no
+/// router left to reap it) leaves nothing behind for longer.
+const GATEWAY_STATE_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Membership in Redis. Keys, under a prefix:
 /// `ch:<channel>` the set of member session ids,
 /// `sc:<session>` the set of that session's channels (to clean up on close),
 /// `channels` the set of non-empty channel names,
-/// `u:<user>` the set of a user's sessions, `su:<session>` its user.
+/// `u:<user>` the set of a user's sessions, `su:<session>` its user,
+/// `gateways` the gateways known, `gw:<gateway>:sessions` each one's
+/// sessions (expiring an hour after its last renewal), `gw:<gateway>:lease`
+/// its lease, `gw:<gateway>:reaper` the router reaping it.
 pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
@@ -114,6 +122,8 @@ impl RedisStore {
             let () = redis::pipe()
                 .sadd(&key, ids_as_strs(ids))
                 .ignore()
+                .pexpire(&key, GATEWAY_STATE_TTL.as_millis() as i64)
+                .ignore()
                 .sadd(self.gateways_key(), gateway)
                 .ignore()
                 .query_async(&mut conn)
@@ -136,6 +146,7 @@ impl RedisStore {
                 .arg("PX")
                 .arg(lease.as_millis() as u64)
                 .ignore();
+            pipe.pexpire(self.gateway_key(gateway, "sessions"), GATEWAY_STATE_TTL.as_millis() as i64).ignore();
             pipe.sadd(self.gateways_key(), gateway).ignore();
         }
         let () = pipe.query_async(&mut self.conn.clone()).await?;
