@@ -314,16 +314,23 @@ pub fn echo_stack(gateway_args: &[&str], echo_flags: &[&str]) -> (Stack, Proc, s
     (stack, echo, log)
 }
 
+/// A gateway of a [`cluster`]: its WebSocket URL, port and admin port.
+pub struct ClusterGateway {
+    pub url: String,
+    pub port: u16,
+    pub admin: u16,
+}
+
 /// A router (run with `router_args`), an echo backend (with `echo_flags`)
-/// and `gateways` gateways of one cluster (with `gateway_args`, and a
-/// shared resume secret), each linked to the router; their WebSocket URLs.
+/// and `gateways` gateways of one cluster (with `gateway_args`, a shared
+/// resume secret and an admin listener each), each linked to the router.
 /// The gateways are the processes named `gateway-0`, `gateway-1`, ...
 pub fn cluster(
     router_args: &[&str],
     gateways: usize,
     gateway_args: &[&str],
     echo_flags: &[&str],
-) -> (Stack, Vec<String>) {
+) -> (Stack, Vec<ClusterGateway>) {
     let (router_port, http_port, echo_port) = (free_port(), free_port(), free_port());
     let router_addr = local(router_port).to_string();
     let echo_addr = local(echo_port).to_string();
@@ -335,21 +342,21 @@ pub fn cluster(
     let echo_args: Vec<&str> = ["--listen", &echo_addr].into_iter().chain(echo_flags.iter().copied()).collect();
     procs.push(Proc::project("echo-app", &echo_args, "echo"));
     wait_for_port(echo_port, "echo-app");
-    let mut urls = Vec::new();
+    let mut members = Vec::new();
     for i in 0..gateways {
-        let port = free_port();
-        let listen = local(port).to_string();
-        let own =
-            ["--listen", &listen, "--backend", &echo_addr, "--router", &router_addr, "--resume-secret", "cluster"];
-        let args: Vec<&str> = own.into_iter().chain(gateway_args.iter().copied()).collect();
+        let (port, admin) = (free_port(), free_port());
+        let (listen, admin_addr) = (local(port).to_string(), local(admin).to_string());
+        let own = ["--listen", &listen, "--admin", &admin_addr, "--backend", &echo_addr, "--router", &router_addr];
+        let args: Vec<&str> =
+            own.into_iter().chain(["--resume-secret", "cluster"]).chain(gateway_args.iter().copied()).collect();
         procs.push(Proc::project("gateway", &args, &format!("gateway-{i}")));
         wait_for_port(port, "gateway");
-        urls.push(format!("ws://{listen}/"));
+        members.push(ClusterGateway { url: format!("ws://{listen}/"), port, admin });
     }
     let stack =
         Stack { token: None, gateway_port: 0, router_port, router_http_port: http_port, app_port: echo_port, procs };
     stack.wait_for_gateways(gateways);
-    (stack, urls)
+    (stack, members)
 }
 
 impl Stack {
@@ -383,13 +390,25 @@ pub fn php_fpm_binary() -> std::path::PathBuf {
     found.expect("php-fpm is not installed (the README's test command installs it)")
 }
 
-/// php-fpm on `listen` (HOST:PORT or a socket path), running in the foreground.
+/// php-fpm on `listen` (HOST:PORT or a socket path), running in the
+/// foreground, its config and logs in `dir`.
 pub fn php_fpm(listen: &str, dir: &std::path::Path) -> Proc {
     php_fpm_with_children(listen, dir, 2)
 }
 
-/// The same with `children` worker processes.
-pub fn php_fpm_with_children(listen: &str, dir: &std::path::Path, children: usize) -> Proc {
+/// php-fpm with `children` workers on a free TCP port, its config and logs
+/// in `target/e2e-logs/<name>/`; with its address and that folder.
+pub fn php_fpm_on_a_port(name: &str, children: usize) -> (Proc, String, PathBuf) {
+    let dir = bin_dir().join("../e2e-logs").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let addr = local(port).to_string();
+    let fpm = php_fpm_with_children(&addr, &dir, children);
+    wait_for_port(port, "php-fpm");
+    (fpm, addr, dir)
+}
+
+fn php_fpm_with_children(listen: &str, dir: &std::path::Path, children: usize) -> Proc {
     let conf = dir.join("fpm.conf");
     let config = format!(
         "[global]\nerror_log = {}\ndaemonize = no\n[www]\nuser = root\ngroup = root\nlisten = {listen}\npm = static\npm.max_children = {children}\nclear_env = no\n",

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use e2e::processes::{bin_dir, local, php_fpm, wait_for_port};
+use e2e::processes::{local, php_fpm_on_a_port, wait_for_port};
 use e2e::{chat, free_port, Proc, Redis, Stack, StackOptions};
 
 fn example(path: &str) -> String {
@@ -20,11 +20,7 @@ async fn the_chat_scenario_on_chat_app() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chat_scenario_on_php_under_php_fpm() {
     let redis = Redis::start();
-    let dir = bin_dir().join("../e2e-logs/php-chat");
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
-    let _fpm = php_fpm(&local(port).to_string(), &dir);
-    wait_for_port(port, "php-fpm");
+    let (_fpm, fpm_addr, _) = php_fpm_on_a_port("php-chat", 2);
     let params = [
         format!("SCRIPT_FILENAME={}", example("php/chat.php")),
         "ROUTER_HTTP={router_http}".to_owned(),
@@ -32,8 +28,7 @@ async fn the_chat_scenario_on_php_under_php_fpm() {
         format!("REDIS_PORT={}", redis.port),
     ];
     let gateway_args = params.iter().flat_map(|p| ["--param".to_owned(), p.clone()]).collect();
-    let stack =
-        Stack::start(StackOptions { backend: Some(local(port).to_string()), gateway_args, ..Default::default() });
+    let stack = Stack::start(StackOptions { backend: Some(fpm_addr), gateway_args, ..Default::default() });
     chat::scenario(&stack.ws_url("/")).await;
 }
 

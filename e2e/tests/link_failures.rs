@@ -11,6 +11,11 @@ use e2e::{cluster, fooking, http, metric, Client, Proc, Redis, Stack};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
+/// The gateways' WebSocket URLs.
+fn urls(gateways: &[e2e::processes::ClusterGateway]) -> Vec<String> {
+    gateways.iter().map(|gateway| gateway.url.clone()).collect()
+}
+
 /// A client on each of `urls`, greeted with its session id.
 async fn clients(urls: &[String]) -> Vec<(Client, String)> {
     let mut clients = Vec::new();
@@ -53,8 +58,8 @@ async fn all_get(clients: &mut [(Client, String)], text: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_over_the_frame_limit_is_refused_where_it_enters_and_the_next_arrives_everywhere() {
-    let (stack, urls) = cluster(&[], 2, &[], &["--greet"]);
-    let mut clients = clients(&urls).await;
+    let (stack, gateways) = cluster(&[], 2, &[], &["--greet"]);
+    let mut clients = clients(&urls(&gateways)).await;
     let large = "x".repeat(1536 << 10);
 
     let (status, reply) = post(&stack, "broadcast", json!({"data": large}));
@@ -77,10 +82,27 @@ async fn a_push_over_the_frame_limit_is_refused_where_it_enters_and_the_next_arr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_router_takes_no_push_larger_than_its_gateways_take() {
-    let (stack, urls) = cluster(&["--max-frame", "4194304"], 2, &[], &["--greet"]);
-    let mut clients = clients(&urls).await;
-    let (status, reply) = post(&stack, "broadcast", json!({"data": "x".repeat(1536 << 10)}));
+    let (stack, gateways) = cluster(&["--max-frame", "4194304"], 2, &[], &["--greet"]);
+    let mut clients = clients(&urls(&gateways)).await;
+    let large = "x".repeat(1536 << 10);
+    let (status, reply) = post(&stack, "broadcast", json!({"data": large}));
     assert_eq!(status, 413, "the gateways said they take 1 MiB: {reply}");
+
+    // A backend that asks for replies hears why, and keeps its connection.
+    let mut raw = std::net::TcpStream::connect(local(stack.router_port)).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    raw.write_all(&fooking::frame(1, b"backend+replies", b"", false)).unwrap();
+    raw.write_all(&fooking::frame(fooking::SEND_ALL, b"", large.as_bytes(), false)).unwrap();
+    raw.write_all(&fooking::frame(fooking::SEND_ALL, b"", b"after", false)).unwrap();
+    for expected in [116u16, 115] {
+        let mut header = [0u8; 8];
+        raw.read_exact(&mut header).unwrap();
+        raw.read_exact(&mut vec![0; (u32::from_be_bytes(header[4..].try_into().unwrap()) & 0x7fff_ffff) as usize])
+            .unwrap();
+        assert_eq!(u16::from_be_bytes([header[0], header[1]]), expected, "ERROR, then OK on the same connection");
+    }
+    all_get(&mut clients, "after").await;
+
     let (status, _) = post(&stack, "broadcast", json!({"data": "after"}));
     assert_eq!(status, 200);
     all_get(&mut clients, "after").await;
@@ -89,8 +111,8 @@ async fn a_router_takes_no_push_larger_than_its_gateways_take() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_frame_limit_raised_everywhere_a_large_push_is_delivered() {
     let limit = ["--max-frame", "4194304"];
-    let (stack, urls) = cluster(&limit, 2, &limit, &["--greet"]);
-    let mut clients = clients(&urls).await;
+    let (stack, gateways) = cluster(&limit, 2, &limit, &["--greet"]);
+    let mut clients = clients(&urls(&gateways)).await;
     let large = "y".repeat(1536 << 10);
     let (status, reply) = post(&stack, "broadcast", json!({"data": large}));
     assert_eq!((status, reply["sessions"].as_u64()), (200, Some(2)), "{reply}");
@@ -102,7 +124,8 @@ async fn with_the_frame_limit_raised_everywhere_a_large_push_is_delivered() {
 /// gateway's members within 100 ms, and the stopped one is cut off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_gateway_slows_no_push_to_the_others() {
-    let (stack, urls) = cluster(&[], 2, &["--max-message-rate", "0"], &["--greet"]);
+    let (stack, gateways) = cluster(&[], 2, &["--max-message-rate", "0"], &["--greet"]);
+    let urls = urls(&gateways);
     let live: Vec<String> = std::iter::repeat_n(urls[0].clone(), 3).collect();
     let stopped: Vec<String> = std::iter::repeat_n(urls[1].clone(), 3).collect();
     let live = clients(&live).await;
@@ -173,11 +196,9 @@ async fn a_stopped_gateway_slows_no_push_to_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_router_is_found_dead_and_sessions_that_ended_meanwhile_leave_their_channels() {
     let beat = ["--link-heartbeat-ms", "300"];
-    let admin = e2e::free_port();
-    let admin_addr = local(admin).to_string();
-    let gateway_args = [&beat[..], &["--admin", &admin_addr]].concat();
-    let (stack, urls) = cluster(&beat, 1, &gateway_args, &["--greet"]);
-    let mut members = clients(&vec![urls[0].clone(); 4]).await;
+    let (stack, gateways) = cluster(&beat, 1, &beat, &["--greet"]);
+    let admin = gateways[0].admin;
+    let mut members = clients(&vec![gateways[0].url.clone(); 4]).await;
     let ids: Vec<&String> = members.iter().map(|(_, id)| id).collect();
     assert_eq!(post(&stack, "join", json!({"channel": "room", "sessions": ids})).0, 200);
     assert_eq!(count(&stack, "room"), 4);
@@ -209,8 +230,8 @@ async fn a_silent_router_is_found_dead_and_sessions_that_ended_meanwhile_leave_t
 async fn sessions_that_ended_while_the_router_was_down_leave_their_channels() {
     let redis = Redis::start();
     let url = redis.url();
-    let (mut stack, urls) = cluster(&["--redis", &url], 1, &[], &["--greet"]);
-    let mut members = clients(&vec![urls[0].clone(); 4]).await;
+    let (mut stack, gateways) = cluster(&["--redis", &url], 1, &[], &["--greet"]);
+    let mut members = clients(&vec![gateways[0].url.clone(); 4]).await;
     let ids: Vec<&String> = members.iter().map(|(_, id)| id).collect();
     assert_eq!(post(&stack, "join", json!({"channel": "room", "sessions": ids})).0, 200);
 
@@ -239,8 +260,8 @@ async fn sessions_that_ended_while_the_router_was_down_leave_their_channels() {
 async fn a_dead_gateway_is_reaped_with_the_in_memory_store() {
     let log = e2e::scratch_file("events.jsonl");
     let log_path = log.to_str().unwrap();
-    let (mut stack, urls) = cluster(&["--gateway-lease-ms", "1000"], 2, &[], &["--greet", "--log", log_path]);
-    let members = clients(&vec![urls[1].clone(); 3]).await;
+    let (mut stack, gateways) = cluster(&["--gateway-lease-ms", "1000"], 2, &[], &["--greet", "--log", log_path]);
+    let members = clients(&vec![gateways[1].url.clone(); 3]).await;
     let ids: Vec<String> = members.iter().map(|(_, id)| id.clone()).collect();
     assert_eq!(post(&stack, "join", json!({"channel": "room", "sessions": ids})).0, 200);
 

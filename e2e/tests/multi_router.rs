@@ -2,6 +2,7 @@
 //! backend, pushes reach each member once, and a router can die and come
 //! back while the others carry on.
 
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use e2e::processes::{local, wait_for_port};
@@ -167,6 +168,23 @@ async fn while_redis_is_down_commands_get_a_clear_unavailable_then_work_again() 
     redis.stop();
     let (status, reply) = http::post(router.http, "/v1/join", join.clone());
     assert_eq!((status, &reply["error"]["code"]), (503, &json!("unavailable")), "{reply}");
+
+    // Our client asks for replies: each failed command answers with the error, at once.
+    let client = router::RouterClient::new(local(router.port).to_string());
+    let started = Instant::now();
+    let err = client.members("room").await.unwrap_err();
+    assert!(matches!(&err, router::client::ClientError::Refused { code, .. } if code == "unavailable"), "{err}");
+    let err = client.join("room", vec!["0000000000000002".parse().unwrap()]).await.unwrap_err();
+    assert!(matches!(&err, router::client::ClientError::Refused { code, .. } if code == "unavailable"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(4), "answered in {:?}", started.elapsed());
+    // fooking's protocol has no error frame: a MEMBERS that failed closes
+    // its connection, so the caller's read ends at once.
+    let mut raw = std::net::TcpStream::connect(local(router.port)).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = Instant::now();
+    raw.write_all(&e2e::fooking::frame(102, b"room", b"", false)).unwrap();
+    assert_eq!(raw.read(&mut [0; 8]).unwrap_or(0), 0, "closed, not answered");
+    assert!(started.elapsed() < Duration::from_secs(4), "closed in {:?}", started.elapsed());
 
     redis.restart_empty();
     let deadline = Instant::now() + Duration::from_secs(10);

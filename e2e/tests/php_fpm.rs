@@ -5,9 +5,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use e2e::processes::php_fpm;
-use e2e::processes::{bin_dir, wait_for_port};
-use e2e::{free_port, Client, Stack, StackOptions};
+use e2e::processes::{bin_dir, php_fpm, php_fpm_on_a_port};
+use e2e::{Client, Stack, StackOptions};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -41,12 +40,8 @@ async fn php_sees_params_and_replies(backend: String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn php_fpm_over_tcp() {
-    let dir = bin_dir().join("../e2e-logs/php-tcp");
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
-    let _fpm = php_fpm(&format!("127.0.0.1:{port}"), &dir);
-    wait_for_port(port, "php-fpm");
-    php_sees_params_and_replies(format!("127.0.0.1:{port}")).await;
+    let (_fpm, addr, _) = php_fpm_on_a_port("php-tcp", 2);
+    php_sees_params_and_replies(addr).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,18 +109,14 @@ fn finished_events(log: &Path) -> std::collections::HashMap<String, Vec<String>>
 /// finished gets exactly one close event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_finished_connect_gets_one_close_event_from_php_fpm() {
-    let dir = bin_dir().join("../e2e-logs/php-close-events");
-    std::fs::create_dir_all(&dir).unwrap();
+    let (_fpm, addr, dir) = php_fpm_on_a_port("php-close-events", 8);
     let log = dir.join("events.log");
     let _ = std::fs::remove_file(&log);
-    let port = free_port();
-    let _fpm = e2e::processes::php_fpm_with_children(&format!("127.0.0.1:{port}"), &dir, 8);
-    wait_for_port(port, "php-fpm");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("php/slow_events.php").canonicalize().unwrap();
     // php-fpm ties a worker to each kept-alive connection: no more
     // connections than workers, or a request waits behind idle ones.
     let stack = Stack::start(StackOptions {
-        backend: Some(format!("127.0.0.1:{port},max_conns=8")),
+        backend: Some(format!("{addr},max_conns=8")),
         gateway_args: vec![
             "--param".into(),
             format!("SCRIPT_FILENAME={}", script.display()),

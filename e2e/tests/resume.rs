@@ -5,86 +5,35 @@
 
 use std::time::Duration;
 
-use e2e::processes::{local, wait_for_port};
-use e2e::{backend_events, echo_backend_with, free_port, http, metric, scratch_file, Client, Proc, Redis};
+use e2e::processes::ClusterGateway;
+use e2e::{backend_events, http, metric, scratch_file, Client, Redis, Stack};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-const SECRET: &str = "cluster-resume-secret";
-
 struct Cluster {
     _redis: Redis,
-    _router: Proc,
-    router_http: u16,
-    _echo: Proc,
+    stack: Stack,
     log: std::path::PathBuf,
-    gateways: Vec<(Proc, u16, u16)>,
+    gateways: Vec<ClusterGateway>,
 }
 
-/// Redis, a router on it, the echo backend, and two gateways sharing the
-/// resume secret, run with `gateway_args` too.
+/// Redis, a router on it, the echo backend logging its events, and two
+/// gateways of one cluster, run with `gateway_args` too.
 fn cluster(gateway_args: &[&str]) -> Cluster {
     let redis = Redis::start();
-    let (router_port, router_http) = (free_port(), free_port());
-    let router_args = [
-        "--listen",
-        &local(router_port).to_string(),
-        "--http",
-        &local(router_http).to_string(),
-        "--redis",
-        &redis.url(),
-    ];
-    let router = Proc::project("router", &router_args, "router");
-    wait_for_port(router_port, "router");
     let log = scratch_file("echo-events.jsonl");
-    let (echo, echo_addr) = echo_backend_with(&log, &[], "echo");
-    let gateways = ["gateway-a", "gateway-b"]
-        .iter()
-        .map(|name| {
-            let (port, admin) = (free_port(), free_port());
-            let mut args = vec![
-                "--listen".to_owned(),
-                local(port).to_string(),
-                "--admin".to_owned(),
-                local(admin).to_string(),
-                "--backend".to_owned(),
-                echo_addr.clone(),
-                "--router".to_owned(),
-                local(router_port).to_string(),
-                "--resume-secret".to_owned(),
-                SECRET.to_owned(),
-            ];
-            args.extend(gateway_args.iter().map(|a| a.to_string()));
-            let proc = Proc::project("gateway", &args, name);
-            wait_for_port(port, name);
-            (proc, port, admin)
-        })
-        .collect();
-    let cluster = Cluster { _redis: redis, _router: router, router_http, _echo: echo, log, gateways };
-    cluster.wait_for_gateways();
-    cluster
+    let (stack, gateways) =
+        e2e::cluster(&["--redis", &redis.url()], 2, gateway_args, &["--log", log.to_str().unwrap()]);
+    Cluster { _redis: redis, stack, log, gateways }
 }
 
 impl Cluster {
     fn url(&self, gateway: usize, query: &str) -> String {
-        format!("ws://127.0.0.1:{}/?{query}", self.gateways[gateway].1)
-    }
-
-    fn wait_for_gateways(&self) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        while self.router("info_gateways", json!({})) != json!(2) {
-            assert!(std::time::Instant::now() < deadline, "the router never saw both gateways");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        format!("{}?{query}", self.gateways[gateway].url)
     }
 
     fn router(&self, command: &str, body: Value) -> Value {
-        if command == "info_gateways" {
-            let (_, info) = http::request(self.router_http, "GET", "/v1/info", "").unwrap();
-            let info: Value = serde_json::from_str(&info).unwrap();
-            return json!(info["gateways"].as_array().map_or(0, Vec::len));
-        }
-        let (status, reply) = http::post(self.router_http, &format!("/v1/{command}"), body);
+        let (status, reply) = http::post(self.stack.router_http_port, &format!("/v1/{command}"), body);
         assert_eq!(status, 200, "{command}: {reply}");
         reply
     }
@@ -178,9 +127,9 @@ async fn a_dropped_client_resumes_on_another_gateway_with_what_it_missed() {
     assert_eq!(cluster.events_of(&id, 3), ["connect", "offline", "online"]);
     let online = backend_events(&cluster.log, 0).into_iter().rfind(|e| e["params"]["SESSIONID"] == id.as_str());
     assert_eq!(online.unwrap()["params"]["REMOTE_PORT"], json!(back.local_port().to_string()));
-    assert_eq!(metric(cluster.gateways[1].2, "gateway_sessions_resumed_total"), 1.0);
-    assert_eq!(metric(cluster.gateways[0].2, "gateway_sessions_moved_out_total"), 1.0);
-    assert_eq!(metric(cluster.gateways[0].2, "gateway_sessions"), 0.0, "the old gateway let go of it");
+    assert_eq!(metric(cluster.gateways[1].admin, "gateway_sessions_resumed_total"), 1.0);
+    assert_eq!(metric(cluster.gateways[0].admin, "gateway_sessions_moved_out_total"), 1.0);
+    assert_eq!(metric(cluster.gateways[0].admin, "gateway_sessions"), 0.0, "the old gateway let go of it");
 
     // Its messages still reach the backend, under the same session.
     back.send(Message::text("still me")).await;
@@ -216,7 +165,7 @@ async fn without_a_resume_in_the_grace_period_the_session_closes_and_leaves_its_
     cluster.members_are(json!([]));
     assert_eq!(cluster.events_of(&id, 3).len(), 3, "one close event");
     cluster.members_are(json!([]));
-    assert_eq!(metric(cluster.gateways[0].2, "gateway_client_closes_total{reason=\"grace_expired\"}"), 1.0);
+    assert_eq!(metric(cluster.gateways[0].admin, "gateway_client_closes_total{reason=\"grace_expired\"}"), 1.0);
     assert_eq!(refused_with(&cluster.url(1, &format!("resume={token}"))).await, 4101, "expired token");
 }
 
@@ -231,7 +180,7 @@ async fn past_the_resume_buffer_the_session_closes_instead_of_resuming() {
     }
     assert_eq!(cluster.events_of(&id, 3), ["connect", "offline", "close"]);
     cluster.members_are(json!([]));
-    assert_eq!(metric(cluster.gateways[0].2, "gateway_client_closes_total{reason=\"resume_buffer_full\"}"), 1.0);
+    assert_eq!(metric(cluster.gateways[0].admin, "gateway_client_closes_total{reason=\"resume_buffer_full\"}"), 1.0);
     assert_eq!(refused_with(&cluster.url(0, &format!("resume={token}"))).await, 4101);
 }
 
@@ -262,7 +211,7 @@ async fn forged_and_reused_tokens_are_refused_and_create_no_session() {
     let sessions: std::collections::BTreeSet<String> =
         backend_events(&cluster.log, 0).iter().map(|e| e["params"]["SESSIONID"].as_str().unwrap().to_owned()).collect();
     assert_eq!(sessions.into_iter().collect::<Vec<_>>(), [id.as_str()]);
-    let total: f64 = cluster.gateways.iter().map(|(_, _, admin)| metric(*admin, "gateway_sessions")).sum();
+    let total: f64 = cluster.gateways.iter().map(|gateway| metric(gateway.admin, "gateway_sessions")).sum();
     assert_eq!(total, 1.0);
     assert_eq!(cluster.events_of(&id, 3), ["connect", "offline", "online"]);
 }

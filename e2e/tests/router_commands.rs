@@ -156,3 +156,45 @@ async fn every_command_over_fookings_binary_frames() {
 async fn every_command_over_the_http_api() {
     every_command(Via::Http).await;
 }
+
+/// Reads one frame: its type and data.
+fn read_frame(stream: &mut std::net::TcpStream) -> (u16, Vec<u8>) {
+    use std::io::Read;
+    let mut header = [0u8; 8];
+    stream.read_exact(&mut header).unwrap();
+    let slen = u16::from_be_bytes([header[2], header[3]]) as usize;
+    let len = (u32::from_be_bytes(header[4..].try_into().unwrap()) & 0x7fff_ffff) as usize;
+    let mut rest = vec![0u8; slen + len];
+    stream.read_exact(&mut rest).unwrap();
+    (u16::from_be_bytes([header[0], header[1]]), rest.split_off(slen))
+}
+
+/// A backend that opens with AUTH `backend+replies` gets one reply per
+/// command: OK with the result, the command's own reply, or ERROR with
+/// why, and the connection stays open after an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_asks_for_replies_gets_one_per_command() {
+    use std::io::Write;
+    let stack = Stack::start(StackOptions::default());
+    let mut client = Client::connect(&stack.ws_url("/")).await;
+    let mut router = std::net::TcpStream::connect(("127.0.0.1", stack.router_port)).unwrap();
+    router.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let json = |data: Vec<u8>| serde_json::from_slice::<Value>(&data).unwrap();
+    router.write_all(&fooking::frame(1, b"backend+replies", b"", false)).unwrap();
+
+    router.write_all(&fooking::frame(fooking::SEND_ALL, b"", b"to all", false)).unwrap();
+    let (kind, data) = read_frame(&mut router);
+    assert_eq!((kind, json(data)), (115, json!({"sessions": 1, "delivered_to_gateways": 1})));
+    assert_eq!(client.recv().await, Message::text("to all"));
+
+    router.write_all(&fooking::frame(77, b"", b"", false)).unwrap();
+    let (kind, data) = read_frame(&mut router);
+    assert_eq!((kind, json(data)["error"]["code"].clone()), (116, json!("bad_request")));
+
+    let large = vec![b'x'; (1 << 20) - 1];
+    router.write_all(&fooking::frame(fooking::CH_PUB, b"room", &large, false)).unwrap();
+    assert_eq!(read_frame(&mut router).0, 115, "at the limit");
+    router.write_all(&fooking::frame(fooking::CH_PUB, b"room", &[large, b"xx".to_vec()].concat(), false)).unwrap();
+    let closed = std::io::Read::read(&mut router, &mut [0; 8]).unwrap_or(0);
+    assert_eq!(closed, 0, "past the limit the frame cannot be read: the connection closes");
+}

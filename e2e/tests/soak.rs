@@ -20,9 +20,9 @@ fn loadgen(args: &[&str]) -> (bool, Value) {
 /// Router, an echo backend run with `echo_flags` and two gateways of one
 /// cluster (a session resumes on either).
 fn echo_stack(echo_flags: &[&str]) -> (Stack, String, String) {
-    let (stack, mut urls) = e2e::cluster(&[], 2, &[], echo_flags);
-    let b = urls.pop().unwrap();
-    (stack, urls.pop().unwrap(), b)
+    let (stack, mut gateways) = e2e::cluster(&[], 2, &[], echo_flags);
+    let b = gateways.pop().unwrap().url;
+    (stack, gateways.pop().unwrap().url, b)
 }
 
 #[test]

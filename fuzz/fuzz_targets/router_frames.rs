@@ -1,13 +1,13 @@
 //! Backends and gateways send the router frames: any bytes must decode,
-//! and parse into commands or hand-over state, without a panic; valid
-//! commands and states round-trip.
+//! and parse into commands, hand-over state, an AUTH or a heartbeat,
+//! without a panic; what parses round-trips.
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use router::cmd::Command;
 use router::protocol::handover::{GatewayId, SessionState};
-use router::protocol::FrameCodec;
+use router::protocol::{FrameCodec, Heartbeat, Hello};
 use tokio_util::codec::{Decoder, Encoder};
 
 fuzz_target!(|data: &[u8]| {
@@ -21,6 +21,12 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(state) = SessionState::decode(rest) {
                 assert_eq!(SessionState::decode(state.encode()), Ok(state));
             }
+        }
+        if let Ok(hello) = Hello::from_frame(&frame) {
+            assert_eq!(Hello::from_frame(&hello.to_frame()), Ok(hello));
+        }
+        if let Ok(beat) = Heartbeat::from_frame(&frame) {
+            assert_eq!(Heartbeat::from_frame(&beat.to_frame()), Ok(beat));
         }
         if let Ok(command) = Command::from_frame(frame) {
             for frame in command.to_frames() {

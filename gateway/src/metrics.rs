@@ -107,13 +107,18 @@ impl Metrics {
             "Sessions handed to a client that resumed them on another gateway.",
             self.moved_out.load(Relaxed),
         );
-        let (links_up, unreported) = gateway.links.health();
+        let links = gateway.links.health();
         let stats = &gateway.links.stats;
-        out.gauge("gateway_router_links_up", "Router links up now.", links_up as f64);
+        out.gauge("gateway_router_links_up", "Router links up now.", links.up as f64);
+        out.gauge(
+            "gateway_router_link_queued_events",
+            "Session starts, ends and frames waiting to go out on the router links.",
+            links.queued as f64,
+        );
         out.gauge(
             "gateway_router_unreported_closes",
             "Sessions that ended while a router link was down, to report when it is back.",
-            unreported as f64,
+            links.unreported as f64,
         );
         out.counter(
             "gateway_router_links_silent_total",

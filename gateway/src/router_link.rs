@@ -63,6 +63,14 @@ impl LinkSettings {
     }
 }
 
+/// The links now, for the gateway's metrics.
+#[derive(Default)]
+pub struct LinkHealth {
+    pub up: usize,
+    pub queued: usize,
+    pub unreported: usize,
+}
+
 /// Counts the links keep, for the gateway's metrics.
 #[derive(Default)]
 pub struct LinkStats {
@@ -213,11 +221,17 @@ impl RouterLinks {
         announced.fold(self.settings.max_frame, usize::min)
     }
 
-    /// Links up now, and ended sessions waiting to be reported.
-    pub fn health(&self) -> (usize, usize) {
-        let up = self.links.iter().filter(|link| link.linked.load(Relaxed)).count();
-        let unreported = self.links.iter().map(|link| link.pending.lock().unwrap().unreported.len()).sum();
-        (up, unreported)
+    /// Links up now, events queued on them, and ended sessions waiting to
+    /// be reported.
+    pub fn health(&self) -> LinkHealth {
+        let mut health = LinkHealth::default();
+        for link in &self.links {
+            let pending = link.pending.lock().unwrap();
+            health.up += usize::from(link.linked.load(Relaxed));
+            health.queued += pending.events.len();
+            health.unreported += pending.unreported.len();
+        }
+        health
     }
 
     pub fn send_to(&self, link: usize, frame: Frame) {

@@ -26,6 +26,8 @@ use crate::cmd::{
 use crate::protocol::{Frame, FrameCodec, FrameError, FrameKind, Hello, SessionId};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// Calls waiting for their replies at once; more wait for a place.
+const MAX_IN_FLIGHT: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -53,6 +55,7 @@ pub struct RouterClient {
     token: Bytes,
     /// Locked only to write a command's frames, in turn.
     link: tokio::sync::Mutex<Option<Link>>,
+    in_flight: tokio::sync::Semaphore,
 }
 
 /// One connection: its write half, and the calls waiting for replies, in
@@ -110,6 +113,7 @@ impl RouterClient {
             addr: addr.into(),
             token: token.map(Bytes::from).unwrap_or_default(),
             link: tokio::sync::Mutex::new(None),
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
         }
     }
 
@@ -117,6 +121,7 @@ impl RouterClient {
     /// (INFO, MEMBERS, COUNT, CHANNELS, ONLINE), or OK with the result as
     /// JSON. A command sent as several frames returns the last reply.
     pub async fn execute(&self, command: &Command) -> Result<Frame, ClientError> {
+        let _place = self.in_flight.acquire().await.expect("never closed");
         let frames = command.to_frames();
         let replies = {
             let mut link = self.link.lock().await;
@@ -222,4 +227,73 @@ fn refusal(data: &[u8]) -> ClientError {
     let body: serde_json::Value = serde_json::from_slice(data).unwrap_or_default();
     let field = |name: &str| body["error"][name].as_str().unwrap_or("unknown").to_owned();
     ClientError::Refused { code: field("code"), message: field("message") }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::cmd::{error_frame, Count};
+
+    /// A router on real TCP that reads an AUTH, then answers nothing until
+    /// it holds `n` commands; then COUNT replies `1`, `2`, ... in order, and
+    /// an ERROR for anything else.
+    async fn router_answering_after(n: usize) -> (String, tokio::task::JoinHandle<Hello>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let serve = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut conn = Framed::new(stream, FrameCodec::default());
+            let hello = Hello::from_frame(&conn.next().await.unwrap().unwrap()).unwrap();
+            let mut held = Vec::new();
+            while held.len() < n {
+                held.push(conn.next().await.unwrap().unwrap());
+            }
+            for (i, frame) in held.into_iter().enumerate() {
+                let reply = match frame.kind() {
+                    Some(FrameKind::Count) => {
+                        Frame::new(FrameKind::Count, Bytes::new(), Bytes::from((i + 1).to_string()))
+                    }
+                    _ => error_frame("unavailable", "store down"),
+                };
+                conn.send(reply).await.unwrap();
+            }
+            hello
+        });
+        (addr, serve)
+    }
+
+    #[tokio::test]
+    async fn callers_share_one_connection_and_each_gets_its_own_reply() {
+        let (addr, router) = router_answering_after(3).await;
+        let client = Arc::new(RouterClient::with_token(addr, Some("s3cret".into())));
+        let calls: Vec<_> = (0..3)
+            .map(|i| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    // In turn, so the replies' order is known.
+                    tokio::time::sleep(Duration::from_millis(20 * i)).await;
+                    let count = Command::Count(Count { channel: Channel::new("room").unwrap() });
+                    client.execute(&count).await.map(|reply| reply.data)
+                })
+            })
+            .collect();
+        let mut replies = Vec::new();
+        for call in calls {
+            replies.push(call.await.unwrap().expect("pipelined: no call waits for another's reply"));
+        }
+        assert_eq!(replies, [&b"1"[..], b"2", b"3"]);
+        assert_eq!(router.await.unwrap(), Hello::Backend { token: Bytes::from_static(b"s3cret"), replies: true });
+    }
+
+    #[tokio::test]
+    async fn an_error_reply_is_the_call_s_error() {
+        let (addr, _router) = router_answering_after(1).await;
+        let client = RouterClient::new(addr);
+        let err = client.join("room", vec![SessionId::from_u64(1)]).await.unwrap_err();
+        assert!(
+            matches!(&err, ClientError::Refused { code, message } if code == "unavailable" && message == "store down")
+        );
+    }
 }
