@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Compares two release builds in one run, alternating, on the same box:
+# fan-out (one gateway, 10,000 members, 20 publishes of 100 B) and echo
+# (100 connections x 64 B, 8 s), through router + echo-app + one gateway.
+# Prints throughput, latency and the gateway's and router's CPU time per
+# delivery or round trip (utime + stime from /proc), which stays fair when
+# the load tool or the backend is the bottleneck.
+#   bench/compare.sh OLD_BIN_DIR NEW_BIN_DIR [ROUNDS]
+# e.g. git worktree add /tmp/old REV && (cd /tmp/old && CARGO_TARGET_DIR=/tmp/old-target cargo build --release)
+#      cargo build --release && bench/compare.sh /tmp/old-target/release target/release
+set -euo pipefail
+old=$1; new=$2; rounds=${3:-3}
+tick=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+measure() { # bin_dir label
+    local bin=$1 label=$2
+    "$bin/router" --listen 127.0.0.1:29010 --http 127.0.0.1:29011 2>/dev/null &
+    local router=$!
+    "$bin/echo-app" --listen 127.0.0.1:29002 --greet 2>/dev/null &
+    local echo=$!
+    sleep 0.3
+    "$bin/gateway" --listen 127.0.0.1:29005 --backend 127.0.0.1:29002 --router 127.0.0.1:29010 --max-message-rate 0 2>/dev/null &
+    local gw=$!
+    sleep 0.7
+    local g0 r0 g1 r1 out
+    g0=$(cpu $gw); r0=$(cpu $router)
+    out=$("$bin/loadgen" --json --url ws://127.0.0.1:29005/ fanout --router 127.0.0.1:29011 -m 10000 --messages 20 -s 100 2>/dev/null)
+    g1=$(cpu $gw); r1=$(cpu $router)
+    python3 - "$label" "$out" $((g1 - g0)) $((r1 - r0)) "$tick" <<'PY'
+import json, sys
+label, out, gw, router, tick = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+f = out["figures"]
+n = f["deliveries"]
+print(f"{label:>4} fanout: ok={out['ok']} {f['deliveries_per_s']:,.0f} deliveries/s, publish->last p50 {f['publish_to_last_delivery_p50_ms']:.1f} ms, "
+      f"gateway {gw / tick / n * 1e6:.2f} us/delivery, router {router / tick / n * 1e6:.2f} us/delivery")
+PY
+    g0=$(cpu $gw)
+    out=$("$bin/loadgen" --json --url ws://127.0.0.1:29005/ echo -c 100 -s 64 -d 8 --greeted 2>/dev/null)
+    g1=$(cpu $gw)
+    python3 - "$label" "$out" $((g1 - g0)) "$tick" <<'PY'
+import json, sys
+label, out, gw, tick = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+f = out["figures"]
+n = f["round_trips"]
+print(f"{label:>4} echo:   ok={out['ok']} {f['round_trips_per_s']:,.0f} round trips/s, p50 {f['latency_p50_ms']:.2f} ms, p99 {f['latency_p99_ms']:.2f} ms, "
+      f"gateway {gw / tick / n * 1e6:.2f} us/round trip")
+PY
+    kill $gw $router $echo 2>/dev/null || true
+    wait $gw $router $echo 2>/dev/null || true
+}
+
+for _ in $(seq "$rounds"); do
+    measure "$old" old
+    measure "$new" new
+done
