@@ -100,7 +100,10 @@ async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc
     // whose report routes the session here); from all, in the end.
     let (all_moved, gateway) = (outbox.clone(), gateway.clone());
     tokio::spawn(async move {
-        let every_linked = |accepted| accepted & gateway.links.linked_mask() == gateway.links.linked_mask();
+        let every_linked = |accepted| {
+            let linked = gateway.links.linked_mask();
+            accepted & linked == linked
+        };
         until_moved(&all_moved, moved_timeout(&gateway), every_linked).await;
         all_moved.accept_only(u64::MAX);
     });

@@ -123,13 +123,14 @@ impl RouterClient {
     pub async fn execute(&self, command: &Command) -> Result<Frame, ClientError> {
         let _place = self.in_flight.acquire().await.expect("never closed");
         let frames = command.to_frames();
-        let replies = {
+        let (replies, used) = {
             let mut link = self.link.lock().await;
             if !link.as_ref().is_some_and(Link::is_open) {
                 *link = Some(self.connect().await?);
             }
             let open = link.as_mut().expect("just opened");
             let replies = open.wait_for(frames.len()).ok_or(ClientError::Closed)?;
+            let used = open.waiting.clone();
             let write = async {
                 for frame in frames {
                     open.sink.feed(frame).await?;
@@ -137,7 +138,7 @@ impl RouterClient {
                 open.sink.flush().await
             };
             match tokio::time::timeout(TIMEOUT, write).await {
-                Ok(Ok(())) => replies,
+                Ok(Ok(())) => (replies, used),
                 failed => {
                     *link = None;
                     return Err(failed.map_or(ClientError::Timeout, |e| e.expect_err("failed").into()));
@@ -150,8 +151,12 @@ impl RouterClient {
                 Ok(Ok(frame)) => frame,
                 Ok(Err(_)) => return Err(ClientError::Closed),
                 Err(_) => {
-                    // The router is stuck: the next call starts afresh.
-                    self.link.lock().await.take();
+                    // The router is stuck: the next call starts afresh,
+                    // unless another has already.
+                    let mut link = self.link.lock().await;
+                    if link.as_ref().is_some_and(|link| Arc::ptr_eq(&link.waiting, &used)) {
+                        link.take();
+                    }
                     return Err(ClientError::Timeout);
                 }
             };
