@@ -25,6 +25,9 @@ pub struct Config {
     /// Without it, a random one: logins then last as long as the process.
     #[arg(long, env = "CHAT_COOKIE_SECRET", hide_env_values = true)]
     pub cookie_secret: Option<String>,
+    /// Operator's secret for the queue's operator calls (`offline/<uid>`), sent as `Authorization: Bearer`. Without it those calls are refused.
+    #[arg(long, env = "CHAT_OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<String>,
     /// Prefix of every Redis key the app writes.
     #[arg(long, env = "CHAT_REDIS_PREFIX", default_value = "chat:")]
     pub redis_prefix: String,

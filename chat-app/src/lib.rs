@@ -27,6 +27,11 @@ use users::Users;
 const MAX_CONNECTIONS: usize = 4096;
 
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    router::runtime::no_empty_secrets(&[
+        ("--router-token", &config.router_token),
+        ("--cookie-secret", &config.cookie_secret),
+        ("--operator-token", &config.operator_token),
+    ])?;
     let store = |name: &str| -> anyhow::Result<Users> {
         Ok(match &config.redis {
             Some(url) => {
@@ -44,7 +49,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         },
         None => queue::QueueStore::Memory(Default::default()),
     };
-    let queue = queue::Queue::new(queue_store, config.queue_capacity, config.cookie_secret.as_deref());
+    let queue = queue::Queue::new(
+        queue_store,
+        config.queue_capacity,
+        config.cookie_secret.as_deref(),
+        config.operator_token.clone(),
+    );
     let app = Arc::new(App { users: store("users")?, talkers: store("talkers")?, queue, router });
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
     tracing::info!(listen = %config.listen, router = %config.router, "chat-app ready");
@@ -80,7 +90,8 @@ async fn serve_connection(mut stream: TcpStream, app: Arc<App>) {
                 let output = match (caller, request.get_stdin().read_to_end(&mut body)) {
                     // Plain HTTP (no session) to the queue's API.
                     (Err(_), Ok(_)) if path.starts_with("/api/v1/game/") => {
-                        Output::Cgi(app.queue.http(&app, &path, &body).await)
+                        let param = |name: &str| request.get_str_param(name).map(str::to_owned);
+                        Output::Cgi(app.queue.http(&app, &path, &body, param).await)
                     }
                     (Ok(caller), Ok(_)) if path.starts_with("/ws/check") => {
                         let param = |name: &str| request.get_str_param(name).map(str::to_owned);

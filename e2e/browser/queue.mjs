@@ -1,7 +1,7 @@
 // Two browser pages on the queue page, capacity 1: the first is let in,
 // the second sees one in front of it, and is let in live when the first
 // goes offline.
-//   node queue.mjs http://127.0.0.1:9005/queue screenshot.png
+//   OPERATOR_TOKEN=... node queue.mjs http://127.0.0.1:9005/queue screenshot.png
 import { chromium } from "playwright-core";
 
 const [url, screenshot] = process.argv.slice(2);
@@ -30,7 +30,12 @@ try {
   await statusIs(ann.page, "You are in");
   const bob = await player("bob");
   await statusIs(bob.page, "In line: 1 in front of you");
-  await ann.page.evaluate((uid) => fetch(`/api/v1/game/offline/${uid}`, { method: "POST" }), ann.uid);
+  // The game server, not the page, says ann left: an operator's call.
+  const offline = await fetch(new URL(`/api/v1/game/offline/${ann.uid}`, url), {
+    method: "POST",
+    headers: { Authorization: `Bearer ${process.env.OPERATOR_TOKEN}` },
+  });
+  if (!offline.ok) throw new Error(`offline: ${offline.status}`);
   await statusIs(bob.page, "You are in");
   await bob.page.screenshot({ path: screenshot });
   console.log("ok");

@@ -76,6 +76,9 @@ pub struct Proc {
     pub name: String,
     child: Child,
     pub log: PathBuf,
+    /// Sent first when dropped, for servers whose workers outlive a killed
+    /// master (nginx, php-fpm).
+    stop_signal: Option<&'static str>,
 }
 
 impl Proc {
@@ -100,7 +103,13 @@ impl Proc {
             .stderr(file)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
-        Proc { name: name.into(), child, log }
+        Proc { name: name.into(), child, log, stop_signal: None }
+    }
+
+    /// Stopped with `signal` (then killed, if need be) when dropped.
+    pub fn stopped_by(mut self, signal: &'static str) -> Proc {
+        self.stop_signal = Some(signal);
+        self
     }
 
     /// One of the workspace's binaries.
@@ -136,6 +145,10 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        if let Some(signal) = self.stop_signal {
+            self.signal(signal);
+            self.wait_exit(Duration::from_secs(5));
+        }
         self.kill();
     }
 }
@@ -183,8 +196,10 @@ pub struct StackOptions {
     pub backend: Option<String>,
     /// More gateway flags.
     pub gateway_args: Vec<String>,
-    /// The router's --token, given to the gateway and the chat-app too.
+    /// The router's --token, given to the chat-app too.
     pub token: Option<String>,
+    /// The router's --gateway-token, given to the gateway.
+    pub gateway_token: Option<String>,
     /// More chat-app flags.
     pub app_args: Vec<String>,
 }
@@ -230,6 +245,9 @@ impl Stack {
         if let Some(token) = &options.token {
             router_args.extend(["--token".to_owned(), token.clone()]);
             app_args.extend(["--router-token".to_owned(), token.clone()]);
+        }
+        if let Some(token) = &options.gateway_token {
+            router_args.extend(["--gateway-token".to_owned(), token.clone()]);
             gateway_args.extend(["--router-token".to_owned(), token.clone()]);
         }
         let router = Proc::project("router", &router_args, "router");
@@ -415,5 +433,5 @@ fn php_fpm_with_children(listen: &str, dir: &std::path::Path, children: usize) -
         dir.join("fpm-error.log").display()
     );
     std::fs::write(&conf, config).unwrap();
-    Proc::spawn(php_fpm_binary(), &["-y", conf.to_str().unwrap(), "-F", "-R"], "php-fpm")
+    Proc::spawn(php_fpm_binary(), &["-y", conf.to_str().unwrap(), "-F", "-R"], "php-fpm").stopped_by("TERM")
 }

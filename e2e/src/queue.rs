@@ -10,15 +10,24 @@ struct Game<'a> {
     stack: &'a Stack,
 }
 
+/// The chat-app's `--operator-token` in the queue tests.
+pub const OPERATOR_TOKEN: &str = "operator-secret";
+
 impl Game<'_> {
     fn call(&self, path: &str, body: Value) -> (Value, Vec<(String, String)>) {
-        let (status, headers, text) = exchange(
-            self.stack.gateway_port,
-            "POST",
-            &format!("/api/v1/game/{path}"),
-            &[("Content-Type", "application/json")],
-            &body.to_string(),
-        );
+        self.call_with(path, body, &[])
+    }
+
+    /// As the game's server: with the operator's token.
+    fn operator_call(&self, path: &str) -> Value {
+        self.call_with(path, json!({}), &[("Authorization", &format!("Bearer {OPERATOR_TOKEN}"))]).0
+    }
+
+    fn call_with(&self, path: &str, body: Value, headers: &[(&str, &str)]) -> (Value, Vec<(String, String)>) {
+        let headers: Vec<(&str, &str)> =
+            [("Content-Type", "application/json")].into_iter().chain(headers.iter().copied()).collect();
+        let (status, headers, text) =
+            exchange(self.stack.gateway_port, "POST", &format!("/api/v1/game/{path}"), &headers, &body.to_string());
         let reply: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: {text}"));
         (reply, headers)
     }
@@ -51,8 +60,8 @@ fn admitted(reply: &Value) -> bool {
         && reply["chat_servers"].is_array()
 }
 
-/// The whole flow; the stack's app runs with `--queue-capacity 1` and the
-/// gateway with `--http-route /api/`.
+/// The whole flow; the stack's app runs with `--queue-capacity 1` and
+/// `--operator-token` [`OPERATOR_TOKEN`], the gateway with `--http-route /api/`.
 pub async fn scenario(stack: &Stack) {
     let game = Game { stack };
     let (alice_uid, alice) = game.player("alice");
@@ -87,9 +96,9 @@ pub async fn scenario(stack: &Stack) {
     bob_ws.close().await;
     assert_eq!(carol_ws.recv_json().await, json!({"code": 3, "front_users": 1}), "bob left: carol moves up");
 
-    assert_eq!(game.call(&format!("offline/{alice_uid}"), json!({})).0["code"], 0);
+    assert_eq!(game.operator_call(&format!("offline/{alice_uid}"))["code"], 0);
     assert!(admitted(&carol_ws.recv_json().await), "alice's slot went to the head of the line");
-    assert_eq!(game.call(&format!("offline/{alice_uid}"), json!({})).0["code"], 404, "alice is out already");
+    assert_eq!(game.operator_call(&format!("offline/{alice_uid}"))["code"], 404, "alice is out already");
     let (reply, headers) = game.call("logout", json!({}));
     let cleared = headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("set-cookie") && v.contains("Max-Age=0"));
     assert!(reply["code"] == 0 && cleared, "logout clears the cookie: {reply} {headers:?}");

@@ -8,9 +8,9 @@ use std::process::Command;
 use e2e::processes::bin_dir;
 use e2e::{Stack, StackOptions};
 
-/// Runs a page script from e2e/browser against `url`, checking that it
-/// passed and left its screenshot.
-fn run_page_test(script: &str, url: &str, screenshot: &str) {
+/// Runs a page script from e2e/browser against `url`, with `env`, checking
+/// that it passed and left its screenshot.
+fn run_page_test(script: &str, url: &str, screenshot: &str, env: &[(&str, &str)]) {
     let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
     assert!(
         browser.join("node_modules/playwright-core").exists(),
@@ -21,6 +21,7 @@ fn run_page_test(script: &str, url: &str, screenshot: &str) {
     let output = Command::new("node")
         .current_dir(&browser)
         .args([script, url, screenshot.to_str().unwrap()])
+        .envs(env.iter().copied())
         .output()
         .expect("node");
     let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
@@ -35,21 +36,21 @@ fn page_url(stack: &Stack, path: &str) -> String {
 #[test]
 fn two_browser_pages_chat_on_channel_0_and_2() {
     let stack = Stack::start(StackOptions::default());
-    run_page_test("chat.mjs", &page_url(&stack, "/"), "chat-page.png");
+    run_page_test("chat.mjs", &page_url(&stack, "/"), "chat-page.png", &[]);
 }
 
 #[test]
 fn the_queue_page_lets_the_second_player_in_when_the_first_goes_offline() {
     let stack = Stack::start(StackOptions {
         gateway_args: vec!["--http-route".into(), "/api/".into()],
-        app_args: vec!["--queue-capacity".into(), "1".into()],
+        app_args: vec!["--queue-capacity".into(), "1".into(), "--operator-token".into(), "op".into()],
         ..Default::default()
     });
-    run_page_test("queue.mjs", &page_url(&stack, "/queue"), "queue-page.png");
+    run_page_test("queue.mjs", &page_url(&stack, "/queue"), "queue-page.png", &[("OPERATOR_TOKEN", "op")]);
 }
 
 #[test]
 fn the_chat_page_resumes_its_session_after_a_network_drop() {
     let stack = Stack::start(StackOptions::default());
-    run_page_test("resume.mjs", &page_url(&stack, "/"), "chat-page-resumed.png");
+    run_page_test("resume.mjs", &page_url(&stack, "/"), "chat-page-resumed.png", &[]);
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use e2e::processes::{bin_dir, wait_for_port};
+use e2e::processes::wait_for_port;
 use e2e::{Client, Proc};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -13,10 +13,10 @@ fn config(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../nginx").join(name).canonicalize().unwrap().display().to_string()
 }
 
+/// nginx with `conf`, its prefix the repository's root (as the configs say).
 fn nginx(conf: &str, name: &str) -> Proc {
-    let prefix = bin_dir().join("../e2e-logs/nginx-prefix");
-    std::fs::create_dir_all(&prefix).unwrap();
-    Proc::spawn("nginx", &["-p", prefix.to_str().unwrap(), "-c", &config(conf)], name)
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap();
+    Proc::spawn("nginx", &["-p", root.to_str().unwrap(), "-e", "stderr", "-c", &config(conf)], name).stopped_by("TERM")
 }
 
 fn curl(body: &str, url: &str) -> Value {
@@ -34,11 +34,23 @@ fn curl_through_nginx_debug_conf_reaches_the_chat_app() {
     let _nginx = nginx("debug.conf", "nginx-debug");
     wait_for_port(8080, "nginx");
 
-    let url = "http://127.0.0.1:8080/chat?SESSIONID=aaaaaaaaaaaaaaaa&EVENT=0";
+    let url = "http://127.0.0.1:8080/chat?SESSIONID=aaaaaaaaaaaaaaaa";
     let reply = curl(r#"{"type":"login","name":"xxx"}"#, url);
     assert_eq!(reply, json!({"type": "list", "list": [{"name": "xxx", "id": "aaaaaaaaaaaaaaaa"}]}));
     let reply = curl("{not json", url);
     assert_eq!((reply["type"].as_str(), reply["code"].as_u64()), (Some("error"), Some(400)), "{reply}");
+
+    // The PHP example under php-fpm, its params made by nginx from the query.
+    let fpm_conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/php/fpm.conf");
+    let fpm_conf = fpm_conf.to_str().unwrap();
+    let _fpm =
+        Proc::spawn(e2e::processes::php_fpm_binary(), &["-y", fpm_conf, "-F", "-R"], "php-fpm").stopped_by("TERM");
+    wait_for_port(9003, "php-fpm");
+    let reply = curl("", "http://127.0.0.1:8080/php/params.php?SESSIONID=aaaaaaaaaaaaaaaa&EVENT=1&x=1");
+    let seen = &reply["connected"];
+    assert_eq!((&seen["SESSIONID"], &seen["EVENT"]), (&json!("aaaaaaaaaaaaaaaa"), &json!("1")), "{reply}");
+    let reply = curl("hello", "http://127.0.0.1:8080/php/params.php?SESSIONID=aaaaaaaaaaaaaaaa");
+    assert_eq!(reply, json!({"echo": "hello", "session": "aaaaaaaaaaaaaaaa"}), "a message has no EVENT");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use e2e::{chat, free_port, queue, Proc, Redis, Stack, StackOptions};
 fn queue_options() -> StackOptions {
     StackOptions {
         gateway_args: vec!["--http-route".into(), "/api/".into()],
-        app_args: vec!["--queue-capacity".into(), "1".into()],
+        app_args: vec!["--queue-capacity".into(), "1".into(), "--operator-token".into(), queue::OPERATOR_TOKEN.into()],
         ..Default::default()
     }
 }
@@ -45,6 +45,7 @@ async fn two_app_processes_sharing_redis_act_as_one() {
         redis.url(),
     ];
     args.extend(["--queue-capacity".to_owned(), "1".to_owned()]);
+    args.extend(["--operator-token".to_owned(), queue::OPERATOR_TOKEN.to_owned()]);
     args.extend(secret);
     let _second_app = Proc::project("chat-app", &args, "chat-app-2");
     wait_for_port(second_app.rsplit(':').next().unwrap().parse().unwrap(), "second chat-app");

@@ -1,6 +1,6 @@
-//! A router with a token refuses every unauthenticated caller: HTTP,
-//! binary-protocol backends and gateway links. Without a token it will
-//! not listen beyond loopback.
+//! A router with tokens refuses every unauthenticated caller: HTTP,
+//! binary-protocol backends (the backends' token) and gateway links (the
+//! gateways' own). Without a token it will not listen beyond loopback.
 
 use std::time::Duration;
 
@@ -12,10 +12,15 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 const TOKEN: &str = "correct-horse-battery-staple";
+const GATEWAY_TOKEN: &str = "gateway-horse-battery-staple";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_guards_http_binary_and_gateway_links() {
-    let stack = Stack::start(StackOptions { token: Some(TOKEN.into()), ..Default::default() });
+    let stack = Stack::start(StackOptions {
+        token: Some(TOKEN.into()),
+        gateway_token: Some(GATEWAY_TOKEN.into()),
+        ..Default::default()
+    });
     let mut client = Client::connect(&stack.ws_url("/")).await;
     let id = chat::login(&mut client, "guarded", &[]).await;
     let body = json!({"sessions": [id], "data": "pushed"}).to_string();
@@ -39,18 +44,22 @@ async fn a_token_guards_http_binary_and_gateway_links() {
     right.send(vec![id.parse().unwrap()], Payload::text("authenticated")).await.unwrap();
     assert_eq!(client.recv().await, Message::text("authenticated"));
 
-    // A gateway without the token never links.
-    let port = free_port();
-    let listen = local(port).to_string();
+    // A gateway without the gateways' token never links, nor one with the backends'.
     let router = local(stack.router_port).to_string();
     let backend = local(stack.app_port).to_string();
-    let _intruder =
-        Proc::project("gateway", &["--listen", &listen, "--backend", &backend, "--router", &router], "intruder");
-    wait_for_port(port, "intruder gateway");
+    let mut intruders = Vec::new();
+    for (name, token) in [("intruder", None), ("intruder-with-backend-token", Some(TOKEN))] {
+        let port = free_port();
+        let listen = local(port).to_string();
+        let mut args = vec!["--listen", &listen, "--backend", &backend, "--router", &router];
+        args.extend(token.map(|token| ["--router-token", token]).into_iter().flatten());
+        intruders.push(Proc::project("gateway", &args, name));
+        wait_for_port(port, name);
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, info) = http::request_with_token(stack.router_http_port, "GET", "/v1/info", "", Some(TOKEN)).unwrap();
     let info: serde_json::Value = serde_json::from_str(&info).unwrap();
-    assert_eq!(info["gateways"].as_array().unwrap().len(), 1, "only the gateway with the token: {info}");
+    assert_eq!(info["gateways"].as_array().unwrap().len(), 1, "only the gateway with the gateways' token: {info}");
     let router_log = stack.procs.iter().find(|p| p.name == "router").unwrap().log_text();
     assert!(router_log.contains("missing or wrong token"), "the refusal is logged");
 }

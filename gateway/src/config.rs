@@ -84,6 +84,18 @@ pub struct Config {
     /// Messages of one session queued for the backend; past it, messages are refused with an error (429).
     #[arg(long, env = "GATEWAY_MAX_PENDING_EVENTS", default_value_t = 64)]
     pub max_pending_events: usize,
+    /// Bytes of one session's messages queued for the backend; past it, messages are refused with an error (429). One message always fits.
+    #[arg(long, env = "GATEWAY_MAX_PENDING_BYTES", default_value_t = 1 << 20)]
+    pub max_pending_bytes: usize,
+    /// Bytes of requests in flight to all backends at once; past it, events wait for room.
+    #[arg(long, env = "GATEWAY_BACKEND_INFLIGHT_BYTES", default_value_t = 64 << 20)]
+    pub backend_inflight_bytes: usize,
+    /// Largest backend response, in bytes; past it the request fails (logged) and the client gets the backend-failure error.
+    #[arg(long, env = "GATEWAY_MAX_RESPONSE_BYTES", default_value_t = 4 << 20)]
+    pub max_response_bytes: usize,
+    /// Bytes of a connection's own params (address, URI, headers), sent with every event; a larger upgrade or request gets 431.
+    #[arg(long, env = "GATEWAY_MAX_HEADER_BYTES", default_value_t = 8 << 10)]
+    pub max_header_bytes: usize,
     /// Messages a second one client may send, on average (0: no limit); past it, close 1008.
     #[arg(long, env = "GATEWAY_MAX_MESSAGE_RATE", default_value_t = 1000.0)]
     pub max_message_rate: f32,
@@ -99,6 +111,12 @@ pub struct Config {
     /// New connections one address may open at once above the rate.
     #[arg(long, env = "GATEWAY_MAX_CONNECT_BURST_PER_IP", default_value_t = 2000)]
     pub max_connect_burst_per_ip: u32,
+    /// Connections one address may hold at once (0: no limit; many clients may share an address behind NAT); past it, 429.
+    #[arg(long, env = "GATEWAY_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
+    pub max_connections_per_ip: usize,
+    /// A proxy (CIDR, repeatable) whose X-Forwarded-For or X-Real-IP names the client: its address then counts for the limits and is REMOTE_ADDR. None by default.
+    #[arg(long = "trusted-proxy", env = "GATEWAY_TRUSTED_PROXY", value_delimiter = ' ')]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Allowed WebSocket Origin (repeatable); none given allows any. Others get 403.
     #[arg(long = "allowed-origin", env = "GATEWAY_ALLOWED_ORIGIN", value_delimiter = ' ')]
     pub allowed_origins: Vec<String>,
@@ -158,6 +176,7 @@ impl Config {
             max_conns: self.backend_max_conns,
             max_fails: self.backend_max_fails,
             fail_timeout: Duration::from_millis(self.backend_fail_timeout_ms),
+            max_response: self.max_response_bytes,
         }
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use router::protocol::handover::{GatewayId, Refusal, SessionState};
+use router::protocol::handover::{GatewayId, Refusal, ResumeAsk, SessionState};
 use router::protocol::{encode_ids, Frame, FrameKind, SessionId};
 use tokio::sync::oneshot;
 
@@ -76,7 +76,9 @@ async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc
     outbox.accept_only(0);
     gateway.registry.insert(id, outbox.clone());
     let answer = links.await_handover(id);
-    let ask = Frame::new(FrameKind::Resume, encode_ids(&[id]), Bytes::copy_from_slice(&token.generation.to_be_bytes()));
+    let proof = Bytes::from(gateway.resume_keys.proof(token));
+    let ask =
+        Frame::new(FrameKind::Resume, encode_ids(&[id]), ResumeAsk { generation: token.generation, proof }.encode());
     links.send_to(via, ask);
     let state = match tokio::time::timeout(handover_timeout(gateway), answer).await {
         Ok(Ok(Ok(state))) => state,
@@ -125,11 +127,17 @@ async fn until_moved(outbox: &Outbox, wait: Duration, done: impl Fn(u64) -> bool
 }
 
 /// At the holding gateway: hands `session` to gateway `to`, which asked
-/// through router link `link`, if `generation` is its token's.
-pub async fn give(gateway: Arc<Gateway>, link: usize, session: SessionId, to: GatewayId, generation: u32) {
+/// through router link `link`, if the ask proves a client holds the
+/// session's current token.
+pub async fn give(gateway: Arc<Gateway>, link: usize, session: SessionId, to: GatewayId, ask: ResumeAsk) {
     let links = &gateway.links;
     let refuse =
         |refusal: Refusal| Frame::new(FrameKind::ResumeRefused, encode_ids(&[session]), to.address(&[refusal as u8]));
+    let generation = ask.generation;
+    if !gateway.resume_keys.proves(Token { session, generation }, &ask.proof) {
+        tracing::warn!(%session, %to, "resume without a valid proof refused (do the gateways share --resume-secret?)");
+        return links.send_to(link, refuse(Refusal::Failed));
+    }
     let Some(outbox) = gateway.registry.outbox(&session) else {
         return links.send_to(link, refuse(Refusal::Expired));
     };

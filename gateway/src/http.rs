@@ -46,7 +46,8 @@ pub async fn serve_connection(stream: TcpStream, remote: SocketAddr, gateway: Ar
     }
 }
 
-async fn handle(req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr) -> Response<Full<Bytes>> {
+async fn handle(req: Request<Incoming>, gateway: Arc<Gateway>, peer: SocketAddr) -> Response<Full<Bytes>> {
+    let remote = crate::proxy::client_addr(&gateway.config.trusted_proxies, peer, req.headers());
     if wants_websocket(req.headers()) {
         return upgrade(req, gateway, remote);
     }
@@ -67,13 +68,15 @@ async fn handle(req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAdd
 async fn forward(req: Request<Incoming>, gateway: &Gateway, remote: SocketAddr, pool: &str) -> Response<Full<Bytes>> {
     let params = match connection_params(gateway, &req, remote) {
         Ok(params) => params,
-        Err(err) => return respond(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "text/plain", format!("{err}\n")),
+        Err(why) => return respond(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "text/plain", format!("{why}\n")),
     };
     let method = req.method().as_str().to_owned();
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let body = match http_body_util::Limited::new(req.into_body(), gateway.config.max_message).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => return respond(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "request body too large\n"),
+    let body = http_body_util::Limited::new(req.into_body(), gateway.config.max_message).collect();
+    let body = match tokio::time::timeout(router::server::http::BODY_READ_TIMEOUT, body).await {
+        Ok(Ok(body)) => body.to_bytes(),
+        Ok(Err(_)) => return respond(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "request body too large\n"),
+        Err(_) => return respond(StatusCode::REQUEST_TIMEOUT, "text/plain", "request body too slow\n"),
     };
     let mut own = ParamBlock::default();
     let mut push = |name: &str, value: &str| own.push(name.as_bytes(), value.as_bytes()).expect("small params");
@@ -88,6 +91,7 @@ async fn forward(req: Request<Incoming>, gateway: &Gateway, remote: SocketAddr, 
         Ok(response) => response,
         Err(err) => {
             tracing::warn!(%err, %remote, "HTTP request to the backend failed");
+            gateway.metrics.backend_failed(&err);
             let status = if err.is_timeout() { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
             return respond(status, "text/plain", "backend unavailable\n");
         }
@@ -140,8 +144,14 @@ fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr
         return respond(StatusCode::FORBIDDEN, "text/plain", "origin not allowed\n");
     }
     let admission = gateway.admit(remote.ip());
-    if matches!(admission, Admission::TooFast) {
-        return respond(StatusCode::TOO_MANY_REQUESTS, "text/plain", "too many connections from your address\n");
+    match admission {
+        Admission::TooFast => {
+            return respond(StatusCode::TOO_MANY_REQUESTS, "text/plain", "connecting too fast from your address\n")
+        }
+        Admission::TooMany => {
+            return respond(StatusCode::TOO_MANY_REQUESTS, "text/plain", "too many connections from your address\n")
+        }
+        Admission::Welcome(_) | Admission::Full => {}
     }
     let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
         return respond(StatusCode::BAD_REQUEST, "text/plain", "missing Sec-WebSocket-Key\n");
@@ -149,7 +159,7 @@ fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr
     let accept = derive_accept_key(key.as_bytes());
     let params = match connection_params(&gateway, &req, remote) {
         Ok(params) => params,
-        Err(err) => return respond(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "text/plain", format!("{err}\n")),
+        Err(why) => return respond(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "text/plain", format!("{why}\n")),
     };
     let ask = resume::ask(req.uri().query().unwrap_or(""));
     let upgraded = hyper::upgrade::on(&mut req);
@@ -210,9 +220,25 @@ async fn start(gateway: &Arc<Gateway>, ask: Ask) -> Result<Start, CloseReason> {
 }
 
 /// The params every event of this connection carries: where the client is
-/// and what it asked for. A header the operator set as a static param
-/// (say `HTTP_X_API_KEY`) is never overridden by the client.
-fn connection_params(
+/// and what it asked for, at most `--max-header-bytes` of them (each event
+/// carries them again); else why not (a 431, counted). A header the
+/// operator set as a static param (say `HTTP_X_API_KEY`) is never
+/// overridden by the client.
+fn connection_params(gateway: &Gateway, req: &Request<Incoming>, remote: SocketAddr) -> Result<ParamBlock, String> {
+    let limit = gateway.config.max_header_bytes;
+    let params = encode_connection_params(gateway, req, remote).map_err(|err| err.to_string()).and_then(|params| {
+        match params.encoded().len() > limit {
+            true => Err(format!("headers over {limit} bytes (--max-header-bytes)")),
+            false => Ok(params),
+        }
+    });
+    if params.is_err() {
+        gateway.metrics.refused_headers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    params
+}
+
+fn encode_connection_params(
     gateway: &Gateway,
     req: &Request<Incoming>,
     remote: SocketAddr,

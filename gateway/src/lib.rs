@@ -13,6 +13,7 @@ pub mod handover;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod proxy;
 pub mod router_link;
 pub mod routing;
 pub mod session;
@@ -27,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 use fastcgi::{ParamBlock, Upstreams};
-use limits::ConnectRate;
+use limits::{AddressPlace, KeyedRate, PerAddress};
 use metrics::Metrics;
 use router::protocol::handover::GatewayId;
 use router_link::{RouterAsk, RouterLinks};
@@ -52,7 +53,8 @@ pub struct Gateway {
     pub upstreams: Upstreams,
     pub routes: Routes,
     pub metrics: Metrics,
-    pub connect_rate: ConnectRate,
+    pub connect_rate: KeyedRate<std::net::IpAddr>,
+    pub per_address: Arc<PerAddress>,
     /// Places taken under `--max-connections`.
     pub seats: Arc<std::sync::atomic::AtomicUsize>,
     pub registry: Arc<Registry>,
@@ -101,14 +103,18 @@ fn static_params(config: &Config) -> anyhow::Result<ParamBlock> {
 }
 
 impl Gateway {
-    /// Whether a new client from `ip` may connect: its address's rate, then
-    /// the connection limit. Counts the refusals.
+    /// Whether a new client from `ip` may connect: its address's rate and
+    /// connections, then the connection limit. Counts the refusals.
     pub fn admit(&self, ip: std::net::IpAddr) -> Admission {
         use std::sync::atomic::Ordering::Relaxed;
         if !self.connect_rate.allow(ip) {
             self.metrics.refused_ip_rate.fetch_add(1, Relaxed);
             return Admission::TooFast;
         }
+        let Some(place) = self.per_address.take(ip) else {
+            self.metrics.refused_ip_connections.fetch_add(1, Relaxed);
+            return Admission::TooMany;
+        };
         // Taken at the moment of decision, not counted from the registry
         // later: two upgrades racing for the last seat cannot both get it.
         let max = self.config.max_connections;
@@ -117,23 +123,29 @@ impl Gateway {
             self.metrics.closed(session::close::CloseReason::ServerFull);
             return Admission::Full;
         }
-        Admission::Welcome(Seat(self.seats.clone()))
+        Admission::Welcome(Seat { taken: self.seats.clone(), _address: place })
     }
 }
 
 pub enum Admission {
     Welcome(Seat),
+    /// Past its address's connect rate.
     TooFast,
+    /// Past its address's connections.
+    TooMany,
     Full,
 }
 
-/// One of the `--max-connections` places, held by a session for its whole
-/// life and given back when it ends.
-pub struct Seat(Arc<std::sync::atomic::AtomicUsize>);
+/// One of the `--max-connections` places, and one of its address's, held
+/// by a session for its whole life and given back when it ends.
+pub struct Seat {
+    taken: Arc<std::sync::atomic::AtomicUsize>,
+    _address: AddressPlace,
+}
 
 impl Drop for Seat {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.taken.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -141,6 +153,10 @@ impl Drop for Seat {
 /// every client is closed (1001) and its close event delivered, within
 /// the drain timeout.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    router::runtime::no_empty_secrets(&[
+        ("--router-token", &config.router_token),
+        ("--resume-secret", &config.resume_secret),
+    ])?;
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
     let tcp_front = match config.listen_tcp {
         Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?),
@@ -169,7 +185,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     if config.resume_secret.is_none() && !config.routers.is_empty() && config.resume_grace_ms > 0 {
         tracing::warn!("no --resume-secret: sessions resume on this gateway only, not on others of the cluster");
     }
-    let upstreams = Upstreams::new(&config.backends, &config.backend_options()).map_err(anyhow::Error::msg)?;
+    let upstreams = Upstreams::new(&config.backends, &config.backend_options(), config.backend_inflight_bytes)
+        .map_err(anyhow::Error::msg)?;
     let routes = Routes::new(config.routes.clone(), &upstreams).map_err(anyhow::Error::msg)?;
     if let Some(route) = config.http_routes.iter().find(|r| upstreams.pool(&r.pool).is_none()) {
         anyhow::bail!("--http-route {} names pool {:?}, which has no --backend", route.prefix, route.pool);
@@ -190,7 +207,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let gateway = Arc::new(Gateway {
         resume_keys: TokenKey::new(config.resume_secret.as_deref()),
         events: EventEncoder::new(static_params(&config)?, &config.param_prefix),
-        connect_rate: ConnectRate::new(config.max_connect_rate_per_ip, config.max_connect_burst_per_ip as f32),
+        connect_rate: KeyedRate::new(config.max_connect_rate_per_ip, config.max_connect_burst_per_ip as f32),
+        per_address: Arc::new(PerAddress::new(config.max_connections_per_ip)),
         seats: Arc::default(),
         config,
         upstreams,
@@ -245,8 +263,8 @@ async fn serve_router_asks(gateway: Arc<Gateway>, mut asks: tokio::sync::mpsc::R
                 let gateway = gateway.clone();
                 tokio::spawn(async move { send_close_events(&gateway, ids).await });
             }
-            RouterAsk::Resume { link, session, to, generation } => {
-                tokio::spawn(handover::give(gateway.clone(), link, session, to, generation));
+            RouterAsk::Resume { link, session, to, ask } => {
+                tokio::spawn(handover::give(gateway.clone(), link, session, to, ask));
             }
         }
     }

@@ -1,69 +1,57 @@
-//! Rate limits: a token bucket per connection for messages, and one per
-//! client address for new connections.
+//! Per-address limits on new clients: how fast an address may connect (a
+//! token bucket per address) and how many connections it may hold at once.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use tokio::time::Instant;
+pub use router::rate::{KeyedRate, TokenBucket};
 
-/// `rate` tokens a second, holding at most `burst`.
-#[derive(Debug, Clone, Copy)]
-pub struct TokenBucket {
-    tokens: f32,
-    refilled: Instant,
+/// Connections held per client address, at most `max` (0: no limit).
+pub struct PerAddress {
+    max: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
 }
 
-impl TokenBucket {
-    pub fn full(burst: f32, now: Instant) -> TokenBucket {
-        TokenBucket { tokens: burst, refilled: now }
+impl PerAddress {
+    pub fn new(max: usize) -> PerAddress {
+        PerAddress { max, open: Mutex::default() }
     }
 
-    /// Takes a token if there is one.
-    pub fn take(&mut self, rate: f32, burst: f32, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f32();
-        self.tokens = (self.tokens + elapsed * rate).min(burst);
-        self.refilled = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
+    /// A place for one more connection from `ip`, if it has one left.
+    pub fn take(self: &Arc<Self>, ip: IpAddr) -> Option<AddressPlace> {
+        if self.max == 0 {
+            return Some(AddressPlace(None));
         }
+        let mut open = self.open.lock().unwrap();
+        let held = open.entry(ip).or_default();
+        if *held >= self.max {
+            return None;
+        }
+        *held += 1;
+        Some(AddressPlace(Some((self.clone(), ip))))
+    }
+
+    /// Addresses holding connections now.
+    pub fn addresses(&self) -> usize {
+        self.open.lock().unwrap().len()
     }
 }
 
-/// New connections per client address. Buckets that have refilled are
-/// forgotten on the way, so the map stays as small as the set of busy
-/// addresses.
-pub struct ConnectRate {
-    rate: f32,
-    burst: f32,
-    buckets: Mutex<HashMap<IpAddr, TokenBucket>>,
-}
+/// One connection's place among its address's, given back when dropped.
+pub struct AddressPlace(Option<(Arc<PerAddress>, IpAddr)>);
 
-/// Forget full buckets at most this often.
-const SWEEP_EVERY: Duration = Duration::from_secs(10);
-
-impl ConnectRate {
-    /// `rate` connections a second per address with bursts of `burst`; 0 is off.
-    pub fn new(rate: f32, burst: f32) -> ConnectRate {
-        ConnectRate { rate, burst: burst.max(1.0), buckets: Mutex::default() }
-    }
-
-    pub fn allow(&self, ip: IpAddr) -> bool {
-        if self.rate <= 0.0 {
-            return true;
+impl Drop for AddressPlace {
+    fn drop(&mut self) {
+        if let Some((limit, ip)) = self.0.take() {
+            let mut open = limit.open.lock().unwrap();
+            if let Some(held) = open.get_mut(&ip) {
+                *held -= 1;
+                if *held == 0 {
+                    open.remove(&ip);
+                }
+            }
         }
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap();
-        let full_after = Duration::from_secs_f32(self.burst / self.rate);
-        if buckets.len() > 1024 {
-            buckets.retain(|_, b| now.saturating_duration_since(b.refilled) < full_after.max(SWEEP_EVERY));
-        }
-        let bucket = buckets.entry(ip).or_insert_with(|| TokenBucket::full(self.burst, now));
-        bucket.take(self.rate, self.burst, now)
     }
 }
 
@@ -72,23 +60,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_bucket_allows_the_burst_then_the_rate() {
-        let start = Instant::now();
-        let mut bucket = TokenBucket::full(3.0, start);
-        assert!((0..3).all(|_| bucket.take(10.0, 3.0, start)));
-        assert!(!bucket.take(10.0, 3.0, start), "the burst is spent");
-        assert!(bucket.take(10.0, 3.0, start + Duration::from_millis(100)), "one token back after 1/rate");
-        assert!(!bucket.take(10.0, 3.0, start + Duration::from_millis(100)));
-    }
-
-    #[test]
-    fn addresses_have_their_own_buckets_and_zero_is_off() {
-        let limit = ConnectRate::new(1.0, 2.0);
+    fn an_address_holds_at_most_max_and_gets_places_back() {
+        let limit = Arc::new(PerAddress::new(2));
         let (a, b): (IpAddr, IpAddr) = ("127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
-        assert!(limit.allow(a) && limit.allow(a));
-        assert!(!limit.allow(a));
-        assert!(limit.allow(b), "another address is unaffected");
-        let off = ConnectRate::new(0.0, 0.0);
-        assert!((0..100).all(|_| off.allow(a)));
+        let first = limit.take(a).unwrap();
+        let _second = limit.take(a).unwrap();
+        assert!(limit.take(a).is_none());
+        assert!(limit.take(b).is_some(), "another address is unaffected");
+        drop(first);
+        assert!(limit.take(a).is_some(), "a place comes back when its connection ends");
+        assert_eq!(limit.addresses(), 1, "b's place went when it was dropped");
+        let off = Arc::new(PerAddress::new(0));
+        assert!((0..100).all(|_| off.take(a).is_some()));
     }
 }

@@ -13,6 +13,8 @@ pub struct Metrics {
     pub connections_opened: AtomicU64,
     pub refused_origin: AtomicU64,
     pub refused_ip_rate: AtomicU64,
+    pub refused_ip_connections: AtomicU64,
+    pub refused_headers: AtomicU64,
     pub refused_full: AtomicU64,
     pub closes: [AtomicU64; CloseReason::ALL.len()],
     pub connect_refused_by_backend: AtomicU64,
@@ -22,6 +24,9 @@ pub struct Metrics {
     pub pushes_out: AtomicU64,
     pub backend_timeouts: AtomicU64,
     pub backend_failures: AtomicU64,
+    pub backend_responses_too_large: AtomicU64,
+    /// Bytes of client messages queued for the backends, in all sessions.
+    pub pending_bytes: std::sync::atomic::AtomicUsize,
     pub event_retries: AtomicU64,
     pub close_events_given_up: AtomicU64,
     pub offline_events_given_up: AtomicU64,
@@ -33,6 +38,20 @@ pub struct Metrics {
 impl Metrics {
     pub fn closed(&self, reason: CloseReason) {
         self.closes[reason.index()].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a backend request that failed, by how.
+    pub fn backend_failed(&self, err: &crate::fastcgi::UpstreamError) {
+        use crate::fastcgi::UpstreamError;
+        let counter = match err {
+            UpstreamError::Timeout { .. } => &self.backend_timeouts,
+            UpstreamError::ResponseTooLarge { .. } => {
+                self.backend_responses_too_large.fetch_add(1, Relaxed);
+                &self.backend_failures
+            }
+            _ => &self.backend_failures,
+        };
+        counter.fetch_add(1, Relaxed);
     }
 
     pub fn render(&self, gateway: &Gateway) -> String {
@@ -47,6 +66,8 @@ impl Metrics {
         let refused = [
             ("origin", &self.refused_origin),
             ("ip_rate", &self.refused_ip_rate),
+            ("ip_connections", &self.refused_ip_connections),
+            ("headers_too_large", &self.refused_headers),
             ("max_connections", &self.refused_full),
         ];
         let refused = refused.iter().map(|(reason, c)| (vec![("reason", reason.to_string())], get(c))).collect();
@@ -83,6 +104,21 @@ impl Metrics {
             "gateway_backend_failures_total",
             "Backend requests that failed otherwise.",
             self.backend_failures.load(Relaxed),
+        );
+        out.counter(
+            "gateway_backend_responses_too_large_total",
+            "Backend responses cut off at --max-response-bytes (also counted as failures).",
+            self.backend_responses_too_large.load(Relaxed),
+        );
+        out.gauge(
+            "gateway_backend_inflight_bytes",
+            "Request bytes in flight to the backends now (at most --backend-inflight-bytes).",
+            gateway.upstreams.in_flight_bytes() as f64,
+        );
+        out.gauge(
+            "gateway_pending_bytes",
+            "Bytes of client messages waiting for the backend, in all sessions.",
+            self.pending_bytes.load(Relaxed) as f64,
         );
         out.counter(
             "gateway_event_retries_total",

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use router::protocol::handover::{resume_generation, GatewayId, Refusal, SessionState};
+use router::protocol::handover::{GatewayId, Refusal, ResumeAsk, SessionState};
 use router::protocol::{Frame, FrameCodec, FrameKind, Heartbeat, Hello, SessionId, MAX_IDS_PER_FRAME};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -41,8 +41,9 @@ enum LinkEvent {
 pub enum RouterAsk {
     /// Send the close events of a dead gateway's sessions.
     Orphaned(Vec<SessionId>),
-    /// Hand `session` to gateway `to`, if `generation` is its token's.
-    Resume { link: usize, session: SessionId, to: GatewayId, generation: u32 },
+    /// Hand `session` to gateway `to`, if the ask proves a client holds
+    /// its current token.
+    Resume { link: usize, session: SessionId, to: GatewayId, ask: ResumeAsk },
 }
 
 /// The answer a resume on this gateway waits for.
@@ -537,8 +538,8 @@ impl Link {
     fn move_frame(&self, kind: FrameKind, session: SessionId, to: GatewayId, rest: Bytes) -> Result<(), String> {
         match kind {
             FrameKind::Resume => {
-                let generation = resume_generation(&rest).map_err(|e| e.to_string())?;
-                let ask = RouterAsk::Resume { link: self.index, session, to, generation };
+                let ask = ResumeAsk::decode(&rest).map_err(|e| e.to_string())?;
+                let ask = RouterAsk::Resume { link: self.index, session, to, ask };
                 if self.asks.try_send(ask).is_err() {
                     tracing::error!(router = %self.addr, %session, "router request queue full: resume dropped");
                 }

@@ -35,10 +35,13 @@ pub struct Config {
     /// Milliseconds one write to a gateway may take; a gateway that reads nothing for longer is cut off.
     #[arg(long, env = "ROUTER_GATEWAY_STALL_MS", default_value_t = 2_000)]
     pub gateway_stall_ms: u64,
-    /// Shared secret: gateways, backends (AUTH frame) and HTTP calls
-    /// (`Authorization: Bearer`) must present it.
+    /// Backends' secret: binary-protocol backends (AUTH frame) and HTTP calls
+    /// (`Authorization: Bearer`) must present it. Needs --gateway-token too.
     #[arg(long, env = "ROUTER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Gateways' secret, for their links (a gateway's --router-token). A backend's token never opens a gateway link.
+    #[arg(long, env = "ROUTER_GATEWAY_TOKEN", hide_env_values = true)]
+    pub gateway_token: Option<String>,
     /// Allow listening beyond loopback without a token.
     #[arg(long, env = "ROUTER_INSECURE")]
     pub insecure: bool,
@@ -52,6 +55,21 @@ pub struct Config {
 }
 
 impl Config {
+    /// Refuses settings that would turn a check off: an empty secret, a
+    /// backends' token without the gateways' own.
+    pub fn check(&self) -> anyhow::Result<()> {
+        crate::runtime::no_empty_secrets(&[("--token", &self.token), ("--gateway-token", &self.gateway_token)])?;
+        if self.token.is_some() && self.gateway_token.is_none() {
+            anyhow::bail!("--token needs --gateway-token: gateways must not share the backends' credential");
+        }
+        for addr in [self.listen, self.http] {
+            if !addr.ip().is_loopback() && self.token.is_none() && !self.insecure {
+                anyhow::bail!("refusing to listen on {addr} without --token: anyone who reaches it could push to every client (--insecure to allow)");
+            }
+        }
+        Ok(())
+    }
+
     /// What every gateway link of this router follows.
     pub fn link_settings(&self) -> crate::server::binary::LinkSettings {
         crate::server::binary::LinkSettings {

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::metrics_router::RouterMetrics;
 use crate::outbound::Outbound;
-use crate::protocol::handover::{GatewayId, Refusal};
+use crate::protocol::handover::{GatewayId, Refusal, ResumeAsk};
 use crate::protocol::{encode_ids, Frame, FrameKind, SessionId};
 use crate::store::{Store, StoreResult};
 
@@ -36,7 +36,19 @@ struct Links {
     next_id: u64,
     gateways: HashMap<LinkId, Gateway>,
     sessions: HashMap<SessionId, LinkId>,
+    /// Resumes passed on to the gateway that holds the session: only that
+    /// gateway may answer (HANDOVER, RESUME_REFUSED), and only to the asker.
+    resumes: HashMap<SessionId, Resume>,
 }
+
+#[derive(Clone, Copy)]
+struct Resume {
+    asker: LinkId,
+    holder: LinkId,
+}
+
+/// Resumes waiting for their holder's answer, at most; more are refused.
+const MAX_RESUMES: usize = 100_000;
 
 pub struct Hub {
     links: Mutex<Links>,
@@ -125,22 +137,42 @@ impl Hub {
         let mut links = self.links.lock().unwrap();
         links.gateways.remove(&link);
         links.sessions.retain(|_, owner| *owner != link);
+        links.resumes.retain(|_, resume| resume.asker != link && resume.holder != link);
     }
 
-    pub fn sessions_connected(&self, link: LinkId, ids: &[SessionId]) {
+    /// Records that `link` holds `ids`; returns those it was given. A
+    /// session another linked gateway holds stays there: a gateway cannot
+    /// take one by naming it (a move goes through MOVING from its holder).
+    pub fn sessions_connected(&self, link: LinkId, ids: &[SessionId]) -> Vec<SessionId> {
         let mut links = self.links.lock().unwrap();
-        let mut added = 0;
+        let mut taken = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Some(previous) = links.sessions.insert(*id, link) {
-                if let Some(gw) = links.gateways.get_mut(&previous) {
-                    gw.sessions -= 1;
+            match links.sessions.get(id) {
+                Some(owner) if *owner == link => continue,
+                Some(owner) if links.gateways.contains_key(owner) => {
+                    self.refuse_gateway_frame(link, "CONN for a session another gateway holds", id);
+                    continue;
                 }
+                _ => {}
             }
-            added += 1;
+            links.sessions.insert(*id, link);
+            taken.push(*id);
         }
         if let Some(gw) = links.gateways.get_mut(&link) {
-            gw.sessions += added;
+            gw.sessions += taken.len();
         }
+        taken
+    }
+
+    /// Those of `ids` that `link` holds: what a gateway may say they belong to.
+    pub fn held_by(&self, link: LinkId, ids: &[SessionId]) -> Vec<SessionId> {
+        let links = self.links.lock().unwrap();
+        ids.iter().filter(|id| links.sessions.get(id) == Some(&link)).copied().collect()
+    }
+
+    fn refuse_gateway_frame(&self, link: LinkId, what: &str, session: &SessionId) {
+        self.metrics.gateway_frames_refused.fetch_add(1, Relaxed);
+        tracing::warn!(?link, %session, "ignored from a gateway: {what}");
     }
 
     /// Forgets sessions that ended, but not one another gateway holds now:
@@ -172,15 +204,22 @@ impl Hub {
 
     /// A client asks gateway `from` to resume `session`: the gateway that
     /// holds it decides; with none, the session has expired.
-    pub fn resume(&self, from: LinkId, session: SessionId, generation: u32) {
-        let links = self.links.lock().unwrap();
+    pub fn resume(&self, from: LinkId, session: SessionId, ask: &ResumeAsk) {
+        let mut links = self.links.lock().unwrap();
         let Some(asker) = links.gateways.get(&from) else { return };
-        let holder = links.sessions.get(&session).filter(|owner| **owner != from).and_then(|o| links.gateways.get(o));
-        let (to, kind, payload) = match holder {
-            Some(holder) => (holder, FrameKind::Resume, asker.id.address(&generation.to_be_bytes())),
-            None => (asker, FrameKind::ResumeRefused, asker.id.address(&[Refusal::Expired as u8])),
+        let asker_id = asker.id;
+        let holder = links.sessions.get(&session).copied().filter(|owner| *owner != from);
+        // One resume of a session at a time: a second asker is refused at once.
+        let busy = links.resumes.contains_key(&session) || links.resumes.len() >= MAX_RESUMES;
+        let (to, kind, payload) = match holder.filter(|h| links.gateways.contains_key(h)) {
+            Some(holder) if !busy => {
+                links.resumes.insert(session, Resume { asker: from, holder });
+                (holder, FrameKind::Resume, asker_id.address(&ask.encode()))
+            }
+            Some(_) => (from, FrameKind::ResumeRefused, asker_id.address(&[Refusal::Failed as u8])),
+            None => (from, FrameKind::ResumeRefused, asker_id.address(&[Refusal::Expired as u8])),
         };
-        self.queue(to, vec![Frame::new(kind, encode_ids(&[session]), payload)]);
+        self.queue(&links.gateways[&to], vec![Frame::new(kind, encode_ids(&[session]), payload)]);
     }
 
     /// The gateway on `from` hands `session` to gateway `to`: pushes for it
@@ -190,6 +229,9 @@ impl Hub {
     pub async fn moving(&self, from: LinkId, session: SessionId, to: GatewayId) {
         {
             let mut links = self.links.lock().unwrap();
+            if links.sessions.get(&session) != Some(&from) {
+                return self.refuse_gateway_frame(from, "MOVING for a session it does not hold", &session);
+            }
             let new_owner = links.gateways.iter().find(|(_, gw)| gw.id == to).map(|(link, _)| *link);
             if let Some(previous) = links.sessions.remove(&session) {
                 if let Some(gw) = links.gateways.get_mut(&previous) {
@@ -216,14 +258,20 @@ impl Hub {
         }
     }
 
-    /// Passes a move's frame on to the gateway its data is addressed to.
-    pub fn forward(&self, to: GatewayId, frame: Frame) {
-        let links = self.links.lock().unwrap();
-        match links.gateways.values().find(|gw| gw.id == to) {
+    /// Passes the holder's answer to a resume (HANDOVER, RESUME_REFUSED)
+    /// on to the gateway that asked, if `from` is the holder it was asked of.
+    pub fn answer_resume(&self, from: LinkId, session: SessionId, frame: Frame) {
+        let mut links = self.links.lock().unwrap();
+        let asker = match links.resumes.get(&session) {
+            Some(resume) if resume.holder == from => resume.asker,
+            _ => return self.refuse_gateway_frame(from, "an answer to a resume it was not asked", &session),
+        };
+        links.resumes.remove(&session);
+        match links.gateways.get(&asker) {
             Some(gw) => {
                 self.queue(gw, vec![frame]);
             }
-            None => tracing::warn!(gateway = %to, "hand-over for a gateway not linked here dropped"),
+            None => tracing::warn!(%session, "hand-over for a gateway no longer linked here dropped"),
         }
     }
 

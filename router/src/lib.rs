@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod metrics_router;
 pub mod outbound;
 pub mod protocol;
+pub mod rate;
 pub mod runtime;
 pub mod server;
 pub mod signing;
@@ -35,13 +36,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         }
         None => Store::Memory(Box::default()),
     };
-    for addr in [config.listen, config.http] {
-        if !addr.ip().is_loopback() && config.token.is_none() && !config.insecure {
-            anyhow::bail!("refusing to listen on {addr} without --token: anyone who reaches it could push to every client (--insecure to allow)");
-        }
-    }
+    config.check()?;
     let hub = Arc::new(Hub::new(store, config.max_frame));
     let token: Option<Arc<str>> = config.token.as_deref().map(Arc::from);
+    let credentials =
+        server::binary::Credentials { backend: token.clone(), gateway: config.gateway_token.as_deref().map(Arc::from) };
     let binary = TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
     let http = TcpListener::bind(config.http).await.with_context(|| format!("bind {}", config.http))?;
     tracing::info!(listen = %config.listen, http = %config.http, redis = config.redis.as_deref().unwrap_or("-"), "router ready");
@@ -49,9 +48,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let settings = config.link_settings();
     let binary_hub = hub.clone();
     let arrival = Arc::new(ArrivalOrder::default());
-    let binary_token = token.clone();
     let binary_loop = runtime::accept_loop(binary, config.max_connections, shutdown.clone(), move |stream, _| {
-        server::binary::serve_connection(stream, binary_hub.clone(), settings, binary_token.clone(), arrival.ticket())
+        server::binary::serve_connection(stream, binary_hub.clone(), settings, credentials.clone(), arrival.ticket())
     });
     let watched_hub = hub.clone();
     let http_loop = runtime::accept_loop(http, config.max_connections, shutdown.clone(), move |stream, _| {

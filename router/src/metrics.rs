@@ -50,6 +50,8 @@ impl Exposition {
     }
 }
 
+const ADMIN_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves `GET /metrics` (Prometheus text from `render`) and `GET /healthz`
 /// on `addr` until shutdown.
 pub async fn serve_admin<F>(addr: SocketAddr, shutdown: CancellationToken, render: F) -> anyhow::Result<()>
@@ -73,7 +75,14 @@ where
                     Ok::<_, Infallible>(response.body(Full::new(Bytes::from(body))).expect("valid response"))
                 }
             });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            // One request per connection, its head within the timeout: a
+            // scraper cannot hold one of the few places.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(ADMIN_HEADER_TIMEOUT)
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         }
     })
     .await;

@@ -17,6 +17,7 @@ pub struct RouterMetrics {
     pub gateway_pushes_dropped: AtomicU64,
     pub gateways_cut_off: [AtomicU64; CutOff::ALL.len()],
     pub pushes_too_large: AtomicU64,
+    pub gateway_frames_refused: AtomicU64,
 }
 
 impl RouterMetrics {
@@ -79,6 +80,11 @@ impl RouterMetrics {
             "router_gateway_queued_bytes",
             "Bytes queued now for all linked gateways.",
             hub.queued_bytes() as f64,
+        );
+        out.counter(
+            "router_gateway_frames_refused_total",
+            "Frames ignored from a gateway: about a session another gateway holds, or an answer to a resume not asked of it.",
+            self.gateway_frames_refused.load(Relaxed),
         );
         out.counter(
             "router_pushes_too_large_total",

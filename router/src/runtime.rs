@@ -64,6 +64,17 @@ where
     }
 }
 
+/// Refuses an empty or blank secret: set but empty (say, from an unset
+/// variable in a template), it would turn its check off.
+pub fn no_empty_secrets(secrets: &[(&str, &Option<String>)]) -> anyhow::Result<()> {
+    for (flag, secret) in secrets {
+        if secret.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            anyhow::bail!("{flag} is empty: give a secret, or leave the flag out");
+        }
+    }
+    Ok(())
+}
+
 /// The process's arguments with a TOML config file's settings put in front
 /// of the command line's: keys mirror the long flags (`max_connections =
 /// 5000` is `--max-connections 5000`, a list repeats the flag), so the

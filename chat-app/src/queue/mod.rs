@@ -15,6 +15,9 @@ use router::protocol::SessionId;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use router::protocol::token_matches;
+use router::rate::KeyedRate;
+
 use crate::chat::App;
 use crate::request::Event;
 use auth::{cookie_value, hash_password, password_matches, CookieSigner, COOKIE, COOKIE_SECONDS};
@@ -46,7 +49,17 @@ pub struct Queue {
     store: QueueStore,
     signer: CookieSigner,
     capacity: usize,
+    /// The operator's secret for `offline/<uid>`; without one, refused.
+    operator_token: Option<String>,
+    /// Login attempts per name and per client address.
+    logins_per_name: KeyedRate<String>,
+    logins_per_address: KeyedRate<String>,
 }
+
+/// Login attempts: per name (guessing one password) and per address
+/// (guessing many names), a bucket each.
+const LOGINS_PER_NAME: (f32, f32) = (5.0 / 60.0, 10.0);
+const LOGINS_PER_ADDRESS: (f32, f32) = (30.0 / 60.0, 60.0);
 
 #[derive(Deserialize)]
 struct Credentials {
@@ -70,8 +83,27 @@ fn servers(region: &str) -> Value {
 }
 
 impl Queue {
-    pub fn new(store: QueueStore, capacity: usize, cookie_secret: Option<&str>) -> Queue {
-        Queue { store, signer: CookieSigner::new(cookie_secret), capacity: capacity.max(1) }
+    pub fn new(
+        store: QueueStore,
+        capacity: usize,
+        cookie_secret: Option<&str>,
+        operator_token: Option<String>,
+    ) -> Queue {
+        Queue {
+            store,
+            signer: CookieSigner::new(cookie_secret),
+            capacity: capacity.max(1),
+            operator_token,
+            logins_per_name: KeyedRate::new(LOGINS_PER_NAME.0, LOGINS_PER_NAME.1),
+            logins_per_address: KeyedRate::new(LOGINS_PER_ADDRESS.0, LOGINS_PER_ADDRESS.1),
+        }
+    }
+
+    /// Whether the request bears the operator's token.
+    fn bears_operator_token(&self, param: &impl Fn(&str) -> Option<String>) -> bool {
+        let given = param("HTTP_AUTHORIZATION");
+        let given = given.as_deref().and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("").trim();
+        self.operator_token.as_deref().is_some_and(|token| token_matches(token.as_bytes(), given.as_bytes()))
     }
 
     /// The answer when the store fails.
@@ -80,10 +112,24 @@ impl Queue {
         Answer::code(500, "try again later")
     }
 
-    /// `POST /api/v1/game/{register,login,logout,offline/<uid>}`.
-    pub async fn http(&self, app: &App, path: &str, body: &[u8]) -> Answer {
+    /// `POST /api/v1/game/{register,login,logout,offline/<uid>}`; `param`
+    /// reads the request's params (headers, client address).
+    pub async fn http(&self, app: &App, path: &str, body: &[u8], param: impl Fn(&str) -> Option<String>) -> Answer {
         let route = path.trim_start_matches("/api/v1/game/");
+        // Over HTTPS (at a TLS edge that says so), the cookie is Secure.
+        let https =
+            param("HTTPS").as_deref() == Some("on") || param("HTTP_X_FORWARDED_PROTO").as_deref() == Some("https");
+        let cookie_attributes = |max_age: u64| {
+            let secure = if https { "; Secure" } else { "" };
+            format!("Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+        };
         if let Some(uid) = route.strip_prefix("offline/") {
+            if !self.bears_operator_token(&param) {
+                return Answer::code(
+                    401,
+                    "offline/<uid> is an operator's call: send Authorization: Bearer <operator token>",
+                );
+            }
             return match uid.parse() {
                 Ok(uid) => self.offline(app, uid).await,
                 Err(_) => Answer::code(400, "offline/<uid> takes a number"),
@@ -91,7 +137,7 @@ impl Queue {
         }
         if route == "logout" {
             let mut answer = Answer::json(200, json!({"code": 0}));
-            answer.headers.push(("Set-Cookie".into(), format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")));
+            answer.headers.push(("Set-Cookie".into(), format!("{COOKIE}=; {}", cookie_attributes(0))));
             return answer;
         }
         let Ok(credentials) = serde_json::from_slice::<Credentials>(body) else {
@@ -107,11 +153,14 @@ impl Queue {
                 Ok(None) => Answer::code(2, "username taken"),
                 Err(err) => Queue::unavailable(err),
             },
+            "login" if !self.login_allowed(name, param("REMOTE_ADDR").unwrap_or_default()) => {
+                Answer::code(429, "too many login attempts; try again in a minute")
+            }
             "login" => match self.store.account(name).await {
                 Ok(Some((uid, hash))) if password_matches(&password, &hash) => {
                     let mut answer = Answer::json(200, json!({"code": 0, "uid": uid}));
                     let cookie = self.signer.sign(uid, now());
-                    let attributes = format!("Path=/; HttpOnly; SameSite=Lax; Max-Age={COOKIE_SECONDS}");
+                    let attributes = cookie_attributes(COOKIE_SECONDS);
                     answer.headers.push(("Set-Cookie".into(), format!("{COOKIE}={cookie}; {attributes}")));
                     answer
                 }
@@ -120,6 +169,13 @@ impl Queue {
             },
             _ => Answer::code(404, "no such call"),
         }
+    }
+
+    /// A login attempt counts against its name and its address.
+    fn login_allowed(&self, name: &str, address: String) -> bool {
+        let by_name = self.logins_per_name.allow(name.to_lowercase());
+        let by_address = self.logins_per_address.allow(address);
+        by_name && by_address
     }
 
     /// An event of a `/ws/check` session. The connect event needs the login

@@ -68,6 +68,8 @@ pub struct BackendOptions {
     pub max_fails: u32,
     /// How long an ejected backend is skipped before it is tried again.
     pub fail_timeout: Duration,
+    /// The largest response taken, STDOUT bytes.
+    pub max_response: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +87,11 @@ pub enum UpstreamError {
     /// The connection broke before any byte of an answer came back.
     #[error("backend {addr} did not answer: {reason}")]
     Unanswered { addr: Address, reason: String },
+    /// END_REQUEST said the request was not taken (FastCGI protocolStatus).
+    #[error("backend {addr} refused the request: {reason}")]
+    Refused { addr: Address, reason: &'static str },
+    #[error("backend {addr} sent more than {max} bytes (--max-response-bytes); the request failed")]
+    ResponseTooLarge { addr: Address, max: usize },
 }
 
 impl UpstreamError {
@@ -103,7 +110,7 @@ impl UpstreamError {
     /// Whether the backend looks down: it could not be reached, or it
     /// dropped the request without a word. Such a request may be sent again.
     pub fn backend_down(&self) -> bool {
-        self.before_send() || matches!(self, UpstreamError::Unanswered { .. })
+        self.before_send() || matches!(self, UpstreamError::Unanswered { .. } | UpstreamError::Refused { .. })
     }
 }
 
@@ -355,12 +362,24 @@ impl Backend {
                 continue;
             }
             if record.is(RecordType::Stdout) {
+                let max = self.options.max_response;
+                if stdout.len() + record.content.len() > max {
+                    return Err(UpstreamError::ResponseTooLarge { addr: self.addr.clone(), max });
+                }
                 stdout.extend_from_slice(&record.content);
             } else if record.is(RecordType::Stderr) && !record.content.is_empty() {
                 let text = String::from_utf8_lossy(&record.content);
                 tracing::warn!(session = label, backend = %self.addr, "app stderr: {}", text.trim_end());
             } else if record.is(RecordType::EndRequest) {
-                return CgiResponse::parse(Bytes::from(stdout)).map_err(protocol);
+                // appStatus (4 bytes), then protocolStatus: 0 is REQUEST_COMPLETE.
+                let refused = match record.content.get(4).copied().unwrap_or(0) {
+                    0 => return CgiResponse::parse(Bytes::from(stdout)).map_err(protocol),
+                    1 => "it cannot multiplex (CANT_MPX_CONN)",
+                    2 => "it is overloaded (OVERLOADED)",
+                    3 => "unknown role (UNKNOWN_ROLE)",
+                    _ => "an unknown protocol status",
+                };
+                return Err(UpstreamError::Refused { addr: self.addr.clone(), reason: refused });
             }
         }
     }
@@ -385,6 +404,7 @@ mod tests {
             max_conns: 4,
             max_fails: 2,
             fail_timeout: Duration::from_secs(60),
+            max_response: 1 << 16,
         }
     }
 
@@ -513,6 +533,40 @@ mod tests {
         backend.call(&request(b"two"), "test", &mut None).await.unwrap();
         backend.call(&request(b"three"), "test", &mut None).await.unwrap();
         assert_eq!(accepted.load(Ordering::SeqCst), 2, "a new connection after the abort, then kept");
+    }
+
+    /// A peer that answers every request with `end` after `stdout`.
+    async fn backend_ending_with(stdout: &'static [u8], end: [u8; 8]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut conn = Framed::new(stream, RecordCodec);
+            while let Some(Ok(record)) = conn.next().await {
+                if record.is(RecordType::Stdin) && record.content.is_empty() {
+                    let stdout =
+                        Record { kind: RecordType::Stdout as u8, request_id: REQUEST_ID, content: stdout.into() };
+                    conn.send(stdout).await.unwrap();
+                    let end = Record {
+                        kind: RecordType::EndRequest as u8,
+                        request_id: REQUEST_ID,
+                        content: end.to_vec().into(),
+                    };
+                    conn.send(end).await.unwrap();
+                }
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_response_past_the_bound_fails_and_a_refusal_is_a_failure() {
+        static BIG: [u8; 1 << 17] = [b'x'; 1 << 17];
+        let err = backend(backend_ending_with(&BIG, [0; 8]).await).call(&request(b"x"), "test", &mut None).await;
+        assert!(matches!(err, Err(UpstreamError::ResponseTooLarge { max: 65536, .. })), "{err:?}");
+        let overloaded = backend_ending_with(b"", [0, 0, 0, 0, 2, 0, 0, 0]).await;
+        let err = backend(overloaded).call(&request(b"x"), "test", &mut None).await.unwrap_err();
+        assert!(matches!(err, UpstreamError::Refused { .. }) && err.backend_down(), "{err}");
     }
 
     #[tokio::test]

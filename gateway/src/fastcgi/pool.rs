@@ -5,6 +5,9 @@
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 
 use super::backend::{Abort, Address, Backend, BackendOptions, UpstreamError};
 use super::CgiResponse;
@@ -51,12 +54,21 @@ pub struct Pool {
     backends: Vec<Backend>,
     total_weight: u64,
     turn: AtomicU64,
+    in_flight: InFlight,
+}
+
+/// Request bytes in flight to all backends, shared by every pool: a call
+/// waits for room past the bound.
+#[derive(Clone)]
+struct InFlight {
+    room: Arc<Semaphore>,
+    max: usize,
 }
 
 impl Pool {
-    fn new(name: String, backends: Vec<Backend>) -> Pool {
+    fn new(name: String, backends: Vec<Backend>, in_flight: InFlight) -> Pool {
         let total_weight = backends.iter().map(|b| b.weight() as u64).sum();
-        Pool { name, backends, total_weight, turn: AtomicU64::new(0) }
+        Pool { name, backends, total_weight, turn: AtomicU64::new(0), in_flight }
     }
 
     pub fn backends(&self) -> &[Backend] {
@@ -82,6 +94,8 @@ impl Pool {
     }
 
     pub async fn call(&self, request: &[u8], label: &str, abort: &mut Abort) -> Result<CgiResponse, UpstreamError> {
+        let bytes = request.len().min(self.in_flight.max).min(u32::MAX as usize) as u32;
+        let _room = self.in_flight.room.acquire_many(bytes).await.expect("never closed");
         let mut last_error = None;
         for backend in self.order() {
             match backend.call(request, label, abort).await {
@@ -99,10 +113,14 @@ impl Pool {
 /// Every pool, by name; `default` takes whatever no route sends elsewhere.
 pub struct Upstreams {
     pools: Vec<Pool>,
+    in_flight: InFlight,
 }
 
 impl Upstreams {
-    pub fn new(specs: &[BackendSpec], options: &BackendOptions) -> Result<Upstreams, String> {
+    /// `in_flight_bytes`: request bytes in flight to all backends at once.
+    pub fn new(specs: &[BackendSpec], options: &BackendOptions, in_flight_bytes: usize) -> Result<Upstreams, String> {
+        let max = in_flight_bytes.clamp(1, Semaphore::MAX_PERMITS);
+        let in_flight = InFlight { room: Arc::new(Semaphore::new(max)), max };
         let mut pools: Vec<(String, Vec<Backend>)> = Vec::new();
         for spec in specs {
             let options = BackendOptions { max_conns: spec.max_conns.unwrap_or(options.max_conns), ..options.clone() };
@@ -115,7 +133,13 @@ impl Upstreams {
         if !pools.iter().any(|(name, _)| name == DEFAULT_POOL) {
             return Err(format!("no backend in the {DEFAULT_POOL} pool: give one --backend without a POOL= prefix"));
         }
-        Ok(Upstreams { pools: pools.into_iter().map(|(name, backends)| Pool::new(name, backends)).collect() })
+        let pools = pools.into_iter().map(|(name, backends)| Pool::new(name, backends, in_flight.clone())).collect();
+        Ok(Upstreams { pools, in_flight })
+    }
+
+    /// Request bytes in flight to the backends now.
+    pub fn in_flight_bytes(&self) -> usize {
+        self.in_flight.max - self.in_flight.room.available_permits()
     }
 
     pub fn pool(&self, name: &str) -> Option<&Pool> {
@@ -158,16 +182,17 @@ mod tests {
             max_conns: 1,
             max_fails: 3,
             fail_timeout: Duration::from_secs(1),
+            max_response: 1 << 20,
         };
         let specs: Vec<BackendSpec> =
             ["127.0.0.1:1", "127.0.0.1:2,weight=3"].iter().map(|s| s.parse().unwrap()).collect();
-        let upstreams = Upstreams::new(&specs, &options).unwrap();
+        let upstreams = Upstreams::new(&specs, &options, 1 << 20).unwrap();
         let pool = upstreams.default_pool();
         let firsts: Vec<String> = (0..8).map(|_| pool.order()[0].addr().to_string()).collect();
         assert_eq!(firsts.iter().filter(|a| *a == "127.0.0.1:2").count(), 6);
         assert_eq!(pool.order().len(), 2, "the others follow for failover");
         assert!(
-            Upstreams::new(&["chat=127.0.0.1:1".parse().unwrap()], &options).is_err(),
+            Upstreams::new(&["chat=127.0.0.1:1".parse().unwrap()], &options, 1 << 20).is_err(),
             "a default pool is required"
         );
     }

@@ -99,6 +99,8 @@ struct Session<T> {
     meta: ParamBlock,
     client: Client,
     pending: VecDeque<Event>,
+    /// The bytes of the messages in `pending`.
+    pending_bytes: usize,
     message_rate: TokenBucket,
     /// Cleared when the connect event failed or was refused: the backend
     /// never saw the session start, so it gets no close event either.
@@ -146,6 +148,7 @@ pub fn run<T: Transport>(
         meta,
         client: Client::Open,
         pending,
+        pending_bytes: 0,
         backend_knows_session: true,
         close_event_queued: false,
         written,
@@ -178,6 +181,8 @@ impl<T: Transport> Session<T> {
             if in_flight.is_none() {
                 match self.pending.pop_front() {
                     Some(event) => {
+                        self.pending_bytes -= event.body.len();
+                        self.gateway.metrics.pending_bytes.fetch_sub(event.body.len(), Relaxed);
                         let (call, switch) = self.dispatch(event);
                         (in_flight, abort) = (Some(call), switch);
                     }
@@ -336,7 +341,7 @@ impl<T: Transport> Session<T> {
             // The session never started: the client cannot stay.
             Err(err) if kind == EventKind::Connect => {
                 tracing::warn!(session = %self.id, %err, "connect event failed");
-                metrics.backend_failures.fetch_add(1, Relaxed);
+                metrics.backend_failed(&err);
                 self.backend_knows_session = false;
                 return self.close(CloseReason::BackendUnavailable).await;
             }
@@ -345,13 +350,11 @@ impl<T: Transport> Session<T> {
             // A message failed: the client hears of it and stays.
             Err(err) => {
                 tracing::warn!(session = %self.id, ?kind, %err, "backend call failed");
-                let (counter, code, text) = if err.is_timeout() {
-                    (&metrics.backend_timeouts, 504, "backend did not answer in time")
-                } else {
-                    (&metrics.backend_failures, 503, "backend unavailable")
-                };
-                counter.fetch_add(1, Relaxed);
-                gateway_error(code, text)
+                metrics.backend_failed(&err);
+                match err.is_timeout() {
+                    true => gateway_error(504, "backend did not answer in time"),
+                    false => gateway_error(503, "backend unavailable"),
+                }
             }
         };
         if kind == EventKind::Connect && !response.is_success() {
@@ -460,11 +463,15 @@ impl<T: Transport> Session<T> {
         }
         // Queue up to the limit, then refuse, so one client cannot pile up
         // work without bound and the others keep their share.
-        if self.pending.len() >= config.max_pending_events {
+        // One message always fits, however large (--max-message bounds it).
+        let too_many_bytes = self.pending_bytes > 0 && self.pending_bytes + body.len() > config.max_pending_bytes;
+        if self.pending.len() >= config.max_pending_events || too_many_bytes {
             metrics.messages_refused_in_flight.fetch_add(1, Relaxed);
             let refusal = gateway_error(429, "too many messages in flight; this one was dropped");
             return self.reply(crate::router_link::to_message(refusal.body, false)).await;
         }
+        self.pending_bytes += body.len();
+        metrics.pending_bytes.fetch_add(body.len(), Relaxed);
         self.pending.push_back(Event { kind: EventKind::Message { binary }, body });
     }
 
@@ -588,6 +595,12 @@ impl<T: Transport> Session<T> {
             self.close_event_queued = true;
             self.pending.push_back(Event { kind: EventKind::Close, body: Bytes::new() });
         }
+    }
+}
+
+impl<T> Drop for Session<T> {
+    fn drop(&mut self) {
+        self.gateway.metrics.pending_bytes.fetch_sub(self.pending_bytes, Relaxed);
     }
 }
 

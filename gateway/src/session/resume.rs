@@ -35,8 +35,18 @@ impl TokenKey {
     }
 
     pub fn sign(&self, token: Token) -> String {
-        let payload = format!("{}.{}", token.session, token.generation);
-        format!("{payload}.{}", self.signer.sign(&payload))
+        format!("{}.{}", payload(token), self.proof(token))
+    }
+
+    /// The token's MAC: what a resume passed between gateways carries to
+    /// show that a client holds the token.
+    pub fn proof(&self, token: Token) -> String {
+        self.signer.sign(&payload(token))
+    }
+
+    /// Whether `proof` is `token`'s MAC under this cluster's secret.
+    pub fn proves(&self, token: Token, proof: &[u8]) -> bool {
+        std::str::from_utf8(proof).is_ok_and(|proof| self.signer.verify(&payload(token), proof))
     }
 
     /// The token, if this cluster signed it.
@@ -46,6 +56,10 @@ impl TokenKey {
         let (session, generation) = payload.split_once('.')?;
         Some(Token { session: session.parse().ok()?, generation: generation.parse().ok()? })
     }
+}
+
+fn payload(token: Token) -> String {
+    format!("{}.{}", token.session, token.generation)
 }
 
 /// What the upgrade's query string asks for: `resume=1` a resumable

@@ -7,7 +7,7 @@
 //!
 //! | frame | data after the id |
 //! |---|---|
-//! | RESUME | `u32` token generation (a gateway sends only this; the router adds the id) |
+//! | RESUME | a [`ResumeAsk`]: `u32` token generation, the token's MAC (a gateway sends only this; the router adds the id) |
 //! | MOVING, MOVED | nothing |
 //! | HANDOVER | the [`SessionState`] |
 //! | RESUME_REFUSED | one [`Refusal`] byte |
@@ -54,9 +54,35 @@ impl std::fmt::Display for GatewayId {
 #[error("hand-over data is truncated or malformed")]
 pub struct Truncated;
 
-/// The token generation a RESUME carries (after the id, if addressed).
-pub fn resume_generation(data: &[u8]) -> Result<u32, Truncated> {
-    Ok(u32::from_be_bytes(data.try_into().map_err(|_| Truncated)?))
+/// What a RESUME asks for (after the id, if addressed): the token's
+/// generation, and its MAC as proof that a client holds the token. The
+/// holding gateway checks the proof under the resume secret, so a peer
+/// that holds no token cannot pull a session by guessing the generation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResumeAsk {
+    pub generation: u32,
+    /// The token's MAC, as the token spells it (hex).
+    pub proof: Bytes,
+}
+
+impl ResumeAsk {
+    /// The MAC's length in the token: HMAC-SHA256, in hex.
+    pub const PROOF_LEN: usize = 64;
+
+    pub fn encode(&self) -> Bytes {
+        let mut data = BytesMut::with_capacity(4 + self.proof.len());
+        data.put_u32(self.generation);
+        data.put_slice(&self.proof);
+        data.freeze()
+    }
+
+    pub fn decode(data: &Bytes) -> Result<ResumeAsk, Truncated> {
+        if data.len() != 4 + Self::PROOF_LEN {
+            return Err(Truncated);
+        }
+        let generation = u32::from_be_bytes(data[..4].try_into().expect("4 bytes"));
+        Ok(ResumeAsk { generation, proof: data.slice(4..) })
+    }
 }
 
 /// Why a session cannot be resumed.
@@ -216,6 +242,13 @@ mod tests {
         }
         let padded = [&encoded[..], b"x"].concat();
         assert_eq!(SessionState::decode(padded.into()), Err(Truncated));
+    }
+
+    #[test]
+    fn resume_asks_round_trip_and_need_their_proof() {
+        let ask = ResumeAsk { generation: 3, proof: Bytes::from("a".repeat(ResumeAsk::PROOF_LEN)) };
+        assert_eq!(ResumeAsk::decode(&ask.encode()), Ok(ask));
+        assert_eq!(ResumeAsk::decode(&Bytes::from_static(&[0, 0, 0, 3])), Err(Truncated), "a bare generation");
     }
 
     #[test]

@@ -72,7 +72,7 @@ impl Hello {
 /// Whether `given` is the expected token, in time independent of where
 /// they differ.
 pub fn token_matches(expected: &[u8], given: &[u8]) -> bool {
-    expected.len() == given.len() && expected.iter().zip(given).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
+    subtle::ConstantTimeEq::ct_eq(expected, given).into()
 }
 
 #[cfg(test)]

@@ -13,12 +13,15 @@ use tokio_util::codec::Framed;
 use crate::cmd::{error_frame, Command};
 use crate::hub::{Hub, LinkId};
 use crate::outbound::{CutOff, Outbound};
-use crate::protocol::handover::{resume_generation, GatewayId};
+use crate::protocol::handover::{GatewayId, ResumeAsk};
 use crate::protocol::{token_matches, Frame, FrameCodec, FrameError, FrameKind, Heartbeat, Hello};
 use crate::server::arrival::Ticket;
 
 /// A connection that sends nothing for this long is closed.
 const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// A backend's kept connection that sends nothing for this long is closed
+/// (our client opens a new one when it needs it).
+const BACKEND_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 type Conn = Framed<TcpStream, FrameCodec>;
 
@@ -31,13 +34,22 @@ pub struct LinkSettings {
     pub stall: Duration,
 }
 
-/// `ticket` is the connection's place in line, taken when it was accepted;
-/// with a `token`, the first frame must be an AUTH (a [`Hello`]) carrying it.
+/// The secrets a connection must present in its AUTH, by who it says it is.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    pub backend: Option<Arc<str>>,
+    pub gateway: Option<Arc<str>>,
+}
+
+/// `ticket` is the connection's place in line, taken when it was accepted.
+/// A gateway's AUTH must carry the gateways' token, a backend's the
+/// backends' (when the router has them); a backend with a token to present
+/// must send AUTH first.
 pub async fn serve_connection(
     stream: TcpStream,
     hub: Arc<Hub>,
     settings: LinkSettings,
-    token: Option<Arc<str>>,
+    credentials: Credentials,
     ticket: Ticket,
 ) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -55,11 +67,15 @@ pub async fn serve_connection(
         },
         _ => None,
     };
-    if let Some(expected) = &token {
+    let (expected, role) = match hello {
+        Some(Hello::Gateway { .. }) => (&credentials.gateway, "gateway"),
+        _ => (&credentials.backend, "backend"),
+    };
+    if let Some(expected) = expected {
         let given = hello.as_ref().map(Hello::token).unwrap_or_default();
         if !token_matches(expected.as_bytes(), given) {
             hub.metrics.refused_unauthenticated.fetch_add(1, Relaxed);
-            return tracing::warn!(%peer, "closing connection: missing or wrong token (send AUTH with it first)");
+            return tracing::warn!(%peer, role, "closing connection: missing or wrong token (send AUTH with it first)");
         }
     }
     match hello {
@@ -91,10 +107,10 @@ async fn serve_backend(
     loop {
         let frame = match next.take() {
             Some(frame) => frame,
-            None => match conn.next().await {
-                None => return,
-                Some(Err(err)) => return log_frame_error(&hub, peer, &err),
-                Some(Ok(frame)) => frame,
+            None => match tokio::time::timeout(BACKEND_IDLE_TIMEOUT, conn.next()).await {
+                Err(_) | Ok(None) => return,
+                Ok(Some(Err(err))) => return log_frame_error(&hub, peer, &err),
+                Ok(Some(Ok(frame))) => frame,
             },
         };
         let refusal = match Command::from_frame(frame) {
@@ -280,9 +296,9 @@ async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), Stri
     let store = hub.store();
     let stored = match frame.kind() {
         Some(FrameKind::Conn) => {
-            hub.sessions_connected(link, &ids);
+            let taken = hub.sessions_connected(link, &ids);
             match hub.gateway_key(link) {
-                Some(gateway) => store.gateway_sessions(&gateway, &ids, true).await,
+                Some(gateway) => store.gateway_sessions(&gateway, &taken, true).await,
                 None => Ok(()),
             }
         }
@@ -295,28 +311,28 @@ async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), Stri
         }
         Some(FrameKind::ChAdd) => {
             let channel = std::str::from_utf8(&frame.data).map_err(|_| "a channel name is UTF-8".to_owned())?;
-            store.join(channel, &ids).await.map(drop)
+            store.join(channel, &hub.held_by(link, &ids)).await.map(drop)
         }
         Some(FrameKind::Bind) => {
             let user = std::str::from_utf8(&frame.data).map_err(|_| "a user id is UTF-8".to_owned())?;
             let [id] = ids[..] else { return Err("BIND names one session".into()) };
-            store.bind_user(&id, user).await
+            match hub.held_by(link, &ids).is_empty() {
+                true => Ok(()),
+                false => store.bind_user(&id, user).await,
+            }
         }
         Some(kind @ (FrameKind::Resume | FrameKind::Moving | FrameKind::Handover | FrameKind::ResumeRefused)) => {
             let [id] = ids[..] else { return Err(format!("{kind:?} names one session")) };
             match kind {
                 FrameKind::Resume => {
-                    let generation = resume_generation(&frame.data).map_err(|e| e.to_string())?;
-                    hub.resume(link, id, generation);
+                    let ask = ResumeAsk::decode(&frame.data).map_err(|e| e.to_string())?;
+                    hub.resume(link, id, &ask);
                 }
                 FrameKind::Moving => {
                     let (to, _) = GatewayId::split(&frame.data).map_err(|e| e.to_string())?;
                     hub.moving(link, id, to).await;
                 }
-                _ => {
-                    let (to, _) = GatewayId::split(&frame.data).map_err(|e| e.to_string())?;
-                    hub.forward(to, frame);
-                }
+                _ => hub.answer_resume(link, id, frame),
             }
             Ok(())
         }

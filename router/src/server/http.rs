@@ -18,6 +18,9 @@ use crate::hub::Hub;
 use crate::protocol::token_matches;
 
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A body that takes longer is refused with 408: a caller cannot hold a
+/// connection by sending slowly.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest body taken (413 past it): room for a payload at the frame
 /// limit in base64 or escaped JSON.
@@ -67,9 +70,14 @@ async fn handle(req: Request<Incoming>, hub: &Hub, token: Option<&str>) -> Respo
     if !(req.method() == Method::POST || (req.method() == Method::GET && name == "info")) {
         return error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use POST".into());
     }
-    let body = match Limited::new(req.into_body(), max_body(hub.max_frame())).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(err) => return error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", err.to_string()),
+    let body = Limited::new(req.into_body(), max_body(hub.max_frame())).collect();
+    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, body).await {
+        Ok(Ok(body)) => body.to_bytes(),
+        Ok(Err(err)) => return error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", err.to_string()),
+        Err(_) => {
+            let message = format!("the body took over {BODY_READ_TIMEOUT:?}");
+            return error(StatusCode::REQUEST_TIMEOUT, "timeout", message);
+        }
     };
     let command = match Command::from_json(name, &body) {
         Ok(command) => command,

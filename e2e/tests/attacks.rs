@@ -1,0 +1,389 @@
+//! The attacker's view: real processes, and a peer that tries to act as
+//! someone else or to make the gateway spend without bound. Each test is
+//! a boundary of docs/SECURITY.md.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use e2e::processes::{bin_dir, local};
+use e2e::{chat, echo_backend_with, fooking, free_port, http, metric, scratch_file, Client, Stack, StackOptions};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+const BACKEND_TOKEN: &str = "backend-secret";
+const GATEWAY_TOKEN: &str = "gateway-secret";
+
+/// A plain HTTP request to the gateway; status and body.
+fn gateway_http(stack: &Stack, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let (status, _, body) = http::exchange(stack.gateway_port, "POST", path, headers, body);
+    (status, body)
+}
+
+/// A client of the chat, through the gateway with `--http-route /api/`,
+/// tries to act as alice by every route it has: the query string of a
+/// plain HTTP request, identity headers, an upgrade URL, a forged resume
+/// token. Nothing it sends is taken for alice's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_act_as_another_session_by_any_route() {
+    let stack =
+        Stack::start(StackOptions { gateway_args: vec!["--http-route".into(), "/api/".into()], ..Default::default() });
+    let (mut alice, alice_id, mut bob, bob_id) = chat::two_logged_in(&stack.ws_url("/")).await;
+    let forged_msg = r#"{"type":"msg","text":"sent as alice","channel":0}"#;
+    let as_alice = format!("/api/x?SESSIONID={alice_id}&EVENT=0");
+    let (status, body) = gateway_http(&stack, &as_alice, &[], forged_msg);
+    assert_ne!(status, 200, "the query string named alice: {body}");
+    let logout = format!("/api/x?SESSIONID={alice_id}&EVENT=2");
+    gateway_http(&stack, &logout, &[], "");
+    let headers = [("SessionId", alice_id.as_str()), ("Event", "0")];
+    gateway_http(&stack, "/api/x", &headers, forged_msg);
+    gateway_http(&stack, "/api/x", &[("X-Session-Id", alice_id.as_str())], forged_msg);
+
+    // An upgrade that names alice gets a session of its own.
+    let url = stack.ws_url(&format!("/?SESSIONID={alice_id}&EVENT=0"));
+    let mut mallory = Client::connect_with_headers(&url, &headers).await;
+    mallory.send_json(json!({"type": "login", "name": "mallory"})).await;
+    // Its list, and its own login broadcast, in either order.
+    let replies = mallory.recv_json_unordered(2).await;
+    let list = replies.iter().find(|r| r["type"] == "list").unwrap();
+    let ids: Vec<&str> = list["list"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.iter().filter(|id| **id == alice_id).count(), 1, "mallory is not alice: {list}");
+    // And a resume token for alice's session that this cluster did not sign is refused.
+    let forged = format!("{alice_id}.0.{}", "0".repeat(64));
+    let mut resumed = Client::connect(&stack.ws_url(&format!("/?resume={forged}"))).await;
+    assert_eq!(resumed.expect_close().await.map(|f| u16::from(f.code)), Some(4100));
+
+    for client in [&mut alice, &mut bob] {
+        let login = client.recv_json().await;
+        assert_eq!((login["type"].as_str(), login["name"].as_str()), (Some("login"), Some("mallory")), "{login}");
+    }
+    bob.send_json(json!({"type": "userlist"})).await;
+    let list = bob.recv_json().await;
+    assert!(list["list"].as_array().unwrap().iter().any(|u| u["id"] == alice_id), "alice is still logged in: {list}");
+    assert!(list["list"].as_array().unwrap().iter().any(|u| u["id"] == bob_id));
+    alice.expect_silence(Duration::from_millis(300)).await;
+    bob.expect_silence(Duration::from_millis(300)).await;
+}
+
+/// A stack whose router takes backends with one token and gateways with
+/// another; alice is connected and in "room".
+async fn guarded_stack() -> (Stack, Client, String) {
+    let stack = Stack::start(StackOptions {
+        token: Some(BACKEND_TOKEN.into()),
+        gateway_token: Some(GATEWAY_TOKEN.into()),
+        ..Default::default()
+    });
+    let mut alice = Client::connect(&stack.ws_url("/")).await;
+    let alice_id = chat::login(&mut alice, "alice", &[]).await;
+    let (status, _) = post(&stack, "join", json!({"channel": "room", "sessions": [alice_id]}));
+    assert_eq!(status, 200);
+    (stack, alice, alice_id)
+}
+
+fn post(stack: &Stack, command: &str, body: Value) -> (u16, Value) {
+    let (status, text) = http::request_with_token(
+        stack.router_http_port,
+        "POST",
+        &format!("/v1/{command}"),
+        &body.to_string(),
+        Some(BACKEND_TOKEN),
+    )
+    .unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// A peer on the router's binary port that opens as gateway `server_id`
+/// with `token`.
+fn fake_gateway(stack: &Stack, server_id: i32, token: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(local(stack.router_port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut data = server_id.to_be_bytes().to_vec();
+    data.extend_from_slice(&7i32.to_be_bytes());
+    data.extend_from_slice(token.as_bytes());
+    stream.write_all(&fooking::frame(1, b"", &data, false)).unwrap();
+    stream
+}
+
+/// The data of a move frame addressed to gateway `server_id`, worker 7.
+fn addressed(server_id: i32, rest: &[u8]) -> Vec<u8> {
+    let mut data = server_id.to_be_bytes().to_vec();
+    data.extend_from_slice(&7i32.to_be_bytes());
+    data.extend_from_slice(rest);
+    data
+}
+
+/// alice still gets what is sent to her, and is still in her channel.
+async fn alice_is_untouched(stack: &Stack, alice: &mut Client, alice_id: &str) {
+    let (_, reply) = post(stack, "send", json!({"sessions": [alice_id], "data": "still yours"}));
+    assert_eq!(reply["sessions"], 1, "the router still routes alice to her gateway: {reply}");
+    assert_eq!(alice.recv().await, Message::text("still yours"));
+    let (_, count) = post(stack, "count", json!({"channel": "room"}));
+    assert_eq!(count["count"], 1, "alice is still in her channel");
+}
+
+/// Whoever holds the backends' token cannot link as a gateway: its AUTH is
+/// refused, and what it sends next never reaches the router's routing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backend_token_cannot_open_a_gateway_link() {
+    let (stack, mut alice, alice_id) = guarded_stack().await;
+    let mut attacker = fake_gateway(&stack, 666, BACKEND_TOKEN);
+    let _ = attacker.write_all(&fooking::frame(2, alice_id.as_bytes(), b"", false));
+    let _ = attacker.write_all(&fooking::frame(110, alice_id.as_bytes(), &addressed(666, b""), false));
+    assert_eq!(attacker.read(&mut [0; 8]).unwrap_or(0), 0, "the router closed the connection");
+    drop(attacker);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    alice_is_untouched(&stack, &mut alice, &alice_id).await;
+}
+
+/// A peer holding the gateways' token (a compromised gateway) still cannot
+/// take, end or pull a session another gateway holds: CONN, MOVING, CLOSE
+/// and HANDOVER for alice are ignored, and RESUME with a guessed
+/// generation is refused without the client's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_cannot_take_end_or_pull_a_session_another_gateway_holds() {
+    let (stack, mut alice, alice_id) = guarded_stack().await;
+    let mut attacker = fake_gateway(&stack, 666, GATEWAY_TOKEN);
+    let id = alice_id.as_bytes();
+    for frame in [
+        fooking::frame(2, id, b"", false),
+        fooking::frame(110, id, &addressed(666, b""), false),
+        fooking::frame(3, id, b"", false),
+        fooking::frame(112, id, &addressed(666, b"forged state"), false),
+    ] {
+        attacker.write_all(&frame).unwrap();
+    }
+    // Guessed generations, with a proof that is not the token's MAC.
+    for generation in 0u32..4 {
+        let ask = [&generation.to_be_bytes()[..], "f".repeat(64).as_bytes()].concat();
+        attacker.write_all(&fooking::frame(109, id, &ask, false)).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    alice_is_untouched(&stack, &mut alice, &alice_id).await;
+    // What came back to the attacker: heartbeats and refusals, no state.
+    attacker.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut seen = Vec::new();
+    let _ = attacker.read_to_end(&mut seen);
+    let kinds = frame_kinds(&seen);
+    assert!(!kinds.contains(&112), "no HANDOVER reached the attacker: {kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == 113).count(), 4, "each RESUME refused: {kinds:?}");
+    alice.send_json(json!({"type": "userlist"})).await;
+    assert_eq!(alice.recv_json().await["type"], "list", "alice's connection was never taken over");
+}
+
+/// The types of the whole frames in `bytes`.
+fn frame_kinds(mut bytes: &[u8]) -> Vec<u16> {
+    let mut kinds = Vec::new();
+    while bytes.len() >= 8 {
+        let slen = u16::from_be_bytes([bytes[2], bytes[3]]) as usize;
+        let len = (u32::from_be_bytes(bytes[4..8].try_into().unwrap()) & 0x7fff_ffff) as usize;
+        if bytes.len() < 8 + slen + len {
+            break;
+        }
+        kinds.push(u16::from_be_bytes([bytes[0], bytes[1]]));
+        bytes = &bytes[8 + slen + len..];
+    }
+    kinds
+}
+
+/// A request that carries its headers along: past `--max-header-bytes`
+/// (8 KiB) an upgrade or a plain request is refused with 431, so no event
+/// carries more than that. Messages queued for the backend are bounded in
+/// bytes per session, and requests in flight to the backends in bytes in all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_and_message_amplification_are_bounded() {
+    let log = scratch_file("events.jsonl");
+    let (_echo, echo_addr) = echo_backend_with(&log, &["--slow-ms", "1500"], "echo");
+    let admin = free_port();
+    let stack = Stack::start(StackOptions {
+        backend: Some(echo_addr),
+        gateway_args: vec![
+            "--http-route".into(),
+            "/api/".into(),
+            "--admin".into(),
+            local(admin).to_string(),
+            "--backend-inflight-bytes".into(),
+            "400000".into(),
+        ],
+        ..Default::default()
+    });
+    let big = "h".repeat(1024);
+    let headers: Vec<(&'static str, &str)> = HEADER_NAMES.iter().map(|name| (*name, big.as_str())).collect();
+    let refused = Client::try_connect(&stack.ws_url("/"), &headers, None).await.err();
+    assert_eq!(refused.as_deref(), Some("HTTP 431"), "a 16 KiB upgrade");
+    let plain: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, *v)).collect();
+    assert_eq!(gateway_http(&stack, "/api/x", &plain, "").0, 431, "a 16 KiB plain request");
+    assert!(metric(admin, r#"gateway_connections_refused_total{reason="headers_too_large"}"#) >= 2.0);
+
+    // One slow message, then more than --max-pending-bytes (1 MiB) behind it.
+    let mut client = Client::connect(&stack.ws_url("/")).await;
+    client.send(Message::text("sleep")).await;
+    let chunk = "m".repeat(400_000);
+    for _ in 0..3 {
+        client.send(Message::text(chunk.clone())).await;
+    }
+    let refusal = client.recv_json().await;
+    assert_eq!((refusal["source"].as_str(), refusal["code"].as_u64()), (Some("gateway"), Some(429)), "{refusal}");
+    assert!(metric(admin, "gateway_pending_bytes") <= (1 << 20) as f64);
+
+    // Two other sessions' 300 KB messages: one at a time within 400,000 bytes in flight.
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        let mut other = Client::connect(&stack.ws_url("/")).await;
+        other.send(Message::text(format!("sleep{}", "s".repeat(300_000)))).await;
+        others.push(other);
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        assert!(metric(admin, "gateway_backend_inflight_bytes") <= 400_000.0);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for mut other in others {
+        assert!(other.recv().await.into_text().unwrap().starts_with("sleep"), "each was answered in its turn");
+    }
+}
+
+const HEADER_NAMES: [&str; 16] = [
+    "X-Pad-0", "X-Pad-1", "X-Pad-2", "X-Pad-3", "X-Pad-4", "X-Pad-5", "X-Pad-6", "X-Pad-7", "X-Pad-8", "X-Pad-9",
+    "X-Pad-a", "X-Pad-b", "X-Pad-c", "X-Pad-d", "X-Pad-e", "X-Pad-f",
+];
+
+/// A PHP script that writes STDOUT forever: the gateway stops reading at
+/// `--max-response-bytes`, the client gets the usual backend-failure error
+/// and stays connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_writes_forever_is_cut_off() {
+    let (_fpm, fpm_addr, dir) = e2e::processes::php_fpm_on_a_port("php-forever", 2);
+    let script = dir.canonicalize().unwrap().join("forever.php");
+    std::fs::write(&script, "<?php\nif (($_SERVER['EVENT'] ?? '') !== '') return;\nwhile (true) { echo str_repeat('x', 65536); flush(); }\n").unwrap();
+    let admin = free_port();
+    let stack = Stack::start(StackOptions {
+        backend: Some(fpm_addr),
+        gateway_args: vec![
+            "--param".into(),
+            format!("SCRIPT_FILENAME={}", script.display()),
+            "--admin".into(),
+            local(admin).to_string(),
+        ],
+        ..Default::default()
+    });
+    let mut client = Client::connect(&stack.ws_url("/")).await;
+    let started = Instant::now();
+    client.send(Message::text("go")).await;
+    let error = client.recv_json().await;
+    assert_eq!(error, json!({"type": "error", "source": "gateway", "code": 503, "message": "backend unavailable"}));
+    assert!(started.elapsed() < Duration::from_secs(5), "cut off in {:?}", started.elapsed());
+    assert_eq!(metric(admin, "gateway_backend_responses_too_large_total"), 1.0);
+    assert!(stack.proc("gateway").log_text().contains("--max-response-bytes"), "the log says why");
+}
+
+/// An empty or blank secret would turn a check off: every binary refuses
+/// to start with one.
+#[test]
+fn empty_secrets_are_refused_at_start() {
+    let port = local(free_port()).to_string();
+    let http = local(free_port()).to_string();
+    let cases: [(&str, Vec<&str>); 6] = [
+        ("router", vec!["--listen", "0.0.0.0:0", "--http", &http, "--token", "", "--gateway-token", "g"]),
+        ("router", vec!["--listen", &port, "--http", &http, "--token", "t", "--gateway-token", "  "]),
+        ("gateway", vec!["--listen", &port, "--router-token", ""]),
+        ("gateway", vec!["--listen", &port, "--resume-secret", " "]),
+        ("chat-app", vec!["--listen", &port, "--cookie-secret", ""]),
+        ("chat-app", vec!["--listen", &port, "--operator-token", "\t"]),
+    ];
+    for (binary, args) in cases {
+        let output = std::process::Command::new(bin_dir().join(binary)).args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{binary} {args:?} started");
+        assert!(stderr.contains("empty"), "{binary} {args:?} says why: {stderr}");
+    }
+}
+
+/// The queue's `offline/<uid>` frees a player's slot: an operator's call,
+/// refused without the operator's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_offline_call_needs_the_operator_token() {
+    let stack = Stack::start(StackOptions {
+        gateway_args: vec!["--http-route".into(), "/api/".into()],
+        app_args: vec!["--operator-token".into(), "op-secret".into()],
+        ..Default::default()
+    });
+    let json_headers = [("Content-Type", "application/json")];
+    let (status, body) = gateway_http(&stack, "/api/v1/game/offline/1", &json_headers, "");
+    assert_eq!(status, 401, "{body}");
+    let wrong = [("Authorization", "Bearer guess")];
+    assert_eq!(gateway_http(&stack, "/api/v1/game/offline/1", &wrong, "").0, 401);
+    let right = [("Authorization", "Bearer op-secret")];
+    let (_, body) = gateway_http(&stack, "/api/v1/game/offline/1", &right, "");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["code"], 404, "no such player, but the call was taken");
+}
+
+/// Logins are rate-limited per name, and the login cookie is `Secure`
+/// when the edge says the request came over HTTPS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_attempts_are_limited_and_the_cookie_is_secure_over_https() {
+    let stack =
+        Stack::start(StackOptions { gateway_args: vec!["--http-route".into(), "/api/".into()], ..Default::default() });
+    let json_headers = [("Content-Type", "application/json")];
+    let account = json!({"username": "ann", "password": "right"}).to_string();
+    assert_eq!(gateway_http(&stack, "/api/v1/game/register", &json_headers, &account).0, 200);
+    let https = [("Content-Type", "application/json"), ("X-Forwarded-Proto", "https")];
+    let (_, headers, _) = http::exchange(stack.gateway_port, "POST", "/api/v1/game/login", &https, &account);
+    let cookie = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("set-cookie")).map(|(_, v)| v.clone());
+    assert!(cookie.as_deref().is_some_and(|c| c.contains("; Secure")), "{cookie:?}");
+    let guess = json!({"username": "ann", "password": "guess"}).to_string();
+    let codes: Vec<u64> = (0..12)
+        .map(|_| {
+            let (_, body) = gateway_http(&stack, "/api/v1/game/login", &json_headers, &guess);
+            serde_json::from_str::<Value>(&body).unwrap()["code"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(codes.iter().filter(|c| **c == 1).count(), 9, "wrong password, while attempts last: {codes:?}");
+    assert_eq!(codes.last(), Some(&429), "then refused: {codes:?}");
+}
+
+/// A second connection from one address past `--max-connections-per-ip`
+/// is refused; behind a `--trusted-proxy`, the address is the client's
+/// as the proxy says, and only a trusted proxy may say it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_address_are_capped_and_only_trusted_proxies_name_the_client() {
+    let log = scratch_file("events.jsonl");
+    let (_echo, echo_addr) = echo_backend_with(&log, &["--report-connect"], "echo");
+    let stack = Stack::start(StackOptions {
+        backend: Some(echo_addr),
+        gateway_args: vec![
+            "--max-connections-per-ip".into(),
+            "2".into(),
+            "--trusted-proxy".into(),
+            "127.0.0.1/32".into(),
+        ],
+        ..Default::default()
+    });
+    let url = stack.ws_url("/");
+    let from = |ip: &str| Some(ip.parse().unwrap());
+    let behind = |client: &'static str| [("X-Forwarded-For", client)];
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(Client::try_connect(&url, &[], from("127.0.0.9")).await.unwrap());
+    }
+    assert_eq!(Client::try_connect(&url, &[], from("127.0.0.9")).await.err().as_deref(), Some("HTTP 429"));
+    // An untrusted peer's X-Forwarded-For is ignored: still 127.0.0.9.
+    let spoofed = Client::try_connect(&url, &behind("10.9.9.9"), from("127.0.0.9")).await;
+    assert_eq!(spoofed.err().as_deref(), Some("HTTP 429"));
+    // Through the trusted proxy (127.0.0.1), each client counts apart.
+    for _ in 0..2 {
+        let mut client = Client::try_connect(&url, &behind("10.0.0.1"), from("127.0.0.1")).await.unwrap();
+        assert_eq!(client.recv_json().await["REMOTE_ADDR"], "10.0.0.1");
+        held.push(client);
+    }
+    let third = Client::try_connect(&url, &behind("10.0.0.1"), from("127.0.0.1")).await;
+    assert_eq!(third.err().as_deref(), Some("HTTP 429"));
+    let other = Client::try_connect(&url, &behind("203.0.113.5, 10.0.0.2"), from("127.0.0.1")).await;
+    assert_eq!(other.unwrap().recv_json().await["REMOTE_ADDR"], "10.0.0.2", "the proxy's own entry");
+    // A connection that ends gives its place back.
+    held.pop();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Client::try_connect(&url, &behind("10.0.0.1"), from("127.0.0.1")).await.is_err() {
+        assert!(Instant::now() < deadline, "the place never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
