@@ -53,26 +53,27 @@ fn curl_through_nginx_debug_conf_reaches_the_chat_app() {
     assert_eq!(reply, json!({"echo": "hello", "session": "aaaaaaaaaaaaaaaa"}), "a message has no EVENT");
 }
 
+/// The edge carries WebSockets to the gateways, and names the client: a
+/// gateway that trusts nginx sees the client's own address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_edge_conf_carries_websockets_to_the_gateways() {
-    let _echo = Proc::project("echo-app", &["--listen", "127.0.0.1:19302"], "echo");
+    let _echo = Proc::project("echo-app", &["--listen", "127.0.0.1:19302", "--report-connect"], "echo");
     wait_for_port(19302, "echo");
     let _gateways: Vec<Proc> = [9005, 9006]
         .iter()
         .map(|port| {
             let listen = format!("127.0.0.1:{port}");
-            let gateway = Proc::project(
-                "gateway",
-                &["--listen", &listen, "--backend", "127.0.0.1:19302"],
-                &format!("gateway-{port}"),
-            );
+            let args = ["--listen", &listen, "--backend", "127.0.0.1:19302", "--trusted-proxy", "127.0.0.1/32"];
+            let gateway = Proc::project("gateway", &args, &format!("gateway-{port}"));
             wait_for_port(*port, "gateway");
             gateway
         })
         .collect();
     let _nginx = nginx("edge.conf", "nginx-edge");
     wait_for_port(8443, "nginx");
-    let mut client = Client::connect("ws://127.0.0.1:8443/").await;
+    let client_ip = "127.0.0.5".parse().unwrap();
+    let mut client = Client::try_connect("ws://127.0.0.1:8443/", &[], Some(client_ip)).await.unwrap();
+    assert_eq!(client.recv_json().await["REMOTE_ADDR"], "127.0.0.5", "the client's address, not nginx's");
     client.send(Message::text("through the edge")).await;
     assert_eq!(client.recv().await, Message::text("through the edge"));
 }
