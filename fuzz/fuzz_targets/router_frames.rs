@@ -1,12 +1,12 @@
 //! Backends and gateways send the router frames: any bytes must decode,
-//! and parse into commands, hand-over state, an AUTH or a heartbeat,
+//! and parse into commands, hand-over state, a resume, an AUTH or a heartbeat,
 //! without a panic; what parses round-trips.
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use router::cmd::Command;
-use router::protocol::handover::{GatewayId, SessionState};
+use router::protocol::handover::{GatewayId, ResumeAsk, SessionState};
 use router::protocol::{FrameCodec, Heartbeat, Hello};
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -18,6 +18,9 @@ fuzz_target!(|data: &[u8]| {
         codec.encode(frame.clone(), &mut encoded).unwrap();
         assert_eq!(codec.decode(&mut encoded).unwrap().as_ref(), Some(&frame));
         if let Ok((_, rest)) = GatewayId::split(&frame.data) {
+            if let Ok(ask) = ResumeAsk::decode(&rest) {
+                assert_eq!(ResumeAsk::decode(&ask.encode()), Ok(ask));
+            }
             if let Ok(state) = SessionState::decode(rest) {
                 assert_eq!(SessionState::decode(state.encode()), Ok(state));
             }
