@@ -31,6 +31,18 @@ fn post(stack: &Stack, command: &str, body: Value) -> (u16, Value) {
     http::post(stack.router_http_port, &format!("/v1/{command}"), body)
 }
 
+/// Puts `ids` in "room", once the router has heard of them from their
+/// gateway (on a link of its own, so maybe after the clients got greeted).
+async fn join_room(stack: &Stack, ids: &[impl AsRef<str>]) {
+    let ids = json!(ids.iter().map(AsRef::as_ref).collect::<Vec<&str>>());
+    let online = || post(stack, "online", json!({"sessions": ids})).1["sessions"].as_array().map(Vec::len);
+    assert!(
+        eventually(Duration::from_secs(5), || online() == ids.as_array().map(Vec::len)).await,
+        "the router never heard of every session"
+    );
+    assert_eq!(post(stack, "join", json!({"channel": "room", "sessions": ids})).0, 200);
+}
+
 fn count(stack: &Stack, channel: &str) -> u64 {
     let (status, reply) = post(stack, "count", json!({"channel": channel}));
     assert_eq!(status, 200, "{reply}");
@@ -131,7 +143,7 @@ async fn a_stopped_gateway_slows_no_push_to_the_others() {
     let live = clients(&live).await;
     let stopped_clients = clients(&stopped).await;
     let ids: Vec<&String> = live.iter().chain(&stopped_clients).map(|(_, id)| id).collect();
-    assert_eq!(post(&stack, "join", json!({"channel": "room", "sessions": ids})).0, 200);
+    join_room(&stack, &ids).await;
     stack.proc("gateway-1").signal("STOP");
 
     const PUBLISHES: usize = 3000;
@@ -200,7 +212,7 @@ async fn a_silent_router_is_found_dead_and_sessions_that_ended_meanwhile_leave_t
     let admin = gateways[0].admin;
     let mut members = clients(&vec![gateways[0].url.clone(); 4]).await;
     let ids: Vec<&String> = members.iter().map(|(_, id)| id).collect();
-    assert_eq!(post(&stack, "join", json!({"channel": "room", "sessions": ids})).0, 200);
+    join_room(&stack, &ids).await;
     assert_eq!(count(&stack, "room"), 4);
 
     stack.proc("router").signal("STOP");
@@ -233,7 +245,7 @@ async fn sessions_that_ended_while_the_router_was_down_leave_their_channels() {
     let (mut stack, gateways) = cluster(&["--redis", &url], 1, &[], &["--greet"]);
     let mut members = clients(&vec![gateways[0].url.clone(); 4]).await;
     let ids: Vec<&String> = members.iter().map(|(_, id)| id).collect();
-    assert_eq!(post(&stack, "join", json!({"channel": "room", "sessions": ids})).0, 200);
+    join_room(&stack, &ids).await;
 
     stack.proc_mut("router").kill();
     for (client, _) in members.drain(..) {
@@ -263,7 +275,7 @@ async fn a_dead_gateway_is_reaped_with_the_in_memory_store() {
     let (mut stack, gateways) = cluster(&["--gateway-lease-ms", "1000"], 2, &[], &["--greet", "--log", log_path]);
     let members = clients(&vec![gateways[1].url.clone(); 3]).await;
     let ids: Vec<String> = members.iter().map(|(_, id)| id.clone()).collect();
-    assert_eq!(post(&stack, "join", json!({"channel": "room", "sessions": ids})).0, 200);
+    join_room(&stack, &ids).await;
 
     stack.proc_mut("gateway-1").kill();
     assert!(

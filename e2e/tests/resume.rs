@@ -80,6 +80,13 @@ impl Cluster {
         let hello = client.recv_json().await;
         assert_eq!((hello["type"].as_str(), hello["resumed"].as_bool()), (Some("session"), Some(false)));
         let id = hello["id"].as_str().unwrap().to_owned();
+        // The gateway reports the session on its own link: pushes find it
+        // once the router has that report.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.router("online", json!({"sessions": [id]}))["sessions"] != json!([id]) {
+            assert!(std::time::Instant::now() < deadline, "the router never heard of {id}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         self.router("join", json!({"channel": "room", "sessions": [id]}));
         (client, id, hello["resume"].as_str().unwrap().to_owned())
     }
