@@ -181,6 +181,7 @@ async fn a_stopped_gateway_slows_no_push_to_the_others() {
     for reader in readers {
         let arrived = reader.await.unwrap();
         let slowest = sent.iter().zip(&arrived).map(|(s, a)| a.duration_since(*s)).max().unwrap();
+        eprintln!("slowest of {PUBLISHES} publishes to a live member: {slowest:?}");
         assert!(slowest <= Duration::from_millis(100), "the slowest publish took {slowest:?} to reach a live member");
     }
     let cut_off = |reason: &str| metric(http_port, &format!("router_gateways_cut_off_total{{reason=\"{reason}\"}}"));

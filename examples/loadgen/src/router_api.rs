@@ -10,6 +10,22 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// A call the router answered 503 (its store did not answer: nothing was
+/// applied) is made again, as a backend would, this many times at most.
+const UNAVAILABLE_RETRIES: u32 = 10;
+const UNAVAILABLE_PAUSE: Duration = Duration::from_millis(200);
+
+/// The router answered 503: the command was not applied.
+#[derive(Debug)]
+struct Unavailable(String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unavailable {}
 
 pub struct RouterApi {
     addr: SocketAddr,
@@ -35,6 +51,19 @@ impl RouterApi {
     }
 
     async fn post(&mut self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let mut tries = 0;
+        loop {
+            match self.post_once(path, body).await {
+                Err(err) if err.is::<Unavailable>() && tries < UNAVAILABLE_RETRIES => {
+                    tries += 1;
+                    tokio::time::sleep(UNAVAILABLE_PAUSE).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn post_once(&mut self, path: &str, body: &Value) -> anyhow::Result<Value> {
         let result = tokio::time::timeout(CALL_TIMEOUT, self.exchange(path, &body.to_string())).await;
         match result {
             Ok(Ok(reply)) => Ok(reply),
@@ -81,8 +110,12 @@ impl RouterApi {
         }
         let mut reply = vec![0u8; length.ok_or_else(|| anyhow!("{path}: reply without Content-Length"))?];
         conn.read_exact(&mut reply).await?;
+        let failure = || format!("{path}: {} {}", status.trim_end(), String::from_utf8_lossy(&reply));
+        if status.starts_with("HTTP/1.1 503") {
+            return Err(Unavailable(failure()).into());
+        }
         if !status.starts_with("HTTP/1.1 200") {
-            bail!("{path}: {} {}", status.trim_end(), String::from_utf8_lossy(&reply));
+            bail!(failure());
         }
         Ok(serde_json::from_slice(&reply)?)
     }
