@@ -14,20 +14,20 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+use runtime::Shutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_fastcgi::{RequestResult, Requests};
-use tokio_util::sync::CancellationToken;
 
 use chat::{App, ChatError, Reply};
 pub use config::Config;
-use router::RouterClient;
+use protocol::RouterClient;
 use users::Users;
 
 /// FastCGI connections served at once (each runs one request at a time).
 const MAX_CONNECTIONS: usize = 4096;
 
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    router::runtime::no_empty_secrets(&[
+pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    runtime::no_empty_secrets(&[
         ("--router-token", &config.router_token),
         ("--cookie-secret", &config.cookie_secret),
         ("--operator-token", &config.operator_token),
@@ -35,7 +35,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let store = |name: &str| -> anyhow::Result<Users> {
         Ok(match &config.redis {
             Some(url) => {
-                let conn = router::store::redis_manager(url).with_context(|| format!("bad redis url {url}"))?;
+                let conn = runtime::redis_manager(url).with_context(|| format!("bad redis url {url}"))?;
                 Users::Redis { conn, key: format!("{}{name}", config.redis_prefix) }
             }
             None => Users::Memory(Mutex::new(HashMap::new())),
@@ -44,7 +44,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let router = RouterClient::with_token(config.router.clone(), config.router_token.clone());
     let queue_store = match &config.redis {
         Some(url) => queue::QueueStore::Redis {
-            conn: router::store::redis_manager(url).with_context(|| format!("bad redis url {url}"))?,
+            conn: runtime::redis_manager(url).with_context(|| format!("bad redis url {url}"))?,
             prefix: format!("{}queue:", config.redis_prefix),
         },
         None => queue::QueueStore::Memory(Default::default()),
@@ -58,10 +58,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let app = Arc::new(App { users: store("users")?, talkers: store("talkers")?, queue, router });
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
     tracing::info!(listen = %config.listen, router = %config.router, "chat-app ready");
-    router::runtime::accept_loop(listener, MAX_CONNECTIONS, shutdown, move |stream, _| {
-        serve_connection(stream, app.clone())
-    })
-    .await;
+    runtime::accept_loop(listener, MAX_CONNECTIONS, shutdown, move |stream, _| serve_connection(stream, app.clone()))
+        .await;
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! Who sent a request and what it is, from FastCGI params.
 
-use router::protocol::SessionId;
+use protocol::SessionId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {

@@ -2,8 +2,8 @@
 //! frame (docs/talk.proto). A talker's name is the `username` header of
 //! its WebSocket upgrade, which the gateway passes as `HTTP_USERNAME`.
 
-use router::cmd::Payload;
-use router::protocol::SessionId;
+use protocol::cmd::Payload;
+use protocol::SessionId;
 
 use crate::chat::{escape, App, ChatError, MAX_TEXT_BYTES};
 use crate::request::Event;

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use protocol::SessionId;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
-use router::protocol::SessionId;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

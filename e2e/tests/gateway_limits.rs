@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use e2e::{echo_stack, free_port, metric, Client};
-use router::cmd::Payload;
-use router::RouterClient;
+use protocol::cmd::Payload;
+use protocol::RouterClient;
 use tokio_tungstenite::tungstenite::Message;
 
 /// A stack whose gateway also has an admin listener; returns its port.

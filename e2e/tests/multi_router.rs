@@ -170,12 +170,12 @@ async fn while_redis_is_down_commands_get_a_clear_unavailable_then_work_again() 
     assert_eq!((status, &reply["error"]["code"]), (503, &json!("unavailable")), "{reply}");
 
     // Our client asks for replies: each failed command answers with the error, at once.
-    let client = router::RouterClient::new(local(router.port).to_string());
+    let client = protocol::RouterClient::new(local(router.port).to_string());
     let started = Instant::now();
     let err = client.members("room").await.unwrap_err();
-    assert!(matches!(&err, router::client::ClientError::Refused { code, .. } if code == "unavailable"), "{err}");
+    assert!(matches!(&err, protocol::client::ClientError::Refused { code, .. } if code == "unavailable"), "{err}");
     let err = client.join("room", vec!["0000000000000002".parse().unwrap()]).await.unwrap_err();
-    assert!(matches!(&err, router::client::ClientError::Refused { code, .. } if code == "unavailable"), "{err}");
+    assert!(matches!(&err, protocol::client::ClientError::Refused { code, .. } if code == "unavailable"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(4), "answered in {:?}", started.elapsed());
     // fooking's protocol has no error frame: a MEMBERS that failed closes
     // its connection, so the caller's read ends at once.

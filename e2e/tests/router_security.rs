@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use e2e::processes::{local, wait_for_port};
 use e2e::{chat, fooking, free_port, http, Client, Proc, Stack, StackOptions};
-use router::cmd::Payload;
-use router::RouterClient;
+use protocol::cmd::Payload;
+use protocol::RouterClient;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 

@@ -4,8 +4,8 @@
 
 use e2e::processes::local;
 use e2e::{chat, http, Client, Redis, Stack, StackOptions};
-use router::cmd::Payload;
-use router::RouterClient;
+use protocol::cmd::Payload;
+use protocol::RouterClient;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 

@@ -5,9 +5,9 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use router::cmd::Command;
-use router::protocol::handover::{GatewayId, ResumeAsk, SessionState};
-use router::protocol::{FrameCodec, Heartbeat, Hello};
+use protocol::cmd::Command;
+use protocol::handover::{GatewayId, ResumeAsk, SessionState};
+use protocol::{FrameCodec, Heartbeat, Hello};
 use tokio_util::codec::{Decoder, Encoder};
 
 fuzz_target!(|data: &[u8]| {

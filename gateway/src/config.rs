@@ -28,10 +28,10 @@ pub struct Config {
     #[arg(long = "router", env = "GATEWAY_ROUTER", value_delimiter = ',')]
     pub routers: Vec<String>,
     /// Milliseconds between heartbeats on each router link; a router silent for three of its own intervals is taken for dead and linked again.
-    #[arg(long, env = "GATEWAY_LINK_HEARTBEAT_MS", default_value_t = router::protocol::DEFAULT_HEARTBEAT_MS)]
+    #[arg(long, env = "GATEWAY_LINK_HEARTBEAT_MS", default_value_t = protocol::DEFAULT_HEARTBEAT_MS)]
     pub link_heartbeat_ms: u64,
     /// Largest frame data taken from a router, in bytes; give routers and gateways the same (the routers refuse larger pushes).
-    #[arg(long, env = "GATEWAY_MAX_FRAME", default_value_t = router::protocol::DEFAULT_MAX_DATA)]
+    #[arg(long, env = "GATEWAY_MAX_FRAME", default_value_t = protocol::DEFAULT_MAX_DATA)]
     pub max_frame: usize,
     /// The routers' --token, to authenticate the links.
     #[arg(long, env = "GATEWAY_ROUTER_TOKEN", hide_env_values = true)]

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use router::protocol::handover::{GatewayId, Refusal, ResumeAsk, SessionState};
-use router::protocol::{encode_ids, Frame, FrameKind, SessionId};
+use protocol::handover::{GatewayId, Refusal, ResumeAsk, SessionState};
+use protocol::{encode_ids, Frame, FrameKind, SessionId};
 use tokio::sync::oneshot;
 
 use crate::fastcgi::ParamBlock;

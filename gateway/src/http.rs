@@ -73,7 +73,7 @@ async fn forward(req: Request<Incoming>, gateway: &Gateway, remote: SocketAddr, 
     let method = req.method().as_str().to_owned();
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let body = http_body_util::Limited::new(req.into_body(), gateway.config.max_message).collect();
-    let body = match tokio::time::timeout(router::server::http::BODY_READ_TIMEOUT, body).await {
+    let body = match tokio::time::timeout(runtime::BODY_READ_TIMEOUT, body).await {
         Ok(Ok(body)) => body.to_bytes(),
         Ok(Err(_)) => return respond(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "request body too large\n"),
         Err(_) => return respond(StatusCode::REQUEST_TIMEOUT, "text/plain", "request body too slow\n"),

@@ -22,15 +22,15 @@ pub mod tcp;
 use std::sync::Arc;
 
 use anyhow::Context;
+use runtime::Shutdown;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 use fastcgi::{ParamBlock, Upstreams};
 use limits::{AddressPlace, KeyedRate, PerAddress};
 use metrics::Metrics;
-use router::protocol::handover::GatewayId;
+use protocol::handover::GatewayId;
 use router_link::{RouterAsk, RouterLinks};
 use routing::Routes;
 use session::event::EventEncoder;
@@ -152,11 +152,8 @@ impl Drop for Seat {
 /// Binds the listeners, serves until `shutdown` is cancelled, then drains:
 /// every client is closed (1001) and its close event delivered, within
 /// the drain timeout.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    router::runtime::no_empty_secrets(&[
-        ("--router-token", &config.router_token),
-        ("--resume-secret", &config.resume_secret),
-    ])?;
+pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    runtime::no_empty_secrets(&[("--router-token", &config.router_token), ("--resume-secret", &config.resume_secret)])?;
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
     let tcp_front = match config.listen_tcp {
         Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?),
@@ -165,7 +162,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let registry = Arc::new(Registry::default());
     let server_id = config.server_id.unwrap_or(std::process::id() as i32);
     // The links outlive the listeners: a drain still reports its closes.
-    let links_shutdown = CancellationToken::new();
+    let links_shutdown = Shutdown::new();
     let router_token = bytes::Bytes::from(config.router_token.clone().unwrap_or_default());
     // Random per start: with the server id, this gateway's identity in the
     // routers' leases, distinct from any earlier run's.
@@ -218,11 +215,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         links,
         ws_config,
     });
-    let admin_shutdown = CancellationToken::new();
+    let admin_shutdown = Shutdown::new();
     if let Some(addr) = gateway.config.admin {
         let gateway = gateway.clone();
         let serve =
-            router::metrics::serve_admin(addr, admin_shutdown.clone(), move || gateway.metrics.render(&gateway));
+            runtime::metrics::serve_admin(addr, admin_shutdown.clone(), move || gateway.metrics.render(&gateway));
         tokio::spawn(async move {
             if let Err(err) = serve.await {
                 tracing::error!(%err, "admin listener failed");
@@ -232,14 +229,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     tokio::spawn(heartbeat(gateway.clone(), shutdown.clone()));
     tokio::spawn(serve_router_asks(gateway.clone(), asks));
 
-    let websocket = router::runtime::accept_loop(listener, MAX_HANDSHAKES, shutdown.clone(), {
+    let websocket = runtime::accept_loop(listener, MAX_HANDSHAKES, shutdown.clone(), {
         let gateway = gateway.clone();
         move |stream, peer| http::serve_connection(stream, peer, gateway.clone())
     });
     let tcp = async {
         if let Some(listener) = tcp_front {
             let gateway = gateway.clone();
-            router::runtime::accept_loop(listener, MAX_HANDSHAKES, shutdown.clone(), move |stream, peer| {
+            runtime::accept_loop(listener, MAX_HANDSHAKES, shutdown.clone(), move |stream, peer| {
                 tcp::serve_connection(stream, peer, gateway.clone())
             })
             .await;
@@ -247,8 +244,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     };
     tokio::join!(websocket, tcp);
     drain(&gateway).await;
-    links_shutdown.cancel();
-    admin_shutdown.cancel();
+    links_shutdown.trigger();
+    admin_shutdown.trigger();
     Ok(())
 }
 
@@ -276,13 +273,13 @@ const CLOSE_EVENTS_AT_ONCE: usize = 64;
 /// Sends the close event, to this gateway's backend, for sessions no
 /// session task here ends: a dead gateway's, or one that could not move.
 /// The params are this gateway's static ones, SESSIONID and EVENT=2.
-pub async fn send_close_events(gateway: &Gateway, ids: Vec<router::protocol::SessionId>) {
+pub async fn send_close_events(gateway: &Gateway, ids: Vec<protocol::SessionId>) {
     use session::event::{Event, EventKind};
     if !gateway.config.close_event {
         return;
     }
     use futures_util::StreamExt;
-    let send = |id: router::protocol::SessionId| async move {
+    let send = |id: protocol::SessionId| async move {
         let event = Event { kind: EventKind::Close, body: bytes::Bytes::new() };
         let request = gateway.events.encode(&[], &id, &event);
         let pool = gateway.upstreams.default_pool();
@@ -292,14 +289,14 @@ pub async fn send_close_events(gateway: &Gateway, ids: Vec<router::protocol::Ses
 }
 
 /// Pings every client and closes the silent ones, on one timer for all.
-async fn heartbeat(gateway: Arc<Gateway>, shutdown: CancellationToken) {
+async fn heartbeat(gateway: Arc<Gateway>, shutdown: Shutdown) {
     let every = std::time::Duration::from_millis(gateway.config.ping_interval_ms.max(1));
     let idle_timeout = std::time::Duration::from_millis(gateway.config.idle_timeout_ms);
     let mut ticks = tokio::time::interval(every);
     ticks.tick().await;
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.wait() => return,
             _ = ticks.tick() => gateway.registry.heartbeat(idle_timeout),
         }
     }

@@ -2,10 +2,10 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    router::runtime::init_tracing();
+    runtime::init_tracing();
     gateway::run(
-        gateway::Config::parse_from(router::runtime::args_with_config_file("GATEWAY_CONFIG")?),
-        router::runtime::shutdown_on_signal(),
+        gateway::Config::parse_from(runtime::args_with_config_file("GATEWAY_CONFIG")?),
+        runtime::Shutdown::on_signal(),
     )
     .await
 }

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use router::metrics::Exposition;
+use runtime::metrics::Exposition;
 
 use crate::session::close::CloseReason;
 use crate::Gateway;

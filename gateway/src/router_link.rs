@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use router::protocol::handover::{GatewayId, Refusal, ResumeAsk, SessionState};
-use router::protocol::{Frame, FrameCodec, FrameKind, Heartbeat, Hello, SessionId, MAX_IDS_PER_FRAME};
+use protocol::handover::{GatewayId, Refusal, ResumeAsk, SessionState};
+use protocol::{Frame, FrameCodec, FrameKind, Heartbeat, Hello, SessionId, MAX_IDS_PER_FRAME};
+use runtime::Shutdown;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::codec::Framed;
-use tokio_util::sync::CancellationToken;
 
 use crate::session::Registry;
 
@@ -181,7 +181,7 @@ impl RouterLinks {
         registry: Arc<Registry>,
         identity: GatewayId,
         asks: mpsc::Sender<RouterAsk>,
-        shutdown: CancellationToken,
+        shutdown: Shutdown,
     ) -> RouterLinks {
         let waiting = Waiting::default();
         let stats = Arc::new(LinkStats::default());
@@ -337,11 +337,11 @@ struct Link {
 type Conn = Framed<TcpStream, FrameCodec>;
 
 impl Link {
-    async fn maintain(self, shutdown: CancellationToken) {
+    async fn maintain(self, shutdown: Shutdown) {
         let mut backoff = Duration::from_millis(100);
         loop {
             let attempt = tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.wait() => return,
                 attempt = self.connect() => attempt,
             };
             match attempt {
@@ -358,7 +358,7 @@ impl Link {
                     if let Err(reason) = served {
                         tracing::warn!(router = %self.addr, reason, "router link lost");
                     }
-                    if shutdown.is_cancelled() {
+                    if shutdown.is_triggered() {
                         return;
                     }
                 }
@@ -369,7 +369,7 @@ impl Link {
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.wait() => return,
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
@@ -460,14 +460,14 @@ impl Link {
 
     /// Sends what sessions report and our heartbeats; delivers what the
     /// router sends. A router silent for three of its heartbeats is dead.
-    async fn serve(&self, conn: Conn, shutdown: &CancellationToken) -> Result<(), String> {
+    async fn serve(&self, conn: Conn, shutdown: &Shutdown) -> Result<(), String> {
         let (mut sink, mut stream) = conn.split();
         let mut beats = tokio::time::interval_at(Instant::now() + self.settings.heartbeat, self.settings.heartbeat);
         let mut silence = self.settings.beat().dead_after();
         let mut last_heard = Instant::now();
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
+                _ = shutdown.wait() => return Ok(()),
                 _ = beats.tick() => self.write(&mut sink, vec![self.settings.beat().to_frame()]).await?,
                 events = self.outgoing.take() => self.write(&mut sink, batch(events?)).await?,
                 _ = tokio::time::sleep_until(last_heard + silence) => {

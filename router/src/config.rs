@@ -2,7 +2,7 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 
-use crate::protocol::{DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_DATA};
+use protocol::{DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_DATA};
 
 /// The router: fan-out hub between backends and gateways.
 #[derive(Parser, Debug, Clone)]
@@ -58,7 +58,7 @@ impl Config {
     /// Refuses settings that would turn a check off: an empty secret, a
     /// backends' token without the gateways' own.
     pub fn check(&self) -> anyhow::Result<()> {
-        crate::runtime::no_empty_secrets(&[("--token", &self.token), ("--gateway-token", &self.gateway_token)])?;
+        runtime::no_empty_secrets(&[("--token", &self.token), ("--gateway-token", &self.gateway_token)])?;
         if self.token.is_some() && self.gateway_token.is_none() {
             anyhow::bail!("--token needs --gateway-token: gateways must not share the backends' credential");
         }

@@ -12,13 +12,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use serde::Serialize;
 
-use crate::metrics_router::RouterMetrics;
+use protocol::cmd::{Delivered, GatewayInfo, InfoReport};
+
+use crate::metrics::RouterMetrics;
 use crate::outbound::Outbound;
-use crate::protocol::handover::{GatewayId, Refusal, ResumeAsk};
-use crate::protocol::{encode_ids, Frame, FrameKind, SessionId};
 use crate::store::{Store, StoreResult};
+use protocol::handover::{GatewayId, Refusal, ResumeAsk};
+use protocol::{encode_ids, Frame, FrameKind, SessionId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LinkId(u64);
@@ -56,42 +57,6 @@ pub struct Hub {
     /// The largest push payload this router takes (`--max-frame`).
     max_frame: usize,
     pub metrics: RouterMetrics,
-}
-
-/// What a push reached: sessions found online and gateways sent to.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Delivered {
-    pub sessions: usize,
-    pub delivered_to_gateways: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GatewayInfo {
-    pub server_id: i32,
-    pub worker_id: i32,
-    pub sessions: usize,
-    pub channels: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct InfoReport {
-    pub clients: usize,
-    pub channels: usize,
-    pub gateways: Vec<GatewayInfo>,
-}
-
-impl InfoReport {
-    /// fooking's INFO reply body.
-    pub fn to_text(&self) -> String {
-        let mut text = format!("clients: {}\r\nchannels: {}\r\n", self.clients, self.channels);
-        for gw in &self.gateways {
-            text.push_str(&format!(
-                "gateway: {}\t{}\t{}\t{}\r\n",
-                gw.server_id, gw.worker_id, gw.sessions, gw.channels
-            ));
-        }
-        text
-    }
 }
 
 impl Hub {

@@ -1,37 +1,30 @@
 //! The router: backends command it (fooking's binary protocol or JSON over
 //! HTTP) and it pushes to the gateways that hold the sessions.
 
-pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod hub;
 pub mod metrics;
-pub mod metrics_router;
 pub mod outbound;
-pub mod protocol;
-pub mod rate;
-pub mod runtime;
 pub mod server;
-pub mod signing;
 pub mod store;
 
 use std::sync::Arc;
 
 use anyhow::Context;
+use runtime::Shutdown;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
-pub use client::RouterClient;
 pub use config::Config;
 use hub::Hub;
 use server::arrival::ArrivalOrder;
 use store::{RedisStore, Store};
 
 /// Binds both listeners, then serves until `shutdown` is cancelled.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let store = match &config.redis {
         Some(url) => {
-            let conn = store::redis_manager(url).with_context(|| format!("bad redis url {url}"))?;
+            let conn = runtime::redis_manager(url).with_context(|| format!("bad redis url {url}"))?;
             Store::Redis(RedisStore::new(conn, config.redis_prefix.clone()))
         }
         None => Store::Memory(Box::default()),
@@ -69,10 +62,10 @@ const STORE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1)
 ///   word): they leave every channel and user, and a live gateway sends
 ///   their close events to the backend;
 /// - when Redis lost its data, asks every gateway to report again.
-async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, shutdown: CancellationToken) {
+async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, shutdown: Shutdown) {
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.wait() => return,
             _ = tokio::time::sleep(STORE_CHECK_EVERY.min(lease / 3)) => {}
         }
         let store = hub.store();

@@ -1,106 +1,96 @@
-//! Prometheus text exposition, and the admin listener that serves it.
-//! Counters are plain atomics where they are counted; this only writes
-//! them out, so there is no registry and no lock on any hot path.
+//! The router's counters and their Prometheus exposition.
 
-use std::convert::Infallible;
-use std::fmt::Write;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use bytes::Bytes;
-use http::{Response, StatusCode};
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-
-/// A sample's labels: name and value.
-pub type Labels = Vec<(&'static str, String)>;
+use crate::hub::Hub;
+use crate::outbound::CutOff;
+use protocol::cmd::NAMES;
+use runtime::metrics::Exposition;
 
 #[derive(Default)]
-pub struct Exposition {
-    text: String,
+pub struct RouterMetrics {
+    commands: [AtomicU64; NAMES.len()],
+    failures: [AtomicU64; NAMES.len()],
+    pub refused_unauthenticated: AtomicU64,
+    pub bad_frames: AtomicU64,
+    pub deliveries: AtomicU64,
+    pub gateway_pushes_dropped: AtomicU64,
+    pub gateways_cut_off: [AtomicU64; CutOff::ALL.len()],
+    pub pushes_too_large: AtomicU64,
+    pub gateway_frames_refused: AtomicU64,
 }
 
-impl Exposition {
-    pub fn counter(&mut self, name: &str, help: &str, value: u64) {
-        self.family(name, help, "counter", vec![(Vec::new(), value as f64)]);
-    }
-
-    pub fn gauge(&mut self, name: &str, help: &str, value: f64) {
-        self.family(name, help, "gauge", vec![(Vec::new(), value)]);
-    }
-
-    /// One metric with a sample per label set.
-    pub fn family(&mut self, name: &str, help: &str, kind: &str, samples: Vec<(Labels, f64)>) {
-        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            let labels: Vec<String> = labels
-                .iter()
-                .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
-                .collect();
-            let labels = if labels.is_empty() { String::new() } else { format!("{{{}}}", labels.join(",")) };
-            let _ = writeln!(self.text, "{name}{labels} {value}");
+impl RouterMetrics {
+    pub fn command(&self, name: &str, ok: bool) {
+        let i = NAMES.iter().position(|n| *n == name).expect("a listed command");
+        self.commands[i].fetch_add(1, Relaxed);
+        if !ok {
+            self.failures[i].fetch_add(1, Relaxed);
         }
     }
 
-    pub fn finish(self) -> String {
-        self.text
-    }
-}
-
-const ADMIN_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Serves `GET /metrics` (Prometheus text from `render`) and `GET /healthz`
-/// on `addr` until shutdown.
-pub async fn serve_admin<F>(addr: SocketAddr, shutdown: CancellationToken, render: F) -> anyhow::Result<()>
-where
-    F: Fn() -> String + Send + Sync + 'static,
-{
-    let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("bind admin {addr}: {e}"))?;
-    let render = Arc::new(render);
-    crate::runtime::accept_loop(listener, 64, shutdown, move |stream, _| {
-        let render = render.clone();
-        async move {
-            let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let render = render.clone();
-                async move {
-                    let (status, content_type, body) = match req.uri().path() {
-                        "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", render()),
-                        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-                        _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_owned()),
-                    };
-                    let response = Response::builder().status(status).header(http::header::CONTENT_TYPE, content_type);
-                    Ok::<_, Infallible>(response.body(Full::new(Bytes::from(body))).expect("valid response"))
-                }
-            });
-            // One request per connection, its head within the timeout: a
-            // scraper cannot hold one of the few places.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(ADMIN_HEADER_TIMEOUT)
-                .keep_alive(false)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        }
-    })
-    .await;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn writes_prometheus_text() {
+    pub fn render(&self, hub: &Hub) -> String {
         let mut out = Exposition::default();
-        out.counter("x_total", "Things.", 3);
-        out.family("y", "Per thing.", "gauge", vec![(vec![("backend", "unix:/a\"b".into())], 1.0)]);
-        assert_eq!(
-            out.finish(),
-            "# HELP x_total Things.\n# TYPE x_total counter\nx_total 3\n# HELP y Per thing.\n# TYPE y gauge\ny{backend=\"unix:/a\\\"b\"} 1\n"
+        let (gateways, sessions) = hub.link_counts();
+        out.gauge("router_gateways", "Gateways linked to this router.", gateways as f64);
+        out.gauge("router_sessions", "Sessions on the linked gateways.", sessions as f64);
+        let per_command = |counters: &[AtomicU64]| {
+            NAMES
+                .iter()
+                .zip(counters)
+                .map(|(name, c)| (vec![("command", name.to_string())], c.load(Relaxed) as f64))
+                .collect()
+        };
+        out.family("router_commands_total", "Commands applied, by name.", "counter", per_command(&self.commands));
+        out.family(
+            "router_command_failures_total",
+            "Commands that failed (store unavailable), by name.",
+            "counter",
+            per_command(&self.failures),
         );
+        out.counter(
+            "router_refused_unauthenticated_total",
+            "Connections and calls refused for a missing or wrong token.",
+            self.refused_unauthenticated.load(Relaxed),
+        );
+        out.counter(
+            "router_bad_frames_total",
+            "Connections closed for a malformed or unknown frame.",
+            self.bad_frames.load(Relaxed),
+        );
+        out.counter("router_deliveries_total", "Sessions pushes were sent to.", self.deliveries.load(Relaxed));
+        out.counter(
+            "router_gateway_pushes_dropped_total",
+            "Pushes not queued for a gateway because it was cut off; not counted as delivered.",
+            self.gateway_pushes_dropped.load(Relaxed),
+        );
+        let cut_offs = CutOff::ALL
+            .iter()
+            .map(|why| {
+                (vec![("reason", why.label().to_owned())], self.gateways_cut_off[*why as usize].load(Relaxed) as f64)
+            })
+            .collect();
+        out.family(
+            "router_gateways_cut_off_total",
+            "Gateway links the router closed: queue full, stalled writes, or silent past three heartbeats.",
+            "counter",
+            cut_offs,
+        );
+        out.gauge(
+            "router_gateway_queued_bytes",
+            "Bytes queued now for all linked gateways.",
+            hub.queued_bytes() as f64,
+        );
+        out.counter(
+            "router_gateway_frames_refused_total",
+            "Frames ignored from a gateway: about a session another gateway holds, or an answer to a resume not asked of it.",
+            self.gateway_frames_refused.load(Relaxed),
+        );
+        out.counter(
+            "router_pushes_too_large_total",
+            "Pushes refused because their payload passed the frame limit.",
+            self.pushes_too_large.load(Relaxed),
+        );
+        out.finish()
     }
 }

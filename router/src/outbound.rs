@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
-use crate::protocol::Frame;
+use protocol::Frame;
 
 /// What a queued frame costs beyond its two areas (the frame itself).
 const FRAME_OVERHEAD: usize = 64;
@@ -118,7 +118,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::protocol::FrameKind;
+    use protocol::FrameKind;
 
     fn frame(len: usize) -> Frame {
         Frame::new(FrameKind::SendAll, Bytes::new(), Bytes::from(vec![b'x'; len]))

@@ -1,5 +1,5 @@
-use router::cmd::Payload;
-use router::protocol::SessionId;
+use protocol::cmd::Payload;
+use protocol::SessionId;
 use serde_json::json;
 
 use super::{App, ChatError, Reply};

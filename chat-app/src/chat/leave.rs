@@ -1,4 +1,4 @@
-use router::protocol::SessionId;
+use protocol::SessionId;
 use serde::Deserialize;
 
 use super::{App, ChannelNumber, ChatError, Reply};

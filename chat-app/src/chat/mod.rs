@@ -9,9 +9,9 @@ mod msg;
 mod presence;
 mod userlist;
 
-use router::client::ClientError;
-use router::protocol::SessionId;
-use router::RouterClient;
+use protocol::client::ClientError;
+use protocol::RouterClient;
+use protocol::SessionId;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};

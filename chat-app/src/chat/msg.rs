@@ -1,7 +1,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use router::cmd::Payload;
-use router::protocol::SessionId;
+use protocol::cmd::Payload;
+use protocol::SessionId;
 use serde::Deserialize;
 use serde_json::json;
 

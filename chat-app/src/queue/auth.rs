@@ -3,7 +3,7 @@
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use router::signing::Signer;
+use protocol::signing::Signer;
 
 pub const COOKIE: &str = "fk_session";
 /// A login lasts this long.

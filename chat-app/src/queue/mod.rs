@@ -10,13 +10,13 @@ mod store;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use router::cmd::Payload;
-use router::protocol::SessionId;
+use protocol::cmd::Payload;
+use protocol::SessionId;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use router::protocol::token_matches;
-use router::rate::KeyedRate;
+use protocol::token_matches;
+use runtime::rate::KeyedRate;
 
 use crate::chat::App;
 use crate::request::Event;

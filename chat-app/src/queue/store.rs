@@ -6,8 +6,8 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
+use protocol::SessionId;
 use redis::aio::ConnectionManager;
-use router::protocol::SessionId;
 
 pub type StoreResult<T> = Result<T, redis::RedisError>;
 

@@ -5,8 +5,8 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    router::runtime::init_tracing();
-    let shutdown = router::runtime::shutdown_on_signal();
+    runtime::init_tracing();
+    let shutdown = runtime::Shutdown::on_signal();
     // Each part parses its own defaults (and its env vars), as its binary would.
     let router = router::Config::parse_from(["router"]);
     let app = chat_app::Config::parse_from(["chat-app", "--router", &router.listen.to_string()]);

@@ -54,7 +54,7 @@ struct App {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    router::runtime::init_tracing();
+    runtime::init_tracing();
     let config = Config::parse();
     let log = match &config.log {
         Some(path) => Some(Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?)),
@@ -63,8 +63,8 @@ async fn main() -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen).await?;
     tracing::info!(listen = %config.listen, "echo-app ready");
     let app = Arc::new(App { config, log });
-    let shutdown = router::runtime::shutdown_on_signal();
-    router::runtime::accept_loop(listener, 4096, shutdown, move |stream, _| serve(stream, app.clone())).await;
+    let shutdown = runtime::Shutdown::on_signal();
+    runtime::accept_loop(listener, 4096, shutdown, move |stream, _| serve(stream, app.clone())).await;
     Ok(())
 }
 

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use router::protocol::handover::Refusal;
-use router::protocol::SessionId;
+use protocol::handover::Refusal;
+use protocol::SessionId;
 use tokio::sync::oneshot;
 use tokio::time::error::Elapsed;
 use tokio::time::Instant;

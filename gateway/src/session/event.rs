@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use router::protocol::SessionId;
+use protocol::SessionId;
 use tokio::time::Instant;
 
 use crate::fastcgi::{encode_request, Abort, CgiResponse, ParamBlock, Pool, UpstreamError, REQUEST_ID};

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use futures_util::task::AtomicWaker;
 use tokio_tungstenite::tungstenite::Message;
 
-use router::protocol::handover::Refusal;
+use protocol::handover::Refusal;
 
 use super::close::CloseReason;
 use super::resume::TakeRequest;

@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use router::protocol::SessionId;
+use protocol::SessionId;
 use tokio_tungstenite::tungstenite::Message;
 
 use tokio::time::Instant;

@@ -7,9 +7,9 @@
 
 use std::collections::VecDeque;
 
-use router::protocol::handover::{Outgoing, Refusal};
-use router::protocol::SessionId;
-use router::signing::Signer;
+use protocol::handover::{Outgoing, Refusal};
+use protocol::signing::Signer;
+use protocol::SessionId;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 

@@ -1,32 +1,12 @@
-use bytes::Bytes;
-use serde::Deserialize;
+use protocol::cmd::{Bind, Reply};
+use protocol::FrameKind;
 
-use super::{CommandError, Reply};
+use super::Apply;
 use crate::hub::Hub;
-use crate::protocol::{Frame, FrameKind, SessionId};
 use crate::store::StoreResult;
 
-/// BIND (100): ties a session to a user id, so `send_user` reaches it. A
-/// session has one user; binding it again moves it. The binding ends
-/// with the session.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Bind {
-    pub session: SessionId,
-    pub user: String,
-}
-
-impl Bind {
-    pub(super) fn from_frame(frame: Frame) -> Result<Bind, CommandError> {
-        let session = SessionId::parse(&frame.sessions)?;
-        Ok(Bind { session, user: super::user_id(&frame.data)? })
-    }
-
-    pub(super) fn to_frame(&self) -> Frame {
-        let session = Bytes::copy_from_slice(self.session.as_bytes());
-        Frame::new(FrameKind::Bind, session, Bytes::copy_from_slice(self.user.as_bytes()))
-    }
-
-    pub(super) async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
+impl Apply for Bind {
+    async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
         hub.store().bind_user(&self.session, &self.user).await?;
         let frame = self.to_frame();
         hub.tell_gateways(FrameKind::Bind, std::slice::from_ref(&self.session), frame.data);

@@ -1,28 +1,11 @@
-use bytes::Bytes;
-use serde::Deserialize;
+use protocol::cmd::{Count, Reply};
 
-use super::{Channel, CommandError, Reply};
+use super::Apply;
 use crate::hub::Hub;
-use crate::protocol::{Frame, FrameKind};
 use crate::store::StoreResult;
 
-/// COUNT (103): how many members a channel has, without listing them. The
-/// binary reply's data is the number in decimal.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Count {
-    pub channel: Channel,
-}
-
-impl Count {
-    pub(super) fn from_frame(frame: Frame) -> Result<Count, CommandError> {
-        Ok(Count { channel: Channel::from_bytes(&frame.sessions)? })
-    }
-
-    pub(super) fn to_frame(&self) -> Frame {
-        Frame::new(FrameKind::Count, Bytes::copy_from_slice(self.channel.as_str().as_bytes()), Bytes::new())
-    }
-
-    pub(super) async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
+impl Apply for Count {
+    async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
         Ok(Reply::Count { count: hub.store().count(self.channel.as_str()).await? })
     }
 }

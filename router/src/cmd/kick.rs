@@ -1,27 +1,13 @@
 use bytes::Bytes;
-use serde::Deserialize;
+use protocol::cmd::{Kick, Reply};
+use protocol::FrameKind;
 
-use super::{CommandError, Reply};
+use super::Apply;
 use crate::hub::Hub;
-use crate::protocol::{Frame, FrameKind, SessionId};
+use crate::store::StoreResult;
 
-/// KICK: disconnect the named sessions. Their close event still reaches
-/// the backend, as for any other close.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Kick {
-    pub sessions: Vec<SessionId>,
-}
-
-impl Kick {
-    pub(super) fn from_frame(frame: Frame) -> Result<Kick, CommandError> {
-        Ok(Kick { sessions: frame.session_ids()? })
-    }
-
-    pub(super) fn to_frames(&self) -> Vec<Frame> {
-        Frame::for_sessions(FrameKind::Kick, &self.sessions, Bytes::new(), false).collect()
-    }
-
-    pub(super) async fn apply(self, hub: &Hub) -> Reply {
-        Reply::Delivered(hub.deliver(FrameKind::Kick, &self.sessions, Bytes::new(), false))
+impl Apply for Kick {
+    async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
+        Ok(Reply::Delivered(hub.deliver(FrameKind::Kick, &self.sessions, Bytes::new(), false)))
     }
 }

@@ -1,31 +1,13 @@
-use bytes::Bytes;
-use serde::Deserialize;
+use protocol::cmd::Payload;
+use protocol::cmd::{Publish, Reply};
+use protocol::FrameKind;
 
-use super::{Channel, CommandError, Payload, Reply};
+use super::Apply;
 use crate::hub::Hub;
-use crate::protocol::{Frame, FrameKind};
 use crate::store::StoreResult;
 
-/// CH_PUB: a payload to every member of a channel. Unlike CH_ADD/CH_DEL,
-/// fooking puts the channel name in the session area.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Publish {
-    pub channel: Channel,
-    #[serde(flatten)]
-    pub payload: Payload,
-}
-
-impl Publish {
-    pub(super) fn from_frame(frame: Frame) -> Result<Publish, CommandError> {
-        Ok(Publish { channel: Channel::from_bytes(&frame.sessions)?, payload: Payload::from_frame(&frame) })
-    }
-
-    pub(super) fn to_frame(&self) -> Frame {
-        let channel = Bytes::copy_from_slice(self.channel.as_str().as_bytes());
-        Frame { binary: self.payload.binary, ..Frame::new(FrameKind::ChPub, channel, self.payload.data.clone()) }
-    }
-
-    pub(super) async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
+impl Apply for Publish {
+    async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
         let members = hub.store().members(self.channel.as_str()).await?;
         let Payload { data, binary } = self.payload;
         Ok(Reply::Delivered(hub.deliver(FrameKind::SendMsg, &members, data, binary)))

@@ -1,49 +1,13 @@
-use bytes::{Buf, BufMut, BytesMut};
-use serde::Deserialize;
+use protocol::cmd::Payload;
+use protocol::cmd::{PublishExcept, Reply};
+use protocol::FrameKind;
 
-use super::{Channel, CommandError, Payload, Reply};
+use super::Apply;
 use crate::hub::Hub;
-use crate::protocol::{encode_ids, Frame, FrameKind, SessionId};
 use crate::store::StoreResult;
 
-/// PUBLISH_EXCEPT (106): a payload to a channel's members but some (the
-/// sender, say). Session area: the excepted ids; data: `u16` channel name
-/// length, the name, then the payload.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct PublishExcept {
-    pub channel: Channel,
-    pub except: Vec<SessionId>,
-    #[serde(flatten)]
-    pub payload: Payload,
-}
-
-impl PublishExcept {
-    pub(super) fn from_frame(frame: Frame) -> Result<PublishExcept, CommandError> {
-        let mut data = frame.data.clone();
-        if data.len() < 2 {
-            return Err(CommandError::Channel);
-        }
-        let len = data.get_u16() as usize;
-        if data.len() < len {
-            return Err(CommandError::Channel);
-        }
-        let channel = Channel::from_bytes(&data.split_to(len))?;
-        Ok(PublishExcept { channel, except: frame.session_ids()?, payload: Payload { data, binary: frame.binary } })
-    }
-
-    pub(super) fn to_frame(&self) -> Frame {
-        let name = self.channel.as_str().as_bytes();
-        let mut data = BytesMut::with_capacity(2 + name.len() + self.payload.data.len());
-        data.put_u16(name.len() as u16);
-        data.extend_from_slice(name);
-        data.extend_from_slice(&self.payload.data);
-        Frame {
-            binary: self.payload.binary,
-            ..Frame::new(FrameKind::PublishExcept, encode_ids(&self.except), data.freeze())
-        }
-    }
-
-    pub(super) async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
+impl Apply for PublishExcept {
+    async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
         let mut members = hub.store().members(self.channel.as_str()).await?;
         members.retain(|id| !self.except.contains(id));
         let Payload { data, binary } = self.payload;

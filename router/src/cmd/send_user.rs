@@ -1,31 +1,13 @@
-use bytes::Bytes;
-use serde::Deserialize;
+use protocol::cmd::Payload;
+use protocol::cmd::{Reply, SendUser};
+use protocol::FrameKind;
 
-use super::{CommandError, Payload, Reply};
+use super::Apply;
 use crate::hub::Hub;
-use crate::protocol::{Frame, FrameKind};
 use crate::store::StoreResult;
 
-/// SEND_USER (101): a payload to every session of a user, on every
-/// gateway. Laid out like CH_PUB: the user id in the session area.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct SendUser {
-    pub user: String,
-    #[serde(flatten)]
-    pub payload: Payload,
-}
-
-impl SendUser {
-    pub(super) fn from_frame(frame: Frame) -> Result<SendUser, CommandError> {
-        Ok(SendUser { user: super::user_id(&frame.sessions)?, payload: Payload::from_frame(&frame) })
-    }
-
-    pub(super) fn to_frame(&self) -> Frame {
-        let user = Bytes::copy_from_slice(self.user.as_bytes());
-        Frame { binary: self.payload.binary, ..Frame::new(FrameKind::SendUser, user, self.payload.data.clone()) }
-    }
-
-    pub(super) async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
+impl Apply for SendUser {
+    async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
         let sessions = hub.store().user_sessions(&self.user).await?;
         let Payload { data, binary } = self.payload;
         Ok(Reply::Delivered(hub.deliver(FrameKind::SendMsg, &sessions, data, binary)))

@@ -10,12 +10,14 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
-use crate::cmd::{error_frame, Command};
+use protocol::cmd::{error_frame, Command};
+
+use crate::cmd::Apply;
 use crate::hub::{Hub, LinkId};
 use crate::outbound::{CutOff, Outbound};
-use crate::protocol::handover::{GatewayId, ResumeAsk};
-use crate::protocol::{token_matches, Frame, FrameCodec, FrameError, FrameKind, Heartbeat, Hello};
 use crate::server::arrival::Ticket;
+use protocol::handover::{GatewayId, ResumeAsk};
+use protocol::{token_matches, Frame, FrameCodec, FrameError, FrameKind, Heartbeat, Hello};
 
 /// A connection that sends nothing for this long is closed.
 const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);

@@ -13,9 +13,11 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::cmd::{error_body, Command, CommandError};
+use protocol::cmd::{error_body, Command, CommandError};
+
+use crate::cmd::Apply;
 use crate::hub::Hub;
-use crate::protocol::token_matches;
+use protocol::token_matches;
 
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A body that takes longer is refused with 408: a caller cannot hold a

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::StoreResult;
-use crate::protocol::SessionId;
+use protocol::SessionId;
 
 #[derive(Default)]
 pub struct MemoryStore {

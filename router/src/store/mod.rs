@@ -10,9 +10,7 @@
 mod memory;
 mod redis;
 
-use std::time::Duration;
-
-use crate::protocol::SessionId;
+use protocol::SessionId;
 
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
@@ -120,15 +118,4 @@ impl Store {
     pub async fn channels_of(&self, ids: &[SessionId]) -> StoreResult<usize> {
         dispatch!(self, s => s.channels_of(ids))
     }
-}
-
-/// A Redis connection that reconnects by itself and never waits forever.
-/// It connects lazily, so a process can start before Redis is up.
-pub fn redis_manager(url: &str) -> Result<::redis::aio::ConnectionManager, ::redis::RedisError> {
-    let config = ::redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(2)))
-        .set_number_of_retries(2)
-        .set_max_delay(Duration::from_secs(1));
-    ::redis::Client::open(url)?.get_connection_manager_lazy(config)
 }

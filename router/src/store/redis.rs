@@ -4,7 +4,7 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
 use super::StoreResult;
-use crate::protocol::SessionId;
+use protocol::SessionId;
 
 /// How long a gateway's session list outlives the last router that
 /// renewed its lease: a gateway gone for good (its lease reaped, or no

@@ -103,7 +103,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::protocol::{FrameKind, SessionId};
+    use crate::{FrameKind, SessionId};
 
     fn encode(frame: &Frame) -> BytesMut {
         let mut buf = BytesMut::new();

@@ -1,19 +1,28 @@
-//! fooking's binary router protocol: the wire format shared by the router,
-//! the gateways that link to it and the backends that command it.
+//! The wire between the parts: fooking's binary router protocol, shared by
+//! the router, the gateways that link to it and the backends that command
+//! it, and the JSON its HTTP API speaks. A Rust backend needs only this
+//! crate (with the `client` feature for [`RouterClient`]).
 //!
 //! `frame` is the message model, `codec` turns bytes into frames and back,
 //! `session_id` is the 16-hex-character id every frame talks about,
 //! `hello` is the AUTH frame that opens a connection, `heartbeat` keeps a
 //! gateway link alive, `handover` carries a resumed session from one
-//! gateway to another.
+//! gateway to another, `cmd` is each backend command's layout, in frames
+//! and in JSON, and `signing` the HMAC signatures tokens carry.
 
+#[cfg(feature = "client")]
+pub mod client;
+pub mod cmd;
 mod codec;
 mod frame;
 pub mod handover;
 mod heartbeat;
 mod hello;
 mod session_id;
+pub mod signing;
 
+#[cfg(feature = "client")]
+pub use client::RouterClient;
 pub use codec::{FrameCodec, FrameError, DEFAULT_MAX_DATA};
 pub use frame::{encode_ids, Frame, FrameKind, MAX_IDS_PER_FRAME};
 pub use heartbeat::{Heartbeat, DEFAULT_HEARTBEAT_MS};

@@ -21,9 +21,9 @@ use tokio_util::codec::Framed;
 
 use crate::cmd::{
     Bind, Broadcast, Channel, ChannelSessions, Command, CommandError, Info, Join, Kick, Leave, Members, Payload,
-    Publish, Send, SendUser,
+    Publish, SendMsg, SendUser,
 };
-use crate::protocol::{Frame, FrameCodec, FrameError, FrameKind, Hello, SessionId};
+use crate::{Frame, FrameCodec, FrameError, FrameKind, Hello, SessionId};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 /// Calls waiting for their replies at once; more wait for a place.
@@ -183,7 +183,7 @@ impl RouterClient {
     }
 
     pub async fn send(&self, sessions: Vec<SessionId>, payload: Payload) -> Result<(), ClientError> {
-        self.execute(&Command::Send(Send { sessions, payload })).await.map(drop)
+        self.execute(&Command::Send(SendMsg { sessions, payload })).await.map(drop)
     }
 
     pub async fn broadcast(&self, payload: Payload) -> Result<(), ClientError> {

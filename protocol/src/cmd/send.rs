@@ -1,0 +1,23 @@
+use serde::Deserialize;
+
+use super::{CommandError, Payload};
+use crate::{Frame, FrameKind, SessionId};
+
+/// SEND_MSG: a payload to the named sessions, wherever they are connected.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SendMsg {
+    pub sessions: Vec<SessionId>,
+    #[serde(flatten)]
+    pub payload: Payload,
+}
+
+impl SendMsg {
+    pub(super) fn from_frame(frame: Frame) -> Result<SendMsg, CommandError> {
+        Ok(SendMsg { sessions: frame.session_ids()?, payload: Payload::from_frame(&frame) })
+    }
+
+    pub fn to_frames(&self) -> Vec<Frame> {
+        let Payload { data, binary } = &self.payload;
+        Frame::for_sessions(FrameKind::SendMsg, &self.sessions, data.clone(), *binary).collect()
+    }
+}
