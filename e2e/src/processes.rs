@@ -228,6 +228,7 @@ impl Stack {
             app_args.extend(["--redis".to_owned(), redis.clone()]);
         }
         let backend = options.backend.unwrap_or(app_addr);
+        let pages = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
         let mut gateway_args = vec![
             "--listen".to_owned(),
             local(gateway_port).to_string(),
@@ -235,6 +236,10 @@ impl Stack {
             backend,
             "--router".to_owned(),
             router_addr,
+            "--page".to_owned(),
+            format!("/={pages}/chat/index.html"),
+            "--page".to_owned(),
+            format!("/queue={pages}/queue/index.html"),
         ];
 
         // `{router_http}` in a gateway arg is the router's HTTP address (for a

@@ -4,7 +4,7 @@
 #![no_main]
 
 use bytes::{Bytes, BytesMut};
-use gateway::fastcgi::{decode_pairs, CgiResponse, RecordCodec, RecordType};
+use gateway::upstream::fastcgi::{decode_pairs, CgiResponse, RecordCodec, RecordType};
 use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::{Decoder, Encoder};
 

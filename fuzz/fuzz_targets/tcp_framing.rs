@@ -3,7 +3,7 @@
 #![no_main]
 
 use bytes::BytesMut;
-use gateway::framing::LengthPrefixed;
+use gateway::front::framing::LengthPrefixed;
 use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::{Decoder, Encoder};
 

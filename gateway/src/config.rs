@@ -3,8 +3,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 
-use crate::fastcgi::{BackendOptions, BackendSpec};
-use crate::routing::Route;
+use crate::upstream::fastcgi::{BackendOptions, BackendSpec};
+use crate::upstream::routing::Route;
 
 /// The gateway: holds client connections and turns their events into
 /// FastCGI requests.
@@ -148,6 +148,9 @@ pub struct Config {
     /// as CGI requests (repeatable): `/api/` or `/api/=POOL` (default pool).
     #[arg(long = "http-route", env = "GATEWAY_HTTP_ROUTE", value_delimiter = ' ')]
     pub http_routes: Vec<HttpRoute>,
+    /// A file to serve on GET PATH (repeatable): `/=examples/chat/index.html`. Read once at start; none by default.
+    #[arg(long = "page", env = "GATEWAY_PAGE", value_delimiter = ' ', value_name = "PATH=FILE", value_parser = parse_page)]
+    pub pages: Vec<(String, std::path::PathBuf)>,
     /// Route client messages to a named pool (repeatable): FIELD:PATTERN=POOL or bin:LOW-HIGH=POOL.
     #[arg(long = "route", env = "GATEWAY_ROUTE", value_delimiter = ' ')]
     pub routes: Vec<Route>,
@@ -158,8 +161,8 @@ impl Config {
         Duration::from_millis(self.write_timeout_ms)
     }
 
-    pub fn link_settings(&self) -> crate::router_link::LinkSettings {
-        crate::router_link::LinkSettings {
+    pub fn link_settings(&self) -> crate::links::LinkSettings {
+        crate::links::LinkSettings {
             heartbeat: Duration::from_millis(self.link_heartbeat_ms.max(1)),
             max_frame: self.max_frame,
         }
@@ -189,6 +192,13 @@ fn parse_param(raw: &str) -> Result<(String, String), String> {
     Ok((name.to_owned(), value.to_owned()))
 }
 
+fn parse_page(raw: &str) -> Result<(String, std::path::PathBuf), String> {
+    match raw.split_once('=') {
+        Some((path, file)) if path.starts_with('/') && !file.is_empty() => Ok((path.to_owned(), file.into())),
+        _ => Err(format!("{raw}: expected /PATH=FILE")),
+    }
+}
+
 /// A path prefix whose plain HTTP requests go to a backend pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRoute {
@@ -199,7 +209,7 @@ pub struct HttpRoute {
 impl std::str::FromStr for HttpRoute {
     type Err = String;
     fn from_str(s: &str) -> Result<HttpRoute, String> {
-        let (prefix, pool) = s.split_once('=').unwrap_or((s, crate::fastcgi::DEFAULT_POOL));
+        let (prefix, pool) = s.split_once('=').unwrap_or((s, crate::upstream::fastcgi::DEFAULT_POOL));
         if !prefix.starts_with('/') || pool.is_empty() {
             return Err(format!("{s}: expected /PREFIX or /PREFIX=POOL"));
         }

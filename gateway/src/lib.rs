@@ -1,23 +1,22 @@
 //! The gateway: holds client connections and turns each connect, message
 //! and close into a FastCGI request; delivers replies and router pushes.
 //!
-//! `http` accepts and upgrades WebSocket clients, `tcp` accepts fooking's
-//! length-framed ones, `session` runs each client, `fastcgi`
-//! talks to the backend, `router_link` talks to the routers, `handover`
-//! brings a resumed session to its new connection.
+//! A connection goes through named phases, each a folder:
+//! - `front`: where a client comes in (WebSocket upgrade or raw TCP), and
+//!   whether it may (admission);
+//! - `session`: one task per client, its I/O apart from its `policy`;
+//! - `upstream`: where its events go (FastCGI pools, routing by key);
+//! - `resume`: a dropped client coming back to its session, here or on
+//!   another gateway;
+//! - `links`: the links to the routers, for pushes and session reports.
 
 pub mod config;
-pub mod fastcgi;
-pub mod framing;
-pub mod handover;
-pub mod http;
-pub mod limits;
+pub mod front;
+pub mod links;
 pub mod metrics;
-pub mod proxy;
-pub mod router_link;
-pub mod routing;
+pub mod resume;
 pub mod session;
-pub mod tcp;
+pub mod upstream;
 
 use std::sync::Arc;
 
@@ -27,15 +26,15 @@ use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 pub use config::Config;
-use fastcgi::{ParamBlock, Upstreams};
-use limits::{AddressPlace, KeyedRate, PerAddress};
+use front::admission::{Admission, AdmissionControl};
+use links::{RouterAsk, RouterLinks};
 use metrics::Metrics;
 use protocol::handover::GatewayId;
-use router_link::{RouterAsk, RouterLinks};
-use routing::Routes;
-use session::event::EventEncoder;
-use session::resume::TokenKey;
-use session::Registry;
+use resume::token::TokenKey;
+use session::event::{Event, EventEncoder};
+use session::{Registry, SessionSettings};
+use upstream::fastcgi::{ParamBlock, Pool, Upstreams};
+use upstream::routing::Routes;
 
 /// tungstenite allocates its read buffer up front (128 KiB by default) and
 /// reads at most this much per call: small keeps idle connections cheap.
@@ -47,31 +46,108 @@ const WS_WRITE_BUFFER: usize = 16 * 1024;
 /// Connections in their HTTP phase at once (sessions are limited apart).
 const MAX_HANDSHAKES: usize = 10_000;
 
-/// Everything a session needs, shared by all of them.
+/// The gateway's shared state, one handle for every phase; each part is
+/// reached through a method that says what it is for.
 pub struct Gateway {
-    pub config: Config,
-    pub upstreams: Upstreams,
-    pub routes: Routes,
-    pub metrics: Metrics,
-    pub connect_rate: KeyedRate<std::net::IpAddr>,
-    pub per_address: Arc<PerAddress>,
-    /// Places taken under `--max-connections`.
-    pub seats: Arc<std::sync::atomic::AtomicUsize>,
-    pub registry: Arc<Registry>,
-    pub links: RouterLinks,
-    pub events: EventEncoder,
-    pub ws_config: WebSocketConfig,
-    pub resume_keys: TokenKey,
+    config: Config,
+    session: SessionSettings,
+    upstreams: Upstreams,
+    routes: Routes,
+    metrics: Metrics,
+    admission: AdmissionControl,
+    registry: Arc<Registry>,
+    links: RouterLinks,
+    events: EventEncoder,
+    ws_config: WebSocketConfig,
+    resume_keys: TokenKey,
+    pages: Vec<Page>,
+}
+
+/// A file served on GET (`--page`), read at start.
+pub struct Page {
+    path: String,
+    pub content_type: &'static str,
+    pub body: bytes::Bytes,
+}
+
+impl Page {
+    fn load(path: &str, file: &std::path::Path) -> anyhow::Result<Page> {
+        let body = std::fs::read(file).with_context(|| format!("--page {path}={}", file.display()))?;
+        let content_type = match file.extension().and_then(|e| e.to_str()) {
+            Some("html" | "htm") => "text/html; charset=utf-8",
+            Some("js" | "mjs") => "text/javascript; charset=utf-8",
+            Some("css") => "text/css; charset=utf-8",
+            Some("json") => "application/json",
+            Some("txt") => "text/plain; charset=utf-8",
+            _ => "application/octet-stream",
+        };
+        Ok(Page { path: path.to_owned(), content_type, body: body.into() })
+    }
 }
 
 impl Gateway {
-    pub fn outbox_limits(&self) -> session::outbox::Limits {
-        session::outbox::Limits {
-            messages: self.config.outbound_queue,
-            bytes: self.config.outbound_queue_bytes,
-            parked_messages: self.config.resume_buffer_messages,
-            parked_bytes: self.config.resume_buffer_bytes,
-        }
+    /// The flags, as given.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// What every session follows.
+    pub fn session_settings(&self) -> &SessionSettings {
+        &self.session
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Every live session, by id.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn links(&self) -> &RouterLinks {
+        &self.links
+    }
+
+    /// Builds each event's FastCGI request.
+    pub fn events(&self) -> &EventEncoder {
+        &self.events
+    }
+
+    pub fn ws_config(&self) -> WebSocketConfig {
+        self.ws_config
+    }
+
+    pub fn resume_keys(&self) -> &TokenKey {
+        &self.resume_keys
+    }
+
+    /// Whether a new client from `ip` may connect.
+    pub fn admit(&self, ip: std::net::IpAddr) -> Admission {
+        self.admission.admit(ip, &self.metrics)
+    }
+
+    /// The pool an event goes to, by the routes.
+    pub fn pool_for(&self, event: &Event) -> &Pool {
+        self.routes.pool_for(&self.upstreams, event)
+    }
+
+    /// A pool by name (plain HTTP routes), the default one, or all.
+    pub fn pool(&self, name: &str) -> Option<&Pool> {
+        self.upstreams.pool(name)
+    }
+
+    pub fn default_pool(&self) -> &Pool {
+        self.upstreams.default_pool()
+    }
+
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
+    }
+
+    /// The page served on GET `path`, if one was given.
+    pub fn page(&self, path: &str) -> Option<&Page> {
+        self.pages.iter().find(|page| page.path == path)
     }
 }
 
@@ -100,53 +176,6 @@ fn static_params(config: &Config) -> anyhow::Result<ParamBlock> {
         block.push(name.as_bytes(), value.as_bytes())?;
     }
     Ok(block.compact())
-}
-
-impl Gateway {
-    /// Whether a new client from `ip` may connect: its address's rate and
-    /// connections, then the connection limit. Counts the refusals.
-    pub fn admit(&self, ip: std::net::IpAddr) -> Admission {
-        use std::sync::atomic::Ordering::Relaxed;
-        if !self.connect_rate.allow(ip) {
-            self.metrics.refused_ip_rate.fetch_add(1, Relaxed);
-            return Admission::TooFast;
-        }
-        let Some(place) = self.per_address.take(ip) else {
-            self.metrics.refused_ip_connections.fetch_add(1, Relaxed);
-            return Admission::TooMany;
-        };
-        // Taken at the moment of decision, not counted from the registry
-        // later: two upgrades racing for the last seat cannot both get it.
-        let max = self.config.max_connections;
-        if self.seats.fetch_update(Relaxed, Relaxed, |taken| (taken < max).then_some(taken + 1)).is_err() {
-            self.metrics.refused_full.fetch_add(1, Relaxed);
-            self.metrics.closed(session::close::CloseReason::ServerFull);
-            return Admission::Full;
-        }
-        Admission::Welcome(Seat { taken: self.seats.clone(), _address: place })
-    }
-}
-
-pub enum Admission {
-    Welcome(Seat),
-    /// Past its address's connect rate.
-    TooFast,
-    /// Past its address's connections.
-    TooMany,
-    Full,
-}
-
-/// One of the `--max-connections` places, and one of its address's, held
-/// by a session for its whole life and given back when it ends.
-pub struct Seat {
-    taken: Arc<std::sync::atomic::AtomicUsize>,
-    _address: AddressPlace,
-}
-
-impl Drop for Seat {
-    fn drop(&mut self) {
-        self.taken.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 /// Binds the listeners, serves until `shutdown` is cancelled, then drains:
@@ -204,9 +233,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let gateway = Arc::new(Gateway {
         resume_keys: TokenKey::new(config.resume_secret.as_deref()),
         events: EventEncoder::new(static_params(&config)?, &config.param_prefix),
-        connect_rate: KeyedRate::new(config.max_connect_rate_per_ip, config.max_connect_burst_per_ip as f32),
-        per_address: Arc::new(PerAddress::new(config.max_connections_per_ip)),
-        seats: Arc::default(),
+        admission: AdmissionControl::new(&config),
+        pages: config.pages.iter().map(|(path, file)| Page::load(path, file)).collect::<anyhow::Result<_>>()?,
+        session: SessionSettings::new(&config),
         config,
         upstreams,
         routes,
@@ -231,13 +260,13 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
 
     let websocket = runtime::accept_loop(listener, MAX_HANDSHAKES, shutdown.clone(), {
         let gateway = gateway.clone();
-        move |stream, peer| http::serve_connection(stream, peer, gateway.clone())
+        move |stream, peer| front::http::serve_connection(stream, peer, gateway.clone())
     });
     let tcp = async {
         if let Some(listener) = tcp_front {
             let gateway = gateway.clone();
             runtime::accept_loop(listener, MAX_HANDSHAKES, shutdown.clone(), move |stream, peer| {
-                tcp::serve_connection(stream, peer, gateway.clone())
+                front::tcp::serve_connection(stream, peer, gateway.clone())
             })
             .await;
         }
@@ -258,34 +287,13 @@ async fn serve_router_asks(gateway: Arc<Gateway>, mut asks: tokio::sync::mpsc::R
             RouterAsk::Orphaned(ids) => {
                 tracing::info!(sessions = ids.len(), "sending close events for a dead gateway's sessions");
                 let gateway = gateway.clone();
-                tokio::spawn(async move { send_close_events(&gateway, ids).await });
+                tokio::spawn(async move { session::event::send_close_events(&gateway, ids).await });
             }
             RouterAsk::Resume { link, session, to, ask } => {
-                tokio::spawn(handover::give(gateway.clone(), link, session, to, ask));
+                tokio::spawn(resume::handover::give(gateway.clone(), link, session, to, ask));
             }
         }
     }
-}
-
-/// Close events of sessions no task here ends, sent at once at most.
-const CLOSE_EVENTS_AT_ONCE: usize = 64;
-
-/// Sends the close event, to this gateway's backend, for sessions no
-/// session task here ends: a dead gateway's, or one that could not move.
-/// The params are this gateway's static ones, SESSIONID and EVENT=2.
-pub async fn send_close_events(gateway: &Gateway, ids: Vec<protocol::SessionId>) {
-    use session::event::{Event, EventKind};
-    if !gateway.config.close_event {
-        return;
-    }
-    use futures_util::StreamExt;
-    let send = |id: protocol::SessionId| async move {
-        let event = Event { kind: EventKind::Close, body: bytes::Bytes::new() };
-        let request = gateway.events.encode(&[], &id, &event);
-        let pool = gateway.upstreams.default_pool();
-        let _ = session::event::send(gateway, pool, EventKind::Close, &request, &id, &mut None).await;
-    };
-    futures_util::stream::iter(ids).for_each_concurrent(CLOSE_EVENTS_AT_ONCE, send).await;
 }
 
 /// Pings every client and closes the silent ones, on one timer for all.
@@ -308,11 +316,9 @@ async fn drain(gateway: &Gateway) {
     let timeout = std::time::Duration::from_millis(gateway.config.drain_timeout_ms);
     let deadline = tokio::time::Instant::now() + timeout;
     tracing::info!(sessions = gateway.registry.len(), "draining");
-    while !gateway.registry.is_empty() && tokio::time::Instant::now() < deadline {
-        // Again each round: a connection mid-upgrade may have registered since.
-        gateway.registry.close_all(session::close::CloseReason::ShuttingDown);
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    // Those that register from now on (mid-upgrade) are closed as they do.
+    gateway.registry.close_all(session::close::CloseReason::ShuttingDown);
+    gateway.registry.until_empty(deadline).await;
     match gateway.registry.len() {
         0 => tracing::info!("drained"),
         left => tracing::warn!(left, "drain deadline of {timeout:?} passed with sessions still open"),

@@ -41,8 +41,8 @@ impl Metrics {
     }
 
     /// Counts a backend request that failed, by how.
-    pub fn backend_failed(&self, err: &crate::fastcgi::UpstreamError) {
-        use crate::fastcgi::UpstreamError;
+    pub fn backend_failed(&self, err: &crate::upstream::fastcgi::UpstreamError) {
+        use crate::upstream::fastcgi::UpstreamError;
         let counter = match err {
             UpstreamError::Timeout { .. } => &self.backend_timeouts,
             UpstreamError::ResponseTooLarge { .. } => {
@@ -57,7 +57,7 @@ impl Metrics {
     pub fn render(&self, gateway: &Gateway) -> String {
         let mut out = Exposition::default();
         let get = |c: &AtomicU64| c.load(Relaxed) as f64;
-        out.gauge("gateway_sessions", "Sessions open now.", gateway.registry.len() as f64);
+        out.gauge("gateway_sessions", "Sessions open now.", gateway.registry().len() as f64);
         out.counter(
             "gateway_connections_opened_total",
             "Client connections that became sessions.",
@@ -113,7 +113,7 @@ impl Metrics {
         out.gauge(
             "gateway_backend_inflight_bytes",
             "Request bytes in flight to the backends now (at most --backend-inflight-bytes).",
-            gateway.upstreams.in_flight_bytes() as f64,
+            gateway.upstreams().in_flight_bytes() as f64,
         );
         out.gauge(
             "gateway_pending_bytes",
@@ -143,8 +143,8 @@ impl Metrics {
             "Sessions handed to a client that resumed them on another gateway.",
             self.moved_out.load(Relaxed),
         );
-        let links = gateway.links.health();
-        let stats = &gateway.links.stats;
+        let links = gateway.links().health();
+        let stats = &gateway.links().stats;
         out.gauge("gateway_router_links_up", "Router links up now.", links.up as f64);
         out.gauge(
             "gateway_router_link_queued_events",
@@ -171,7 +171,7 @@ impl Metrics {
             "Session ends no router will hear of (past the unreported bound).",
             stats.closes_lost.load(Relaxed),
         );
-        let parked = gateway.registry.parked();
+        let parked = gateway.registry().parked();
         out.gauge("gateway_sessions_offline", "Sessions waiting now for their client to resume.", parked.0 as f64);
         out.gauge(
             "gateway_resume_buffered_bytes",
@@ -179,7 +179,7 @@ impl Metrics {
             parked.1 as f64,
         );
         let (mut open, mut ejected) = (Vec::new(), Vec::new());
-        for pool in gateway.upstreams.pools() {
+        for pool in gateway.upstreams().pools() {
             for backend in pool.backends() {
                 let labels = vec![("pool", pool.name.clone()), ("backend", backend.addr().to_string())];
                 open.push((labels.clone(), backend.open_connections() as f64));
@@ -191,7 +191,7 @@ impl Metrics {
         out.gauge(
             "gateway_outbound_queued_bytes",
             "Bytes of pushes waiting in all sessions' outboxes.",
-            gateway.registry.queued_bytes() as f64,
+            gateway.registry().queued_bytes() as f64,
         );
         out.finish()
     }

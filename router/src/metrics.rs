@@ -2,10 +2,16 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::hub::Hub;
 use crate::outbound::CutOff;
 use protocol::cmd::NAMES;
 use runtime::metrics::Exposition;
+
+/// What the hub counts now, for the exposition.
+pub struct Gauges {
+    pub gateways: usize,
+    pub sessions: usize,
+    pub queued_bytes: usize,
+}
 
 #[derive(Default)]
 pub struct RouterMetrics {
@@ -29,9 +35,11 @@ impl RouterMetrics {
         }
     }
 
-    pub fn render(&self, hub: &Hub) -> String {
+    /// The exposition, with the hub's gauges: gateways linked, the
+    /// sessions they hold, and the bytes queued for them.
+    pub fn render(&self, gauges: Gauges) -> String {
         let mut out = Exposition::default();
-        let (gateways, sessions) = hub.link_counts();
+        let Gauges { gateways, sessions, queued_bytes } = gauges;
         out.gauge("router_gateways", "Gateways linked to this router.", gateways as f64);
         out.gauge("router_sessions", "Sessions on the linked gateways.", sessions as f64);
         let per_command = |counters: &[AtomicU64]| {
@@ -76,11 +84,7 @@ impl RouterMetrics {
             "counter",
             cut_offs,
         );
-        out.gauge(
-            "router_gateway_queued_bytes",
-            "Bytes queued now for all linked gateways.",
-            hub.queued_bytes() as f64,
-        );
+        out.gauge("router_gateway_queued_bytes", "Bytes queued now for all linked gateways.", queued_bytes as f64);
         out.counter(
             "router_gateway_frames_refused_total",
             "Frames ignored from a gateway: about a session another gateway holds, or an answer to a resume not asked of it.",

@@ -1,5 +1,6 @@
 //! The whole chat demo in one process: router (membership in memory),
-//! chat-app and gateway on their default ports. Open http://127.0.0.1:9005/.
+//! chat-app and gateway on their default ports, the gateway serving the
+//! example pages. Open http://127.0.0.1:9005/.
 
 use clap::Parser;
 
@@ -10,12 +11,17 @@ async fn main() -> anyhow::Result<()> {
     // Each part parses its own defaults (and its env vars), as its binary would.
     let router = router::Config::parse_from(["router"]);
     let app = chat_app::Config::parse_from(["chat-app", "--router", &router.listen.to_string()]);
+    let pages = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let gateway = gateway::Config::parse_from([
         "gateway",
         "--backend",
         &app.listen.to_string(),
         "--router",
         &router.listen.to_string(),
+        "--page",
+        &format!("/={pages}/chat/index.html"),
+        "--page",
+        &format!("/queue={pages}/queue/index.html"),
     ]);
     tracing::info!("chat demo: open http://{}/ in two browser tabs", gateway.listen);
     // The first part to fail (a port in use, say) ends the demo.

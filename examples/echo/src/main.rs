@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 use clap::Parser;
 use futures_util::StreamExt;
-use gateway::fastcgi::{decode_pairs, encode_response, keeps_connection, RecordCodec, RecordType};
+use gateway::upstream::fastcgi::{decode_pairs, encode_response, keeps_connection, RecordCodec, RecordType};
 use serde_json::{json, Map, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};

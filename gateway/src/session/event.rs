@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use protocol::SessionId;
 use tokio::time::Instant;
 
-use crate::fastcgi::{encode_request, Abort, CgiResponse, ParamBlock, Pool, UpstreamError, REQUEST_ID};
+use crate::upstream::fastcgi::{encode_request, Abort, CgiResponse, ParamBlock, Pool, UpstreamError, REQUEST_ID};
 use crate::Gateway;
 
 /// The first and the longest pause between tries of a close or offline event.
@@ -59,18 +59,18 @@ pub async fn send(
     if !matches!(kind, EventKind::Close | EventKind::Offline) {
         return pool.call(request, label, abort).await;
     }
-    let deadline = Instant::now() + gateway.config.event_retry();
+    let deadline = Instant::now() + gateway.session_settings().event_retry;
     let mut pause = RETRY_FIRST;
     loop {
         match pool.call(request, label, &mut None).await {
             Err(err) if err.backend_down() && Instant::now() + pause < deadline => {
-                gateway.metrics.event_retries.fetch_add(1, Relaxed);
+                gateway.metrics().event_retries.fetch_add(1, Relaxed);
                 tracing::info!(session = label, ?kind, %err, "backend down: sending the event again in {pause:?}");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(RETRY_MAX);
             }
             Err(err) => {
-                let metrics = &gateway.metrics;
+                let metrics = &gateway.metrics();
                 let given_up = if kind == EventKind::Close {
                     &metrics.close_events_given_up
                 } else {
@@ -83,6 +83,25 @@ pub async fn send(
             answered => return answered,
         }
     }
+}
+
+/// Close events of sessions no task here ends, sent at once at most.
+const CLOSE_EVENTS_AT_ONCE: usize = 64;
+
+/// Sends the close event, to this gateway's backend, for sessions no
+/// session task here ends: a dead gateway's, or one that could not move.
+/// The params are this gateway's static ones, SESSIONID and EVENT=2.
+pub async fn send_close_events(gateway: &Gateway, ids: Vec<SessionId>) {
+    if !gateway.session_settings().close_event {
+        return;
+    }
+    use futures_util::StreamExt;
+    let close = |id: SessionId| async move {
+        let event = Event { kind: EventKind::Close, body: Bytes::new() };
+        let request = gateway.events().encode(&[], &id, &event);
+        let _ = send(gateway, gateway.default_pool(), EventKind::Close, &request, &id, &mut None).await;
+    };
+    futures_util::stream::iter(ids).for_each_concurrent(CLOSE_EVENTS_AT_ONCE, close).await;
 }
 
 #[derive(Debug, Clone)]

@@ -1,15 +1,59 @@
-//! Client sessions: `registry` finds a live session by id (for pushes),
-//! `outbox` queues its pushes, `transport` hides WebSocket or raw TCP,
-//! `event` turns a session's events into FastCGI requests, `connection`
-//! drives one client from connect to close, `resume` signs the tokens that
-//! bring a dropped client back to its session.
+//! Client sessions. `task` is one client's life, its I/O and select loop;
+//! `policy` the decisions it makes, as pure functions (what a reply, a
+//! goodbye or a drop does); `event` turns events into FastCGI requests and
+//! sends them; `mailbox` is what others leave for a session (pushes, a
+//! close, a resume's claim); `registry` finds a live session by id;
+//! `close` says why a client is closed.
 
 pub mod close;
-pub mod connection;
 pub mod event;
-pub mod outbox;
+pub mod mailbox;
+pub mod policy;
 pub mod registry;
-pub mod resume;
-pub mod transport;
+pub mod task;
+
+use std::time::Duration;
 
 pub use registry::Registry;
+
+use crate::Config;
+
+/// What every session follows, read from the flags once.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionSettings {
+    pub connect_event: bool,
+    pub close_event: bool,
+    /// Messages a second (0: no limit), and the burst above it.
+    pub max_message_rate: f32,
+    pub max_message_burst: f32,
+    pub max_pending_events: usize,
+    pub max_pending_bytes: usize,
+    /// How long a resumable session waits for its client; zero: no resume.
+    pub resume_grace: Duration,
+    pub write_timeout: Duration,
+    /// How long a close or offline event is tried while the backend is down.
+    pub event_retry: Duration,
+    pub mailbox: mailbox::Limits,
+}
+
+impl SessionSettings {
+    pub fn new(config: &Config) -> SessionSettings {
+        SessionSettings {
+            connect_event: config.connect_event,
+            close_event: config.close_event,
+            max_message_rate: config.max_message_rate,
+            max_message_burst: config.max_message_burst as f32,
+            max_pending_events: config.max_pending_events,
+            max_pending_bytes: config.max_pending_bytes,
+            resume_grace: Duration::from_millis(config.resume_grace_ms),
+            write_timeout: Duration::from_millis(config.write_timeout_ms),
+            event_retry: Duration::from_millis(config.event_retry_ms),
+            mailbox: mailbox::Limits {
+                messages: config.outbound_queue,
+                bytes: config.outbound_queue_bytes,
+                parked_messages: config.resume_buffer_messages,
+                parked_bytes: config.resume_buffer_bytes,
+            },
+        }
+    }
+}

@@ -64,7 +64,7 @@ async fn handle(req: Request<Incoming>, hub: &Hub, token: Option<&str>) -> Respo
         }
     }
     if path == "/metrics" {
-        return respond(StatusCode::OK, "text/plain; version=0.0.4", Bytes::from(hub.metrics.render(hub)));
+        return respond(StatusCode::OK, "text/plain; version=0.0.4", Bytes::from(hub.render_metrics()));
     }
     let Some(name) = path.strip_prefix("/v1/") else {
         return error(StatusCode::NOT_FOUND, "not_found", format!("no such path {path}"));

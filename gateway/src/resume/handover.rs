@@ -18,10 +18,11 @@ use protocol::handover::{GatewayId, Refusal, ResumeAsk, SessionState};
 use protocol::{encode_ids, Frame, FrameKind, SessionId};
 use tokio::sync::oneshot;
 
-use crate::fastcgi::ParamBlock;
-use crate::session::outbox::Outbox;
+use super::replay::{outgoing, Carried, TakeRequest, Written};
+use super::token::Token;
+use crate::session::mailbox::Mailbox;
 use crate::session::registry::Belongs;
-use crate::session::resume::{outgoing, Carried, TakeRequest, Token, Written};
+use crate::upstream::fastcgi::ParamBlock;
 use crate::Gateway;
 
 /// How long a session may take to let go: its pending events go to the
@@ -33,7 +34,7 @@ const LET_GO_TIMEOUT: Duration = Duration::from_secs(10);
 /// its heartbeats within three intervals, and its link drops. This is the
 /// last resort beyond that.
 fn moved_timeout(gateway: &Gateway) -> Duration {
-    let settings = gateway.config.link_settings();
+    let settings = gateway.config().link_settings();
     settings.beat().dead_after() + settings.heartbeat
 }
 
@@ -44,8 +45,8 @@ fn handover_timeout(gateway: &Gateway) -> Duration {
 
 /// The session `token` names, for a new connection: its outbox and what
 /// it carries.
-pub async fn claim(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc<Outbox>, Carried), Refusal> {
-    match gateway.registry.outbox(&token.session) {
+pub async fn claim(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc<Mailbox>, Carried), Refusal> {
+    match gateway.registry().outbox(&token.session) {
         Some(outbox) => {
             let carried = let_go(&outbox, token.generation).await?;
             Ok((outbox, carried))
@@ -55,7 +56,7 @@ pub async fn claim(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc<Outbox>,
 }
 
 /// Asks the session task behind `outbox` to let go of its session.
-async fn let_go(outbox: &Outbox, generation: u32) -> Result<Carried, Refusal> {
+async fn let_go(outbox: &Mailbox, generation: u32) -> Result<Carried, Refusal> {
     let (reply, answer) = oneshot::channel();
     outbox.request_take(TakeRequest { generation, reply });
     match tokio::time::timeout(LET_GO_TIMEOUT, answer).await {
@@ -64,19 +65,19 @@ async fn let_go(outbox: &Outbox, generation: u32) -> Result<Carried, Refusal> {
     }
 }
 
-async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc<Outbox>, Carried), Refusal> {
-    let links = &gateway.links;
+async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc<Mailbox>, Carried), Refusal> {
+    let links = &gateway.links();
     let Some(via) = (0..64).find(|link| links.linked_mask() & (1 << link) != 0) else {
         tracing::info!(session = %token.session, "resume: no router linked to ask");
         return Err(Refusal::Failed);
     };
     let id = token.session;
-    let outbox = Arc::new(Outbox::new(gateway.outbox_limits()));
+    let outbox = Arc::new(Mailbox::new(gateway.session_settings().mailbox));
     outbox.park(true);
     outbox.accept_only(0);
-    gateway.registry.insert(id, outbox.clone());
+    gateway.registry().insert(id, outbox.clone());
     let answer = links.await_handover(id);
-    let proof = Bytes::from(gateway.resume_keys.proof(token));
+    let proof = Bytes::from(gateway.resume_keys().proof(token));
     let ask =
         Frame::new(FrameKind::Resume, encode_ids(&[id]), ResumeAsk { generation: token.generation, proof }.encode());
     links.send_to(via, ask);
@@ -84,7 +85,7 @@ async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc
         Ok(Ok(Ok(state))) => state,
         refused => {
             links.stop_waiting(&id);
-            gateway.registry.remove(&id);
+            gateway.registry().remove(&id);
             // A router may route it here already: it ends here then, and
             // a router forgets it only if no other gateway holds it.
             links.closed(id);
@@ -94,51 +95,38 @@ async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc
             });
         }
     };
-    let messages = state.queued.into_iter().map(|m| crate::router_link::to_message(m.data, m.binary));
+    let messages = state.queued.into_iter().map(|m| crate::session::policy::to_message(m.data, m.binary));
     outbox.prepend(messages);
-    gateway.registry.set_belongs(id, Belongs { channels: state.channels, user: state.user });
+    gateway.registry().set_belongs(id, Belongs { channels: state.channels, user: state.user });
     links.connected(id);
     // Takes pushes from each router from its MOVED on (or from a relink,
     // whose report routes the session here); from all, in the end.
     let (all_moved, gateway) = (outbox.clone(), gateway.clone());
     tokio::spawn(async move {
         let every_linked = |accepted| {
-            let linked = gateway.links.linked_mask();
+            let linked = gateway.links().linked_mask();
             accepted & linked == linked
         };
-        until_moved(&all_moved, moved_timeout(&gateway), every_linked).await;
+        gateway.links().until(moved_timeout(&gateway), || every_linked(all_moved.accepted())).await;
         all_moved.accept_only(u64::MAX);
     });
     let meta = ParamBlock::decode(&state.meta).unwrap_or_default();
     Ok((outbox, Carried { meta, written: Written::from_handover(state.generation, state.next_seq, state.written) }))
 }
 
-/// Waits until the routers' MOVED frames have brought the outbox's accept
-/// mask to `done`, for `wait` at most; whether they did.
-async fn until_moved(outbox: &Outbox, wait: Duration, done: impl Fn(u64) -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + wait;
-    while !done(outbox.accepted()) {
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    true
-}
-
 /// At the holding gateway: hands `session` to gateway `to`, which asked
 /// through router link `link`, if the ask proves a client holds the
 /// session's current token.
 pub async fn give(gateway: Arc<Gateway>, link: usize, session: SessionId, to: GatewayId, ask: ResumeAsk) {
-    let links = &gateway.links;
+    let links = &gateway.links();
     let refuse =
         |refusal: Refusal| Frame::new(FrameKind::ResumeRefused, encode_ids(&[session]), to.address(&[refusal as u8]));
     let generation = ask.generation;
-    if !gateway.resume_keys.proves(Token { session, generation }, &ask.proof) {
+    if !gateway.resume_keys().proves(Token { session, generation }, &ask.proof) {
         tracing::warn!(%session, %to, "resume without a valid proof refused (do the gateways share --resume-secret?)");
         return links.send_to(link, refuse(Refusal::Failed));
     }
-    let Some(outbox) = gateway.registry.outbox(&session) else {
+    let Some(outbox) = gateway.registry().outbox(&session) else {
         return links.send_to(link, refuse(Refusal::Expired));
     };
     let carried = match let_go(&outbox, generation).await {
@@ -150,11 +138,11 @@ pub async fn give(gateway: Arc<Gateway>, link: usize, session: SessionId, to: Ga
     // Every router still linked says MOVED behind its last push to us; one
     // whose link dropped meanwhile sends us nothing more.
     let wait = moved_timeout(&gateway);
-    if !until_moved(&outbox, wait, |accepted| accepted & linked_before & links.linked_mask() == 0).await {
+    if !links.until(wait, || outbox.accepted() & linked_before & links.linked_mask() == 0).await {
         tracing::warn!(%session, "not every router confirmed the move in {wait:?}");
     }
-    let Belongs { channels, user } = gateway.registry.belongs_of(&session);
-    gateway.registry.remove(&session);
+    let Belongs { channels, user } = gateway.registry().belongs_of(&session);
+    gateway.registry().remove(&session);
     let queued: Vec<_> = outbox.drain().iter().map(outgoing).collect();
     let mut state = SessionState {
         generation: carried.written.generation,
@@ -176,9 +164,9 @@ pub async fn give(gateway: Arc<Gateway>, link: usize, session: SessionId, to: Ga
     if encoded.len() > room {
         tracing::error!(%session, bytes = encoded.len(), "session too large to move; it ends");
         links.send_to(link, refuse(Refusal::Failed));
-        return crate::send_close_events(&gateway, vec![session]).await;
+        return crate::session::event::send_close_events(&gateway, vec![session]).await;
     }
-    gateway.metrics.moved_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    gateway.metrics().moved_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::debug!(%session, %to, "session handed over");
     links.send_to(link, Frame::new(FrameKind::Handover, encode_ids(&[session]), to.address(&encoded)));
 }

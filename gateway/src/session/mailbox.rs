@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::Message;
 use protocol::handover::Refusal;
 
 use super::close::CloseReason;
-use super::resume::TakeRequest;
+use crate::resume::replay::TakeRequest;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -55,7 +55,7 @@ impl Default for Queue {
     }
 }
 
-pub struct Outbox {
+pub struct Mailbox {
     queue: Mutex<Queue>,
     waker: AtomicWaker,
     limits: Limits,
@@ -87,10 +87,10 @@ pub enum Taken {
     Take(TakeRequest),
 }
 
-impl Outbox {
-    pub fn new(limits: Limits) -> Outbox {
+impl Mailbox {
+    pub fn new(limits: Limits) -> Mailbox {
         let last_heard = AtomicU64::new(since_epoch(Instant::now()));
-        Outbox { queue: Mutex::default(), waker: AtomicWaker::new(), limits, last_heard }
+        Mailbox { queue: Mutex::default(), waker: AtomicWaker::new(), limits, last_heard }
     }
 
     /// Notes that the client was heard from (any frame, a pong included).
@@ -269,8 +269,8 @@ impl Outbox {
 mod tests {
     use super::*;
 
-    fn outbox(messages: usize, bytes: usize) -> Outbox {
-        Outbox::new(Limits { messages, bytes, parked_messages: 2, parked_bytes: 100 })
+    fn outbox(messages: usize, bytes: usize) -> Mailbox {
+        Mailbox::new(Limits { messages, bytes, parked_messages: 2, parked_bytes: 100 })
     }
 
     #[tokio::test]

@@ -15,11 +15,13 @@ use bytes::Bytes;
 
 use protocol::cmd::{Delivered, GatewayInfo, InfoReport};
 
-use crate::metrics::RouterMetrics;
+use crate::metrics::{Gauges, RouterMetrics};
 use crate::outbound::Outbound;
+
+mod moves;
 use crate::store::{Store, StoreResult};
-use protocol::handover::{GatewayId, Refusal, ResumeAsk};
-use protocol::{encode_ids, Frame, FrameKind, SessionId};
+use protocol::handover::GatewayId;
+use protocol::{Frame, FrameKind, SessionId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LinkId(u64);
@@ -167,79 +169,6 @@ impl Hub {
         self.store.forget(&ended).await
     }
 
-    /// A client asks gateway `from` to resume `session`: the gateway that
-    /// holds it decides; with none, the session has expired.
-    pub fn resume(&self, from: LinkId, session: SessionId, ask: &ResumeAsk) {
-        let mut links = self.links.lock().unwrap();
-        let Some(asker) = links.gateways.get(&from) else { return };
-        let asker_id = asker.id;
-        let holder = links.sessions.get(&session).copied().filter(|owner| *owner != from);
-        // One resume of a session at a time: a second asker is refused at once.
-        let busy = links.resumes.contains_key(&session) || links.resumes.len() >= MAX_RESUMES;
-        let (to, kind, payload) = match holder.filter(|h| links.gateways.contains_key(h)) {
-            Some(holder) if !busy => {
-                links.resumes.insert(session, Resume { asker: from, holder });
-                (holder, FrameKind::Resume, asker_id.address(&ask.encode()))
-            }
-            Some(_) => (from, FrameKind::ResumeRefused, asker_id.address(&[Refusal::Failed as u8])),
-            None => (from, FrameKind::ResumeRefused, asker_id.address(&[Refusal::Expired as u8])),
-        };
-        self.queue(&links.gateways[&to], vec![Frame::new(kind, encode_ids(&[session]), payload)]);
-    }
-
-    /// The gateway on `from` hands `session` to gateway `to`: pushes for it
-    /// go there from now on. Both hear so (MOVED) on their links, after
-    /// every push sent before: the old one knows nothing more will come
-    /// from this router, the new one that everything after comes to it.
-    pub async fn moving(&self, from: LinkId, session: SessionId, to: GatewayId) {
-        {
-            let mut links = self.links.lock().unwrap();
-            if links.sessions.get(&session) != Some(&from) {
-                return self.refuse_gateway_frame(from, "MOVING for a session it does not hold", &session);
-            }
-            let new_owner = links.gateways.iter().find(|(_, gw)| gw.id == to).map(|(link, _)| *link);
-            if let Some(previous) = links.sessions.remove(&session) {
-                if let Some(gw) = links.gateways.get_mut(&previous) {
-                    gw.sessions -= 1;
-                }
-            }
-            if let Some(link) = new_owner {
-                links.sessions.insert(session, link);
-                links.gateways.get_mut(&link).expect("found above").sessions += 1;
-            }
-            let moved = Frame::new(FrameKind::Moved, encode_ids(&[session]), to.address(&[]));
-            for link in [Some(from), new_owner].into_iter().flatten() {
-                if let Some(gw) = links.gateways.get(&link) {
-                    self.queue(gw, vec![moved.clone()]);
-                }
-            }
-        }
-        if let Some(old) = self.gateway_key(from) {
-            let moved = self.store.gateway_sessions(&old, &[session], false).await;
-            let moved = moved.and(self.store.gateway_sessions(&to.to_string(), &[session], true).await);
-            if let Err(err) = moved {
-                tracing::error!(%err, %session, "could not record a session's move");
-            }
-        }
-    }
-
-    /// Passes the holder's answer to a resume (HANDOVER, RESUME_REFUSED)
-    /// on to the gateway that asked, if `from` is the holder it was asked of.
-    pub fn answer_resume(&self, from: LinkId, session: SessionId, frame: Frame) {
-        let mut links = self.links.lock().unwrap();
-        let asker = match links.resumes.get(&session) {
-            Some(resume) if resume.holder == from => resume.asker,
-            _ => return self.refuse_gateway_frame(from, "an answer to a resume it was not asked", &session),
-        };
-        links.resumes.remove(&session);
-        match links.gateways.get(&asker) {
-            Some(gw) => {
-                self.queue(gw, vec![frame]);
-            }
-            None => tracing::warn!(%session, "hand-over for a gateway no longer linked here dropped"),
-        }
-    }
-
     /// The identity under which a gateway's lease and sessions are kept.
     pub fn gateway_key(&self, link: LinkId) -> Option<String> {
         let links = self.links.lock().unwrap();
@@ -257,12 +186,6 @@ impl Hub {
         let links = self.links.lock().unwrap();
         let frames: Vec<Frame> = Frame::for_sessions(FrameKind::Orphaned, ids, Bytes::new(), false).collect();
         links.gateways.values().any(|gw| self.queue(gw, frames.clone()))
-    }
-
-    /// Linked gateways and the sessions they hold.
-    pub fn link_counts(&self) -> (usize, usize) {
-        let links = self.links.lock().unwrap();
-        (links.gateways.len(), links.sessions.len())
     }
 
     /// Which of `ids` are connected to a gateway linked here.
@@ -338,9 +261,14 @@ impl Hub {
         queued
     }
 
-    /// Bytes queued now for all linked gateways.
-    pub fn queued_bytes(&self) -> usize {
-        self.links.lock().unwrap().gateways.values().map(|gw| gw.outbound.queued_bytes()).sum()
+    /// The router's metrics, as Prometheus text.
+    pub fn render_metrics(&self) -> String {
+        let gauges = {
+            let links = self.links.lock().unwrap();
+            let queued_bytes = links.gateways.values().map(|gw| gw.outbound.queued_bytes()).sum();
+            Gauges { gateways: links.gateways.len(), sessions: links.sessions.len(), queued_bytes }
+        };
+        self.metrics.render(gauges)
     }
 
     pub async fn info(&self) -> StoreResult<InfoReport> {

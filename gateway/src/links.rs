@@ -16,7 +16,6 @@ use runtime::Shutdown;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::codec::Framed;
 
 use crate::session::Registry;
@@ -167,6 +166,9 @@ impl Outgoing {
 /// Handles to every router link this gateway keeps.
 pub struct RouterLinks {
     links: Vec<Arc<Outgoing>>,
+    /// Told of every MOVED applied and every link up or down: what a
+    /// session's move waits on.
+    moves: Arc<Notify>,
     waiting: Waiting,
     settings: LinkSettings,
     pub stats: Arc<LinkStats>,
@@ -185,6 +187,7 @@ impl RouterLinks {
     ) -> RouterLinks {
         let waiting = Waiting::default();
         let stats = Arc::new(LinkStats::default());
+        let moves = Arc::new(Notify::new());
         let mut links = Vec::new();
         for (index, addr) in addrs.iter().enumerate() {
             let outgoing = Arc::new(Outgoing::default());
@@ -199,11 +202,29 @@ impl RouterLinks {
                 outgoing: outgoing.clone(),
                 waiting: waiting.clone(),
                 stats: stats.clone(),
+                moves: moves.clone(),
             };
             tokio::spawn(link.maintain(shutdown.clone()));
             links.push(outgoing);
         }
-        RouterLinks { links, waiting, settings, stats }
+        RouterLinks { links, moves, waiting, settings, stats }
+    }
+
+    /// Returns once `done` holds, read again on every MOVED and every link
+    /// up or down, or once `wait` has passed; whether it holds.
+    pub async fn until(&self, wait: Duration, done: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            let changed = self.moves.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if done() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return done();
+            }
+        }
     }
 
     /// Which links are up now, a bit per link.
@@ -307,18 +328,6 @@ fn batch(events: VecDeque<LinkEvent>) -> Vec<Frame> {
     frames
 }
 
-/// A push as the client will see it: binary when the router says so or the
-/// payload is not UTF-8, text otherwise.
-pub fn to_message(data: Bytes, binary: bool) -> Message {
-    if binary {
-        return Message::Binary(data);
-    }
-    if std::str::from_utf8(&data).is_err() {
-        return Message::Binary(data);
-    }
-    Message::Text(Utf8Bytes::try_from(data).expect("checked above"))
-}
-
 struct Link {
     /// Its place among the links: the bit for it in an outbox's accept mask.
     index: usize,
@@ -332,6 +341,7 @@ struct Link {
     outgoing: Arc<Outgoing>,
     waiting: Waiting,
     stats: Arc<LinkStats>,
+    moves: Arc<Notify>,
 }
 
 type Conn = Framed<TcpStream, FrameCodec>;
@@ -348,12 +358,14 @@ impl Link {
                 Ok(conn) => {
                     backoff = Duration::from_millis(100);
                     tracing::info!(router = %self.addr, "linked to router");
-                    self.outgoing.linked.store(true, Relaxed);
                     // The report made this router route our sessions here:
                     // every push from it from now on is for us.
                     self.registry.accept_from_all(self.index);
+                    self.outgoing.linked.store(true, Relaxed);
+                    self.moves.notify_waiters();
                     let served = self.serve(conn, &shutdown).await;
                     self.outgoing.linked.store(false, Relaxed);
+                    self.moves.notify_waiters();
                     self.outgoing.pending.lock().unwrap().close(&self.stats);
                     if let Err(reason) = served {
                         tracing::warn!(router = %self.addr, reason, "router link lost");
@@ -500,10 +512,10 @@ impl Link {
         match kind {
             Some(FrameKind::SendMsg) => {
                 let ids = frame.session_ids().map_err(|e| e.to_string())?;
-                self.registry.push(self.index, &ids, &to_message(frame.data, frame.binary));
+                self.registry.push(self.index, &ids, &crate::session::policy::to_message(frame.data, frame.binary));
             }
             Some(FrameKind::SendAll) => {
-                self.registry.push_all(self.index, &to_message(frame.data, frame.binary));
+                self.registry.push_all(self.index, &crate::session::policy::to_message(frame.data, frame.binary));
             }
             Some(FrameKind::Kick) => {
                 let ids = frame.session_ids().map_err(|e| e.to_string())?;
@@ -549,6 +561,7 @@ impl Link {
             FrameKind::Moved => {
                 if let Some(outbox) = self.registry.outbox(&session) {
                     outbox.accept_from(self.index, to == self.identity);
+                    self.moves.notify_waiters();
                 }
             }
             _ => {

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::codec::Framed;
 
-use crate::framing::{FramingError, LengthPrefixed};
+use crate::front::framing::{FramingError, LengthPrefixed};
 
 pub enum Incoming {
     Message {

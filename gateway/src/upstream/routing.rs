@@ -11,8 +11,8 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
-use crate::fastcgi::{Pool, Upstreams};
 use crate::session::event::{Event, EventKind};
+use crate::upstream::fastcgi::{Pool, Upstreams};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Matcher {

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use tokio::net::TcpStream;
 
-use crate::fastcgi::ParamBlock;
-use crate::session::transport::Tcp;
-use crate::{Admission, Gateway};
+use crate::front::admission::Admission;
+use crate::front::transport::Tcp;
+use crate::upstream::fastcgi::ParamBlock;
+use crate::Gateway;
 
 pub async fn serve_connection(stream: TcpStream, remote: SocketAddr, gateway: Arc<Gateway>) {
     // No close frames here: a refused client is simply disconnected.
@@ -18,7 +19,7 @@ pub async fn serve_connection(stream: TcpStream, remote: SocketAddr, gateway: Ar
     for (name, value) in address {
         params.push(name.as_bytes(), value.as_bytes()).expect("an address fits a record");
     }
-    let transport = Tcp::new(stream, gateway.config.max_message);
-    let start = crate::session::connection::Start::New { resumable: false };
-    crate::session::connection::run(gateway, transport, params.compact(), seat, start).await;
+    let transport = Tcp::new(stream, gateway.config().max_message);
+    let start = crate::session::task::Start::New { resumable: false };
+    crate::session::task::run(gateway, transport, params.compact(), seat, start).await;
 }

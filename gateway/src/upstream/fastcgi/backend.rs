@@ -395,7 +395,7 @@ mod tests {
     use tokio_util::codec::Encoder;
 
     use super::*;
-    use crate::fastcgi::{encode_request, ParamBlock, Record};
+    use crate::upstream::fastcgi::{encode_request, ParamBlock, Record};
 
     fn options() -> BackendOptions {
         BackendOptions {
@@ -495,7 +495,12 @@ mod tests {
                         tokio::time::sleep(delay).await;
                         answered += 1;
                         let mut out = BytesMut::new();
-                        crate::fastcgi::encode_response(&mut out, REQUEST_ID, b"Content-Type: text/plain\r\n\r\nok", 0);
+                        crate::upstream::fastcgi::encode_response(
+                            &mut out,
+                            REQUEST_ID,
+                            b"Content-Type: text/plain\r\n\r\nok",
+                            0,
+                        );
                         conn.get_mut().write_all(&out).await.unwrap();
                     }
                 });

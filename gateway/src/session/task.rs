@@ -27,12 +27,15 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::close::CloseReason;
 use super::event::{Event, EventKind};
-use super::outbox::{Outbox, Taken};
-use super::resume::{Carried, TakeRequest, Token, Written};
-use super::transport::{Incoming, Transport};
-use crate::fastcgi::{CgiResponse, ParamBlock, UpstreamError};
-use crate::limits::TokenBucket;
-use crate::{Gateway, Seat};
+use super::mailbox::{Mailbox, Taken};
+use super::policy::{self, Answered};
+use crate::front::admission::Seat;
+use crate::front::limits::TokenBucket;
+use crate::front::transport::{Incoming, Transport};
+use crate::resume::replay::{Carried, Keep, TakeRequest, Written};
+use crate::resume::token::Token;
+use crate::upstream::fastcgi::{CgiResponse, ParamBlock, UpstreamError};
+use crate::Gateway;
 
 /// How long a client gets to answer our close frame.
 const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,10 +44,6 @@ const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// read our close frame before the socket goes. Dropped at once, unread
 /// bytes would make the kernel reset the connection, losing the frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
-/// A close reason must fit a control frame: 125 bytes less the code.
-const MAX_CLOSE_REASON: usize = 123;
-/// Response headers `X-Meta-<Name>` become params `META_<NAME>`.
-const META_HEADER: &str = "x-meta-";
 
 type Reply = Pin<Box<dyn Future<Output = (EventKind, Result<CgiResponse, UpstreamError>)> + Send>>;
 
@@ -80,7 +79,7 @@ pub enum Start {
     /// and how many messages the client says it got.
     Resumed {
         id: SessionId,
-        outbox: Arc<Outbox>,
+        outbox: Arc<Mailbox>,
         carried: Carried,
         last: Option<u64>,
     },
@@ -91,7 +90,7 @@ struct Session<T> {
     gateway: Arc<Gateway>,
     /// Gone once the client is (parked, handing over, gone).
     conn: Option<T>,
-    outbox: Arc<Outbox>,
+    outbox: Arc<Mailbox>,
     /// This connection's own params (address, upgrade URI, headers).
     params: ParamBlock,
     /// What the backend asked to remember (`X-Meta-*`), sent with every
@@ -124,10 +123,10 @@ pub fn run<T: Transport>(
     let mut pending = VecDeque::new();
     let (id, outbox, meta, written, last, new) = match start {
         Start::New { resumable } => {
-            if gateway.config.connect_event {
+            if gateway.session_settings().connect_event {
                 pending.push_back(Event { kind: EventKind::Connect, body: Bytes::new() });
             }
-            let outbox = Arc::new(Outbox::new(gateway.outbox_limits()));
+            let outbox = Arc::new(Mailbox::new(gateway.session_settings().mailbox));
             let written = resumable.then(|| Box::new(Written::new(0, 1)));
             (SessionId::random(), outbox, ParamBlock::default(), written, None, true)
         }
@@ -137,10 +136,10 @@ pub fn run<T: Transport>(
             (id, outbox, carried.meta, Some(Box::new(carried.written)), last, false)
         }
     };
-    gateway.metrics.connections_opened.fetch_add(1, Relaxed);
+    gateway.metrics().connections_opened.fetch_add(1, Relaxed);
     let mut session = Session {
         id,
-        message_rate: TokenBucket::full(gateway.config.max_message_burst as f32, Instant::now()),
+        message_rate: TokenBucket::full(gateway.session_settings().max_message_burst, Instant::now()),
         gateway,
         conn: Some(conn),
         outbox,
@@ -156,15 +155,15 @@ pub fn run<T: Transport>(
     async move {
         let _seat = seat;
         if new {
-            session.gateway.registry.insert(id, session.outbox.clone());
-            session.gateway.links.connected(id);
+            session.gateway.registry().insert(id, session.outbox.clone());
+            session.gateway.links().connected(id);
         }
         if session.written.is_some() {
             Box::pin(session.greet(!new, last)).await;
         }
         if session.drive().await == Outcome::Ended {
-            session.gateway.registry.remove(&id);
-            session.gateway.links.closed(id);
+            session.gateway.registry().remove(&id);
+            session.gateway.links().closed(id);
         }
     }
 }
@@ -182,7 +181,7 @@ impl<T: Transport> Session<T> {
                 match self.pending.pop_front() {
                     Some(event) => {
                         self.pending_bytes -= event.body.len();
-                        self.gateway.metrics.pending_bytes.fetch_sub(event.body.len(), Relaxed);
+                        self.gateway.metrics().pending_bytes.fetch_sub(event.body.len(), Relaxed);
                         let (call, switch) = self.dispatch(event);
                         (in_flight, abort) = (Some(call), switch);
                     }
@@ -229,7 +228,7 @@ impl<T: Transport> Session<T> {
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     if parked {
                         tracing::info!(session = %self.id, "not resumed within the grace period");
-                        self.gateway.metrics.closed(CloseReason::GraceExpired);
+                        self.gateway.metrics().closed(CloseReason::GraceExpired);
                     } else {
                         tracing::debug!(session = %self.id, "client did not finish the close handshake");
                     }
@@ -246,14 +245,14 @@ impl<T: Transport> Session<T> {
     async fn greet(&mut self, resumed: bool, last: Option<u64>) {
         let written = self.written.as_mut().expect("resumable");
         let replay = if resumed { written.replay_after(last) } else { Ok(Vec::new()) };
-        let token = self.gateway.resume_keys.sign(Token { session: self.id, generation: written.generation });
+        let token = self.gateway.resume_keys().sign(Token { session: self.id, generation: written.generation });
         let hello = serde_json::json!({"type": "session", "id": self.id.as_str(), "resume": token, "resumed": resumed});
         let Ok(replay) = replay else {
             tracing::info!(session = %self.id, ?last, "client missed messages no longer kept");
             return self.close(CloseReason::ResumeGap).await;
         };
         if resumed {
-            self.gateway.metrics.resumed.fetch_add(1, Relaxed);
+            self.gateway.metrics().resumed.fetch_add(1, Relaxed);
             tracing::debug!(session = %self.id, replayed = replay.len(), "resumed");
         }
         // Neither is numbered again: the session message never is, the
@@ -266,12 +265,9 @@ impl<T: Transport> Session<T> {
     /// (the current generation) wins: a connection still open here is
     /// closed, as its client has evidently moved on.
     async fn on_take(&mut self, request: TakeRequest) {
-        let refusal = match (&self.written, &self.client) {
-            (Some(written), _) if written.generation != request.generation => Some(Refusal::Reused),
-            (Some(_), Client::Open | Client::Parked { .. }) => None,
-            _ => Some(Refusal::Expired),
-        };
-        if let Some(refusal) = refusal {
+        let reachable = matches!(self.client, Client::Open | Client::Parked { .. });
+        let generation = self.written.as_ref().map(|written| written.generation);
+        if let Err(refusal) = policy::may_take(generation, reachable, request.generation) {
             let _ = request.reply.send(Err(refusal));
             return;
         }
@@ -287,7 +283,7 @@ impl<T: Transport> Session<T> {
     /// Tells a client whose session carries on without this connection
     /// why it goes, without waiting for its answer.
     async fn farewell(&mut self, reason: CloseReason) {
-        self.gateway.metrics.closed(reason);
+        self.gateway.metrics().closed(reason);
         if let Some(conn) = self.conn.as_mut() {
             let _ = tokio::time::timeout(CLOSE_LINGER, conn.send(Message::Close(Some(reason.frame())))).await;
         }
@@ -315,7 +311,7 @@ impl<T: Transport> Session<T> {
     /// aborts it should the client leave first.
     fn dispatch(&self, event: Event) -> (Reply, Option<oneshot::Sender<()>>) {
         let kind = event.kind;
-        let request = self.gateway.events.encode(&[&self.params, &self.meta], &self.id, &event);
+        let request = self.gateway.events().encode(&[&self.params, &self.meta], &self.id, &event);
         let gateway = self.gateway.clone();
         let (abort_tx, abort_rx) = match kind {
             EventKind::Connect | EventKind::Message { .. } => {
@@ -327,75 +323,52 @@ impl<T: Transport> Session<T> {
         let id = self.id;
         let call = Box::pin(async move {
             let mut abort = abort_rx;
-            let pool = gateway.routes.pool_for(&gateway.upstreams, &event);
+            let pool = gateway.pool_for(&event);
             let result = super::event::send(&gateway, pool, kind, &request, &id, &mut abort).await;
             (kind, result)
         });
         (call, abort_tx)
     }
 
+    /// Carries out what the backend's answer does (see [`policy::answered`]),
+    /// logging and counting it.
     async fn on_reply(&mut self, kind: EventKind, result: Result<CgiResponse, UpstreamError>) {
-        let metrics = &self.gateway.metrics;
-        let response = match result {
-            Ok(response) => response,
-            // The session never started: the client cannot stay.
-            Err(err) if kind == EventKind::Connect => {
-                tracing::warn!(session = %self.id, %err, "connect event failed");
-                metrics.backend_failed(&err);
-                self.backend_knows_session = false;
-                return self.close(CloseReason::BackendUnavailable).await;
-            }
-            // Logged and counted where it was given up; no client to tell.
-            Err(_) if matches!(kind, EventKind::Close | EventKind::Offline) => return,
-            // A message failed: the client hears of it and stays.
-            Err(err) => {
+        let metrics = self.gateway.metrics();
+        if let Err(err) = &result {
+            if !matches!(kind, EventKind::Close | EventKind::Offline) {
                 tracing::warn!(session = %self.id, ?kind, %err, "backend call failed");
-                metrics.backend_failed(&err);
-                match err.is_timeout() {
-                    true => gateway_error(504, "backend did not answer in time"),
-                    false => gateway_error(503, "backend unavailable"),
+                metrics.backend_failed(err);
+            }
+        }
+        match policy::answered(kind, &result) {
+            Answered::ConnectFailed => {
+                self.backend_knows_session = false;
+                self.close(CloseReason::BackendUnavailable).await
+            }
+            Answered::Refused { code, reason } => {
+                metrics.connect_refused_by_backend.fetch_add(1, Relaxed);
+                self.backend_knows_session = false;
+                self.send_close(code, &reason, true).await
+            }
+            Answered::Deliver(message) => {
+                if let Ok(response) = &result {
+                    self.remember_meta(response);
+                }
+                if let Some(message) = message {
+                    self.reply(message).await;
                 }
             }
-        };
-        if kind == EventKind::Connect && !response.is_success() {
-            metrics.connect_refused_by_backend.fetch_add(1, Relaxed);
-            self.backend_knows_session = false;
-            let code = if (400..500).contains(&response.status) { 4000 + response.status } else { 1008 };
-            let reason = String::from_utf8_lossy(&response.body).into_owned();
-            return self.send_close(code, &reason, true).await;
-        }
-        self.remember_meta(&response);
-        if !response.body.is_empty() || response.says_empty_message() {
-            let message = crate::router_link::to_message(response.body.clone(), response.is_binary());
-            self.reply(message).await;
+            Answered::Nothing => {}
         }
     }
 
-    /// Stores the response's `X-Meta-*` headers for the session's later
-    /// events; an empty value forgets that name.
+    /// Stores the response's `X-Meta-*` headers for the session's later events.
     fn remember_meta(&mut self, response: &CgiResponse) {
-        let mut updates = response.headers.iter().filter_map(|(name, value)| {
-            let rest = name
-                .get(..META_HEADER.len())
-                .filter(|p| p.eq_ignore_ascii_case(META_HEADER))
-                .map(|_| &name[META_HEADER.len()..])?;
-            Some((format!("META_{}", rest.to_ascii_uppercase().replace('-', "_")), value.as_str()))
-        });
-        let Some(first) = updates.next() else { return };
-        let mut merged: Vec<(String, String)> = self.meta.pairs_owned();
-        for (name, value) in std::iter::once(first).chain(updates) {
-            merged.retain(|(n, _)| *n != name);
-            if !value.is_empty() {
-                merged.push((name, value.to_owned()));
-            }
+        let Some((meta, dropped)) = policy::merged_meta(&self.meta, &response.headers) else { return };
+        for err in dropped {
+            tracing::warn!(session = %self.id, %err, "session meta dropped");
         }
-        let mut meta = ParamBlock::default();
-        for (name, value) in &merged {
-            if let Err(err) = meta.push(name.as_bytes(), value.as_bytes()) {
-                tracing::warn!(session = %self.id, %err, "session meta dropped");
-            }
-        }
-        self.meta = meta.compact();
+        self.meta = meta;
     }
 
     /// Sends one message to the client; while it is away, the outbox
@@ -408,7 +381,7 @@ impl<T: Transport> Session<T> {
             }
             Client::Closing { .. } | Client::Gone => return,
         }
-        self.gateway.metrics.replies_out.fetch_add(1, Relaxed);
+        self.gateway.metrics().replies_out.fetch_add(1, Relaxed);
     }
 
     async fn on_client_frame(&mut self, frame: Option<Incoming>) {
@@ -422,16 +395,14 @@ impl<T: Transport> Session<T> {
             Some(Incoming::Control) => {}
             // A client that says goodbye (1000, 1001 or no code) ends its
             // session at once; any other close code counts as a drop.
-            Some(Incoming::Goodbye(code)) => match code {
-                None | Some(1000 | 1001) => {
-                    if matches!(self.client, Client::Open) {
-                        let deadline = Instant::now() + CLOSE_HANDSHAKE_TIMEOUT;
-                        self.client = Client::Closing { deadline, reading: true };
-                        self.queue_close_event();
-                    }
+            Some(Incoming::Goodbye(code)) if policy::is_goodbye(code) => {
+                if matches!(self.client, Client::Open) {
+                    let deadline = Instant::now() + CLOSE_HANDSHAKE_TIMEOUT;
+                    self.client = Client::Closing { deadline, reading: true };
+                    self.queue_close_event();
                 }
-                Some(_) => self.dropped(),
-            },
+            }
+            Some(Incoming::Goodbye(_)) => self.dropped(),
             Some(Incoming::TooBig(err)) => {
                 tracing::info!(session = %self.id, %err, "client message too large");
                 self.close(CloseReason::TooBig).await;
@@ -453,22 +424,19 @@ impl<T: Transport> Session<T> {
         if !matches!(self.client, Client::Open) {
             return;
         }
-        let config = &self.gateway.config;
-        let metrics = &self.gateway.metrics;
+        let (settings, metrics) = (self.gateway.session_settings(), self.gateway.metrics());
         metrics.messages_in.fetch_add(1, Relaxed);
-        if config.max_message_rate > 0.0
-            && !self.message_rate.take(config.max_message_rate, config.max_message_burst as f32, Instant::now())
+        if settings.max_message_rate > 0.0
+            && !self.message_rate.take(settings.max_message_rate, settings.max_message_burst, Instant::now())
         {
             return self.close(CloseReason::RateLimited).await;
         }
-        // Queue up to the limit, then refuse, so one client cannot pile up
+        // Queue up to the limits, then refuse, so one client cannot pile up
         // work without bound and the others keep their share.
-        // One message always fits, however large (--max-message bounds it).
-        let too_many_bytes = self.pending_bytes > 0 && self.pending_bytes + body.len() > config.max_pending_bytes;
-        if self.pending.len() >= config.max_pending_events || too_many_bytes {
+        if !policy::admits_message(settings, self.pending.len(), self.pending_bytes, body.len()) {
             metrics.messages_refused_in_flight.fetch_add(1, Relaxed);
-            let refusal = gateway_error(429, "too many messages in flight; this one was dropped");
-            return self.reply(crate::router_link::to_message(refusal.body, false)).await;
+            let refusal = policy::gateway_error(429, "too many messages in flight; this one was dropped");
+            return self.reply(refusal).await;
         }
         self.pending_bytes += body.len();
         metrics.pending_bytes.fetch_add(body.len(), Relaxed);
@@ -479,7 +447,7 @@ impl<T: Transport> Session<T> {
     /// write per session, not one per message.
     async fn write_pushes(&mut self, batch: VecDeque<Message>) {
         let pushes = batch.iter().filter(|m| m.is_text() || m.is_binary()).count();
-        self.gateway.metrics.pushes_out.fetch_add(pushes as u64, Relaxed);
+        self.gateway.metrics().pushes_out.fetch_add(pushes as u64, Relaxed);
         self.write_batch(batch, true).await;
     }
 
@@ -487,13 +455,14 @@ impl<T: Transport> Session<T> {
     /// them, in a resumable session, to keep them for a resume.
     async fn write_batch(&mut self, batch: VecDeque<Message>, number: bool) {
         if let (Some(written), true) = (self.written.as_mut(), number) {
-            let limits = self.gateway.outbox_limits();
+            let limits = self.gateway.session_settings().mailbox;
+            let keep = Keep { messages: limits.parked_messages, bytes: limits.parked_bytes };
             for message in &batch {
-                written.record(message, &limits);
+                written.record(message, keep);
             }
         }
         let Some(conn) = self.conn.as_mut() else { return };
-        let timeout = self.gateway.config.write_timeout();
+        let timeout = self.gateway.session_settings().write_timeout;
         let write = async move {
             for message in batch {
                 conn.feed(message).await?;
@@ -512,7 +481,7 @@ impl<T: Transport> Session<T> {
             Ok(Err(err)) => err.to_string(),
             Err(_) => {
                 // Its socket is full, so no close frame can reach it.
-                self.gateway.metrics.closed(CloseReason::SlowConsumer);
+                self.gateway.metrics().closed(CloseReason::SlowConsumer);
                 format!("client read nothing for {timeout:?}")
             }
         };
@@ -521,17 +490,15 @@ impl<T: Transport> Session<T> {
     }
 
     async fn close(&mut self, reason: CloseReason) {
-        // A silent client is likely behind a dead network: a resumable
-        // session waits for it to come back.
-        if reason == CloseReason::IdleTimeout && self.written.is_some() && matches!(self.client, Client::Open) {
+        let resumable = self.written.is_some();
+        if policy::parks_instead_of_closing(reason, resumable) && matches!(self.client, Client::Open) {
             self.farewell(reason).await;
             self.outbox.withdraw_close(reason);
             return self.dropped();
         }
         if matches!(self.client, Client::Open | Client::Parked { .. }) {
-            self.gateway.metrics.closed(reason);
-            let in_step = !matches!(reason, CloseReason::TooBig | CloseReason::ProtocolError);
-            self.send_close(reason.code(), reason.text(), in_step).await;
+            self.gateway.metrics().closed(reason);
+            self.send_close(reason.code(), reason.text(), policy::close_in_step(reason)).await;
         }
     }
 
@@ -544,12 +511,9 @@ impl<T: Transport> Session<T> {
             Client::Parked { .. } => return self.gone(),
             _ => return,
         }
-        let mut end = reason.len().min(MAX_CLOSE_REASON);
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
         tracing::info!(session = %self.id, code, reason, "closing client");
-        let frame = CloseFrame { code: CloseCode::from(code), reason: reason[..end].to_owned().into() };
+        let frame =
+            CloseFrame { code: CloseCode::from(code), reason: policy::close_reason_text(reason).to_owned().into() };
         let Some(conn) = self.conn.as_mut() else { return self.gone() };
         match conn.send(Message::Close(Some(frame))).await {
             Ok(()) => {
@@ -575,13 +539,13 @@ impl<T: Transport> Session<T> {
     /// for the grace period (the backend hears it is offline); any other
     /// session ends.
     fn dropped(&mut self) {
-        let grace = Duration::from_millis(self.gateway.config.resume_grace_ms);
-        let parks = self.written.is_some() && !grace.is_zero() && self.backend_knows_session;
+        let grace = self.gateway.session_settings().resume_grace;
+        let parks = policy::parks_on_drop(self.written.is_some(), grace, self.backend_knows_session);
         if !(parks && matches!(self.client, Client::Open)) {
             return self.gone();
         }
         tracing::debug!(session = %self.id, "client dropped; waiting {grace:?} for it to resume");
-        self.gateway.metrics.parked.fetch_add(1, Relaxed);
+        self.gateway.metrics().parked.fetch_add(1, Relaxed);
         self.conn = None;
         self.client = Client::Parked { until: Instant::now() + grace };
         self.outbox.park(true);
@@ -591,7 +555,7 @@ impl<T: Transport> Session<T> {
     /// Queues the close event once, behind the events still pending, so
     /// the backend sees it last.
     fn queue_close_event(&mut self) {
-        if self.gateway.config.close_event && self.backend_knows_session && !self.close_event_queued {
+        if self.gateway.session_settings().close_event && self.backend_knows_session && !self.close_event_queued {
             self.close_event_queued = true;
             self.pending.push_back(Event { kind: EventKind::Close, body: Bytes::new() });
         }
@@ -600,12 +564,6 @@ impl<T: Transport> Session<T> {
 
 impl<T> Drop for Session<T> {
     fn drop(&mut self) {
-        self.gateway.metrics.pending_bytes.fetch_sub(self.pending_bytes, Relaxed);
+        self.gateway.metrics().pending_bytes.fetch_sub(self.pending_bytes, Relaxed);
     }
-}
-
-/// An error the gateway itself tells the client, as a JSON text message.
-fn gateway_error(code: u16, text: &str) -> CgiResponse {
-    let error = serde_json::json!({"type": "error", "source": "gateway", "code": code, "message": text});
-    CgiResponse { status: code, headers: Vec::new(), body: error.to_string().into() }
 }

@@ -18,16 +18,15 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::fastcgi::{ParamBlock, ParamTooLarge};
+use crate::front::admission::Admission;
+use crate::front::transport::WebSocket;
+use crate::resume::token::{self, Ask};
 use crate::session::close::CloseReason;
-use crate::session::connection::Start;
 use crate::session::event::header_param;
-use crate::session::resume::{self, Ask};
-use crate::session::transport::WebSocket;
-use crate::{Admission, Gateway};
+use crate::session::task::Start;
+use crate::upstream::fastcgi::{ParamBlock, ParamTooLarge};
+use crate::Gateway;
 
-const CHAT_PAGE: &str = include_str!("../../examples/chat/index.html");
-const QUEUE_PAGE: &str = include_str!("../../examples/queue/index.html");
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn serve_connection(stream: TcpStream, remote: SocketAddr, gateway: Arc<Gateway>) {
@@ -47,18 +46,17 @@ pub async fn serve_connection(stream: TcpStream, remote: SocketAddr, gateway: Ar
 }
 
 async fn handle(req: Request<Incoming>, gateway: Arc<Gateway>, peer: SocketAddr) -> Response<Full<Bytes>> {
-    let remote = crate::proxy::client_addr(&gateway.config.trusted_proxies, peer, req.headers());
+    let remote = crate::front::proxy::client_addr(&gateway.config().trusted_proxies, peer, req.headers());
     if wants_websocket(req.headers()) {
         return upgrade(req, gateway, remote);
     }
-    if let Some(route) = gateway.config.http_routes.iter().find(|r| req.uri().path().starts_with(&r.prefix)) {
+    if let Some(route) = gateway.config().http_routes.iter().find(|r| req.uri().path().starts_with(&r.prefix)) {
         let pool = route.pool.clone();
         return forward(req, &gateway, remote, &pool).await;
     }
-    match (req.method(), req.uri().path()) {
-        (&Method::GET, "/" | "/index.html") => respond(StatusCode::OK, "text/html; charset=utf-8", CHAT_PAGE),
-        (&Method::GET, "/queue" | "/queue/") => respond(StatusCode::OK, "text/html; charset=utf-8", QUEUE_PAGE),
-        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    match gateway.page(req.uri().path()).filter(|_| req.method() == Method::GET) {
+        Some(page) => respond(StatusCode::OK, page.content_type, page.body.clone()),
+        None => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
 }
 
@@ -72,7 +70,7 @@ async fn forward(req: Request<Incoming>, gateway: &Gateway, remote: SocketAddr, 
     };
     let method = req.method().as_str().to_owned();
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let body = http_body_util::Limited::new(req.into_body(), gateway.config.max_message).collect();
+    let body = http_body_util::Limited::new(req.into_body(), gateway.config().max_message).collect();
     let body = match tokio::time::timeout(runtime::BODY_READ_TIMEOUT, body).await {
         Ok(Ok(body)) => body.to_bytes(),
         Ok(Err(_)) => return respond(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "request body too large\n"),
@@ -85,13 +83,13 @@ async fn forward(req: Request<Incoming>, gateway: &Gateway, remote: SocketAddr, 
     if let Some(content_type) = &content_type {
         push("CONTENT_TYPE", content_type);
     }
-    let request = gateway.events.encode_with(&[&params, &own], &body);
-    let pool = gateway.upstreams.pool(pool).expect("checked at start");
+    let request = gateway.events().encode_with(&[&params, &own], &body);
+    let pool = gateway.pool(pool).expect("checked at start");
     let response = match pool.call(&request, "http", &mut None).await {
         Ok(response) => response,
         Err(err) => {
             tracing::warn!(%err, %remote, "HTTP request to the backend failed");
-            gateway.metrics.backend_failed(&err);
+            gateway.metrics().backend_failed(&err);
             let status = if err.is_timeout() { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
             return respond(status, "text/plain", "backend unavailable\n");
         }
@@ -139,8 +137,8 @@ fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr
         response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, "13".parse().unwrap());
         return response;
     }
-    if !origin_allowed(&gateway.config.allowed_origins, req.headers()) {
-        gateway.metrics.refused_origin.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if !origin_allowed(&gateway.config().allowed_origins, req.headers()) {
+        gateway.metrics().refused_origin.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return respond(StatusCode::FORBIDDEN, "text/plain", "origin not allowed\n");
     }
     let admission = gateway.admit(remote.ip());
@@ -161,17 +159,17 @@ fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr
         Ok(params) => params,
         Err(why) => return respond(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "text/plain", format!("{why}\n")),
     };
-    let ask = resume::ask(req.uri().query().unwrap_or(""));
+    let ask = token::ask(req.uri().query().unwrap_or(""));
     let upgraded = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         match upgraded.await {
             Ok(io) => {
                 let mut ws =
-                    WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, Some(gateway.ws_config)).await;
+                    WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, Some(gateway.ws_config())).await;
                 // A close code tells a client why (and a browser can read it);
                 // an HTTP error would not.
                 let refuse = |reason: CloseReason| {
-                    gateway.metrics.closed(reason);
+                    gateway.metrics().closed(reason);
                     reason.frame()
                 };
                 let Admission::Welcome(seat) = admission else {
@@ -190,7 +188,7 @@ fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr
                 };
                 // A task of its own, sized to the session alone: this one, with
                 // the handshake's state in it, ends here.
-                tokio::spawn(crate::session::connection::run(gateway, WebSocket(ws), params, seat, start));
+                tokio::spawn(crate::session::task::run(gateway, WebSocket(ws), params, seat, start));
             }
             Err(err) => tracing::debug!(%err, %remote, "upgrade failed"),
         }
@@ -207,13 +205,14 @@ fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr
 /// How the connection's session begins: new, or resumed as its query
 /// string asks (refused with the close reason when it cannot be).
 async fn start(gateway: &Arc<Gateway>, ask: Ask) -> Result<Start, CloseReason> {
-    let resumable = gateway.config.resume_grace_ms > 0;
+    let resumable = gateway.config().resume_grace_ms > 0;
     match ask {
         Ask::Plain => Ok(Start::New { resumable: false }),
         Ask::Resumable => Ok(Start::New { resumable }),
         Ask::Resume { token, last } => {
-            let token = gateway.resume_keys.verify(&token).ok_or(CloseReason::ResumeInvalid)?;
-            let (outbox, carried) = crate::handover::claim(gateway, token).await.map_err(resume::refusal_reason)?;
+            let token = gateway.resume_keys().verify(&token).ok_or(CloseReason::ResumeInvalid)?;
+            let (outbox, carried) =
+                crate::resume::handover::claim(gateway, token).await.map_err(token::refusal_reason)?;
             Ok(Start::Resumed { id: token.session, outbox, carried, last })
         }
     }
@@ -225,7 +224,7 @@ async fn start(gateway: &Arc<Gateway>, ask: Ask) -> Result<Start, CloseReason> {
 /// operator set as a static param (say `HTTP_X_API_KEY`) is never
 /// overridden by the client.
 fn connection_params(gateway: &Gateway, req: &Request<Incoming>, remote: SocketAddr) -> Result<ParamBlock, String> {
-    let limit = gateway.config.max_header_bytes;
+    let limit = gateway.config().max_header_bytes;
     let params = encode_connection_params(gateway, req, remote).map_err(|err| err.to_string()).and_then(|params| {
         match params.encoded().len() > limit {
             true => Err(format!("headers over {limit} bytes (--max-header-bytes)")),
@@ -233,7 +232,7 @@ fn connection_params(gateway: &Gateway, req: &Request<Incoming>, remote: SocketA
         }
     });
     if params.is_err() {
-        gateway.metrics.refused_headers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        gateway.metrics().refused_headers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     params
 }
@@ -252,7 +251,7 @@ fn encode_connection_params(
     params.push(b"QUERY_STRING", uri.query().unwrap_or("").as_bytes())?;
     for name in req.headers().keys() {
         let Some(param) = header_param(name.as_str()) else { continue };
-        if gateway.events.static_params.get(param.as_bytes()).is_some() {
+        if gateway.events().static_params.get(param.as_bytes()).is_some() {
             continue;
         }
         let separator = if name == header::COOKIE { "; " } else { ", " };

@@ -1,0 +1,243 @@
+//! A session's decisions, apart from its sockets: what a backend's answer
+//! does, what a goodbye or a drop does, whether a message may wait for the
+//! backend, whether a resume may take the session, and what a client sees.
+//! Pure functions, tested without a socket; `task` carries them out.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use protocol::handover::Refusal;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use super::close::CloseReason;
+use super::event::EventKind;
+use super::SessionSettings;
+use crate::upstream::fastcgi::{CgiResponse, ParamBlock, ParamTooLarge, UpstreamError};
+
+/// A close reason must fit a control frame: 125 bytes less the code.
+const MAX_CLOSE_REASON: usize = 123;
+/// Response headers `X-Meta-<Name>` become params `META_<NAME>`.
+const META_HEADER: &str = "x-meta-";
+
+/// A payload as the client will see it: binary when the sender says so or
+/// it is not UTF-8, text otherwise.
+pub fn to_message(data: Bytes, binary: bool) -> Message {
+    if binary || std::str::from_utf8(&data).is_err() {
+        return Message::Binary(data);
+    }
+    Message::Text(Utf8Bytes::try_from(data).expect("checked above"))
+}
+
+/// What a backend's answer to one of the session's events does.
+#[derive(Debug, PartialEq)]
+pub enum Answered {
+    /// Send this to the client, if anything (an empty body sends nothing).
+    Deliver(Option<Message>),
+    /// The connect event failed: the session never started, and the client
+    /// is closed (1011).
+    ConnectFailed,
+    /// The connect event was refused: the client is closed with this code
+    /// and reason, and the backend gets no close event.
+    Refused { code: u16, reason: String },
+    /// A close or offline event the backend never took: given up (logged
+    /// and counted where), with no client to tell.
+    Nothing,
+}
+
+pub fn answered(kind: EventKind, result: &Result<CgiResponse, UpstreamError>) -> Answered {
+    let response = match result {
+        Err(_) if kind == EventKind::Connect => return Answered::ConnectFailed,
+        Err(_) if matches!(kind, EventKind::Close | EventKind::Offline) => return Answered::Nothing,
+        Err(err) => return Answered::Deliver(Some(error_message(err))),
+        Ok(response) => response,
+    };
+    if kind == EventKind::Connect && !response.is_success() {
+        // 4xx becomes 4000 + status, so a browser can read it; any other 1008.
+        let code = if (400..500).contains(&response.status) { 4000 + response.status } else { 1008 };
+        return Answered::Refused { code, reason: String::from_utf8_lossy(&response.body).into_owned() };
+    }
+    let speaks = !response.body.is_empty() || response.says_empty_message();
+    Answered::Deliver(speaks.then(|| to_message(response.body.clone(), response.is_binary())))
+}
+
+/// The error the gateway itself tells a client whose message failed.
+pub fn error_message(err: &UpstreamError) -> Message {
+    match err.is_timeout() {
+        true => gateway_error(504, "backend did not answer in time"),
+        false => gateway_error(503, "backend unavailable"),
+    }
+}
+
+/// An error the gateway itself tells the client, as a JSON text message.
+pub fn gateway_error(code: u16, text: &str) -> Message {
+    let error = serde_json::json!({"type": "error", "source": "gateway", "code": code, "message": text});
+    Message::text(error.to_string())
+}
+
+/// The session meta after a response: its `X-Meta-*` headers set `META_*`
+/// params, an empty value forgets one. `None` when it names none; with
+/// the params that did not fit.
+pub fn merged_meta(meta: &ParamBlock, headers: &[(String, String)]) -> Option<(ParamBlock, Vec<ParamTooLarge>)> {
+    let mut updates = headers.iter().filter_map(|(name, value)| {
+        let rest = name.get(..META_HEADER.len()).filter(|p| p.eq_ignore_ascii_case(META_HEADER))?;
+        let rest = &name[rest.len()..];
+        Some((format!("META_{}", rest.to_ascii_uppercase().replace('-', "_")), value.as_str()))
+    });
+    let first = updates.next()?;
+    let mut merged: Vec<(String, String)> = meta.pairs_owned();
+    for (name, value) in std::iter::once(first).chain(updates) {
+        merged.retain(|(n, _)| *n != name);
+        if !value.is_empty() {
+            merged.push((name, value.to_owned()));
+        }
+    }
+    let mut block = ParamBlock::default();
+    let dropped = merged.iter().filter_map(|(name, value)| block.push(name.as_bytes(), value.as_bytes()).err());
+    let dropped = dropped.collect();
+    Some((block.compact(), dropped))
+}
+
+/// Whether one more message of `len` bytes may wait for the backend
+/// behind `events` messages of `bytes` bytes. One message always fits.
+pub fn admits_message(settings: &SessionSettings, events: usize, bytes: usize, len: usize) -> bool {
+    let too_many_bytes = bytes > 0 && bytes + len > settings.max_pending_bytes;
+    events < settings.max_pending_events && !too_many_bytes
+}
+
+/// Whether a client's close frame is a goodbye (1000, 1001 or no code),
+/// which ends its session at once; any other code counts as a drop.
+pub fn is_goodbye(code: Option<u16>) -> bool {
+    matches!(code, None | Some(1000 | 1001))
+}
+
+/// Whether a session whose open client dropped waits for it to resume
+/// (the backend hears it is offline) instead of ending.
+pub fn parks_on_drop(resumable: bool, grace: Duration, backend_knows_session: bool) -> bool {
+    resumable && !grace.is_zero() && backend_knows_session
+}
+
+/// Whether closing an open client for `reason` parks its session instead:
+/// a silent client of a resumable session is likely behind a dead network.
+pub fn parks_instead_of_closing(reason: CloseReason, resumable: bool) -> bool {
+    reason == CloseReason::IdleTimeout && resumable
+}
+
+/// Whether the stream is still in step after closing for `reason`, to
+/// wait for the client's half of the close handshake.
+pub fn close_in_step(reason: CloseReason) -> bool {
+    !matches!(reason, CloseReason::TooBig | CloseReason::ProtocolError)
+}
+
+/// The close reason as a close frame can carry it: at most 123 bytes, cut
+/// at a character boundary.
+pub fn close_reason_text(reason: &str) -> &str {
+    let mut end = reason.len().min(MAX_CLOSE_REASON);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
+/// Whether a new connection may take the session with a token of
+/// `requested` generation. `generation` is the session's own (`None`: it
+/// is not resumable); `reachable` says its client is open or parked (not
+/// closing, gone or already handed over).
+pub fn may_take(generation: Option<u32>, reachable: bool, requested: u32) -> Result<(), Refusal> {
+    match generation {
+        Some(current) if current != requested => Err(Refusal::Reused),
+        Some(_) if reachable => Ok(()),
+        _ => Err(Refusal::Expired),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::fastcgi::Address;
+
+    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Result<CgiResponse, UpstreamError> {
+        let headers = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        Ok(CgiResponse { status, headers, body: Bytes::copy_from_slice(body.as_bytes()) })
+    }
+
+    fn failed(timeout: bool) -> Result<CgiResponse, UpstreamError> {
+        let addr = Address::Tcp("127.0.0.1:1".into());
+        Err(match timeout {
+            true => UpstreamError::Timeout { addr, timeout: Duration::from_secs(1) },
+            false => UpstreamError::Unanswered { addr, reason: "reset".into() },
+        })
+    }
+
+    fn settings() -> SessionSettings {
+        SessionSettings::new(&<crate::Config as clap::Parser>::parse_from(["gateway"]))
+    }
+
+    #[test]
+    fn a_refused_connect_closes_with_4000_plus_a_4xx_status_or_1008() {
+        let refused = answered(EventKind::Connect, &response(403, &[], "no entry"));
+        assert_eq!(refused, Answered::Refused { code: 4403, reason: "no entry".into() });
+        let refused = answered(EventKind::Connect, &response(500, &[], ""));
+        assert_eq!(refused, Answered::Refused { code: 1008, reason: String::new() });
+        assert_eq!(answered(EventKind::Connect, &failed(false)), Answered::ConnectFailed);
+        let message = EventKind::Message { binary: false };
+        assert_eq!(answered(message, &response(404, &[], "body")), Answered::Deliver(Some(Message::text("body"))));
+    }
+
+    #[test]
+    fn an_answer_is_text_binary_or_nothing_and_failures_become_gateway_errors() {
+        let message = EventKind::Message { binary: false };
+        assert_eq!(answered(message, &response(200, &[], "")), Answered::Deliver(None), "an empty body sends nothing");
+        let empty = response(200, &[("Content-Length", "0")], "");
+        assert_eq!(answered(message, &empty), Answered::Deliver(Some(Message::text(""))), "unless it says so");
+        let binary = response(200, &[("Content-Type", "application/octet-stream")], "x");
+        assert_eq!(answered(message, &binary), Answered::Deliver(Some(Message::binary(&b"x"[..]))));
+        let Answered::Deliver(Some(Message::Text(error))) = answered(message, &failed(true)) else { panic!() };
+        assert!(error.contains("504"), "{error}");
+        assert_eq!(answered(EventKind::Close, &failed(false)), Answered::Nothing, "given up where it was sent");
+        assert_eq!(to_message(Bytes::from_static(&[0xff]), false), Message::binary(&[0xff][..]), "not UTF-8");
+    }
+
+    #[test]
+    fn meta_headers_set_and_forget_params() {
+        let mut meta = ParamBlock::default();
+        meta.push(b"META_ROOM", b"1").unwrap();
+        let headers = [("X-Meta-User-Id", "42"), ("x-meta-room", ""), ("Content-Type", "text/plain")];
+        let headers: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        let (merged, dropped) = merged_meta(&meta, &headers).unwrap();
+        assert_eq!(merged.pairs_owned(), [("META_USER_ID".to_owned(), "42".to_owned())]);
+        assert!(dropped.is_empty());
+        assert!(merged_meta(&meta, &headers[2..]).is_none(), "no X-Meta header, no change");
+    }
+
+    #[test]
+    fn messages_wait_within_count_and_bytes_and_one_always_fits() {
+        let settings = settings();
+        assert!(admits_message(&settings, 0, 0, 10 << 20), "alone, any size");
+        assert!(admits_message(&settings, 1, 512 << 10, 512 << 10));
+        assert!(!admits_message(&settings, 1, 512 << 10, (512 << 10) + 1), "past --max-pending-bytes");
+        assert!(!admits_message(&settings, settings.max_pending_events, 1, 1), "past --max-pending-events");
+    }
+
+    #[test]
+    fn goodbyes_end_a_session_and_drops_park_a_resumable_one() {
+        assert!(is_goodbye(None) && is_goodbye(Some(1000)) && is_goodbye(Some(1001)));
+        assert!(!is_goodbye(Some(1006)) && !is_goodbye(Some(4000)));
+        let grace = Duration::from_secs(30);
+        assert!(parks_on_drop(true, grace, true));
+        assert!(!parks_on_drop(false, grace, true), "not resumable");
+        assert!(!parks_on_drop(true, Duration::ZERO, true), "resume off");
+        assert!(!parks_on_drop(true, grace, false), "the backend never saw it start");
+        assert!(parks_instead_of_closing(CloseReason::IdleTimeout, true));
+        assert!(!parks_instead_of_closing(CloseReason::Kicked, true));
+        assert!(!close_in_step(CloseReason::TooBig) && close_in_step(CloseReason::Kicked));
+        assert_eq!(close_reason_text(&"é".repeat(100)).len(), 122, "cut at a character boundary");
+    }
+
+    #[test]
+    fn a_resume_takes_a_session_with_its_current_token_only() {
+        assert_eq!(may_take(Some(3), true, 3), Ok(()));
+        assert_eq!(may_take(Some(3), true, 2), Err(Refusal::Reused), "an older token");
+        assert_eq!(may_take(Some(3), false, 3), Err(Refusal::Expired), "closing or gone");
+        assert_eq!(may_take(None, true, 0), Err(Refusal::Expired), "not resumable");
+    }
+}
