@@ -24,7 +24,7 @@ pub struct Caller {
 /// `--param-prefix HTTP_` (the gateway drops client headers of those
 /// names). Never from the query string or anything else a client writes:
 /// to curl a backend, nginx/debug.conf turns the query into these params.
-pub fn caller<'a>(param: impl Fn(&str) -> Option<&'a str>) -> Result<Caller, String> {
+pub fn caller(param: impl Fn(&str) -> Option<String>) -> Result<Caller, String> {
     let (session, event) = if let Some(id) = param("SESSIONID") {
         (id, param("EVENT"))
     } else if let Some(id) = param("HTTP_SESSIONID") {
@@ -33,7 +33,7 @@ pub fn caller<'a>(param: impl Fn(&str) -> Option<&'a str>) -> Result<Caller, Str
         return Err("no SESSIONID param".into());
     };
     let session = session.parse().map_err(|_| format!("SESSIONID {session:?} is not 16 lowercase hex characters"))?;
-    let event = match event.unwrap_or("") {
+    let event = match event.as_deref().unwrap_or("") {
         "" | "0" => Event::Message,
         "1" => Event::Connect,
         "2" => Event::Close,
@@ -48,8 +48,8 @@ pub fn caller<'a>(param: impl Fn(&str) -> Option<&'a str>) -> Result<Caller, Str
 mod tests {
     use super::*;
 
-    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<&'a str> {
-        move |name| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
     }
 
     const ID: &str = "00000000000000aa";

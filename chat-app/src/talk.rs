@@ -5,8 +5,10 @@
 use protocol::cmd::Payload;
 use protocol::SessionId;
 
-use crate::chat::{escape, App, ChatError, MAX_TEXT_BYTES};
+use crate::app::{App, AppError};
+use crate::cgi::Response;
 use crate::request::Event;
+use crate::text::{escape, MAX_TEXT_BYTES};
 
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct Talk {
@@ -31,7 +33,7 @@ impl Talk {
 }
 
 /// Connect registers a talker that came with a name; close forgets it.
-pub async fn on_event(app: &App, session: SessionId, event: Event, username: Option<&str>) -> Result<(), ChatError> {
+pub async fn on_event(app: &App, session: SessionId, event: Event, username: Option<&str>) -> Result<(), AppError> {
     match (event, username.map(str::trim).filter(|n| !n.is_empty())) {
         (Event::Connect, Some(name)) => app.talkers.set(session, &escape(name)).await?,
         (Event::Close, _) => drop(app.talkers.remove(session).await?),
@@ -40,22 +42,26 @@ pub async fn on_event(app: &App, session: SessionId, event: Event, username: Opt
     Ok(())
 }
 
-/// One binary message; returns the reply to send back, if any.
-pub async fn handle(app: &App, session: SessionId, body: &[u8]) -> Talk {
-    match apply(app, session, body).await {
-        Ok(Some(reply)) => reply,
-        Ok(None) => Talk::default(),
-        Err(err) => Talk::error(err.code, err.message),
+/// One binary message; the reply, a Talk message as a binary frame (none
+/// for nothing to say).
+pub async fn handle(app: &App, session: SessionId, body: &[u8]) -> Response {
+    let reply = match apply(app, session, body).await {
+        Ok(reply) => reply,
+        Err(err) => Some(Talk::error(err.code, err.message)),
+    };
+    match reply {
+        Some(talk) => Response::binary(prost::Message::encode_to_vec(&talk)),
+        None => Response::none(),
     }
 }
 
-async fn apply(app: &App, session: SessionId, body: &[u8]) -> Result<Option<Talk>, ChatError> {
+async fn apply(app: &App, session: SessionId, body: &[u8]) -> Result<Option<Talk>, AppError> {
     let talk =
-        <Talk as prost::Message>::decode(body).map_err(|e| ChatError::new(400, format!("not a Talk message: {e}")))?;
+        <Talk as prost::Message>::decode(body).map_err(|e| AppError::new(400, format!("not a Talk message: {e}")))?;
     if talk.msg.len() > MAX_TEXT_BYTES {
-        return Err(ChatError::new(413, format!("a message is at most {MAX_TEXT_BYTES} bytes")));
+        return Err(AppError::new(413, format!("a message is at most {MAX_TEXT_BYTES} bytes")));
     }
-    let name = app.talkers.get(session).await?.ok_or_else(|| ChatError::new(401, "connect with a username header"))?;
+    let name = app.talkers.get(session).await?.ok_or_else(|| AppError::new(401, "connect with a username header"))?;
     match talk.cmd.as_str() {
         "talk" => {
             let said = Talk { cmd: "talk".into(), name, msg: escape(&talk.msg), code: 0 };
@@ -71,6 +77,6 @@ async fn apply(app: &App, session: SessionId, body: &[u8]) -> Result<Option<Talk
             app.router.kick(vec![session]).await?;
             Ok(None)
         }
-        other => Err(ChatError::new(404, format!("unknown cmd {other:?}"))),
+        other => Err(AppError::new(404, format!("unknown cmd {other:?}"))),
     }
 }

@@ -1,7 +1,9 @@
 use protocol::SessionId;
 use serde::Deserialize;
 
-use super::{App, ChannelNumber, ChatError, Reply};
+use super::ChannelNumber;
+use crate::app::{App, AppError};
+use crate::cgi::Response;
 
 /// `{"type":"leave","channel":K}`: leaves `chat-channel-K`; no reply.
 #[derive(Deserialize)]
@@ -10,8 +12,8 @@ pub struct Leave {
 }
 
 impl Leave {
-    pub async fn apply(self, app: &App, session: SessionId) -> Result<Reply, ChatError> {
+    pub async fn apply(self, app: &App, session: SessionId) -> Result<Response, AppError> {
         app.router.leave(&self.channel.router_channel(), vec![session]).await?;
-        Ok(Reply::none())
+        Ok(Response::none())
     }
 }

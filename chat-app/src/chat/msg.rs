@@ -5,7 +5,10 @@ use protocol::SessionId;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{escape, App, ChannelNumber, ChatError, Reply, MAX_TEXT_BYTES};
+use super::ChannelNumber;
+use crate::app::{App, AppError};
+use crate::cgi::Response;
+use crate::text::{escape, MAX_TEXT_BYTES};
 
 /// `{"type":"msg","text":T,"channel":K}`: to channel K's members, or to
 /// everyone for K = 0. The sender gets it back like everyone else.
@@ -21,11 +24,11 @@ fn everyone() -> ChannelNumber {
 }
 
 impl Msg {
-    pub async fn apply(self, app: &App, session: SessionId) -> Result<Reply, ChatError> {
+    pub async fn apply(self, app: &App, session: SessionId) -> Result<Response, AppError> {
         if self.text.len() > MAX_TEXT_BYTES {
-            return Err(ChatError::new(413, format!("a message is at most {MAX_TEXT_BYTES} bytes")));
+            return Err(AppError::new(413, format!("a message is at most {MAX_TEXT_BYTES} bytes")));
         }
-        let name = app.users.get(session).await?.ok_or_else(|| ChatError::new(401, "log in first"))?;
+        let name = app.users.get(session).await?.ok_or_else(|| AppError::new(401, "log in first"))?;
         let message = json!({
             "type": "msg",
             "name": name,
@@ -38,7 +41,7 @@ impl Msg {
             ChannelNumber(0) => app.router.broadcast(payload).await?,
             channel => app.router.publish(&channel.router_channel(), payload).await?,
         }
-        Ok(Reply::none())
+        Ok(Response::none())
     }
 }
 

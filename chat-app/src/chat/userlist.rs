@@ -1,9 +1,10 @@
 use serde_json::json;
 
-use super::{App, ChatError, Reply};
+use crate::app::{App, AppError};
+use crate::cgi::Response;
 
 /// `{"type":"userlist"}`: answers `{"type":"list","list":[{name,id}..]}`.
-pub async fn apply(app: &App) -> Result<Reply, ChatError> {
+pub async fn apply(app: &App) -> Result<Response, AppError> {
     let list = app.users.list().await?;
-    Ok(Reply::json(json!({"type": "list", "list": list})))
+    Ok(Response::json(json!({"type": "list", "list": list})))
 }

@@ -18,7 +18,9 @@ use serde_json::{json, Value};
 use protocol::token_matches;
 use runtime::rate::KeyedRate;
 
-use crate::chat::App;
+use protocol::RouterClient;
+
+use crate::cgi::Response;
 use crate::request::Event;
 use auth::{cookie_value, hash_password, password_matches, CookieSigner, COOKIE, COOKIE_SECONDS};
 pub use store::QueueStore;
@@ -27,22 +29,11 @@ use store::{Entered, Freed};
 /// The games and their regions, with the servers an admitted player gets.
 const GAMES: &[(&str, &[&str])] = &[("demo", &["eu", "us"])];
 
-/// A CGI answer: status, headers, JSON body (none for an empty reply).
-pub struct Answer {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Option<Value>,
-}
-
-impl Answer {
-    fn json(status: u16, body: Value) -> Answer {
-        Answer { status, headers: Vec::new(), body: Some(body) }
-    }
-
-    fn code(code: u16, message: &str) -> Answer {
-        let status = if code >= 400 { code } else { 200 };
-        Answer::json(status, json!({"code": code, "message": message}))
-    }
+/// An answer of the queue's codes: `{"code":N,"message":..}`, with the
+/// HTTP status the code is, or 200 for the queue's own codes.
+fn code(code: u16, message: &str) -> Response {
+    let status = if code >= 400 { code } else { 200 };
+    Response::status_json(status, json!({"code": code, "message": message}))
 }
 
 pub struct Queue {
@@ -107,14 +98,20 @@ impl Queue {
     }
 
     /// The answer when the store fails.
-    fn unavailable(err: redis::RedisError) -> Answer {
+    fn unavailable(err: redis::RedisError) -> Response {
         tracing::error!(%err, "queue store failed");
-        Answer::code(500, "try again later")
+        code(500, "try again later")
     }
 
     /// `POST /api/v1/game/{register,login,logout,offline/<uid>}`; `param`
     /// reads the request's params (headers, client address).
-    pub async fn http(&self, app: &App, path: &str, body: &[u8], param: impl Fn(&str) -> Option<String>) -> Answer {
+    pub async fn http(
+        &self,
+        router: &RouterClient,
+        path: &str,
+        body: &[u8],
+        param: impl Fn(&str) -> Option<String>,
+    ) -> Response {
         let route = path.trim_start_matches("/api/v1/game/");
         // Over HTTPS (at a TLS edge that says so), the cookie is Secure.
         let https =
@@ -125,49 +122,46 @@ impl Queue {
         };
         if let Some(uid) = route.strip_prefix("offline/") {
             if !self.bears_operator_token(&param) {
-                return Answer::code(
-                    401,
-                    "offline/<uid> is an operator's call: send Authorization: Bearer <operator token>",
-                );
+                return code(401, "offline/<uid> is an operator's call: send Authorization: Bearer <operator token>");
             }
             return match uid.parse() {
-                Ok(uid) => self.offline(app, uid).await,
-                Err(_) => Answer::code(400, "offline/<uid> takes a number"),
+                Ok(uid) => self.offline(router, uid).await,
+                Err(_) => code(400, "offline/<uid> takes a number"),
             };
         }
         if route == "logout" {
-            let mut answer = Answer::json(200, json!({"code": 0}));
+            let mut answer = Response::json(json!({"code": 0}));
             answer.headers.push(("Set-Cookie".into(), format!("{COOKIE}=; {}", cookie_attributes(0))));
             return answer;
         }
         let Ok(credentials) = serde_json::from_slice::<Credentials>(body) else {
-            return Answer::code(400, "send {\"username\":..,\"password\":..}");
+            return code(400, "send {\"username\":..,\"password\":..}");
         };
         let (name, password) = (credentials.username.trim(), credentials.password);
         if name.is_empty() || name.chars().count() > 32 || password.is_empty() || password.len() > 128 {
-            return Answer::code(400, "a username is 1 to 32 characters, a password 1 to 128 bytes");
+            return code(400, "a username is 1 to 32 characters, a password 1 to 128 bytes");
         }
         match route {
             "register" => match self.store.create_account(name, &hash_password(&password)).await {
-                Ok(Some(uid)) => Answer::json(200, json!({"code": 0, "uid": uid})),
-                Ok(None) => Answer::code(2, "username taken"),
+                Ok(Some(uid)) => Response::json(json!({"code": 0, "uid": uid})),
+                Ok(None) => code(2, "username taken"),
                 Err(err) => Queue::unavailable(err),
             },
             "login" if !self.login_allowed(name, param("REMOTE_ADDR").unwrap_or_default()) => {
-                Answer::code(429, "too many login attempts; try again in a minute")
+                code(429, "too many login attempts; try again in a minute")
             }
             "login" => match self.store.account(name).await {
                 Ok(Some((uid, hash))) if password_matches(&password, &hash) => {
-                    let mut answer = Answer::json(200, json!({"code": 0, "uid": uid}));
+                    let mut answer = Response::json(json!({"code": 0, "uid": uid}));
                     let cookie = self.signer.sign(uid, now());
                     let attributes = cookie_attributes(COOKIE_SECONDS);
                     answer.headers.push(("Set-Cookie".into(), format!("{COOKIE}={cookie}; {attributes}")));
                     answer
                 }
-                Ok(_) => Answer::code(1, "wrong username or password"),
+                Ok(_) => code(1, "wrong username or password"),
                 Err(err) => Queue::unavailable(err),
             },
-            _ => Answer::code(404, "no such call"),
+            _ => code(404, "no such call"),
         }
     }
 
@@ -182,82 +176,80 @@ impl Queue {
     /// cookie; the uid is then kept as session meta (`META_UID`).
     pub async fn check(
         &self,
-        app: &App,
+        router: &RouterClient,
         session: SessionId,
         event: Event,
         param: impl Fn(&str) -> Option<String>,
         body: &[u8],
-    ) -> Answer {
+    ) -> Response {
         match event {
             Event::Connect => {
                 let uid =
                     param("HTTP_COOKIE").as_deref().and_then(cookie_value).and_then(|c| self.signer.verify(c, now()));
                 match uid {
-                    Some(uid) => {
-                        Answer { status: 200, headers: vec![("X-Meta-Uid".into(), uid.to_string())], body: None }
-                    }
-                    None => Answer::json(401, json!({"code": 99, "message": "log in first"})),
+                    Some(uid) => Response::none().with_header("X-Meta-Uid", uid.to_string()),
+                    None => Response::status_json(401, json!({"code": 99, "message": "log in first"})),
                 }
             }
             Event::Close => {
-                self.leave_line(app, session).await;
-                Answer { status: 200, headers: Vec::new(), body: None }
+                self.leave_line(router, session).await;
+                Response::none()
             }
             // A place in line is kept while its client resumes.
-            Event::Offline | Event::Online => Answer { status: 200, headers: Vec::new(), body: None },
+            Event::Offline | Event::Online => Response::none(),
             Event::Message => {
                 let Some(uid) = param("META_UID").and_then(|u| u.parse().ok()) else {
-                    return Answer::code(99, "log in first");
+                    return code(99, "log in first");
                 };
                 let Ok(check) = serde_json::from_slice::<Check>(body) else {
-                    return Answer::code(400, "send {\"game_name\":..,\"region\":..}");
+                    return code(400, "send {\"game_name\":..,\"region\":..}");
                 };
                 let known = GAMES
                     .iter()
                     .any(|(game, regions)| *game == check.game_name && regions.contains(&check.region.as_str()));
                 if !known {
-                    return Answer::code(404, "unknown game or region");
+                    return code(404, "unknown game or region");
                 }
                 self.enter(session, uid, &check.region).await
             }
         }
     }
 
-    async fn enter(&self, session: SessionId, uid: u64, region: &str) -> Answer {
+    async fn enter(&self, session: SessionId, uid: u64, region: &str) -> Response {
         match self.store.enter(session, uid, region, self.capacity).await {
-            Ok(Entered::Admitted) => Answer::json(200, servers(region)),
-            Ok(Entered::Queued(index)) => Answer::json(200, json!({"code": 3, "front_users": front_users(index)})),
+            Ok(Entered::Admitted) => Response::json(servers(region)),
+            Ok(Entered::Queued(index)) => Response::json(json!({"code": 3, "front_users": front_users(index)})),
             Err(err) => Queue::unavailable(err),
         }
     }
 
     /// A session that leaves the line moves everyone behind it up.
-    async fn leave_line(&self, app: &App, session: SessionId) {
+    async fn leave_line(&self, router: &RouterClient, session: SessionId) {
         match self.store.leave_line(session).await {
-            Ok(line) => tell_positions(app, &line).await,
+            Ok(line) => tell_positions(router, &line).await,
             Err(err) => tracing::error!(%err, %session, "could not take a session out of the line"),
         }
     }
 
     /// The game says `uid` went offline: its slot frees up and the head of
     /// that region's line is let in.
-    async fn offline(&self, app: &App, uid: u64) -> Answer {
+    async fn offline(&self, router: &RouterClient, uid: u64) -> Response {
         match self.store.offline(uid).await {
             Ok(Some(Freed { region, admitted, line })) => {
                 if let Some(session) = admitted {
-                    push(app, session, servers(&region)).await;
+                    push(router, session, servers(&region)).await;
                 }
-                tell_positions(app, &line).await;
-                Answer::json(200, json!({"code": 0}))
+                tell_positions(router, &line).await;
+                Response::json(json!({"code": 0}))
             }
-            Ok(None) => Answer::code(404, "that player is not in a game"),
+            Ok(None) => code(404, "that player is not in a game"),
             Err(err) => Queue::unavailable(err),
         }
     }
 }
 
-async fn push(app: &App, session: SessionId, message: Value) {
-    if let Err(err) = app.router.send(vec![session], Payload::text(message.to_string())).await {
+async fn push(router: &RouterClient, session: SessionId, message: Value) {
+    if let Err(err) = router.send(vec![session], Payload::text(message.to_string())).await {
         tracing::warn!(%err, %session, "queue push failed");
     }
 }
@@ -269,8 +261,8 @@ fn front_users(index: usize) -> usize {
 }
 
 /// Tells everyone in a line their place in it.
-async fn tell_positions(app: &App, line: &[SessionId]) {
+async fn tell_positions(router: &RouterClient, line: &[SessionId]) {
     for (index, session) in line.iter().enumerate() {
-        push(app, *session, json!({"code": 3, "front_users": front_users(index)})).await;
+        push(router, *session, json!({"code": 3, "front_users": front_users(index)})).await;
     }
 }
