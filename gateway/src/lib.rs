@@ -182,6 +182,9 @@ fn static_params(config: &Config) -> anyhow::Result<ParamBlock> {
 /// every client is closed (1001) and its close event delivered, within
 /// the drain timeout.
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    if config.routers.len() > session::mailbox::MAX_ROUTERS {
+        anyhow::bail!("at most {} --router (a session's mailbox has a bit per router)", session::mailbox::MAX_ROUTERS);
+    }
     runtime::no_empty_secrets(&[("--router-token", &config.router_token), ("--resume-secret", &config.resume_secret)])?;
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
     let tcp_front = match config.listen_tcp {

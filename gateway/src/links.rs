@@ -541,7 +541,7 @@ impl Link {
                 let id = SessionId::parse(&frame.sessions).map_err(|e| e.to_string())?;
                 self.registry.note_user(id, &String::from_utf8_lossy(&frame.data));
             }
-            _ => return Err(format!("unexpected frame type {} from the router", frame.kind)),
+            _ => return Err(format!("unexpected frame type {} from the router", frame.raw_kind)),
         }
         Ok(())
     }

@@ -61,7 +61,7 @@ impl Decoder for FrameCodec {
         src.advance(HEADER_LEN);
         let sessions = src.split_to(slen).freeze();
         let data = src.split_to(len).freeze();
-        Ok(Some(Frame { kind, binary: raw_len & BINARY_FLAG != 0, sessions, data }))
+        Ok(Some(Frame { raw_kind: kind, binary: raw_len & BINARY_FLAG != 0, sessions, data }))
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
@@ -90,7 +90,7 @@ fn encode_frame(frame: &Frame, dst: &mut BytesMut) -> Result<(), FrameError> {
     }
     let flag = if frame.binary { BINARY_FLAG } else { 0 };
     dst.reserve(HEADER_LEN + frame.sessions.len() + frame.data.len());
-    dst.put_u16(frame.kind);
+    dst.put_u16(frame.raw_kind);
     dst.put_u16(slen);
     dst.put_u32(frame.data.len() as u32 | flag);
     dst.extend_from_slice(&frame.sessions);
@@ -125,7 +125,7 @@ mod tests {
                     Bytes::from_static(&[0, 159, 255]),
                 )
             },
-            Frame { kind: 999, binary: false, sessions: Bytes::new(), data: Bytes::from_static(b"x") },
+            Frame { raw_kind: 999, binary: false, sessions: Bytes::new(), data: Bytes::from_static(b"x") },
         ];
         let mut stream = BytesMut::new();
         for frame in &frames {

@@ -100,7 +100,8 @@ pub const MAX_IDS_PER_FRAME: usize = u16::MAX as usize / SessionId::LEN;
 /// "deliver this payload as a binary WebSocket frame".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
-    pub kind: u16,
+    /// The type as the wire has it; [`Frame::kind`] reads it as a [`FrameKind`].
+    pub raw_kind: u16,
     pub binary: bool,
     pub sessions: Bytes,
     pub data: Bytes,
@@ -108,11 +109,11 @@ pub struct Frame {
 
 impl Frame {
     pub fn new(kind: FrameKind, sessions: Bytes, data: Bytes) -> Frame {
-        Frame { kind: kind as u16, binary: false, sessions, data }
+        Frame { raw_kind: kind as u16, binary: false, sessions, data }
     }
 
     pub fn kind(&self) -> Option<FrameKind> {
-        FrameKind::from_u16(self.kind)
+        FrameKind::from_u16(self.raw_kind)
     }
 
     /// Frames of `kind`, each naming at most [`MAX_IDS_PER_FRAME`] of `ids`.
@@ -123,7 +124,7 @@ impl Frame {
         binary: bool,
     ) -> impl Iterator<Item = Frame> + '_ {
         ids.chunks(MAX_IDS_PER_FRAME).map(move |chunk| Frame {
-            kind: kind as u16,
+            raw_kind: kind as u16,
             binary,
             sessions: encode_ids(chunk),
             data: data.clone(),

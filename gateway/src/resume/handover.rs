@@ -67,7 +67,8 @@ async fn let_go(outbox: &Mailbox, generation: u32) -> Result<Carried, Refusal> {
 
 async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc<Mailbox>, Carried), Refusal> {
     let links = &gateway.links();
-    let Some(via) = (0..64).find(|link| links.linked_mask() & (1 << link) != 0) else {
+    let Some(via) = (0..crate::session::mailbox::MAX_ROUTERS).find(|link| links.linked_mask() & (1 << link) != 0)
+    else {
         tracing::info!(session = %token.session, "resume: no router linked to ask");
         return Err(Refusal::Failed);
     };

@@ -28,6 +28,10 @@ use protocol::handover::Refusal;
 use super::close::CloseReason;
 use crate::resume::replay::TakeRequest;
 
+/// Router links a gateway may have: a session takes or skips each one's
+/// pushes by a bit of a `u64` (see [`Mailbox::accept_from`]).
+pub const MAX_ROUTERS: usize = 64;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub messages: usize,
@@ -119,7 +123,7 @@ impl Mailbox {
         if queue.close.is_some() {
             return Pushed::Closed;
         }
-        if link.is_some_and(|link| link < 64 && queue.accept & (1 << link) == 0) {
+        if link.is_some_and(|link| link < MAX_ROUTERS && queue.accept & (1 << link) == 0) {
             return Pushed::Skipped;
         }
         let (max_messages, max_bytes, overflow) = match queue.parked {
@@ -227,7 +231,7 @@ impl Mailbox {
 
     /// Takes pushes from router link `link` (`true`) or no longer does.
     pub fn accept_from(&self, link: usize, accept: bool) {
-        if link < 64 {
+        if link < MAX_ROUTERS {
             let mut queue = self.queue.lock().unwrap();
             match accept {
                 true => queue.accept |= 1 << link,

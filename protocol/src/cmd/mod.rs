@@ -238,7 +238,7 @@ impl Command {
     }
 
     pub fn from_frame(frame: Frame) -> Result<Command, CommandError> {
-        let kind = frame.kind().ok_or(CommandError::UnknownType(frame.kind))?;
+        let kind = frame.kind().ok_or(CommandError::UnknownType(frame.raw_kind))?;
         Ok(match kind {
             FrameKind::SendMsg => Command::Send(SendMsg::from_frame(frame)?),
             FrameKind::SendAll => Command::Broadcast(Broadcast::from_frame(frame)),
@@ -490,7 +490,7 @@ mod tests {
         );
         assert_eq!(Command::from_json("frobnicate", b"{}"), Err(CommandError::UnknownName("frobnicate".into())));
         assert_eq!(
-            Command::from_frame(Frame { kind: 77, binary: false, sessions: Bytes::new(), data: Bytes::new() }),
+            Command::from_frame(Frame { raw_kind: 77, binary: false, sessions: Bytes::new(), data: Bytes::new() }),
             Err(CommandError::UnknownType(77))
         );
         let conn = Frame::new(FrameKind::Conn, Bytes::new(), Bytes::new());

@@ -338,7 +338,7 @@ async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), Stri
             }
             Ok(())
         }
-        _ => return Err(format!("unexpected frame type {} from a gateway", frame.kind)),
+        _ => return Err(format!("unexpected frame type {} from a gateway", frame.raw_kind)),
     };
     if let Err(err) = stored {
         tracing::error!(%err, "could not store what a gateway reported");
