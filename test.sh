@@ -10,6 +10,7 @@ command -v redis-server >/dev/null || need+=(redis-server)
 ls /usr/sbin/php-fpm* >/dev/null 2>&1 || need+=(php-fpm)
 php -m 2>/dev/null | grep -qi '^redis$' || need+=(php-redis)
 command -v python3 >/dev/null || need+=(python3)
+python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v curl >/dev/null || need+=(curl)
 command -v chromium >/dev/null || need+=(chromium)
@@ -29,3 +30,6 @@ cargo fmt --all -- --check
 cargo build --workspace --bins --locked
 cargo test --workspace --locked
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Autobahn's WebSocket compliance suite, all of its cases, against the
+# gateway's own codec; it fails on any case that is not OK.
+scripts/autobahn.sh

@@ -72,6 +72,12 @@ pub struct Config {
     /// Largest client message, in bytes; larger closes the client with 1009.
     #[arg(long, env = "GATEWAY_MAX_MESSAGE", default_value_t = 1 << 20)]
     pub max_message: usize,
+    /// Offer permessage-deflate (RFC 7692) to WebSocket clients that ask, without context takeover: an idle connection holds no compressor, and a broadcast is compressed once.
+    #[arg(long, env = "GATEWAY_DEFLATE", default_value_t = true, action = ArgAction::Set)]
+    pub deflate: bool,
+    /// Messages shorter than this many bytes go out uncompressed, even to clients that agreed to compression.
+    #[arg(long, env = "GATEWAY_DEFLATE_MIN_BYTES", default_value_t = 128)]
+    pub deflate_min_bytes: usize,
     /// Pushes queued for one client before it counts as a slow consumer and is closed (1008).
     #[arg(long, env = "GATEWAY_OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use runtime::Shutdown;
 use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 pub use config::Config;
 use front::admission::{Admission, AdmissionControl};
@@ -36,13 +35,6 @@ use session::{Registry, SessionSettings};
 use upstream::fastcgi::{ParamBlock, Pool, Upstreams};
 use upstream::routing::Routes;
 
-/// tungstenite allocates its read buffer up front (128 KiB by default) and
-/// reads at most this much per call: small keeps idle connections cheap.
-const WS_READ_BUFFER: usize = 256;
-/// Queued frames are written once they pass this, or on flush; the session
-/// flushes after each reply and each batch of pushes, so a fan-out burst
-/// goes out in one write.
-const WS_WRITE_BUFFER: usize = 16 * 1024;
 /// Connections in their HTTP phase at once (sessions are limited apart).
 const MAX_HANDSHAKES: usize = 10_000;
 
@@ -58,7 +50,6 @@ pub struct Gateway {
     registry: Arc<Registry>,
     links: RouterLinks,
     events: EventEncoder,
-    ws_config: WebSocketConfig,
     resume_keys: TokenKey,
     pages: Vec<Page>,
 }
@@ -112,10 +103,6 @@ impl Gateway {
     /// Builds each event's FastCGI request.
     pub fn events(&self) -> &EventEncoder {
         &self.events
-    }
-
-    pub fn ws_config(&self) -> WebSocketConfig {
-        self.ws_config
     }
 
     pub fn resume_keys(&self) -> &TokenKey {
@@ -220,17 +207,6 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     if let Some(route) = config.http_routes.iter().find(|r| upstreams.pool(&r.pool).is_none()) {
         anyhow::bail!("--http-route {} names pool {:?}, which has no --backend", route.prefix, route.pool);
     }
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(WS_READ_BUFFER)
-        .write_buffer_size(WS_WRITE_BUFFER)
-        // Room for the write threshold plus the largest burst the outbox
-        // admits (or a reply); tungstenite insists on more than the threshold.
-        .max_write_buffer_size(
-            WS_WRITE_BUFFER
-                + config.outbound_queue_bytes.max(config.max_message).max(config.max_frame).saturating_mul(2),
-        )
-        .max_message_size(Some(config.max_message))
-        .max_frame_size(Some(config.max_message));
     let backends: Vec<String> = config.backends.iter().map(|b| format!("{}={}", b.pool, b.addr)).collect();
     tracing::info!(listen = %config.listen, listen_tcp = ?config.listen_tcp, ?backends, routers = ?config.routers, admin = ?config.admin, "gateway ready");
     let gateway = Arc::new(Gateway {
@@ -245,7 +221,6 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         metrics: Metrics::default(),
         registry,
         links,
-        ws_config,
     });
     let admin_shutdown = Shutdown::new();
     if let Some(addr) = gateway.config.admin {

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
+use crate::front::message::{Message, Payload};
 use crate::session::Registry;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -512,10 +513,10 @@ impl Link {
         match kind {
             Some(FrameKind::SendMsg) => {
                 let ids = frame.session_ids().map_err(|e| e.to_string())?;
-                self.registry.push(self.index, &ids, &crate::session::policy::to_message(frame.data, frame.binary));
+                self.registry.push(self.index, &ids, &Message::new(Payload::shared(frame.data), frame.binary));
             }
             Some(FrameKind::SendAll) => {
-                self.registry.push_all(self.index, &crate::session::policy::to_message(frame.data, frame.binary));
+                self.registry.push_all(self.index, &Message::new(Payload::shared(frame.data), frame.binary));
             }
             Some(FrameKind::Kick) => {
                 let ids = frame.session_ids().map_err(|e| e.to_string())?;

@@ -7,19 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
-use http::{header, HeaderMap, Method, Request, Response, StatusCode};
+use futures_util::{SinkExt, StreamExt};
+use http::{header, HeaderMap, HeaderName, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::front::admission::Admission;
-use crate::front::transport::WebSocket;
+use crate::front::websocket::{self, deflate, WebSocket};
 use crate::resume::token::{self, Ask};
 use crate::session::close::CloseReason;
 use crate::session::event::header_param;
@@ -29,10 +26,15 @@ use crate::Gateway;
 
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn serve_connection(stream: TcpStream, remote: SocketAddr, gateway: Arc<Gateway>) {
+/// A client's stream, plain or TLS.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+pub async fn serve_connection<I: Io>(stream: I, remote: SocketAddr, gateway: Arc<Gateway>) {
     let service = service_fn(move |req| {
         let gateway = gateway.clone();
-        async move { Ok::<_, Infallible>(handle(req, gateway, remote).await) }
+        async move { Ok::<_, Infallible>(handle::<I>(req, gateway, remote).await) }
     });
     let result = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -45,10 +47,10 @@ pub async fn serve_connection(stream: TcpStream, remote: SocketAddr, gateway: Ar
     }
 }
 
-async fn handle(req: Request<Incoming>, gateway: Arc<Gateway>, peer: SocketAddr) -> Response<Full<Bytes>> {
+async fn handle<I: Io>(req: Request<Incoming>, gateway: Arc<Gateway>, peer: SocketAddr) -> Response<Full<Bytes>> {
     let remote = crate::front::proxy::client_addr(&gateway.config().trusted_proxies, peer, req.headers());
     if wants_websocket(req.headers()) {
-        return upgrade(req, gateway, remote);
+        return upgrade::<I>(req, gateway, remote);
     }
     if let Some(route) = gateway.config().http_routes.iter().find(|r| req.uri().path().starts_with(&r.prefix)) {
         let pool = route.pool.clone();
@@ -64,7 +66,7 @@ async fn handle(req: Request<Incoming>, gateway: Arc<Gateway>, peer: SocketAddr)
 /// body in; status, headers (Set-Cookie included) and body out. Events of
 /// a session are something else; these carry no SESSIONID or EVENT.
 async fn forward(req: Request<Incoming>, gateway: &Gateway, remote: SocketAddr, pool: &str) -> Response<Full<Bytes>> {
-    let params = match connection_params(gateway, &req, remote) {
+    let params = match connection_params(gateway, &req, remote, &[]) {
         Ok(params) => params,
         Err(why) => return respond(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "text/plain", format!("{why}\n")),
     };
@@ -128,7 +130,17 @@ fn wants_websocket(headers: &HeaderMap) -> bool {
     has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
 }
 
-fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr) -> Response<Full<Bytes>> {
+/// Headers that matter to the handshake alone: a session's params leave
+/// them out, as every event would carry them.
+const HANDSHAKE_HEADERS: [HeaderName; 5] = [
+    header::CONNECTION,
+    header::UPGRADE,
+    header::SEC_WEBSOCKET_KEY,
+    header::SEC_WEBSOCKET_VERSION,
+    header::SEC_WEBSOCKET_EXTENSIONS,
+];
+
+fn upgrade<I: Io>(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr) -> Response<Full<Bytes>> {
     if req.method() != Method::GET {
         return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "a WebSocket upgrade is a GET\n");
     }
@@ -154,52 +166,66 @@ fn upgrade(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr
     let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
         return respond(StatusCode::BAD_REQUEST, "text/plain", "missing Sec-WebSocket-Key\n");
     };
-    let accept = derive_accept_key(key.as_bytes());
-    let params = match connection_params(&gateway, &req, remote) {
+    let accept = websocket::handshake::accept_key(key.as_bytes());
+    let params = match connection_params(&gateway, &req, remote, &HANDSHAKE_HEADERS) {
         Ok(params) => params,
         Err(why) => return respond(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "text/plain", format!("{why}\n")),
+    };
+    let offers = req.headers().get_all(header::SEC_WEBSOCKET_EXTENSIONS);
+    let agreed = match gateway.config().deflate {
+        true => deflate::negotiate(offers.iter().filter_map(|v| v.to_str().ok())),
+        false => None,
+    };
+    let settings = websocket::Settings {
+        max_message: gateway.config().max_message,
+        inflate: agreed.is_some(),
+        compress: agreed
+            .as_ref()
+            .and_then(|a| a.window_bits)
+            .map(|window_bits| websocket::Compressing { min_bytes: gateway.config().deflate_min_bytes, window_bits }),
     };
     let ask = token::ask(req.uri().query().unwrap_or(""));
     let upgraded = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
-        match upgraded.await {
-            Ok(io) => {
-                let mut ws =
-                    WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, Some(gateway.ws_config())).await;
-                // A close code tells a client why (and a browser can read it);
-                // an HTTP error would not.
-                let refuse = |reason: CloseReason| {
-                    gateway.metrics().closed(reason);
-                    reason.frame()
-                };
-                let Admission::Welcome(seat) = admission else {
-                    let _ = ws.close(Some(refuse(CloseReason::ServerFull))).await;
-                    return;
-                };
-                let start = match start(&gateway, ask).await {
-                    Ok(start) => start,
-                    Err(reason) => {
-                        tracing::info!(%remote, reason = reason.text(), "resume refused");
-                        let _ = ws.close(Some(refuse(reason))).await;
-                        // Read on until the client answers, so it gets the close frame.
-                        let _ = tokio::time::timeout(Duration::from_secs(1), ws.next()).await;
-                        return;
-                    }
-                };
-                // A task of its own, sized to the session alone: this one, with
-                // the handshake's state in it, ends here.
-                tokio::spawn(crate::session::task::run(gateway, WebSocket(ws), params, seat, start));
+        let upgraded = match upgraded.await.map(|io| io.downcast::<TokioIo<I>>()) {
+            Ok(Ok(parts)) => parts,
+            Ok(Err(_)) => return tracing::error!(%remote, "upgraded connection of an unexpected type"),
+            Err(err) => return tracing::debug!(%err, %remote, "upgrade failed"),
+        };
+        let mut ws = WebSocket::new(upgraded.io.into_inner(), upgraded.read_buf, settings);
+        // A close code tells a client why (and a browser can read it); an
+        // HTTP error would not.
+        let refuse = |reason: CloseReason| {
+            gateway.metrics().closed(reason);
+            reason.frame()
+        };
+        let Admission::Welcome(seat) = admission else {
+            let _ = ws.send(refuse(CloseReason::ServerFull)).await;
+            return;
+        };
+        let start = match start(&gateway, ask).await {
+            Ok(start) => start,
+            Err(reason) => {
+                tracing::info!(%remote, reason = reason.text(), "resume refused");
+                let _ = ws.send(refuse(reason)).await;
+                // Read on until the client answers, so it gets the close frame.
+                let _ = tokio::time::timeout(Duration::from_secs(1), ws.next()).await;
+                return;
             }
-            Err(err) => tracing::debug!(%err, %remote, "upgrade failed"),
-        }
+        };
+        // A task of its own, sized to the session alone: this one, with
+        // the handshake's state in it, ends here.
+        tokio::spawn(crate::session::task::run(gateway, ws, params, seat, start));
     });
-    Response::builder()
+    let mut response = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "Upgrade")
         .header(header::UPGRADE, "websocket")
-        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
-        .body(Full::default())
-        .expect("static response parts are valid")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept);
+    if let Some(agreed) = agreed {
+        response = response.header(header::SEC_WEBSOCKET_EXTENSIONS, agreed.response);
+    }
+    response.body(Full::default()).expect("static response parts are valid")
 }
 
 /// How the connection's session begins: new, or resumed as its query
@@ -223,14 +249,20 @@ async fn start(gateway: &Arc<Gateway>, ask: Ask) -> Result<Start, CloseReason> {
 /// carries them again); else why not (a 431, counted). A header the
 /// operator set as a static param (say `HTTP_X_API_KEY`) is never
 /// overridden by the client.
-fn connection_params(gateway: &Gateway, req: &Request<Incoming>, remote: SocketAddr) -> Result<ParamBlock, String> {
+fn connection_params(
+    gateway: &Gateway,
+    req: &Request<Incoming>,
+    remote: SocketAddr,
+    left_out: &[HeaderName],
+) -> Result<ParamBlock, String> {
     let limit = gateway.config().max_header_bytes;
-    let params = encode_connection_params(gateway, req, remote).map_err(|err| err.to_string()).and_then(|params| {
-        match params.encoded().len() > limit {
-            true => Err(format!("headers over {limit} bytes (--max-header-bytes)")),
-            false => Ok(params),
-        }
-    });
+    let params =
+        encode_connection_params(gateway, req, remote, left_out).map_err(|err| err.to_string()).and_then(|params| {
+            match params.encoded().len() > limit {
+                true => Err(format!("headers over {limit} bytes (--max-header-bytes)")),
+                false => Ok(params),
+            }
+        });
     if params.is_err() {
         gateway.metrics().refused_headers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
@@ -241,6 +273,7 @@ fn encode_connection_params(
     gateway: &Gateway,
     req: &Request<Incoming>,
     remote: SocketAddr,
+    left_out: &[HeaderName],
 ) -> Result<ParamBlock, ParamTooLarge> {
     let mut params = ParamBlock::default();
     let uri = req.uri();
@@ -249,7 +282,7 @@ fn encode_connection_params(
     params.push(b"REQUEST_URI", uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/").as_bytes())?;
     params.push(b"DOCUMENT_URI", uri.path().as_bytes())?;
     params.push(b"QUERY_STRING", uri.query().unwrap_or("").as_bytes())?;
-    for name in req.headers().keys() {
+    for name in req.headers().keys().filter(|name| !left_out.contains(name)) {
         let Some(param) = header_param(name.as_str()) else { continue };
         if gateway.events().static_params.get(param.as_bytes()).is_some() {
             continue;

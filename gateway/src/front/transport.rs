@@ -8,14 +8,12 @@ use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::WebSocketStream;
 use tokio_util::codec::Framed;
 
 use crate::front::framing::{FramingError, LengthPrefixed};
+use crate::front::message::Message;
 
 pub enum Incoming {
     Message {
@@ -26,62 +24,32 @@ pub enum Incoming {
     Control,
     /// The client's close frame, with its code if it gave one.
     Goodbye(Option<u16>),
-    /// Over the size limit (close 1009).
-    TooBig(String),
-    /// The client broke the protocol (close 1002).
-    Broken(String),
+    /// The client sent what it may not: nothing more is read.
+    Violation(Violation),
     /// The connection failed or was reset: nothing more can be sent.
     Failed(String),
 }
 
-/// A client connection as a session drives it. Outgoing messages are
-/// tungstenite `Message`s: pushes are built once and shared by every
-/// recipient, whatever carries them.
+/// What a client sent that it may not, by the close code it earns.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    /// Over the size limit (1009).
+    #[error("{0}")]
+    TooBig(String),
+    /// Against the protocol (1002).
+    #[error("{0}")]
+    Protocol(String),
+    /// Text that is not UTF-8, or data that does not inflate (1007).
+    #[error("{0}")]
+    InvalidPayload(String),
+}
+
+/// A client connection as a session drives it: incoming frames, outgoing
+/// [`Message`]s (pushes are built once and shared by every recipient,
+/// whatever carries them).
 pub trait Transport: Stream<Item = Incoming> + Sink<Message, Error = io::Error> + Unpin + Send + 'static {}
 
 impl<T> Transport for T where T: Stream<Item = Incoming> + Sink<Message, Error = io::Error> + Unpin + Send + 'static {}
-
-pub struct WebSocket<S>(pub WebSocketStream<S>);
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
-    type Item = Incoming;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Incoming>> {
-        let next = ready!(Pin::new(&mut self.0).poll_next(cx));
-        Poll::Ready(next.map(|frame| match frame {
-            Ok(Message::Text(text)) => Incoming::Message { body: text.into(), binary: false },
-            Ok(Message::Binary(data)) => Incoming::Message { body: data, binary: true },
-            Ok(Message::Close(frame)) => Incoming::Goodbye(frame.map(|f| f.code.into())),
-            Ok(_) => Incoming::Control,
-            Err(WsError::Capacity(err)) => Incoming::TooBig(err.to_string()),
-            Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
-                Incoming::Failed("reset without a closing handshake".into())
-            }
-            Err(WsError::Protocol(err)) => Incoming::Broken(err.to_string()),
-            Err(err) => Incoming::Failed(err.to_string()),
-        }))
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
-    type Error = io::Error;
-
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_ready(cx).map_err(io::Error::other)
-    }
-
-    fn start_send(mut self: Pin<&mut Self>, message: Message) -> io::Result<()> {
-        Pin::new(&mut self.0).start_send(message).map_err(io::Error::other)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx).map_err(io::Error::other)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_close(cx).map_err(io::Error::other)
-    }
-}
 
 /// fooking's raw TCP clients. Every message is binary; a close has no frame
 /// of its own, so closing shuts the write side once pending data is out.
@@ -107,7 +75,7 @@ impl Stream for Tcp {
         let next = ready!(Pin::new(&mut self.framed).poll_next(cx));
         Poll::Ready(next.map(|frame| match frame {
             Ok(body) => Incoming::Message { body, binary: true },
-            Err(err @ FramingError::TooLarge { .. }) => Incoming::TooBig(err.to_string()),
+            Err(err @ FramingError::TooLarge { .. }) => Incoming::Violation(Violation::TooBig(err.to_string())),
             Err(err) => Incoming::Failed(err.to_string()),
         }))
     }
@@ -122,13 +90,12 @@ impl Sink<Message> for Tcp {
 
     fn start_send(mut self: Pin<&mut Self>, message: Message) -> io::Result<()> {
         let body = match message {
-            Message::Text(text) => Bytes::from(text),
-            Message::Binary(data) => data,
-            Message::Close(_) => {
+            Message::Text(payload) | Message::Binary(payload) => payload.data().clone(),
+            Message::Close { .. } => {
                 self.shut_down_after_flush = true;
                 return Ok(());
             }
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Ok(()),
+            Message::Ping => return Ok(()),
         };
         Pin::new(&mut self.framed).start_send(body).map_err(io::Error::other)
     }

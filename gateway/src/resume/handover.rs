@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 
 use super::replay::{outgoing, Carried, TakeRequest, Written};
 use super::token::Token;
+use crate::front::message::{Message, Payload};
 use crate::session::mailbox::Mailbox;
 use crate::session::registry::Belongs;
 use crate::upstream::fastcgi::ParamBlock;
@@ -96,7 +97,7 @@ async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc
             });
         }
     };
-    let messages = state.queued.into_iter().map(|m| crate::session::policy::to_message(m.data, m.binary));
+    let messages = state.queued.into_iter().map(|m| Message::new(Payload::new(m.data), m.binary));
     outbox.prepend(messages);
     gateway.registry().set_belongs(id, Belongs { channels: state.channels, user: state.user });
     links.connected(id);

@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 
 use protocol::handover::{Outgoing, Refusal};
 use tokio::sync::oneshot;
-use tokio_tungstenite::tungstenite::Message;
 
+use crate::front::message::{Message, Payload};
 use crate::upstream::fastcgi::ParamBlock;
 
 /// How much of what was written a session keeps: the resume buffer's bounds.
@@ -40,7 +40,7 @@ impl Written {
     /// Numbers a message about to be written and keeps it.
     /// Numbers `message` and keeps it, within `keep`: the oldest go first.
     pub fn record(&mut self, message: &Message, keep: Keep) {
-        if !(message.is_text() || message.is_binary()) {
+        if message.payload().is_none() {
             return;
         }
         self.next_seq += 1;
@@ -75,7 +75,7 @@ impl Written {
     /// Rebuilt from a hand-over.
     pub fn from_handover(generation: u32, next_seq: u64, recent: Vec<Outgoing>) -> Written {
         let recent: VecDeque<Message> =
-            recent.into_iter().map(|m| crate::session::policy::to_message(m.data, m.binary)).collect();
+            recent.into_iter().map(|m| Message::new(Payload::new(m.data), m.binary)).collect();
         let bytes = recent.iter().map(Message::len).sum();
         Written { generation, next_seq, recent, bytes }
     }
@@ -83,7 +83,7 @@ impl Written {
 
 /// A message as a hand-over carries it.
 pub fn outgoing(message: &Message) -> Outgoing {
-    Outgoing { binary: message.is_binary(), data: message.clone().into_data() }
+    Outgoing { binary: message.is_binary(), data: message.payload().map(|p| p.data().clone()).unwrap_or_default() }
 }
 
 /// What a session hands its next connection: the backend's meta and the
@@ -115,7 +115,7 @@ mod tests {
         for i in 1..=5 {
             written.record(&Message::text(format!("m{i}")), limits(3, 100));
         }
-        written.record(&Message::Ping(Default::default()), limits(3, 100));
+        written.record(&Message::Ping, limits(3, 100));
         assert_eq!(written.next_seq, 6);
         // Kept: m3, m4, m5 (numbers 3..=5).
         assert_eq!(written.replay_after(Some(1)), Err(Gap));

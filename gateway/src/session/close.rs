@@ -1,7 +1,7 @@
 //! Why the gateway closes a client: the close code it sends, the reason
 //! text, and the label it is counted under in the metrics.
 
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use crate::front::message::Message;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseReason {
@@ -15,6 +15,8 @@ pub enum CloseReason {
     TooBig,
     /// It broke the WebSocket protocol.
     ProtocolError,
+    /// Text that is not UTF-8, or a compressed message that does not inflate.
+    InvalidPayload,
     /// The connect event could not be delivered.
     BackendUnavailable,
     /// Nothing heard from it for the idle timeout.
@@ -42,12 +44,13 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 17] = [
+    pub const ALL: [CloseReason; 18] = [
         CloseReason::Kicked,
         CloseReason::SlowConsumer,
         CloseReason::RateLimited,
         CloseReason::TooBig,
         CloseReason::ProtocolError,
+        CloseReason::InvalidPayload,
         CloseReason::BackendUnavailable,
         CloseReason::IdleTimeout,
         CloseReason::ShuttingDown,
@@ -68,6 +71,7 @@ impl CloseReason {
             CloseReason::SlowConsumer | CloseReason::RateLimited | CloseReason::ResumeBufferFull => 1008,
             CloseReason::TooBig => 1009,
             CloseReason::ProtocolError => 1002,
+            CloseReason::InvalidPayload => 1007,
             CloseReason::BackendUnavailable => 1011,
             CloseReason::IdleTimeout | CloseReason::ShuttingDown | CloseReason::GraceExpired => 1001,
             CloseReason::ServerFull => 1013,
@@ -87,6 +91,7 @@ impl CloseReason {
             CloseReason::RateLimited => "message rate exceeded",
             CloseReason::TooBig => "message too big",
             CloseReason::ProtocolError => "protocol error",
+            CloseReason::InvalidPayload => "invalid payload data",
             CloseReason::BackendUnavailable => "backend unavailable",
             CloseReason::IdleTimeout => "idle timeout",
             CloseReason::ShuttingDown => "server shutting down",
@@ -103,8 +108,8 @@ impl CloseReason {
     }
 
     /// The close frame that tells a client.
-    pub fn frame(self) -> CloseFrame {
-        CloseFrame { code: self.code().into(), reason: self.text().into() }
+    pub fn frame(self) -> Message {
+        Message::Close { code: self.code(), reason: self.text().into() }
     }
 
     /// The metric label: the text with underscores.
@@ -115,6 +120,7 @@ impl CloseReason {
             CloseReason::RateLimited => "rate_limited",
             CloseReason::TooBig => "too_big",
             CloseReason::ProtocolError => "protocol_error",
+            CloseReason::InvalidPayload => "invalid_payload",
             CloseReason::BackendUnavailable => "backend_unavailable",
             CloseReason::IdleTimeout => "idle_timeout",
             CloseReason::ShuttingDown => "shutting_down",

@@ -21,11 +21,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use futures_util::task::AtomicWaker;
-use tokio_tungstenite::tungstenite::Message;
 
 use protocol::handover::Refusal;
 
 use super::close::CloseReason;
+use crate::front::message::Message;
 use crate::resume::replay::TakeRequest;
 
 /// Router links a gateway may have: a session takes or skips each one's

@@ -5,28 +5,17 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use protocol::handover::Refusal;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::close::CloseReason;
 use super::event::EventKind;
 use super::SessionSettings;
+use crate::front::message::{Message, Payload};
+use crate::front::transport::Violation;
 use crate::upstream::fastcgi::{CgiResponse, ParamBlock, ParamTooLarge, UpstreamError};
 
-/// A close reason must fit a control frame: 125 bytes less the code.
-const MAX_CLOSE_REASON: usize = 123;
 /// Response headers `X-Meta-<Name>` become params `META_<NAME>`.
 const META_HEADER: &str = "x-meta-";
-
-/// A payload as the client will see it: binary when the sender says so or
-/// it is not UTF-8, text otherwise.
-pub fn to_message(data: Bytes, binary: bool) -> Message {
-    if binary || std::str::from_utf8(&data).is_err() {
-        return Message::Binary(data);
-    }
-    Message::Text(Utf8Bytes::try_from(data).expect("checked above"))
-}
 
 /// What a backend's answer to one of the session's events does.
 #[derive(Debug, PartialEq)]
@@ -57,7 +46,7 @@ pub fn answered(kind: EventKind, result: &Result<CgiResponse, UpstreamError>) ->
         return Answered::Refused { code, reason: String::from_utf8_lossy(&response.body).into_owned() };
     }
     let speaks = !response.body.is_empty() || response.says_empty_message();
-    Answered::Deliver(speaks.then(|| to_message(response.body.clone(), response.is_binary())))
+    Answered::Deliver(speaks.then(|| Message::new(Payload::new(response.body.clone()), response.is_binary())))
 }
 
 /// The error the gateway itself tells a client whose message failed.
@@ -123,19 +112,19 @@ pub fn parks_instead_of_closing(reason: CloseReason, resumable: bool) -> bool {
 }
 
 /// Whether the stream is still in step after closing for `reason`, to
-/// wait for the client's half of the close handshake.
+/// wait for the client's half of the close handshake: not after a frame
+/// the transport refused.
 pub fn close_in_step(reason: CloseReason) -> bool {
-    !matches!(reason, CloseReason::TooBig | CloseReason::ProtocolError)
+    !matches!(reason, CloseReason::TooBig | CloseReason::ProtocolError | CloseReason::InvalidPayload)
 }
 
-/// The close reason as a close frame can carry it: at most 123 bytes, cut
-/// at a character boundary.
-pub fn close_reason_text(reason: &str) -> &str {
-    let mut end = reason.len().min(MAX_CLOSE_REASON);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
+/// Why a client that sent what it may not is closed.
+pub fn violation_close(violation: &Violation) -> CloseReason {
+    match violation {
+        Violation::TooBig(_) => CloseReason::TooBig,
+        Violation::Protocol(_) => CloseReason::ProtocolError,
+        Violation::InvalidPayload(_) => CloseReason::InvalidPayload,
     }
-    &reason[..end]
 }
 
 /// Whether a new connection may take the session with a token of
@@ -152,6 +141,8 @@ pub fn may_take(generation: Option<u32>, reachable: bool, requested: u32) -> Res
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
     use crate::upstream::fastcgi::Address;
 
@@ -190,11 +181,11 @@ mod tests {
         let empty = response(200, &[("Content-Length", "0")], "");
         assert_eq!(answered(message, &empty), Answered::Deliver(Some(Message::text(""))), "unless it says so");
         let binary = response(200, &[("Content-Type", "application/octet-stream")], "x");
-        assert_eq!(answered(message, &binary), Answered::Deliver(Some(Message::binary(&b"x"[..]))));
+        assert_eq!(answered(message, &binary), Answered::Deliver(Some(Message::Binary("x".into()))));
         let Answered::Deliver(Some(Message::Text(error))) = answered(message, &failed(true)) else { panic!() };
+        let error = std::str::from_utf8(error.data()).unwrap();
         assert!(error.contains("504"), "{error}");
         assert_eq!(answered(EventKind::Close, &failed(false)), Answered::Nothing, "given up where it was sent");
-        assert_eq!(to_message(Bytes::from_static(&[0xff]), false), Message::binary(&[0xff][..]), "not UTF-8");
     }
 
     #[test]
@@ -230,7 +221,11 @@ mod tests {
         assert!(parks_instead_of_closing(CloseReason::IdleTimeout, true));
         assert!(!parks_instead_of_closing(CloseReason::Kicked, true));
         assert!(!close_in_step(CloseReason::TooBig) && close_in_step(CloseReason::Kicked));
-        assert_eq!(close_reason_text(&"é".repeat(100)).len(), 122, "cut at a character boundary");
+        let violation = |v: Violation| violation_close(&v).code();
+        assert_eq!(violation(Violation::TooBig(String::new())), 1009);
+        assert_eq!(violation(Violation::Protocol(String::new())), 1002);
+        assert_eq!(violation(Violation::InvalidPayload(String::new())), 1007);
+        assert!(!close_in_step(CloseReason::InvalidPayload));
     }
 
     #[test]

@@ -2,13 +2,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use protocol::SessionId;
-use tokio_tungstenite::tungstenite::Message;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::close::CloseReason;
 use super::mailbox::{Mailbox, Pushed};
+use crate::front::message::Message;
 
 /// Every live session on this gateway, by id, with its mailbox; and what
 /// the router said they belong to, to tell it again after its store lost
@@ -160,7 +160,7 @@ impl Registry {
             if outbox.silent_for(now) >= idle_timeout {
                 outbox.close(CloseReason::IdleTimeout);
             } else {
-                outbox.push(Message::Ping(Default::default()));
+                outbox.push(Message::Ping);
             }
         }
     }

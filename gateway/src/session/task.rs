@@ -21,9 +21,6 @@ use protocol::SessionId;
 use tokio::sync::oneshot;
 use tokio::time::error::Elapsed;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
 
 use super::close::CloseReason;
 use super::event::{Event, EventKind};
@@ -31,6 +28,7 @@ use super::mailbox::{Mailbox, Taken};
 use super::policy::{self, Answered};
 use crate::front::admission::Seat;
 use crate::front::limits::TokenBucket;
+use crate::front::message::Message;
 use crate::front::transport::{Incoming, Transport};
 use crate::resume::replay::{Carried, Keep, TakeRequest, Written};
 use crate::resume::token::Token;
@@ -285,7 +283,7 @@ impl<T: Transport> Session<T> {
     async fn farewell(&mut self, reason: CloseReason) {
         self.gateway.metrics().closed(reason);
         if let Some(conn) = self.conn.as_mut() {
-            let _ = tokio::time::timeout(CLOSE_LINGER, conn.send(Message::Close(Some(reason.frame())))).await;
+            let _ = tokio::time::timeout(CLOSE_LINGER, conn.send(reason.frame())).await;
         }
     }
 
@@ -403,13 +401,9 @@ impl<T: Transport> Session<T> {
                 }
             }
             Some(Incoming::Goodbye(_)) => self.dropped(),
-            Some(Incoming::TooBig(err)) => {
-                tracing::info!(session = %self.id, %err, "client message too large");
-                self.close(CloseReason::TooBig).await;
-            }
-            Some(Incoming::Broken(err)) => {
-                tracing::info!(session = %self.id, %err, "client broke the protocol");
-                self.close(CloseReason::ProtocolError).await;
+            Some(Incoming::Violation(violation)) => {
+                tracing::info!(session = %self.id, %violation, "client sent what it may not");
+                self.close(policy::violation_close(&violation)).await;
             }
             Some(Incoming::Failed(err)) => {
                 tracing::debug!(session = %self.id, %err, "client connection failed");
@@ -446,7 +440,7 @@ impl<T: Transport> Session<T> {
     /// Writes a batch of pushes with one flush: a fan-out burst costs one
     /// write per session, not one per message.
     async fn write_pushes(&mut self, batch: VecDeque<Message>) {
-        let pushes = batch.iter().filter(|m| m.is_text() || m.is_binary()).count();
+        let pushes = batch.iter().filter(|m| m.payload().is_some()).count();
         self.gateway.metrics().pushes_out.fetch_add(pushes as u64, Relaxed);
         self.write_batch(batch, true).await;
     }
@@ -512,10 +506,9 @@ impl<T: Transport> Session<T> {
             _ => return,
         }
         tracing::info!(session = %self.id, code, reason, "closing client");
-        let frame =
-            CloseFrame { code: CloseCode::from(code), reason: policy::close_reason_text(reason).to_owned().into() };
+        let frame = Message::Close { code, reason: reason.to_owned().into() };
         let Some(conn) = self.conn.as_mut() else { return self.gone() };
-        match conn.send(Message::Close(Some(frame))).await {
+        match conn.send(frame).await {
             Ok(()) => {
                 let wait = if in_step { CLOSE_HANDSHAKE_TIMEOUT } else { CLOSE_LINGER };
                 self.client = Client::Closing { deadline: Instant::now() + wait, reading: in_step };
