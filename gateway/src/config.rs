@@ -77,7 +77,7 @@ pub struct Config {
     pub deflate: bool,
     /// Messages shorter than this many bytes go out uncompressed, even to clients that agreed to compression.
     #[arg(long, env = "GATEWAY_DEFLATE_MIN_BYTES", default_value_t = 128)]
-    pub deflate_min_bytes: usize,
+    pub deflate_min_bytes: u32,
     /// Pushes queued for one client before it counts as a slow consumer and is closed (1008).
     #[arg(long, env = "GATEWAY_OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,

@@ -27,6 +27,10 @@ pub struct Metrics {
     pub backend_responses_too_large: AtomicU64,
     /// Bytes of client messages queued for the backends, in all sessions.
     pub pending_bytes: std::sync::atomic::AtomicUsize,
+    /// The connection params all sessions hold (address, URI, headers).
+    pub params_bytes: std::sync::atomic::AtomicUsize,
+    /// The size of a WebSocket session's future, which its task holds.
+    pub session_future_bytes: std::sync::atomic::AtomicUsize,
     pub event_retries: AtomicU64,
     pub close_events_given_up: AtomicU64,
     pub offline_events_given_up: AtomicU64,
@@ -119,6 +123,16 @@ impl Metrics {
             "gateway_pending_bytes",
             "Bytes of client messages waiting for the backend, in all sessions.",
             self.pending_bytes.load(Relaxed) as f64,
+        );
+        out.gauge(
+            "gateway_params_bytes",
+            "Bytes of connection params (address, URI, headers) the sessions hold.",
+            self.params_bytes.load(Relaxed) as f64,
+        );
+        out.gauge(
+            "gateway_session_future_bytes",
+            "The size of a WebSocket session's future, the bulk of its task (0 before the first).",
+            self.session_future_bytes.load(Relaxed) as f64,
         );
         out.counter(
             "gateway_event_retries_total",

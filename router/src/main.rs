@@ -1,5 +1,7 @@
 use clap::Parser;
 
+runtime::use_jemalloc!();
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     runtime::init_tracing();

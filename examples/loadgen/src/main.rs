@@ -11,6 +11,7 @@
 //! Every scenario checks every message; any loss, repeat or reordering
 //! fails the run (exit code 1).
 
+mod admin;
 mod report;
 mod router_api;
 mod rss;

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -150,7 +151,7 @@ fn upgrade<I: Io>(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: Soc
         return response;
     }
     if !origin_allowed(&gateway.config().allowed_origins, req.headers()) {
-        gateway.metrics().refused_origin.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        gateway.metrics().refused_origin.fetch_add(1, Relaxed);
         return respond(StatusCode::FORBIDDEN, "text/plain", "origin not allowed\n");
     }
     let admission = gateway.admit(remote.ip());
@@ -215,7 +216,10 @@ fn upgrade<I: Io>(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: Soc
         };
         // A task of its own, sized to the session alone: this one, with
         // the handshake's state in it, ends here.
-        tokio::spawn(crate::session::task::run(gateway, ws, params, seat, start));
+        let metrics = gateway.clone();
+        let session = crate::session::task::run(gateway, ws, params, seat, start);
+        metrics.metrics().session_future_bytes.store(size_of_val(&session), Relaxed);
+        tokio::spawn(session);
     });
     let mut response = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -264,7 +268,7 @@ fn connection_params(
             }
         });
     if params.is_err() {
-        gateway.metrics().refused_headers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        gateway.metrics().refused_headers.fetch_add(1, Relaxed);
     }
     params
 }

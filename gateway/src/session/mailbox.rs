@@ -12,10 +12,9 @@
 //! moves between gateways, which routers' pushes it takes.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -185,18 +184,15 @@ impl Mailbox {
 
     /// Waits for a close or take request, or, with `messages`, pushes
     /// (all of them, at once).
-    pub async fn take(&self, messages: bool) -> Taken {
-        poll_fn(|cx| {
-            if let Some(taken) = self.try_take(messages) {
-                return Poll::Ready(taken);
-            }
-            self.waker.register(cx.waker());
-            match self.try_take(messages) {
-                Some(taken) => Poll::Ready(taken),
-                None => Poll::Pending,
-            }
-        })
-        .await
+    pub fn poll_take(&self, cx: &mut Context<'_>, messages: bool) -> Poll<Taken> {
+        if let Some(taken) = self.try_take(messages) {
+            return Poll::Ready(taken);
+        }
+        self.waker.register(cx.waker());
+        match self.try_take(messages) {
+            Some(taken) => Poll::Ready(taken),
+            None => Poll::Pending,
+        }
     }
 
     fn try_take(&self, messages: bool) -> Option<Taken> {
@@ -273,6 +269,10 @@ impl Mailbox {
 mod tests {
     use super::*;
 
+    async fn take(outbox: &Mailbox, messages: bool) -> Taken {
+        std::future::poll_fn(|cx| outbox.poll_take(cx, messages)).await
+    }
+
     fn outbox(messages: usize, bytes: usize) -> Mailbox {
         Mailbox::new(Limits { messages, bytes, parked_messages: 2, parked_bytes: 100 })
     }
@@ -283,7 +283,7 @@ mod tests {
         assert_eq!(outbox.push(Message::text("a")), Pushed::Queued);
         assert_eq!(outbox.push(Message::text("bc")), Pushed::Queued);
         assert_eq!(outbox.queued_bytes(), 3);
-        match outbox.take(true).await {
+        match take(&outbox, true).await {
             Taken::Messages(batch) => assert_eq!(batch, [Message::text("a"), Message::text("bc")]),
             _ => panic!("not closed"),
         }
@@ -295,7 +295,7 @@ mod tests {
         let by_bytes = outbox(10, 4);
         assert_eq!(by_bytes.push(Message::text("abc")), Pushed::Queued);
         assert_eq!(by_bytes.push(Message::text("de")), Pushed::Overflowed);
-        assert!(matches!(by_bytes.take(true).await, Taken::Close(CloseReason::SlowConsumer)));
+        assert!(matches!(take(&by_bytes, true).await, Taken::Close(CloseReason::SlowConsumer)));
         assert_eq!(by_bytes.push(Message::text("f")), Pushed::Closed);
 
         let large = outbox(10, 4);
@@ -313,7 +313,7 @@ mod tests {
         parked.push(Message::text("a"));
         parked.push(Message::text("b"));
         assert_eq!(parked.push(Message::text("c")), Pushed::Overflowed);
-        assert!(matches!(parked.take(false).await, Taken::Close(CloseReason::ResumeBufferFull)));
+        assert!(matches!(take(&parked, false).await, Taken::Close(CloseReason::ResumeBufferFull)));
     }
 
     #[tokio::test]
@@ -325,7 +325,7 @@ mod tests {
         moving.accept_from(1, true);
         assert_eq!(moving.push_from(1, Message::text("later")), Pushed::Queued);
         moving.prepend([Message::text("early")]);
-        match moving.take(true).await {
+        match take(&moving, true).await {
             Taken::Messages(batch) => assert_eq!(batch, ["early", "late", "later"].map(Message::text)),
             _ => panic!("messages queued"),
         }
@@ -336,7 +336,7 @@ mod tests {
         let outbox = std::sync::Arc::new(outbox(10, 1000));
         let waiting = tokio::spawn({
             let outbox = outbox.clone();
-            async move { matches!(outbox.take(true).await, Taken::Close(CloseReason::Kicked)) }
+            async move { matches!(take(&outbox, true).await, Taken::Close(CloseReason::Kicked)) }
         });
         tokio::task::yield_now().await;
         outbox.close(CloseReason::Kicked);

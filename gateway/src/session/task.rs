@@ -12,6 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,7 +21,7 @@ use protocol::handover::Refusal;
 use protocol::SessionId;
 use tokio::sync::oneshot;
 use tokio::time::error::Elapsed;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::close::CloseReason;
 use super::event::{Event, EventKind};
@@ -46,6 +47,12 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 type Reply = Pin<Box<dyn Future<Output = (EventKind, Result<CgiResponse, UpstreamError>)> + Send>>;
 
 enum Client {
+    /// A resumable session's client, before its session message (and, if
+    /// it `resumed`, what it missed after the `last` message it got).
+    Greeting {
+        resumed: bool,
+        last: Option<u64>,
+    },
     Open,
     Closing {
         deadline: Instant,
@@ -58,6 +65,15 @@ enum Client {
     /// A new connection takes the session once its events are done.
     HandingOver(oneshot::Sender<Result<Carried, Refusal>>),
     Gone,
+}
+
+/// What woke an idle session.
+enum Wake {
+    /// Boxed: a response is large, and every idle session would hold room for one.
+    Reply(Box<(EventKind, Result<CgiResponse, UpstreamError>)>),
+    Frame(Option<Incoming>),
+    Taken(Taken),
+    Deadline,
 }
 
 /// How a session's task ends.
@@ -105,6 +121,12 @@ struct Session<T> {
     close_event_queued: bool,
     /// Present when the session is resumable.
     written: Option<Box<Written>>,
+    /// Its place under `--max-connections`, given back when it ends.
+    _seat: Seat,
+    /// Runs while the client has a deadline (closing, parked).
+    timer: Option<Pin<Box<Sleep>>>,
+    /// Which source [`Session::poll_wake`] looks at first.
+    turn: u8,
 }
 
 /// The session's whole life. Built here, outside the returned future, so
@@ -119,22 +141,28 @@ pub fn run<T: Transport>(
     start: Start,
 ) -> impl Future<Output = ()> + Send {
     let mut pending = VecDeque::new();
-    let (id, outbox, meta, written, last, new) = match start {
+    let (id, outbox, meta, written, client, new) = match start {
         Start::New { resumable } => {
             if gateway.session_settings().connect_event {
                 pending.push_back(Event { kind: EventKind::Connect, body: Bytes::new() });
             }
             let outbox = Arc::new(Mailbox::new(gateway.session_settings().mailbox));
             let written = resumable.then(|| Box::new(Written::new(0, 1)));
-            (SessionId::random(), outbox, ParamBlock::default(), written, None, true)
+            let client = match written {
+                Some(_) => Client::Greeting { resumed: false, last: None },
+                None => Client::Open,
+            };
+            (SessionId::random(), outbox, ParamBlock::default(), written, client, true)
         }
         Start::Resumed { id, outbox, carried, last } => {
             pending.push_back(Event { kind: EventKind::Online, body: Bytes::new() });
             outbox.park(false);
-            (id, outbox, carried.meta, Some(Box::new(carried.written)), last, false)
+            let client = Client::Greeting { resumed: true, last };
+            (id, outbox, carried.meta, Some(Box::new(carried.written)), client, false)
         }
     };
     gateway.metrics().connections_opened.fetch_add(1, Relaxed);
+    gateway.metrics().params_bytes.fetch_add(params.encoded().len(), Relaxed);
     let mut session = Session {
         id,
         message_rate: TokenBucket::full(gateway.session_settings().max_message_burst, Instant::now()),
@@ -143,25 +171,28 @@ pub fn run<T: Transport>(
         outbox,
         params,
         meta,
-        client: Client::Open,
+        client,
         pending,
         pending_bytes: 0,
         backend_knows_session: true,
         close_event_queued: false,
         written,
+        _seat: seat,
+        timer: None,
+        turn: 0,
     };
     async move {
-        let _seat = seat;
         if new {
-            session.gateway.registry().insert(id, session.outbox.clone());
-            session.gateway.links().connected(id);
+            session.gateway.registry().insert(session.id, session.outbox.clone());
+            session.gateway.links().connected(session.id);
         }
-        if session.written.is_some() {
-            Box::pin(session.greet(!new, last)).await;
+        if let Client::Greeting { resumed, last } = session.client {
+            session.client = Client::Open;
+            Box::pin(session.greet(resumed, last)).await;
         }
         if session.drive().await == Outcome::Ended {
-            session.gateway.registry().remove(&id);
-            session.gateway.links().closed(id);
+            session.gateway.registry().remove(&session.id);
+            session.gateway.links().closed(session.id);
         }
     }
 }
@@ -171,13 +202,16 @@ impl<T: Transport> Session<T> {
     /// unboxed their state would sit in every idle connection's future.
     async fn drive(&mut self) -> Outcome {
         tracing::debug!(session = %self.id, "connected");
-        let outbox = self.outbox.clone();
         let mut in_flight: Option<Reply> = None;
         let mut abort: Option<oneshot::Sender<()>> = None;
         loop {
             if in_flight.is_none() {
                 match self.pending.pop_front() {
                     Some(event) => {
+                        if self.pending.is_empty() {
+                            // Idle sessions hold no queue.
+                            self.pending = VecDeque::new();
+                        }
                         self.pending_bytes -= event.body.len();
                         self.gateway.metrics().pending_bytes.fetch_sub(event.body.len(), Relaxed);
                         let (call, switch) = self.dispatch(event);
@@ -199,32 +233,19 @@ impl<T: Transport> Session<T> {
                     let _ = switch.send(());
                 }
             }
-            let reading = match self.client {
-                Client::Open => true,
-                Client::Closing { reading, .. } => reading,
-                _ => false,
-            };
-            let (open, parked) = (matches!(self.client, Client::Open), matches!(self.client, Client::Parked { .. }));
-            let deadline = match self.client {
-                Client::Closing { deadline, .. } | Client::Parked { until: deadline } => Some(deadline),
-                _ => None,
-            };
-            let conn = &mut self.conn;
-            tokio::select! {
-                (kind, result) = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
+            let wake = std::future::poll_fn(|cx| self.poll_wake(&mut in_flight, cx)).await;
+            match wake {
+                Wake::Reply(reply) => {
+                    let (kind, result) = *reply;
                     (in_flight, abort) = (None, None);
                     Box::pin(self.on_reply(kind, result)).await;
                 }
-                frame = async { conn.as_mut().expect("reading").next().await }, if reading && conn.is_some() => {
-                    Box::pin(self.on_client_frame(frame)).await
-                }
-                taken = outbox.take(open), if open || parked => match taken {
-                    Taken::Messages(batch) => Box::pin(self.write_pushes(batch)).await,
-                    Taken::Close(reason) => Box::pin(self.close(reason)).await,
-                    Taken::Take(request) => Box::pin(self.on_take(request)).await,
-                },
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    if parked {
+                Wake::Frame(frame) => Box::pin(self.on_client_frame(frame)).await,
+                Wake::Taken(Taken::Messages(batch)) => Box::pin(self.write_pushes(batch)).await,
+                Wake::Taken(Taken::Close(reason)) => Box::pin(self.close(reason)).await,
+                Wake::Taken(Taken::Take(request)) => Box::pin(self.on_take(request)).await,
+                Wake::Deadline => {
+                    if matches!(self.client, Client::Parked { .. }) {
                         tracing::info!(session = %self.id, "not resumed within the grace period");
                         self.gateway.metrics().closed(CloseReason::GraceExpired);
                     } else {
@@ -236,6 +257,57 @@ impl<T: Transport> Session<T> {
         }
         tracing::debug!(session = %self.id, "closed");
         Outcome::Ended
+    }
+
+    /// Waits for the next thing the session must act on: the backend's
+    /// reply, a client frame, the outbox, or the client's deadline. Each is
+    /// polled in place, so nothing of the wait is stored in an idle
+    /// session but a boxed timer while a deadline runs; each wait starts at
+    /// the next source in turn, so a busy one starves none.
+    fn poll_wake(&mut self, in_flight: &mut Option<Reply>, cx: &mut Context<'_>) -> Poll<Wake> {
+        self.turn = (self.turn + 1) % 4;
+        for source in 0..4 {
+            let wake = match (self.turn + source) % 4 {
+                0 => match in_flight.as_mut() {
+                    Some(call) => call.as_mut().poll(cx).map(|reply| Wake::Reply(Box::new(reply))),
+                    None => Poll::Pending,
+                },
+                1 => match (&self.client, self.conn.as_mut()) {
+                    (Client::Open | Client::Closing { reading: true, .. }, Some(conn)) => {
+                        conn.poll_next_unpin(cx).map(Wake::Frame)
+                    }
+                    _ => Poll::Pending,
+                },
+                2 => match self.client {
+                    Client::Open => self.outbox.poll_take(cx, true).map(Wake::Taken),
+                    Client::Parked { .. } => self.outbox.poll_take(cx, false).map(Wake::Taken),
+                    _ => Poll::Pending,
+                },
+                _ => self.poll_deadline(cx),
+            };
+            if wake.is_ready() {
+                return wake;
+            }
+        }
+        Poll::Pending
+    }
+
+    /// The timer lives only while the client has a deadline.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
+        let deadline = match self.client {
+            Client::Closing { deadline, .. } | Client::Parked { until: deadline } => deadline,
+            _ => {
+                self.timer = None;
+                return Poll::Pending;
+            }
+        };
+        let timer = match &mut self.timer {
+            Some(timer) if timer.deadline() == deadline => timer,
+            timer => timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        ready!(timer.as_mut().poll(cx));
+        self.timer = None;
+        Poll::Ready(Wake::Deadline)
     }
 
     /// The session message a resumable session's client gets first, then
@@ -373,7 +445,7 @@ impl<T: Transport> Session<T> {
     /// keeps it for a resume. Dropped once the client is closing.
     async fn reply(&mut self, message: Message) {
         match self.client {
-            Client::Open => self.write_batch(VecDeque::from([message]), true).await,
+            Client::Greeting { .. } | Client::Open => self.write_batch(VecDeque::from([message]), true).await,
             Client::Parked { .. } | Client::HandingOver(_) => {
                 self.outbox.push(message);
             }
@@ -557,6 +629,8 @@ impl<T: Transport> Session<T> {
 
 impl<T> Drop for Session<T> {
     fn drop(&mut self) {
-        self.gateway.metrics().pending_bytes.fetch_sub(self.pending_bytes, Relaxed);
+        let metrics = self.gateway.metrics();
+        metrics.pending_bytes.fetch_sub(self.pending_bytes, Relaxed);
+        metrics.params_bytes.fetch_sub(self.params.encoded().len(), Relaxed);
     }
 }

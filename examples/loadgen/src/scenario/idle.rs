@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::open_many;
+use crate::admin::{self, sample};
 use crate::report::Report;
 use crate::rss::rss_bytes;
 use crate::transport::Endpoint;
@@ -16,6 +17,10 @@ pub struct Args {
     /// The gateway's process id, to read its RSS before and after.
     #[arg(long)]
     pub pid: Option<u32>,
+    /// The gateway's admin listener (`--admin`), to break the figure down:
+    /// its session future and the connection params it holds.
+    #[arg(long)]
+    pub admin: Option<std::net::SocketAddr>,
     /// Connections opened at once.
     #[arg(long, default_value_t = 500)]
     pub concurrency: usize,
@@ -40,10 +45,32 @@ pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
         report.set("rss_before_kib", before / 1024);
         report.set("rss_after_kib", after / 1024);
         if !conns.is_empty() {
-            report.set("bytes_per_connection", after.saturating_sub(before) / conns.len() as u64);
+            let per_connection = after.saturating_sub(before) / conns.len() as u64;
+            report.set("bytes_per_connection", per_connection);
+            if let Some(admin) = args.admin {
+                breakdown(&mut report, admin, per_connection, conns.len()).await?;
+            }
         }
     }
     tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
     drop(conns);
     Ok(report)
+}
+
+/// Where the bytes go: the session future (in its task, with tokio's
+/// header), the connection params, and the rest (tokio's I/O slot, the
+/// outbox, the registry entry, allocator rounding).
+async fn breakdown(
+    report: &mut Report,
+    admin: std::net::SocketAddr,
+    per_connection: u64,
+    conns: usize,
+) -> anyhow::Result<()> {
+    let samples = admin::metrics(admin).await?;
+    let future = sample(&samples, "gateway_session_future_bytes").unwrap_or(0.0) as u64;
+    let params = sample(&samples, "gateway_params_bytes").unwrap_or(0.0) as u64 / conns as u64;
+    report.set("session_future_bytes", future);
+    report.set("params_bytes_per_connection", params);
+    report.set("rest_bytes_per_connection", per_connection.saturating_sub(future + params));
+    Ok(())
 }

@@ -36,7 +36,7 @@ pub struct Settings {
 #[derive(Clone, Copy, Debug)]
 pub struct Compressing {
     /// Shorter messages go out as they are.
-    pub min_bytes: usize,
+    pub min_bytes: u32,
     /// The window the client allows us.
     pub window_bits: u8,
 }
@@ -57,11 +57,13 @@ pub struct WebSocket<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// `unread`: what the upgrade read past the request, the first frames'.
+    /// It is copied out, since it shares the whole of the upgrade's read
+    /// buffer, even when empty.
     pub fn new(io: S, unread: Bytes, settings: Settings) -> WebSocket<S> {
         WebSocket {
             io,
             decoder: Decoder::new(settings.max_message, settings.inflate),
-            unread,
+            unread: Bytes::copy_from_slice(&unread),
             out: BytesMut::new(),
             compress: settings.compress,
             close_sent: false,
@@ -158,7 +160,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
             if !this.unread.is_empty() {
                 let mut input = &this.unread[..];
                 let decoded = this.decoder.decode(&mut input);
-                this.unread.advance(this.unread.len() - input.len());
+                this.unread = match input.is_empty() {
+                    true => Bytes::new(),
+                    false => this.unread.slice_ref(input),
+                };
                 if let Some(incoming) = this.on_decoded(decoded) {
                     return this.answered(incoming, cx);
                 }
@@ -206,7 +211,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
             Message::Text(ref payload) | Message::Binary(ref payload) => {
                 let opcode = if message.is_binary() { OpCode::Binary } else { OpCode::Text };
                 let data = payload.data();
-                match this.compress.filter(|c| data.len() >= c.min_bytes) {
+                match this.compress.filter(|c| data.len() >= c.min_bytes as usize) {
                     Some(c) => this.encode(opcode, true, &payload.deflated(c.window_bits)),
                     None => this.encode(opcode, false, data),
                 }

@@ -42,8 +42,8 @@ struct InFrame {
     fin: bool,
     mask: [u8; 4],
     remaining: u64,
-    /// Payload bytes of this frame read so far (for unmasking).
-    offset: usize,
+    /// Payload bytes of this frame read so far, modulo 4 (for unmasking).
+    offset: u8,
 }
 
 struct Partial {
@@ -87,7 +87,7 @@ impl Decoder {
             *input = rest;
             self.append(&frame, chunk)?;
             frame.remaining -= take as u64;
-            frame.offset += take;
+            frame.offset = ((usize::from(frame.offset) + take) % 4) as u8;
             if frame.remaining > 0 {
                 self.frame = Some(frame);
                 return Ok(None);
@@ -159,13 +159,13 @@ impl Decoder {
         if frame.opcode.is_control() {
             let start = self.control.len();
             self.control.extend_from_slice(chunk);
-            apply_mask(&mut self.control[start..], frame.mask, frame.offset);
+            apply_mask(&mut self.control[start..], frame.mask, frame.offset.into());
             return Ok(());
         }
         let message = self.message.as_deref_mut().expect("a data frame starts its message");
         let start = message.data.len();
         message.data.extend_from_slice(chunk);
-        apply_mask(&mut message.data[start..], frame.mask, frame.offset);
+        apply_mask(&mut message.data[start..], frame.mask, frame.offset.into());
         if !message.binary && !message.compressed {
             check_utf8(message, false)?;
         }

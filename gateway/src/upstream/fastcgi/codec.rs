@@ -145,12 +145,24 @@ fn pair_len(name: &[u8], value: &[u8]) -> usize {
 }
 
 /// Name-value pairs already in FastCGI's encoding, one allocation for all
-/// of them, with each pair's end kept so no request splits a pair across
-/// two records (tokio-fastcgi and php-fpm both drop the connection on that).
+/// of them. Pairs are walked by their lengths, so no request splits a pair
+/// across two records (tokio-fastcgi and php-fpm both drop the connection
+/// on that).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ParamBlock {
     encoded: Vec<u8>,
-    ends: Vec<u32>,
+}
+
+/// The encoded length of the pair at the front of `encoded`, which
+/// [`ParamBlock::push`] wrote, so it is whole.
+fn first_pair_len(encoded: &[u8]) -> usize {
+    let length_at = |at: usize| match encoded[at] {
+        short @ 0..0x80 => (1, short as usize),
+        _ => (4, (u32::from_be_bytes(encoded[at..at + 4].try_into().expect("4 bytes")) & 0x7fff_ffff) as usize),
+    };
+    let (name_width, name_len) = length_at(0);
+    let (value_width, value_len) = length_at(name_width);
+    name_width + value_width + name_len + value_len
 }
 
 impl ParamBlock {
@@ -165,21 +177,26 @@ impl ParamBlock {
         pair.extend_from_slice(name);
         pair.extend_from_slice(value);
         self.encoded.extend_from_slice(&pair);
-        self.ends.push(self.encoded.len() as u32);
         Ok(())
     }
 
     /// Gives back spare capacity: blocks live as long as their connection.
     pub fn compact(mut self) -> ParamBlock {
         self.encoded.shrink_to_fit();
-        self.ends.shrink_to_fit();
         self
     }
 
     /// Each pair's encoded bytes.
     pub fn pairs(&self) -> impl Iterator<Item = &[u8]> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts.zip(self.ends.iter().copied()).map(|(start, end)| &self.encoded[start as usize..end as usize])
+        let mut rest = &self.encoded[..];
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            let (pair, after) = rest.split_at(first_pair_len(rest));
+            rest = after;
+            Some(pair)
+        })
     }
 
     /// Every pair, decoded.
@@ -196,7 +213,7 @@ impl ParamBlock {
     }
 
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.pairs().count()
     }
 
     /// The block as one run of FastCGI name-value pairs.
@@ -214,7 +231,7 @@ impl ParamBlock {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.encoded.is_empty()
     }
 }
 
