@@ -7,10 +7,11 @@ pub mod fooking;
 pub mod http;
 pub mod processes;
 pub mod queue;
+pub mod raw_ws;
 pub mod ws;
 
 pub use processes::{
-    backend_events, cluster, echo_backend, echo_backend_with, echo_stack, free_port, metric, scratch_file, Proc, Redis,
-    Stack, StackOptions,
+    backend_events, cluster, echo_backend, echo_backend_with, echo_stack, eventually, free_port, metric, scratch_file,
+    Proc, Redis, Stack, StackOptions,
 };
 pub use ws::Client;

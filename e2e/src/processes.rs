@@ -393,6 +393,18 @@ impl Stack {
     }
 }
 
+/// Polls `check` until it holds or `within` passes; whether it held.
+pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while !check() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
+
 /// One sample from a Prometheus text page, e.g. `name{label="x"}`.
 pub fn metric(admin_port: u16, sample: &str) -> f64 {
     let (status, page) = crate::http::request(admin_port, "GET", "/metrics", "").expect("admin listener");

@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use e2e::processes::{bin_dir, local};
+use e2e::raw_ws::{deflate, RawClient};
 use e2e::{chat, echo_backend_with, fooking, free_port, http, metric, scratch_file, Client, Stack, StackOptions};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -240,6 +241,30 @@ async fn header_and_message_amplification_are_bounded() {
     for mut other in others {
         assert!(other.recv().await.into_text().unwrap().starts_with("sleep"), "each was answered in its turn");
     }
+}
+
+/// A decompression bomb: a 10 KB permessage-deflate frame that inflates
+/// to 10 MB. The gateway stops inflating at --max-message and closes with
+/// 1009; the backend never sees any of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decompression_bomb_is_stopped_at_the_message_limit() {
+    let log = scratch_file("events.jsonl");
+    let (_echo, echo_addr) = echo_backend_with(&log, &[], "echo");
+    let admin = free_port();
+    let stack = Stack::start(StackOptions {
+        backend: Some(echo_addr),
+        gateway_args: vec!["--admin".into(), local(admin).to_string(), "--max-message".into(), "65536".into()],
+        ..Default::default()
+    });
+    let mut attacker = RawClient::connect(stack.gateway_port, "permessage-deflate").await;
+    let bomb = deflate(&vec![b'a'; 10_000_000]);
+    assert!(bomb.len() < 20_000, "{} bytes", bomb.len());
+    attacker.send_frame(0x1, true, true, &bomb).await;
+    let close = attacker.recv_message().await;
+    assert_eq!(close.opcode, 0x8, "a close frame");
+    assert_eq!(u16::from_be_bytes([close.payload[0], close.payload[1]]), 1009);
+    assert_eq!(metric(admin, r#"gateway_client_closes_total{reason="too_big"}"#), 1.0);
+    assert_eq!(metric(admin, "gateway_messages_in_total"), 0.0, "nothing reached the backend");
 }
 
 const HEADER_NAMES: [&str; 16] = [

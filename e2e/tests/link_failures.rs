@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use e2e::processes::{local, wait_for_port};
-use e2e::{cluster, fooking, http, metric, Client, Proc, Redis, Stack};
+use e2e::{cluster, eventually, fooking, http, metric, Client, Proc, Redis, Stack};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -47,18 +47,6 @@ fn count(stack: &Stack, channel: &str) -> u64 {
     let (status, reply) = post(stack, "count", json!({"channel": channel}));
     assert_eq!(status, 200, "{reply}");
     reply["count"].as_u64().unwrap()
-}
-
-/// Polls `check` until it holds or `within` passes; whether it held.
-async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while !check() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    true
 }
 
 /// Every client gets `text` next.

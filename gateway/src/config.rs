@@ -20,6 +20,16 @@ pub struct Config {
     /// Raw TCP listener for fooking's length-framed clients (off unless given).
     #[arg(long, env = "GATEWAY_LISTEN_TCP")]
     pub listen_tcp: Option<SocketAddr>,
+    /// WebSocket (and plain HTTP) listener over TLS (wss://); needs
+    /// --tls-cert and --tls-key. SIGHUP reloads them.
+    #[arg(long, env = "GATEWAY_LISTEN_TLS", requires_all = ["tls_cert", "tls_key"])]
+    pub listen_tls: Option<SocketAddr>,
+    /// The certificate chain for --listen-tls, PEM, leaf first.
+    #[arg(long, env = "GATEWAY_TLS_CERT")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key for --listen-tls, PEM (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "GATEWAY_TLS_KEY")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// FastCGI backend (repeatable): `[POOL=]ADDR[,weight=N][,max_conns=N]`,
     /// ADDR being HOST:PORT or unix:/path. Without POOL=, it joins `default`.
     #[arg(long = "backend", env = "GATEWAY_BACKEND", value_delimiter = ' ', default_value = "127.0.0.1:9001")]

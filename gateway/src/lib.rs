@@ -178,6 +178,16 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?),
         None => None,
     };
+    let tls_front = match config.listen_tls {
+        Some(addr) => {
+            let (cert, key) = (config.tls_cert.as_deref(), config.tls_key.as_deref());
+            let certificate = Arc::new(front::tls::Certificate::load(cert.expect("required"), key.expect("required"))?);
+            let acceptor = front::tls::acceptor(certificate.clone())?;
+            let listener = TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?;
+            Some((listener, certificate, acceptor))
+        }
+        None => None,
+    };
     let registry = Arc::new(Registry::default());
     let server_id = config.server_id.unwrap_or(std::process::id() as i32);
     // The links outlive the listeners: a drain still reports its closes.
@@ -208,7 +218,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         anyhow::bail!("--http-route {} names pool {:?}, which has no --backend", route.prefix, route.pool);
     }
     let backends: Vec<String> = config.backends.iter().map(|b| format!("{}={}", b.pool, b.addr)).collect();
-    tracing::info!(listen = %config.listen, listen_tcp = ?config.listen_tcp, ?backends, routers = ?config.routers, admin = ?config.admin, "gateway ready");
+    tracing::info!(listen = %config.listen, listen_tcp = ?config.listen_tcp, listen_tls = ?config.listen_tls, ?backends, routers = ?config.routers, admin = ?config.admin, "gateway ready");
     let gateway = Arc::new(Gateway {
         resume_keys: TokenKey::new(config.resume_secret.as_deref()),
         events: EventEncoder::new(static_params(&config)?, &config.param_prefix),
@@ -249,7 +259,17 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
             .await;
         }
     };
-    tokio::join!(websocket, tcp);
+    let tls = async {
+        if let Some((listener, certificate, acceptor)) = tls_front {
+            tokio::spawn(front::tls::reload_on_hangup(certificate, gateway.clone()));
+            let gateway = gateway.clone();
+            runtime::accept_loop(listener, MAX_HANDSHAKES, shutdown.clone(), move |stream, peer| {
+                front::tls::serve_connection(stream, peer, acceptor.clone(), gateway.clone())
+            })
+            .await;
+        }
+    };
+    tokio::join!(websocket, tcp, tls);
     drain(&gateway).await;
     links_shutdown.trigger();
     admin_shutdown.trigger();

@@ -31,6 +31,9 @@ pub struct Metrics {
     pub params_bytes: std::sync::atomic::AtomicUsize,
     /// The size of a WebSocket session's future, which its task holds.
     pub session_future_bytes: std::sync::atomic::AtomicUsize,
+    pub tls_handshake_failures: AtomicU64,
+    pub tls_reloads: AtomicU64,
+    pub tls_reload_failures: AtomicU64,
     pub event_retries: AtomicU64,
     pub close_events_given_up: AtomicU64,
     pub offline_events_given_up: AtomicU64,
@@ -133,6 +136,21 @@ impl Metrics {
             "gateway_session_future_bytes",
             "The size of a WebSocket session's future, the bulk of its task (0 before the first).",
             self.session_future_bytes.load(Relaxed) as f64,
+        );
+        out.counter(
+            "gateway_tls_handshake_failures_total",
+            "TLS handshakes on --listen-tls that failed or timed out.",
+            self.tls_handshake_failures.load(Relaxed),
+        );
+        out.counter(
+            "gateway_tls_reloads_total",
+            "Certificate reloads on SIGHUP that took effect.",
+            self.tls_reloads.load(Relaxed),
+        );
+        out.counter(
+            "gateway_tls_reload_failures_total",
+            "Certificate reloads on SIGHUP that failed (the certificate in use stayed).",
+            self.tls_reload_failures.load(Relaxed),
         );
         out.counter(
             "gateway_event_retries_total",

@@ -1,5 +1,5 @@
 //! Where clients come in: the WebSocket front (`http`: upgrade, admission,
-//! plain HTTP routes and pages; `websocket`: our codec) and the raw TCP
+//! plain HTTP routes and pages; `websocket`: our codec; `tls`: wss://) and the raw TCP
 //! front (`tcp`, with fooking's length `framing`); `transport` makes both
 //! look alike to a session, which sends them `message`s; `admission`
 //! decides who may connect (per-address limits, the client's address
@@ -12,5 +12,6 @@ pub mod limits;
 pub mod message;
 pub mod proxy;
 pub mod tcp;
+pub mod tls;
 pub mod transport;
 pub mod websocket;

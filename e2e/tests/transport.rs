@@ -1,0 +1,173 @@
+//! The client transport as clients meet it: permessage-deflate negotiated
+//! or not, and wss:// with a certificate reloaded under live connections.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use e2e::processes::{local, wait_for_port};
+use e2e::raw_ws::{deflate, RawClient};
+use e2e::{backend_events, echo_stack, eventually, free_port, metric, scratch_file};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+const AGREED: &str = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+const TEXT: u8 = 0x1;
+
+/// About 1 KB of JSON, as a chat or game update would be.
+fn update() -> String {
+    json!({"type": "state", "players": (0..24).map(|i| json!({"id": i, "name": format!("player-{i}"), "x": i * 7}))
+        .collect::<Vec<_>>()})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_negotiates_deflate_gets_compressed_frames_and_one_that_does_not_gets_plain_ones() {
+    let (stack, _echo, log) = echo_stack(&[], &[]);
+    let mut deflating = RawClient::connect(stack.gateway_port, "permessage-deflate; client_max_window_bits").await;
+    assert_eq!(deflating.extensions(), Some(AGREED));
+    let mut plain = RawClient::connect(stack.gateway_port, "").await;
+    assert_eq!(plain.extensions(), None);
+
+    // A compressed message reaches the backend inflated; its reply comes back compressed.
+    let update = update();
+    deflating.send_frame(TEXT, true, true, &deflate(update.as_bytes())).await;
+    let echoed = deflating.recv_message().await;
+    assert!(echoed.compressed && echoed.opcode == TEXT && echoed.fin);
+    assert!(echoed.payload.len() < update.len() / 2, "{} of {} bytes", echoed.payload.len(), update.len());
+    assert_eq!(echoed.message(), update.as_bytes());
+    let events = backend_events(&log, 3);
+    assert!(events.iter().any(|e| e["body"] == json!(update)), "the backend saw the plain message: {events:?}");
+
+    // Under --deflate-min-bytes (128), messages go as they are.
+    deflating.send_frame(TEXT, true, false, b"short").await;
+    let short = deflating.recv_message().await;
+    assert!(!short.compressed);
+    assert_eq!(short.payload, b"short");
+
+    // One broadcast: compressed for the client that asked, plain for the other.
+    let (status, _) = e2e::http::post(stack.router_http_port, "/v1/broadcast", json!({"data": update}));
+    assert_eq!(status, 200);
+    let to_deflating = deflating.recv_message().await;
+    assert!(to_deflating.compressed);
+    assert_eq!(to_deflating.message(), update.as_bytes());
+    let to_plain = plain.recv_message().await;
+    assert!(!to_plain.compressed && to_plain.opcode == TEXT);
+    assert_eq!(to_plain.payload, update.as_bytes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_deflate_off_it_is_never_agreed_and_a_compressed_frame_is_a_protocol_error() {
+    let (stack, _echo, _log) = echo_stack(&["--deflate", "false"], &[]);
+    let mut client = RawClient::connect(stack.gateway_port, "permessage-deflate").await;
+    assert_eq!(client.extensions(), None);
+    client.send_frame(TEXT, true, true, &deflate(update().as_bytes())).await;
+    let close = client.recv_message().await;
+    assert_eq!(close.opcode, 0x8);
+    assert_eq!(u16::from_be_bytes([close.payload[0], close.payload[1]]), 1002);
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1, made with openssl.
+fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+    let status = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        // A server's own certificate, not a CA's, as webpki insists.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (the README's test command installs it)");
+    assert!(status.success());
+    (cert, key)
+}
+
+/// A wss:// client that trusts only `ca`; the error says why it failed.
+async fn wss(port: u16, ca: &Path) -> Result<WebSocketStream<TlsStream<TcpStream>>, String> {
+    let mut roots = RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(ca).unwrap()).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(local(port)).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = TlsConnector::from(Arc::new(config)).connect(name, tcp).await.map_err(|e| e.to_string())?;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]), "ALPN http/1.1");
+    let (ws, _) =
+        tokio_tungstenite::client_async(format!("wss://localhost:{port}/"), tls).await.map_err(|e| e.to_string())?;
+    Ok(ws)
+}
+
+async fn echoes(ws: &mut WebSocketStream<TlsStream<TcpStream>>, text: &str) {
+    ws.send(Message::text(text)).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a reply in time");
+    assert_eq!(reply.unwrap().unwrap(), Message::text(text));
+}
+
+fn replace(from: &(PathBuf, PathBuf), to: &(PathBuf, PathBuf)) {
+    std::fs::copy(&from.0, &to.0).unwrap();
+    std::fs::copy(&from.1, &to.1).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_clients_are_served_and_a_certificate_reload_on_sighup_drops_none() {
+    let dir = scratch_file("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (first, second) = (self_signed(&dir, "first"), self_signed(&dir, "second"));
+    let live = (dir.join("live.pem"), dir.join("live.key"));
+    replace(&first, &live);
+    let (tls_port, admin) = (free_port(), free_port());
+    let tls_args = [
+        "--listen-tls".to_owned(),
+        local(tls_port).to_string(),
+        "--tls-cert".to_owned(),
+        live.0.display().to_string(),
+        "--tls-key".to_owned(),
+        live.1.display().to_string(),
+        "--admin".to_owned(),
+        local(admin).to_string(),
+    ];
+    let (stack, _echo, _log) = echo_stack(&tls_args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    wait_for_port(tls_port, "gateway's TLS listener");
+
+    let mut before = wss(tls_port, &first.0).await.expect("wss with the first certificate");
+    echoes(&mut before, "over wss").await;
+
+    // A client that speaks no TLS fails its handshake, and it is counted.
+    let (status, _) = e2e::http::request(tls_port, "GET", "/", "").map_or((0, String::new()), |r| r);
+    assert_eq!(status, 0, "plain HTTP gets no answer from the TLS listener");
+    assert!(eventually(Duration::from_secs(5), || metric(admin, "gateway_tls_handshake_failures_total") >= 1.0).await);
+
+    replace(&second, &live);
+    stack.proc("gateway").signal("HUP");
+    assert!(eventually(Duration::from_secs(5), || metric(admin, "gateway_tls_reloads_total") == 1.0).await);
+    echoes(&mut before, "still here after the reload").await;
+    let Err(refused) = wss(tls_port, &first.0).await else { panic!("the old certificate is still served") };
+    assert!(refused.contains("certificate"), "{refused}");
+    let mut after = wss(tls_port, &second.0).await.expect("wss with the new certificate");
+    echoes(&mut after, "new certificate").await;
+
+    // A broken file leaves the certificate in use.
+    std::fs::write(&live.1, "not a key").unwrap();
+    stack.proc("gateway").signal("HUP");
+    assert!(eventually(Duration::from_secs(5), || metric(admin, "gateway_tls_reload_failures_total") == 1.0).await);
+    let mut again = wss(tls_port, &second.0).await.expect("still the new certificate");
+    echoes(&mut again, "unchanged").await;
+    echoes(&mut before, "and the first connection lives on").await;
+}
