@@ -4,7 +4,10 @@
 # (100 connections x 64 B, 8 s), through router + echo-app + one gateway.
 # Prints throughput, latency and the gateway's and router's CPU time per
 # delivery or round trip (utime + stime from /proc), which stays fair when
-# the load tool or the backend is the bottleneck.
+# the load tool or the backend is the bottleneck. Each round also runs the
+# FastCGI hop through nginx (bench/nginx-echo.conf, wrk, 100 connections x
+# 64 B) in front of the new build's echo-app, and prints nginx's CPU time per
+# request, the baseline for the gateway's per round trip.
 #   bench/compare.sh OLD_BIN_DIR NEW_BIN_DIR [ROUNDS]
 # e.g. git worktree add /tmp/old REV && (cd /tmp/old && CARGO_TARGET_DIR=/tmp/old-target cargo build --release)
 #      cargo build --release && bench/compare.sh /tmp/old-target/release target/release
@@ -50,7 +53,35 @@ PY
     wait $gw $router $echo 2>/dev/null || true
 }
 
+nginx_baseline() { # bin_dir
+    local dir
+    dir=$(mktemp -d)
+    mkdir -p "$dir/tmp"
+    sed 's/127.0.0.1:19002/127.0.0.1:29002/; s/127.0.0.1:18080/127.0.0.1:28080/' bench/nginx-echo.conf > "$dir/nginx-echo.conf"
+    "$1/echo-app" --listen 127.0.0.1:29002 2>/dev/null &
+    local echo=$!
+    nginx -p "$dir" -c nginx-echo.conf 2>/dev/null &
+    local master=$!
+    sleep 0.5
+    local worker n0 n1 out
+    worker=$(pgrep -P $master | head -1)
+    n0=$(( $(cpu $master) + $(cpu $worker) ))
+    out=$(wrk -t2 -c100 -d8s -s bench/post64.lua http://127.0.0.1:28080/)
+    n1=$(( $(cpu $master) + $(cpu $worker) ))
+    python3 - "$out" $((n1 - n0)) "$tick" <<'PY'
+import re, sys
+out, cpu, tick = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+requests = int(re.search(r"(\d+) requests in", out).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+print(f"nginx echo:   {rps:,.0f} requests/s, nginx {cpu / tick / requests * 1e6:.2f} us/request")
+PY
+    kill $master $echo 2>/dev/null || true
+    wait $master $echo 2>/dev/null || true
+    rm -rf "$dir"
+}
+
 for _ in $(seq "$rounds"); do
     measure "$old" old
     measure "$new" new
+    if command -v nginx >/dev/null && command -v wrk >/dev/null; then nginx_baseline "$new"; fi
 done

@@ -109,7 +109,7 @@ print("""
 
 Profiled with `perf record -e cpu-clock` (this machine has no hardware counters), per process during each scenario.
 - **Echo:** the kernel's loopback TCP path is 70-75% of both the gateway's and the backend's time. Each round trip is four sends and four receives across three processes on two cores, and the user-space part of the gateway is under 25%. The p99 sits at 2.3-2.6x the p50 from scheduling eight busy threads on two cores. A unix socket for the FastCGI hop (issue 4) takes the loopback TCP stack out of two of the four legs.
-- **Idle memory:** about 1.1 KB is the session task (its future is 1,088 bytes). Then come tungstenite's stream state (328 bytes, in the future) and its eagerly allocated read buffer (256 bytes), the connection's FastCGI params (one block, about 300 bytes with a minimal client's headers), the outbox, the registry entry and tokio's I/O slot. The rest is allocator overhead. Going under 2 KB means a WebSocket codec with no per-connection buffers while idle, instead of tungstenite.
+- **Idle memory:** see [the breakdown](#client-transport-our-codec-deflate-tls-memory) below: the session's task, tokio's I/O slot, the outbox, the params and the registry entry.
 - **Fan-out:** each delivery is one socket write per session per batch. The gateway batches what is already queued for a session into one write, so the first message of a burst costs a write per member and later ones share. The load tool's 10,000 readers take about a third of the CPU.
 - **Connection setup:** about 80% of the gateway's time goes to the essential sends and receives: the 101 response, the connect and close events, the greeting, the close handshake. The load tool, which does the client side of every handshake on the same two cores, takes about a third of the machine.
 - **Run-to-run variance:** this machine's speed drifts; the same suite has ranged 36-50k rt/s (echo 64 B), 460-784k deliveries/s (fan-out) and 5.0-9.0k/s (connect) within one session, and the nginx baseline 32-48k req/s. Compare against the nginx baseline taken in the same run.""")
@@ -120,3 +120,13 @@ print(f"- `{wrk_cmd}`")
 print("\n## Raw figures\n")
 for d in [echo64, echo1k, connect, fanout, idle]:
     print(f"<details><summary>{d['scenario']}: {d['cmd']}</summary>\n\n```json\n{json.dumps(d['figures'], indent=1)}\n```\n</details>\n")
+
+# Hand-written sections (measured by hand, with their commands) follow the
+# marker and are kept from the file being replaced.
+KEPT = "<!-- kept by bench/report.py: everything below -->"
+try:
+    previous = open("docs/BENCHMARKS.md").read()
+except FileNotFoundError:
+    previous = ""
+if KEPT in previous:
+    print(KEPT + previous.split(KEPT, 1)[1], end="")

@@ -65,5 +65,6 @@ sleep 0.5
 wrk_cmd="wrk -t2 -c100 -d${secs}s --latency -s bench/post64.lua http://127.0.0.1:18080/"
 for i in 1 2 3; do $wrk_cmd > "$out/wrk-$i.txt"; done
 
-python3 bench/report.py "$out" "$wrk_cmd" "$idle_conns" "$nofile" > docs/BENCHMARKS.md
+python3 bench/report.py "$out" "$wrk_cmd" "$idle_conns" "$nofile" > "$out/BENCHMARKS.md"
+mv "$out/BENCHMARKS.md" docs/BENCHMARKS.md
 echo "wrote docs/BENCHMARKS.md (raw results in $out)" >&2

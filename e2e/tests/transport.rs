@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e::processes::{local, wait_for_port};
-use e2e::raw_ws::{deflate, RawClient};
+use e2e::raw_ws::{self, deflate, recv_message, TEXT};
 use e2e::{backend_events, echo_stack, eventually, free_port, metric, scratch_file};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -20,7 +20,6 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 const AGREED: &str = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
-const TEXT: u8 = 0x1;
 
 /// About 1 KB of JSON, as a chat or game update would be.
 fn update() -> String {
@@ -32,47 +31,45 @@ fn update() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_negotiates_deflate_gets_compressed_frames_and_one_that_does_not_gets_plain_ones() {
     let (stack, _echo, log) = echo_stack(&[], &[]);
-    let mut deflating = RawClient::connect(stack.gateway_port, "permessage-deflate; client_max_window_bits").await;
+    let mut deflating = raw_ws::connect(stack.gateway_port, "permessage-deflate; client_max_window_bits").await;
     assert_eq!(deflating.extensions(), Some(AGREED));
-    let mut plain = RawClient::connect(stack.gateway_port, "").await;
+    let mut plain = raw_ws::connect(stack.gateway_port, "").await;
     assert_eq!(plain.extensions(), None);
 
     // A compressed message reaches the backend inflated; its reply comes back compressed.
     let update = update();
-    deflating.send_frame(TEXT, true, true, &deflate(update.as_bytes())).await;
-    let echoed = deflating.recv_message().await;
+    deflating.send_frame(TEXT, true, true, &deflate(update.as_bytes())).await.unwrap();
+    let echoed = recv_message(&mut deflating).await;
     assert!(echoed.compressed && echoed.opcode == TEXT && echoed.fin);
     assert!(echoed.payload.len() < update.len() / 2, "{} of {} bytes", echoed.payload.len(), update.len());
-    assert_eq!(echoed.message(), update.as_bytes());
+    assert_eq!(&echoed.message().unwrap()[..], update.as_bytes());
     let events = backend_events(&log, 3);
     assert!(events.iter().any(|e| e["body"] == json!(update)), "the backend saw the plain message: {events:?}");
 
     // Under --deflate-min-bytes (128), messages go as they are.
-    deflating.send_frame(TEXT, true, false, b"short").await;
-    let short = deflating.recv_message().await;
+    deflating.send_frame(TEXT, true, false, b"short").await.unwrap();
+    let short = recv_message(&mut deflating).await;
     assert!(!short.compressed);
-    assert_eq!(short.payload, b"short");
+    assert_eq!(&short.payload[..], b"short");
 
     // One broadcast: compressed for the client that asked, plain for the other.
     let (status, _) = e2e::http::post(stack.router_http_port, "/v1/broadcast", json!({"data": update}));
     assert_eq!(status, 200);
-    let to_deflating = deflating.recv_message().await;
+    let to_deflating = recv_message(&mut deflating).await;
     assert!(to_deflating.compressed);
-    assert_eq!(to_deflating.message(), update.as_bytes());
-    let to_plain = plain.recv_message().await;
+    assert_eq!(&to_deflating.message().unwrap()[..], update.as_bytes());
+    let to_plain = recv_message(&mut plain).await;
     assert!(!to_plain.compressed && to_plain.opcode == TEXT);
-    assert_eq!(to_plain.payload, update.as_bytes());
+    assert_eq!(&to_plain.payload[..], update.as_bytes());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_deflate_off_it_is_never_agreed_and_a_compressed_frame_is_a_protocol_error() {
     let (stack, _echo, _log) = echo_stack(&["--deflate", "false"], &[]);
-    let mut client = RawClient::connect(stack.gateway_port, "permessage-deflate").await;
+    let mut client = raw_ws::connect(stack.gateway_port, "permessage-deflate").await;
     assert_eq!(client.extensions(), None);
-    client.send_frame(TEXT, true, true, &deflate(update().as_bytes())).await;
-    let close = client.recv_message().await;
-    assert_eq!(close.opcode, 0x8);
-    assert_eq!(u16::from_be_bytes([close.payload[0], close.payload[1]]), 1002);
+    client.send_frame(TEXT, true, true, &deflate(update().as_bytes())).await.unwrap();
+    assert_eq!(recv_message(&mut client).await.close_code(), Some(1002));
 }
 
 /// A self-signed certificate for localhost and 127.0.0.1, made with openssl.

@@ -25,7 +25,8 @@ use transport::Endpoint;
 #[derive(Parser, Debug)]
 #[command(name = "loadgen", version, about = "Load generator for WebSocket and length-framed TCP gateways")]
 struct Cli {
-    /// Endpoint: ws://HOST:PORT/PATH or tcp://HOST:PORT (repeat to spread over several gateways).
+    /// Endpoint: ws://HOST:PORT/PATH, ws+deflate://HOST:PORT/PATH (offers permessage-deflate) or
+    /// tcp://HOST:PORT (repeat to spread over several gateways).
     #[arg(long = "url", global = true, default_value = "ws://127.0.0.1:9005/")]
     urls: Vec<Endpoint>,
     /// Print the report as one JSON object.

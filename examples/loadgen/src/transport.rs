@@ -14,12 +14,16 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
+use loadgen::raw_ws::{RawWebSocket, DEFLATE_OFFER};
+
 #[derive(Debug, Clone)]
 pub enum Endpoint {
     /// `ws://host:port/path`
     WebSocket { url: String, addr: SocketAddr },
     /// `tcp://host:port`
     Framed { addr: SocketAddr },
+    /// `ws+deflate://host:port/path`: our own client, offering permessage-deflate.
+    Deflate { url: String, addr: SocketAddr },
 }
 
 impl FromStr for Endpoint {
@@ -36,7 +40,8 @@ impl FromStr for Endpoint {
         match scheme {
             "ws" => Ok(Endpoint::WebSocket { url: s.to_owned(), addr }),
             "tcp" => Ok(Endpoint::Framed { addr }),
-            other => bail!("{s}: unsupported scheme {other} (ws or tcp)"),
+            "ws+deflate" => Ok(Endpoint::Deflate { url: s.to_owned(), addr }),
+            other => bail!("{s}: unsupported scheme {other} (ws, ws+deflate or tcp)"),
         }
     }
 }
@@ -48,6 +53,10 @@ impl Endpoint {
             Endpoint::WebSocket { url, addr } => {
                 let base = url.split('?').next().unwrap_or(url);
                 Endpoint::WebSocket { url: format!("{base}?{query}"), addr: *addr }
+            }
+            Endpoint::Deflate { url, addr } => {
+                let base = url.split('?').next().unwrap_or(url);
+                Endpoint::Deflate { url: format!("{base}?{query}"), addr: *addr }
             }
             framed => framed.clone(),
         }
@@ -64,6 +73,7 @@ pub fn source_ip(i: usize) -> IpAddr {
 pub enum Conn {
     WebSocket(Box<WebSocketStream<TcpStream>>),
     Framed(Framed<TcpStream, LengthDelimitedCodec>),
+    Deflate(Box<RawWebSocket>),
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -75,7 +85,7 @@ impl Conn {
 
     async fn open_inner(endpoint: &Endpoint, source: Option<IpAddr>) -> anyhow::Result<Conn> {
         let addr = match endpoint {
-            Endpoint::WebSocket { addr, .. } | Endpoint::Framed { addr } => *addr,
+            Endpoint::WebSocket { addr, .. } | Endpoint::Framed { addr } | Endpoint::Deflate { addr, .. } => *addr,
         };
         let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
         if let Some(ip) = source.filter(|_| addr.ip().is_loopback()) {
@@ -94,6 +104,9 @@ impl Conn {
                     LengthDelimitedCodec::builder().length_field_length(4).max_frame_length(16 << 20).new_codec();
                 Ok(Conn::Framed(Framed::new(stream, codec)))
             }
+            Endpoint::Deflate { url, .. } => {
+                Ok(Conn::Deflate(Box::new(RawWebSocket::connect(stream, url, DEFLATE_OFFER).await?)))
+            }
         }
     }
 
@@ -104,6 +117,7 @@ impl Conn {
                 ws.send(message).await?;
             }
             Conn::Framed(framed) => framed.send(payload).await?,
+            Conn::Deflate(ws) => ws.send(&payload, if binary { 0x2 } else { 0x1 }).await?,
         }
         Ok(())
     }
@@ -120,6 +134,7 @@ impl Conn {
                 }
             },
             Conn::Framed(framed) => Ok(framed.next().await.transpose()?.map(|b| b.freeze())),
+            Conn::Deflate(ws) => ws.recv().await,
         }
     }
 
@@ -136,6 +151,7 @@ impl Conn {
         let stream = match &self {
             Conn::WebSocket(ws) => ws.get_ref(),
             Conn::Framed(framed) => framed.get_ref(),
+            Conn::Deflate(ws) => ws.stream(),
         };
         let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
     }
@@ -149,6 +165,9 @@ impl Conn {
                         .await;
             }
             Conn::Framed(framed) => drop(framed),
+            Conn::Deflate(mut ws) => {
+                let _ = ws.send(&[0x03, 0xe8], 0x8).await;
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the router. Every member must get every message once, in order.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -11,6 +12,7 @@ use super::{open_many, padded};
 use crate::report::{histogram, percentiles, record, Report};
 use crate::router_api::RouterApi;
 use crate::transport::{Conn, Endpoint};
+use loadgen::raw_ws::{COMPRESSED_MESSAGES, WIRE_BYTES_IN};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -26,6 +28,11 @@ pub struct Args {
     /// Message size in bytes.
     #[arg(short, long, default_value_t = 100)]
     pub size: usize,
+    /// Pad messages with JSON records (ids, names, numbers, as a game or
+    /// chat update would carry) instead of `x`s, so compression sees
+    /// realistic text.
+    #[arg(long)]
+    pub json_payload: bool,
     /// Milliseconds between publishes.
     #[arg(long, default_value_t = 0)]
     pub interval_ms: u64,
@@ -49,6 +56,8 @@ pub struct Fanout {
     router: RouterApi,
     channel: String,
     size: usize,
+    /// Pad with JSON records rather than `x`s.
+    pub json_payload: bool,
     base: Instant,
     members: Vec<JoinHandle<MemberTally>>,
     published: Vec<Duration>,
@@ -91,13 +100,14 @@ impl Fanout {
         router.join(&channel, &ids).await?;
         let base = Instant::now();
         let members = conns.into_iter().enumerate().map(|(i, conn)| tokio::spawn(listen(i, conn, base))).collect();
-        Ok(Fanout { router, channel, size, base, members, published: Vec::new() })
+        Ok(Fanout { router, channel, size, json_payload: false, base, members, published: Vec::new() })
     }
 
     pub async fn publish_next(&mut self) -> anyhow::Result<()> {
         let sent_at = self.base.elapsed();
         let k = self.published.len();
-        let payload = padded(format!("{k}:{}:", sent_at.as_nanos()), self.size);
+        let prefix = format!("{k}:{}:", sent_at.as_nanos());
+        let payload = if self.json_payload { json_padded(prefix, self.size, k) } else { padded(prefix, self.size) };
         self.published.push(sent_at);
         self.router.publish(&self.channel, std::str::from_utf8(&payload)?).await?;
         Ok(())
@@ -180,6 +190,7 @@ async fn listen(i: usize, conn: Conn, base: Instant) -> MemberTally {
 pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
     let mut report = Report::new("fanout");
     let mut fanout = Fanout::join(endpoints, args.router, args.members, args.size, &mut report).await?;
+    fanout.json_payload = args.json_payload;
     report.set("gateways", endpoints.len());
     eprintln!("fanout: {} members joined; publishing {} messages", args.members, args.messages);
     for _ in 0..args.messages {
@@ -187,5 +198,32 @@ pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
         tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;
     }
     fanout.finish(&mut report, "").await?;
+    let wire_bytes = WIRE_BYTES_IN.load(Relaxed);
+    if wire_bytes > 0 {
+        report.set("wire_bytes_in", wire_bytes);
+        report.set("compressed_messages", COMPRESSED_MESSAGES.load(Relaxed));
+    }
     Ok(report)
+}
+
+/// `prefix`, then JSON records up to `size` bytes.
+fn json_padded(prefix: String, size: usize, k: usize) -> bytes::Bytes {
+    let prefix_len = prefix.len();
+    let mut text = prefix;
+    text.push('[');
+    let mut i = 0;
+    while text.len() < size {
+        let record = format!(
+            r#"{{"id":{},"name":"player-{}","x":{},"y":{},"hp":{}}},"#,
+            k * 31 + i,
+            i,
+            (i * 37 + k) % 1000,
+            (i * 53 + k * 7) % 1000,
+            100 - i % 100
+        );
+        text.push_str(&record);
+        i += 1;
+    }
+    text.truncate(size.max(prefix_len));
+    text.into_bytes().into()
 }
