@@ -215,6 +215,13 @@ async fn a_silent_router_is_found_dead_and_sessions_that_ended_meanwhile_leave_t
         client.close().await;
     }
     assert!(eventually(Duration::from_secs(5), || metric(admin, "gateway_router_unreported_closes") == 3.0).await);
+    // A stopped router's kernel still takes new links and their reports:
+    // the ends stay unreported until the router is heard on a link.
+    let until = Instant::now() + Duration::from_millis(2500);
+    while Instant::now() < until {
+        assert_eq!(metric(admin, "gateway_router_unreported_closes"), 3.0, "ends lost to a report nobody read");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     stack.proc("router").signal("CONT");
     assert!(

@@ -100,6 +100,11 @@ struct Pending {
     /// Sessions that ended while their CLOSE could not go out: the next
     /// connection reports them, so the router forgets their memberships.
     unreported: HashSet<SessionId>,
+    /// Ends sent in a new connection's report, not yet known to have
+    /// reached a live router: a stopped router's kernel takes the report
+    /// all the same. They count as reported once the router is heard on
+    /// that connection, and are unreported again if it ends first.
+    reporting: Vec<SessionId>,
     /// Set when the queue overflowed: the link starts over.
     overflowed: bool,
     open: bool,
@@ -122,6 +127,7 @@ impl Pending {
     fn close(&mut self, stats: &LinkStats) {
         self.open = false;
         self.overflowed = false;
+        self.unreported.extend(self.reporting.drain(..));
         for event in std::mem::take(&mut self.events) {
             self.miss(event, stats);
         }
@@ -252,7 +258,7 @@ impl RouterLinks {
             let pending = link.pending.lock().unwrap();
             health.up += usize::from(link.linked.load(Relaxed));
             health.queued += pending.events.len();
-            health.unreported += pending.unreported.len();
+            health.unreported += pending.unreported.len() + pending.reporting.len();
         }
         health
     }
@@ -403,7 +409,9 @@ impl Link {
         let unreported: Vec<SessionId> = {
             let mut pending = self.outgoing.pending.lock().unwrap();
             pending.open = true;
-            pending.unreported.drain().collect()
+            let unreported: Vec<SessionId> = pending.unreported.drain().collect();
+            pending.reporting.clone_from(&unreported);
+            unreported
         };
         let ids = self.registry.ids();
         let report = [hello.to_frame(), self.settings.beat().to_frame()]
@@ -423,7 +431,9 @@ impl Link {
         };
         if sent.is_err() {
             // Told on the next try.
-            self.outgoing.pending.lock().unwrap().unreported.extend(unreported);
+            let mut pending = self.outgoing.pending.lock().unwrap();
+            let reporting = std::mem::take(&mut pending.reporting);
+            pending.unreported.extend(reporting);
         }
         sent.map(|()| conn)
     }
@@ -478,6 +488,7 @@ impl Link {
         let mut beats = tokio::time::interval_at(Instant::now() + self.settings.heartbeat, self.settings.heartbeat);
         let mut silence = self.settings.beat().dead_after();
         let mut last_heard = Instant::now();
+        let mut heard = false;
         loop {
             tokio::select! {
                 _ = shutdown.wait() => return Ok(()),
@@ -489,6 +500,11 @@ impl Link {
                 }
                 frame = stream.next() => {
                     last_heard = Instant::now();
+                    if !heard {
+                        // The router is alive and reading this connection: its report is in.
+                        heard = true;
+                        self.outgoing.pending.lock().unwrap().reporting.clear();
+                    }
                     match frame {
                         Some(Ok(frame)) if frame.kind() == Some(FrameKind::Heartbeat) => {
                             let beat = Heartbeat::from_frame(&frame).map_err(str::to_owned)?;
