@@ -1,7 +1,7 @@
 //! The frame-level WebSocket client (loadgen's, with permessage-deflate)
 //! as a test uses it: connected to a local port, replies within a timeout.
 
-pub use loadgen::raw_ws::{deflate, Frame, RawWebSocket, CLOSE, TEXT};
+pub use loadgen::raw_ws::{deflate, Frame, RawWebSocket, TEXT};
 
 use crate::ws::RECV_TIMEOUT;
 
