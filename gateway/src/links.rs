@@ -429,12 +429,7 @@ impl Link {
             Ok(sent) => sent.map_err(std::io::Error::other),
             Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the report timed out")),
         };
-        if sent.is_err() {
-            // Told on the next try.
-            let mut pending = self.outgoing.pending.lock().unwrap();
-            let reporting = std::mem::take(&mut pending.reporting);
-            pending.unreported.extend(reporting);
-        }
+        // On an error, the caller's `Pending::close` makes the ends unreported again.
         sent.map(|()| conn)
     }
 

@@ -49,15 +49,10 @@ impl FromStr for Endpoint {
 impl Endpoint {
     /// The same endpoint with `query` as the URL's query string.
     pub fn with_query(&self, query: &str) -> Endpoint {
+        let with_query = |url: &str| format!("{}?{query}", url.split('?').next().unwrap_or(url));
         match self {
-            Endpoint::WebSocket { url, addr } => {
-                let base = url.split('?').next().unwrap_or(url);
-                Endpoint::WebSocket { url: format!("{base}?{query}"), addr: *addr }
-            }
-            Endpoint::Deflate { url, addr } => {
-                let base = url.split('?').next().unwrap_or(url);
-                Endpoint::Deflate { url: format!("{base}?{query}"), addr: *addr }
-            }
+            Endpoint::WebSocket { url, addr } => Endpoint::WebSocket { url: with_query(url), addr: *addr },
+            Endpoint::Deflate { url, addr } => Endpoint::Deflate { url: with_query(url), addr: *addr },
             framed => framed.clone(),
         }
     }

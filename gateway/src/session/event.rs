@@ -161,7 +161,7 @@ impl EventEncoder {
 
     /// A request with the static params, then `blocks`, and `stdin`.
     pub fn encode_with(&self, blocks: &[&ParamBlock], stdin: &[u8]) -> BytesMut {
-        let mut buf = BytesMut::with_capacity(256 + self.static_params.len() * 32 + stdin.len());
+        let mut buf = BytesMut::with_capacity(256 + self.static_params.encoded().len() + stdin.len());
         let all: Vec<&ParamBlock> = std::iter::once(&self.static_params).chain(blocks.iter().copied()).collect();
         encode_request(&mut buf, REQUEST_ID, &all, stdin);
         buf

@@ -153,16 +153,27 @@ pub struct ParamBlock {
     encoded: Vec<u8>,
 }
 
+/// One FastCGI name or value length (1 byte, or 4 with the top bit set),
+/// taken from the front of `src`; `None` if `src` is too short.
+fn read_length(src: &mut &[u8]) -> Option<usize> {
+    let first = *src.first()?;
+    if first < 0x80 {
+        src.advance(1);
+        return Some(first as usize);
+    }
+    if src.len() < 4 {
+        return None;
+    }
+    Some((src.get_u32() & 0x7fff_ffff) as usize)
+}
+
 /// The encoded length of the pair at the front of `encoded`, which
 /// [`ParamBlock::push`] wrote, so it is whole.
 fn first_pair_len(encoded: &[u8]) -> usize {
-    let length_at = |at: usize| match encoded[at] {
-        short @ 0..0x80 => (1, short as usize),
-        _ => (4, (u32::from_be_bytes(encoded[at..at + 4].try_into().expect("4 bytes")) & 0x7fff_ffff) as usize),
-    };
-    let (name_width, name_len) = length_at(0);
-    let (value_width, value_len) = length_at(name_width);
-    name_width + value_width + name_len + value_len
+    let mut rest = encoded;
+    let name_len = read_length(&mut rest).expect("a whole pair");
+    let value_len = read_length(&mut rest).expect("a whole pair");
+    encoded.len() - rest.len() + name_len + value_len
 }
 
 impl ParamBlock {
@@ -210,10 +221,6 @@ impl ParamBlock {
     /// The value of the first pair named `name`.
     pub fn get(&self, name: &[u8]) -> Option<Bytes> {
         self.pairs().filter_map(|pair| decode_pairs(pair)?.pop()).find(|(n, _)| n == name).map(|(_, value)| value)
-    }
-
-    pub fn len(&self) -> usize {
-        self.pairs().count()
     }
 
     /// The block as one run of FastCGI name-value pairs.
@@ -300,21 +307,10 @@ fn finish_params_record(dst: &mut BytesMut, start: usize, request_id: u16) {
 
 /// Reads name-value pairs out of PARAMS content; `None` if it is malformed.
 pub fn decode_pairs(mut content: &[u8]) -> Option<Vec<(Bytes, Bytes)>> {
-    fn length(src: &mut &[u8]) -> Option<usize> {
-        let first = *src.first()?;
-        if first < 0x80 {
-            src.advance(1);
-            return Some(first as usize);
-        }
-        if src.len() < 4 {
-            return None;
-        }
-        Some((src.get_u32() & 0x7fff_ffff) as usize)
-    }
     let mut pairs = Vec::new();
     while !content.is_empty() {
-        let name_len = length(&mut content)?;
-        let value_len = length(&mut content)?;
+        let name_len = read_length(&mut content)?;
+        let value_len = read_length(&mut content)?;
         if content.len() < name_len + value_len {
             return None;
         }
