@@ -6,6 +6,9 @@ use clap::Parser;
 #[derive(Parser, Debug, Clone)]
 #[command(name = "chat-app", version)]
 pub struct Config {
+    /// Log format: text, or json (one object per line, for log shippers).
+    #[arg(long, env = "CHAT_LOG_FORMAT", default_value = "text")]
+    pub log_format: runtime::LogFormat,
     /// FastCGI listener the gateway connects to.
     #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:9001")]
     pub listen: SocketAddr,

@@ -4,6 +4,7 @@ runtime::use_jemalloc!();
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    runtime::init_tracing();
-    chat_app::run(chat_app::Config::parse(), runtime::Shutdown::on_signal()).await
+    let config = chat_app::Config::parse();
+    runtime::init_tracing(config.log_format);
+    chat_app::run(config, runtime::Shutdown::on_signal()).await
 }

@@ -87,7 +87,7 @@ async fn empty_messages_keep_their_type_both_ways() {
     let (stack, _echo, log) = echo_stack(&[], &[]);
     let mut client = Client::connect(&stack.ws_url("/")).await;
     client.send(Message::binary(Vec::<u8>::new())).await;
-    assert_eq!(client.recv().await, Message::binary(Vec::<u8>::new()), "Content-Length: 0 sends an empty message");
+    assert_eq!(client.recv().await, Message::binary(Vec::<u8>::new()), "X-Send-Empty: 1 sends an empty message");
     client.send(Message::text("")).await;
     assert_eq!(client.recv().await, Message::text(""));
     let events = backend_events(&log, 3);

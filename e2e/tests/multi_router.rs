@@ -264,3 +264,26 @@ async fn a_gateway_killed_hard_has_its_sessions_ended_and_their_close_events_sen
     expected.sort();
     assert_eq!(closed, expected, "one close event per session of the dead gateway, and no other");
 }
+
+/// A router's first look at a new, empty Redis is no loss (INFO); a Redis
+/// that restarts empty under it is (WARN). With `--log-format json`, every
+/// line the router writes is one JSON object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_redis_is_logged_as_news_and_a_lost_one_as_a_warning_in_json_lines() {
+    let mut redis = Redis::start();
+    let router = start_router_with("router", free_port(), free_port(), &redis.url(), &["--log-format", "json"]);
+    let lines = |router: &Router| -> Vec<Value> {
+        let text = router.proc.log_text();
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}"))).collect()
+    };
+    let said = |router: &Router, words: &str| {
+        lines(router).into_iter().find(|l| l["fields"]["message"].as_str().is_some_and(|m| m.contains(words)))
+    };
+    assert!(e2e::eventually(Duration::from_secs(10), || said(&router, "store is empty").is_some()).await);
+    assert_eq!(said(&router, "store is empty").unwrap()["level"], "INFO");
+    assert!(said(&router, "lost its data").is_none(), "a new store lost nothing");
+
+    redis.restart_empty();
+    assert!(e2e::eventually(Duration::from_secs(10), || said(&router, "lost its data").is_some()).await);
+    assert_eq!(said(&router, "lost its data").unwrap()["level"], "WARN");
+}

@@ -1,6 +1,7 @@
 //! php-fpm, the real one, behind the gateway: over TCP and over a unix
 //! socket, a plain PHP script sees the gateway's params and its replies
-//! reach the client.
+//! reach the client; a script written for fooking gets fooking's reply
+//! semantics.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -10,21 +11,21 @@ use e2e::{Client, Stack, StackOptions};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-fn script() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/php/params.php")
-        .canonicalize()
-        .unwrap()
-        .display()
-        .to_string()
+/// A PHP script, by its path from the e2e crate.
+fn script(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path).canonicalize().unwrap().display().to_string()
+}
+
+/// The stack with php-fpm at `backend` running `script` for every event,
+/// and the gateway's other `args`.
+fn php_stack(backend: String, script: &str, args: &[&str]) -> Stack {
+    let mut gateway_args = vec!["--param".to_owned(), format!("SCRIPT_FILENAME={script}")];
+    gateway_args.extend(args.iter().map(|a| a.to_string()));
+    Stack::start(StackOptions { backend: Some(backend), gateway_args, ..Default::default() })
 }
 
 async fn php_sees_params_and_replies(backend: String) {
-    let stack = Stack::start(StackOptions {
-        backend: Some(backend),
-        gateway_args: vec!["--param".into(), format!("SCRIPT_FILENAME={}", script())],
-        ..Default::default()
-    });
+    let stack = php_stack(backend, &script("../examples/php/params.php"), &[]);
     let mut client = Client::connect_with_headers(&stack.ws_url("/room?x=1"), &[("X-Team", "blue")]).await;
     let connected = client.recv_json().await;
     let seen = &connected["connected"];
@@ -112,19 +113,11 @@ async fn every_finished_connect_gets_one_close_event_from_php_fpm() {
     let (_fpm, addr, dir) = php_fpm_on_a_port("php-close-events", 8);
     let log = dir.join("events.log");
     let _ = std::fs::remove_file(&log);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("php/slow_events.php").canonicalize().unwrap();
+    let script = script("php/slow_events.php");
     // php-fpm ties a worker to each kept-alive connection: no more
     // connections than workers, or a request waits behind idle ones.
-    let stack = Stack::start(StackOptions {
-        backend: Some(format!("{addr},max_conns=8")),
-        gateway_args: vec![
-            "--param".into(),
-            format!("SCRIPT_FILENAME={}", script.display()),
-            "--param".into(),
-            format!("EVENT_LOG={}", log.display()),
-        ],
-        ..Default::default()
-    });
+    let event_log = format!("EVENT_LOG={}", log.display());
+    let stack = php_stack(format!("{addr},max_conns=8"), &script, &["--param", &event_log]);
     let ways = [
         Leave::CloseDuringConnect,
         Leave::DropDuringConnect,
@@ -161,4 +154,57 @@ async fn every_finished_connect_gets_one_close_event_from_php_fpm() {
     }
     assert_eq!(events.len(), 40, "every client's connect ran to its end: {events:?}");
     assert!(wrong.is_empty(), "sessions without exactly one connect, then one close last:\n{}", wrong.join("\n"));
+}
+
+/// A fooking backend sets `Content-Length` on every reply, the empty connect
+/// and close replies too: its client gets nothing for those (as under
+/// fooking), so every later reply stays in step; `Content-Offset` picks a
+/// reply out of a larger body; a PHP fatal error (500, empty body) gets the
+/// gateway's error frame; PHP's error_log lines are logged at the level
+/// asked for, without colour codes in a file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fooking_style_php_backend_gets_fookings_reply_semantics() {
+    let (_fpm, addr, _) = php_fpm_on_a_port("php-fooking-style", 2);
+    let stack = php_stack(addr, &script("php/fooking_style.php"), &["--backend-stderr-level", "info"]);
+    let mut client = Client::connect(&stack.ws_url("/")).await;
+    for word in ["one", "quiet", "two"] {
+        client.send(Message::text(word)).await;
+    }
+    assert_eq!(client.recv().await, Message::text("echo one"), "no empty message for the connect reply");
+    assert_eq!(client.recv().await, Message::text("echo two"), "nor for Content-Length: 0");
+    client.send(Message::text("offset")).await;
+    assert_eq!(client.recv().await, Message::text("picked"));
+    client.send(Message::text("from-the-end")).await;
+    assert_eq!(client.recv().await, Message::text("tail-6"));
+    client.send(Message::text("fatal")).await;
+    let error = client.recv_json().await;
+    assert_eq!((error["type"].as_str(), error["code"].as_u64()), (Some("error"), Some(502)), "{error}");
+    client.send(Message::text("log")).await;
+    assert_eq!(client.recv().await, Message::text("echo log"));
+    client.expect_silence(Duration::from_millis(300)).await;
+
+    let gateway = stack.procs.iter().find(|p| p.name == "gateway").unwrap();
+    let log = gateway.log_text();
+    let line = log.lines().find(|l| l.contains("fooking-style backend logged this")).expect("PHP's error_log line");
+    assert!(line.contains(" INFO "), "--backend-stderr-level info: {line}");
+    assert!(!log.contains('\x1b'), "no colour codes when stderr is a file");
+}
+
+/// examples/php/skeleton.php, the smallest backend, under php-fpm: it
+/// welcomes, relays a message to the lobby through Router.php, and tells
+/// the lobby when a client leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_php_skeleton_welcomes_relays_and_says_goodbye() {
+    let (_fpm, addr, _) = php_fpm_on_a_port("php-skeleton", 2);
+    let skeleton = script("../examples/php/skeleton.php");
+    let stack = php_stack(format!("{addr},max_conns=2"), &skeleton, &["--param", "ROUTER_HTTP={router_http}"]);
+    let mut a = Client::connect(&stack.ws_url("/")).await;
+    let a_id = a.recv_json().await["session"].as_str().unwrap().to_owned();
+    let mut b = Client::connect(&stack.ws_url("/")).await;
+    assert_eq!(b.recv_json().await["type"], "welcome");
+    a.send(Message::text("hello lobby")).await;
+    assert_eq!(a.recv_json().await, json!({"type": "ok"}));
+    assert_eq!(b.recv_json().await, json!({"type": "said", "session": a_id, "text": "hello lobby"}));
+    a.close().await;
+    assert_eq!(b.recv_json().await, json!({"type": "left", "session": a_id}));
 }

@@ -2,30 +2,17 @@
 // fooking's chat protocol as a plain PHP backend under php-fpm: the same
 // messages and replies as chat-app (docs/PROTOCOL.md, "The chat protocol").
 // State (who is online) lives in Redis; pushes go through the router's
-// HTTP API. The gateway passes the addresses as static params:
+// HTTP API with clients/php/Router.php. The gateway passes the addresses as
+// static params (ROUTER_TOKEN too, when the router has one):
 //   gateway --param SCRIPT_FILENAME=/srv/chat.php --param ROUTER_HTTP=http://127.0.0.1:9011 \
 //           --param REDIS_HOST=127.0.0.1 --param REDIS_PORT=6379
+
+require_once __DIR__ . '/../../clients/php/Router.php';
 
 const MAX_NAME = 32;
 const MAX_TEXT = 4096;
 
 header('Content-Type: application/json');
-
-function router(string $command, array $body): void {
-    $context = stream_context_create(['http' => [
-        'method' => 'POST',
-        'header' => "Content-Type: application/json\r\n",
-        'content' => json_encode($body),
-        'timeout' => 5,
-    ]]);
-    if (@file_get_contents(($_SERVER['ROUTER_HTTP'] ?? 'http://127.0.0.1:9011') . "/v1/$command", false, $context) === false) {
-        throw new RuntimeException('router unavailable');
-    }
-}
-
-function push_all(array $message): void {
-    router('broadcast', ['data' => json_encode($message)]);
-}
 
 function escape_text(string $text): string {
     return str_replace(['&', '<', '>'], ['&amp;', '&lt;', '&gt;'], $text);
@@ -51,6 +38,7 @@ function users(Redis $redis): array {
 
 $session = $_SERVER['SESSIONID'] ?? '';
 $event = $_SERVER['EVENT'] ?? '';
+$router = new Router($_SERVER['ROUTER_HTTP'] ?? 'http://127.0.0.1:9011', $_SERVER['ROUTER_TOKEN'] ?? null);
 $redis = new Redis();
 $redis->connect($_SERVER['REDIS_HOST'] ?? '127.0.0.1', (int) ($_SERVER['REDIS_PORT'] ?? 6379), 2.0);
 
@@ -59,7 +47,7 @@ try {
         $name = $redis->hGet('php-chat:users', $session);
         if ($name !== false) {
             $redis->hDel('php-chat:users', $session);
-            push_all(['type' => 'close', 'name' => $name, 'id' => $session]);
+            $router->broadcast(['type' => 'close', 'name' => $name, 'id' => $session]);
         }
         return;
     }
@@ -81,12 +69,14 @@ try {
             }
             $name = escape_text($name);
             $redis->hSet('php-chat:users', $session, $name);
-            push_all(['type' => 'login', 'name' => $name, 'id' => $session]);
+            $router->broadcast(['type' => 'login', 'name' => $name, 'id' => $session]);
             reply(users($redis));
             return;
         case 'join':
         case 'leave':
-            router($message['type'], ['channel' => "chat-channel-$channel", 'sessions' => [$session]]);
+            $message['type'] === 'join'
+                ? $router->join("chat-channel-$channel", $session)
+                : $router->leave("chat-channel-$channel", $session);
             return;
         case 'userlist':
             reply(users($redis));
@@ -104,14 +94,15 @@ try {
             }
             $out = ['type' => 'msg', 'name' => $name, 'channel' => $channel, 'text' => escape_text($text), 'time' => gmdate('H:i')];
             if ($channel > 0) {
-                router('publish', ['channel' => "chat-channel-$channel", 'data' => json_encode($out)]);
+                $router->publish("chat-channel-$channel", $out);
             } else {
-                push_all($out);
+                $router->broadcast($out);
             }
             return;
         default:
             error_reply(404, 'unknown message type "' . $message['type'] . '"');
     }
-} catch (RuntimeException $e) {
-    error_reply(503, $e->getMessage());
+} catch (RouterException | RedisException $e) {
+    error_log("chat.php: {$e->getMessage()}");
+    error_reply(503, 'unavailable');
 }

@@ -46,8 +46,8 @@ pub struct Config {
     /// The routers' --token, to authenticate the links.
     #[arg(long, env = "GATEWAY_ROUTER_TOKEN", hide_env_values = true)]
     pub router_token: Option<String>,
-    /// A static FastCGI param, NAME=VALUE (repeatable), e.g. SCRIPT_FILENAME=/srv/app.php.
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    /// A static FastCGI param, NAME=VALUE (repeatable), e.g. SCRIPT_FILENAME=/srv/app.php; in the environment, one per line.
+    #[arg(long = "param", env = "GATEWAY_PARAM", value_delimiter = '\n', value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
     /// Put this prefix before SESSIONID and EVENT (e.g. HTTP_ for Go's net/http/fcgi).
     #[arg(long, env = "GATEWAY_PARAM_PREFIX", default_value = "")]
@@ -79,6 +79,15 @@ pub struct Config {
     /// Milliseconds an ejected backend is skipped before it is probed again.
     #[arg(long, env = "GATEWAY_BACKEND_FAIL_TIMEOUT_MS", default_value_t = 10_000)]
     pub backend_fail_timeout_ms: u64,
+    /// Answer a client's message with the gateway's error frame (code 502) when the backend answers 5xx with an empty body, as when the backend fails.
+    #[arg(long, env = "GATEWAY_ERROR_REPLY", default_value_t = true, action = ArgAction::Set)]
+    pub error_reply: bool,
+    /// The level at which the backend's STDERR lines (PHP's error_log) are logged: error, warn, info, debug or trace.
+    #[arg(long, env = "GATEWAY_BACKEND_STDERR_LEVEL", default_value = "warn")]
+    pub backend_stderr_level: tracing::Level,
+    /// Log format: text, or json (one object per line, for log shippers).
+    #[arg(long, env = "GATEWAY_LOG_FORMAT", default_value = "text")]
+    pub log_format: runtime::LogFormat,
     /// Largest client message, in bytes; larger closes the client with 1009.
     #[arg(long, env = "GATEWAY_MAX_MESSAGE", default_value_t = 1 << 20)]
     pub max_message: usize,
@@ -196,6 +205,7 @@ impl Config {
             max_fails: self.backend_max_fails,
             fail_timeout: Duration::from_millis(self.backend_fail_timeout_ms),
             max_response: self.max_response_bytes,
+            stderr_level: self.backend_stderr_level,
         }
     }
 }

@@ -4,10 +4,7 @@ runtime::use_jemalloc!();
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    runtime::init_tracing();
-    gateway::run(
-        gateway::Config::parse_from(runtime::args_with_config_file("GATEWAY_CONFIG")?),
-        runtime::Shutdown::on_signal(),
-    )
-    .await
+    let config = gateway::Config::parse_from(runtime::args_with_config_file("GATEWAY_CONFIG")?);
+    runtime::init_tracing(config.log_format);
+    gateway::run(config, runtime::Shutdown::on_signal()).await
 }

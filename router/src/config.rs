@@ -11,6 +11,9 @@ pub struct Config {
     /// TOML file whose keys mirror these flags (`max_connections = 5000`); the command line wins over it, it over the environment.
     #[arg(long, env = "ROUTER_CONFIG", value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
+    /// Log format: text, or json (one object per line, for log shippers).
+    #[arg(long, env = "ROUTER_LOG_FORMAT", default_value = "text")]
+    pub log_format: runtime::LogFormat,
     /// fooking binary protocol listener, for gateways and backends.
     #[arg(long, env = "ROUTER_LISTEN", default_value = "127.0.0.1:9010")]
     pub listen: SocketAddr,

@@ -63,6 +63,8 @@ const STORE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1)
 ///   their close events to the backend;
 /// - when Redis lost its data, asks every gateway to report again.
 async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, shutdown: Shutdown) {
+    // An empty store at this router's first look is a new one, not a loss.
+    let mut first_look = true;
     loop {
         tokio::select! {
             _ = shutdown.wait() => return,
@@ -83,8 +85,12 @@ async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, shutdown: Shutdo
             }
         }
         if let Ok(true) = store.lost_data().await {
-            tracing::warn!("the store lost its data: asking the gateways to resync");
+            match first_look {
+                true => tracing::info!("the store is empty: asking the gateways to report"),
+                false => tracing::warn!("the store lost its data: asking the gateways to resync"),
+            }
             hub.request_resync();
         }
+        first_look = false;
     }
 }

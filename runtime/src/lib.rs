@@ -16,7 +16,7 @@ use std::time::Duration;
 
 pub use accept::accept_loop;
 pub use config::{args_with_config_file, no_empty_secrets};
-pub use logging::init_tracing;
+pub use logging::{init_tracing, LogFormat};
 #[cfg(feature = "redis")]
 pub use redis::redis_manager;
 pub use shutdown::Shutdown;

@@ -8,10 +8,10 @@ runtime::use_jemalloc!();
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    runtime::init_tracing();
     let shutdown = runtime::Shutdown::on_signal();
     // Each part parses its own defaults (and its env vars), as its binary would.
     let router = router::Config::parse_from(["router"]);
+    runtime::init_tracing(router.log_format);
     let app = chat_app::Config::parse_from(["chat-app", "--router", &router.listen.to_string()]);
     let pages = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let gateway = gateway::Config::parse_from([

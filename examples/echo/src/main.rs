@@ -54,7 +54,7 @@ struct App {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    runtime::init_tracing();
+    runtime::init_tracing(runtime::LogFormat::Text);
     let config = Config::parse();
     let log = match &config.log {
         Some(path) => Some(Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?)),
@@ -146,9 +146,10 @@ impl App {
             Some(name) if event == "message" => format!("X-Meta-User: {}\r\n", String::from_utf8_lossy(name)),
             _ => String::new(),
         };
-        // Content-Length always: an echoed empty message is an empty message.
-        let length = if event == "message" { format!("Content-Length: {}\r\n", reply.len()) } else { String::new() };
-        [format!("{meta}{length}Content-Type: {content_type}\r\n\r\n").as_bytes(), reply].concat()
+        // An echoed empty message is an empty message: the gateway sends one
+        // only when asked outright, as fooking backends never did.
+        let empty = if event == "message" && reply.is_empty() { "X-Send-Empty: 1\r\n" } else { "" };
+        [format!("{meta}{empty}Content-Type: {content_type}\r\n\r\n").as_bytes(), reply].concat()
     }
 }
 

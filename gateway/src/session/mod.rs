@@ -23,6 +23,8 @@ use crate::Config;
 pub struct SessionSettings {
     pub connect_event: bool,
     pub close_event: bool,
+    /// Whether a 5xx with an empty body answers a message with the gateway's error frame.
+    pub error_reply: bool,
     /// Messages a second (0: no limit), and the burst above it.
     pub max_message_rate: f32,
     pub max_message_burst: f32,
@@ -41,6 +43,7 @@ impl SessionSettings {
         SessionSettings {
             connect_event: config.connect_event,
             close_event: config.close_event,
+            error_reply: config.error_reply,
             max_message_rate: config.max_message_rate,
             max_message_burst: config.max_message_burst as f32,
             max_pending_events: config.max_pending_events,

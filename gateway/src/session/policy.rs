@@ -33,7 +33,9 @@ pub enum Answered {
     Nothing,
 }
 
-pub fn answered(kind: EventKind, result: &Result<CgiResponse, UpstreamError>) -> Answered {
+/// `error_reply`: a message answered 5xx with an empty body gets the
+/// gateway's error frame, as when the backend fails (a PHP fatal error).
+pub fn answered(kind: EventKind, result: &Result<CgiResponse, UpstreamError>, error_reply: bool) -> Answered {
     let response = match result {
         Err(_) if kind == EventKind::Connect => return Answered::ConnectFailed,
         Err(_) if matches!(kind, EventKind::Close | EventKind::Offline) => return Answered::Nothing,
@@ -44,6 +46,10 @@ pub fn answered(kind: EventKind, result: &Result<CgiResponse, UpstreamError>) ->
         // 4xx becomes 4000 + status, so a browser can read it; any other 1008.
         let code = if (400..500).contains(&response.status) { 4000 + response.status } else { 1008 };
         return Answered::Refused { code, reason: String::from_utf8_lossy(&response.body).into_owned() };
+    }
+    let failed_silently = response.status >= 500 && response.body.is_empty();
+    if error_reply && failed_silently && matches!(kind, EventKind::Message { .. }) {
+        return Answered::Deliver(Some(gateway_error(502, &format!("backend failed (status {})", response.status))));
     }
     let speaks = !response.body.is_empty() || response.says_empty_message();
     Answered::Deliver(speaks.then(|| Message::new(Payload::new(response.body.clone()), response.is_binary())))
@@ -165,27 +171,47 @@ mod tests {
 
     #[test]
     fn a_refused_connect_closes_with_4000_plus_a_4xx_status_or_1008() {
-        let refused = answered(EventKind::Connect, &response(403, &[], "no entry"));
+        let refused = answered(EventKind::Connect, &response(403, &[], "no entry"), true);
         assert_eq!(refused, Answered::Refused { code: 4403, reason: "no entry".into() });
-        let refused = answered(EventKind::Connect, &response(500, &[], ""));
+        let refused = answered(EventKind::Connect, &response(500, &[], ""), true);
         assert_eq!(refused, Answered::Refused { code: 1008, reason: String::new() });
-        assert_eq!(answered(EventKind::Connect, &failed(false)), Answered::ConnectFailed);
+        assert_eq!(answered(EventKind::Connect, &failed(false), true), Answered::ConnectFailed);
         let message = EventKind::Message { binary: false };
-        assert_eq!(answered(message, &response(404, &[], "body")), Answered::Deliver(Some(Message::text("body"))));
+        assert_eq!(
+            answered(message, &response(404, &[], "body"), true),
+            Answered::Deliver(Some(Message::text("body")))
+        );
     }
 
     #[test]
     fn an_answer_is_text_binary_or_nothing_and_failures_become_gateway_errors() {
         let message = EventKind::Message { binary: false };
-        assert_eq!(answered(message, &response(200, &[], "")), Answered::Deliver(None), "an empty body sends nothing");
-        let empty = response(200, &[("Content-Length", "0")], "");
-        assert_eq!(answered(message, &empty), Answered::Deliver(Some(Message::text(""))), "unless it says so");
+        assert_eq!(
+            answered(message, &response(200, &[], ""), true),
+            Answered::Deliver(None),
+            "an empty body sends nothing"
+        );
+        let empty = response(200, &[("X-Send-Empty", "1")], "");
+        assert_eq!(answered(message, &empty, true), Answered::Deliver(Some(Message::text(""))), "unless it says so");
         let binary = response(200, &[("Content-Type", "application/octet-stream")], "x");
-        assert_eq!(answered(message, &binary), Answered::Deliver(Some(Message::Binary("x".into()))));
-        let Answered::Deliver(Some(Message::Text(error))) = answered(message, &failed(true)) else { panic!() };
+        assert_eq!(answered(message, &binary, true), Answered::Deliver(Some(Message::Binary("x".into()))));
+        let Answered::Deliver(Some(Message::Text(error))) = answered(message, &failed(true), true) else { panic!() };
         let error = std::str::from_utf8(error.data()).unwrap();
         assert!(error.contains("504"), "{error}");
-        assert_eq!(answered(EventKind::Close, &failed(false)), Answered::Nothing, "given up where it was sent");
+        assert_eq!(answered(EventKind::Close, &failed(false), true), Answered::Nothing, "given up where it was sent");
+    }
+
+    #[test]
+    fn a_silent_5xx_to_a_message_becomes_the_gateway_error_unless_turned_off() {
+        let message = EventKind::Message { binary: false };
+        let fatal = response(500, &[], "");
+        let Answered::Deliver(Some(Message::Text(error))) = answered(message, &fatal, true) else { panic!() };
+        let error: serde_json::Value = serde_json::from_slice(error.data()).unwrap();
+        assert_eq!((error["type"].as_str(), error["code"].as_u64()), (Some("error"), Some(502)));
+        assert_eq!(answered(message, &fatal, false), Answered::Deliver(None));
+        let spoken = response(503, &[], "busy");
+        assert_eq!(answered(message, &spoken, true), Answered::Deliver(Some(Message::text("busy"))), "its own words");
+        assert_eq!(answered(EventKind::Close, &fatal, true), Answered::Deliver(None), "no client asked");
     }
 
     #[test]

@@ -410,7 +410,7 @@ impl<T: Transport> Session<T> {
                 metrics.backend_failed(err);
             }
         }
-        match policy::answered(kind, &result) {
+        match policy::answered(kind, &result, self.gateway.session_settings().error_reply) {
             Answered::ConnectFailed => {
                 self.backend_knows_session = false;
                 self.close(CloseReason::BackendUnavailable).await

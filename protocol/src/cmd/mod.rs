@@ -327,8 +327,9 @@ impl Command {
     }
 }
 
-/// A message for clients. JSON carries it as `"data"` (text) or
-/// `"data_base64"` (binary); frames carry the binary flag in `len`'s top bit.
+/// A message for clients. JSON carries it as `"data"` (text: a string as it
+/// is, any other JSON value as compact JSON) or `"data_base64"` (binary);
+/// frames carry the binary flag in `len`'s top bit.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "PayloadJson")]
 pub struct Payload {
@@ -338,7 +339,7 @@ pub struct Payload {
 
 #[derive(Deserialize)]
 struct PayloadJson {
-    data: Option<String>,
+    data: Option<serde_json::Value>,
     data_base64: Option<String>,
 }
 
@@ -346,7 +347,9 @@ impl TryFrom<PayloadJson> for Payload {
     type Error = String;
     fn try_from(json: PayloadJson) -> Result<Self, String> {
         match (json.data, json.data_base64) {
-            (Some(text), None) => Ok(Payload::text(text)),
+            (Some(serde_json::Value::String(text)), None) => Ok(Payload::text(text)),
+            // Keys keep the caller's order (serde_json's preserve_order).
+            (Some(value), None) => Ok(Payload::text(value.to_string())),
             (None, Some(encoded)) => base64::engine::general_purpose::STANDARD
                 .decode(encoded)
                 .map(|raw| Payload { data: raw.into(), binary: true })
@@ -472,6 +475,25 @@ mod tests {
         let parsed = Command::from_json("publish", br#"{"channel":"c","data_base64":"AAE="}"#);
         let expected = Publish { channel: Channel::new("c").unwrap(), payload: Payload::binary(&b"\x00\x01"[..]) };
         assert_eq!(parsed, Ok(Command::Publish(expected)));
+    }
+
+    #[test]
+    fn json_data_other_than_a_string_goes_as_compact_json_text() {
+        let publish = |body: &str| match Command::from_json("publish", body.as_bytes()) {
+            Ok(Command::Publish(p)) => Ok(p.payload),
+            other => Err(format!("{other:?}")),
+        };
+        let object = publish(r#"{"channel":"c","data":{ "type" : "bid", "amount": [1, 2.5] }}"#);
+        assert_eq!(object, Ok(Payload::text(r#"{"type":"bid","amount":[1,2.5]}"#)));
+        assert_eq!(
+            publish(r#"{"channel":"c","data":"{\"a\":1}"}"#),
+            Ok(Payload::text(r#"{"a":1}"#)),
+            "a string stays as it is"
+        );
+        assert_eq!(publish(r#"{"channel":"c","data":42}"#), Ok(Payload::text("42")));
+        let spaced = publish(r#"{"channel":"c","data":[ "a \" b", {"k\\": " v "} ]}"#);
+        assert_eq!(spaced, Ok(Payload::text(r#"["a \" b",{"k\\":" v "}]"#)), "spaces inside strings stay");
+        assert!(publish(r#"{"channel":"c","data":null}"#).unwrap_err().contains("exactly one"), "null is no message");
     }
 
     #[test]

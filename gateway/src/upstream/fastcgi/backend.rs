@@ -70,6 +70,8 @@ pub struct BackendOptions {
     pub fail_timeout: Duration,
     /// The largest response taken, STDOUT bytes.
     pub max_response: usize,
+    /// The level at which the app's STDERR lines are logged.
+    pub stderr_level: tracing::Level,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -369,7 +371,7 @@ impl Backend {
                 stdout.extend_from_slice(&record.content);
             } else if record.is(RecordType::Stderr) && !record.content.is_empty() {
                 let text = String::from_utf8_lossy(&record.content);
-                tracing::warn!(session = label, backend = %self.addr, "app stderr: {}", text.trim_end());
+                log_stderr(self.options.stderr_level, label, &self.addr, text.trim_end());
             } else if record.is(RecordType::EndRequest) {
                 // appStatus (4 bytes), then protocolStatus: 0 is REQUEST_COMPLETE.
                 let refused = match record.content.get(4).copied().unwrap_or(0) {
@@ -382,6 +384,18 @@ impl Backend {
                 return Err(UpstreamError::Refused { addr: self.addr.clone(), reason: refused });
             }
         }
+    }
+}
+
+/// Logs one of the app's STDERR records at `level`, which the operator
+/// chose (tracing's macros take their level as a constant).
+fn log_stderr(level: tracing::Level, session: &str, backend: &Address, text: &str) {
+    match level {
+        tracing::Level::ERROR => tracing::error!(session, %backend, "app stderr: {text}"),
+        tracing::Level::WARN => tracing::warn!(session, %backend, "app stderr: {text}"),
+        tracing::Level::INFO => tracing::info!(session, %backend, "app stderr: {text}"),
+        tracing::Level::DEBUG => tracing::debug!(session, %backend, "app stderr: {text}"),
+        tracing::Level::TRACE => tracing::trace!(session, %backend, "app stderr: {text}"),
     }
 }
 
@@ -405,6 +419,7 @@ mod tests {
             max_fails: 2,
             fail_timeout: Duration::from_secs(60),
             max_response: 1 << 16,
+            stderr_level: tracing::Level::WARN,
         }
     }
 

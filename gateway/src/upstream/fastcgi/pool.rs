@@ -183,6 +183,7 @@ mod tests {
             max_fails: 3,
             fail_timeout: Duration::from_secs(1),
             max_response: 1 << 20,
+            stderr_level: tracing::Level::WARN,
         };
         let specs: Vec<BackendSpec> =
             ["127.0.0.1:1", "127.0.0.1:2,weight=3"].iter().map(|s| s.parse().unwrap()).collect();

@@ -1,6 +1,8 @@
 //! A CGI response as a FastCGI app writes it to STDOUT: header lines, a
-//! blank line, the body. `Content-Length` is optional; the body may have
-//! come in any number of STDOUT records.
+//! blank line, the body. The body may have come in any number of STDOUT
+//! records. `Content-Length` is optional and, as in fooking, picks that many
+//! bytes at `Content-Offset` (negative: from the end); a range outside the
+//! body sends nothing.
 
 use bytes::Bytes;
 
@@ -29,19 +31,29 @@ impl CgiResponse {
             }
             headers.push((name.to_owned(), value.to_owned()));
         }
-        let mut body = stdout.slice(head_len + sep_len..);
-        let declared = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.parse::<usize>().ok());
-        if let Some(len) = declared {
-            body.truncate(len);
+        let mut response = CgiResponse { status, headers, body: Bytes::new() };
+        let body = stdout.slice(head_len + sep_len..);
+        let length = response.number("content-length")?;
+        let offset = response.number("content-offset")?.unwrap_or(0);
+        match body_range(body.len(), length, offset) {
+            Some(range) => response.body = body.slice(range),
+            None => tracing::warn!(
+                offset,
+                ?length,
+                body = body.len(),
+                "Content-Offset and Content-Length fall outside the body: nothing sent"
+            ),
         }
-        Ok(CgiResponse { status, headers, body })
+        Ok(response)
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    fn number(&self, name: &str) -> Result<Option<i64>, String> {
+        let Some(value) = self.header(name) else { return Ok(None) };
+        value.parse().map(Some).map_err(|_| format!("bad {name} header {value:?}"))
     }
 
     /// The body goes to the client as a binary frame only when the app says
@@ -50,15 +62,41 @@ impl CgiResponse {
         self.header("content-type").is_some_and(|ct| ct.trim().starts_with("application/octet-stream"))
     }
 
-    /// An empty body sends nothing, unless the app said `Content-Length: 0`
-    /// outright: then it asked for an empty message.
+    /// An empty body sends nothing, whatever `Content-Length` says (fooking
+    /// does the same), unless the app asked for an empty message outright
+    /// with `X-Send-Empty: 1`.
     pub fn says_empty_message(&self) -> bool {
-        self.body.is_empty() && self.header("content-length").is_some_and(|len| len.trim() == "0")
+        self.body.is_empty() && self.header(SEND_EMPTY_HEADER).is_some_and(|v| v == "1")
     }
 
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
+}
+
+/// The header by which an app asks for an empty message.
+pub const SEND_EMPTY_HEADER: &str = "x-send-empty";
+
+/// The bytes of a body of `total` bytes that the client gets: `length`
+/// bytes (all that follow when absent) from `offset`, counted from the end
+/// when negative. A declared length past the body's end is cut to it (an
+/// app that printed less than it declared); a range that starts outside the
+/// body, or one from an offset that runs past the end, sends nothing, as
+/// in fooking.
+fn body_range(total: usize, length: Option<i64>, offset: i64) -> Option<std::ops::Range<usize>> {
+    let total = total as i64;
+    let start = if offset < 0 { total + offset } else { offset };
+    if !(0..=total).contains(&start) {
+        return None;
+    }
+    let end = match length {
+        Some(length) if length < 0 => return None,
+        Some(length) if offset < 0 && start + length > total => return None,
+        Some(length) if offset > 0 && start + length > total => return None,
+        Some(length) => (start + length).min(total),
+        None => total,
+    };
+    Some(start as usize..end as usize)
 }
 
 fn find_header_end(buf: &[u8]) -> Option<(usize, usize)> {
@@ -104,12 +142,27 @@ mod tests {
     }
 
     #[test]
-    fn only_an_explicit_zero_length_asks_for_an_empty_message() {
-        assert!(CgiResponse::parse(Bytes::from_static(b"Content-Length: 0\r\n\r\n")).unwrap().says_empty_message());
-        assert!(!CgiResponse::parse(Bytes::from_static(b"Content-Type: text/plain\r\n\r\n"))
-            .unwrap()
-            .says_empty_message());
-        assert!(!CgiResponse::parse(Bytes::new()).unwrap().says_empty_message());
+    fn content_offset_picks_the_bytes_as_fooking_does() {
+        let body = |head: &str| CgiResponse::parse(Bytes::from(format!("{head}\n\nabcdef"))).map(|r| r.body);
+        assert_eq!(body("Content-Length: 2\nContent-Offset: 3").unwrap(), "de");
+        assert_eq!(body("Content-Length: 2\nContent-Offset: -3").unwrap(), "de");
+        assert_eq!(body("Content-Offset: 4").unwrap(), "ef", "without a length, the rest");
+        assert_eq!(body("Content-Length: 9").unwrap(), "abcdef", "a length past the end is cut to it");
+        assert_eq!(body("Content-Length: 4\nContent-Offset: 3").unwrap(), "", "past the end from an offset");
+        assert_eq!(body("Content-Length: 4\nContent-Offset: -3").unwrap(), "", "past the end from the end");
+        assert_eq!(body("Content-Offset: -7").unwrap(), "");
+        assert_eq!(body("Content-Length: -1").unwrap(), "");
+        assert!(body("Content-Length: two").is_err(), "a malformed header is a broken response");
+    }
+
+    #[test]
+    fn only_an_explicit_header_asks_for_an_empty_message() {
+        let says = |head: &[u8]| CgiResponse::parse(Bytes::copy_from_slice(head)).unwrap().says_empty_message();
+        assert!(says(b"X-Send-Empty: 1\r\n\r\n"));
+        assert!(says(b"Content-Length: 0\r\nX-Send-Empty: 1\r\n\r\n"));
+        assert!(!says(b"Content-Length: 0\r\n\r\n"), "fooking-style backends always set Content-Length");
+        assert!(!says(b"Content-Type: text/plain\r\n\r\n"));
+        assert!(!says(b""));
     }
 
     #[test]
