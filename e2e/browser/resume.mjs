@@ -3,27 +3,14 @@
 // no close frame) and holds shut while bob writes; once it lets through
 // again, ann's page is back in the same session and shows bob's message.
 //   node resume.mjs http://127.0.0.1:9005/ screenshot.png
-import net from "node:net";
+import { relayTo } from "../../clients/js/test/relay.mjs";
 import { chromium } from "playwright-core";
 
 const [url, screenshot] = process.argv.slice(2);
 const timeout = 10000;
-const gateway = new URL(url);
 
-// A TCP relay to the gateway that can cut every connection and refuse new ones.
-const relayed = new Set();
-let shut = false;
-const relay = net.createServer((client) => {
-  if (shut) return client.resetAndDestroy();
-  const upstream = net.connect(Number(gateway.port), gateway.hostname);
-  relayed.add(client);
-  client.pipe(upstream).pipe(client);
-  const end = () => { relayed.delete(client); client.destroy(); upstream.destroy(); };
-  client.on("error", end).on("close", end);
-  upstream.on("error", end).on("close", end);
-});
-await new Promise((resolve) => relay.listen(0, "127.0.0.1", resolve));
-const viaRelay = `http://127.0.0.1:${relay.address().port}/`;
+const relay = await relayTo(url);
+const viaRelay = relay.url;
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -45,15 +32,14 @@ try {
   await login(bob, "bob");
   await shows(ann, "#count", "2");
 
-  shut = true;
-  for (const socket of relayed) socket.resetAndDestroy();
+  relay.cut();
   await shows(ann, "#state", "disconnected");
   await shows(bob, "#online", "ann (away)");
   await bob.fill("#text", "written while ann was away");
   await bob.click("#compose button");
   await shows(bob, "#messages", "written while ann was away");
 
-  shut = false;
+  relay.open();
   await shows(ann, "#state", "connected (resumed)");
   await shows(ann, "#messages", "written while ann was away");
   await shows(ann, "#messages", "connection restored");
@@ -69,5 +55,5 @@ try {
   console.log("ok");
 } finally {
   await browser.close();
-  relay.close();
+  relay.stop();
 }

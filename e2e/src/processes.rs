@@ -240,6 +240,8 @@ impl Stack {
             format!("/={pages}/chat/index.html"),
             "--page".to_owned(),
             format!("/queue={pages}/queue/index.html"),
+            "--page".to_owned(),
+            format!("/fk.js={pages}/../clients/js/fk.js"),
         ];
 
         // `{router_http}` in a gateway arg is the router's HTTP address (for a

@@ -24,6 +24,8 @@ async fn main() -> anyhow::Result<()> {
         &format!("/={pages}/chat/index.html"),
         "--page",
         &format!("/queue={pages}/queue/index.html"),
+        "--page",
+        &format!("/fk.js={pages}/../clients/js/fk.js"),
     ]);
     tracing::info!("chat demo: open http://{}/ in two browser tabs", gateway.listen);
     // The first part to fail (a port in use, say) ends the demo.

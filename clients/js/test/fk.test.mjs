@@ -1,0 +1,135 @@
+// fk.js against real gateways: e2e/tests/js_client.rs starts a router, the
+// echo backend and three gateways, then runs
+//   node --experimental-websocket --test clients/js/test/
+// with FK_A and FK_B (one cluster: the same --resume-secret), FK_SHORT (a
+// gateway whose sessions wait 300 ms for their client) and ROUTER_HTTP.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { FkClient } from "../fk.js";
+import { relayTo } from "./relay.mjs";
+
+const { FK_A, FK_B, FK_SHORT, ROUTER_HTTP } = process.env;
+const TIMEOUT = 10000;
+
+const EVENTS = ["open", "resumed", "lost", "message", "close"];
+
+/** Every event of a client, in order, from its start: `take(type)` waits
+ * for the next one of `type` not taken yet (events that come in one burst
+ * are all kept). */
+function watch(client) {
+  const seen = [];
+  let wake = () => {};
+  for (const type of EVENTS) client.on(type, (detail) => { seen.push({ type, detail }); wake(); });
+  return {
+    seen,
+    async take(type) {
+      const deadline = Date.now() + TIMEOUT;
+      for (;;) {
+        const found = seen.find((e) => e.type === type && !e.taken);
+        if (found) { found.taken = true; return found.detail; }
+        if (Date.now() > deadline) throw new Error(`no "${type}" event in ${TIMEOUT} ms: ${JSON.stringify(seen.map((e) => e.type))}`);
+        await new Promise((resolve) => { wake = resolve; setTimeout(resolve, 50); });
+      }
+    },
+  };
+}
+
+async function push(session, data) {
+  const reply = await fetch(`${ROUTER_HTTP}/v1/send`, { method: "POST", body: JSON.stringify({ sessions: [session], data }) });
+  assert.equal(reply.status, 200, await reply.text());
+}
+
+/** A client on `url`, watched, and closed when the test ends. */
+function client(t, url, options) {
+  const fk = new FkClient(url, options);
+  t.after(() => fk.close());
+  return [fk, watch(fk)];
+}
+
+test("sends and receives text, bytes and JSON", async (t) => {
+  const [fk, events] = client(t, FK_A);
+  const opened = await events.take("open");
+  assert.match(opened.session, /^[0-9a-f]{16}$/);
+  fk.sendJSON({ hello: "fk" });
+  assert.deepEqual((await events.take("message")).json, { hello: "fk" });
+  fk.send(new Uint8Array([0, 1, 255]));
+  assert.deepEqual([...new Uint8Array((await events.take("message")).data)], [0, 1, 255]);
+  fk.close();
+  assert.deepEqual(await events.take("close"), { code: 1000, reason: "", reconnecting: false });
+  assert.equal(fk.send("after close"), false);
+});
+
+test("a drop resumes the same session, with what it missed, in order", async (t) => {
+  const relay = await relayTo(FK_A);
+  t.after(() => relay.stop());
+  const [fk, events] = client(t, relay.url);
+  const { session } = await events.take("open");
+  fk.send("before");
+  await events.take("message");
+  relay.cut();
+  assert.equal((await events.take("close")).reconnecting, true);
+  await push(session, "missed 1");
+  await push(session, "missed 2");
+  relay.open();
+  assert.deepEqual(await events.take("resumed"), { session, resumed: true });
+  await events.take("message");
+  await events.take("message");
+  const seen = events.seen.map(({ type, detail }) => (type === "message" ? detail.data : type));
+  assert.deepEqual(seen.filter((e) => e !== "close"), ["open", "before", "resumed", "missed 1", "missed 2"]);
+});
+
+test("a session resumes on another gateway of the cluster", async (t) => {
+  const relay = await relayTo(FK_A);
+  t.after(() => relay.stop());
+  let connections = 0;
+  const [, events] = client(t, () => (connections++ === 0 ? relay.url : FK_B));
+  const { session } = await events.take("open");
+  relay.cut();
+  await events.take("close");
+  await push(session, "while moving");
+  assert.deepEqual(await events.take("resumed"), { session, resumed: true });
+  assert.equal((await events.take("message")).data, "while moving");
+  assert.equal(connections, 2);
+});
+
+test("an expired session is lost, and a new one opens", async (t) => {
+  const relay = await relayTo(FK_SHORT);
+  t.after(() => relay.stop());
+  const [, events] = client(t, relay.url);
+  const { session } = await events.take("open");
+  relay.cut();
+  await events.take("close");
+  await new Promise((resolve) => setTimeout(resolve, 800)); // past the 300 ms grace
+  relay.open();
+  const lost = await events.take("lost");
+  assert.deepEqual([lost.session, lost.code], [session, 4101]);
+  const opened = await events.take("open");
+  assert.notEqual(opened.session, session);
+  assert.equal(opened.resumed, false);
+});
+
+test("a refused token starts a new session", async (t) => {
+  const [fk, events] = client(t, FK_A, { session: { token: "00000000000000aa.0.forged", last: 3 } });
+  assert.equal((await events.take("lost")).code, 4100);
+  const opened = await events.take("open");
+  assert.match(opened.session, /^[0-9a-f]{16}$/);
+  assert.equal(fk.saved().last, 0, "a new session counts from 0");
+});
+
+test("a kicked client stays away", async (t) => {
+  const [fk, events] = client(t, FK_A);
+  const { session } = await events.take("open");
+  const reply = await fetch(`${ROUTER_HTTP}/v1/kick`, { method: "POST", body: JSON.stringify({ sessions: [session] }) });
+  assert.equal(reply.status, 200);
+  assert.deepEqual(await events.take("close"), { code: 4000, reason: "kicked", reconnecting: false });
+  assert.equal(fk.state, "closed");
+});
+
+test("backoff grows, with jitter, up to its ceiling", (t) => {
+  const [fk] = client(t, "ws://127.0.0.1:9/", { minDelayMs: 100, maxDelayMs: 1000, WebSocket: class { close() {} } });
+  const delays = Array.from({ length: 8 }, () => fk.delay());
+  delays.forEach((d, i) => {
+    const ceiling = Math.min(1000, 100 * 2 ** i);
+    assert.ok(d >= ceiling / 2 && d <= ceiling, `retry ${i}: ${d} ms`);
+  });
+});
