@@ -3,8 +3,10 @@
 # fan-out (one gateway, 10,000 members, 20 publishes of 100 B) and echo
 # (100 connections x 64 B, 8 s), through router + echo-app + one gateway.
 # Prints throughput, latency and the gateway's and router's CPU time per
-# delivery or round trip (utime + stime from /proc), which stays fair when
-# the load tool or the backend is the bottleneck. Each round also runs the
+# delivery (loadgen's, over the publishes alone: from the first publish to
+# the last delivery, from each process's schedstat) or per round trip
+# (utime + stime from /proc), which stays fair when the load tool or the
+# backend is the bottleneck. The new build's loadgen drives both builds. Each round also runs the
 # FastCGI hop through nginx (bench/nginx-echo.conf, wrk, 100 connections x
 # 64 B) in front of the new build's echo-app, and prints nginx's CPU time per
 # request, the baseline for the gateway's per round trip.
@@ -26,20 +28,18 @@ measure() { # bin_dir label
     "$bin/gateway" --listen 127.0.0.1:29005 --backend 127.0.0.1:29002 --router 127.0.0.1:29010 --max-message-rate 0 2>/dev/null &
     local gw=$!
     sleep 0.7
-    local g0 r0 g1 r1 out
-    g0=$(cpu $gw); r0=$(cpu $router)
-    out=$("$bin/loadgen" --json --url ws://127.0.0.1:29005/ fanout --router 127.0.0.1:29011 -m 10000 --messages 20 -s 100 2>/dev/null)
-    g1=$(cpu $gw); r1=$(cpu $router)
-    python3 - "$label" "$out" $((g1 - g0)) $((r1 - r0)) "$tick" <<'PY'
+    local g0 g1 out
+    out=$("$new/loadgen" --json --url ws://127.0.0.1:29005/ fanout --router 127.0.0.1:29011 -m 10000 --messages 20 -s 100 \
+        --gateway-pid "$gw" --router-pid "$router" 2>/dev/null)
+    python3 - "$label" "$out" <<'PY'
 import json, sys
-label, out, gw, router, tick = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+label, out = sys.argv[1], json.loads(sys.argv[2])
 f = out["figures"]
-n = f["deliveries"]
 print(f"{label:>4} fanout: ok={out['ok']} {f['deliveries_per_s']:,.0f} deliveries/s, publish->last p50 {f['publish_to_last_delivery_p50_ms']:.1f} ms, "
-      f"gateway {gw / tick / n * 1e6:.2f} us/delivery, router {router / tick / n * 1e6:.2f} us/delivery")
+      f"gateway {f['gateway_cpu_us_per_delivery']:.2f} us/delivery, router {f['router_cpu_us_per_delivery']:.2f} us/delivery")
 PY
     g0=$(cpu $gw)
-    out=$("$bin/loadgen" --json --url ws://127.0.0.1:29005/ echo -c 100 -s 64 -d 8 --greeted 2>/dev/null)
+    out=$("$new/loadgen" --json --url ws://127.0.0.1:29005/ echo -c 100 -s 64 -d 8 --greeted 2>/dev/null)
     g1=$(cpu $gw)
     python3 - "$label" "$out" $((g1 - g0)) "$tick" <<'PY'
 import json, sys

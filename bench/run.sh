@@ -24,6 +24,7 @@ nofile=$(ulimit -Hn); ulimit -n "$nofile"
 idle_conns=$(( nofile > 101000 ? 100000 : nofile - 1000 ))
 
 $bin/router --listen 127.0.0.1:19010 --http 127.0.0.1:19011 2> "$out/router.log" &
+router_pid=$!
 $bin/echo-app --listen 127.0.0.1:19002 --greet 2> "$out/echo.log" &
 sleep 0.3
 # A benchmark saturates each connection on purpose: lift the per-connection
@@ -34,6 +35,7 @@ for port in 19005 19006; do
 done
 sleep 0.5
 gw_pid=$(pgrep -f 'gateway --listen 127.0.0.1:19005' | head -1)
+gw2_pid=$(pgrep -f 'gateway --listen 127.0.0.1:19006' | head -1)
 
 run() { # name, loadgen args...
     local name=$1; shift
@@ -50,7 +52,8 @@ for i in 1 2 3; do
     run echo1k-$i --url $one echo -c 20 -s 1024 -d "$secs" --greeted
 done
 run connect --url $one connect -c 10000 --concurrency 100
-run fanout --url $one --url $two fanout --router 127.0.0.1:19011 -m 10000 --messages 20 -s 100
+run fanout --url $one --url $two fanout --router 127.0.0.1:19011 -m 10000 --messages 20 -s 100 \
+    --gateway-pid "$gw_pid" --gateway-pid "$gw2_pid" --router-pid "$router_pid"
 # A fresh gateway, so its RSS holds only what idle connections cost.
 $bin/gateway --listen 127.0.0.1:19007 --backend 127.0.0.1:19002 --router 127.0.0.1:19010 $limits 2> "$out/gateway-idle.log" &
 idle_pid=$!

@@ -12,9 +12,9 @@
 //! fails the run (exit code 1).
 
 mod admin;
+mod proc;
 mod report;
 mod router_api;
-mod rss;
 mod scenario;
 mod transport;
 

@@ -1,6 +1,7 @@
 //! What goes out to a client, whatever carries it. A push to many sessions
 //! is one `Message`, cloned: the payload is shared, and so is its
-//! compressed form, made once by the first connection that needs it.
+//! WebSocket frame, plain or compressed, made once by the first connection
+//! that needs it and written as it is to every other.
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
@@ -8,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use super::websocket::deflate;
+use super::websocket::frame::{server_frame, OpCode};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -57,45 +59,89 @@ impl Message {
     }
 }
 
-/// A message's bytes, and for a message to many recipients the cell its
-/// compressed form is made in once.
+/// A message's bytes. A message to many recipients holds them with the
+/// cells its frames are made in once, in one allocation, so a copy for
+/// each recipient costs one reference count.
 #[derive(Clone, Debug)]
-pub struct Payload {
+pub enum Payload {
+    /// For one recipient.
+    Own(Bytes),
+    /// For many.
+    Shared(Arc<Shared>),
+}
+
+/// A shared payload and its WebSocket frames: as it is, and compressed with
+/// the largest window, which nearly every client takes.
+#[derive(Debug)]
+pub struct Shared {
     data: Bytes,
-    deflated: Option<Arc<OnceLock<Bytes>>>,
+    plain: OnceLock<Bytes>,
+    deflated: OnceLock<Bytes>,
 }
 
 impl Payload {
     /// For one recipient.
     pub fn new(data: Bytes) -> Payload {
-        Payload { data, deflated: None }
+        Payload::Own(data)
     }
 
-    /// For many recipients: compressed at most once, for all of them.
+    /// For many recipients: framed and compressed at most once, for all.
     pub fn shared(data: Bytes) -> Payload {
-        Payload { data, deflated: Some(Arc::default()) }
+        Payload::Shared(Arc::new(Shared { data, plain: OnceLock::new(), deflated: OnceLock::new() }))
     }
 
     pub fn data(&self) -> &Bytes {
-        &self.data
+        match self {
+            Payload::Own(data) => data,
+            Payload::Shared(shared) => &shared.data,
+        }
     }
 
-    /// The payload compressed (permessage-deflate) with a window of
-    /// `window_bits`; shared with the largest window, which nearly every
-    /// client takes.
-    pub fn deflated(&self, window_bits: u8) -> Bytes {
-        match &self.deflated {
-            Some(cell) if window_bits == deflate::MAX_WINDOW_BITS => {
-                cell.get_or_init(|| deflate::compress(&self.data, window_bits)).clone()
+    /// The whole WebSocket frame of this payload as `opcode` (a shared
+    /// payload is always sent as the same one), compressed (permessage-
+    /// deflate) with a window of `window_bits` when given: a frame of its
+    /// own, or a shared payload's, made once for all its recipients.
+    pub fn websocket_frame(&self, opcode: OpCode, window_bits: Option<u8>) -> Frame {
+        let make = || match window_bits {
+            Some(bits) => server_frame(opcode, true, &deflate::compress(self.data(), bits)),
+            None => server_frame(opcode, false, self.data()),
+        };
+        match (self, window_bits) {
+            (Payload::Shared(shared), None) => {
+                shared.plain.get_or_init(make);
+                Frame::Shared { payload: shared.clone(), deflated: false }
             }
-            _ => deflate::compress(&self.data, window_bits),
+            (Payload::Shared(shared), Some(deflate::MAX_WINDOW_BITS)) => {
+                shared.deflated.get_or_init(make);
+                Frame::Shared { payload: shared.clone(), deflated: true }
+            }
+            _ => Frame::Own(make()),
+        }
+    }
+}
+
+/// A frame ready to write: its own bytes, or a shared payload's frame,
+/// read from the payload it was made in (no copy, no count of its own).
+#[derive(Debug)]
+pub enum Frame {
+    Own(Bytes),
+    Shared { payload: Arc<Shared>, deflated: bool },
+}
+
+impl std::ops::Deref for Frame {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Frame::Own(bytes) => bytes,
+            Frame::Shared { payload, deflated: false } => payload.plain.get().expect("made before queued"),
+            Frame::Shared { payload, deflated: true } => payload.deflated.get().expect("made before queued"),
         }
     }
 }
 
 impl PartialEq for Payload {
     fn eq(&self, other: &Payload) -> bool {
-        self.data == other.data
+        self.data() == other.data()
     }
 }
 
@@ -119,14 +165,22 @@ mod tests {
     }
 
     #[test]
-    fn a_shared_payload_is_compressed_once_for_every_clone() {
+    fn a_shared_payload_is_framed_and_compressed_once_for_every_clone() {
         let message = Message::new(Payload::shared(Bytes::from("x".repeat(1000))), false);
         let copies: Vec<Message> = (0..3).map(|_| message.clone()).collect();
-        let first = copies[0].payload().unwrap().deflated(15);
-        for copy in &copies {
-            assert_eq!(copy.payload().unwrap().deflated(15).as_ptr(), first.as_ptr(), "the same bytes, not a copy");
+        for window in [None, Some(deflate::MAX_WINDOW_BITS)] {
+            let first = copies[0].payload().unwrap().websocket_frame(OpCode::Text, window);
+            for copy in &copies {
+                let frame = copy.payload().unwrap().websocket_frame(OpCode::Text, window);
+                assert_eq!(frame.as_ptr(), first.as_ptr(), "the same bytes, not a copy");
+            }
         }
+        let first = copies[0].payload().unwrap().websocket_frame(OpCode::Text, Some(deflate::MAX_WINDOW_BITS));
+        assert_eq!(super::super::websocket::deflate::inflate(&first[2..], 2000).unwrap(), "x".repeat(1000).as_bytes());
+        let plain = copies[0].payload().unwrap().websocket_frame(OpCode::Text, None);
+        assert_eq!((&plain[..2], plain.len()), (&[0x81, 126][..], 4 + 1000), "a final text frame, 16-bit length");
         let single = Payload::from("y");
-        assert_ne!(single.deflated(15).as_ptr(), single.deflated(15).as_ptr(), "one recipient: nothing kept");
+        let frame = |p: &Payload| p.websocket_frame(OpCode::Text, None);
+        assert_ne!(frame(&single).as_ptr(), frame(&single).as_ptr(), "one recipient: nothing kept");
     }
 }

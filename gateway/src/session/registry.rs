@@ -10,28 +10,45 @@ use super::close::CloseReason;
 use super::mailbox::{Mailbox, Pushed};
 use crate::front::message::Message;
 
+/// Shards of the session map: a push to many sessions locks one shard at
+/// a time, so connects, closes and other pushes go on while it walks.
+const SHARDS: usize = 16;
+
+/// Session ids are random and made by gateways, so a fast hasher is as
+/// safe as the default one, and a push to 10,000 sessions hashes 10,000.
+type IdMap<V> = HashMap<SessionId, V, foldhash::fast::RandomState>;
+
+type Shard = Mutex<IdMap<Arc<Mailbox>>>;
+
 /// Every live session on this gateway, by id, with its mailbox; and what
 /// the router said they belong to, to tell it again after its store lost
 /// its data.
 pub struct Registry {
-    sessions: Mutex<Sessions>,
-    belongs: Mutex<HashMap<SessionId, Belongs>>,
+    shards: [Shard; SHARDS],
+    /// Set by [`Registry::close_all`]: a session that registers later is
+    /// closed at once (a connection that was mid-upgrade at a drain).
+    closing: Mutex<Option<CloseReason>>,
+    belongs: Mutex<IdMap<Belongs>>,
     /// How many sessions there are, for those who wait for none (a drain).
     size: watch::Sender<usize>,
 }
 
-#[derive(Default)]
-struct Sessions {
-    by_id: HashMap<SessionId, Arc<Mailbox>>,
-    /// Set by [`Registry::close_all`]: a session that registers later is
-    /// closed at once (a connection that was mid-upgrade at a drain).
-    closing: Option<CloseReason>,
-}
-
 impl Default for Registry {
     fn default() -> Registry {
-        Registry { sessions: Mutex::default(), belongs: Mutex::default(), size: watch::Sender::new(0) }
+        Registry {
+            shards: Default::default(),
+            closing: Mutex::default(),
+            belongs: Mutex::default(),
+            size: watch::Sender::new(0),
+        }
     }
+}
+
+/// The shard of a session: the value of its id's last hex digit, uniform
+/// since ids are random.
+fn shard_of(id: &SessionId) -> usize {
+    let digit = id.as_bytes()[15];
+    ((digit & 0xf) + 9 * (digit >> 6)) as usize % SHARDS
 }
 
 /// A session's channels and user, as the router last said.
@@ -42,19 +59,33 @@ pub struct Belongs {
 }
 
 impl Registry {
+    fn shard(&self, id: &SessionId) -> std::sync::MutexGuard<'_, IdMap<Arc<Mailbox>>> {
+        self.shards[shard_of(id)].lock().unwrap()
+    }
+
+    /// Every session's mailbox, one shard at a time.
+    fn each(&self, mut visit: impl FnMut(&Arc<Mailbox>)) {
+        for shard in &self.shards {
+            shard.lock().unwrap().values().for_each(&mut visit);
+        }
+    }
+
     pub fn insert(&self, id: SessionId, mailbox: Arc<Mailbox>) {
-        let mut sessions = self.sessions.lock().unwrap();
-        if let Some(reason) = sessions.closing {
+        let mut shard = self.shard(&id);
+        // Read under the shard's lock: a drain that set it either sees this
+        // session when it walks the shard, or is seen here.
+        if let Some(reason) = *self.closing.lock().unwrap() {
             mailbox.close(reason);
         }
-        sessions.by_id.insert(id, mailbox);
-        self.size.send_replace(sessions.by_id.len());
+        if shard.insert(id, mailbox).is_none() {
+            self.size.send_modify(|n| *n += 1);
+        }
     }
 
     pub fn remove(&self, id: &SessionId) {
-        let mut sessions = self.sessions.lock().unwrap();
-        sessions.by_id.remove(id);
-        self.size.send_replace(sessions.by_id.len());
+        if self.shard(id).remove(id).is_some() {
+            self.size.send_modify(|n| *n -= 1);
+        }
         self.belongs.lock().unwrap().remove(id);
     }
 
@@ -66,7 +97,11 @@ impl Registry {
     }
 
     pub fn outbox(&self, id: &SessionId) -> Option<Arc<Mailbox>> {
-        self.sessions.lock().unwrap().by_id.get(id).cloned()
+        self.shard(id).get(id).cloned()
+    }
+
+    fn holds(&self, id: &SessionId) -> bool {
+        self.shard(id).contains_key(id)
     }
 
     pub fn belongs_of(&self, id: &SessionId) -> Belongs {
@@ -80,9 +115,9 @@ impl Registry {
 
     /// Records joins (`joined`) or leaves of `channel` by the sessions that live here.
     pub fn note_channel(&self, ids: &[SessionId], channel: &str, joined: bool) {
-        let sessions = &self.sessions.lock().unwrap().by_id;
+        let here: Vec<&SessionId> = ids.iter().filter(|id| self.holds(id)).collect();
         let mut belongs = self.belongs.lock().unwrap();
-        for id in ids.iter().filter(|id| sessions.contains_key(id)) {
+        for id in here {
             let entry = belongs.entry(*id).or_default();
             entry.channels.retain(|c| c != channel);
             if joined {
@@ -92,7 +127,7 @@ impl Registry {
     }
 
     pub fn note_user(&self, id: SessionId, user: &str) {
-        if self.sessions.lock().unwrap().by_id.contains_key(&id) {
+        if self.holds(&id) {
             self.belongs.lock().unwrap().entry(id).or_default().user = Some(user.to_owned());
         }
     }
@@ -102,11 +137,11 @@ impl Registry {
     }
 
     pub fn ids(&self) -> Vec<SessionId> {
-        self.sessions.lock().unwrap().by_id.keys().copied().collect()
+        self.shards.iter().flat_map(|shard| shard.lock().unwrap().keys().copied().collect::<Vec<_>>()).collect()
     }
 
     pub fn len(&self) -> usize {
-        self.sessions.lock().unwrap().by_id.len()
+        *self.size.borrow()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -116,39 +151,34 @@ impl Registry {
     /// Pushes from router link `link` to the named sessions that live
     /// here; returns how many took it.
     pub fn push(&self, link: usize, ids: &[SessionId], message: &Message) -> usize {
-        let sessions = &self.sessions.lock().unwrap().by_id;
-        ids.iter().filter_map(|id| sessions.get(id)).filter(|outbox| queue(outbox, link, message)).count()
+        ids.iter().filter(|id| self.shard(id).get(id).is_some_and(|outbox| queue(outbox, link, message))).count()
     }
 
     pub fn push_all(&self, link: usize, message: &Message) -> usize {
-        let sessions = &self.sessions.lock().unwrap().by_id;
-        sessions.values().filter(|outbox| queue(outbox, link, message)).count()
+        let mut taken = 0;
+        self.each(|outbox| taken += usize::from(queue(outbox, link, message)));
+        taken
     }
 
     /// Every session takes pushes from router link `link` again: it has
     /// just reported them all, so whatever it sends now is for them.
     pub fn accept_from_all(&self, link: usize) {
-        for outbox in self.sessions.lock().unwrap().by_id.values() {
-            outbox.accept_from(link, true);
-        }
+        self.each(|outbox| outbox.accept_from(link, true));
     }
 
     pub fn kick(&self, ids: &[SessionId]) {
-        let sessions = &self.sessions.lock().unwrap().by_id;
-        for outbox in ids.iter().filter_map(|id| sessions.get(id)) {
-            outbox.close(CloseReason::Kicked);
+        for id in ids {
+            if let Some(outbox) = self.shard(id).get(id) {
+                outbox.close(CloseReason::Kicked);
+            }
         }
     }
 
-    /// Asks every session to close (a drain before exit).
     /// Asks every session to close, and every one that registers from
     /// now on (a drain before exit).
     pub fn close_all(&self, reason: CloseReason) {
-        let mut sessions = self.sessions.lock().unwrap();
-        sessions.closing = Some(reason);
-        for mailbox in sessions.by_id.values() {
-            mailbox.close(reason);
-        }
+        *self.closing.lock().unwrap() = Some(reason);
+        self.each(|mailbox| mailbox.close(reason));
     }
 
     /// The heartbeat: closes sessions silent for `idle_timeout`, and pings
@@ -156,27 +186,93 @@ impl Registry {
     /// over all sessions instead of a timer in each.
     pub fn heartbeat(&self, idle_timeout: std::time::Duration) {
         let now = Instant::now();
-        for outbox in self.sessions.lock().unwrap().by_id.values().filter(|outbox| !outbox.is_parked()) {
-            if outbox.silent_for(now) >= idle_timeout {
-                outbox.close(CloseReason::IdleTimeout);
-            } else {
+        self.each(|outbox| match outbox.is_parked() {
+            true => {}
+            false if outbox.silent_for(now) >= idle_timeout => outbox.close(CloseReason::IdleTimeout),
+            false => {
                 outbox.push(Message::Ping);
             }
-        }
+        });
     }
 
     /// Sessions parked now, and the bytes they buffer.
     pub fn parked(&self) -> (usize, usize) {
-        let sessions = &self.sessions.lock().unwrap().by_id;
-        let parked = sessions.values().filter(|outbox| outbox.is_parked());
-        parked.fold((0, 0), |(n, bytes), outbox| (n + 1, bytes + outbox.queued_bytes()))
+        let (mut n, mut bytes) = (0, 0);
+        self.each(|outbox| {
+            if outbox.is_parked() {
+                (n, bytes) = (n + 1, bytes + outbox.queued_bytes());
+            }
+        });
+        (n, bytes)
     }
 
     pub fn queued_bytes(&self) -> usize {
-        self.sessions.lock().unwrap().by_id.values().map(|outbox| outbox.queued_bytes()).sum()
+        let mut bytes = 0;
+        self.each(|outbox| bytes += outbox.queued_bytes());
+        bytes
     }
 }
 
 fn queue(outbox: &Mailbox, link: usize, message: &Message) -> bool {
     outbox.push_from(link, message.clone()) == Pushed::Queued
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::front::message::Payload;
+    use crate::session::mailbox::Limits;
+
+    fn mailbox() -> Arc<Mailbox> {
+        let mailbox = Mailbox::new(Limits { messages: 8, bytes: 1 << 10, parked_messages: 8, parked_bytes: 1 << 10 });
+        mailbox.accept_from(0, true);
+        Arc::new(mailbox)
+    }
+
+    #[test]
+    fn shards_spread_random_ids_and_pushes_reach_every_named_session() {
+        let ids: Vec<SessionId> = (0..64).map(|_| SessionId::random()).collect();
+        let mut used = [false; SHARDS];
+        ids.iter().for_each(|id| used[shard_of(id)] = true);
+        assert!(used.iter().filter(|u| **u).count() > SHARDS / 2, "ids spread over the shards");
+        assert!(
+            (0..16u64).map(|n| shard_of(&SessionId::from_u64(n))).collect::<std::collections::HashSet<_>>().len()
+                == SHARDS
+        );
+
+        let registry = Registry::default();
+        let boxes: Vec<Arc<Mailbox>> = ids
+            .iter()
+            .map(|id| {
+                let mailbox = mailbox();
+                registry.insert(*id, mailbox.clone());
+                mailbox
+            })
+            .collect();
+        assert_eq!((registry.len(), registry.ids().len()), (64, 64));
+        let push = Message::new(Payload::shared("hi".into()), false);
+        let unknown = SessionId::from_u64(7);
+        assert_eq!(registry.push(0, &[ids[0], unknown, ids[63]], &push), 2, "only sessions that live here");
+        assert_eq!(registry.push_all(0, &push), 64);
+        assert_eq!((boxes[0].drain().len(), boxes[1].drain().len(), boxes[63].drain().len()), (2, 1, 2));
+        registry.remove(&ids[0]);
+        assert_eq!(registry.len(), 63);
+    }
+
+    #[test]
+    fn a_session_that_registers_during_a_drain_is_closed_at_once() {
+        let registry = Registry::default();
+        let early = mailbox();
+        registry.insert(SessionId::from_u64(1), early.clone());
+        registry.close_all(CloseReason::ShuttingDown);
+        let late = mailbox();
+        registry.insert(SessionId::from_u64(2), late.clone());
+        for mailbox in [early, late] {
+            let taken = mailbox.poll_take(&mut std::task::Context::from_waker(std::task::Waker::noop()), true);
+            assert!(matches!(
+                taken,
+                std::task::Poll::Ready(super::super::mailbox::Taken::Close(CloseReason::ShuttingDown))
+            ));
+        }
+    }
 }

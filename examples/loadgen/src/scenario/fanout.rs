@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{open_many, padded};
+use crate::proc::CpuSpan;
 use crate::report::{histogram, percentiles, record, Report};
 use crate::router_api::RouterApi;
 use crate::transport::{Conn, Endpoint};
@@ -36,6 +37,13 @@ pub struct Args {
     /// Milliseconds between publishes.
     #[arg(long, default_value_t = 0)]
     pub interval_ms: u64,
+    /// A gateway's process id (repeatable): its CPU time from the first
+    /// publish to the last delivery is reported per delivery.
+    #[arg(long = "gateway-pid")]
+    pub gateway_pids: Vec<u32>,
+    /// The router's process id: its CPU time per delivery, as for gateways.
+    #[arg(long)]
+    pub router_pid: Option<u32>,
 }
 
 /// The last message a publisher sends: members stop on it.
@@ -61,6 +69,10 @@ pub struct Fanout {
     base: Instant,
     members: Vec<JoinHandle<MemberTally>>,
     published: Vec<Duration>,
+    /// CPU time of the gateways and the router, from the first publish
+    /// until every member is done: the fan-out's cost alone, without the
+    /// connects, joins and closes around it.
+    pub cpu: Option<CpuSpan>,
 }
 
 impl Fanout {
@@ -100,7 +112,7 @@ impl Fanout {
         router.join(&channel, &ids).await?;
         let base = Instant::now();
         let members = conns.into_iter().enumerate().map(|(i, conn)| tokio::spawn(listen(i, conn, base))).collect();
-        Ok(Fanout { router, channel, size, json_payload: false, base, members, published: Vec::new() })
+        Ok(Fanout { router, channel, size, json_payload: false, base, members, published: Vec::new(), cpu: None })
     }
 
     pub async fn publish_next(&mut self) -> anyhow::Result<()> {
@@ -125,6 +137,7 @@ impl Fanout {
         for member in self.members {
             tallies.push(member.await?);
         }
+        let cpu = self.cpu.as_ref().map(CpuSpan::spent).transpose()?;
         eprintln!("fanout: all members done");
         let mut closing = Vec::with_capacity(members);
         for (i, tally) in tallies.into_iter().enumerate() {
@@ -156,6 +169,10 @@ impl Fanout {
         report.set(&format!("{prefix}messages"), expected);
         report.set(&format!("{prefix}deliveries"), deliveries);
         report.set(&format!("{prefix}deliveries_per_s"), (deliveries as f64 / span.as_secs_f64().max(1e-9)).round());
+        for (name, spent) in cpu.unwrap_or_default() {
+            let per_delivery = spent.as_secs_f64() * 1e6 / deliveries.max(1) as f64;
+            report.set(&format!("{prefix}{name}_cpu_us_per_delivery"), (per_delivery * 100.0).round() / 100.0);
+        }
         percentiles(report, &format!("{prefix}publish_to_last_delivery_"), &per_message);
         percentiles(report, &format!("{prefix}delivery_latency_"), &per_delivery);
         Ok(())
@@ -192,7 +209,13 @@ pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
     let mut fanout = Fanout::join(endpoints, args.router, args.members, args.size, &mut report).await?;
     fanout.json_payload = args.json_payload;
     report.set("gateways", endpoints.len());
+    let mut watched: Vec<(String, u32)> = match args.gateway_pids.as_slice() {
+        [one] => vec![("gateway".to_owned(), *one)],
+        many => many.iter().enumerate().map(|(i, pid)| (format!("gateway{i}"), *pid)).collect(),
+    };
+    watched.extend(args.router_pid.map(|pid| ("router".to_owned(), pid)));
     eprintln!("fanout: {} members joined; publishing {} messages", args.members, args.messages);
+    fanout.cpu = Some(CpuSpan::start(&watched)?).filter(|_| !watched.is_empty());
     for _ in 0..args.messages {
         fanout.publish_next().await?;
         tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::open_many;
 use crate::admin::{self, sample};
+use crate::proc::rss_bytes;
 use crate::report::Report;
-use crate::rss::rss_bytes;
 use crate::transport::Endpoint;
 
 #[derive(clap::Args, Debug, Clone)]

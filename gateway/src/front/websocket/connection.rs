@@ -8,13 +8,14 @@ use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::decoder::{Decoded, Decoder};
-use super::frame::{close_payload, Header, OpCode};
-use crate::front::message::Message;
+use super::frame::{close_payload, server_frame, OpCode};
+use super::write_queue::WriteQueue;
+use crate::front::message::{Frame, Message};
 use crate::front::transport::{Incoming, Violation};
 
 /// Bytes read per call, into a buffer on the stack.
@@ -47,7 +48,7 @@ pub struct WebSocket<S> {
     /// Read from the socket, not decoded yet.
     unread: Bytes,
     /// Encoded, not written yet.
-    out: BytesMut,
+    out: WriteQueue,
     compress: Option<Compressing>,
     close_sent: bool,
     close_received: bool,
@@ -64,7 +65,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             io,
             decoder: Decoder::new(settings.max_message, settings.inflate),
             unread: Bytes::copy_from_slice(&unread),
-            out: BytesMut::new(),
+            out: WriteQueue::default(),
             compress: settings.compress,
             close_sent: false,
             close_received: false,
@@ -72,22 +73,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         }
     }
 
-    fn encode(&mut self, opcode: OpCode, compressed: bool, payload: &[u8]) {
-        Header::server(opcode, compressed, payload.len()).encode(&mut self.out);
-        self.out.extend_from_slice(payload);
+    fn encode(&mut self, opcode: OpCode, payload: &[u8]) {
+        self.out.push(Frame::Own(server_frame(opcode, false, payload)));
     }
 
-    /// Writes what is queued; once all is out, the buffer goes too.
+    /// Writes what is queued; once all is out, the queue goes too.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while !self.out.is_empty() {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.out))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.out.advance(n);
-        }
-        self.out = BytesMut::new();
-        Poll::Ready(Ok(()))
+        self.out.poll_write_to(&mut self.io, cx)
     }
 
     /// Starts writing the answer to a ping or a close, if there is one; a
@@ -107,7 +99,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             Ok(Some(Decoded::Message { data, binary })) => Incoming::Message { body: data, binary },
             Ok(Some(Decoded::Ping(payload))) => {
                 if !self.close_sent {
-                    self.encode(OpCode::Pong, false, &payload);
+                    self.encode(OpCode::Pong, &payload);
                 }
                 Incoming::Control
             }
@@ -120,7 +112,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     if let Some(code) = code {
                         close_payload(code, "", &mut payload);
                     }
-                    self.encode(OpCode::Close, false, &payload);
+                    self.encode(OpCode::Close, &payload);
                     self.close_sent = true;
                 }
                 Incoming::Goodbye(code)
@@ -210,17 +202,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         match message {
             Message::Text(ref payload) | Message::Binary(ref payload) => {
                 let opcode = if message.is_binary() { OpCode::Binary } else { OpCode::Text };
-                let data = payload.data();
-                match this.compress.filter(|c| data.len() >= c.min_bytes as usize) {
-                    Some(c) => this.encode(opcode, true, &payload.deflated(c.window_bits)),
-                    None => this.encode(opcode, false, data),
-                }
+                let compress = this.compress.filter(|c| payload.data().len() >= c.min_bytes as usize);
+                this.out.push(payload.websocket_frame(opcode, compress.map(|c| c.window_bits)));
             }
-            Message::Ping => this.encode(OpCode::Ping, false, &[]),
+            Message::Ping => this.encode(OpCode::Ping, &[]),
             Message::Close { code, reason } => {
                 let mut payload = Vec::new();
                 close_payload(code, &reason, &mut payload);
-                this.encode(OpCode::Close, false, &payload);
+                this.encode(OpCode::Close, &payload);
                 this.close_sent = true;
             }
         }
@@ -245,6 +234,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::super::decoder::tests::client_frame;
+    use super::super::frame::Header;
     use super::*;
     use crate::front::message::Payload;
 
@@ -255,7 +245,7 @@ mod tests {
     };
 
     /// Reads one server frame: its header and payload.
-    async fn server_frame(client: &mut tokio::io::DuplexStream) -> (Header, Vec<u8>) {
+    async fn read_server_frame(client: &mut tokio::io::DuplexStream) -> (Header, Vec<u8>) {
         let mut head = vec![0; 2];
         client.read_exact(&mut head).await.unwrap();
         let extra = match head[1] & 0x7f {
@@ -280,12 +270,12 @@ mod tests {
         assert!(matches!(ws.next().await, Some(Incoming::Message { body, binary: false }) if body == "early"));
         client.write_all(&client_frame(OpCode::Ping, true, false, b"hi")).await.unwrap();
         assert!(matches!(ws.next().await, Some(Incoming::Control)));
-        let (pong, payload) = server_frame(&mut client).await;
+        let (pong, payload) = read_server_frame(&mut client).await;
         assert_eq!((pong.opcode, payload.as_slice()), (OpCode::Pong, &b"hi"[..]));
         client.write_all(&client_frame(OpCode::Close, true, false, &[0x03, 0xe9])).await.unwrap();
         assert!(matches!(ws.next().await, Some(Incoming::Goodbye(Some(1001)))));
         assert!(ws.next().await.is_none(), "the stream ends after the client's close");
-        let (close, payload) = server_frame(&mut client).await;
+        let (close, payload) = read_server_frame(&mut client).await;
         assert_eq!((close.opcode, payload.as_slice()), (OpCode::Close, &[0x03, 0xe9][..]), "the code echoed");
     }
 
@@ -300,17 +290,37 @@ mod tests {
         ws.feed(Message::Close { code: 4000, reason: "kicked".into() }).await.unwrap();
         ws.feed(Message::text("after the close")).await.unwrap();
         ws.flush().await.unwrap();
-        assert!(ws.out.capacity() == 0, "no write buffer kept");
-        let (short, payload) = server_frame(&mut client).await;
+        assert!(!ws.out.holds_storage(), "no write buffer kept");
+        let (short, payload) = read_server_frame(&mut client).await;
         assert_eq!((short.compressed, payload.as_slice()), (false, &b"short"[..]));
-        let (compressed, payload) = server_frame(&mut client).await;
+        let (compressed, payload) = read_server_frame(&mut client).await;
         assert!(compressed.compressed && compressed.fin && compressed.mask.is_none());
         assert_eq!(super::super::deflate::inflate(&payload, 1000).unwrap(), long.as_bytes());
-        assert_eq!(server_frame(&mut client).await.0.opcode, OpCode::Binary);
-        let (close, payload) = server_frame(&mut client).await;
+        assert_eq!(read_server_frame(&mut client).await.0.opcode, OpCode::Binary);
+        let (close, payload) = read_server_frame(&mut client).await;
         assert_eq!((close.opcode, &payload[2..]), (OpCode::Close, &b"kicked"[..]));
         drop(ws);
         assert_eq!(client.read(&mut [0; 16]).await.unwrap(), 0, "nothing after the close frame");
+    }
+
+    /// A push to many sessions is framed once: every connection queues the
+    /// same bytes, compressed or not, and writes them without a copy.
+    #[tokio::test]
+    async fn a_shared_push_is_framed_once_for_every_connection() {
+        let push = Message::new(Payload::shared(Bytes::from("a broadcast to many sessions ".repeat(8))), false);
+        for compress in [None, SETTINGS.compress] {
+            let settings = Settings { compress, ..SETTINGS };
+            let mut queued = Vec::new();
+            for _ in 0..3 {
+                let (_client, server) = tokio::io::duplex(1 << 16);
+                let mut ws = WebSocket::new(server, Bytes::new(), settings);
+                ws.feed(push.clone()).await.unwrap();
+                let frame = ws.out.front().unwrap();
+                queued.push((frame.as_ptr(), Header::parse(frame).unwrap().unwrap().0.compressed));
+            }
+            assert!(queued.iter().all(|frame| frame.0 == queued[0].0), "one frame, shared");
+            assert_eq!(queued[0].1, compress.is_some());
+        }
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
 //! One WebSocket frame on the wire (RFC 6455 §5.2): the header, the
 //! masking of client payloads, and a close frame's payload. No I/O here.
 
-use bytes::BufMut;
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// The longest header: 2 bytes, an 8-byte length, a 4-byte mask.
 pub const MAX_HEADER: usize = 14;
@@ -153,6 +153,14 @@ impl Header {
     pub fn server(opcode: OpCode, compressed: bool, len: usize) -> Header {
         Header { fin: true, compressed, opcode, mask: None, len: len as u64 }
     }
+}
+
+/// A whole server frame: its header, then `payload`.
+pub fn server_frame(opcode: OpCode, compressed: bool, payload: &[u8]) -> Bytes {
+    let mut frame = BytesMut::with_capacity(MAX_HEADER + payload.len());
+    Header::server(opcode, compressed, payload.len()).encode(&mut frame);
+    frame.extend_from_slice(payload);
+    frame.freeze()
 }
 
 /// Masks or unmasks `data` in place; `offset` is how many bytes of the same

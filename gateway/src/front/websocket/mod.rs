@@ -12,5 +12,6 @@ pub mod decoder;
 pub mod deflate;
 pub mod frame;
 pub mod handshake;
+pub mod write_queue;
 
 pub use connection::{Compressing, Settings, WebSocket};
