@@ -101,21 +101,22 @@ impl Payload {
     /// payload is always sent as the same one), compressed (permessage-
     /// deflate) with a window of `window_bits` when given: a frame of its
     /// own, or a shared payload's, made once for all its recipients.
-    pub fn websocket_frame(&self, opcode: OpCode, window_bits: Option<u8>) -> Frame {
-        let make = || match window_bits {
-            Some(bits) => server_frame(opcode, true, &deflate::compress(self.data(), bits)),
-            None => server_frame(opcode, false, self.data()),
+    /// It takes the payload, so a shared one's count moves to the frame.
+    pub fn into_websocket_frame(self, opcode: OpCode, window_bits: Option<u8>) -> Frame {
+        let make = |data: &[u8]| match window_bits {
+            Some(bits) => server_frame(opcode, true, &deflate::compress(data, bits)),
+            None => server_frame(opcode, false, data),
         };
         match (self, window_bits) {
             (Payload::Shared(shared), None) => {
-                shared.plain.get_or_init(make);
-                Frame::Shared { payload: shared.clone(), deflated: false }
+                shared.plain.get_or_init(|| make(&shared.data));
+                Frame::Shared { payload: shared, deflated: false }
             }
             (Payload::Shared(shared), Some(deflate::MAX_WINDOW_BITS)) => {
-                shared.deflated.get_or_init(make);
-                Frame::Shared { payload: shared.clone(), deflated: true }
+                shared.deflated.get_or_init(|| make(&shared.data));
+                Frame::Shared { payload: shared, deflated: true }
             }
-            _ => Frame::Own(make()),
+            (payload, _) => Frame::Own(make(payload.data())),
         }
     }
 }
@@ -166,21 +167,21 @@ mod tests {
 
     #[test]
     fn a_shared_payload_is_framed_and_compressed_once_for_every_clone() {
+        let frame = |m: &Message, window| m.payload().unwrap().clone().into_websocket_frame(OpCode::Text, window);
         let message = Message::new(Payload::shared(Bytes::from("x".repeat(1000))), false);
         let copies: Vec<Message> = (0..3).map(|_| message.clone()).collect();
         for window in [None, Some(deflate::MAX_WINDOW_BITS)] {
-            let first = copies[0].payload().unwrap().websocket_frame(OpCode::Text, window);
+            let first = frame(&copies[0], window);
             for copy in &copies {
-                let frame = copy.payload().unwrap().websocket_frame(OpCode::Text, window);
+                let frame = frame(copy, window);
                 assert_eq!(frame.as_ptr(), first.as_ptr(), "the same bytes, not a copy");
             }
         }
-        let first = copies[0].payload().unwrap().websocket_frame(OpCode::Text, Some(deflate::MAX_WINDOW_BITS));
+        let first = frame(&copies[0], Some(deflate::MAX_WINDOW_BITS));
         assert_eq!(super::super::websocket::deflate::inflate(&first[2..], 2000).unwrap(), "x".repeat(1000).as_bytes());
-        let plain = copies[0].payload().unwrap().websocket_frame(OpCode::Text, None);
+        let plain = frame(&copies[0], None);
         assert_eq!((&plain[..2], plain.len()), (&[0x81, 126][..], 4 + 1000), "a final text frame, 16-bit length");
-        let single = Payload::from("y");
-        let frame = |p: &Payload| p.websocket_frame(OpCode::Text, None);
-        assert_ne!(frame(&single).as_ptr(), frame(&single).as_ptr(), "one recipient: nothing kept");
+        let single = Message::new(Payload::from("y"), false);
+        assert_ne!(frame(&single, None).as_ptr(), frame(&single, None).as_ptr(), "one recipient: nothing kept");
     }
 }

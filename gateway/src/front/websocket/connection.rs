@@ -199,11 +199,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         if this.close_sent {
             return Ok(());
         }
+        let opcode = if message.is_binary() { OpCode::Binary } else { OpCode::Text };
         match message {
-            Message::Text(ref payload) | Message::Binary(ref payload) => {
-                let opcode = if message.is_binary() { OpCode::Binary } else { OpCode::Text };
+            Message::Text(payload) | Message::Binary(payload) => {
                 let compress = this.compress.filter(|c| payload.data().len() >= c.min_bytes as usize);
-                this.out.push(payload.websocket_frame(opcode, compress.map(|c| c.window_bits)));
+                this.out.push(payload.into_websocket_frame(opcode, compress.map(|c| c.window_bits)));
             }
             Message::Ping => this.encode(OpCode::Ping, &[]),
             Message::Close { code, reason } => {
