@@ -91,9 +91,8 @@ fn body_range(total: usize, length: Option<i64>, offset: i64) -> Option<std::ops
     }
     let end = match length {
         Some(length) if length < 0 => return None,
-        Some(length) if offset < 0 && start + length > total => return None,
-        Some(length) if offset > 0 && start + length > total => return None,
-        Some(length) => (start + length).min(total),
+        Some(length) if offset != 0 && start.saturating_add(length) > total => return None,
+        Some(length) => start.saturating_add(length).min(total),
         None => total,
     };
     Some(start as usize..end as usize)
@@ -153,6 +152,9 @@ mod tests {
         assert_eq!(body("Content-Offset: -7").unwrap(), "");
         assert_eq!(body("Content-Length: -1").unwrap(), "");
         assert!(body("Content-Length: two").is_err(), "a malformed header is a broken response");
+        assert_eq!(body(&format!("Content-Length: {}\nContent-Offset: 1", i64::MAX)).unwrap(), "", "no overflow");
+        assert_eq!(body(&format!("Content-Length: {}", i64::MAX)).unwrap(), "abcdef");
+        assert_eq!(body(&format!("Content-Offset: {}", i64::MIN)).unwrap(), "");
     }
 
     #[test]
