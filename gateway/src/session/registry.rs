@@ -137,7 +137,9 @@ impl Registry {
     }
 
     pub fn ids(&self) -> Vec<SessionId> {
-        self.shards.iter().flat_map(|shard| shard.lock().unwrap().keys().copied().collect::<Vec<_>>()).collect()
+        let mut ids = Vec::with_capacity(self.len());
+        self.shards.iter().for_each(|shard| ids.extend(shard.lock().unwrap().keys()));
+        ids
     }
 
     pub fn len(&self) -> usize {

@@ -215,7 +215,7 @@ pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
     };
     watched.extend(args.router_pid.map(|pid| ("router".to_owned(), pid)));
     eprintln!("fanout: {} members joined; publishing {} messages", args.members, args.messages);
-    fanout.cpu = Some(CpuSpan::start(&watched)?).filter(|_| !watched.is_empty());
+    fanout.cpu = (!watched.is_empty()).then(|| CpuSpan::start(&watched)).transpose()?;
     for _ in 0..args.messages {
         fanout.publish_next().await?;
         tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;

@@ -199,20 +199,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         if this.close_sent {
             return Ok(());
         }
-        let opcode = if message.is_binary() { OpCode::Binary } else { OpCode::Text };
-        match message {
-            Message::Text(payload) | Message::Binary(payload) => {
-                let compress = this.compress.filter(|c| payload.data().len() >= c.min_bytes as usize);
-                this.out.push(payload.into_websocket_frame(opcode, compress.map(|c| c.window_bits)));
+        let (opcode, payload) = match message {
+            Message::Text(payload) => (OpCode::Text, payload),
+            Message::Binary(payload) => (OpCode::Binary, payload),
+            Message::Ping => {
+                this.encode(OpCode::Ping, &[]);
+                return Ok(());
             }
-            Message::Ping => this.encode(OpCode::Ping, &[]),
             Message::Close { code, reason } => {
                 let mut payload = Vec::new();
                 close_payload(code, &reason, &mut payload);
                 this.encode(OpCode::Close, &payload);
                 this.close_sent = true;
+                return Ok(());
             }
-        }
+        };
+        let compress = this.compress.filter(|c| payload.data().len() >= c.min_bytes as usize);
+        this.out.push(payload.into_websocket_frame(opcode, compress.map(|c| c.window_bits)));
         Ok(())
     }
 

@@ -75,7 +75,7 @@ impl CgiResponse {
 }
 
 /// The header by which an app asks for an empty message.
-pub const SEND_EMPTY_HEADER: &str = "x-send-empty";
+const SEND_EMPTY_HEADER: &str = "x-send-empty";
 
 /// The bytes of a body of `total` bytes that the client gets: `length`
 /// bytes (all that follow when absent) from `offset`, counted from the end
