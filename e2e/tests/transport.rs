@@ -30,7 +30,8 @@ fn update() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_negotiates_deflate_gets_compressed_frames_and_one_that_does_not_gets_plain_ones() {
-    let (stack, _echo, log) = echo_stack(&[], &[]);
+    let admin = free_port();
+    let (stack, _echo, log) = echo_stack(&["--admin", &local(admin).to_string()], &[]);
     let mut deflating = raw_ws::connect(stack.gateway_port, "permessage-deflate; client_max_window_bits").await;
     assert_eq!(deflating.extensions(), Some(AGREED));
     let mut plain = raw_ws::connect(stack.gateway_port, "").await;
@@ -61,6 +62,7 @@ async fn a_client_that_negotiates_deflate_gets_compressed_frames_and_one_that_do
     let to_plain = recv_message(&mut plain).await;
     assert!(!to_plain.compressed && to_plain.opcode == TEXT);
     assert_eq!(&to_plain.payload[..], update.as_bytes());
+    assert_eq!(metric(admin, "gateway_pushes_out_total"), 2.0, "one push queued per client");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,5 @@
 //! Backends and gateways send the router frames: any bytes must decode,
-//! and parse into commands, hand-over state, a resume, an AUTH or a heartbeat,
+//! and parse into session lists, commands, hand-over state, a resume, an AUTH or a heartbeat,
 //! without a panic; what parses round-trips.
 #![no_main]
 
@@ -7,7 +7,7 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use protocol::cmd::Command;
 use protocol::handover::{GatewayId, ResumeAsk, SessionState};
-use protocol::{FrameCodec, Heartbeat, Hello};
+use protocol::{encode_ids, FrameCodec, Heartbeat, Hello};
 use tokio_util::codec::{Decoder, Encoder};
 
 fuzz_target!(|data: &[u8]| {
@@ -24,6 +24,9 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(state) = SessionState::decode(rest) {
                 assert_eq!(SessionState::decode(state.encode()), Ok(state));
             }
+        }
+        if let Ok(ids) = frame.session_ids() {
+            assert_eq!(encode_ids(&ids.collect::<Vec<_>>()), frame.sessions);
         }
         if let Ok(hello) = Hello::from_frame(&frame) {
             assert_eq!(Hello::from_frame(&hello.to_frame()), Ok(hello));

@@ -81,6 +81,9 @@ pub struct LinkStats {
     pub overflows: AtomicU64,
     /// Ended sessions whose CLOSE no router will hear (past `MAX_UNREPORTED`).
     pub closes_lost: AtomicU64,
+    /// Pushes queued for sessions: counted once per frame, by the link,
+    /// rather than by every session that writes one.
+    pub pushes_queued: AtomicU64,
 }
 
 /// One link's outgoing side, shared by the sessions (which never wait on
@@ -519,22 +522,27 @@ impl Link {
         }
     }
 
+    fn pushed(&self, sessions: usize) {
+        self.stats.pushes_queued.fetch_add(sessions as u64, Relaxed);
+    }
+
     fn deliver(&self, frame: Frame) -> Result<(), String> {
         let kind = frame.kind();
         match kind {
             Some(FrameKind::SendMsg) => {
-                let ids = frame.session_ids().map_err(|e| e.to_string())?;
-                self.registry.push(self.index, &ids, &Message::new(Payload::shared(frame.data), frame.binary));
+                let message = Message::new(Payload::shared(frame.data), frame.binary);
+                let ids = SessionId::packed(&frame.sessions).map_err(|e| e.to_string())?;
+                self.pushed(self.registry.push(self.index, ids, &message));
             }
             Some(FrameKind::SendAll) => {
-                self.registry.push_all(self.index, &Message::new(Payload::shared(frame.data), frame.binary));
+                let message = Message::new(Payload::shared(frame.data), frame.binary);
+                self.pushed(self.registry.push_all(self.index, &message));
             }
             Some(FrameKind::Kick) => {
-                let ids = frame.session_ids().map_err(|e| e.to_string())?;
-                self.registry.kick(&ids);
+                self.registry.kick(frame.session_ids().map_err(|e| e.to_string())?);
             }
             Some(FrameKind::Orphaned) => {
-                let ids = frame.session_ids().map_err(|e| e.to_string())?;
+                let ids = frame.session_ids().map_err(|e| e.to_string())?.collect();
                 if self.asks.try_send(RouterAsk::Orphaned(ids)).is_err() {
                     tracing::error!(router = %self.addr, "router request queue full: close events dropped");
                 }
@@ -545,7 +553,7 @@ impl Link {
                 self.move_frame(kind, session, to, rest)?;
             }
             Some(kind @ (FrameKind::ChAdd | FrameKind::ChDel)) => {
-                let ids = frame.session_ids().map_err(|e| e.to_string())?;
+                let ids: Vec<SessionId> = frame.session_ids().map_err(|e| e.to_string())?.collect();
                 let channel = std::str::from_utf8(&frame.data).map_err(|e| e.to_string())?;
                 self.registry.note_channel(&ids, channel, kind == FrameKind::ChAdd);
             }

@@ -21,7 +21,6 @@ pub struct Metrics {
     pub messages_in: AtomicU64,
     pub messages_refused_in_flight: AtomicU64,
     pub replies_out: AtomicU64,
-    pub pushes_out: AtomicU64,
     pub backend_timeouts: AtomicU64,
     pub backend_failures: AtomicU64,
     pub backend_responses_too_large: AtomicU64,
@@ -101,7 +100,6 @@ impl Metrics {
             self.messages_refused_in_flight.load(Relaxed),
         );
         out.counter("gateway_replies_out_total", "Backend replies sent to clients.", self.replies_out.load(Relaxed));
-        out.counter("gateway_pushes_out_total", "Router pushes queued for clients.", self.pushes_out.load(Relaxed));
         out.counter(
             "gateway_backend_timeouts_total",
             "Backend requests that timed out.",
@@ -203,6 +201,7 @@ impl Metrics {
             "Session ends no router will hear of (past the unreported bound).",
             stats.closes_lost.load(Relaxed),
         );
+        out.counter("gateway_pushes_out_total", "Router pushes queued for clients.", stats.pushes_queued.load(Relaxed));
         let parked = gateway.registry().parked();
         out.gauge("gateway_sessions_offline", "Sessions waiting now for their client to resume.", parked.0 as f64);
         out.gauge(

@@ -131,12 +131,9 @@ impl Frame {
         })
     }
 
-    /// The session area read as a list of ids.
-    pub fn session_ids(&self) -> Result<Vec<SessionId>, super::InvalidSessionId> {
-        if !self.sessions.len().is_multiple_of(SessionId::LEN) {
-            return Err(super::InvalidSessionId);
-        }
-        self.sessions.chunks(SessionId::LEN).map(SessionId::parse).collect()
+    /// The session area read as a list of ids, checked whole first.
+    pub fn session_ids(&self) -> Result<impl ExactSizeIterator<Item = SessionId> + '_, super::InvalidSessionId> {
+        SessionId::packed(&self.sessions)
     }
 }
 
@@ -163,8 +160,13 @@ mod tests {
     }
 
     #[test]
-    fn ragged_session_area_is_an_error() {
+    fn a_ragged_area_or_one_bad_id_refuses_the_whole_list() {
         let frame = Frame::new(FrameKind::Kick, Bytes::from_static(b"0123456789abcdef01"), Bytes::new());
         assert!(frame.session_ids().is_err());
+        let last_bad =
+            Frame::new(FrameKind::Kick, Bytes::from_static(b"0123456789abcdef0123456789abcdeX"), Bytes::new());
+        assert!(last_bad.session_ids().is_err(), "no id is handed out before the last is checked");
+        let good = Frame::new(FrameKind::Kick, Bytes::from_static(b"0123456789abcdef0000000000000001"), Bytes::new());
+        assert_eq!(good.session_ids().unwrap().len(), 2);
     }
 }

@@ -11,6 +11,10 @@ pub struct SessionId([u8; 16]);
 #[error("a session id is 16 lowercase hex characters")]
 pub struct InvalidSessionId;
 
+fn is_id_byte(byte: &u8) -> bool {
+    matches!(byte, b'0'..=b'9' | b'a'..=b'f')
+}
+
 impl SessionId {
     pub const LEN: usize = 16;
 
@@ -37,11 +41,20 @@ impl SessionId {
 
     pub fn parse(bytes: &[u8]) -> Result<SessionId, InvalidSessionId> {
         let raw: [u8; 16] = bytes.try_into().map_err(|_| InvalidSessionId)?;
-        if raw.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            Ok(SessionId(raw))
-        } else {
-            Err(InvalidSessionId)
+        match raw.iter().all(is_id_byte) {
+            true => Ok(SessionId(raw)),
+            false => Err(InvalidSessionId),
         }
+    }
+
+    /// The ids packed back to back in `area`, all checked before the first
+    /// is handed out: a list is taken whole or refused whole, without
+    /// building a vector of them.
+    pub fn packed(area: &[u8]) -> Result<impl ExactSizeIterator<Item = SessionId> + '_, InvalidSessionId> {
+        if !area.len().is_multiple_of(SessionId::LEN) || !area.iter().all(is_id_byte) {
+            return Err(InvalidSessionId);
+        }
+        Ok(area.chunks_exact(SessionId::LEN).map(|id| SessionId(id.try_into().expect("chunks of LEN"))))
     }
 
     pub fn as_bytes(&self) -> &[u8; 16] {

@@ -74,7 +74,7 @@ async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc
         return Err(Refusal::Failed);
     };
     let id = token.session;
-    let outbox = Arc::new(Mailbox::new(gateway.session_settings().mailbox));
+    let outbox = Arc::new(Mailbox::new(gateway.session_settings().mailbox.clone()));
     outbox.park(true);
     outbox.accept_only(0);
     gateway.registry().insert(id, outbox.clone());

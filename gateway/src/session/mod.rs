@@ -12,6 +12,7 @@ pub mod policy;
 pub mod registry;
 pub mod task;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use registry::Registry;
@@ -19,7 +20,7 @@ pub use registry::Registry;
 use crate::Config;
 
 /// What every session follows, read from the flags once.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct SessionSettings {
     pub connect_event: bool,
     pub close_event: bool,
@@ -35,7 +36,8 @@ pub struct SessionSettings {
     pub write_timeout: Duration,
     /// How long a close or offline event is tried while the backend is down.
     pub event_retry: Duration,
-    pub mailbox: mailbox::Limits,
+    /// Shared by every mailbox: one pointer each instead of four numbers.
+    pub mailbox: Arc<mailbox::Limits>,
 }
 
 impl SessionSettings {
@@ -51,12 +53,12 @@ impl SessionSettings {
             resume_grace: Duration::from_millis(config.resume_grace_ms),
             write_timeout: Duration::from_millis(config.write_timeout_ms),
             event_retry: Duration::from_millis(config.event_retry_ms),
-            mailbox: mailbox::Limits {
+            mailbox: Arc::new(mailbox::Limits {
                 messages: config.outbound_queue,
                 bytes: config.outbound_queue_bytes,
                 parked_messages: config.resume_buffer_messages,
                 parked_bytes: config.resume_buffer_bytes,
-            },
+            }),
         }
     }
 }

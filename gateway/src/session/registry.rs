@@ -152,8 +152,8 @@ impl Registry {
 
     /// Pushes from router link `link` to the named sessions that live
     /// here; returns how many took it.
-    pub fn push(&self, link: usize, ids: &[SessionId], message: &Message) -> usize {
-        ids.iter().filter(|id| self.shard(id).get(id).is_some_and(|outbox| queue(outbox, link, message))).count()
+    pub fn push(&self, link: usize, ids: impl IntoIterator<Item = SessionId>, message: &Message) -> usize {
+        ids.into_iter().filter(|id| self.shard(id).get(id).is_some_and(|outbox| queue(outbox, link, message))).count()
     }
 
     pub fn push_all(&self, link: usize, message: &Message) -> usize {
@@ -168,9 +168,9 @@ impl Registry {
         self.each(|outbox| outbox.accept_from(link, true));
     }
 
-    pub fn kick(&self, ids: &[SessionId]) {
+    pub fn kick(&self, ids: impl IntoIterator<Item = SessionId>) {
         for id in ids {
-            if let Some(outbox) = self.shard(id).get(id) {
+            if let Some(outbox) = self.shard(&id).get(&id) {
                 outbox.close(CloseReason::Kicked);
             }
         }
@@ -226,7 +226,8 @@ mod tests {
     use crate::session::mailbox::Limits;
 
     fn mailbox() -> Arc<Mailbox> {
-        let mailbox = Mailbox::new(Limits { messages: 8, bytes: 1 << 10, parked_messages: 8, parked_bytes: 1 << 10 });
+        let mailbox =
+            Mailbox::new(Arc::new(Limits { messages: 8, bytes: 1 << 10, parked_messages: 8, parked_bytes: 1 << 10 }));
         mailbox.accept_from(0, true);
         Arc::new(mailbox)
     }
@@ -254,7 +255,7 @@ mod tests {
         assert_eq!((registry.len(), registry.ids().len()), (64, 64));
         let push = Message::new(Payload::shared("hi".into()), false);
         let unknown = SessionId::from_u64(7);
-        assert_eq!(registry.push(0, &[ids[0], unknown, ids[63]], &push), 2, "only sessions that live here");
+        assert_eq!(registry.push(0, [ids[0], unknown, ids[63]], &push), 2, "only sessions that live here");
         assert_eq!(registry.push_all(0, &push), 64);
         assert_eq!((boxes[0].drain().len(), boxes[1].drain().len(), boxes[63].drain().len()), (2, 1, 2));
         registry.remove(&ids[0]);

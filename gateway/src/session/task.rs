@@ -146,7 +146,7 @@ pub fn run<T: Transport>(
             if gateway.session_settings().connect_event {
                 pending.push_back(Event { kind: EventKind::Connect, body: Bytes::new() });
             }
-            let outbox = Arc::new(Mailbox::new(gateway.session_settings().mailbox));
+            let outbox = Arc::new(Mailbox::new(gateway.session_settings().mailbox.clone()));
             let written = resumable.then(|| Box::new(Written::new(0, 1)));
             let client = match written {
                 Some(_) => Client::Greeting { resumed: false, last: None },
@@ -241,7 +241,7 @@ impl<T: Transport> Session<T> {
                     Box::pin(self.on_reply(kind, result)).await;
                 }
                 Wake::Frame(frame) => Box::pin(self.on_client_frame(frame)).await,
-                Wake::Taken(Taken::Messages(batch)) => Box::pin(self.write_pushes(batch)).await,
+                Wake::Taken(Taken::Messages(batch)) => Box::pin(self.write_batch(batch, true)).await,
                 Wake::Taken(Taken::Close(reason)) => Box::pin(self.close(reason)).await,
                 Wake::Taken(Taken::Take(request)) => Box::pin(self.on_take(request)).await,
                 Wake::Deadline => {
@@ -509,19 +509,12 @@ impl<T: Transport> Session<T> {
         self.pending.push_back(Event { kind: EventKind::Message { binary }, body });
     }
 
-    /// Writes a batch of pushes with one flush: a fan-out burst costs one
-    /// write per session, not one per message.
-    async fn write_pushes(&mut self, batch: VecDeque<Message>) {
-        let pushes = batch.iter().filter(|m| m.payload().is_some()).count();
-        self.gateway.metrics().pushes_out.fetch_add(pushes as u64, Relaxed);
-        self.write_batch(batch, true).await;
-    }
-
-    /// Writes messages with one flush and the write timeout; `number`
+    /// Writes messages with one flush and the write timeout (a fan-out
+    /// burst costs one write per session, not one per message); `number`
     /// them, in a resumable session, to keep them for a resume.
     async fn write_batch(&mut self, batch: VecDeque<Message>, number: bool) {
         if let (Some(written), true) = (self.written.as_mut(), number) {
-            let limits = self.gateway.session_settings().mailbox;
+            let limits = &self.gateway.session_settings().mailbox;
             let keep = Keep { messages: limits.parked_messages, bytes: limits.parked_bytes };
             for message in &batch {
                 written.record(message, keep);

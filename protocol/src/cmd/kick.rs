@@ -13,7 +13,7 @@ pub struct Kick {
 
 impl Kick {
     pub(super) fn from_frame(frame: Frame) -> Result<Kick, CommandError> {
-        Ok(Kick { sessions: frame.session_ids()? })
+        Ok(Kick { sessions: frame.session_ids()?.collect() })
     }
 
     pub fn to_frames(&self) -> Vec<Frame> {

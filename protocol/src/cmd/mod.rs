@@ -414,7 +414,7 @@ pub struct ChannelSessions {
 
 impl ChannelSessions {
     fn from_frame(frame: &Frame) -> Result<ChannelSessions, CommandError> {
-        Ok(ChannelSessions { channel: Channel::from_bytes(&frame.data)?, sessions: frame.session_ids()? })
+        Ok(ChannelSessions { channel: Channel::from_bytes(&frame.data)?, sessions: frame.session_ids()?.collect() })
     }
 
     fn to_frames(&self, kind: FrameKind) -> Vec<Frame> {

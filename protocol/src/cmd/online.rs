@@ -17,7 +17,7 @@ pub struct Online {
 
 impl Online {
     pub(super) fn from_frame(frame: Frame) -> Result<Online, CommandError> {
-        Ok(Online { sessions: frame.session_ids()?, users: Vec::new() })
+        Ok(Online { sessions: frame.session_ids()?.collect(), users: Vec::new() })
     }
 
     pub fn to_frame(&self) -> Frame {

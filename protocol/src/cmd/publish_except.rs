@@ -26,7 +26,11 @@ impl PublishExcept {
             return Err(CommandError::Channel);
         }
         let channel = Channel::from_bytes(&data.split_to(len))?;
-        Ok(PublishExcept { channel, except: frame.session_ids()?, payload: Payload { data, binary: frame.binary } })
+        Ok(PublishExcept {
+            channel,
+            except: frame.session_ids()?.collect(),
+            payload: Payload { data, binary: frame.binary },
+        })
     }
 
     pub fn to_frame(&self) -> Frame {

@@ -13,7 +13,7 @@ pub struct SendMsg {
 
 impl SendMsg {
     pub(super) fn from_frame(frame: Frame) -> Result<SendMsg, CommandError> {
-        Ok(SendMsg { sessions: frame.session_ids()?, payload: Payload::from_frame(&frame) })
+        Ok(SendMsg { sessions: frame.session_ids()?.collect(), payload: Payload::from_frame(&frame) })
     }
 
     pub fn to_frames(&self) -> Vec<Frame> {

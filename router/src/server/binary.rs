@@ -294,7 +294,7 @@ impl From<tokio::time::error::Elapsed> for WriteError {
 /// frames of a session's move between gateways are passed on (see
 /// `protocol::handover`).
 async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), String> {
-    let ids = frame.session_ids().map_err(|e| e.to_string())?;
+    let ids: Vec<_> = frame.session_ids().map_err(|e| e.to_string())?.collect();
     let store = hub.store();
     let stored = match frame.kind() {
         Some(FrameKind::Conn) => {
