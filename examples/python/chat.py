@@ -2,18 +2,23 @@
 """fooking's chat protocol as a FastCGI backend in Python, standard library
 only: the same messages and replies as chat-app (docs/PROTOCOL.md, "The chat
 protocol"). One process, so who is online lives in memory; pushes go through
-the router's HTTP API.
+the router's HTTP API with clients/python/fk_router.py.
 
     python3 examples/python/chat.py --listen 127.0.0.1:9004 --router http://127.0.0.1:9011
+    (ROUTER_TOKEN in the environment, when the router asks for one)
     gateway --backend 127.0.0.1:9004
 """
 
 import argparse
 import asyncio
 import json
+import os
 import struct
+import sys
 import time
-import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../clients/python"))
+from fk_router import Router, RouterError  # noqa: E402
 
 BEGIN_REQUEST, END_REQUEST, PARAMS, STDIN, STDOUT = 1, 3, 4, 5, 6
 KEEP_CONN = 1
@@ -62,12 +67,6 @@ class Chat:
         self.router = router
         self.users = {}  # session id -> name
 
-    def call(self, command, body):
-        request = urllib.request.Request(f"{self.router}/v1/{command}", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"}, method="POST")
-        with urllib.request.urlopen(request, timeout=5) as reply:
-            reply.read()
-
     def userlist(self):
         users = sorted(({"name": n, "id": i} for i, n in self.users.items()), key=lambda u: (u["name"], u["id"]))
         return {"type": "list", "list": users}
@@ -78,7 +77,7 @@ class Chat:
         if event == "2":
             name = self.users.pop(session, None)
             if name is not None:
-                self.call("broadcast", {"data": json.dumps({"type": "close", "name": name, "id": session})})
+                self.router.broadcast({"type": "close", "name": name, "id": session})
             return 200, None
         if event not in ("", "0"):
             return 200, None
@@ -93,10 +92,13 @@ class Chat:
             if not name or len(name) > MAX_NAME:
                 return 400, {"type": "error", "code": 400, "message": f"a name is 1 to {MAX_NAME} characters"}
             self.users[session] = escape(name)
-            self.call("broadcast", {"data": json.dumps({"type": "login", "name": self.users[session], "id": session})})
+            self.router.broadcast({"type": "login", "name": self.users[session], "id": session})
             return 200, self.userlist()
-        if kind in ("join", "leave"):
-            self.call(kind, {"channel": f"chat-channel-{channel}", "sessions": [session]})
+        if kind == "join":
+            self.router.join(f"chat-channel-{channel}", session)
+            return 200, None
+        if kind == "leave":
+            self.router.leave(f"chat-channel-{channel}", session)
             return 200, None
         if kind == "userlist":
             return 200, self.userlist()
@@ -109,9 +111,9 @@ class Chat:
             out = {"type": "msg", "name": self.users[session], "channel": channel, "text": escape(text),
                    "time": time.strftime("%H:%M", time.gmtime())}
             if channel > 0:
-                self.call("publish", {"channel": f"chat-channel-{channel}", "data": json.dumps(out)})
+                self.router.publish(f"chat-channel-{channel}", out)
             else:
-                self.call("broadcast", {"data": json.dumps(out)})
+                self.router.broadcast(out)
             return 200, None
         return 404, {"type": "error", "code": 404, "message": f'unknown message type "{kind}"'}
 
@@ -134,8 +136,8 @@ async def serve(chat, reader, writer):
             elif kind == STDIN:
                 try:
                     status, reply = await asyncio.to_thread(chat.handle, decode_pairs(params), stdin)
-                except OSError as err:
-                    status, reply = 503, {"type": "error", "code": 503, "message": f"router unavailable: {err}"}
+                except RouterError as err:
+                    status, reply = 503, {"type": "error", "code": 503, "message": f"router unavailable: {err.message}"}
                 writer.write(response(request_id, status, reply))
                 await writer.drain()
                 if not keep:
@@ -152,7 +154,7 @@ async def main():
     parser.add_argument("--router", default="http://127.0.0.1:9011", help="the router's HTTP API")
     args = parser.parse_args()
     host, port = args.listen.rsplit(":", 1)
-    chat = Chat(args.router)
+    chat = Chat(Router(args.router, os.environ.get("ROUTER_TOKEN")))
     server = await asyncio.start_server(lambda r, w: serve(chat, r, w), host, int(port))
     print(f"python chat backend on {args.listen}", flush=True)
     async with server:

@@ -1,5 +1,5 @@
 <?php
-// Router.php against a real router: e2e/tests/php_client.rs starts the
+// Router.php against a real router: e2e/tests/router_clients.rs starts the
 // router, holds two WebSocket clients (SESSION_A, SESSION_B) and checks
 // what they receive; this script checks every call's result and error.
 //   ROUTER_URL=http://127.0.0.1:9011 ROUTER_TOKEN=... SESSION_A=... SESSION_B=... php router_test.php
