@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use anyhow::{bail, Context};
 use bytes::{Buf, Bytes, BytesMut};
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -21,8 +20,8 @@ pub static COMPRESSED_MESSAGES: AtomicU64 = AtomicU64::new(0);
 pub const DEFLATE_OFFER: &str = "permessage-deflate; client_no_context_takeover; server_no_context_takeover";
 pub const TEXT: u8 = 0x1;
 pub const CLOSE: u8 = 0x8;
-/// The empty stored block a deflated message ends with, stripped on the wire.
-const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
+/// The most a compressed message from the server may inflate to.
+const MAX_INFLATED: usize = 64 << 20;
 
 pub struct RawWebSocket {
     stream: TcpStream,
@@ -184,35 +183,13 @@ impl RawWebSocket {
     }
 }
 
-/// One message deflated on its own, as a client without context takeover
-/// sends it (RSV1's payload).
+/// One message deflated on its own at zlib's default level, as a client
+/// without context takeover sends it (RSV1's payload).
 pub fn deflate(data: &[u8]) -> Vec<u8> {
-    let mut compressor = Compress::new(Compression::default(), false);
-    let mut out = Vec::with_capacity(data.len() / 2 + 64);
-    loop {
-        let read = compressor.total_in() as usize;
-        compressor.compress_vec(&data[read..], &mut out, FlushCompress::Sync).expect("deflate takes any input");
-        if compressor.total_in() as usize == data.len() && out.len() < out.capacity() && out.ends_with(&TAIL) {
-            out.truncate(out.len() - TAIL.len());
-            return out;
-        }
-        out.reserve(out.capacity());
-    }
+    ws_deflate::compress_at(data, 6).into()
 }
 
 /// A compressed message's payload, inflated.
 pub fn inflate(data: &[u8]) -> anyhow::Result<Bytes> {
-    let mut input = Vec::with_capacity(data.len() + TAIL.len());
-    input.extend_from_slice(data);
-    input.extend_from_slice(&TAIL);
-    let mut inflater = Decompress::new(false);
-    let mut out = Vec::with_capacity(data.len() * 4 + 64);
-    loop {
-        let read = inflater.total_in() as usize;
-        inflater.decompress_vec(&input[read..], &mut out, FlushDecompress::Sync).context("corrupt deflate data")?;
-        if inflater.total_in() as usize == input.len() && out.len() < out.capacity() {
-            return Ok(out.into());
-        }
-        out.reserve(out.capacity());
-    }
+    Ok(ws_deflate::inflate(data, MAX_INFLATED)?.into())
 }
