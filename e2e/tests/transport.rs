@@ -1,15 +1,19 @@
 //! The client transport as clients meet it: permessage-deflate negotiated
-//! or not, and wss:// with a certificate reloaded under live connections.
+//! or not, and wss:// and length-framed TCP over TLS with a certificate
+//! reloaded under live connections.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use e2e::processes::{local, wait_for_port};
 use e2e::raw_ws::{self, deflate, recv_message, TEXT};
 use e2e::{backend_events, echo_stack, eventually, free_port, metric, scratch_file};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -18,6 +22,7 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 const AGREED: &str = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
 
@@ -93,8 +98,8 @@ fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
-/// A wss:// client that trusts only `ca`; the error says why it failed.
-async fn wss(port: u16, ca: &Path) -> Result<WebSocketStream<TlsStream<TcpStream>>, String> {
+/// A TLS connection that trusts only `ca` and offers `alpn`; the error says why it failed.
+async fn tls(port: u16, ca: &Path, alpn: &[u8]) -> Result<TlsStream<TcpStream>, String> {
     let mut roots = RootCertStore::empty();
     roots.add(CertificateDer::from_pem_file(ca).unwrap()).unwrap();
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
@@ -103,14 +108,31 @@ async fn wss(port: u16, ca: &Path) -> Result<WebSocketStream<TlsStream<TcpStream
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     let tcp = TcpStream::connect(local(port)).await.unwrap();
     let name = ServerName::try_from("localhost").unwrap();
-    let tls = TlsConnector::from(Arc::new(config)).connect(name, tcp).await.map_err(|e| e.to_string())?;
+    TlsConnector::from(Arc::new(config)).connect(name, tcp).await.map_err(|e| e.to_string())
+}
+
+/// A wss:// client that trusts only `ca`.
+async fn wss(port: u16, ca: &Path) -> Result<WebSocketStream<TlsStream<TcpStream>>, String> {
+    let tls = tls(port, ca, b"http/1.1").await?;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]), "ALPN http/1.1");
     let (ws, _) =
         tokio_tungstenite::client_async(format!("wss://localhost:{port}/"), tls).await.map_err(|e| e.to_string())?;
     Ok(ws)
+}
+
+/// A length-framed client over TLS (offering an ALPN protocol of its own,
+/// which the raw TCP front does not hold against it).
+async fn tcp_over_tls(port: u16, ca: &Path) -> Result<Framed<TlsStream<TcpStream>, LengthDelimitedCodec>, String> {
+    Ok(Framed::new(tls(port, ca, b"fk").await?, LengthDelimitedCodec::new()))
+}
+
+async fn tcp_echoes(client: &mut Framed<TlsStream<TcpStream>, LengthDelimitedCodec>, text: &str) {
+    client.send(Bytes::copy_from_slice(text.as_bytes())).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), client.next()).await.expect("a reply in time");
+    assert_eq!(&reply.unwrap().unwrap()[..], text.as_bytes());
 }
 
 async fn echoes(ws: &mut WebSocketStream<TlsStream<TcpStream>>, text: &str) {
@@ -125,16 +147,18 @@ fn replace(from: &(PathBuf, PathBuf), to: &(PathBuf, PathBuf)) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wss_clients_are_served_and_a_certificate_reload_on_sighup_drops_none() {
+async fn wss_and_tcp_over_tls_clients_are_served_and_a_certificate_reload_on_sighup_drops_none() {
     let dir = scratch_file("tls");
     std::fs::create_dir_all(&dir).unwrap();
     let (first, second) = (self_signed(&dir, "first"), self_signed(&dir, "second"));
     let live = (dir.join("live.pem"), dir.join("live.key"));
     replace(&first, &live);
-    let (tls_port, admin) = (free_port(), free_port());
+    let (tls_port, tcp_tls_port, admin) = (free_port(), free_port(), free_port());
     let tls_args = [
         "--listen-tls".to_owned(),
         local(tls_port).to_string(),
+        "--listen-tcp-tls".to_owned(),
+        local(tcp_tls_port).to_string(),
         "--tls-cert".to_owned(),
         live.0.display().to_string(),
         "--tls-key".to_owned(),
@@ -145,13 +169,24 @@ async fn wss_clients_are_served_and_a_certificate_reload_on_sighup_drops_none() 
     let (stack, _echo, _log) = echo_stack(&tls_args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     wait_for_port(tls_port, "gateway's TLS listener");
 
+    wait_for_port(tcp_tls_port, "gateway's raw TCP listener over TLS");
+
     let mut before = wss(tls_port, &first.0).await.expect("wss with the first certificate");
     echoes(&mut before, "over wss").await;
+    let mut tcp_before = tcp_over_tls(tcp_tls_port, &first.0).await.expect("TCP over TLS with the first certificate");
+    tcp_echoes(&mut tcp_before, "length-framed over TLS").await;
 
     // A client that speaks no TLS fails its handshake, and it is counted.
     let (status, _) = e2e::http::request(tls_port, "GET", "/", "").map_or((0, String::new()), |r| r);
     assert_eq!(status, 0, "plain HTTP gets no answer from the TLS listener");
     assert!(eventually(Duration::from_secs(5), || metric(admin, "gateway_tls_handshake_failures_total") >= 1.0).await);
+    // Nor does a length-framed client that skips TLS: no echo, the socket closed.
+    let mut plain = TcpStream::connect(local(tcp_tls_port)).await.unwrap();
+    plain.write_all(b"\0\0\0\x05hello").await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut answer)).await.expect("closed");
+    assert!(read.is_err() || !answer.windows(5).any(|w| w == b"hello"), "no echo without TLS: {answer:?}");
+    assert!(eventually(Duration::from_secs(5), || metric(admin, "gateway_tls_handshake_failures_total") >= 2.0).await);
 
     replace(&second, &live);
     stack.proc("gateway").signal("HUP");
@@ -161,6 +196,10 @@ async fn wss_clients_are_served_and_a_certificate_reload_on_sighup_drops_none() 
     assert!(refused.contains("certificate"), "{refused}");
     let mut after = wss(tls_port, &second.0).await.expect("wss with the new certificate");
     echoes(&mut after, "new certificate").await;
+    let Err(refused) = tcp_over_tls(tcp_tls_port, &first.0).await else { panic!("raw TCP kept the old certificate") };
+    assert!(refused.contains("certificate"), "{refused}");
+    tcp_echoes(&mut tcp_over_tls(tcp_tls_port, &second.0).await.unwrap(), "raw TCP has the new one too").await;
+    tcp_echoes(&mut tcp_before, "and its first connection lives on").await;
 
     // A broken file leaves the certificate in use.
     std::fs::write(&live.1, "not a key").unwrap();

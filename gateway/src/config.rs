@@ -24,10 +24,14 @@ pub struct Config {
     /// --tls-cert and --tls-key. SIGHUP reloads them.
     #[arg(long, env = "GATEWAY_LISTEN_TLS", requires_all = ["tls_cert", "tls_key"])]
     pub listen_tls: Option<SocketAddr>,
-    /// The certificate chain for --listen-tls, PEM, leaf first.
+    /// Raw TCP listener over TLS for length-framed clients; needs
+    /// --tls-cert and --tls-key, the same as --listen-tls.
+    #[arg(long, env = "GATEWAY_LISTEN_TCP_TLS", requires_all = ["tls_cert", "tls_key"])]
+    pub listen_tcp_tls: Option<SocketAddr>,
+    /// The certificate chain for --listen-tls and --listen-tcp-tls, PEM, leaf first.
     #[arg(long, env = "GATEWAY_TLS_CERT")]
     pub tls_cert: Option<std::path::PathBuf>,
-    /// The private key for --listen-tls, PEM (PKCS#8, PKCS#1 or SEC1).
+    /// The private key for --listen-tls and --listen-tcp-tls, PEM (PKCS#8, PKCS#1 or SEC1).
     #[arg(long, env = "GATEWAY_TLS_KEY")]
     pub tls_key: Option<std::path::PathBuf>,
     /// FastCGI backend (repeatable): `[POOL=]ADDR[,weight=N][,max_conns=N]`,

@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 use front::admission::{Admission, AdmissionControl};
+use front::tls::Front as TlsFront;
 use links::{RouterAsk, RouterLinks};
 use metrics::Metrics;
 use protocol::handover::GatewayId;
@@ -178,16 +179,19 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?),
         None => None,
     };
-    let tls_front = match config.listen_tls {
-        Some(addr) => {
-            let (cert, key) = (config.tls_cert.as_deref(), config.tls_key.as_deref());
-            let certificate = Arc::new(front::tls::Certificate::load(cert.expect("required"), key.expect("required"))?);
-            let acceptor = front::tls::acceptor(certificate.clone())?;
-            let listener = TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?;
-            Some((listener, certificate, acceptor))
-        }
-        None => None,
+    let tls_listeners = [(config.listen_tls, TlsFront::WebSocket), (config.listen_tcp_tls, TlsFront::Tcp)];
+    let tls_listeners: Vec<_> = tls_listeners.into_iter().filter_map(|(addr, kind)| Some((addr?, kind))).collect();
+    let certificate = match (&tls_listeners[..], config.tls_cert.as_deref(), config.tls_key.as_deref()) {
+        ([], ..) => None,
+        (_, Some(cert), Some(key)) => Some(Arc::new(front::tls::Certificate::load(cert, key)?)),
+        _ => anyhow::bail!("a TLS listener needs --tls-cert and --tls-key"),
     };
+    let mut tls_fronts = Vec::new();
+    for (addr, kind) in tls_listeners {
+        let acceptor = front::tls::acceptor(certificate.clone().expect("loaded above"), kind)?;
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?;
+        tls_fronts.push((listener, acceptor, kind));
+    }
     let registry = Arc::new(Registry::default());
     let server_id = config.server_id.unwrap_or(std::process::id() as i32);
     // The links outlive the listeners: a drain still reports its closes.
@@ -218,7 +222,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         anyhow::bail!("--http-route {} names pool {:?}, which has no --backend", route.prefix, route.pool);
     }
     let backends: Vec<String> = config.backends.iter().map(|b| format!("{}={}", b.pool, b.addr)).collect();
-    tracing::info!(listen = %config.listen, listen_tcp = ?config.listen_tcp, listen_tls = ?config.listen_tls, ?backends, routers = ?config.routers, admin = ?config.admin, "gateway ready");
+    tracing::info!(listen = %config.listen, listen_tcp = ?config.listen_tcp, listen_tls = ?config.listen_tls, listen_tcp_tls = ?config.listen_tcp_tls, ?backends, routers = ?config.routers, admin = ?config.admin, "gateway ready");
     let gateway = Arc::new(Gateway {
         resume_keys: TokenKey::new(config.resume_secret.as_deref()),
         events: EventEncoder::new(static_params(&config)?, &config.param_prefix),
@@ -259,16 +263,15 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
             .await;
         }
     };
-    let tls = async {
-        if let Some((listener, certificate, acceptor)) = tls_front {
-            tokio::spawn(front::tls::reload_on_hangup(certificate, gateway.clone()));
-            let gateway = gateway.clone();
-            runtime::accept_loop(listener, MAX_HANDSHAKES, shutdown.clone(), move |stream, peer| {
-                front::tls::serve_connection(stream, peer, acceptor.clone(), gateway.clone())
-            })
-            .await;
-        }
-    };
+    if let Some(certificate) = certificate {
+        tokio::spawn(front::tls::reload_on_hangup(certificate, gateway.clone()));
+    }
+    let tls = futures_util::future::join_all(tls_fronts.into_iter().map(|(listener, acceptor, kind)| {
+        let gateway = gateway.clone();
+        runtime::accept_loop(listener, MAX_HANDSHAKES, shutdown.clone(), move |stream, peer| {
+            front::tls::serve_connection(stream, peer, acceptor.clone(), kind, gateway.clone())
+        })
+    }));
     tokio::join!(websocket, tcp, tls);
     drain(&gateway).await;
     links_shutdown.trigger();

@@ -1,17 +1,21 @@
-//! The raw TCP front: fooking's length-framed clients. The same sessions,
-//! events and params as WebSocket clients, less the upgrade request's.
+//! The raw TCP front: fooking's length-framed clients, over TCP or TLS.
+//! The same sessions, events and params as WebSocket clients, less the
+//! upgrade request's.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::front::admission::Admission;
 use crate::front::transport::Tcp;
 use crate::upstream::fastcgi::ParamBlock;
 use crate::Gateway;
 
-pub async fn serve_connection(stream: TcpStream, remote: SocketAddr, gateway: Arc<Gateway>) {
+pub async fn serve_connection<S>(stream: S, remote: SocketAddr, gateway: Arc<Gateway>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     // No close frames here: a refused client is simply disconnected.
     let Admission::Welcome(seat) = gateway.admit(remote.ip()) else { return };
     let mut params = ParamBlock::default();

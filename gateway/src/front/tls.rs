@@ -1,7 +1,8 @@
-//! Native TLS for the WebSocket front (wss://), with rustls: the handshake
-//! under a timeout, ALPN http/1.1, and the certificate reloaded from its
-//! files on SIGHUP. A reload changes what new handshakes get; connections
-//! already up keep theirs and are not dropped.
+//! Native TLS for the WebSocket front (wss://) and the raw TCP front, with
+//! rustls: the handshake under a timeout, ALPN http/1.1 for WebSocket, and
+//! one certificate for both, reloaded from its files on SIGHUP. A reload
+//! changes what new handshakes get; connections already up keep theirs and
+//! are not dropped.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -71,26 +72,44 @@ fn certified_key(cert: &Path, key: &Path) -> anyhow::Result<CertifiedKey> {
     Ok(certified)
 }
 
-/// The acceptor for `certificate`: TLS 1.2 and 1.3, ALPN http/1.1.
-pub fn acceptor(certificate: Arc<Certificate>) -> anyhow::Result<TlsAcceptor> {
+/// What a TLS listener serves once the handshake is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Front {
+    /// wss://, and plain HTTP routes over https.
+    WebSocket,
+    /// fooking's length-framed clients.
+    Tcp,
+}
+
+/// The acceptor for `certificate`: TLS 1.2 and 1.3; ALPN http/1.1 for
+/// WebSocket, none for raw TCP (a client that offers some still connects).
+pub fn acceptor(certificate: Arc<Certificate>, front: Front) -> anyhow::Result<TlsAcceptor> {
     let mut config = ServerConfig::builder_with_provider(Arc::new(default_provider()))
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
         .with_no_client_auth()
         .with_cert_resolver(certificate);
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    if front == Front::WebSocket {
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    }
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// One wss:// connection: the TLS handshake, then the same HTTP front as
-/// plain connections.
-pub async fn serve_connection(stream: TcpStream, remote: SocketAddr, acceptor: TlsAcceptor, gateway: Arc<Gateway>) {
+/// One TLS connection: the handshake, then the same front as over plain TCP.
+pub async fn serve_connection(
+    stream: TcpStream,
+    remote: SocketAddr,
+    acceptor: TlsAcceptor,
+    front: Front,
+    gateway: Arc<Gateway>,
+) {
     let failed = |why: String| {
         gateway.metrics().tls_handshake_failures.fetch_add(1, Relaxed);
         tracing::debug!(%remote, why, "TLS handshake failed");
     };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => super::http::serve_connection(tls, remote, gateway.clone()).await,
+        Ok(Ok(tls)) if front == Front::WebSocket => super::http::serve_connection(tls, remote, gateway.clone()).await,
+        Ok(Ok(tls)) => super::tcp::serve_connection(tls, remote, gateway.clone()).await,
         Ok(Err(err)) => failed(err.to_string()),
         Err(_) => failed(format!("no handshake within {HANDSHAKE_TIMEOUT:?}")),
     }

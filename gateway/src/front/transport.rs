@@ -8,7 +8,7 @@ use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
@@ -51,24 +51,25 @@ pub trait Transport: Stream<Item = Incoming> + Sink<Message, Error = io::Error> 
 
 impl<T> Transport for T where T: Stream<Item = Incoming> + Sink<Message, Error = io::Error> + Unpin + Send + 'static {}
 
-/// fooking's raw TCP clients. Every message is binary; a close has no frame
-/// of its own, so closing shuts the write side once pending data is out.
-pub struct Tcp {
-    framed: Framed<TcpStream, LengthPrefixed>,
+/// fooking's raw TCP clients, over TCP or TLS. Every message is binary; a
+/// close has no frame of its own, so closing shuts the write side once
+/// pending data is out.
+pub struct Tcp<S = TcpStream> {
+    framed: Framed<S, LengthPrefixed>,
     shut_down_after_flush: bool,
 }
 
 /// Read buffer to start with; it grows for large messages only.
 const TCP_READ_BUFFER: usize = 256;
 
-impl Tcp {
-    pub fn new(stream: TcpStream, max_message: usize) -> Tcp {
+impl<S: AsyncRead + AsyncWrite + Unpin> Tcp<S> {
+    pub fn new(stream: S, max_message: usize) -> Tcp<S> {
         let framed = Framed::with_capacity(stream, LengthPrefixed::new(max_message), TCP_READ_BUFFER);
         Tcp { framed, shut_down_after_flush: false }
     }
 }
 
-impl Stream for Tcp {
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for Tcp<S> {
     type Item = Incoming;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Incoming>> {
@@ -81,7 +82,7 @@ impl Stream for Tcp {
     }
 }
 
-impl Sink<Message> for Tcp {
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for Tcp<S> {
     type Error = io::Error;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
