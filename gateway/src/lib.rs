@@ -26,7 +26,6 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 use front::admission::{Admission, AdmissionControl};
-use front::tls::Front as TlsFront;
 use links::{RouterAsk, RouterLinks};
 use metrics::Metrics;
 use protocol::handover::GatewayId;
@@ -179,19 +178,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?),
         None => None,
     };
-    let tls_listeners = [(config.listen_tls, TlsFront::WebSocket), (config.listen_tcp_tls, TlsFront::Tcp)];
-    let tls_listeners: Vec<_> = tls_listeners.into_iter().filter_map(|(addr, kind)| Some((addr?, kind))).collect();
-    let certificate = match (&tls_listeners[..], config.tls_cert.as_deref(), config.tls_key.as_deref()) {
-        ([], ..) => None,
-        (_, Some(cert), Some(key)) => Some(Arc::new(front::tls::Certificate::load(cert, key)?)),
-        _ => anyhow::bail!("a TLS listener needs --tls-cert and --tls-key"),
-    };
-    let mut tls_fronts = Vec::new();
-    for (addr, kind) in tls_listeners {
-        let acceptor = front::tls::acceptor(certificate.clone().expect("loaded above"), kind)?;
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?;
-        tls_fronts.push((listener, acceptor, kind));
-    }
+    let (certificate, tls_fronts) = front::tls::bind(&config).await?;
     let registry = Arc::new(Registry::default());
     let server_id = config.server_id.unwrap_or(std::process::id() as i32);
     // The links outlive the listeners: a drain still reports its closes.
@@ -266,9 +253,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     if let Some(certificate) = certificate {
         tokio::spawn(front::tls::reload_on_hangup(certificate, gateway.clone()));
     }
-    let tls = futures_util::future::join_all(tls_fronts.into_iter().map(|(listener, acceptor, kind)| {
-        let gateway = gateway.clone();
-        runtime::accept_loop(listener, MAX_HANDSHAKES, shutdown.clone(), move |stream, peer| {
+    let tls = futures_util::future::join_all(tls_fronts.into_iter().map(|listener| {
+        let (gateway, acceptor, kind) = (gateway.clone(), listener.acceptor, listener.front);
+        runtime::accept_loop(listener.socket, MAX_HANDSHAKES, shutdown.clone(), move |stream, peer| {
             front::tls::serve_connection(stream, peer, acceptor.clone(), kind, gateway.clone())
         })
     }));

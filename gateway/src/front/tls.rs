@@ -18,10 +18,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-use crate::Gateway;
+use crate::{Config, Gateway};
 
 /// A client gets this long to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -83,7 +83,7 @@ pub enum Front {
 
 /// The acceptor for `certificate`: TLS 1.2 and 1.3; ALPN http/1.1 for
 /// WebSocket, none for raw TCP (a client that offers some still connects).
-pub fn acceptor(certificate: Arc<Certificate>, front: Front) -> anyhow::Result<TlsAcceptor> {
+fn acceptor(certificate: Arc<Certificate>, front: Front) -> anyhow::Result<TlsAcceptor> {
     let mut config = ServerConfig::builder_with_provider(Arc::new(default_provider()))
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
@@ -93,6 +93,33 @@ pub fn acceptor(certificate: Arc<Certificate>, front: Front) -> anyhow::Result<T
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
     }
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// A TLS listener, bound, and what it serves.
+pub struct Listener {
+    pub socket: TcpListener,
+    pub acceptor: TlsAcceptor,
+    pub front: Front,
+}
+
+/// Binds the TLS listeners `config` asks for (`--listen-tls`,
+/// `--listen-tcp-tls`), with the certificate they share; none without.
+pub async fn bind(config: &Config) -> anyhow::Result<(Option<Arc<Certificate>>, Vec<Listener>)> {
+    let wanted = [(config.listen_tls, Front::WebSocket), (config.listen_tcp_tls, Front::Tcp)];
+    let wanted: Vec<_> = wanted.into_iter().filter_map(|(addr, front)| Some((addr?, front))).collect();
+    if wanted.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    let (Some(cert), Some(key)) = (config.tls_cert.as_deref(), config.tls_key.as_deref()) else {
+        anyhow::bail!("a TLS listener needs --tls-cert and --tls-key");
+    };
+    let certificate = Arc::new(Certificate::load(cert, key)?);
+    let mut listeners = Vec::new();
+    for (addr, front) in wanted {
+        let socket = TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?;
+        listeners.push(Listener { socket, acceptor: acceptor(certificate.clone(), front)?, front });
+    }
+    Ok((Some(certificate), listeners))
 }
 
 /// One TLS connection: the handshake, then the same front as over plain TCP.
