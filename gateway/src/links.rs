@@ -531,6 +531,7 @@ impl Link {
         match kind {
             Some(FrameKind::SendMsg) => {
                 let message = Message::new(Payload::shared(frame.data), frame.binary);
+                // The session area alone: `frame.data` has moved into the message.
                 let ids = SessionId::packed(&frame.sessions).map_err(|e| e.to_string())?;
                 self.pushed(self.registry.push(self.index, ids, &message));
             }

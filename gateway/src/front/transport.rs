@@ -9,7 +9,6 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
 use crate::front::framing::{FramingError, LengthPrefixed};
@@ -54,7 +53,7 @@ impl<T> Transport for T where T: Stream<Item = Incoming> + Sink<Message, Error =
 /// fooking's raw TCP clients, over TCP or TLS. Every message is binary; a
 /// close has no frame of its own, so closing shuts the write side once
 /// pending data is out.
-pub struct Tcp<S = TcpStream> {
+pub struct Tcp<S> {
     framed: Framed<S, LengthPrefixed>,
     shut_down_after_flush: bool,
 }
