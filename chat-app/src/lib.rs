@@ -40,6 +40,6 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
     tracing::info!(listen = %config.listen, router = %config.router, "chat-app ready");
     let serve = move |stream, _| dispatch::serve_connection(stream, app.clone());
-    runtime::accept_loop(listener, MAX_CONNECTIONS, shutdown, serve).await;
+    runtime::accept_loop(listener, runtime::Slots::new(MAX_CONNECTIONS), shutdown, serve).await;
     Ok(())
 }

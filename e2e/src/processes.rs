@@ -134,6 +134,13 @@ impl Proc {
         false
     }
 
+    /// Its resident memory now, in bytes (VmRSS).
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc/PID/status");
+        line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).expect("VmRSS in kB") * 1024
+    }
+
     pub fn signal(&self, signal: &str) {
         Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status().unwrap();
     }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use e2e::processes::{bin_dir, local};
 use e2e::raw_ws::{self, deflate, recv_message};
-use e2e::{chat, echo_backend_with, fooking, free_port, http, metric, scratch_file, Client, Stack, StackOptions};
+use e2e::{
+    chat, echo_backend_with, echo_stack, fooking, free_port, http, metric, scratch_file, Client, Stack, StackOptions,
+};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -409,4 +411,184 @@ async fn connections_per_address_are_capped_and_only_trusted_proxies_name_the_cl
         assert!(Instant::now() < deadline, "the place never came back");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Resumable sessions keep what was written to them for a replay, and
+/// keep it after their client drops. 2,000 of them, each sent 32 KB and
+/// then dropped without a word, keep no more than
+/// `--resume-buffer-total-bytes` in all: the gateway grows by the budget
+/// and a few KB a session, not by what they were sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_resumable_sessions_keep_no_more_than_the_resume_budget() {
+    const SESSIONS: usize = 2000;
+    const SENT: usize = 32 << 10;
+    const BUDGET: usize = 8 << 20;
+    /// What a parked session holds besides what it keeps for its client.
+    const PER_SESSION: usize = 5 << 10;
+    let admin = free_port();
+    let (admin_addr, budget) = (local(admin).to_string(), BUDGET.to_string());
+    let gateway_args = ["--admin", &admin_addr, "--resume-buffer-total-bytes", &budget, "--resume-grace-ms", "120000"];
+    let (stack, _echo, _) = echo_stack(&[&gateway_args[..], &["--max-connect-rate-per-ip", "0"]].concat(), &[]);
+    let before = stack.proc("gateway").rss();
+    let url = stack.ws_url("/?resume=1");
+    let payload = "r".repeat(SENT);
+    for _ in 0..SESSIONS / 20 {
+        futures_util::future::join_all((0..20).map(|_| async {
+            let mut client = Client::connect(&url).await;
+            assert_eq!(client.recv_json().await["type"], "session");
+            client.send(Message::text(payload.clone())).await;
+            assert_eq!(client.recv().await.len(), SENT, "echoed, so kept for a replay");
+            client.kill();
+        }))
+        .await;
+    }
+    let all_offline = || metric(admin, "gateway_sessions_offline") == SESSIONS as f64;
+    assert!(e2e::eventually(Duration::from_secs(30), all_offline).await, "every session parked");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let kept = metric(admin, "gateway_resume_buffered_bytes");
+    assert!(kept <= BUDGET as f64 && kept > (BUDGET / 2) as f64, "kept {kept} of a {BUDGET} budget");
+    assert!(metric(admin, "gateway_resume_budget_dropped_total") > 0.0);
+    let grown = stack.proc("gateway").rss().saturating_sub(before) as usize;
+    let bound = BUDGET + SESSIONS * PER_SESSION;
+    assert!(grown < bound, "the gateway grew by {grown} bytes, over {bound}: the budget and {PER_SESSION} a session");
+    // A new session still works, and gives back what it kept when it ends.
+    let mut client = Client::connect(&stack.ws_url("/")).await;
+    client.send(Message::text("still served")).await;
+    assert_eq!(client.recv().await, Message::text("still served"));
+}
+
+/// A connection that never upgrades counts against its address from the
+/// moment it is accepted: one address holds `--max-connections-per-ip`
+/// silent connections and its next get a 429 before a byte is read, while
+/// another address still connects. TCP sessions take no handshake slot:
+/// more of them than `--max-handshakes` are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_stop_at_their_address_cap_and_sessions_take_no_handshake_slot() {
+    let (admin, tcp) = (free_port(), free_port());
+    let (admin_addr, tcp_addr) = (local(admin).to_string(), local(tcp).to_string());
+    let gateway_args =
+        ["--admin", &admin_addr, "--listen-tcp", &tcp_addr, "--max-connections-per-ip", "5", "--max-handshakes", "8"];
+    let (stack, _echo, _) = echo_stack(&gateway_args, &[]);
+    let mut silent: Vec<TcpStream> = (0..40).map(|_| connect_from("127.0.0.7", stack.gateway_port)).collect();
+    let refused_at_accept = || metric(admin, r#"gateway_connections_refused_total{reason="ip_connections"}"#) >= 35.0;
+    assert!(e2e::eventually(Duration::from_secs(5), refused_at_accept).await, "35 refused without a request");
+    assert_eq!(metric(admin, "gateway_handshakes"), 5.0, "the five it may hold");
+    let mut answer = String::new();
+    silent[39].set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let _ = silent[39].read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 429"), "told why: {answer:?}");
+    let upgrade = Client::try_connect(&stack.ws_url("/"), &[], Some("127.0.0.7".parse().unwrap())).await;
+    assert_eq!(upgrade.err().as_deref(), Some("HTTP 429"));
+    let mut other = Client::try_connect(&stack.ws_url("/"), &[], Some("127.0.0.8".parse().unwrap())).await.unwrap();
+    other.send(Message::text("another address")).await;
+    assert_eq!(other.recv().await, Message::text("another address"));
+
+    // Twelve length-framed sessions at once, past eight handshake slots.
+    let mut framed: Vec<TcpStream> = (0..12).map(|i| connect_from(&format!("127.0.2.{i}"), tcp)).collect();
+    for (i, session) in framed.iter_mut().enumerate() {
+        let body = format!("tcp {i}");
+        session.write_all(&[&(body.len() as u32).to_be_bytes()[..], body.as_bytes()].concat()).unwrap();
+        session.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut reply = vec![0; 4 + body.len()];
+        session.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply[4..], body.as_bytes(), "session {i} is served");
+    }
+    assert_eq!(metric(admin, "gateway_sessions"), 13.0);
+    drop(silent);
+}
+
+/// A TCP connection to `port` from the local address `ip`.
+fn connect_from(ip: &str, port: u16) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&std::net::SocketAddr::new(ip.parse().unwrap(), 0).into()).unwrap();
+    socket.connect(&local(port).into()).unwrap();
+    TcpStream::from(socket)
+}
+
+/// Before AUTH, the router's binary port holds a few KB per connection,
+/// whatever a frame header announces: 1,000 unauthenticated connections
+/// that each announce a frame of 1 MiB and 64 KiB of ids, and send part
+/// of it, keep the router under 50 MB; an AUTH frame still opens a link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_router_connections_cannot_make_it_buffer() {
+    let (stack, mut alice, alice_id) = guarded_stack().await;
+    let mut header = vec![0, 5, 0xff, 0xff];
+    header.extend_from_slice(&(1u32 << 20).to_be_bytes());
+    let part = vec![b'x'; 64 << 10];
+    let mut peers = Vec::new();
+    for _ in 0..1000 {
+        let mut peer = TcpStream::connect(local(stack.router_port)).unwrap();
+        peer.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+        let _ = peer.write_all(&header).and_then(|()| peer.write_all(&part));
+        peers.push(peer);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss = stack.proc("router").rss();
+    assert!(rss < 50 << 20, "the router holds {rss} bytes for 1,000 unauthenticated peers");
+    assert!(stack.proc("router").log_text().contains("exceeds the limit"), "the log says why");
+    drop(peers);
+    alice_is_untouched(&stack, &mut alice, &alice_id).await;
+}
+
+/// A backend's join for a session that has closed (a script that ran on
+/// after its client left) or never existed is swept within the gateway
+/// lease: `count`, `members` and `info` agree again, and a live session
+/// joined at the same moment stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_of_sessions_no_gateway_holds_are_swept_within_the_lease() {
+    let (stack, gateways) = e2e::cluster(&["--gateway-lease-ms", "1500"], 1, &[], &["--greet"]);
+    let router = stack.router_http_port;
+    let mut gone = Client::connect(&gateways[0].url).await;
+    let gone_id = gone.recv().await.into_text().unwrap().to_string();
+    gone.close().await;
+    let mut live = Client::connect(&gateways[0].url).await;
+    let live_id = live.recv().await.into_text().unwrap().to_string();
+    let info = || http::post(router, "/v1/info", json!({})).1;
+    assert!(e2e::eventually(Duration::from_secs(5), || info()["clients"] == 1).await, "the closed one is gone");
+    let never = "00000000000000ff";
+    let (status, _) = http::post(router, "/v1/join", json!({"channel": "late", "sessions": [gone_id, never, live_id]}));
+    assert_eq!(status, 200);
+    assert_eq!(http::post(router, "/v1/count", json!({"channel": "late"})).1["count"], 3, "joined as asked");
+    let swept = || http::post(router, "/v1/count", json!({"channel": "late"})).1["count"] == 1;
+    assert!(e2e::eventually(Duration::from_secs(5), swept).await, "swept within the lease");
+    let members = http::post(router, "/v1/members", json!({"channel": "late"})).1;
+    assert_eq!(members["sessions"], json!([live_id]), "{members}");
+    http::post(router, "/v1/publish", json!({"channel": "late", "data": "to the living"}));
+    assert_eq!(live.recv().await, Message::text("to the living"));
+    let (_, metrics) = http::request(router, "GET", "/metrics", "").unwrap();
+    assert!(metrics.contains("router_unheld_sessions_swept_total 2"), "{metrics}");
+}
+
+/// A client that pings without reading what it is sent: one pong answers
+/// every ping still waiting, so such a connection holds a few KB whatever
+/// it sends, not a queue of pongs until the write timeout (empty pings
+/// cost the most: a queued pong's bookkeeping is twenty times its bytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_flood_without_reading_costs_under_16_kb_a_connection() {
+    const CLIENTS: usize = 20;
+    let (stack, _echo, _) = echo_stack(&[], &[]);
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(local(stack.gateway_port)).await.unwrap();
+        let url = stack.ws_url("/");
+        clients.push(raw_ws::RawWebSocket::connect(stream, &url, "").await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = stack.proc("gateway").rss();
+    futures_util::future::join_all(clients.iter_mut().map(|client| async {
+        let flood = async {
+            for _ in 0..100_000 {
+                if client.send_frame(0x9, true, false, &[]).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(10), flood).await;
+    }))
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let per_client = stack.proc("gateway").rss().saturating_sub(before) / CLIENTS as u64;
+    assert!(per_client < 16 << 10, "{per_client} bytes a flooding connection");
 }

@@ -143,6 +143,12 @@ pub struct Config {
     /// Connections one address may hold at once (0: no limit; many clients may share an address behind NAT); past it, 429.
     #[arg(long, env = "GATEWAY_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
     pub max_connections_per_ip: usize,
+    /// IPv6 clients count for the per-address limits by this many leading bits of their address (a /64 is usually one subscriber's); IPv4 by the whole address.
+    #[arg(long, env = "GATEWAY_IPV6_PREFIX", default_value_t = 64, value_parser = clap::value_parser!(u8).range(0..=128))]
+    pub ipv6_prefix: u8,
+    /// Connections served at once before they are sessions: in their TLS handshake, HTTP requests and upgrade, over every listener. Past it, new connections wait in the kernel's backlog. Sessions count against --max-connections instead.
+    #[arg(long, env = "GATEWAY_MAX_HANDSHAKES", default_value_t = 10_000)]
+    pub max_handshakes: usize,
     /// A proxy (CIDR, repeatable) whose X-Forwarded-For or X-Real-IP names the client: its address then counts for the limits and is REMOTE_ADDR. None by default.
     #[arg(long = "trusted-proxy", env = "GATEWAY_TRUSTED_PROXY", value_delimiter = ' ')]
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -167,6 +173,9 @@ pub struct Config {
     /// Bytes of the same. An offline session that passes either bound ends (close event).
     #[arg(long, env = "GATEWAY_RESUME_BUFFER_BYTES", default_value_t = 1 << 20)]
     pub resume_buffer_bytes: usize,
+    /// Bytes all resumable sessions keep at most, in all: their replay logs and what waits for those whose client is away (a payload kept by many counts once). Past it, a replay log keeps only what fits and an offline session that would grow ends.
+    #[arg(long, env = "GATEWAY_RESUME_BUFFER_TOTAL_BYTES", default_value_t = 256 << 20)]
+    pub resume_buffer_total_bytes: usize,
     /// Key that signs resume tokens; every gateway of a cluster needs the same. Default: random, so tokens work on this process only.
     #[arg(long, env = "GATEWAY_RESUME_SECRET", hide_env_values = true)]
     pub resume_secret: Option<String>,

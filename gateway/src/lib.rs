@@ -25,7 +25,7 @@ use runtime::Shutdown;
 use tokio::net::TcpListener;
 
 pub use config::Config;
-use front::admission::{Admission, AdmissionControl};
+use front::admission::AdmissionControl;
 use links::{RouterAsk, RouterLinks};
 use metrics::Metrics;
 use protocol::handover::GatewayId;
@@ -34,9 +34,6 @@ use session::event::{Event, EventEncoder};
 use session::{Registry, SessionSettings};
 use upstream::fastcgi::{ParamBlock, Pool, Upstreams};
 use upstream::routing::Routes;
-
-/// Connections in their HTTP phase at once (sessions are limited apart).
-const MAX_HANDSHAKES: usize = 10_000;
 
 /// The gateway's shared state, one handle for every phase; each part is
 /// reached through a method that says what it is for.
@@ -52,6 +49,8 @@ pub struct Gateway {
     events: EventEncoder,
     resume_keys: TokenKey,
     pages: Vec<Page>,
+    /// Connections not yet sessions, under `--max-handshakes`.
+    handshakes: runtime::Slots,
 }
 
 /// A file served on GET (`--page`), read at start.
@@ -109,9 +108,14 @@ impl Gateway {
         &self.resume_keys
     }
 
-    /// Whether a new client from `ip` may connect.
-    pub fn admit(&self, ip: std::net::IpAddr) -> Admission {
-        self.admission.admit(ip, &self.metrics)
+    /// Who may connect (see [`front::admission`]).
+    pub fn admission(&self) -> &AdmissionControl {
+        &self.admission
+    }
+
+    /// Connections in their handshake now.
+    pub fn handshakes(&self) -> usize {
+        self.handshakes.in_use()
     }
 
     /// The pool an event goes to, by the routes.
@@ -215,6 +219,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         events: EventEncoder::new(static_params(&config)?, &config.param_prefix),
         admission: AdmissionControl::new(&config),
         pages: config.pages.iter().map(|(path, file)| Page::load(path, file)).collect::<anyhow::Result<_>>()?,
+        handshakes: runtime::Slots::new(config.max_handshakes),
         session: SessionSettings::new(&config),
         config,
         upstreams,
@@ -237,28 +242,24 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     tokio::spawn(heartbeat(gateway.clone(), shutdown.clone()));
     tokio::spawn(serve_router_asks(gateway.clone(), asks));
 
-    let websocket = runtime::accept_loop(listener, MAX_HANDSHAKES, shutdown.clone(), {
+    let serve_on = |listener: TcpListener, front: front::Listener| {
         let gateway = gateway.clone();
-        move |stream, peer| front::http::serve_connection(stream, peer, gateway.clone())
-    });
+        runtime::accept_loop(listener, gateway.handshakes.clone(), shutdown.clone(), move |stream, peer| {
+            front::serve_accepted(stream, peer, front.clone(), gateway.clone())
+        })
+    };
+    let websocket = serve_on(listener, front::Listener::WebSocket);
     let tcp = async {
         if let Some(listener) = tcp_front {
-            let gateway = gateway.clone();
-            runtime::accept_loop(listener, MAX_HANDSHAKES, shutdown.clone(), move |stream, peer| {
-                front::tcp::serve_connection(stream, peer, gateway.clone())
-            })
-            .await;
+            serve_on(listener, front::Listener::Tcp).await;
         }
     };
     if let Some(certificate) = certificate {
         tokio::spawn(front::tls::reload_on_hangup(certificate, gateway.clone()));
     }
-    let tls = futures_util::future::join_all(tls_fronts.into_iter().map(|listener| {
-        let (gateway, acceptor, kind) = (gateway.clone(), listener.acceptor, listener.front);
-        runtime::accept_loop(listener.socket, MAX_HANDSHAKES, shutdown.clone(), move |stream, peer| {
-            front::tls::serve_connection(stream, peer, acceptor.clone(), kind, gateway.clone())
-        })
-    }));
+    let tls = futures_util::future::join_all(
+        tls_fronts.into_iter().map(|tls| serve_on(tls.socket, front::Listener::Tls(tls.acceptor, tls.front))),
+    );
     tokio::join!(websocket, tcp, tls);
     drain(&gateway).await;
     links_shutdown.trigger();

@@ -64,6 +64,11 @@ impl Metrics {
         let mut out = Exposition::default();
         let get = |c: &AtomicU64| c.load(Relaxed) as f64;
         out.gauge("gateway_sessions", "Sessions open now.", gateway.registry().len() as f64);
+        out.gauge(
+            "gateway_handshakes",
+            "Connections not yet sessions (TLS handshake, HTTP requests, upgrade), at most --max-handshakes.",
+            gateway.handshakes() as f64,
+        );
         out.counter(
             "gateway_connections_opened_total",
             "Client connections that became sessions.",
@@ -202,12 +207,18 @@ impl Metrics {
             stats.closes_lost.load(Relaxed),
         );
         out.counter("gateway_pushes_out_total", "Router pushes queued for clients.", stats.pushes_queued.load(Relaxed));
-        let parked = gateway.registry().parked();
-        out.gauge("gateway_sessions_offline", "Sessions waiting now for their client to resume.", parked.0 as f64);
+        let offline = gateway.registry().parked();
+        out.gauge("gateway_sessions_offline", "Sessions waiting now for their client to resume.", offline as f64);
+        let budget = gateway.session_settings().resume_budget();
         out.gauge(
             "gateway_resume_buffered_bytes",
-            "Bytes buffered now for sessions whose client is away.",
-            parked.1 as f64,
+            "Bytes kept now for resumes: replay logs and what waits for offline sessions (at most --resume-buffer-total-bytes).",
+            budget.used() as f64,
+        );
+        out.counter(
+            "gateway_resume_budget_dropped_total",
+            "Messages a replay log gave up or did not keep because --resume-buffer-total-bytes was reached.",
+            budget.dropped(),
         );
         let (mut open, mut ejected) = (Vec::new(), Vec::new());
         for pool in gateway.upstreams().pools() {

@@ -9,6 +9,11 @@ const BINARY_FLAG: u32 = 1 << 31;
 /// Default bound on a frame's data: larger frames close the connection.
 pub const DEFAULT_MAX_DATA: usize = 1 << 20;
 
+/// Bound on a whole frame (session area and data) before AUTH: an AUTH
+/// frame is a role and a token, so an unauthenticated peer makes us hold
+/// no more than this.
+pub const MAX_BEFORE_AUTH: usize = 4 << 10;
+
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     #[error("frame data of {len} bytes exceeds the limit of {max}")]
@@ -19,16 +24,32 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
-/// Socket framing for [`Frame`]s, with a bound on the data length so a
-/// hostile or broken peer cannot make us buffer without limit.
+/// Socket framing for [`Frame`]s, with a bound on the data length, and on
+/// the session area and data together, so a hostile or broken peer cannot
+/// make us buffer without limit.
 #[derive(Clone, Debug)]
 pub struct FrameCodec {
     max_data: usize,
+    /// The session area and the data together.
+    max_body: usize,
 }
 
 impl FrameCodec {
+    /// Data up to `max_data`, with a session area up to the 64 KiB its
+    /// 16-bit length can say.
     pub fn new(max_data: usize) -> FrameCodec {
-        FrameCodec { max_data }
+        FrameCodec { max_data, max_body: max_data + u16::MAX as usize }
+    }
+
+    /// For a peer that has not authenticated yet: whole frames up to
+    /// [`MAX_BEFORE_AUTH`]; [`FrameCodec::authenticated`] lifts it.
+    pub fn before_auth() -> FrameCodec {
+        FrameCodec { max_data: MAX_BEFORE_AUTH, max_body: MAX_BEFORE_AUTH }
+    }
+
+    /// The bounds once the peer has shown its token.
+    pub fn authenticated(&mut self, max_data: usize) {
+        *self = FrameCodec::new(max_data);
     }
 }
 
@@ -52,6 +73,9 @@ impl Decoder for FrameCodec {
         let len = (raw_len & !BINARY_FLAG) as usize;
         if len > self.max_data {
             return Err(FrameError::TooLarge { len, max: self.max_data });
+        }
+        if slen + len > self.max_body {
+            return Err(FrameError::TooLarge { len: slen + len, max: self.max_body });
         }
         let total = HEADER_LEN + slen + len;
         if src.len() < total {
@@ -161,6 +185,20 @@ mod tests {
         let mut buf = BytesMut::from(&b"\x00\x06\x00\x00\x00\x10\x00\x01"[..]);
         let err = FrameCodec::new(1024).decode(&mut buf).unwrap_err();
         assert!(matches!(err, FrameError::TooLarge { len: 0x100001, max: 1024 }));
+    }
+
+    #[test]
+    fn before_auth_the_session_area_counts_and_nothing_large_is_buffered() {
+        let mut codec = FrameCodec::before_auth();
+        let mut buf = BytesMut::from(&b"\x00\x05\x10\x00\x00\x00\x00\x10"[..]);
+        assert!(matches!(codec.decode(&mut buf).unwrap_err(), FrameError::TooLarge { len: 0x1010, .. }));
+        assert!(buf.capacity() < 64, "nothing reserved for it");
+        let auth = encode(&Frame::new(FrameKind::Auth, Bytes::from_static(b"backend"), Bytes::from_static(b"t")));
+        let mut buf = BytesMut::from(&auth[..]);
+        assert!(codec.decode(&mut buf).unwrap().is_some());
+        codec.authenticated(DEFAULT_MAX_DATA);
+        let mut buf = BytesMut::from(&b"\x00\x05\x10\x00\x00\x00\x00\x10"[..]);
+        assert!(codec.decode(&mut buf).unwrap().is_none(), "a large frame waits for its bytes once authenticated");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod outbound;
 pub mod server;
 pub mod store;
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -41,13 +42,25 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let settings = config.link_settings();
     let binary_hub = hub.clone();
     let arrival = Arc::new(ArrivalOrder::default());
-    let binary_loop = runtime::accept_loop(binary, config.max_connections, shutdown.clone(), move |stream, _| {
-        server::binary::serve_connection(stream, binary_hub.clone(), settings, credentials.clone(), arrival.ticket())
-    });
+    let binary_loop = runtime::accept_loop(
+        binary,
+        runtime::Slots::new(config.max_connections),
+        shutdown.clone(),
+        move |stream, _| {
+            server::binary::serve_connection(
+                stream,
+                binary_hub.clone(),
+                settings,
+                credentials.clone(),
+                arrival.ticket(),
+            )
+        },
+    );
     let watched_hub = hub.clone();
-    let http_loop = runtime::accept_loop(http, config.max_connections, shutdown.clone(), move |stream, _| {
-        server::http::serve_connection(stream, hub.clone(), token.clone())
-    });
+    let http_loop =
+        runtime::accept_loop(http, runtime::Slots::new(config.max_connections), shutdown.clone(), move |stream, _| {
+            server::http::serve_connection(stream, hub.clone(), token.clone())
+        });
     let lease = std::time::Duration::from_millis(config.gateway_lease_ms);
     tokio::join!(binary_loop, http_loop, watch_store(watched_hub, lease, shutdown.clone()));
     Ok(())
@@ -61,6 +74,8 @@ const STORE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1)
 /// - ends the sessions of a gateway whose lease ran out (it died without a
 ///   word): they leave every channel and user, and a live gateway sends
 ///   their close events to the backend;
+/// - forgets the joins and binds of sessions that no gateway reported
+///   within the lease (joined after they closed, or never existed);
 /// - when Redis lost its data, asks every gateway to report again.
 async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, shutdown: Shutdown) {
     // An empty store at this router's first look is a new one, not a loss.
@@ -74,6 +89,14 @@ async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, shutdown: Shutdo
         if let Err(err) = store.renew_leases(&hub.linked_gateway_keys(), lease).await {
             tracing::warn!(%err, "could not renew gateway leases");
             continue;
+        }
+        let unheld = hub.sweep_unheld(lease);
+        if !unheld.is_empty() {
+            tracing::info!(sessions = unheld.len(), "forgetting joins of sessions no gateway holds");
+            match store.forget(&unheld).await {
+                Ok(()) => _ = hub.metrics.unheld_swept.fetch_add(unheld.len() as u64, Relaxed),
+                Err(err) => tracing::warn!(%err, "could not forget sessions no gateway holds"),
+            }
         }
         while let Ok(Some((gateway, ids))) = store.reap_dead_gateway().await {
             tracing::warn!(gateway, sessions = ids.len(), "gateway lease expired: ending its sessions");

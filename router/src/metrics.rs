@@ -11,6 +11,8 @@ pub struct Gauges {
     pub gateways: usize,
     pub sessions: usize,
     pub queued_bytes: usize,
+    /// Sessions joined or bound that no gateway has reported yet.
+    pub unheld: usize,
 }
 
 #[derive(Default)]
@@ -24,6 +26,7 @@ pub struct RouterMetrics {
     pub gateways_cut_off: [AtomicU64; CutOff::ALL.len()],
     pub pushes_too_large: AtomicU64,
     pub gateway_frames_refused: AtomicU64,
+    pub unheld_swept: AtomicU64,
 }
 
 impl RouterMetrics {
@@ -39,7 +42,7 @@ impl RouterMetrics {
     /// sessions they hold, and the bytes queued for them.
     pub fn render(&self, gauges: Gauges) -> String {
         let mut out = Exposition::default();
-        let Gauges { gateways, sessions, queued_bytes } = gauges;
+        let Gauges { gateways, sessions, queued_bytes, unheld } = gauges;
         out.gauge("router_gateways", "Gateways linked to this router.", gateways as f64);
         out.gauge("router_sessions", "Sessions on the linked gateways.", sessions as f64);
         let per_command = |counters: &[AtomicU64]| {
@@ -89,6 +92,16 @@ impl RouterMetrics {
             "router_gateway_frames_refused_total",
             "Frames ignored from a gateway: about a session another gateway holds, or an answer to a resume not asked of it.",
             self.gateway_frames_refused.load(Relaxed),
+        );
+        out.gauge(
+            "router_unheld_sessions",
+            "Sessions a backend joined or bound that no linked gateway holds, waiting to be reported or swept.",
+            unheld as f64,
+        );
+        out.counter(
+            "router_unheld_sessions_swept_total",
+            "Sessions whose memberships and user were dropped because no gateway held them within the lease.",
+            self.unheld_swept.load(Relaxed),
         );
         out.counter(
             "router_pushes_too_large_total",

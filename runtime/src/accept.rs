@@ -9,19 +9,43 @@ use tokio::sync::Semaphore;
 
 use crate::Shutdown;
 
-/// Accepts until shutdown, with at most `max_connections` served at once:
-/// past that, accepting waits instead of spawning without bound.
-pub async fn accept_loop<F, Fut>(listener: TcpListener, max_connections: usize, shutdown: Shutdown, serve: F)
+/// How many accepted connections are served at once: listeners given
+/// clones of one `Slots` share its bound.
+#[derive(Clone)]
+pub struct Slots {
+    permits: Arc<Semaphore>,
+    max: usize,
+}
+
+impl Slots {
+    pub fn new(max: usize) -> Slots {
+        Slots { permits: Arc::new(Semaphore::new(max)), max }
+    }
+
+    /// Connections being served now.
+    pub fn in_use(&self) -> usize {
+        self.max - self.permits.available_permits()
+    }
+}
+
+/// Accepts until shutdown, each connection served in a task of its own
+/// while it holds one of `slots`: past the bound, accepting waits (the
+/// kernel's backlog holds the rest) instead of spawning without bound.
+pub async fn accept_loop<F, Fut>(listener: TcpListener, slots: Slots, shutdown: Shutdown, serve: F)
 where
     F: Fn(TcpStream, SocketAddr) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let permits = Arc::new(Semaphore::new(max_connections));
     loop {
-        let permit = tokio::select! {
+        // A free slot first, then the next connection: with none free, the
+        // kernel's backlog holds the rest, and no slot is held by a wait
+        // for a connection (listeners sharing slots may race for the last
+        // one: the loser holds its one accepted connection until one frees).
+        let free = tokio::select! {
             _ = shutdown.wait() => return,
-            permit = permits.clone().acquire_owned() => permit.expect("semaphore never closes"),
+            free = slots.permits.acquire() => free.expect("semaphore never closes"),
         };
+        drop(free);
         let (stream, peer) = tokio::select! {
             _ = shutdown.wait() => return,
             accepted = listener.accept() => match accepted {
@@ -32,6 +56,10 @@ where
                     continue;
                 }
             },
+        };
+        let permit = tokio::select! {
+            _ = shutdown.wait() => return,
+            permit = slots.permits.clone().acquire_owned() => permit.expect("semaphore never closes"),
         };
         let _ = stream.set_nodelay(true);
         let conn = serve(stream, peer);

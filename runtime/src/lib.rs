@@ -14,7 +14,7 @@ mod shutdown;
 
 use std::time::Duration;
 
-pub use accept::accept_loop;
+pub use accept::{accept_loop, Slots};
 pub use config::{args_with_config_file, no_empty_secrets};
 pub use logging::{init_tracing, LogFormat};
 #[cfg(feature = "redis")]

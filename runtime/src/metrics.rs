@@ -66,7 +66,7 @@ mod admin {
     {
         let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("bind admin {addr}: {e}"))?;
         let render = Arc::new(render);
-        crate::accept_loop(listener, 64, shutdown, move |stream, _| {
+        crate::accept_loop(listener, crate::Slots::new(64), shutdown, move |stream, _| {
             let render = render.clone();
             async move {
                 let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {

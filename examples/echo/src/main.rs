@@ -45,6 +45,9 @@ struct Config {
     /// Append one JSON line per event (event, params, body) to this file.
     #[arg(long)]
     log: Option<PathBuf>,
+    /// The gateway's --param-prefix, before EVENT (HTTP_ is always understood).
+    #[arg(long, default_value = "")]
+    param_prefix: String,
 }
 
 struct App {
@@ -64,7 +67,8 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(listen = %config.listen, "echo-app ready");
     let app = Arc::new(App { config, log });
     let shutdown = runtime::Shutdown::on_signal();
-    runtime::accept_loop(listener, 4096, shutdown, move |stream, _| serve(stream, app.clone())).await;
+    runtime::accept_loop(listener, runtime::Slots::new(4096), shutdown, move |stream, _| serve(stream, app.clone()))
+        .await;
     Ok(())
 }
 
@@ -113,7 +117,8 @@ impl App {
     fn respond(&self, pairs: &[(Bytes, Bytes)], body: &[u8]) -> Vec<u8> {
         let param = |name: &str| pairs.iter().find(|(n, _)| n == name.as_bytes()).map(|(_, v)| v.as_ref());
         // `HTTP_EVENT` when the gateway runs with `--param-prefix HTTP_`.
-        let event = match param("EVENT").or_else(|| param("HTTP_EVENT")) {
+        let prefixed = format!("{}EVENT", self.config.param_prefix);
+        let event = match param(&prefixed).or_else(|| param("HTTP_EVENT")) {
             Some(b"1") => "connect",
             Some(b"2") => "close",
             Some(b"3") => "offline",
@@ -153,9 +158,19 @@ impl App {
     }
 }
 
+/// The params by name; a name sent more than once has all its values, in
+/// order, as an array, so a test sees what a backend could be fooled by.
 fn params_json(pairs: &[(Bytes, Bytes)]) -> Map<String, Value> {
-    pairs
-        .iter()
-        .map(|(name, value)| (String::from_utf8_lossy(name).into_owned(), json!(String::from_utf8_lossy(value))))
-        .collect()
+    let mut params = Map::new();
+    for (name, value) in pairs {
+        let value = json!(String::from_utf8_lossy(value));
+        match params.entry(String::from_utf8_lossy(name)) {
+            serde_json::map::Entry::Vacant(entry) => _ = entry.insert(value),
+            serde_json::map::Entry::Occupied(mut entry) => match entry.get_mut() {
+                Value::Array(values) => values.push(value),
+                first => *first = json!([first.take(), value]),
+            },
+        }
+    }
+    params
 }

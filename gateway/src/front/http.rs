@@ -16,26 +16,29 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::front::admission::Admission;
+use crate::front::admission::{Entry, Refusal};
 use crate::front::websocket::{self, deflate, WebSocket};
 use crate::resume::token::{self, Ask};
 use crate::session::close::CloseReason;
-use crate::session::event::header_param;
 use crate::session::task::Start;
 use crate::upstream::fastcgi::{ParamBlock, ParamTooLarge};
 use crate::Gateway;
 
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection refused at accept is kept for its client to read why.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
 /// A client's stream, plain or TLS.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
-pub async fn serve_connection<I: Io>(stream: I, remote: SocketAddr, gateway: Arc<Gateway>) {
+/// Serves a connection admitted at accept as `entry` (its place among its
+/// address's lasts as long as the connection, or the session it becomes).
+pub async fn serve_connection<I: Io>(stream: I, remote: SocketAddr, entry: Entry, gateway: Arc<Gateway>) {
     let service = service_fn(move |req| {
-        let gateway = gateway.clone();
-        async move { Ok::<_, Infallible>(handle::<I>(req, gateway, remote).await) }
+        let (gateway, entry) = (gateway.clone(), entry.clone());
+        async move { Ok::<_, Infallible>(handle::<I>(req, gateway, remote, entry).await) }
     });
     let result = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -48,10 +51,39 @@ pub async fn serve_connection<I: Io>(stream: I, remote: SocketAddr, gateway: Arc
     }
 }
 
-async fn handle<I: Io>(req: Request<Incoming>, gateway: Arc<Gateway>, peer: SocketAddr) -> Response<Full<Bytes>> {
+/// A connection refused at accept: its client is told why, in HTTP, and
+/// what it sent is read so that closing does not reset the connection
+/// before the answer is read.
+pub async fn refuse(mut stream: tokio::net::TcpStream, refusal: Refusal) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let status = match refusal {
+        Refusal::Full => StatusCode::SERVICE_UNAVAILABLE,
+        Refusal::TooFast | Refusal::TooMany => StatusCode::TOO_MANY_REQUESTS,
+    };
+    let body = refusal.text();
+    let response = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut unread = [0u8; 1024];
+        while stream.read(&mut unread).await? > 0 {}
+        std::io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(REFUSAL_LINGER, answer).await;
+}
+
+async fn handle<I: Io>(
+    req: Request<Incoming>,
+    gateway: Arc<Gateway>,
+    peer: SocketAddr,
+    entry: Entry,
+) -> Response<Full<Bytes>> {
     let remote = crate::front::proxy::client_addr(&gateway.config().trusted_proxies, peer, req.headers());
     if wants_websocket(req.headers()) {
-        return upgrade::<I>(req, gateway, remote);
+        return upgrade::<I>(req, gateway, remote, &entry);
     }
     if let Some(route) = gateway.config().http_routes.iter().find(|r| req.uri().path().starts_with(&r.prefix)) {
         let pool = route.pool.clone();
@@ -141,7 +173,12 @@ const HANDSHAKE_HEADERS: [HeaderName; 5] = [
     header::SEC_WEBSOCKET_EXTENSIONS,
 ];
 
-fn upgrade<I: Io>(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr) -> Response<Full<Bytes>> {
+fn upgrade<I: Io>(
+    mut req: Request<Incoming>,
+    gateway: Arc<Gateway>,
+    remote: SocketAddr,
+    entry: &Entry,
+) -> Response<Full<Bytes>> {
     if req.method() != Method::GET {
         return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "a WebSocket upgrade is a GET\n");
     }
@@ -154,15 +191,9 @@ fn upgrade<I: Io>(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: Soc
         gateway.metrics().refused_origin.fetch_add(1, Relaxed);
         return respond(StatusCode::FORBIDDEN, "text/plain", "origin not allowed\n");
     }
-    let admission = gateway.admit(remote.ip());
-    match admission {
-        Admission::TooFast => {
-            return respond(StatusCode::TOO_MANY_REQUESTS, "text/plain", "connecting too fast from your address\n")
-        }
-        Admission::TooMany => {
-            return respond(StatusCode::TOO_MANY_REQUESTS, "text/plain", "too many connections from your address\n")
-        }
-        Admission::Welcome(_) | Admission::Full => {}
+    let admission = gateway.admission().admit(entry, remote.ip(), gateway.metrics());
+    if let Err(refusal @ (Refusal::TooFast | Refusal::TooMany)) = admission {
+        return respond(StatusCode::TOO_MANY_REQUESTS, "text/plain", refusal.text());
     }
     let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
         return respond(StatusCode::BAD_REQUEST, "text/plain", "missing Sec-WebSocket-Key\n");
@@ -200,7 +231,7 @@ fn upgrade<I: Io>(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: Soc
             gateway.metrics().closed(reason);
             reason.frame()
         };
-        let Admission::Welcome(seat) = admission else {
+        let Ok(seat) = admission else {
             let _ = ws.send(refuse(CloseReason::ServerFull)).await;
             return;
         };
@@ -287,7 +318,7 @@ fn encode_connection_params(
     params.push(b"DOCUMENT_URI", uri.path().as_bytes())?;
     params.push(b"QUERY_STRING", uri.query().unwrap_or("").as_bytes())?;
     for name in req.headers().keys().filter(|name| !left_out.contains(name)) {
-        let Some(param) = header_param(name.as_str()) else { continue };
+        let Some(param) = gateway.events().header_param(name.as_str()) else { continue };
         if gateway.events().static_params.get(param.as_bytes()).is_some() {
             continue;
         }

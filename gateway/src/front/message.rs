@@ -4,6 +4,7 @@
 //! that needs it and written as it is to every other.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -77,6 +78,9 @@ pub struct Shared {
     data: Bytes,
     plain: OnceLock<Bytes>,
     deflated: OnceLock<Bytes>,
+    /// Sessions that keep it for a resume: its bytes are counted against
+    /// the resume budget once, while there is any.
+    keepers: AtomicU32,
 }
 
 impl Payload {
@@ -87,13 +91,59 @@ impl Payload {
 
     /// For many recipients: framed and compressed at most once, for all.
     pub fn shared(data: Bytes) -> Payload {
-        Payload::Shared(Arc::new(Shared { data, plain: OnceLock::new(), deflated: OnceLock::new() }))
+        Payload::Shared(Arc::new(Shared {
+            data,
+            plain: OnceLock::new(),
+            deflated: OnceLock::new(),
+            keepers: AtomicU32::new(0),
+        }))
     }
 
     pub fn data(&self) -> &Bytes {
         match self {
             Payload::Own(data) => data,
             Payload::Shared(shared) => &shared.data,
+        }
+    }
+
+    /// Kept by one more session for a resume: `charge` takes its bytes from
+    /// a budget (false: no room, and it is not kept), for an own payload
+    /// each time, for a shared one only as its first keeper; `refund` gives
+    /// back a charge that lost a race to be first.
+    pub fn keep(&self, charge: impl Fn(usize) -> bool, refund: impl Fn(usize)) -> bool {
+        let shared = match self {
+            Payload::Own(data) => return charge(data.len()),
+            Payload::Shared(shared) => shared,
+        };
+        loop {
+            let keepers = shared.keepers.load(Ordering::Acquire);
+            if keepers > 0 {
+                let counted =
+                    shared.keepers.compare_exchange(keepers, keepers + 1, Ordering::AcqRel, Ordering::Acquire);
+                if counted.is_ok() {
+                    return true;
+                }
+                continue;
+            }
+            if !charge(shared.data.len()) {
+                return false;
+            }
+            if shared.keepers.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                return true;
+            }
+            refund(shared.data.len());
+        }
+    }
+
+    /// No longer kept by one session: the bytes to give back to the budget
+    /// (a shared payload's only when its last keeper lets go).
+    pub fn release(&self) -> usize {
+        match self {
+            Payload::Own(data) => data.len(),
+            Payload::Shared(shared) => match shared.keepers.fetch_sub(1, Ordering::AcqRel) {
+                1 => shared.data.len(),
+                _ => 0,
+            },
         }
     }
 

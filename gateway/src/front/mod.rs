@@ -2,8 +2,8 @@
 //! plain HTTP routes and pages; `websocket`: our codec; `tls`: wss://) and the raw TCP
 //! front (`tcp`, with fooking's length `framing`); `transport` makes both
 //! look alike to a session, which sends them `message`s; `admission`
-//! decides who may connect (per-address limits, the client's address
-//! behind a trusted proxy, the connection limit).
+//! decides who may connect (per-address limits at accept, the client's
+//! address behind a trusted proxy, the connection limit).
 
 pub mod admission;
 pub mod framing;
@@ -15,3 +15,47 @@ pub mod tcp;
 pub mod tls;
 pub mod transport;
 pub mod websocket;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+
+use crate::Gateway;
+
+/// What a listener serves.
+#[derive(Clone)]
+pub enum Listener {
+    /// WebSocket upgrades and plain HTTP.
+    WebSocket,
+    /// fooking's length-framed clients.
+    Tcp,
+    /// Either, over TLS.
+    Tls(tokio_rustls::TlsAcceptor, tls::Front),
+}
+
+/// An accepted connection: admitted by its peer's address before a byte
+/// of it is read (an HTTP client refused gets a 429 while few others
+/// linger, others are closed), then served by its listener's front.
+pub async fn serve_accepted(stream: TcpStream, peer: SocketAddr, listener: Listener, gateway: Arc<Gateway>) {
+    let entry = match gateway.admission().at_accept(peer.ip(), gateway.metrics()) {
+        Ok(entry) => entry,
+        Err(refusal) => {
+            tracing::debug!(%peer, ?refusal, "connection refused at accept");
+            // Told why in a task of its own, outside the handshake slots,
+            // so refusals cannot crowd out the connections let in.
+            if let (Listener::WebSocket, Some(lingering)) = (listener, gateway.admission().linger()) {
+                tokio::spawn(async move {
+                    http::refuse(stream, refusal).await;
+                    drop(lingering);
+                });
+            }
+            return;
+        }
+    };
+    match listener {
+        Listener::WebSocket => http::serve_connection(stream, peer, entry, gateway).await,
+        Listener::Tcp => tcp::serve_connection(stream, peer, entry, gateway),
+        Listener::Tls(acceptor, front) => tls::serve_connection(stream, peer, entry, acceptor, front, gateway).await,
+    }
+}

@@ -7,17 +7,20 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::front::admission::Admission;
+use crate::front::admission::Entry;
 use crate::front::transport::Tcp;
 use crate::upstream::fastcgi::ParamBlock;
 use crate::Gateway;
 
-pub async fn serve_connection<S>(stream: S, remote: SocketAddr, gateway: Arc<Gateway>)
+/// Starts the session of a client admitted at accept as `entry`, in a task
+/// of its own: a session holds a place under `--max-connections`, not one
+/// of the handshake slots.
+pub fn serve_connection<S>(stream: S, remote: SocketAddr, entry: Entry, gateway: Arc<Gateway>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // No close frames here: a refused client is simply disconnected.
-    let Admission::Welcome(seat) = gateway.admit(remote.ip()) else { return };
+    let Ok(seat) = gateway.admission().admit(&entry, remote.ip(), gateway.metrics()) else { return };
     let mut params = ParamBlock::default();
     let address = [("REMOTE_ADDR", remote.ip().to_string()), ("REMOTE_PORT", remote.port().to_string())];
     for (name, value) in address {
@@ -25,5 +28,5 @@ where
     }
     let transport = Tcp::new(stream, gateway.config().max_message);
     let start = crate::session::task::Start::New { resumable: false };
-    crate::session::task::run(gateway, transport, params.compact(), seat, start).await;
+    tokio::spawn(crate::session::task::run(gateway, transport, params.compact(), seat, start));
 }

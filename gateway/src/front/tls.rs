@@ -21,6 +21,7 @@ use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+use super::admission::Entry;
 use crate::{Config, Gateway};
 
 /// A client gets this long to finish its TLS handshake.
@@ -126,6 +127,7 @@ pub async fn bind(config: &Config) -> anyhow::Result<(Option<Arc<Certificate>>, 
 pub async fn serve_connection(
     stream: TcpStream,
     remote: SocketAddr,
+    entry: Entry,
     acceptor: TlsAcceptor,
     front: Front,
     gateway: Arc<Gateway>,
@@ -135,8 +137,8 @@ pub async fn serve_connection(
         tracing::debug!(%remote, why, "TLS handshake failed");
     };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) if front == Front::WebSocket => super::http::serve_connection(tls, remote, gateway.clone()).await,
-        Ok(Ok(tls)) => super::tcp::serve_connection(tls, remote, gateway.clone()).await,
+        Ok(Ok(tls)) if front == Front::WebSocket => super::http::serve_connection(tls, remote, entry, gateway).await,
+        Ok(Ok(tls)) => super::tcp::serve_connection(tls, remote, entry, gateway),
         Ok(Err(err)) => failed(err.to_string()),
         Err(_) => failed(format!("no handshake within {HANDSHAKE_TIMEOUT:?}")),
     }

@@ -103,6 +103,8 @@ async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc
     links.connected(id);
     // Takes pushes from each router from its MOVED on (or from a relink,
     // whose report routes the session here); from all, in the end.
+    let budget = gateway.session_settings().resume_budget().clone();
+    let written = Written::from_handover(state.generation, state.next_seq, state.written, budget);
     let (all_moved, gateway) = (outbox.clone(), gateway.clone());
     tokio::spawn(async move {
         let every_linked = |accepted| {
@@ -113,7 +115,7 @@ async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc
         all_moved.accept_only(u64::MAX);
     });
     let meta = ParamBlock::decode(&state.meta).unwrap_or_default();
-    Ok((outbox, Carried { meta, written: Written::from_handover(state.generation, state.next_seq, state.written) }))
+    Ok((outbox, Carried { meta, written }))
 }
 
 /// At the holding gateway: hands `session` to gateway `to`, which asked

@@ -3,10 +3,12 @@
 //! and what a session hands its next connection.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use protocol::handover::{Outgoing, Refusal};
 use tokio::sync::oneshot;
 
+use super::budget::ResumeBudget;
 use crate::front::message::{Message, Payload};
 use crate::upstream::fastcgi::ParamBlock;
 
@@ -18,7 +20,7 @@ pub struct Keep {
 }
 
 /// A resumable session's numbering of what it wrote, and the last of it,
-/// kept within the resume buffer's bounds.
+/// kept within the resume buffer's bounds and the gateway's budget.
 #[derive(Debug)]
 pub struct Written {
     pub generation: u32,
@@ -26,6 +28,7 @@ pub struct Written {
     pub next_seq: u64,
     recent: VecDeque<Message>,
     bytes: usize,
+    budget: Arc<ResumeBudget>,
 }
 
 /// A client that asks for messages older than the session still keeps.
@@ -33,23 +36,36 @@ pub struct Written {
 pub struct Gap;
 
 impl Written {
-    pub fn new(generation: u32, next_seq: u64) -> Written {
-        Written { generation, next_seq, recent: VecDeque::new(), bytes: 0 }
+    pub fn new(generation: u32, next_seq: u64, budget: Arc<ResumeBudget>) -> Written {
+        Written { generation, next_seq, recent: VecDeque::new(), bytes: 0, budget }
     }
 
-    /// Numbers a message about to be written and keeps it.
-    /// Numbers `message` and keeps it, within `keep`: the oldest go first.
+    /// Numbers `message` and keeps it, within `keep` and the gateway's
+    /// budget: the oldest go first. A message the budget has no room for,
+    /// even with this log emptied, is numbered and not kept.
     pub fn record(&mut self, message: &Message, keep: Keep) {
         if message.payload().is_none() {
             return;
         }
         self.next_seq += 1;
+        while !self.budget.keep(message) {
+            self.budget.count_dropped();
+            if self.recent.is_empty() {
+                return;
+            }
+            self.drop_oldest();
+        }
         self.bytes += message.len();
         self.recent.push_back(message.clone());
         while self.recent.len() > keep.messages || self.bytes > keep.bytes {
-            let dropped = self.recent.pop_front().expect("over a bound means not empty");
-            self.bytes -= dropped.len();
+            self.drop_oldest();
         }
+    }
+
+    fn drop_oldest(&mut self) {
+        let dropped = self.recent.pop_front().expect("only called when not empty");
+        self.bytes -= dropped.len();
+        self.budget.release(&dropped);
     }
 
     /// The messages after the client's `last` (all it got when not given),
@@ -61,9 +77,8 @@ impl Written {
         if last + 1 < oldest_kept {
             return Err(Gap);
         }
-        let skip = (last + 1 - oldest_kept) as usize;
-        for dropped in self.recent.drain(..skip) {
-            self.bytes -= dropped.len();
+        for _ in oldest_kept..=last {
+            self.drop_oldest();
         }
         Ok(self.recent.iter().cloned().collect())
     }
@@ -72,12 +87,28 @@ impl Written {
         self.recent.iter()
     }
 
-    /// Rebuilt from a hand-over.
-    pub fn from_handover(generation: u32, next_seq: u64, recent: Vec<Outgoing>) -> Written {
-        let recent: VecDeque<Message> =
-            recent.into_iter().map(|m| Message::new(Payload::new(m.data), m.binary)).collect();
-        let bytes = recent.iter().map(Message::len).sum();
-        Written { generation, next_seq, recent, bytes }
+    /// Rebuilt from a hand-over, keeping the newest of it that the budget
+    /// has room for.
+    pub fn from_handover(generation: u32, next_seq: u64, recent: Vec<Outgoing>, budget: Arc<ResumeBudget>) -> Written {
+        let mut written = Written::new(generation, next_seq, budget);
+        for message in recent.into_iter().rev() {
+            let message = Message::new(Payload::new(message.data), message.binary);
+            if !written.budget.keep(&message) {
+                written.budget.count_dropped();
+                break;
+            }
+            written.bytes += message.len();
+            written.recent.push_front(message);
+        }
+        written
+    }
+}
+
+impl Drop for Written {
+    fn drop(&mut self) {
+        for message in &self.recent {
+            self.budget.release(message);
+        }
     }
 }
 
@@ -109,9 +140,13 @@ mod tests {
         Keep { messages, bytes }
     }
 
+    fn unbounded() -> Arc<ResumeBudget> {
+        Arc::new(ResumeBudget::new(usize::MAX))
+    }
+
     #[test]
     fn replays_what_the_client_missed_or_reports_a_gap() {
-        let mut written = Written::new(0, 1);
+        let mut written = Written::new(0, 1, unbounded());
         for i in 1..=5 {
             written.record(&Message::text(format!("m{i}")), limits(3, 100));
         }
@@ -126,10 +161,35 @@ mod tests {
 
     #[test]
     fn the_byte_bound_evicts_too() {
-        let mut written = Written::new(0, 1);
+        let mut written = Written::new(0, 1, unbounded());
         written.record(&Message::text("aaaa"), limits(10, 6));
         written.record(&Message::text("bbbb"), limits(10, 6));
         assert_eq!(written.recent().count(), 1);
         assert_eq!(written.replay_after(Some(1)), Ok(vec![Message::text("bbbb")]));
+    }
+
+    #[test]
+    fn past_the_budget_a_log_gives_up_its_own_oldest_and_gives_all_back_when_dropped() {
+        let budget = Arc::new(ResumeBudget::new(10));
+        let mut other = Written::new(0, 1, budget.clone());
+        other.record(&Message::text("123456"), limits(10, 100));
+        let mut written = Written::new(0, 1, budget.clone());
+        written.record(&Message::text("abc"), limits(10, 100));
+        written.record(&Message::text("de"), limits(10, 100));
+        assert_eq!(written.recent().count(), 1, "abc went to make room for de");
+        assert_eq!(budget.used(), 8);
+        written.record(&Message::text("far too large"), limits(10, 100));
+        assert_eq!((written.recent().count(), written.next_seq), (0, 4), "numbered, not kept");
+        assert_eq!(written.replay_after(Some(2)), Err(Gap), "a resume that needs it is told");
+        assert_eq!(written.replay_after(Some(3)), Ok(vec![]));
+        assert_eq!(budget.dropped(), 3);
+        drop(other);
+        assert_eq!(budget.used(), 0);
+        let handed =
+            vec![Outgoing { binary: false, data: "older".into() }, Outgoing { binary: false, data: "newest".into() }];
+        let rebuilt = Written::from_handover(1, 3, handed, budget.clone());
+        assert_eq!(rebuilt.recent().collect::<Vec<_>>(), [&Message::text("newest")], "the newest that fit");
+        drop(rebuilt);
+        assert_eq!(budget.used(), 0);
     }
 }

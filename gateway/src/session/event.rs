@@ -112,15 +112,10 @@ pub struct Event {
 
 /// Names a client header must never reach the backend under: they would
 /// pass for the gateway's own params (`HTTP_SESSIONID` with a Go-style
-/// prefix) or are CGI's own (`HTTP_PROXY`, "httpoxy").
+/// prefix) or are CGI's own (`HTTP_PROXY`, "httpoxy"). The names that
+/// `--param-prefix` gives SESSIONID and EVENT are reserved too.
 const RESERVED_HEADER_PARAMS: &[&str] =
     &["HTTP_SESSIONID", "HTTP_EVENT", "HTTP_PROXY", "HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"];
-
-/// The CGI name of a client header: `X-Forwarded-For` is `HTTP_X_FORWARDED_FOR`.
-pub fn header_param(name: &str) -> Option<String> {
-    let param = format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_"));
-    (!RESERVED_HEADER_PARAMS.contains(&param.as_str())).then_some(param)
-}
 
 /// Builds each event's request. Holds what is fixed for the gateway's
 /// life: the static params and the names of SESSIONID and EVENT.
@@ -135,6 +130,15 @@ impl EventEncoder {
     pub fn new(static_params: ParamBlock, prefix: &str) -> EventEncoder {
         let name = |base: &str| format!("{prefix}{base}").into_bytes();
         EventEncoder { static_params, session_param: name("SESSIONID"), event_param: name("EVENT") }
+    }
+
+    /// The CGI name of a client header (`X-Forwarded-For` is
+    /// `HTTP_X_FORWARDED_FOR`); none for a reserved name, which would pass
+    /// for the gateway's own SESSIONID or EVENT under any prefix.
+    pub fn header_param(&self, name: &str) -> Option<String> {
+        let param = format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_"));
+        let ours = [&self.session_param, &self.event_param].iter().any(|own| own.as_slice() == param.as_bytes());
+        (!ours && !RESERVED_HEADER_PARAMS.contains(&param.as_str())).then_some(param)
     }
 
     /// The whole request: static params, the session's blocks, then the event's own.
@@ -174,9 +178,15 @@ mod tests {
 
     #[test]
     fn header_names_become_cgi_params_but_never_reserved_ones() {
-        assert_eq!(header_param("X-Forwarded-For").as_deref(), Some("HTTP_X_FORWARDED_FOR"));
-        assert_eq!(header_param("SessionId"), None);
-        assert_eq!(header_param("event"), None);
-        assert_eq!(header_param("Proxy"), None);
+        let plain = EventEncoder::new(ParamBlock::default(), "");
+        assert_eq!(plain.header_param("X-Forwarded-For").as_deref(), Some("HTTP_X_FORWARDED_FOR"));
+        assert_eq!(plain.header_param("SessionId"), None);
+        assert_eq!(plain.header_param("event"), None);
+        assert_eq!(plain.header_param("Proxy"), None);
+        let prefixed = EventEncoder::new(ParamBlock::default(), "HTTP_FK_");
+        assert_eq!(prefixed.header_param("Fk-Sessionid"), None, "would pass for HTTP_FK_SESSIONID");
+        assert_eq!(prefixed.header_param("FK-EVENT"), None);
+        assert_eq!(prefixed.header_param("SessionId"), None);
+        assert_eq!(prefixed.header_param("Fk-Other").as_deref(), Some("HTTP_FK_OTHER"));
     }
 }

@@ -7,7 +7,8 @@
 //! so an idle connection costs only this struct.
 //!
 //! While its client is away (parked), a resumable session's pushes wait
-//! here for it, under the resume buffer's bounds. The outbox is also how a
+//! here for it, under the resume buffer's bounds and the gateway's resume
+//! budget: while parked, everything queued is counted in the budget. The outbox is also how a
 //! new connection claims a session ([`TakeRequest`]), and, while a session
 //! moves between gateways, which routers' pushes it takes.
 
@@ -25,19 +26,22 @@ use protocol::handover::Refusal;
 
 use super::close::CloseReason;
 use crate::front::message::Message;
+use crate::resume::budget::ResumeBudget;
 use crate::resume::replay::TakeRequest;
 
 /// Router links a gateway may have: a session takes or skips each one's
 /// pushes by a bit of a `u64` (see [`Mailbox::accept_from`]).
 pub const MAX_ROUTERS: usize = 64;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Limits {
     pub messages: usize,
     pub bytes: usize,
     /// The bounds while parked.
     pub parked_messages: usize,
     pub parked_bytes: usize,
+    /// What parked sessions hold counts here too, with the replay logs.
+    pub resume_budget: Arc<ResumeBudget>,
 }
 
 struct Queue {
@@ -136,12 +140,8 @@ impl Mailbox {
         // One message always fits an empty queue: the bounds are on what
         // piles up, and a push is already bounded by the frame limit.
         let full = queue.messages.len() >= max_messages || (queue.bytes + len > max_bytes && queue.bytes > 0);
-        if full {
-            queue.close = Some(overflow);
-            queue.messages = VecDeque::new();
-            queue.bytes = 0;
-            drop(queue);
-            self.waker.wake();
+        if full || (queue.parked && !self.limits.resume_budget.keep(&message)) {
+            self.overflow(queue, overflow);
             return Pushed::Overflowed;
         }
         queue.messages.push_back(message);
@@ -152,6 +152,23 @@ impl Mailbox {
             self.waker.wake();
         }
         Pushed::Queued
+    }
+
+    /// Past a bound: the session closes for `reason`, and what it held goes.
+    fn overflow(&self, mut queue: std::sync::MutexGuard<'_, Queue>, reason: CloseReason) {
+        queue.close = Some(reason);
+        let dropped = std::mem::take(&mut queue.messages);
+        queue.bytes = 0;
+        self.unpark_all(&queue, &dropped);
+        drop(queue);
+        self.waker.wake();
+    }
+
+    /// Gives back to the resume budget what a parked queue counted there.
+    fn unpark_all<'a>(&self, queue: &Queue, messages: impl IntoIterator<Item = &'a Message>) {
+        if queue.parked {
+            messages.into_iter().for_each(|message| self.limits.resume_budget.release(message));
+        }
     }
 
     /// Asks the session to close (the first request wins).
@@ -211,7 +228,9 @@ impl Mailbox {
             return None;
         }
         queue.bytes = 0;
-        Some(Taken::Messages(std::mem::take(&mut queue.messages)))
+        let taken = std::mem::take(&mut queue.messages);
+        self.unpark_all(&queue, &taken);
+        Some(Taken::Messages(taken))
     }
 
     /// Bytes waiting to be written.
@@ -221,8 +240,26 @@ impl Mailbox {
 
     /// Parked, pushes wait under the resume buffer's bounds, and the
     /// heartbeat leaves the session alone.
+    /// What is queued then counts in the resume budget, or no longer does;
+    /// a session whose queue does not fit the budget ends.
     pub fn park(&self, parked: bool) {
-        self.queue.lock().unwrap().parked = parked;
+        let mut queue = self.queue.lock().unwrap();
+        if queue.parked == parked {
+            return;
+        }
+        let budget = &self.limits.resume_budget;
+        if !parked {
+            queue.messages.iter().for_each(|message| budget.release(message));
+            queue.parked = false;
+            return;
+        }
+        let kept = queue.messages.iter().take_while(|message| budget.keep(message)).count();
+        queue.parked = true;
+        if kept < queue.messages.len() {
+            queue.messages.iter().take(kept).for_each(|message| budget.release(message));
+            queue.parked = false;
+            self.overflow(queue, CloseReason::ResumeBufferFull);
+        }
     }
 
     pub fn is_parked(&self) -> bool {
@@ -253,7 +290,9 @@ impl Mailbox {
     pub fn drain(&self) -> VecDeque<Message> {
         let mut queue = self.queue.lock().unwrap();
         queue.bytes = 0;
-        std::mem::take(&mut queue.messages)
+        let drained = std::mem::take(&mut queue.messages);
+        self.unpark_all(&queue, &drained);
+        drained
     }
 
     /// Puts `messages` in front of what is queued: what an earlier gateway
@@ -261,11 +300,28 @@ impl Mailbox {
     pub fn prepend(&self, messages: impl IntoIterator<Item = Message>) {
         let mut queue = self.queue.lock().unwrap();
         let mut all: VecDeque<Message> = messages.into_iter().collect();
+        if queue.parked {
+            let budget = &self.limits.resume_budget;
+            let kept = all.iter().take_while(|message| budget.keep(message)).count();
+            if kept < all.len() {
+                all.iter().take(kept).for_each(|message| budget.release(message));
+                return self.overflow(queue, CloseReason::ResumeBufferFull);
+            }
+        }
         queue.bytes += all.iter().map(Message::len).sum::<usize>();
         all.append(&mut queue.messages);
         queue.messages = all;
         drop(queue);
         self.waker.wake();
+    }
+}
+
+impl Drop for Mailbox {
+    fn drop(&mut self) {
+        let queue = self.queue.get_mut().unwrap();
+        if queue.parked {
+            queue.messages.iter().for_each(|message| self.limits.resume_budget.release(message));
+        }
     }
 }
 
@@ -278,7 +334,8 @@ mod tests {
     }
 
     fn outbox(messages: usize, bytes: usize) -> Mailbox {
-        Mailbox::new(Arc::new(Limits { messages, bytes, parked_messages: 2, parked_bytes: 100 }))
+        let resume_budget = Arc::new(ResumeBudget::new(usize::MAX));
+        Mailbox::new(Arc::new(Limits { messages, bytes, parked_messages: 2, parked_bytes: 100, resume_budget }))
     }
 
     #[tokio::test]
@@ -318,6 +375,30 @@ mod tests {
         parked.push(Message::text("b"));
         assert_eq!(parked.push(Message::text("c")), Pushed::Overflowed);
         assert!(matches!(take(&parked, false).await, Taken::Close(CloseReason::ResumeBufferFull)));
+    }
+
+    #[tokio::test]
+    async fn a_parked_queue_counts_in_the_resume_budget_and_ends_past_it() {
+        let resume_budget = Arc::new(ResumeBudget::new(10));
+        let limits = Limits { messages: 10, bytes: 1000, parked_messages: 10, parked_bytes: 1000, resume_budget };
+        let limits = Arc::new(limits);
+        let outbox = Mailbox::new(limits.clone());
+        outbox.push(Message::text("1234"));
+        assert_eq!(limits.resume_budget.used(), 0, "an open session's queue is not kept for a resume");
+        outbox.park(true);
+        assert_eq!(limits.resume_budget.used(), 4);
+        assert_eq!(outbox.push(Message::text("567")), Pushed::Queued);
+        outbox.park(false);
+        assert_eq!(limits.resume_budget.used(), 0);
+        outbox.park(true);
+        assert_eq!(limits.resume_budget.used(), 7);
+        let other = Mailbox::new(limits.clone());
+        other.park(true);
+        assert_eq!(other.push(Message::text("abcd")), Pushed::Overflowed, "7 + 4 is over 10");
+        assert!(matches!(take(&other, false).await, Taken::Close(CloseReason::ResumeBufferFull)));
+        assert_eq!(limits.resume_budget.used(), 7);
+        drop(outbox);
+        assert_eq!(limits.resume_budget.used(), 0, "given back when the session is gone");
     }
 
     #[tokio::test]

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 pub use registry::Registry;
 
+use crate::resume::budget::ResumeBudget;
 use crate::Config;
 
 /// What every session follows, read from the flags once.
@@ -37,7 +38,15 @@ pub struct SessionSettings {
     /// How long a close or offline event is tried while the backend is down.
     pub event_retry: Duration,
     /// Shared by every mailbox: one pointer each instead of four numbers.
+    /// Its resume budget is also every replay log's.
     pub mailbox: Arc<mailbox::Limits>,
+}
+
+impl SessionSettings {
+    /// What all resumable sessions keep, in all.
+    pub fn resume_budget(&self) -> &Arc<ResumeBudget> {
+        &self.mailbox.resume_budget
+    }
 }
 
 impl SessionSettings {
@@ -58,6 +67,7 @@ impl SessionSettings {
                 bytes: config.outbound_queue_bytes,
                 parked_messages: config.resume_buffer_messages,
                 parked_bytes: config.resume_buffer_bytes,
+                resume_budget: Arc::new(ResumeBudget::new(config.resume_buffer_total_bytes)),
             }),
         }
     }

@@ -197,15 +197,11 @@ impl Registry {
         });
     }
 
-    /// Sessions parked now, and the bytes they buffer.
-    pub fn parked(&self) -> (usize, usize) {
-        let (mut n, mut bytes) = (0, 0);
-        self.each(|outbox| {
-            if outbox.is_parked() {
-                (n, bytes) = (n + 1, bytes + outbox.queued_bytes());
-            }
-        });
-        (n, bytes)
+    /// Sessions parked now.
+    pub fn parked(&self) -> usize {
+        let mut n = 0;
+        self.each(|outbox| n += usize::from(outbox.is_parked()));
+        n
     }
 
     pub fn queued_bytes(&self) -> usize {
@@ -226,8 +222,13 @@ mod tests {
     use crate::session::mailbox::Limits;
 
     fn mailbox() -> Arc<Mailbox> {
-        let mailbox =
-            Mailbox::new(Arc::new(Limits { messages: 8, bytes: 1 << 10, parked_messages: 8, parked_bytes: 1 << 10 }));
+        let mailbox = Mailbox::new(Arc::new(Limits {
+            messages: 8,
+            bytes: 1 << 10,
+            parked_messages: 8,
+            parked_bytes: 1 << 10,
+            resume_budget: Arc::new(crate::resume::budget::ResumeBudget::new(1 << 20)),
+        }));
         mailbox.accept_from(0, true);
         Arc::new(mailbox)
     }

@@ -147,7 +147,8 @@ pub fn run<T: Transport>(
                 pending.push_back(Event { kind: EventKind::Connect, body: Bytes::new() });
             }
             let outbox = Arc::new(Mailbox::new(gateway.session_settings().mailbox.clone()));
-            let written = resumable.then(|| Box::new(Written::new(0, 1)));
+            let budget = gateway.session_settings().resume_budget();
+            let written = resumable.then(|| Box::new(Written::new(0, 1, budget.clone())));
             let client = match written {
                 Some(_) => Client::Greeting { resumed: false, last: None },
                 None => Client::Open,

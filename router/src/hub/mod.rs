@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -42,6 +43,9 @@ struct Links {
     /// Resumes passed on to the gateway that holds the session: only that
     /// gateway may answer (HANDOVER, RESUME_REFUSED), and only to the asker.
     resumes: HashMap<SessionId, Resume>,
+    /// Sessions a backend joined or bound while no linked gateway held
+    /// them, since when: swept unless a gateway reports them in time.
+    unheld: HashMap<SessionId, Instant>,
 }
 
 #[derive(Clone, Copy)]
@@ -188,6 +192,38 @@ impl Hub {
         links.gateways.values().any(|gw| self.queue(gw, frames.clone()))
     }
 
+    /// Notes those of `ids` that no linked gateway holds: a backend joined
+    /// or bound them, perhaps after they closed (a script that ran on after
+    /// its client left), perhaps just before their gateway's CONN arrives.
+    pub fn note_unheld(&self, ids: &[SessionId]) {
+        let now = Instant::now();
+        let mut links = self.links.lock().unwrap();
+        let Links { sessions, unheld, .. } = &mut *links;
+        for id in ids.iter().filter(|id| !sessions.contains_key(id)) {
+            unheld.entry(*id).or_insert(now);
+        }
+    }
+
+    /// The sessions noted unheld for `grace` that no linked gateway has
+    /// reported since: their memberships and user are to be forgotten, as
+    /// a CLOSE would have. Every gateway reports its sessions to every
+    /// router, so a live one is known here within a lease.
+    pub fn sweep_unheld(&self, grace: Duration) -> Vec<SessionId> {
+        let now = Instant::now();
+        let mut links = self.links.lock().unwrap();
+        let Links { sessions, unheld, .. } = &mut *links;
+        let mut swept = Vec::new();
+        unheld.retain(|id, since| match sessions.contains_key(id) {
+            true => false,
+            false if now.duration_since(*since) < grace => true,
+            false => {
+                swept.push(*id);
+                false
+            }
+        });
+        swept
+    }
+
     /// Which of `ids` are connected to a gateway linked here.
     pub fn online(&self, ids: &[SessionId]) -> Vec<SessionId> {
         let links = self.links.lock().unwrap();
@@ -266,7 +302,12 @@ impl Hub {
         let gauges = {
             let links = self.links.lock().unwrap();
             let queued_bytes = links.gateways.values().map(|gw| gw.outbound.queued_bytes()).sum();
-            Gauges { gateways: links.gateways.len(), sessions: links.sessions.len(), queued_bytes }
+            Gauges {
+                gateways: links.gateways.len(),
+                sessions: links.sessions.len(),
+                queued_bytes,
+                unheld: links.unheld.len(),
+            }
         };
         self.metrics.render(gauges)
     }

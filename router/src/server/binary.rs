@@ -55,7 +55,13 @@ pub async fn serve_connection(
     ticket: Ticket,
 ) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let mut conn = Framed::new(stream, FrameCodec::new(settings.max_frame));
+    // With a backends' token every connection opens with a small AUTH, so
+    // until then it gets no room for a large frame.
+    let codec = match credentials.backend {
+        Some(_) => FrameCodec::before_auth(),
+        None => FrameCodec::new(settings.max_frame),
+    };
+    let mut conn = Framed::new(stream, codec);
     let first = match tokio::time::timeout(FIRST_FRAME_TIMEOUT, conn.next()).await {
         Err(_) => return tracing::info!(%peer, "closing connection: no frame within {FIRST_FRAME_TIMEOUT:?}"),
         Ok(None) => return,
@@ -80,6 +86,7 @@ pub async fn serve_connection(
             return tracing::warn!(%peer, role, "closing connection: missing or wrong token (send AUTH with it first)");
         }
     }
+    conn.codec_mut().authenticated(settings.max_frame);
     match hello {
         Some(Hello::Gateway { server_id, worker_id, .. }) => {
             serve_gateway(conn, hub, &peer, GatewayId { server_id, worker_id }, settings).await

@@ -21,7 +21,8 @@ use crate::front::transport::{Incoming, Violation};
 /// Bytes read per call, into a buffer on the stack.
 const READ_CHUNK: usize = 8 * 1024;
 /// Queued output past which a writer waits for the socket, and a client
-/// that pings without reading the pongs is no longer read.
+/// that does not read what it is sent is no longer read (a client that
+/// only pings holds one pong: see [`WriteQueue::push_pong`]).
 const OUT_HIGH_WATER: usize = 64 * 1024;
 
 /// What a connection may do, settled by the upgrade.
@@ -99,7 +100,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             Ok(Some(Decoded::Message { data, binary })) => Incoming::Message { body: data, binary },
             Ok(Some(Decoded::Ping(payload))) => {
                 if !self.close_sent {
-                    self.encode(OpCode::Pong, &payload);
+                    self.out.push_pong(Frame::Own(server_frame(OpCode::Pong, false, &payload)));
                 }
                 Incoming::Control
             }

@@ -21,12 +21,29 @@ pub struct WriteQueue {
     /// Bytes of the first frame already written.
     written: usize,
     len: usize,
+    /// The last frame queued is a pong none of which is written yet.
+    pong_last: bool,
 }
 
 impl WriteQueue {
     pub fn push(&mut self, frame: Frame) {
         self.len += frame.len();
         self.frames.push_back(frame);
+        self.pong_last = false;
+    }
+
+    /// Queues a pong, which takes the place of one still waiting at the
+    /// end of the queue: one pong answers every ping not yet answered
+    /// (RFC 6455, 5.5.3), so a client that pings without reading holds
+    /// one pong here, not one per ping.
+    pub fn push_pong(&mut self, frame: Frame) {
+        let partly_written = self.frames.len() == 1 && self.written > 0;
+        if self.pong_last && !partly_written {
+            let replaced = self.frames.pop_back().expect("a waiting pong is queued");
+            self.len -= replaced.len();
+        }
+        self.push(frame);
+        self.pong_last = true;
     }
 
     /// Bytes waiting.
@@ -74,6 +91,7 @@ impl WriteQueue {
             self.written -= front.len();
             self.frames.pop_front();
         }
+        self.pong_last &= !self.frames.is_empty();
     }
 
     /// The next frame to go out (tests compare what two queues share).
@@ -93,6 +111,25 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     use super::*;
+
+    #[test]
+    fn a_pong_waiting_at_the_end_is_replaced_by_the_next() {
+        let own = |bytes: &'static [u8]| Frame::Own(bytes::Bytes::from_static(bytes));
+        let mut queue = WriteQueue::default();
+        for _ in 0..10_000 {
+            queue.push_pong(own(b"p1"));
+        }
+        assert_eq!((queue.frames.len(), queue.len()), (1, 2), "one pong for all the pings");
+        queue.push(own(b"message"));
+        queue.push_pong(own(b"p2"));
+        queue.push_pong(own(b"p3"));
+        let frames: Vec<&[u8]> = queue.frames.iter().map(|f| &f[..]).collect();
+        assert_eq!(frames, [&b"p1"[..], b"message", b"p3"], "a message keeps its place; the last pong answers");
+        assert_eq!(queue.len(), 11);
+        queue.advance(10);
+        queue.push_pong(own(b"p4"));
+        assert_eq!(queue.unwritten().collect::<Vec<_>>(), [&b"3"[..], b"p4"], "a pong being written stays");
+    }
 
     #[tokio::test]
     async fn frames_go_out_whole_in_order_across_partial_writes() {
