@@ -1,19 +1,31 @@
 //! Backends and gateways send the router frames: any bytes must decode,
 //! and parse into session lists, commands, hand-over state, a resume, an AUTH or a heartbeat,
-//! without a panic; what parses round-trips.
+//! without a panic; what parses round-trips. The first frame is read as a
+//! peer's before its AUTH: no larger than the bound, and nothing reserved past it.
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use protocol::cmd::Command;
 use protocol::handover::{GatewayId, ResumeAsk, SessionState};
-use protocol::{encode_ids, FrameCodec, Heartbeat, Hello};
+use protocol::{encode_ids, FrameCodec, Heartbeat, Hello, MAX_BEFORE_AUTH};
 use tokio_util::codec::{Decoder, Encoder};
 
 fuzz_target!(|data: &[u8]| {
-    let mut codec = FrameCodec::new(1 << 16);
+    let mut codec = FrameCodec::before_auth();
     let mut buf = BytesMut::from(data);
-    while let Ok(Some(frame)) = codec.decode(&mut buf) {
+    let mut authenticated = false;
+    loop {
+        let decoded = codec.decode(&mut buf);
+        if !authenticated {
+            assert!(buf.capacity() <= 2 * (data.len() + 8 + MAX_BEFORE_AUTH), "reserved past the bound before AUTH");
+        }
+        let Ok(Some(frame)) = decoded else { break };
+        if !authenticated {
+            assert!(frame.sessions.len() + frame.data.len() <= MAX_BEFORE_AUTH);
+            codec.authenticated(1 << 16);
+            authenticated = true;
+        }
         let mut encoded = BytesMut::new();
         codec.encode(frame.clone(), &mut encoded).unwrap();
         assert_eq!(codec.decode(&mut encoded).unwrap().as_ref(), Some(&frame));

@@ -23,7 +23,7 @@ pub mod signing;
 
 #[cfg(feature = "client")]
 pub use client::RouterClient;
-pub use codec::{FrameCodec, FrameError, DEFAULT_MAX_DATA};
+pub use codec::{FrameCodec, FrameError, DEFAULT_MAX_DATA, MAX_BEFORE_AUTH};
 pub use frame::{encode_ids, Frame, FrameKind, MAX_IDS_PER_FRAME};
 pub use heartbeat::{Heartbeat, DEFAULT_HEARTBEAT_MS};
 pub use hello::{token_matches, Hello};

@@ -335,3 +335,26 @@ impl Hub {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub() -> Hub {
+        Hub::new(Store::Memory(Box::default()), 1 << 20)
+    }
+
+    #[test]
+    fn sessions_no_gateway_reports_within_the_grace_are_swept_once() {
+        let hub = hub();
+        let (closed, coming, live) = (SessionId::from_u64(1), SessionId::from_u64(2), SessionId::from_u64(3));
+        let link = hub.attach_gateway(GatewayId { server_id: 1, worker_id: 1 }, Arc::new(Outbound::new(1 << 20)));
+        hub.sessions_connected(link, &[live]);
+        hub.note_unheld(&[closed, coming, live]);
+        assert_eq!(hub.links.lock().unwrap().unheld.len(), 2, "a held session is never noted");
+        assert!(hub.sweep_unheld(Duration::from_secs(60)).is_empty(), "within the grace");
+        hub.sessions_connected(link, &[coming]);
+        assert_eq!(hub.sweep_unheld(Duration::ZERO), [closed], "the one reported since stays");
+        assert!(hub.sweep_unheld(Duration::ZERO).is_empty(), "and each is swept once");
+    }
+}
