@@ -45,6 +45,20 @@ impl ResumeBudget {
         }
     }
 
+    /// Takes room for every one of `messages`, or, taking nothing, false.
+    pub fn keep_all<'a>(&self, messages: impl IntoIterator<Item = &'a Message> + Clone) -> bool {
+        let kept = messages.clone().into_iter().take_while(|message| self.keep(message)).count();
+        let all = messages.clone().into_iter().count() == kept;
+        if !all {
+            self.release_all(messages.into_iter().take(kept));
+        }
+        all
+    }
+
+    pub fn release_all<'a>(&self, messages: impl IntoIterator<Item = &'a Message>) {
+        messages.into_iter().for_each(|message| self.release(message));
+    }
+
     fn charge(&self, len: usize) -> bool {
         self.used.fetch_update(Relaxed, Relaxed, |used| used.checked_add(len).filter(|sum| *sum <= self.limit)).is_ok()
     }
@@ -92,6 +106,12 @@ mod tests {
         assert!(budget.keep(&own) && budget.keep(&Message::Ping));
         assert_eq!(budget.used(), 50);
         budget.release(&own);
+        assert_eq!(budget.used(), 0);
+        let three = [Message::text("a".repeat(40)), Message::text("b".repeat(40)), Message::text("c".repeat(40))];
+        assert!(!budget.keep_all(&three), "120 is over 100");
+        assert_eq!(budget.used(), 0, "all or nothing");
+        assert!(budget.keep_all(&three[..2]));
+        budget.release_all(&three[..2]);
         assert_eq!(budget.used(), 0);
     }
 }

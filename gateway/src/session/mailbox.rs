@@ -8,9 +8,9 @@
 //!
 //! While its client is away (parked), a resumable session's pushes wait
 //! here for it, under the resume buffer's bounds and the gateway's resume
-//! budget: while parked, everything queued is counted in the budget. The outbox is also how a
-//! new connection claims a session ([`TakeRequest`]), and, while a session
-//! moves between gateways, which routers' pushes it takes.
+//! budget: while parked, everything queued counts in the budget. The outbox
+//! is also how a new connection claims a session ([`TakeRequest`]), and,
+//! while a session moves between gateways, which routers' pushes it takes.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -159,15 +159,15 @@ impl Mailbox {
         queue.close = Some(reason);
         let dropped = std::mem::take(&mut queue.messages);
         queue.bytes = 0;
-        self.unpark_all(&queue, &dropped);
+        self.release_if_parked(&queue, &dropped);
         drop(queue);
         self.waker.wake();
     }
 
     /// Gives back to the resume budget what a parked queue counted there.
-    fn unpark_all<'a>(&self, queue: &Queue, messages: impl IntoIterator<Item = &'a Message>) {
+    fn release_if_parked<'a>(&self, queue: &Queue, messages: impl IntoIterator<Item = &'a Message>) {
         if queue.parked {
-            messages.into_iter().for_each(|message| self.limits.resume_budget.release(message));
+            self.limits.resume_budget.release_all(messages);
         }
     }
 
@@ -229,7 +229,7 @@ impl Mailbox {
         }
         queue.bytes = 0;
         let taken = std::mem::take(&mut queue.messages);
-        self.unpark_all(&queue, &taken);
+        self.release_if_parked(&queue, &taken);
         Some(Taken::Messages(taken))
     }
 
@@ -247,17 +247,12 @@ impl Mailbox {
         if queue.parked == parked {
             return;
         }
-        let budget = &self.limits.resume_budget;
         if !parked {
-            queue.messages.iter().for_each(|message| budget.release(message));
+            self.release_if_parked(&queue, &queue.messages);
             queue.parked = false;
-            return;
-        }
-        let kept = queue.messages.iter().take_while(|message| budget.keep(message)).count();
-        queue.parked = true;
-        if kept < queue.messages.len() {
-            queue.messages.iter().take(kept).for_each(|message| budget.release(message));
-            queue.parked = false;
+        } else if self.limits.resume_budget.keep_all(&queue.messages) {
+            queue.parked = true;
+        } else {
             self.overflow(queue, CloseReason::ResumeBufferFull);
         }
     }
@@ -291,7 +286,7 @@ impl Mailbox {
         let mut queue = self.queue.lock().unwrap();
         queue.bytes = 0;
         let drained = std::mem::take(&mut queue.messages);
-        self.unpark_all(&queue, &drained);
+        self.release_if_parked(&queue, &drained);
         drained
     }
 
@@ -300,13 +295,8 @@ impl Mailbox {
     pub fn prepend(&self, messages: impl IntoIterator<Item = Message>) {
         let mut queue = self.queue.lock().unwrap();
         let mut all: VecDeque<Message> = messages.into_iter().collect();
-        if queue.parked {
-            let budget = &self.limits.resume_budget;
-            let kept = all.iter().take_while(|message| budget.keep(message)).count();
-            if kept < all.len() {
-                all.iter().take(kept).for_each(|message| budget.release(message));
-                return self.overflow(queue, CloseReason::ResumeBufferFull);
-            }
+        if queue.parked && !self.limits.resume_budget.keep_all(&all) {
+            return self.overflow(queue, CloseReason::ResumeBufferFull);
         }
         queue.bytes += all.iter().map(Message::len).sum::<usize>();
         all.append(&mut queue.messages);
@@ -318,10 +308,8 @@ impl Mailbox {
 
 impl Drop for Mailbox {
     fn drop(&mut self) {
-        let queue = self.queue.get_mut().unwrap();
-        if queue.parked {
-            queue.messages.iter().for_each(|message| self.limits.resume_budget.release(message));
-        }
+        let queue = std::mem::take(self.queue.get_mut().unwrap());
+        self.release_if_parked(&queue, &queue.messages);
     }
 }
 
