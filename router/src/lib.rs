@@ -42,25 +42,15 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let settings = config.link_settings();
     let binary_hub = hub.clone();
     let arrival = Arc::new(ArrivalOrder::default());
-    let binary_loop = runtime::accept_loop(
-        binary,
-        runtime::Slots::new(config.max_connections),
-        shutdown.clone(),
-        move |stream, _| {
-            server::binary::serve_connection(
-                stream,
-                binary_hub.clone(),
-                settings,
-                credentials.clone(),
-                arrival.ticket(),
-            )
-        },
-    );
+    // Each listener serves up to --max-connections at once.
+    let slots = || runtime::Slots::new(config.max_connections);
+    let binary_loop = runtime::accept_loop(binary, slots(), shutdown.clone(), move |stream, _| {
+        server::binary::serve_connection(stream, binary_hub.clone(), settings, credentials.clone(), arrival.ticket())
+    });
     let watched_hub = hub.clone();
-    let http_loop =
-        runtime::accept_loop(http, runtime::Slots::new(config.max_connections), shutdown.clone(), move |stream, _| {
-            server::http::serve_connection(stream, hub.clone(), token.clone())
-        });
+    let http_loop = runtime::accept_loop(http, slots(), shutdown.clone(), move |stream, _| {
+        server::http::serve_connection(stream, hub.clone(), token.clone())
+    });
     let lease = std::time::Duration::from_millis(config.gateway_lease_ms);
     tokio::join!(binary_loop, http_loop, watch_store(watched_hub, lease, shutdown.clone()));
     Ok(())
