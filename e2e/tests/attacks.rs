@@ -533,7 +533,7 @@ async fn unauthenticated_router_connections_cannot_make_it_buffer() {
 /// A backend's join for a session that has closed (a script that ran on
 /// after its client left) or never existed is swept within the gateway
 /// lease: `count`, `members` and `info` agree again, and a live session
-/// joined at the same moment stays.
+/// joined at the same moment stays until it closes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joins_of_sessions_no_gateway_holds_are_swept_within_the_lease() {
     let (stack, gateways) = e2e::cluster(&["--gateway-lease-ms", "1500"], 1, &[], &["--greet"]);
@@ -557,6 +557,9 @@ async fn joins_of_sessions_no_gateway_holds_are_swept_within_the_lease() {
     assert_eq!(live.recv().await, Message::text("to the living"));
     let (_, metrics) = http::request(router, "GET", "/metrics", "").unwrap();
     assert!(metrics.contains("router_unheld_sessions_swept_total 2"), "{metrics}");
+    live.close().await;
+    let empty = || http::post(router, "/v1/count", json!({"channel": "late"})).1["count"] == 0;
+    assert!(e2e::eventually(Duration::from_secs(5), empty).await, "and the live one leaves with its close");
 }
 
 /// A client that pings without reading what it is sent: one pong answers
