@@ -89,6 +89,8 @@ pub async fn serve_connection(
     conn.codec_mut().authenticated(settings.max_frame);
     match hello {
         Some(Hello::Gateway { server_id, worker_id, .. }) => {
+            // A link is no backend's call: it holds no place in line.
+            drop(ticket);
             serve_gateway(conn, hub, &peer, GatewayId { server_id, worker_id }, settings).await
         }
         Some(Hello::Backend { replies, .. }) => serve_backend(conn, hub, &peer, None, ticket, replies).await,
