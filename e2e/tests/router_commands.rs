@@ -194,7 +194,9 @@ async fn a_backend_that_asks_for_replies_gets_one_per_command() {
     let large = vec![b'x'; (1 << 20) - 1];
     router.write_all(&fooking::frame(fooking::CH_PUB, b"room", &large, false)).unwrap();
     assert_eq!(read_frame(&mut router).0, 115, "at the limit");
-    router.write_all(&fooking::frame(fooking::CH_PUB, b"room", &[large, b"xx".to_vec()].concat(), false)).unwrap();
+    // The router closes as soon as it reads the header, so the rest of
+    // this write may meet a reset: what is checked is that it closes.
+    let _ = router.write_all(&fooking::frame(fooking::CH_PUB, b"room", &[large, b"xx".to_vec()].concat(), false));
     let closed = std::io::Read::read(&mut router, &mut [0; 8]).unwrap_or(0);
     assert_eq!(closed, 0, "past the limit the frame cannot be read: the connection closes");
 }
