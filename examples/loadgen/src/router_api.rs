@@ -50,6 +50,21 @@ impl RouterApi {
         Ok(reply["sessions"].as_u64().unwrap_or(0))
     }
 
+    /// Publishes as fooking's PHP client does: a CH_PUB frame on a
+    /// connection of its own to the binary port `addr`, no reply read.
+    pub async fn publish_one_call(addr: SocketAddr, channel: &str, data: &str) -> anyhow::Result<()> {
+        let mut frame = Vec::with_capacity(8 + channel.len() + data.len());
+        frame.extend_from_slice(&9u16.to_be_bytes());
+        frame.extend_from_slice(&u16::try_from(channel.len())?.to_be_bytes());
+        frame.extend_from_slice(&u32::try_from(data.len())?.to_be_bytes());
+        frame.extend_from_slice(channel.as_bytes());
+        frame.extend_from_slice(data.as_bytes());
+        let mut conn = TcpStream::connect(addr).await.with_context(|| format!("connect {addr}"))?;
+        conn.write_all(&frame).await?;
+        conn.shutdown().await?;
+        Ok(())
+    }
+
     async fn post(&mut self, path: &str, body: &Value) -> anyhow::Result<Value> {
         let mut tries = 0;
         loop {

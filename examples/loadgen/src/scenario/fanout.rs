@@ -44,6 +44,11 @@ pub struct Args {
     /// The router's process id: its CPU time per delivery, as for gateways.
     #[arg(long)]
     pub router_pid: Option<u32>,
+    /// Publish as fooking's PHP client does, to this binary port: a
+    /// connection per call, one after another, no reply (members still
+    /// join over --router).
+    #[arg(long)]
+    pub one_call: Option<SocketAddr>,
 }
 
 /// The last message a publisher sends: members stop on it.
@@ -73,6 +78,8 @@ pub struct Fanout {
     /// until every member is done: the fan-out's cost alone, without the
     /// connects, joins and closes around it.
     pub cpu: Option<CpuSpan>,
+    /// Publish over this binary port, a connection per call.
+    pub one_call: Option<SocketAddr>,
 }
 
 impl Fanout {
@@ -112,7 +119,8 @@ impl Fanout {
         router.join(&channel, &ids).await?;
         let base = Instant::now();
         let members = conns.into_iter().enumerate().map(|(i, conn)| tokio::spawn(listen(i, conn, base))).collect();
-        Ok(Fanout { router, channel, size, json_payload: false, base, members, published: Vec::new(), cpu: None })
+        let published = Vec::new();
+        Ok(Fanout { router, channel, size, json_payload: false, base, members, published, cpu: None, one_call: None })
     }
 
     pub async fn publish_next(&mut self) -> anyhow::Result<()> {
@@ -121,13 +129,19 @@ impl Fanout {
         let prefix = format!("{k}:{}:", sent_at.as_nanos());
         let payload = if self.json_payload { json_padded(prefix, self.size, k) } else { padded(prefix, self.size) };
         self.published.push(sent_at);
-        self.router.publish(&self.channel, std::str::from_utf8(&payload)?).await?;
-        Ok(())
+        self.publish(std::str::from_utf8(&payload)?).await
+    }
+
+    async fn publish(&mut self, data: &str) -> anyhow::Result<()> {
+        match self.one_call {
+            Some(addr) => RouterApi::publish_one_call(addr, &self.channel, data).await,
+            None => self.router.publish(&self.channel, data).await.map(drop),
+        }
     }
 
     /// Sends the end marker, collects every member, and reports.
     pub async fn finish(mut self, report: &mut Report, prefix: &str) -> anyhow::Result<()> {
-        self.router.publish(&self.channel, std::str::from_utf8(END)?).await?;
+        self.publish(std::str::from_utf8(END)?).await?;
         let expected = self.published.len();
         let (mut per_message, mut per_delivery) = (histogram(), histogram());
         let mut last_of = vec![Duration::ZERO; expected];
@@ -208,6 +222,7 @@ pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
     let mut report = Report::new("fanout");
     let mut fanout = Fanout::join(endpoints, args.router, args.members, args.size, &mut report).await?;
     fanout.json_payload = args.json_payload;
+    fanout.one_call = args.one_call;
     report.set("gateways", endpoints.len());
     let mut watched: Vec<(String, u32)> = match args.gateway_pids.as_slice() {
         [one] => vec![("gateway".to_owned(), *one)],
