@@ -14,7 +14,6 @@
 //! its accept at most, so a silent or slow peer stops no one.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,7 +24,6 @@ use tokio::time::Instant;
 const MAX_WAIT: Duration = Duration::from_millis(100);
 
 pub struct ArrivalOrder {
-    next_ticket: AtomicU64,
     line: Mutex<Line>,
     /// Bumped whenever a connection leaves the line or starts applying.
     changed: watch::Sender<u64>,
@@ -34,6 +32,7 @@ pub struct ArrivalOrder {
 /// The connections not done with their first command, by ticket.
 #[derive(Default)]
 struct Line {
+    next_ticket: u64,
     /// Accepted, no command read yet: since when.
     silent: BTreeMap<u64, Instant>,
     /// Their first command read, not applied yet.
@@ -71,14 +70,15 @@ pub struct Ticket {
 
 impl Default for ArrivalOrder {
     fn default() -> Self {
-        ArrivalOrder { next_ticket: 0.into(), line: Mutex::default(), changed: watch::Sender::new(0) }
+        ArrivalOrder { line: Mutex::default(), changed: watch::Sender::new(0) }
     }
 }
 
 impl ArrivalOrder {
     pub fn ticket(self: &Arc<Self>) -> Ticket {
         let mut line = self.line.lock().unwrap();
-        let number = self.next_ticket.fetch_add(1, Relaxed);
+        let number = line.next_ticket;
+        line.next_ticket += 1;
         line.silent.insert(number, Instant::now());
         Ticket { number, order: self.clone(), done: false }
     }
