@@ -304,17 +304,27 @@ impl Stack {
 
     /// Waits until the router's INFO lists `n` linked gateways.
     pub fn wait_for_gateways(&self, n: usize) {
+        self.wait_for_info(&format!("{n} gateway(s)"), |info| info["gateways"].as_array().map(Vec::len) == Some(n));
+    }
+
+    /// Waits until the router's INFO counts `n` client sessions: a
+    /// session is there once its gateway has told the router of it,
+    /// which may come after the client's handshake.
+    pub fn wait_for_clients(&self, n: u64) {
+        self.wait_for_info(&format!("{n} client(s)"), |info| info["clients"].as_u64() == Some(n));
+    }
+
+    fn wait_for_info(&self, what: &str, seen: impl Fn(&serde_json::Value) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let info =
                 crate::http::request_with_token(self.router_http_port, "GET", "/v1/info", "", self.token.as_deref());
             if let Ok((200, body)) = info {
-                let info: serde_json::Value = serde_json::from_str(&body).unwrap();
-                if info["gateways"].as_array().map(Vec::len) == Some(n) {
+                if seen(&serde_json::from_str(&body).unwrap()) {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "router never saw {n} gateway(s)");
+            assert!(Instant::now() < deadline, "router never saw {what}");
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -177,6 +177,7 @@ async fn a_backend_that_asks_for_replies_gets_one_per_command() {
     use std::io::Write;
     let stack = Stack::start(StackOptions::default());
     let mut client = Client::connect(&stack.ws_url("/")).await;
+    stack.wait_for_clients(1);
     let mut router = std::net::TcpStream::connect(("127.0.0.1", stack.router_port)).unwrap();
     router.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let json = |data: Vec<u8>| serde_json::from_slice::<Value>(&data).unwrap();
