@@ -173,6 +173,34 @@ async fn a_gateway_cannot_take_end_or_pull_a_session_another_gateway_holds() {
     assert_eq!(alice.recv_json().await["type"], "list", "alice's connection was never taken over");
 }
 
+/// A compromised gateway's channel counts (CH_SUB, CH_UNSUB) steer only
+/// the publishes sent to itself: an "empty" for alice's channel, with the
+/// newest version and every change seen, leaves her gateway's route alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateways_channel_counts_steer_only_publishes_to_itself() {
+    let (stack, mut alice, alice_id) = guarded_stack().await;
+    let mut attacker = fake_gateway(&stack, 666, GATEWAY_TOKEN);
+    let count = |kind: u16, members: u32| {
+        let data = [&u64::MAX.to_be_bytes()[..], &u64::MAX.to_be_bytes(), &members.to_be_bytes(), b"room"].concat();
+        fooking::frame(kind, b"", &data, false)
+    };
+    attacker.write_all(&count(11, 0)).unwrap();
+    attacker.write_all(&count(10, 1_000_000)).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, reply) = post(&stack, "publish", json!({"channel": "room", "data": "to the room"}));
+    assert_eq!(reply["delivered_to_gateways"], 2, "alice's gateway and the one that asked: {reply}");
+    assert_eq!(alice.recv().await, Message::text("to the room"));
+    attacker.write_all(&count(11, 0)).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, reply) = post(&stack, "publish", json!({"channel": "room", "data": "again"}));
+    assert_eq!(reply, json!({"sessions": 1, "delivered_to_gateways": 1}), "the attacker took itself out, no one else");
+    assert_eq!(alice.recv().await, Message::text("again"));
+    let lying = fooking::frame(10, b"", &[0u8; 20], false);
+    attacker.write_all(&lying).unwrap();
+    assert!(attacker.read_to_end(&mut Vec::new()).is_ok(), "a CH_SUB that counts no member closes the link");
+    alice_is_untouched(&stack, &mut alice, &alice_id).await;
+}
+
 /// The types of the whole frames in `bytes`.
 fn frame_kinds(mut bytes: &[u8]) -> Vec<u16> {
     let mut kinds = Vec::new();

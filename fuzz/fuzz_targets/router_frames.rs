@@ -1,5 +1,5 @@
 //! Backends and gateways send the router frames: any bytes must decode,
-//! and parse into session lists, commands, hand-over state, a resume, an AUTH or a heartbeat,
+//! and parse into session lists, commands, hand-over state, a resume, an AUTH, a heartbeat or a channel interest,
 //! without a panic; what parses round-trips. The first frame is read as a
 //! peer's before its AUTH: no larger than the bound, and nothing reserved past it.
 #![no_main]
@@ -8,7 +8,7 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use protocol::cmd::Command;
 use protocol::handover::{GatewayId, ResumeAsk, SessionState};
-use protocol::{encode_ids, FrameCodec, Heartbeat, Hello, MAX_BEFORE_AUTH};
+use protocol::{encode_ids, FrameCodec, Heartbeat, Hello, Interest, MAX_BEFORE_AUTH};
 use tokio_util::codec::{Decoder, Encoder};
 
 fuzz_target!(|data: &[u8]| {
@@ -45,6 +45,9 @@ fuzz_target!(|data: &[u8]| {
         }
         if let Ok(beat) = Heartbeat::from_frame(&frame) {
             assert_eq!(Heartbeat::from_frame(&beat.to_frame()), Ok(beat));
+        }
+        if let Ok(interest) = Interest::from_frame(&frame) {
+            assert_eq!(Interest::from_frame(&interest.to_frame()), Ok(interest));
         }
         if let Ok(command) = Command::from_frame(frame) {
             for frame in command.to_frames() {

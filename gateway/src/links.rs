@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use protocol::cmd::{Channel, Command};
 use protocol::handover::{GatewayId, Refusal, ResumeAsk, SessionState};
 use protocol::{Frame, FrameCodec, FrameKind, Heartbeat, Hello, SessionId, MAX_IDS_PER_FRAME};
 use runtime::Shutdown;
@@ -19,6 +20,7 @@ use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
 use crate::front::message::{Message, Payload};
+use crate::session::memberships::ChannelCount;
 use crate::session::Registry;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -175,7 +177,7 @@ impl Outgoing {
 
 /// Handles to every router link this gateway keeps.
 pub struct RouterLinks {
-    links: Vec<Arc<Outgoing>>,
+    links: Arc<[Arc<Outgoing>]>,
     /// Told of every MOVED applied and every link up or down: what a
     /// session's move waits on.
     moves: Arc<Notify>,
@@ -198,9 +200,8 @@ impl RouterLinks {
         let waiting = Waiting::default();
         let stats = Arc::new(LinkStats::default());
         let moves = Arc::new(Notify::new());
-        let mut links = Vec::new();
-        for (index, addr) in addrs.iter().enumerate() {
-            let outgoing = Arc::new(Outgoing::default());
+        let links: Arc<[Arc<Outgoing>]> = addrs.iter().map(|_| Arc::default()).collect();
+        for (index, (addr, outgoing)) in addrs.iter().zip(links.iter()).enumerate() {
             let link = Link {
                 index,
                 addr: addr.clone(),
@@ -210,12 +211,12 @@ impl RouterLinks {
                 identity,
                 asks: asks.clone(),
                 outgoing: outgoing.clone(),
+                all: links.clone(),
                 waiting: waiting.clone(),
                 stats: stats.clone(),
                 moves: moves.clone(),
             };
             tokio::spawn(link.maintain(shutdown.clone()));
-            links.push(outgoing);
         }
         RouterLinks { links, moves, waiting, settings, stats }
     }
@@ -257,7 +258,7 @@ impl RouterLinks {
     /// be reported.
     pub fn health(&self) -> LinkHealth {
         let mut health = LinkHealth::default();
-        for link in &self.links {
+        for link in self.links.iter() {
             let pending = link.pending.lock().unwrap();
             health.up += usize::from(link.linked.load(Relaxed));
             health.queued += pending.events.len();
@@ -294,14 +295,30 @@ impl RouterLinks {
         self.notify(LinkEvent::Connected(id));
     }
 
-    /// Reports a session that ended here; never waits.
-    pub fn closed(&self, id: SessionId) {
+    /// Reports a session that ended here, and the counts of the channels
+    /// it was in; never waits.
+    pub fn closed(&self, id: SessionId, counts: Vec<ChannelCount>) {
         self.notify(LinkEvent::Closed(id));
+        self.channels_changed(counts);
+    }
+
+    /// Tells every router how many members of these channels are here now.
+    pub fn channels_changed(&self, counts: Vec<ChannelCount>) {
+        tell_counts(&self.links, &counts, &self.stats);
     }
 
     fn notify(&self, event: LinkEvent) {
-        for link in &self.links {
+        for link in self.links.iter() {
             link.queue(event.clone(), &self.stats);
+        }
+    }
+}
+
+/// Queues each count for every router, as CH_SUB or CH_UNSUB.
+fn tell_counts(links: &[Arc<Outgoing>], counts: &[ChannelCount], stats: &LinkStats) {
+    for count in counts {
+        for (index, link) in links.iter().enumerate() {
+            link.queue(LinkEvent::Frame(count.interest(index).to_frame()), stats);
         }
     }
 }
@@ -349,6 +366,8 @@ struct Link {
     identity: GatewayId,
     asks: mpsc::Sender<RouterAsk>,
     outgoing: Arc<Outgoing>,
+    /// Every link's, this one's among them: what all routers are told.
+    all: Arc<[Arc<Outgoing>]>,
     waiting: Waiting,
     stats: Arc<LinkStats>,
     moves: Arc<Notify>,
@@ -398,7 +417,8 @@ impl Link {
     }
 
     /// Opens the link: AUTH, a heartbeat (our interval and frame limit),
-    /// every live session (CONN) and membership, and the sessions that
+    /// every live session (CONN) and membership, how many members of each
+    /// channel are here (CH_SUB), and the sessions that
     /// ended while no link could say so (CLOSE). Events queue from the
     /// moment of the snapshot and go out after it.
     async fn connect(&self) -> std::io::Result<Conn> {
@@ -421,6 +441,7 @@ impl Link {
             .into_iter()
             .chain(Frame::for_sessions(FrameKind::Conn, &ids, Bytes::new(), false))
             .chain(self.memberships())
+            .chain(self.registry.relinked(self.index).into_iter().map(|interest| interest.to_frame()))
             .chain(Frame::for_sessions(FrameKind::Close, &unreported, Bytes::new(), false));
         let send = async {
             for frame in report {
@@ -553,10 +574,30 @@ impl Link {
                 let (to, rest) = GatewayId::split(&frame.data).map_err(|e| e.to_string())?;
                 self.move_frame(kind, session, to, rest)?;
             }
+            Some(FrameKind::ChPub | FrameKind::PublishExcept) => {
+                let (channel, payload, except) = match Command::from_frame(frame).map_err(|e| e.to_string())? {
+                    Command::Publish(publish) => (publish.channel, publish.payload, Vec::new()),
+                    Command::PublishExcept(publish) => (publish.channel, publish.payload, publish.except),
+                    _ => unreachable!("CH_PUB and PUBLISH_EXCEPT parse as publishes"),
+                };
+                let message = Message::new(Payload::shared(payload.data), payload.binary);
+                match self.registry.publish(self.index, &channel, &message, &except) {
+                    Ok(taken) => self.pushed(taken),
+                    Err(none_here) => self.outgoing.queue(LinkEvent::Frame(none_here.to_frame()), &self.stats),
+                }
+            }
             Some(kind @ (FrameKind::ChAdd | FrameKind::ChDel)) => {
                 let ids: Vec<SessionId> = frame.session_ids().map_err(|e| e.to_string())?.collect();
                 let channel = std::str::from_utf8(&frame.data).map_err(|e| e.to_string())?;
-                self.registry.note_channel(&ids, channel, kind == FrameKind::ChAdd);
+                let channel = Channel::new(channel).map_err(|e| e.to_string())?;
+                // Every router hears a new count; this one hears it anyway,
+                // as word that its change is applied.
+                match self.registry.note_channel(self.index, &ids, &channel, kind == FrameKind::ChAdd) {
+                    (count, true) => tell_counts(&self.all, &[count], &self.stats),
+                    (count, false) => {
+                        self.outgoing.queue(LinkEvent::Frame(count.interest(self.index).to_frame()), &self.stats)
+                    }
+                }
             }
             Some(FrameKind::Bind) => {
                 let id = SessionId::parse(&frame.sessions).map_err(|e| e.to_string())?;

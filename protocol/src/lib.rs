@@ -6,7 +6,8 @@
 //! `frame` is the message model, `codec` turns bytes into frames and back,
 //! `session_id` is the 16-hex-character id every frame talks about,
 //! `hello` is the AUTH frame that opens a connection, `heartbeat` keeps a
-//! gateway link alive, `handover` carries a resumed session from one
+//! gateway link alive, `interest` tells a router which gateways hold a
+//! channel's members, `handover` carries a resumed session from one
 //! gateway to another, `cmd` is each backend command's layout, in frames
 //! and in JSON, and `signing` the HMAC signatures tokens carry.
 
@@ -18,6 +19,7 @@ mod frame;
 pub mod handover;
 mod heartbeat;
 mod hello;
+mod interest;
 mod session_id;
 pub mod signing;
 
@@ -27,4 +29,5 @@ pub use codec::{FrameCodec, FrameError, DEFAULT_MAX_DATA, MAX_BEFORE_AUTH};
 pub use frame::{encode_ids, Frame, FrameKind, MAX_IDS_PER_FRAME};
 pub use heartbeat::{Heartbeat, DEFAULT_HEARTBEAT_MS};
 pub use hello::{token_matches, Hello};
+pub use interest::Interest;
 pub use session_id::{InvalidSessionId, SessionId};

@@ -13,6 +13,8 @@ pub struct Gauges {
     pub queued_bytes: usize,
     /// Sessions joined or bound that no gateway has reported yet.
     pub unheld: usize,
+    /// (channel, gateway) pairs a publish goes to.
+    pub channel_routes: usize,
 }
 
 #[derive(Default)]
@@ -42,7 +44,7 @@ impl RouterMetrics {
     /// sessions they hold, and the bytes queued for them.
     pub fn render(&self, gauges: Gauges) -> String {
         let mut out = Exposition::default();
-        let Gauges { gateways, sessions, queued_bytes, unheld } = gauges;
+        let Gauges { gateways, sessions, queued_bytes, unheld, channel_routes } = gauges;
         out.gauge("router_gateways", "Gateways linked to this router.", gateways as f64);
         out.gauge("router_sessions", "Sessions on the linked gateways.", sessions as f64);
         let per_command = |counters: &[AtomicU64]| {
@@ -102,6 +104,11 @@ impl RouterMetrics {
             "router_unheld_sessions_swept_total",
             "Sessions whose memberships and user were dropped because no gateway held them within the lease.",
             self.unheld_swept.load(Relaxed),
+        );
+        out.gauge(
+            "router_channel_routes",
+            "Channel and gateway pairs a publish goes to: each gateway that holds members of each channel.",
+            channel_routes as f64,
         );
         out.counter(
             "router_pushes_too_large_total",

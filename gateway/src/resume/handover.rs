@@ -87,10 +87,10 @@ async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc
         Ok(Ok(Ok(state))) => state,
         refused => {
             links.stop_waiting(&id);
-            gateway.registry().remove(&id);
+            let counts = gateway.registry().remove(&id);
             // A router may route it here already: it ends here then, and
             // a router forgets it only if no other gateway holds it.
-            links.closed(id);
+            links.closed(id, counts);
             return Err(match refused {
                 Ok(Ok(Err(refusal))) => refusal,
                 _ => Refusal::Failed,
@@ -99,7 +99,7 @@ async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc
     };
     let messages = state.queued.into_iter().map(|m| Message::new(Payload::new(m.data), m.binary));
     outbox.prepend(messages);
-    gateway.registry().set_belongs(id, Belongs { channels: state.channels, user: state.user });
+    links.channels_changed(gateway.registry().set_belongs(id, Belongs { channels: state.channels, user: state.user }));
     links.connected(id);
     // Takes pushes from each router from its MOVED on (or from a relink,
     // whose report routes the session here); from all, in the end.
@@ -146,7 +146,7 @@ pub async fn give(gateway: Arc<Gateway>, link: usize, session: SessionId, to: Ga
         tracing::warn!(%session, "not every router confirmed the move in {wait:?}");
     }
     let Belongs { channels, user } = gateway.registry().belongs_of(&session);
-    gateway.registry().remove(&session);
+    links.channels_changed(gateway.registry().remove(&session));
     let queued: Vec<_> = outbox.drain().iter().map(outgoing).collect();
     let mut state = SessionState {
         generation: carried.written.generation,

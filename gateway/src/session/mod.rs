@@ -2,12 +2,14 @@
 //! `policy` the decisions it makes, as pure functions (what a reply, a
 //! goodbye or a drop does); `event` turns events into FastCGI requests and
 //! sends them; `mailbox` is what others leave for a session (pushes, a
-//! close, a resume's claim); `registry` finds a live session by id;
+//! close, a resume's claim); `registry` finds a live session by id,
+//! and `memberships` the sessions of a channel;
 //! `close` says why a client is closed.
 
 pub mod close;
 pub mod event;
 pub mod mailbox;
+pub mod memberships;
 pub mod policy;
 pub mod registry;
 pub mod task;

@@ -1,13 +1,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use protocol::SessionId;
+use protocol::cmd::Channel;
+use protocol::{Interest, SessionId};
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::close::CloseReason;
 use super::mailbox::{Mailbox, Pushed};
+pub use super::memberships::Belongs;
+use super::memberships::{ChannelCount, Memberships};
 use crate::front::message::Message;
 
 /// Shards of the session map: a push to many sessions locks one shard at
@@ -16,19 +19,21 @@ const SHARDS: usize = 16;
 
 /// Session ids are random and made by gateways, so a fast hasher is as
 /// safe as the default one, and a push to 10,000 sessions hashes 10,000.
-type IdMap<V> = HashMap<SessionId, V, foldhash::fast::RandomState>;
+pub(super) type IdMap<V> = HashMap<SessionId, V, foldhash::fast::RandomState>;
 
 type Shard = Mutex<IdMap<Arc<Mailbox>>>;
 
 /// Every live session on this gateway, by id, with its mailbox; and what
-/// the router said they belong to, to tell it again after its store lost
-/// its data.
+/// the routers said they belong to: each channel's members here, which a
+/// publish walks, and what to tell a router again after its store lost its
+/// data.
 pub struct Registry {
     shards: [Shard; SHARDS],
     /// Set by [`Registry::close_all`]: a session that registers later is
     /// closed at once (a connection that was mid-upgrade at a drain).
     closing: Mutex<Option<CloseReason>>,
-    belongs: Mutex<IdMap<Belongs>>,
+    /// Locked before a shard, never after.
+    memberships: Mutex<Memberships>,
     /// How many sessions there are, for those who wait for none (a drain).
     size: watch::Sender<usize>,
 }
@@ -38,7 +43,7 @@ impl Default for Registry {
         Registry {
             shards: Default::default(),
             closing: Mutex::default(),
-            belongs: Mutex::default(),
+            memberships: Mutex::default(),
             size: watch::Sender::new(0),
         }
     }
@@ -49,13 +54,6 @@ impl Default for Registry {
 fn shard_of(id: &SessionId) -> usize {
     let digit = id.as_bytes()[15];
     ((digit & 0xf) + 9 * (digit >> 6)) as usize % SHARDS
-}
-
-/// A session's channels and user, as the router last said.
-#[derive(Default, Debug, Clone, PartialEq, Eq)]
-pub struct Belongs {
-    pub channels: Vec<String>,
-    pub user: Option<String>,
 }
 
 impl Registry {
@@ -82,11 +80,12 @@ impl Registry {
         }
     }
 
-    pub fn remove(&self, id: &SessionId) {
+    /// Forgets a session; the counts of the channels it was in.
+    pub fn remove(&self, id: &SessionId) -> Vec<ChannelCount> {
         if self.shard(id).remove(id).is_some() {
             self.size.send_modify(|n| *n -= 1);
         }
-        self.belongs.lock().unwrap().remove(id);
+        self.memberships.lock().unwrap().remove(id)
     }
 
     /// Waits until no session is left, or `deadline`; whether none is.
@@ -105,35 +104,78 @@ impl Registry {
     }
 
     pub fn belongs_of(&self, id: &SessionId) -> Belongs {
-        self.belongs.lock().unwrap().get(id).cloned().unwrap_or_default()
+        self.memberships.lock().unwrap().belongs_of(id).cloned().unwrap_or_default()
     }
 
-    /// What a session brought along from another gateway.
-    pub fn set_belongs(&self, id: SessionId, belongs: Belongs) {
-        self.belongs.lock().unwrap().insert(id, belongs);
-    }
-
-    /// Records joins (`joined`) or leaves of `channel` by the sessions that live here.
-    pub fn note_channel(&self, ids: &[SessionId], channel: &str, joined: bool) {
-        let here: Vec<&SessionId> = ids.iter().filter(|id| self.holds(id)).collect();
-        let mut belongs = self.belongs.lock().unwrap();
-        for id in here {
-            let entry = belongs.entry(*id).or_default();
-            entry.channels.retain(|c| c != channel);
-            if joined {
-                entry.channels.push(channel.to_owned());
-            }
+    /// What a session brought along from another gateway, added to what
+    /// the routers said meanwhile; the counts of its channels that changed.
+    pub fn set_belongs(&self, id: SessionId, belongs: Belongs) -> Vec<ChannelCount> {
+        let mut memberships = self.memberships.lock().unwrap();
+        let Some(mailbox) = self.outbox(&id) else { return Vec::new() };
+        if let Some(user) = &belongs.user {
+            memberships.set_user(id, user);
         }
+        let channels = belongs.channels.into_iter().filter_map(|name| Channel::new(name).ok());
+        channels.filter_map(|channel| memberships.join(&channel, [(id, mailbox.clone())])).collect()
+    }
+
+    /// Applies a CH_ADD (`joined`) or CH_DEL from router link `link` to the
+    /// sessions that live here; the channel's count now, and whether it changed.
+    pub fn note_channel(
+        &self,
+        link: usize,
+        ids: &[SessionId],
+        channel: &Channel,
+        joined: bool,
+    ) -> (ChannelCount, bool) {
+        // Looked up under the lock: a session removed meanwhile is either
+        // not found or removed from the channel after this.
+        let mut memberships = self.memberships.lock().unwrap();
+        let changed = match joined {
+            true => {
+                let here: Vec<_> = ids.iter().filter_map(|id| Some((*id, self.outbox(id)?))).collect();
+                memberships.join(channel, here)
+            }
+            false => memberships.leave(channel, ids),
+        };
+        memberships.saw_change(link);
+        (memberships.current(channel), changed.is_some())
     }
 
     pub fn note_user(&self, id: SessionId, user: &str) {
+        let mut memberships = self.memberships.lock().unwrap();
         if self.holds(&id) {
-            self.belongs.lock().unwrap().entry(id).or_default().user = Some(user.to_owned());
+            memberships.set_user(id, user);
         }
     }
 
     pub fn belongs(&self) -> Vec<(SessionId, Belongs)> {
-        self.belongs.lock().unwrap().iter().map(|(id, b)| (*id, b.clone())).collect()
+        self.memberships.lock().unwrap().belongs().map(|(id, b)| (*id, b.clone())).collect()
+    }
+
+    /// Router link `link` linked again: every channel's count for it.
+    pub fn relinked(&self, link: usize) -> Vec<Interest> {
+        self.memberships.lock().unwrap().relinked(link)
+    }
+
+    /// A publish from router link `link` to the channel's members here but
+    /// `except`; how many took it, or, with no member here, what to tell
+    /// that router so it stops sending them.
+    pub fn publish(
+        &self,
+        link: usize,
+        channel: &Channel,
+        message: &Message,
+        except: &[SessionId],
+    ) -> Result<usize, Interest> {
+        let members = {
+            let memberships = self.memberships.lock().unwrap();
+            memberships.members(channel.as_str()).ok_or_else(|| memberships.current(channel).interest(link))?
+        };
+        let except: std::collections::HashSet<&SessionId> = except.iter().collect();
+        let members = members.lock().unwrap();
+        let taken = members.iter().filter(|(id, outbox)| !except.contains(id) && queue(outbox, link, message));
+        Ok(taken.count())
     }
 
     pub fn ids(&self) -> Vec<SessionId> {

@@ -192,8 +192,8 @@ pub fn run<T: Transport>(
             Box::pin(session.greet(resumed, last)).await;
         }
         if session.drive().await == Outcome::Ended {
-            session.gateway.registry().remove(&session.id);
-            session.gateway.links().closed(session.id);
+            let counts = session.gateway.registry().remove(&session.id);
+            session.gateway.links().closed(session.id, counts);
         }
     }
 }

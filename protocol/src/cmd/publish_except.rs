@@ -1,15 +1,17 @@
 use bytes::{Buf, BufMut, BytesMut};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use super::{Channel, CommandError, Payload};
-use crate::{encode_ids, Frame, FrameKind, SessionId};
+use crate::{encode_ids, Frame, FrameKind, SessionId, MAX_IDS_PER_FRAME};
 
 /// PUBLISH_EXCEPT (106): a payload to a channel's members but some (the
 /// sender, say). Session area: the excepted ids; data: `u16` channel name
-/// length, the name, then the payload.
+/// length, the name, then the payload. The router passes the frame on to
+/// each gateway that holds members, so `except` fits one session area.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct PublishExcept {
     pub channel: Channel,
+    #[serde(deserialize_with = "one_session_area")]
     pub except: Vec<SessionId>,
     #[serde(flatten)]
     pub payload: Payload,
@@ -44,4 +46,12 @@ impl PublishExcept {
             ..Frame::new(FrameKind::PublishExcept, encode_ids(&self.except), data.freeze())
         }
     }
+}
+
+fn one_session_area<'de, D: Deserializer<'de>>(input: D) -> Result<Vec<SessionId>, D::Error> {
+    let ids = Vec::<SessionId>::deserialize(input)?;
+    if ids.len() > MAX_IDS_PER_FRAME {
+        return Err(serde::de::Error::custom(format!("except names at most {MAX_IDS_PER_FRAME} sessions")));
+    }
+    Ok(ids)
 }

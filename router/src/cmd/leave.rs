@@ -1,6 +1,4 @@
-use bytes::Bytes;
 use protocol::cmd::{Leave, Reply};
-use protocol::FrameKind;
 
 use super::Apply;
 use crate::hub::Hub;
@@ -8,9 +6,10 @@ use crate::store::StoreResult;
 
 impl Apply for Leave {
     async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
-        let sessions = hub.store().leave(self.0.channel.as_str(), &self.0.sessions).await?;
-        let channel = Bytes::copy_from_slice(self.0.channel.as_str().as_bytes());
-        hub.tell_gateways(FrameKind::ChDel, &self.0.sessions, channel);
+        let (channel, ids) = (self.0.channel.as_str(), &self.0.sessions);
+        let sessions = hub.store().leave(channel, ids).await?;
+        let sent = hub.left(channel, ids);
+        super::join::until_applied(hub, channel, &sent).await;
         Ok(Reply::Changed { sessions })
     }
 }

@@ -1,16 +1,13 @@
-use protocol::cmd::Payload;
 use protocol::cmd::{PublishExcept, Reply};
-use protocol::FrameKind;
 
 use super::Apply;
 use crate::hub::Hub;
 use crate::store::StoreResult;
 
+/// Like a publish: each gateway leaves out the excepted sessions it holds.
 impl Apply for PublishExcept {
     async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
-        let mut members = hub.store().members(self.channel.as_str()).await?;
-        members.retain(|id| !self.except.contains(id));
-        let Payload { data, binary } = self.payload;
-        Ok(Reply::Delivered(hub.deliver(FrameKind::SendMsg, &members, data, binary)))
+        let recent = hub.recent_routes(self.channel.as_str()).await;
+        Ok(Reply::Delivered(hub.publish(self.channel.as_str(), self.to_frame(), &self.except, &recent)))
     }
 }

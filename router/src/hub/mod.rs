@@ -6,11 +6,17 @@
 //! so a gateway that stops reading delays no push to another. A session's
 //! move switches its route under the same lock, so each push goes wholly
 //! before or after the move.
+//!
+//! A publish names its channel to each gateway that holds members, and
+//! the gateway walks its own: the hub keeps, per channel, only which
+//! gateways those are and how many members each said it has ([`Route`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use bytes::Bytes;
 
@@ -22,15 +28,21 @@ use crate::outbound::Outbound;
 mod moves;
 use crate::store::{Store, StoreResult};
 use protocol::handover::GatewayId;
-use protocol::{Frame, FrameKind, SessionId};
+use protocol::{Frame, FrameKind, Interest, SessionId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LinkId(u64);
 
 struct Gateway {
     id: GatewayId,
+    /// `id` as the store names it.
+    key: String,
     outbound: Arc<Outbound>,
     sessions: usize,
+    /// CH_ADD and CH_DEL frames queued to it on this link, and applied
+    /// there as its last CH_SUB or CH_UNSUB said: see [`Interest`].
+    changes_sent: u64,
+    changes_applied: u64,
     /// The largest frame data it takes, once its heartbeat said so.
     max_frame: Option<usize>,
 }
@@ -46,6 +58,20 @@ struct Links {
     /// Sessions a backend joined or bound while no linked gateway held
     /// them, since when: swept unless a gateway reports them in time.
     unheld: HashMap<SessionId, Instant>,
+    /// Per channel, the gateways a publish goes to.
+    routes: HashMap<String, HashMap<LinkId, Route>>,
+}
+
+/// A gateway that holds members of a channel: as many as its last CH_SUB
+/// said, or as this router's joins since added.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Route {
+    members: u32,
+    /// The newest [`Interest::version`] taken.
+    version: u64,
+    /// The gateway's `changes_sent` after this router's last join to the
+    /// channel there: an empty count that has not seen it is no proof.
+    changes_sent: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -54,11 +80,17 @@ struct Resume {
     holder: LinkId,
 }
 
+/// Channels routed at most: a gateway's CH_SUB for one more is ignored
+/// (and counted), so no peer can grow the router without bound.
+const MAX_ROUTED_CHANNELS: usize = 1 << 20;
+
 /// Resumes waiting for their holder's answer, at most; more are refused.
 const MAX_RESUMES: usize = 100_000;
 
 pub struct Hub {
     links: Mutex<Links>,
+    /// Woken when a gateway says how many joins it has applied, or unlinks.
+    applied: Notify,
     store: Store,
     /// The largest push payload this router takes (`--max-frame`).
     max_frame: usize,
@@ -67,7 +99,7 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(store: Store, max_frame: usize) -> Hub {
-        Hub { links: Mutex::default(), store, max_frame, metrics: RouterMetrics::default() }
+        Hub { links: Mutex::default(), applied: Notify::new(), store, max_frame, metrics: RouterMetrics::default() }
     }
 
     pub fn store(&self) -> &Store {
@@ -78,7 +110,9 @@ impl Hub {
         let mut links = self.links.lock().unwrap();
         links.next_id += 1;
         let link = LinkId(links.next_id);
-        links.gateways.insert(link, Gateway { id, outbound, sessions: 0, max_frame: None });
+        let key = id.to_string();
+        let gateway = Gateway { id, key, outbound, sessions: 0, changes_sent: 0, changes_applied: 0, max_frame: None };
+        links.gateways.insert(link, gateway);
         link
     }
 
@@ -109,6 +143,12 @@ impl Hub {
         links.gateways.remove(&link);
         links.sessions.retain(|_, owner| *owner != link);
         links.resumes.retain(|_, resume| resume.asker != link && resume.holder != link);
+        links.routes.retain(|_, gateways| {
+            gateways.remove(&link);
+            !gateways.is_empty()
+        });
+        drop(links);
+        self.applied.notify_waiters();
     }
 
     /// Records that `link` holds `ids`; returns those it was given. A
@@ -135,15 +175,22 @@ impl Hub {
         taken
     }
 
+    /// Those of `ids` that were noted unheld: a backend joined them before
+    /// their gateway's CONN came, so that gateway has yet to hear of it.
+    pub fn take_unheld(&self, ids: &[SessionId]) -> Vec<SessionId> {
+        let mut links = self.links.lock().unwrap();
+        ids.iter().filter(|id| links.unheld.remove(id).is_some()).copied().collect()
+    }
+
     /// Those of `ids` that `link` holds: what a gateway may say they belong to.
     pub fn held_by(&self, link: LinkId, ids: &[SessionId]) -> Vec<SessionId> {
         let links = self.links.lock().unwrap();
         ids.iter().filter(|id| links.sessions.get(id) == Some(&link)).copied().collect()
     }
 
-    fn refuse_gateway_frame(&self, link: LinkId, what: &str, session: &SessionId) {
+    fn refuse_gateway_frame(&self, link: LinkId, what: &str, about: &dyn std::fmt::Display) {
         self.metrics.gateway_frames_refused.fetch_add(1, Relaxed);
-        tracing::warn!(?link, %session, "ignored from a gateway: {what}");
+        tracing::warn!(?link, %about, "ignored from a gateway: {what}");
     }
 
     /// Forgets sessions that ended, but not one another gateway holds now:
@@ -176,12 +223,19 @@ impl Hub {
     /// The identity under which a gateway's lease and sessions are kept.
     pub fn gateway_key(&self, link: LinkId) -> Option<String> {
         let links = self.links.lock().unwrap();
-        links.gateways.get(&link).map(|gw| gw.id.to_string())
+        links.gateways.get(&link).map(|gw| gw.key.clone())
     }
 
     pub fn linked_gateway_keys(&self) -> Vec<String> {
         let links = self.links.lock().unwrap();
-        links.gateways.values().map(|gw| gw.id.to_string()).collect()
+        links.gateways.values().map(|gw| gw.key.clone()).collect()
+    }
+
+    /// The gateways that hold any of `ids`, by their store key, with how many each.
+    pub fn holders(&self, ids: &[SessionId]) -> Vec<(String, u32)> {
+        let links = self.links.lock().unwrap();
+        let held = by_holder(&links.gateways, &links.sessions, ids);
+        held.into_iter().map(|(link, ids)| (links.gateways[&link].key.clone(), ids.len() as u32)).collect()
     }
 
     /// Hands the sessions of a dead gateway to a live one, which sends
@@ -245,6 +299,148 @@ impl Hub {
         self.to_owning_gateways(kind, ids, data, false);
     }
 
+    /// Tells the gateways that hold `ids` that they joined `channel`, and
+    /// routes the channel's publishes to them from now on: CH_ADD and a
+    /// later publish go out on the same link, in that order. Returns what
+    /// [`Hub::until_applied`] waits for.
+    pub fn joined(&self, channel: &str, ids: &[SessionId]) -> Vec<(LinkId, u64)> {
+        self.membership_changed(FrameKind::ChAdd, channel, ids)
+    }
+
+    /// Tells the gateways that hold `ids` that they left `channel`.
+    pub fn left(&self, channel: &str, ids: &[SessionId]) -> Vec<(LinkId, u64)> {
+        self.membership_changed(FrameKind::ChDel, channel, ids)
+    }
+
+    fn membership_changed(&self, kind: FrameKind, channel: &str, ids: &[SessionId]) -> Vec<(LinkId, u64)> {
+        let mut links = self.links.lock().unwrap();
+        let held = by_holder(&links.gateways, &links.sessions, ids);
+        held.into_iter().filter_map(|(link, ids)| self.queue_change(&mut links, link, kind, channel, &ids)).collect()
+    }
+
+    /// CH_ADD or CH_DEL of `ids` to the gateway on `link`, which holds
+    /// them, and the channel's route to it as this router now expects it;
+    /// the gateway's count of changes once it has applied this one.
+    fn queue_change(
+        &self,
+        links: &mut Links,
+        link: LinkId,
+        kind: FrameKind,
+        channel: &str,
+        ids: &[SessionId],
+    ) -> Option<(LinkId, u64)> {
+        let gateway = links.gateways.get_mut(&link)?;
+        let name = Bytes::copy_from_slice(channel.as_bytes());
+        let frames: Vec<Frame> = Frame::for_sessions(kind, ids, name, false).collect();
+        gateway.changes_sent += frames.len() as u64;
+        let changes_sent = gateway.changes_sent;
+        if !self.queue(gateway, frames) {
+            return None;
+        }
+        let n = ids.len() as u32;
+        match kind {
+            FrameKind::ChAdd => {
+                let route = links.routes.entry(channel.to_owned()).or_default().entry(link).or_default();
+                route.members = route.members.saturating_add(n);
+                route.changes_sent = changes_sent;
+            }
+            _ => {
+                if let Some(route) = links.routes.get_mut(channel).and_then(|routes| routes.get_mut(&link)) {
+                    route.members = route.members.saturating_sub(n);
+                }
+            }
+        }
+        Some((link, changes_sent))
+    }
+
+    /// Waits until each gateway has applied the joins sent to it (its
+    /// CH_SUB or CH_UNSUB says so), it unlinks, or `wait` passes; whether all did.
+    pub async fn until_applied(&self, targets: &[(LinkId, u64)], wait: Duration) -> bool {
+        let done = || {
+            let links = self.links.lock().unwrap();
+            targets.iter().all(|(link, adds)| links.gateways.get(link).is_none_or(|gw| gw.changes_applied >= *adds))
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let applied = self.applied.notified();
+            tokio::pin!(applied);
+            applied.as_mut().enable();
+            if done() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, applied).await.is_err() {
+                return done();
+            }
+        }
+    }
+
+    /// The gateways the store says members joined `channel` on lately. A
+    /// store that cannot say is logged, and the publish goes where this
+    /// router's routes say: a publish does not fail with the store.
+    pub async fn recent_routes(&self, channel: &str) -> Vec<(String, u32)> {
+        self.store.recent_routes(channel).await.unwrap_or_else(|err| {
+            tracing::warn!(%err, channel, "publishing without the store's recent joins");
+            Vec::new()
+        })
+    }
+
+    /// A gateway says how many of its sessions are in a channel.
+    pub fn interest(&self, link: LinkId, interest: Interest) {
+        let mut links = self.links.lock().unwrap();
+        let Some(gateway) = links.gateways.get_mut(&link) else { return };
+        if interest.changes_seen > gateway.changes_applied {
+            gateway.changes_applied = interest.changes_seen;
+            self.applied.notify_waiters();
+        }
+        let routes = links.routes.len();
+        if routes >= MAX_ROUTED_CHANNELS && !links.routes.contains_key(interest.channel.as_str()) {
+            return self.refuse_gateway_frame(
+                link,
+                "CH_SUB past the routed channels' bound",
+                &interest.channel.as_str(),
+            );
+        }
+        let gateways = links.routes.entry(interest.channel.as_str().to_owned()).or_default();
+        let route = gateways.entry(link).or_default();
+        if interest.version < route.version {
+            return;
+        }
+        route.version = interest.version;
+        route.members = interest.members;
+        if interest.members == 0 && interest.changes_seen >= route.changes_sent {
+            gateways.remove(&link);
+            if gateways.is_empty() {
+                links.routes.remove(interest.channel.as_str());
+            }
+        }
+    }
+
+    /// Sends a publish (CH_PUB or PUBLISH_EXCEPT, as the backend gave it)
+    /// to every gateway that holds members of `channel`, and to those the
+    /// store says members joined on lately (`recent`, by key, with how
+    /// many): one frame each, whatever the channel's size. `except` are
+    /// left out of the count.
+    pub fn publish(&self, channel: &str, frame: Frame, except: &[SessionId], recent: &[(String, u32)]) -> Delivered {
+        let links = self.links.lock().unwrap();
+        let routes = links.routes.get(channel);
+        let routed = routes.into_iter().flatten().map(|(link, route)| (*link, route.members));
+        let told_by_store = recent.iter().filter_map(|(key, members)| {
+            let link = links.gateways.iter().find(|(_, gw)| gw.key == *key)?.0;
+            (!routes.is_some_and(|routes| routes.contains_key(link))).then_some((*link, *members))
+        });
+        let mut delivered = Delivered::default();
+        for (link, members) in routed.chain(told_by_store) {
+            let Some(gateway) = links.gateways.get(&link) else { continue };
+            if self.queue(gateway, vec![frame.clone()]) {
+                let excepted = except.iter().filter(|id| links.sessions.get(id) == Some(&link)).count();
+                delivered.sessions += (members as usize).saturating_sub(excepted);
+                delivered.delivered_to_gateways += 1;
+            }
+        }
+        self.metrics.deliveries.fetch_add(delivered.sessions as u64, Relaxed);
+        delivered
+    }
+
     /// Asks every linked gateway to report all its memberships again.
     pub fn request_resync(&self) {
         self.broadcast_frame(Frame::new(FrameKind::Resync, Bytes::new(), Bytes::new()));
@@ -252,14 +448,8 @@ impl Hub {
 
     fn to_owning_gateways(&self, kind: FrameKind, ids: &[SessionId], data: Bytes, binary: bool) -> Delivered {
         let links = self.links.lock().unwrap();
-        let mut by_gateway: HashMap<LinkId, Vec<SessionId>> = HashMap::new();
-        for id in ids {
-            if let Some(link) = links.sessions.get(id).filter(|link| links.gateways.contains_key(link)) {
-                by_gateway.entry(*link).or_default().push(*id);
-            }
-        }
         let mut delivered = Delivered::default();
-        for (link, ids) in by_gateway {
+        for (link, ids) in by_holder(&links.gateways, &links.sessions, ids) {
             let frames = Frame::for_sessions(kind, &ids, data.clone(), binary).collect();
             if self.queue(&links.gateways[&link], frames) {
                 delivered.sessions += ids.len();
@@ -307,6 +497,7 @@ impl Hub {
                 sessions: links.sessions.len(),
                 queued_bytes,
                 unheld: links.unheld.len(),
+                channel_routes: links.routes.values().map(HashMap::len).sum(),
             }
         };
         self.metrics.render(gauges)
@@ -336,6 +527,21 @@ impl Hub {
     }
 }
 
+/// `ids` grouped by the linked gateway that holds them; others are left out.
+fn by_holder(
+    gateways: &HashMap<LinkId, Gateway>,
+    sessions: &HashMap<SessionId, LinkId>,
+    ids: &[SessionId],
+) -> HashMap<LinkId, Vec<SessionId>> {
+    let mut by_gateway: HashMap<LinkId, Vec<SessionId>> = HashMap::new();
+    for id in ids {
+        if let Some(link) = sessions.get(id).filter(|link| gateways.contains_key(link)) {
+            by_gateway.entry(*link).or_default().push(*id);
+        }
+    }
+    by_gateway
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,5 +562,52 @@ mod tests {
         hub.sessions_connected(link, &[coming]);
         assert_eq!(hub.sweep_unheld(Duration::ZERO), [closed], "the one reported since stays");
         assert!(hub.sweep_unheld(Duration::ZERO).is_empty(), "and each is swept once");
+    }
+
+    fn interest(members: u32, version: u64, changes_seen: u64) -> Interest {
+        let channel = protocol::cmd::Channel::new("room").unwrap();
+        Interest { channel, members, version, changes_seen }
+    }
+
+    fn publish(hub: &Hub) -> Delivered {
+        hub.publish("room", Frame::new(FrameKind::ChPub, Bytes::from_static(b"room"), Bytes::new()), &[], &[])
+    }
+
+    #[test]
+    fn a_publish_goes_once_to_each_gateway_that_says_it_holds_members() {
+        let hub = hub();
+        let (first, second) = (Arc::new(Outbound::new(1 << 20)), Arc::new(Outbound::new(1 << 20)));
+        let a = hub.attach_gateway(GatewayId { server_id: 1, worker_id: 1 }, first.clone());
+        let b = hub.attach_gateway(GatewayId { server_id: 2, worker_id: 1 }, second.clone());
+        assert_eq!(publish(&hub), Delivered::default(), "no member anywhere");
+        hub.interest(a, interest(10_000, 5, 0));
+        hub.interest(b, interest(60, 1, 0));
+        assert_eq!(publish(&hub), Delivered { sessions: 10_060, delivered_to_gateways: 2 });
+        assert_eq!((first.queued_bytes(), second.queued_bytes()), (64 + 4, 64 + 4), "one small frame each");
+        hub.interest(a, interest(3, 4, 0));
+        assert_eq!(publish(&hub).sessions, 10_060, "an older count is ignored");
+        hub.interest(b, interest(0, 2, 0));
+        assert_eq!(publish(&hub), Delivered { sessions: 10_000, delivered_to_gateways: 1 });
+        hub.detach_gateway(a);
+        assert_eq!(publish(&hub), Delivered::default());
+        assert!(hub.links.lock().unwrap().routes.is_empty());
+        let frame = Frame::new(FrameKind::ChPub, Bytes::from_static(b"room"), Bytes::new());
+        let recent = [("2:1".to_owned(), 7), ("9:9".to_owned(), 5)];
+        let told = hub.publish("room", frame, &[], &recent);
+        assert_eq!(told, Delivered { sessions: 7, delivered_to_gateways: 1 }, "a gateway the store names, if linked");
+    }
+
+    #[test]
+    fn an_empty_count_that_has_not_seen_this_routers_join_keeps_the_route() {
+        let hub = hub();
+        let link = hub.attach_gateway(GatewayId { server_id: 1, worker_id: 1 }, Arc::new(Outbound::new(1 << 20)));
+        let id = SessionId::from_u64(1);
+        hub.sessions_connected(link, &[id]);
+        hub.joined("room", &[id]);
+        assert_eq!(publish(&hub).delivered_to_gateways, 1, "routed as soon as the join is sent");
+        hub.interest(link, interest(0, 7, 0));
+        assert_eq!(publish(&hub).delivered_to_gateways, 1, "sent before the gateway applied the join");
+        hub.interest(link, interest(0, 7, 1));
+        assert_eq!(publish(&hub).delivered_to_gateways, 0, "sent after it");
     }
 }

@@ -34,6 +34,15 @@ impl Hub {
     /// every push sent before: the old one knows nothing more will come
     /// from this router, the new one that everything after comes to it.
     pub async fn moving(&self, from: LinkId, session: SessionId, to: GatewayId) {
+        // Read first: the new gateway learns the session's channels before
+        // its MOVED, so it walks the session in every publish after it.
+        let channels = match self.store.session_channels(&session).await {
+            Ok(channels) => channels,
+            Err(err) => {
+                tracing::error!(%err, %session, "a moving session's channels are unknown: the new gateway learns them from the hand-over");
+                Vec::new()
+            }
+        };
         {
             let mut links = self.links.lock().unwrap();
             if links.sessions.get(&session) != Some(&from) {
@@ -48,6 +57,9 @@ impl Hub {
             if let Some(link) = new_owner {
                 links.sessions.insert(session, link);
                 links.gateways.get_mut(&link).expect("found above").sessions += 1;
+                for channel in &channels {
+                    self.queue_change(&mut links, link, FrameKind::ChAdd, channel, &[session]);
+                }
             }
             let moved = Frame::new(FrameKind::Moved, encode_ids(&[session]), to.address(&[]));
             for link in [Some(from), new_owner].into_iter().flatten() {

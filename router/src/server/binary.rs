@@ -17,7 +17,7 @@ use crate::hub::{Hub, LinkId};
 use crate::outbound::{CutOff, Outbound};
 use crate::server::arrival::Ticket;
 use protocol::handover::{GatewayId, ResumeAsk};
-use protocol::{token_matches, Frame, FrameCodec, FrameError, FrameKind, Heartbeat, Hello};
+use protocol::{token_matches, Frame, FrameCodec, FrameError, FrameKind, Heartbeat, Hello, Interest};
 
 /// A connection that sends nothing for this long is closed.
 const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
@@ -297,9 +297,21 @@ impl From<tokio::time::error::Elapsed> for WriteError {
     }
 }
 
+/// Sessions a backend joined before their gateway's CONN came: their
+/// gateway learns their channels now, and their publishes go there.
+async fn tell_late_joins(hub: &Hub, taken: &[protocol::SessionId]) -> crate::store::StoreResult<()> {
+    for id in hub.take_unheld(taken) {
+        for channel in hub.store().session_channels(&id).await? {
+            hub.joined(&channel, &[id]);
+        }
+    }
+    Ok(())
+}
+
 /// A gateway reports its sessions (CONN, CLOSE) and, on (re)link or when
 /// asked to resync, what they belong to (CH_ADD, BIND), which the store
-/// takes again: that is how a Redis that lost its data is refilled. The
+/// takes again: that is how a Redis that lost its data is refilled; and
+/// how many of its sessions are in each channel (CH_SUB, CH_UNSUB). The
 /// frames of a session's move between gateways are passed on (see
 /// `protocol::handover`).
 async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), String> {
@@ -308,10 +320,15 @@ async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), Stri
     let stored = match frame.kind() {
         Some(FrameKind::Conn) => {
             let taken = hub.sessions_connected(link, &ids);
-            match hub.gateway_key(link) {
+            let stored = match hub.gateway_key(link) {
                 Some(gateway) => store.gateway_sessions(&gateway, &taken, true).await,
                 None => Ok(()),
-            }
+            };
+            stored.and(tell_late_joins(hub, &taken).await)
+        }
+        Some(FrameKind::ChSub | FrameKind::ChUnsub) => {
+            hub.interest(link, Interest::from_frame(&frame)?);
+            Ok(())
         }
         Some(FrameKind::Close) => {
             let closed = hub.sessions_closed(link, &ids).await;
@@ -322,7 +339,7 @@ async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), Stri
         }
         Some(FrameKind::ChAdd) => {
             let channel = std::str::from_utf8(&frame.data).map_err(|_| "a channel name is UTF-8".to_owned())?;
-            store.join(channel, &hub.held_by(link, &ids)).await.map(drop)
+            store.join(channel, &hub.held_by(link, &ids), &[]).await.map(drop)
         }
         Some(FrameKind::Bind) => {
             let user = std::str::from_utf8(&frame.data).map_err(|_| "a user id is UTF-8".to_owned())?;

@@ -47,8 +47,28 @@ macro_rules! dispatch {
 
 impl Store {
     /// Adds `ids` to `channel`; returns how many were not members yet.
-    pub async fn join(&self, channel: &str, ids: &[SessionId]) -> StoreResult<usize> {
-        dispatch!(self, s => s.join(channel, ids))
+    /// `routes` are the gateways that hold them, with how many each: in
+    /// Redis, a publish through another router reads them for a while, as
+    /// their gateways' own word may not have reached it yet.
+    pub async fn join(&self, channel: &str, ids: &[SessionId], routes: &[(String, u32)]) -> StoreResult<usize> {
+        match self {
+            Store::Memory(s) => s.join(channel, ids),
+            Store::Redis(s) => s.join(channel, ids, routes).await,
+        }
+    }
+
+    /// The gateways that members joined `channel` on lately, through any
+    /// router. An in-memory store serves one router, which knows them.
+    pub async fn recent_routes(&self, channel: &str) -> StoreResult<Vec<(String, u32)>> {
+        match self {
+            Store::Memory(_) => Ok(Vec::new()),
+            Store::Redis(s) => s.recent_routes(channel).await,
+        }
+    }
+
+    /// Whether several routers may share it.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Store::Redis(_))
     }
 
     /// Removes `ids` from `channel`; returns how many were members.
