@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use protocol::cmd::{Channel, Command};
 use protocol::handover::{GatewayId, Refusal, ResumeAsk, SessionState};
-use protocol::{Frame, FrameCodec, FrameKind, Heartbeat, Hello, SessionId, MAX_IDS_PER_FRAME};
+use protocol::{Frame, FrameCodec, FrameKind, Heartbeat, Hello, Interest, SessionId, MAX_IDS_PER_FRAME};
 use runtime::Shutdown;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -110,6 +110,9 @@ struct Pending {
     /// all the same. They count as reported once the router is heard on
     /// that connection, and are unreported again if it ends first.
     reporting: Vec<SessionId>,
+    /// Channel counts not yet sent, the newest of each channel: a router
+    /// keeps only the newest, so a burst of closes costs one each.
+    counts: HashMap<String, Interest>,
     /// Set when the queue overflowed: the link starts over.
     overflowed: bool,
     open: bool,
@@ -133,6 +136,7 @@ impl Pending {
         self.open = false;
         self.overflowed = false;
         self.unreported.extend(self.reporting.drain(..));
+        self.counts = HashMap::new();
         for event in std::mem::take(&mut self.events) {
             self.miss(event, stats);
         }
@@ -158,7 +162,23 @@ impl Outgoing {
         self.ready.notify_one();
     }
 
-    /// Waits for events and takes them all; an error once the queue overflowed.
+    /// Queues a channel's count, in place of an older one not yet sent.
+    fn queue_count(&self, interest: Interest) {
+        let mut pending = self.pending.lock().unwrap();
+        if !pending.open {
+            return;
+        }
+        match pending.counts.get_mut(interest.channel.as_str()) {
+            Some(queued) if queued.version > interest.version => return,
+            Some(queued) => *queued = interest,
+            None => drop(pending.counts.insert(interest.channel.as_str().to_owned(), interest)),
+        }
+        drop(pending);
+        self.ready.notify_one();
+    }
+
+    /// Waits for events and takes them all, the channel counts last; an
+    /// error once the queue overflowed.
     async fn take(&self) -> Result<VecDeque<LinkEvent>, &'static str> {
         loop {
             {
@@ -166,8 +186,11 @@ impl Outgoing {
                 if pending.overflowed {
                     return Err("the link's queue overflowed: starting over");
                 }
-                if !pending.events.is_empty() {
-                    return Ok(std::mem::take(&mut pending.events));
+                if !pending.events.is_empty() || !pending.counts.is_empty() {
+                    let mut events = std::mem::take(&mut pending.events);
+                    let counts = std::mem::take(&mut pending.counts).into_values();
+                    events.extend(counts.map(|count| LinkEvent::Frame(count.to_frame())));
+                    return Ok(events);
                 }
             }
             self.ready.notified().await;
@@ -261,7 +284,7 @@ impl RouterLinks {
         for link in self.links.iter() {
             let pending = link.pending.lock().unwrap();
             health.up += usize::from(link.linked.load(Relaxed));
-            health.queued += pending.events.len();
+            health.queued += pending.events.len() + pending.counts.len();
             health.unreported += pending.unreported.len() + pending.reporting.len();
         }
         health
@@ -304,7 +327,7 @@ impl RouterLinks {
 
     /// Tells every router how many members of these channels are here now.
     pub fn channels_changed(&self, counts: Vec<ChannelCount>) {
-        tell_counts(&self.links, &counts, &self.stats);
+        tell_counts(&self.links, &counts);
     }
 
     fn notify(&self, event: LinkEvent) {
@@ -315,10 +338,10 @@ impl RouterLinks {
 }
 
 /// Queues each count for every router, as CH_SUB or CH_UNSUB.
-fn tell_counts(links: &[Arc<Outgoing>], counts: &[ChannelCount], stats: &LinkStats) {
+fn tell_counts(links: &[Arc<Outgoing>], counts: &[ChannelCount]) {
     for count in counts {
         for (index, link) in links.iter().enumerate() {
-            link.queue(LinkEvent::Frame(count.interest(index).to_frame()), stats);
+            link.queue_count(count.interest(index));
         }
     }
 }
@@ -583,7 +606,7 @@ impl Link {
                 let message = Message::new(Payload::shared(payload.data), payload.binary);
                 match self.registry.publish(self.index, &channel, &message, &except) {
                     Ok(taken) => self.pushed(taken),
-                    Err(none_here) => self.outgoing.queue(LinkEvent::Frame(none_here.to_frame()), &self.stats),
+                    Err(none_here) => self.outgoing.queue_count(none_here),
                 }
             }
             Some(kind @ (FrameKind::ChAdd | FrameKind::ChDel)) => {
@@ -593,10 +616,8 @@ impl Link {
                 // Every router hears a new count; this one hears it anyway,
                 // as word that its change is applied.
                 match self.registry.note_channel(self.index, &ids, &channel, kind == FrameKind::ChAdd) {
-                    (count, true) => tell_counts(&self.all, &[count], &self.stats),
-                    (count, false) => {
-                        self.outgoing.queue(LinkEvent::Frame(count.interest(self.index).to_frame()), &self.stats)
-                    }
+                    (count, true) => tell_counts(&self.all, &[count]),
+                    (count, false) => self.outgoing.queue_count(count.interest(self.index)),
                 }
             }
             Some(FrameKind::Bind) => {
@@ -640,5 +661,34 @@ impl Link {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn of_a_channels_counts_not_yet_sent_only_the_newest_goes() {
+        let outgoing = Outgoing::default();
+        let count = |channel: &str, version: u64| Interest {
+            channel: Channel::new(channel).unwrap(),
+            members: version as u32,
+            version,
+            changes_seen: 0,
+        };
+        outgoing.queue_count(count("room", 1));
+        assert!(outgoing.pending.lock().unwrap().counts.is_empty(), "nothing queues while the link is down");
+        outgoing.pending.lock().unwrap().open = true;
+        for version in [2, 4, 3] {
+            outgoing.queue_count(count("room", version));
+        }
+        outgoing.queue_count(count("hall", 1));
+        outgoing.queue(LinkEvent::Closed(SessionId::from_u64(1)), &LinkStats::default());
+        let mut taken = Vec::from(outgoing.take().await.unwrap());
+        assert_eq!(taken.remove(0), LinkEvent::Closed(SessionId::from_u64(1)), "counts go after the other events");
+        taken.sort_by_key(|event| format!("{event:?}"));
+        let frames = [count("hall", 1), count("room", 4)].map(|count| LinkEvent::Frame(count.to_frame()));
+        assert_eq!(taken, frames);
     }
 }

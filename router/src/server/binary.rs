@@ -300,10 +300,16 @@ impl From<tokio::time::error::Elapsed> for WriteError {
 /// Sessions a backend joined before their gateway's CONN came: their
 /// gateway learns their channels now, and their publishes go there.
 async fn tell_late_joins(hub: &Hub, taken: &[protocol::SessionId]) -> crate::store::StoreResult<()> {
-    for id in hub.take_unheld(taken) {
-        for channel in hub.store().session_channels(&id).await? {
-            hub.joined(&channel, &[id]);
-        }
+    let late = hub.take_unheld(taken);
+    if late.is_empty() {
+        return Ok(());
+    }
+    let mut by_channel: std::collections::HashMap<String, Vec<protocol::SessionId>> = Default::default();
+    for (id, channels) in late.iter().zip(hub.store().sessions_channels(&late).await?) {
+        channels.into_iter().for_each(|channel| by_channel.entry(channel).or_default().push(*id));
+    }
+    for (channel, ids) in by_channel {
+        hub.joined(&channel, &ids);
     }
     Ok(())
 }

@@ -110,6 +110,14 @@ impl MemoryStore {
         Ok(channels)
     }
 
+    pub fn sessions_channels(&self, ids: &[SessionId]) -> StoreResult<Vec<Vec<String>>> {
+        let state = self.state.lock().unwrap();
+        Ok(ids
+            .iter()
+            .map(|id| state.sessions.get(id).map(|c| c.iter().cloned().collect()).unwrap_or_default())
+            .collect())
+    }
+
     pub fn bind_user(&self, id: &SessionId, user: &str) -> StoreResult<()> {
         let mut state = self.state.lock().unwrap();
         state.unbind(id);

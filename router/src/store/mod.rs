@@ -94,6 +94,11 @@ impl Store {
         dispatch!(self, s => s.session_channels(id))
     }
 
+    /// The channels of each of `ids`, in one call.
+    pub async fn sessions_channels(&self, ids: &[SessionId]) -> StoreResult<Vec<Vec<String>>> {
+        dispatch!(self, s => s.sessions_channels(ids))
+    }
+
     /// Binds a session to a user id (a session has one user; binding again moves it).
     pub async fn bind_user(&self, id: &SessionId, user: &str) -> StoreResult<()> {
         dispatch!(self, s => s.bind_user(id, user))

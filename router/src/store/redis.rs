@@ -264,7 +264,7 @@ impl RedisStore {
         Ok(())
     }
 
-    async fn sessions_channels(&self, ids: &[SessionId]) -> StoreResult<Vec<Vec<String>>> {
+    pub async fn sessions_channels(&self, ids: &[SessionId]) -> StoreResult<Vec<Vec<String>>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }

@@ -41,14 +41,40 @@ pub struct Args {
     /// publish to the last delivery is reported per delivery.
     #[arg(long = "gateway-pid")]
     pub gateway_pids: Vec<u32>,
-    /// The router's process id: its CPU time per delivery, as for gateways.
+    /// A router's process id (repeatable): its CPU time per delivery and
+    /// per publish, as for gateways.
+    #[arg(long = "router-pid")]
+    pub router_pids: Vec<u32>,
+    /// Redis' process id: its CPU time per delivery and per publish.
     #[arg(long)]
-    pub router_pid: Option<u32>,
+    pub redis_pid: Option<u32>,
+    /// Redis' address, HOST:PORT: the commands it ran per publish, from
+    /// `INFO commandstats` before the first publish and after the last delivery.
+    #[arg(long)]
+    pub redis: Option<SocketAddr>,
     /// Publish as fooking's PHP client does, to this binary port: a
     /// connection per call, one after another, no reply (members still
-    /// join over --router).
+    /// join over --router). Repeat it for several routers: the publishes
+    /// take turns, and each router's must arrive in its order.
     #[arg(long)]
-    pub one_call: Option<SocketAddr>,
+    pub one_call: Vec<SocketAddr>,
+    /// The channel, shared with other loadgen processes: one descriptor
+    /// limit holds at most about 20,000 members, so a larger channel takes
+    /// several processes, all but one `--listen-only`.
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Join and count what arrives, publishing nothing: another process
+    /// publishes `--messages` to `--channel`. The members close when stdin
+    /// does, so that their closes stay out of the publisher's figures.
+    #[arg(long)]
+    pub listen_only: bool,
+    /// Milliseconds to wait between the joins and the first publish, so
+    /// that the CPU time and Redis commands measured are the publishes'
+    /// alone (the routers still record the members' connects meanwhile).
+    /// With --redis, the commands Redis runs meanwhile (the routers' upkeep)
+    /// give the rate taken off in `redis_commands_per_publish_less_upkeep`.
+    #[arg(long, default_value_t = 0)]
+    pub settle_ms: u64,
 }
 
 /// The last message a publisher sends: members stop on it.
@@ -56,12 +82,32 @@ const END: &[u8] = b"end";
 const MEMBER_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct MemberTally {
-    /// Receive time of message k, since the run's base instant.
-    received: Vec<Duration>,
+    /// Receive time of message k, since the run's base instant, in arrival order.
+    received: Vec<(usize, Duration)>,
+    /// Messages that came before one published earlier through the same router.
+    out_of_order: usize,
     error: Option<String>,
     /// Closed only after every member is done, so closing (and the close
     /// events it sets off) stays out of the delivery figures.
     conn: Conn,
+}
+
+/// Redis' calls at the first publish, and at what rate it ran commands in
+/// an idle while before (the routers' once-a-second upkeep).
+#[derive(Clone, Copy)]
+pub struct RedisCalls {
+    addr: SocketAddr,
+    before: u64,
+    at: Instant,
+    idle_per_s: f64,
+}
+
+/// What a member expects: how many messages (`None`: until the end
+/// marker), and through how many routers they take turns.
+#[derive(Clone, Copy)]
+pub struct Expect {
+    pub messages: Option<usize>,
+    pub routers: usize,
 }
 
 /// Members joined to a channel and listening, and the publisher's side.
@@ -78,8 +124,10 @@ pub struct Fanout {
     /// until every member is done: the fan-out's cost alone, without the
     /// connects, joins and closes around it.
     pub cpu: Option<CpuSpan>,
-    /// Publish over this binary port, a connection per call.
-    pub one_call: Option<SocketAddr>,
+    /// Publish over these binary ports, a connection per call, in turn.
+    pub one_call: Vec<SocketAddr>,
+    /// Redis' calls before the first publish, for its commands per publish.
+    pub redis_calls: Option<RedisCalls>,
 }
 
 impl Fanout {
@@ -90,6 +138,20 @@ impl Fanout {
         router: SocketAddr,
         count: usize,
         size: usize,
+        report: &mut Report,
+    ) -> anyhow::Result<Fanout> {
+        let expect = Expect { messages: None, routers: 1 };
+        Fanout::join_channel(endpoints, router, None, count, size, expect, report).await
+    }
+
+    /// The same, to `channel` if given, members expecting `expect`.
+    pub async fn join_channel(
+        endpoints: &[Endpoint],
+        router: SocketAddr,
+        channel: Option<String>,
+        count: usize,
+        size: usize,
+        expect: Expect,
         report: &mut Report,
     ) -> anyhow::Result<Fanout> {
         let (conns, failures) = open_many(endpoints, count, 500, true).await;
@@ -114,13 +176,26 @@ impl Fanout {
                 Err(e) => report.error(format!("no greeting (run the echo backend with --greet): {e:#}")),
             }
         }
-        let channel = format!("loadgen-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos());
+        let channel = channel
+            .unwrap_or_else(|| format!("loadgen-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos()));
         let mut router = RouterApi::new(router);
         router.join(&channel, &ids).await?;
         let base = Instant::now();
-        let members = conns.into_iter().enumerate().map(|(i, conn)| tokio::spawn(listen(i, conn, base))).collect();
+        let members =
+            conns.into_iter().enumerate().map(|(i, conn)| tokio::spawn(listen(i, conn, base, expect))).collect();
         let published = Vec::new();
-        Ok(Fanout { router, channel, size, json_payload: false, base, members, published, cpu: None, one_call: None })
+        Ok(Fanout {
+            router,
+            channel,
+            size,
+            json_payload: false,
+            base,
+            members,
+            published,
+            cpu: None,
+            one_call: Vec::new(),
+            redis_calls: None,
+        })
     }
 
     pub async fn publish_next(&mut self) -> anyhow::Result<()> {
@@ -133,8 +208,8 @@ impl Fanout {
     }
 
     async fn publish(&mut self, data: &str) -> anyhow::Result<()> {
-        match self.one_call {
-            Some(addr) => RouterApi::publish_one_call(addr, &self.channel, data).await,
+        match self.one_call.get(self.published.len() % self.one_call.len().max(1)) {
+            Some(addr) => RouterApi::publish_one_call(*addr, &self.channel, data).await,
             None => self.router.publish(&self.channel, data).await.map(drop),
         }
     }
@@ -142,62 +217,110 @@ impl Fanout {
     /// Sends the end marker, collects every member, and reports.
     pub async fn finish(mut self, report: &mut Report, prefix: &str) -> anyhow::Result<()> {
         self.publish(std::str::from_utf8(END)?).await?;
-        let expected = self.published.len();
+        let published = std::mem::take(&mut self.published);
+        self.collect(report, prefix, &published).await
+    }
+
+    /// Collects every member and reports: deliveries, their latency from
+    /// `published` (when each message was published, if this process did),
+    /// and the CPU time of the processes watched.
+    async fn collect(self, report: &mut Report, prefix: &str, published: &[Duration]) -> anyhow::Result<()> {
+        self.collect_then(report, prefix, published, async {}).await
+    }
+
+    /// [`Fanout::collect`], closing the members only once `before_close` is done.
+    async fn collect_then(
+        self,
+        report: &mut Report,
+        prefix: &str,
+        published: &[Duration],
+        before_close: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let expected = published.len();
         let (mut per_message, mut per_delivery) = (histogram(), histogram());
         let mut last_of = vec![Duration::ZERO; expected];
-        let mut deliveries = 0usize;
+        let (mut deliveries, mut out_of_order) = (0usize, 0usize);
         let members = self.members.len();
         let mut tallies = Vec::with_capacity(members);
         for member in self.members {
             tallies.push(member.await?);
         }
         let cpu = self.cpu.as_ref().map(CpuSpan::spent).transpose()?;
+        if let Some(redis) = self.redis_calls {
+            // Less the INFO that read the count before; read before the
+            // members close, which the routers write to Redis.
+            let calls = redis_calls(redis.addr).await?.saturating_sub(redis.before + 1) as f64;
+            let upkeep = redis.idle_per_s * redis.at.elapsed().as_secs_f64();
+            let per_publish = |calls: f64| (calls / (expected + 1) as f64 * 100.0).round() / 100.0;
+            report.set(&format!("{prefix}redis_commands_per_publish"), per_publish(calls));
+            report.set(&format!("{prefix}redis_commands_per_publish_less_upkeep"), per_publish(calls - upkeep));
+        }
         eprintln!("fanout: all members done");
+        before_close.await;
         let mut closing = Vec::with_capacity(members);
         for (i, tally) in tallies.into_iter().enumerate() {
             closing.push(tokio::spawn(tally.conn.close()));
             if let Some(error) = tally.error {
                 report.error(error);
-            } else if tally.received.len() != expected {
+            } else if expected > 0 && tally.received.len() != expected {
                 report.error(format!("member {i}: got {} of {expected} messages", tally.received.len()));
             }
             deliveries += tally.received.len();
-            for (k, at) in tally.received.iter().enumerate() {
-                record(&mut per_delivery, at.saturating_sub(self.published[k]));
-                last_of[k] = last_of[k].max(*at);
+            out_of_order += tally.out_of_order;
+            for (k, at) in tally.received.iter().filter(|(k, _)| *k < expected) {
+                record(&mut per_delivery, at.saturating_sub(published[*k]));
+                last_of[*k] = last_of[*k].max(*at);
             }
         }
         for close in closing {
             close.await?;
         }
         for (k, last) in last_of.iter().enumerate() {
-            record(&mut per_message, last.saturating_sub(self.published[k]));
+            record(&mut per_message, last.saturating_sub(published[k]));
         }
         let span = last_of
             .iter()
             .max()
             .copied()
             .unwrap_or_default()
-            .saturating_sub(self.published.first().copied().unwrap_or_default());
+            .saturating_sub(published.first().copied().unwrap_or_default());
         report.set(&format!("{prefix}members"), members);
         report.set(&format!("{prefix}messages"), expected);
         report.set(&format!("{prefix}deliveries"), deliveries);
-        report.set(&format!("{prefix}deliveries_per_s"), (deliveries as f64 / span.as_secs_f64().max(1e-9)).round());
-        for (name, spent) in cpu.unwrap_or_default() {
-            let per_delivery = spent.as_secs_f64() * 1e6 / deliveries.max(1) as f64;
-            report.set(&format!("{prefix}{name}_cpu_us_per_delivery"), (per_delivery * 100.0).round() / 100.0);
+        report.set(&format!("{prefix}out_of_order"), out_of_order);
+        if out_of_order > 0 {
+            report
+                .error(format!("{out_of_order} deliveries came before one published earlier through the same router"));
         }
-        percentiles(report, &format!("{prefix}publish_to_last_delivery_"), &per_message);
-        percentiles(report, &format!("{prefix}delivery_latency_"), &per_delivery);
+        if expected > 0 {
+            report
+                .set(&format!("{prefix}deliveries_per_s"), (deliveries as f64 / span.as_secs_f64().max(1e-9)).round());
+        }
+        let round = |us: f64| (us * 100.0).round() / 100.0;
+        for (name, spent) in cpu.unwrap_or_default() {
+            let us = spent.as_secs_f64() * 1e6;
+            report.set(&format!("{prefix}{name}_cpu_us_per_delivery"), round(us / deliveries.max(1) as f64));
+            report.set(&format!("{prefix}{name}_cpu_us_per_publish"), round(us / (expected + 1) as f64));
+        }
+        if expected > 0 {
+            percentiles(report, &format!("{prefix}publish_to_last_delivery_"), &per_message);
+            percentiles(report, &format!("{prefix}delivery_latency_"), &per_delivery);
+        }
         Ok(())
     }
 }
 
-/// Reads messages 0, 1, 2… until the end marker; any gap, repeat or
-/// reordering is an error.
-async fn listen(i: usize, conn: Conn, base: Instant) -> MemberTally {
-    let mut tally = MemberTally { received: Vec::new(), error: None, conn };
-    loop {
+/// Reads messages until the end marker and, when it knows how many to
+/// expect, until it has them all (through several routers the end marker
+/// may overtake another router's last). Message k came through router
+/// k mod `routers`; one that comes after a later one from the same router
+/// is out of order, a repeat or an unknown one is an error.
+async fn listen(i: usize, conn: Conn, base: Instant, expect: Expect) -> MemberTally {
+    let mut tally = MemberTally { received: Vec::new(), out_of_order: 0, error: None, conn };
+    let mut last: Vec<Option<usize>> = vec![None; expect.routers.max(1)];
+    let mut seen = std::collections::HashSet::new();
+    let mut ended = false;
+    while !(ended && expect.messages.is_none_or(|n| tally.received.len() >= n)) {
         let data = match tally.conn.recv_within(MEMBER_TIMEOUT).await {
             Ok(data) => data,
             Err(e) => {
@@ -206,30 +329,97 @@ async fn listen(i: usize, conn: Conn, base: Instant) -> MemberTally {
             }
         };
         if data == END {
-            break;
+            ended = true;
+            continue;
         }
         let k: Option<usize> = std::str::from_utf8(&data).ok().and_then(|s| s.split(':').next()?.parse().ok());
-        if k != Some(tally.received.len()) {
-            tally.error = Some(format!("member {i}: expected message {}, got {k:?}", tally.received.len()));
+        let Some(k) = k.filter(|k| seen.insert(*k)) else {
+            tally.error = Some(format!("member {i}: a repeated or unknown message {k:?}"));
             break;
+        };
+        let routers = last.len();
+        let router = &mut last[k % routers];
+        if router.is_some_and(|before| before > k) {
+            tally.out_of_order += 1;
         }
-        tally.received.push(base.elapsed());
+        *router = Some(router.map_or(k, |before| before.max(k)));
+        tally.received.push((k, base.elapsed()));
     }
     tally
 }
 
+/// Calls performed so far, over all commands, from `INFO commandstats`.
+async fn redis_calls(addr: SocketAddr) -> anyhow::Result<u64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await?;
+    conn.write_all(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n").await?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = conn.read(&mut buf).await?;
+        anyhow::ensure!(n > 0, "redis closed before the reply ended");
+        reply.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&reply);
+        let Some((head, body)) = text.split_once("\r\n") else { continue };
+        let len: usize = head.trim_start_matches('$').parse()?;
+        if body.len() >= len {
+            let calls =
+                body.lines().filter_map(|line| line.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok());
+            return Ok(calls.sum());
+        }
+    }
+}
+
 pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
     let mut report = Report::new("fanout");
-    let mut fanout = Fanout::join(endpoints, args.router, args.members, args.size, &mut report).await?;
+    let expect = Expect { messages: Some(args.messages), routers: args.one_call.len().max(1) };
+    let mut fanout = Fanout::join_channel(
+        endpoints,
+        args.router,
+        args.channel.clone(),
+        args.members,
+        args.size,
+        expect,
+        &mut report,
+    )
+    .await?;
     fanout.json_payload = args.json_payload;
-    fanout.one_call = args.one_call;
+    fanout.one_call = args.one_call.clone();
     report.set("gateways", endpoints.len());
-    let mut watched: Vec<(String, u32)> = match args.gateway_pids.as_slice() {
-        [one] => vec![("gateway".to_owned(), *one)],
-        many => many.iter().enumerate().map(|(i, pid)| (format!("gateway{i}"), *pid)).collect(),
+    if args.listen_only {
+        // Publishing is another process's: it waits for this line.
+        println!("fanout: {} members joined; listening", args.members);
+        let stdin_closed = async {
+            let drain = || std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            let _ = tokio::task::spawn_blocking(drain).await;
+        };
+        fanout.collect_then(&mut report, "", &[], stdin_closed).await?;
+        return Ok(report);
+    }
+    let named = |name: &str, pids: &[u32]| -> Vec<(String, u32)> {
+        match pids {
+            [one] => vec![(name.to_owned(), *one)],
+            many => many.iter().enumerate().map(|(i, pid)| (format!("{name}{i}"), *pid)).collect(),
+        }
     };
-    watched.extend(args.router_pid.map(|pid| ("router".to_owned(), pid)));
+    let mut watched = named("gateway", &args.gateway_pids);
+    watched.extend(named("router", &args.router_pids));
+    watched.extend(args.redis_pid.map(|pid| ("redis".to_owned(), pid)));
+    let settling = (
+        Instant::now(),
+        match args.redis {
+            Some(addr) => Some(redis_calls(addr).await?),
+            None => None,
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(args.settle_ms)).await;
     eprintln!("fanout: {} members joined; publishing {} messages", args.members, args.messages);
+    if let (Some(addr), (since, Some(idle_before))) = (args.redis, settling) {
+        let before = redis_calls(addr).await?;
+        // The settling time, less the INFO that read its start.
+        let idle_per_s = before.saturating_sub(idle_before + 1) as f64 / since.elapsed().as_secs_f64();
+        fanout.redis_calls = Some(RedisCalls { addr, before, at: Instant::now(), idle_per_s });
+    }
     fanout.cpu = (!watched.is_empty()).then(|| CpuSpan::start(&watched)).transpose()?;
     for _ in 0..args.messages {
         fanout.publish_next().await?;

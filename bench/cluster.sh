@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Fan-out through a cluster on Redis, as teams run it: ROUTERS routers on
+# one fresh Redis, GATEWAYS gateways each linked to every router, and
+# echo-app --greet behind them. One channel of MEMBERS members spread over
+# the gateways; MESSAGES publishes of 100 B as fooking's PHP client sends
+# them (a connection per call, one after another), taking turns over the
+# routers. Prints loadgen's report: deliveries and those out of their
+# router's order, publish to last delivery, the CPU time per delivery and
+# per publish of every gateway, router and Redis, and Redis commands per
+# publish. A process here holds at most 20,000 descriptors, so a channel of
+# more than 15,000 members is held by several loadgen processes: all but
+# the publishing one run --listen-only.
+#   bench/cluster.sh BIN_DIR MEMBERS [GATEWAYS] [ROUTERS] [MESSAGES]
+# MONITOR=FILE logs every Redis command there (and slows Redis); KEEP=1 keeps the logs;
+# LOADGEN=PATH drives another build's binaries with this loadgen.
+# e.g. cargo build --release && bench/cluster.sh target/release 60000 4 2
+set -euo pipefail
+bin=$1; members=$2; gateways=${3:-4}; routers=${4:-2}; messages=${5:-20}
+loadgen=${LOADGEN:-$bin/loadgen}
+per_process=15000
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+
+redis-server --port 27379 --bind 127.0.0.1 --save '' --appendonly no > "$work/redis.log" 2>&1 &
+redis=$!
+sleep 0.3
+router_args=(); router_pids=(); one_call=()
+for r in $(seq 0 $((routers - 1))); do
+    "$bin/router" --listen 127.0.0.1:$((27010 + 2 * r)) --http 127.0.0.1:$((27011 + 2 * r)) \
+        --redis redis://127.0.0.1:27379 2> "$work/router-$r.log" &
+    router_pids+=(--router-pid $!)
+    router_args+=(--router 127.0.0.1:$((27010 + 2 * r)))
+    one_call+=(--one-call 127.0.0.1:$((27010 + 2 * r)))
+done
+"$bin/echo-app" --listen 127.0.0.1:27002 --greet 2> "$work/echo.log" &
+sleep 0.3
+urls=(); gateway_pids=()
+for g in $(seq 0 $((gateways - 1))); do
+    "$bin/gateway" --listen 127.0.0.1:$((27100 + g)) --backend 127.0.0.1:27002 "${router_args[@]}" \
+        --max-message-rate 0 --max-connect-rate-per-ip 0 2> "$work/gateway-$g.log" &
+    gateway_pids+=(--gateway-pid $!)
+    urls+=(--url ws://127.0.0.1:$((27100 + g))/)
+done
+sleep 1
+[ -z "${MONITOR:-}" ] || (redis-cli -p 27379 monitor > "$MONITOR" &)
+
+channel=cluster-$$
+fanout=(fanout --router 127.0.0.1:27011 --channel "$channel" --messages "$messages" -s 100 "${one_call[@]}")
+listeners=$(( (members - 1) / per_process ))
+waits=()
+# The listeners close their members when this pipe closes, after the publisher's figures.
+mkfifo "$work/hold"
+exec 9<> "$work/hold"
+for l in $(seq 1 "$listeners"); do
+    mkfifo "$work/ready-$l"
+    "$loadgen" --json "${urls[@]}" "${fanout[@]}" -m "$per_process" --listen-only \
+        < "$work/hold" > "$work/ready-$l" 2> "$work/listener-$l.log" 9>&- &
+    waits+=($!)
+    # Its first line says its members have joined; the report follows.
+    exec {fd}< "$work/ready-$l"
+    read -r _ <&"$fd"
+    (cat <&"$fd" > "$work/listener-$l.json") 9>&- &
+    waits+=($!)
+done
+"$loadgen" --json "${urls[@]}" "${fanout[@]}" -m $((members - listeners * per_process)) \
+    "${gateway_pids[@]}" "${router_pids[@]}" --redis-pid "$redis" --redis 127.0.0.1:27379 --settle-ms 2000 \
+    2> "$work/publisher.log" 9>&-
+exec 9>&-
+[ ${#waits[@]} -eq 0 ] || wait "${waits[@]}" || true
+for l in $(seq 1 "$listeners"); do
+    echo "listener $l:"
+    cat "$work/listener-$l.json"
+done
