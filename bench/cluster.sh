@@ -12,7 +12,7 @@
 # the publishing one run --listen-only.
 #   bench/cluster.sh BIN_DIR MEMBERS [GATEWAYS] [ROUTERS] [MESSAGES]
 # MONITOR=FILE logs every Redis command there (and slows Redis); KEEP=1 keeps the logs;
-# LOADGEN=PATH drives another build's binaries with this loadgen.
+# LOADGEN=PATH drives another build's binaries with this loadgen; INTERVAL_MS=N paces the publishes.
 # e.g. cargo build --release && bench/cluster.sh target/release 60000 4 2
 set -euo pipefail
 bin=$1; members=$2; gateways=${3:-4}; routers=${4:-2}; messages=${5:-20}
@@ -45,7 +45,7 @@ sleep 1
 [ -z "${MONITOR:-}" ] || (redis-cli -p 27379 monitor > "$MONITOR" &)
 
 channel=cluster-$$
-fanout=(fanout --router 127.0.0.1:27011 --channel "$channel" --messages "$messages" -s 100 "${one_call[@]}")
+fanout=(fanout --router 127.0.0.1:27011 --channel "$channel" --messages "$messages" -s 100 "${one_call[@]}" --interval-ms "${INTERVAL_MS:-0}")
 listeners=$(( (members - 1) / per_process ))
 waits=()
 # The listeners close their members when this pipe closes, after the publisher's figures.

@@ -1,5 +1,5 @@
 //! Another process's figures, from /proc: its resident memory, and the CPU
-//! time it spends over a span of a run.
+//! time and write calls it spends over a span of a run.
 
 use std::time::Duration;
 
@@ -24,19 +24,43 @@ pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     Ok(Duration::from_nanos(total))
 }
 
-/// The CPU time of named processes from its start to `spent`.
+/// The write system calls `pid` has made so far (`syscw` of /proc's io:
+/// `write` and `writev` alike), or 0 where /proc does not say.
+pub fn writes(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    io.lines().find_map(|line| line.strip_prefix("syscw:")?.trim().parse().ok()).unwrap_or(0)
+}
+
+/// What a process spent over a span.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Spent {
+    pub cpu: Duration,
+    pub writes: u64,
+}
+
+impl Spent {
+    fn now(pid: u32) -> anyhow::Result<Spent> {
+        Ok(Spent { cpu: cpu_time(pid)?, writes: writes(pid) })
+    }
+}
+
+/// The CPU time and writes of named processes from its start to `spent`.
 pub struct CpuSpan {
-    started: Vec<(String, u32, Duration)>,
+    started: Vec<(String, u32, Spent)>,
 }
 
 impl CpuSpan {
     pub fn start(processes: &[(String, u32)]) -> anyhow::Result<CpuSpan> {
-        let started = processes.iter().map(|(name, pid)| Ok((name.clone(), *pid, cpu_time(*pid)?)));
+        let started = processes.iter().map(|(name, pid)| Ok((name.clone(), *pid, Spent::now(*pid)?)));
         Ok(CpuSpan { started: started.collect::<anyhow::Result<_>>()? })
     }
 
-    /// Each process's CPU time since the start, by name.
-    pub fn spent(&self) -> anyhow::Result<Vec<(String, Duration)>> {
-        self.started.iter().map(|(name, pid, at)| Ok((name.clone(), cpu_time(*pid)?.saturating_sub(*at)))).collect()
+    /// What each process spent since the start, by name.
+    pub fn spent(&self) -> anyhow::Result<Vec<(String, Spent)>> {
+        let since = |pid: u32, at: &Spent| -> anyhow::Result<Spent> {
+            let now = Spent::now(pid)?;
+            Ok(Spent { cpu: now.cpu.saturating_sub(at.cpu), writes: now.writes.saturating_sub(at.writes) })
+        };
+        self.started.iter().map(|(name, pid, at)| Ok((name.clone(), since(*pid, at)?))).collect()
     }
 }

@@ -298,9 +298,11 @@ impl Fanout {
         }
         let round = |us: f64| (us * 100.0).round() / 100.0;
         for (name, spent) in cpu.unwrap_or_default() {
-            let us = spent.as_secs_f64() * 1e6;
+            let us = spent.cpu.as_secs_f64() * 1e6;
             report.set(&format!("{prefix}{name}_cpu_us_per_delivery"), round(us / deliveries.max(1) as f64));
             report.set(&format!("{prefix}{name}_cpu_us_per_publish"), round(us / (expected + 1) as f64));
+            let writes = spent.writes as f64 / deliveries.max(1) as f64;
+            report.set(&format!("{prefix}{name}_writes_per_delivery"), (writes * 1000.0).round() / 1000.0);
         }
         if expected > 0 {
             percentiles(report, &format!("{prefix}publish_to_last_delivery_"), &per_message);
