@@ -1,7 +1,7 @@
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::CommandError;
+use super::{CommandError, Wire};
 use crate::{Frame, FrameKind, SessionId};
 
 /// BIND (100): ties a session to a user id, so `send_user` reaches it. A
@@ -13,12 +13,21 @@ pub struct Bind {
     pub user: String,
 }
 
-impl Bind {
-    pub(super) fn from_frame(frame: Frame) -> Result<Bind, CommandError> {
+impl Wire for Bind {
+    const NAME: &'static str = "bind";
+    const KIND: FrameKind = FrameKind::Bind;
+
+    fn from_frame(frame: Frame) -> Result<Bind, CommandError> {
         let session = SessionId::parse(&frame.sessions)?;
         Ok(Bind { session, user: super::user_id(&frame.data)? })
     }
 
+    fn to_frames(&self) -> Vec<Frame> {
+        vec![self.to_frame()]
+    }
+}
+
+impl Bind {
     pub fn to_frame(&self) -> Frame {
         let session = Bytes::copy_from_slice(self.session.as_bytes());
         Frame::new(FrameKind::Bind, session, Bytes::copy_from_slice(self.user.as_bytes()))

@@ -1,7 +1,7 @@
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::CommandError;
+use super::{CommandError, Wire};
 use crate::{Frame, FrameKind, SessionId};
 
 /// CHANNELS (104): the channels one session is in. The binary reply's
@@ -11,12 +11,16 @@ pub struct Channels {
     pub session: SessionId,
 }
 
-impl Channels {
-    pub(super) fn from_frame(frame: Frame) -> Result<Channels, CommandError> {
+impl Wire for Channels {
+    const NAME: &'static str = "channels";
+    const KIND: FrameKind = FrameKind::Channels;
+    const ANSWERED: bool = true;
+
+    fn from_frame(frame: Frame) -> Result<Channels, CommandError> {
         Ok(Channels { session: SessionId::parse(&frame.sessions)? })
     }
 
-    pub fn to_frame(&self) -> Frame {
-        Frame::new(FrameKind::Channels, Bytes::copy_from_slice(self.session.as_bytes()), Bytes::new())
+    fn to_frames(&self) -> Vec<Frame> {
+        vec![Frame::new(FrameKind::Channels, Bytes::copy_from_slice(self.session.as_bytes()), Bytes::new())]
     }
 }

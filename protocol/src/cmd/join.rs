@@ -1,6 +1,6 @@
 use serde::Deserialize;
 
-use super::{ChannelSessions, CommandError};
+use super::{ChannelSessions, CommandError, Wire};
 use crate::{Frame, FrameKind};
 
 /// CH_ADD: put sessions in a channel, creating it if need be.
@@ -8,12 +8,15 @@ use crate::{Frame, FrameKind};
 #[serde(transparent)]
 pub struct Join(pub ChannelSessions);
 
-impl Join {
-    pub(super) fn from_frame(frame: Frame) -> Result<Join, CommandError> {
+impl Wire for Join {
+    const NAME: &'static str = "join";
+    const KIND: FrameKind = FrameKind::ChAdd;
+
+    fn from_frame(frame: Frame) -> Result<Join, CommandError> {
         ChannelSessions::from_frame(&frame).map(Join)
     }
 
-    pub fn to_frames(&self) -> Vec<Frame> {
+    fn to_frames(&self) -> Vec<Frame> {
         self.0.to_frames(FrameKind::ChAdd)
     }
 }

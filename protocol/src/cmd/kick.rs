@@ -1,7 +1,7 @@
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::CommandError;
+use super::{CommandError, Wire};
 use crate::{Frame, FrameKind, SessionId};
 
 /// KICK: disconnect the named sessions. Their close event still reaches
@@ -11,12 +11,15 @@ pub struct Kick {
     pub sessions: Vec<SessionId>,
 }
 
-impl Kick {
-    pub(super) fn from_frame(frame: Frame) -> Result<Kick, CommandError> {
+impl Wire for Kick {
+    const NAME: &'static str = "kick";
+    const KIND: FrameKind = FrameKind::Kick;
+
+    fn from_frame(frame: Frame) -> Result<Kick, CommandError> {
         Ok(Kick { sessions: frame.session_ids()?.collect() })
     }
 
-    pub fn to_frames(&self) -> Vec<Frame> {
+    fn to_frames(&self) -> Vec<Frame> {
         Frame::for_sessions(FrameKind::Kick, &self.sessions, Bytes::new(), false).collect()
     }
 }

@@ -1,6 +1,6 @@
 use serde::Deserialize;
 
-use super::{ChannelSessions, CommandError};
+use super::{ChannelSessions, CommandError, Wire};
 use crate::{Frame, FrameKind};
 
 /// CH_DEL: take sessions out of a channel; an emptied channel disappears.
@@ -8,12 +8,15 @@ use crate::{Frame, FrameKind};
 #[serde(transparent)]
 pub struct Leave(pub ChannelSessions);
 
-impl Leave {
-    pub(super) fn from_frame(frame: Frame) -> Result<Leave, CommandError> {
+impl Wire for Leave {
+    const NAME: &'static str = "leave";
+    const KIND: FrameKind = FrameKind::ChDel;
+
+    fn from_frame(frame: Frame) -> Result<Leave, CommandError> {
         ChannelSessions::from_frame(&frame).map(Leave)
     }
 
-    pub fn to_frames(&self) -> Vec<Frame> {
+    fn to_frames(&self) -> Vec<Frame> {
         self.0.to_frames(FrameKind::ChDel)
     }
 }

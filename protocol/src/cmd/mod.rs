@@ -1,40 +1,14 @@
 //! Backend commands, as the wire carries them. Each file holds one
-//! command: it parses itself from a binary frame or a JSON body, and
-//! encodes itself as frames (for clients). The router applies them.
-
-mod bind;
-mod broadcast;
-mod channels;
-mod count;
-mod info;
-mod join;
-mod kick;
-mod leave;
-mod members;
-mod online;
-mod publish;
-mod publish_except;
-mod send;
-mod send_user;
+//! command, whose [`Wire`] says its name and frame type, parses it from a
+//! binary frame or a JSON body, and encodes it as frames (for clients).
+//! [`for_each_command!`] lists them once: [`Command`] and its dispatch
+//! are made from that list here, and the router's `apply` there. A new
+//! command is a file here, a row in the list, and a file in
+//! `router/src/cmd/` (and its frame type, if fooking has none).
 
 use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-
-pub use bind::Bind;
-pub use broadcast::Broadcast;
-pub use channels::Channels;
-pub use count::Count;
-pub use info::Info;
-pub use join::Join;
-pub use kick::Kick;
-pub use leave::Leave;
-pub use members::Members;
-pub use online::Online;
-pub use publish::Publish;
-pub use publish_except::PublishExcept;
-pub use send::SendMsg;
-pub use send_user::SendUser;
 
 use crate::{encode_ids, Frame, FrameKind, InvalidSessionId, SessionId};
 
@@ -43,26 +17,124 @@ pub const MAX_CHANNEL_LEN: usize = 256;
 /// Longest user id accepted, in bytes.
 pub const MAX_USER_LEN: usize = 256;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    Send(SendMsg),
-    Broadcast(Broadcast),
-    Kick(Kick),
-    Join(Join),
-    Leave(Leave),
-    Publish(Publish),
-    Info(Info),
-    Bind(Bind),
-    SendUser(SendUser),
-    Members(Members),
-    Count(Count),
-    Channels(Channels),
-    Online(Online),
-    PublishExcept(PublishExcept),
-    /// HTTP only (`POST /v1/batch`): several commands in order, each with
-    /// its own result. On the binary protocol, send several frames.
-    Batch(Vec<Command>),
+/// Every backend command, once: its variant of [`Command`] and the file
+/// that holds it (the type there implements [`Wire`]). The router applies
+/// them from the same list, with a file of the same name each.
+#[macro_export]
+macro_rules! for_each_command {
+    ($then:ident) => {
+        $then! {
+            Send(send::SendMsg),
+            Broadcast(broadcast::Broadcast),
+            Kick(kick::Kick),
+            Join(join::Join),
+            Leave(leave::Leave),
+            Publish(publish::Publish),
+            Info(info::Info),
+            Bind(bind::Bind),
+            SendUser(send_user::SendUser),
+            Members(members::Members),
+            Count(count::Count),
+            Channels(channels::Channels),
+            Online(online::Online),
+            PublishExcept(publish_except::PublishExcept),
+        }
+    };
 }
+
+/// One backend command: the name the HTTP API and the metrics know it by,
+/// the frame type that carries it, and its two layouts.
+pub trait Wire: Sized + serde::de::DeserializeOwned {
+    const NAME: &'static str;
+    const KIND: FrameKind;
+    /// Whether fooking's protocol answers it with a frame of its own.
+    const ANSWERED: bool = false;
+
+    fn from_frame(frame: Frame) -> Result<Self, CommandError>;
+    /// From the body of `POST /v1/<NAME>`.
+    fn from_json(body: &[u8]) -> Result<Self, CommandError> {
+        serde_json::from_slice(body).map_err(|e| CommandError::Body(e.to_string()))
+    }
+    /// As a client sends it: more than one frame past 4,095 sessions.
+    fn to_frames(&self) -> Vec<Frame>;
+    /// What it pushes to clients, if anything.
+    fn payload(&self) -> Option<&Payload> {
+        None
+    }
+}
+
+macro_rules! commands {
+    ($($variant:ident($file:ident::$command:ident)),* $(,)?) => {
+        $(mod $file;)*
+        $(pub use $file::$command;)*
+
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Command {
+            $($variant($command),)*
+            /// HTTP only (`POST /v1/batch`): several commands in order, each with
+            /// its own result. On the binary protocol, send several frames.
+            Batch(Vec<Command>),
+        }
+
+        /// Every command's name, as the HTTP API and the metrics call it.
+        pub const NAMES: &[&str] = &[$(<$command as Wire>::NAME,)* "batch"];
+
+        impl Command {
+            /// Its name in [`NAMES`].
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Command::$variant(_) => <$command as Wire>::NAME,)*
+                    Command::Batch(_) => "batch",
+                }
+            }
+
+            /// Whether fooking's protocol answers it with a frame of its own.
+            pub fn has_reply(&self) -> bool {
+                match self {
+                    $(Command::$variant(_) => <$command as Wire>::ANSWERED,)*
+                    Command::Batch(_) => false,
+                }
+            }
+
+            /// The largest payload it would push to clients (0 for none): it must
+            /// fit a frame to every gateway.
+            pub fn largest_payload(&self) -> usize {
+                match self {
+                    $(Command::$variant(command) => command.payload().map_or(0, |payload| payload.data.len()),)*
+                    Command::Batch(commands) => commands.iter().map(Command::largest_payload).max().unwrap_or(0),
+                }
+            }
+
+            pub fn from_frame(frame: Frame) -> Result<Command, CommandError> {
+                let kind = frame.kind().ok_or(CommandError::UnknownType(frame.raw_kind))?;
+                $(if kind == <$command as Wire>::KIND {
+                    return Ok(Command::$variant(<$command as Wire>::from_frame(frame)?));
+                })*
+                Err(CommandError::NotACommand(kind as u16))
+            }
+
+            /// `name` is the last segment of the HTTP path, `POST /v1/<name>`.
+            pub fn from_json(name: &str, body: &[u8]) -> Result<Command, CommandError> {
+                $(if name == <$command as Wire>::NAME {
+                    return <$command as Wire>::from_json(body).map(Command::$variant);
+                })*
+                match name {
+                    "batch" => Ok(Command::Batch(Command::batch_from_json(body)?)),
+                    other => Err(CommandError::UnknownName(other.to_owned())),
+                }
+            }
+
+            pub fn to_frames(&self) -> Vec<Frame> {
+                match self {
+                    $(Command::$variant(command) => command.to_frames(),)*
+                    Command::Batch(commands) => commands.iter().flat_map(Command::to_frames).collect(),
+                }
+            }
+        }
+    };
+}
+
+for_each_command!(commands);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CommandError {
@@ -174,115 +246,7 @@ fn user_id(raw: &[u8]) -> Result<String, CommandError> {
     Ok(user.to_owned())
 }
 
-/// Every command's name, as the HTTP API and the metrics call it.
-pub const NAMES: [&str; 15] = [
-    "send",
-    "broadcast",
-    "kick",
-    "join",
-    "leave",
-    "publish",
-    "info",
-    "bind",
-    "send_user",
-    "members",
-    "count",
-    "channels",
-    "online",
-    "publish_except",
-    "batch",
-];
-
 impl Command {
-    /// Its name in [`NAMES`].
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::Send(_) => "send",
-            Command::Broadcast(_) => "broadcast",
-            Command::Kick(_) => "kick",
-            Command::Join(_) => "join",
-            Command::Leave(_) => "leave",
-            Command::Publish(_) => "publish",
-            Command::Info(_) => "info",
-            Command::Bind(_) => "bind",
-            Command::SendUser(_) => "send_user",
-            Command::Members(_) => "members",
-            Command::Count(_) => "count",
-            Command::Channels(_) => "channels",
-            Command::Online(_) => "online",
-            Command::PublishExcept(_) => "publish_except",
-            Command::Batch(_) => "batch",
-        }
-    }
-
-    /// Whether fooking's protocol answers it with a frame of its own.
-    pub fn has_reply(&self) -> bool {
-        matches!(
-            self,
-            Command::Info(_) | Command::Members(_) | Command::Count(_) | Command::Channels(_) | Command::Online(_)
-        )
-    }
-
-    /// The largest payload it would push to clients (0 for none): it must
-    /// fit a frame to every gateway.
-    pub fn largest_payload(&self) -> usize {
-        match self {
-            Command::Send(SendMsg { payload, .. })
-            | Command::Broadcast(Broadcast { payload })
-            | Command::Publish(Publish { payload, .. })
-            | Command::SendUser(SendUser { payload, .. })
-            | Command::PublishExcept(PublishExcept { payload, .. }) => payload.data.len(),
-            Command::Batch(commands) => commands.iter().map(Command::largest_payload).max().unwrap_or(0),
-            _ => 0,
-        }
-    }
-
-    pub fn from_frame(frame: Frame) -> Result<Command, CommandError> {
-        let kind = frame.kind().ok_or(CommandError::UnknownType(frame.raw_kind))?;
-        Ok(match kind {
-            FrameKind::SendMsg => Command::Send(SendMsg::from_frame(frame)?),
-            FrameKind::SendAll => Command::Broadcast(Broadcast::from_frame(frame)),
-            FrameKind::Kick => Command::Kick(Kick::from_frame(frame)?),
-            FrameKind::ChAdd => Command::Join(Join::from_frame(frame)?),
-            FrameKind::ChDel => Command::Leave(Leave::from_frame(frame)?),
-            FrameKind::ChPub => Command::Publish(Publish::from_frame(frame)?),
-            FrameKind::Info => Command::Info(Info),
-            FrameKind::Bind => Command::Bind(Bind::from_frame(frame)?),
-            FrameKind::SendUser => Command::SendUser(SendUser::from_frame(frame)?),
-            FrameKind::Members => Command::Members(Members::from_frame(frame)?),
-            FrameKind::Count => Command::Count(Count::from_frame(frame)?),
-            FrameKind::Channels => Command::Channels(Channels::from_frame(frame)?),
-            FrameKind::Online => Command::Online(Online::from_frame(frame)?),
-            FrameKind::PublishExcept => Command::PublishExcept(PublishExcept::from_frame(frame)?),
-            other => return Err(CommandError::NotACommand(other as u16)),
-        })
-    }
-
-    /// `name` is the last segment of the HTTP path, `POST /v1/<name>`.
-    pub fn from_json(name: &str, body: &[u8]) -> Result<Command, CommandError> {
-        fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, CommandError> {
-            serde_json::from_slice(body).map_err(|e| CommandError::Body(e.to_string()))
-        }
-        Ok(match name {
-            "send" => Command::Send(parse(body)?),
-            "broadcast" => Command::Broadcast(parse(body)?),
-            "kick" => Command::Kick(parse(body)?),
-            "join" => Command::Join(parse(body)?),
-            "leave" => Command::Leave(parse(body)?),
-            "publish" => Command::Publish(parse(body)?),
-            "info" => Command::Info(Info),
-            "bind" => Command::Bind(parse(body)?),
-            "send_user" => Command::SendUser(parse(body)?),
-            "members" => Command::Members(parse(body)?),
-            "count" => Command::Count(parse(body)?),
-            "channels" => Command::Channels(parse(body)?),
-            "online" => Command::Online(parse(body)?),
-            "publish_except" => Command::PublishExcept(parse(body)?),
-            "batch" => Command::Batch(Command::batch_from_json(body)?),
-            other => return Err(CommandError::UnknownName(other.to_owned())),
-        })
-    }
-
     /// `[{"command": "send", ...that command's fields}, ...]`
     fn batch_from_json(body: &[u8]) -> Result<Vec<Command>, CommandError> {
         let items: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(body)
@@ -304,26 +268,6 @@ impl Command {
                     .map_err(|e| CommandError::Body(format!("batch item {i}: {e}")))
             })
             .collect()
-    }
-
-    pub fn to_frames(&self) -> Vec<Frame> {
-        match self {
-            Command::Send(cmd) => cmd.to_frames(),
-            Command::Broadcast(cmd) => vec![cmd.to_frame()],
-            Command::Kick(cmd) => cmd.to_frames(),
-            Command::Join(cmd) => cmd.to_frames(),
-            Command::Leave(cmd) => cmd.to_frames(),
-            Command::Publish(cmd) => vec![cmd.to_frame()],
-            Command::Info(cmd) => vec![cmd.to_frame()],
-            Command::Bind(cmd) => vec![cmd.to_frame()],
-            Command::SendUser(cmd) => vec![cmd.to_frame()],
-            Command::Members(cmd) => vec![cmd.to_frame()],
-            Command::Count(cmd) => vec![cmd.to_frame()],
-            Command::Channels(cmd) => vec![cmd.to_frame()],
-            Command::Online(cmd) => vec![cmd.to_frame()],
-            Command::PublishExcept(cmd) => vec![cmd.to_frame()],
-            Command::Batch(commands) => commands.iter().flat_map(Command::to_frames).collect(),
-        }
     }
 }
 
@@ -425,6 +369,16 @@ impl ChannelSessions {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_listed_name_parses_as_its_command() {
+        for name in super::NAMES {
+            match super::Command::from_json(name, b"[]") {
+                Ok(command) => assert_eq!(command.name(), *name),
+                Err(err) => assert!(matches!(err, super::CommandError::Body(_)), "{name}: {err}"),
+            }
+        }
+    }
+
     use super::*;
 
     fn ids() -> Vec<SessionId> {

@@ -1,7 +1,7 @@
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::CommandError;
+use super::{CommandError, Wire};
 use crate::{encode_ids, Frame, FrameKind, SessionId};
 
 /// ONLINE (105): which of some sessions, and which users, are connected
@@ -15,12 +15,16 @@ pub struct Online {
     pub users: Vec<String>,
 }
 
-impl Online {
-    pub(super) fn from_frame(frame: Frame) -> Result<Online, CommandError> {
+impl Wire for Online {
+    const NAME: &'static str = "online";
+    const KIND: FrameKind = FrameKind::Online;
+    const ANSWERED: bool = true;
+
+    fn from_frame(frame: Frame) -> Result<Online, CommandError> {
         Ok(Online { sessions: frame.session_ids()?.collect(), users: Vec::new() })
     }
 
-    pub fn to_frame(&self) -> Frame {
-        Frame::new(FrameKind::Online, encode_ids(&self.sessions), Bytes::new())
+    fn to_frames(&self) -> Vec<Frame> {
+        vec![Frame::new(FrameKind::Online, encode_ids(&self.sessions), Bytes::new())]
     }
 }

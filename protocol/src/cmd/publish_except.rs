@@ -1,7 +1,7 @@
 use bytes::{Buf, BufMut, BytesMut};
 use serde::{Deserialize, Deserializer};
 
-use super::{Channel, CommandError, Payload};
+use super::{Channel, CommandError, Payload, Wire};
 use crate::{encode_ids, Frame, FrameKind, SessionId, MAX_IDS_PER_FRAME};
 
 /// PUBLISH_EXCEPT (106): a payload to a channel's members but some (the
@@ -17,8 +17,11 @@ pub struct PublishExcept {
     pub payload: Payload,
 }
 
-impl PublishExcept {
-    pub(super) fn from_frame(frame: Frame) -> Result<PublishExcept, CommandError> {
+impl Wire for PublishExcept {
+    const NAME: &'static str = "publish_except";
+    const KIND: FrameKind = FrameKind::PublishExcept;
+
+    fn from_frame(frame: Frame) -> Result<PublishExcept, CommandError> {
         let mut data = frame.data.clone();
         if data.len() < 2 {
             return Err(CommandError::Channel);
@@ -35,6 +38,16 @@ impl PublishExcept {
         })
     }
 
+    fn to_frames(&self) -> Vec<Frame> {
+        vec![self.to_frame()]
+    }
+
+    fn payload(&self) -> Option<&Payload> {
+        Some(&self.payload)
+    }
+}
+
+impl PublishExcept {
     pub fn to_frame(&self) -> Frame {
         let name = self.channel.as_str().as_bytes();
         let mut data = BytesMut::with_capacity(2 + name.len() + self.payload.data.len());

@@ -1,7 +1,7 @@
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::{CommandError, Payload};
+use super::{CommandError, Payload, Wire};
 use crate::{Frame, FrameKind};
 
 /// SEND_USER (101): a payload to every session of a user, on every
@@ -13,13 +13,20 @@ pub struct SendUser {
     pub payload: Payload,
 }
 
-impl SendUser {
-    pub(super) fn from_frame(frame: Frame) -> Result<SendUser, CommandError> {
+impl Wire for SendUser {
+    const NAME: &'static str = "send_user";
+    const KIND: FrameKind = FrameKind::SendUser;
+
+    fn from_frame(frame: Frame) -> Result<SendUser, CommandError> {
         Ok(SendUser { user: super::user_id(&frame.sessions)?, payload: Payload::from_frame(&frame) })
     }
 
-    pub fn to_frame(&self) -> Frame {
+    fn to_frames(&self) -> Vec<Frame> {
         let user = Bytes::copy_from_slice(self.user.as_bytes());
-        Frame { binary: self.payload.binary, ..Frame::new(FrameKind::SendUser, user, self.payload.data.clone()) }
+        vec![Frame { binary: self.payload.binary, ..Frame::new(FrameKind::SendUser, user, self.payload.data.clone()) }]
+    }
+
+    fn payload(&self) -> Option<&Payload> {
+        Some(&self.payload)
     }
 }

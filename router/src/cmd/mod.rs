@@ -1,21 +1,6 @@
 //! Backend commands applied to the router's [`Hub`]: one file per
 //! command (its wire layout is in `protocol::cmd`).
 
-mod bind;
-mod broadcast;
-mod channels;
-mod count;
-mod info;
-mod join;
-mod kick;
-mod leave;
-mod members;
-mod online;
-mod publish;
-mod publish_except;
-mod send;
-mod send_user;
-
 use std::future::Future;
 
 use protocol::cmd::{Command, Reply};
@@ -43,32 +28,31 @@ impl Apply for Command {
     }
 }
 
-async fn apply_uncounted(command: Command, hub: &Hub) -> StoreResult<Reply> {
-    match command {
-        Command::Send(cmd) => cmd.apply(hub).await,
-        Command::Broadcast(cmd) => cmd.apply(hub).await,
-        Command::Kick(cmd) => cmd.apply(hub).await,
-        Command::Join(cmd) => cmd.apply(hub).await,
-        Command::Leave(cmd) => cmd.apply(hub).await,
-        Command::Publish(cmd) => cmd.apply(hub).await,
-        Command::Info(cmd) => cmd.apply(hub).await,
-        Command::Bind(cmd) => cmd.apply(hub).await,
-        Command::SendUser(cmd) => cmd.apply(hub).await,
-        Command::Members(cmd) => cmd.apply(hub).await,
-        Command::Count(cmd) => cmd.apply(hub).await,
-        Command::Channels(cmd) => cmd.apply(hub).await,
-        Command::Online(cmd) => cmd.apply(hub).await,
-        Command::PublishExcept(cmd) => cmd.apply(hub).await,
-        Command::Batch(commands) => {
-            let mut results = Vec::with_capacity(commands.len());
-            for command in commands {
-                let result = Box::pin(command.apply(hub)).await;
-                results.push(match result {
-                    Ok(reply) => serde_json::to_value(reply).expect("replies serialize"),
-                    Err(err) => protocol::cmd::error_body("unavailable", &err.to_string()),
-                });
+/// A file per command, named as in `protocol::for_each_command!`, each
+/// with its `Apply`: adding a command to that list and a file here is all.
+macro_rules! apply_each {
+    ($($variant:ident($file:ident::$command:ident)),* $(,)?) => {
+        $(mod $file;)*
+
+        async fn apply_uncounted(command: Command, hub: &Hub) -> StoreResult<Reply> {
+            match command {
+                $(Command::$variant(command) => command.apply(hub).await,)*
+                Command::Batch(commands) => apply_batch(commands, hub).await,
             }
-            Ok(Reply::Batch { results })
         }
+    };
+}
+
+protocol::for_each_command!(apply_each);
+
+async fn apply_batch(commands: Vec<Command>, hub: &Hub) -> StoreResult<Reply> {
+    let mut results = Vec::with_capacity(commands.len());
+    for command in commands {
+        let result = Box::pin(command.apply(hub)).await;
+        results.push(match result {
+            Ok(reply) => serde_json::to_value(reply).expect("replies serialize"),
+            Err(err) => protocol::cmd::error_body("unavailable", &err.to_string()),
+        });
     }
+    Ok(Reply::Batch { results })
 }

@@ -1,0 +1,312 @@
+//! One router link's task: it links (AUTH, heartbeat, the full report),
+//! writes what the sessions queued, reads what the router sends and
+//! delivers it, and links again with backoff when the link drops.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use protocol::cmd::{Channel, Command};
+use protocol::handover::{GatewayId, Refusal, ResumeAsk, SessionState};
+use protocol::{Frame, FrameCodec, FrameKind, Heartbeat, Hello, SessionId};
+use runtime::Shutdown;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+use tokio_util::codec::Framed;
+
+use super::outgoing::{batch, tell_counts, Outgoing};
+use super::{LinkSettings, LinkStats, RouterAsk, Waiting};
+use crate::front::message::{Message, Payload};
+use crate::session::Registry;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub(super) struct Link {
+    /// Its place among the links: the bit for it in an outbox's accept mask.
+    pub(super) index: usize,
+    pub(super) addr: String,
+    /// The routers' token, sent in the AUTH that opens the link.
+    pub(super) token: Bytes,
+    pub(super) settings: LinkSettings,
+    pub(super) registry: Arc<Registry>,
+    pub(super) identity: GatewayId,
+    pub(super) asks: mpsc::Sender<RouterAsk>,
+    pub(super) outgoing: Arc<Outgoing>,
+    /// Every link's, this one's among them: what all routers are told.
+    pub(super) all: Arc<[Arc<Outgoing>]>,
+    pub(super) waiting: Waiting,
+    pub(super) stats: Arc<LinkStats>,
+    pub(super) moves: Arc<Notify>,
+}
+
+type Conn = Framed<TcpStream, FrameCodec>;
+
+impl Link {
+    pub(super) async fn maintain(self, shutdown: Shutdown) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let attempt = tokio::select! {
+                _ = shutdown.wait() => return,
+                attempt = self.connect() => attempt,
+            };
+            match attempt {
+                Ok(conn) => {
+                    backoff = Duration::from_millis(100);
+                    tracing::info!(router = %self.addr, "linked to router");
+                    // The report made this router route our sessions here:
+                    // every push from it from now on is for us.
+                    self.registry.accept_from_all(self.index);
+                    self.outgoing.linked.store(true, Relaxed);
+                    self.moves.notify_waiters();
+                    let served = self.serve(conn, &shutdown).await;
+                    self.outgoing.linked.store(false, Relaxed);
+                    self.moves.notify_waiters();
+                    self.outgoing.pending.lock().unwrap().close(&self.stats);
+                    if let Err(reason) = served {
+                        tracing::warn!(router = %self.addr, reason, "router link lost");
+                    }
+                    if shutdown.is_triggered() {
+                        return;
+                    }
+                }
+                Err(err) => {
+                    self.outgoing.pending.lock().unwrap().close(&self.stats);
+                    tracing::warn!(router = %self.addr, %err, "cannot link to router; retrying in {backoff:?}")
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.wait() => return,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Opens the link: AUTH, a heartbeat (our interval and frame limit),
+    /// every live session (CONN) and membership, how many members of each
+    /// channel are here (CH_SUB), and the sessions that
+    /// ended while no link could say so (CLOSE). Events queue from the
+    /// moment of the snapshot and go out after it.
+    async fn connect(&self) -> std::io::Result<Conn> {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+        stream.set_nodelay(true)?;
+        let mut conn = Framed::new(stream, FrameCodec::new(self.settings.max_frame));
+        let GatewayId { server_id, worker_id } = self.identity;
+        let hello = Hello::Gateway { server_id, worker_id, token: self.token.clone() };
+        let unreported: Vec<SessionId> = {
+            let mut pending = self.outgoing.pending.lock().unwrap();
+            pending.open = true;
+            let unreported: Vec<SessionId> = pending.unreported.drain().collect();
+            pending.reporting.clone_from(&unreported);
+            unreported
+        };
+        let ids = self.registry.ids();
+        let report = [hello.to_frame(), self.settings.beat().to_frame()]
+            .into_iter()
+            .chain(Frame::for_sessions(FrameKind::Conn, &ids, Bytes::new(), false))
+            .chain(self.memberships())
+            .chain(self.registry.relinked(self.index).into_iter().map(|interest| interest.to_frame()))
+            .chain(Frame::for_sessions(FrameKind::Close, &unreported, Bytes::new(), false));
+        let send = async {
+            for frame in report {
+                conn.feed(frame).await?;
+            }
+            conn.flush().await
+        };
+        let sent = match tokio::time::timeout(self.write_timeout(), send).await {
+            Ok(sent) => sent.map_err(std::io::Error::other),
+            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the report timed out")),
+        };
+        // On an error, the caller's `Pending::close` makes the ends unreported again.
+        sent.map(|()| conn)
+    }
+
+    /// How long a write to the router may take: as long as it may stay silent.
+    fn write_timeout(&self) -> Duration {
+        self.settings.beat().dead_after()
+    }
+
+    /// Every session's channels (CH_ADD, one batch per channel) and user
+    /// (BIND): sent on each link and when a router asks, so a router whose
+    /// store lost its data gets it back.
+    fn memberships(&self) -> Vec<Frame> {
+        let mut by_channel: std::collections::HashMap<String, Vec<SessionId>> = std::collections::HashMap::new();
+        let mut frames = Vec::new();
+        for (id, belongs) in self.registry.belongs() {
+            for channel in belongs.channels {
+                by_channel.entry(channel).or_default().push(id);
+            }
+            if let Some(user) = belongs.user {
+                frames.push(Frame::new(FrameKind::Bind, Bytes::copy_from_slice(id.as_bytes()), Bytes::from(user)));
+            }
+        }
+        for (channel, ids) in by_channel {
+            frames.extend(Frame::for_sessions(FrameKind::ChAdd, &ids, Bytes::from(channel), false));
+        }
+        frames
+    }
+
+    /// Writes `frames` in one flush, within the write timeout.
+    async fn write(
+        &self,
+        sink: &mut futures_util::stream::SplitSink<Conn, Frame>,
+        frames: Vec<Frame>,
+    ) -> Result<(), String> {
+        let write = async {
+            for frame in frames {
+                sink.feed(frame).await?;
+            }
+            sink.flush().await
+        };
+        match tokio::time::timeout(self.write_timeout(), write).await {
+            Ok(written) => written.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("a write to the router took over {:?}", self.write_timeout())),
+        }
+    }
+
+    /// Sends what sessions report and our heartbeats; delivers what the
+    /// router sends. A router silent for three of its heartbeats is dead.
+    async fn serve(&self, conn: Conn, shutdown: &Shutdown) -> Result<(), String> {
+        let (mut sink, mut stream) = conn.split();
+        let mut beats = tokio::time::interval_at(Instant::now() + self.settings.heartbeat, self.settings.heartbeat);
+        let mut silence = self.settings.beat().dead_after();
+        let mut last_heard = Instant::now();
+        let mut heard = false;
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => return Ok(()),
+                _ = beats.tick() => self.write(&mut sink, vec![self.settings.beat().to_frame()]).await?,
+                events = self.outgoing.take() => self.write(&mut sink, batch(events?)).await?,
+                _ = tokio::time::sleep_until(last_heard + silence) => {
+                    self.stats.silent_routers.fetch_add(1, Relaxed);
+                    return Err(format!("router silent for {silence:?}"));
+                }
+                frame = stream.next() => {
+                    last_heard = Instant::now();
+                    if !heard {
+                        // The router is alive and reading this connection: its report is in.
+                        heard = true;
+                        self.outgoing.pending.lock().unwrap().reporting.clear();
+                    }
+                    match frame {
+                        Some(Ok(frame)) if frame.kind() == Some(FrameKind::Heartbeat) => {
+                            let beat = Heartbeat::from_frame(&frame).map_err(str::to_owned)?;
+                            silence = beat.dead_after();
+                            self.outgoing.router_max_frame.store(beat.max_frame, Relaxed);
+                        }
+                        Some(Ok(frame)) if frame.kind() == Some(FrameKind::Resync) => {
+                            tracing::info!(router = %self.addr, "router asked for a resync");
+                            self.write(&mut sink, self.memberships()).await?;
+                        }
+                        Some(Ok(frame)) => self.deliver(frame)?,
+                        Some(Err(err)) => return Err(err.to_string()),
+                        None => return Err("router closed the link".into()),
+                    }
+                }
+            }
+        }
+    }
+
+    fn pushed(&self, sessions: usize) {
+        self.stats.pushes_queued.fetch_add(sessions as u64, Relaxed);
+    }
+
+    fn deliver(&self, frame: Frame) -> Result<(), String> {
+        let kind = frame.kind();
+        match kind {
+            Some(FrameKind::SendMsg) => {
+                let message = Message::new(Payload::shared(frame.data), frame.binary);
+                // The session area alone: `frame.data` has moved into the message.
+                let ids = SessionId::packed(&frame.sessions).map_err(|e| e.to_string())?;
+                self.pushed(self.registry.push(self.index, ids, &message));
+            }
+            Some(FrameKind::SendAll) => {
+                let message = Message::new(Payload::shared(frame.data), frame.binary);
+                self.pushed(self.registry.push_all(self.index, &message));
+            }
+            Some(FrameKind::Kick) => {
+                self.registry.kick(frame.session_ids().map_err(|e| e.to_string())?);
+            }
+            Some(FrameKind::Orphaned) => {
+                let ids = frame.session_ids().map_err(|e| e.to_string())?.collect();
+                if self.asks.try_send(RouterAsk::Orphaned(ids)).is_err() {
+                    tracing::error!(router = %self.addr, "router request queue full: close events dropped");
+                }
+            }
+            Some(kind @ (FrameKind::Resume | FrameKind::Moved | FrameKind::Handover | FrameKind::ResumeRefused)) => {
+                let session = SessionId::parse(&frame.sessions).map_err(|e| e.to_string())?;
+                let (to, rest) = GatewayId::split(&frame.data).map_err(|e| e.to_string())?;
+                self.move_frame(kind, session, to, rest)?;
+            }
+            Some(FrameKind::ChPub | FrameKind::PublishExcept) => {
+                let (channel, payload, except) = match Command::from_frame(frame).map_err(|e| e.to_string())? {
+                    Command::Publish(publish) => (publish.channel, publish.payload, Vec::new()),
+                    Command::PublishExcept(publish) => (publish.channel, publish.payload, publish.except),
+                    _ => unreachable!("CH_PUB and PUBLISH_EXCEPT parse as publishes"),
+                };
+                let message = Message::new(Payload::shared(payload.data), payload.binary);
+                match self.registry.publish(self.index, &channel, &message, &except) {
+                    Ok(taken) => self.pushed(taken),
+                    Err(none_here) => self.outgoing.queue_count(none_here),
+                }
+            }
+            Some(kind @ (FrameKind::ChAdd | FrameKind::ChDel)) => {
+                let ids: Vec<SessionId> = frame.session_ids().map_err(|e| e.to_string())?.collect();
+                let channel = std::str::from_utf8(&frame.data).map_err(|e| e.to_string())?;
+                let channel = Channel::new(channel).map_err(|e| e.to_string())?;
+                // Every router hears a new count; this one hears it anyway,
+                // as word that its change is applied.
+                match self.registry.note_channel(self.index, &ids, &channel, kind == FrameKind::ChAdd) {
+                    (count, true) => tell_counts(&self.all, &[count]),
+                    (count, false) => self.outgoing.queue_count(count.interest(self.index)),
+                }
+            }
+            Some(FrameKind::Bind) => {
+                let id = SessionId::parse(&frame.sessions).map_err(|e| e.to_string())?;
+                self.registry.note_user(id, &String::from_utf8_lossy(&frame.data));
+            }
+            _ => return Err(format!("unexpected frame type {} from the router", frame.raw_kind)),
+        }
+        Ok(())
+    }
+
+    /// A frame of a session's move between gateways (`to` is the new one).
+    fn move_frame(&self, kind: FrameKind, session: SessionId, to: GatewayId, rest: Bytes) -> Result<(), String> {
+        match kind {
+            FrameKind::Resume => {
+                let ask = ResumeAsk::decode(&rest).map_err(|e| e.to_string())?;
+                let ask = RouterAsk::Resume { link: self.index, session, to, ask };
+                if self.asks.try_send(ask).is_err() {
+                    tracing::error!(router = %self.addr, %session, "router request queue full: resume dropped");
+                }
+            }
+            // This router routes the session to `to` now: the new gateway
+            // takes its pushes from here on, the old one no longer.
+            FrameKind::Moved => {
+                if let Some(outbox) = self.registry.outbox(&session) {
+                    outbox.accept_from(self.index, to == self.identity);
+                    self.moves.notify_waiters();
+                }
+            }
+            _ => {
+                let reply = match kind {
+                    FrameKind::Handover => SessionState::decode(rest).map_err(|_| Refusal::Failed),
+                    _ => Err(Refusal::from_u8(rest.first().copied().unwrap_or(0))),
+                };
+                match self.waiting.lock().unwrap().remove(&session) {
+                    Some(waiting) => {
+                        let _ = waiting.send(reply);
+                    }
+                    None => tracing::warn!(%session, "hand-over nobody waits for dropped"),
+                }
+            }
+        }
+        Ok(())
+    }
+}
