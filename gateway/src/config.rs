@@ -199,13 +199,6 @@ impl Config {
         Duration::from_millis(self.write_timeout_ms)
     }
 
-    pub fn link_settings(&self) -> crate::links::LinkSettings {
-        crate::links::LinkSettings {
-            heartbeat: Duration::from_millis(self.link_heartbeat_ms.max(1)),
-            max_frame: self.max_frame,
-        }
-    }
-
     pub fn event_retry(&self) -> Duration {
         Duration::from_millis(self.event_retry_ms)
     }

@@ -30,8 +30,8 @@ use links::{RouterAsk, RouterLinks};
 use metrics::Metrics;
 use protocol::handover::GatewayId;
 use resume::token::TokenKey;
-use session::event::{Event, EventEncoder};
 use session::{Registry, SessionSettings};
+use upstream::cgi::{Event, EventEncoder};
 use upstream::fastcgi::{ParamBlock, Pool, Upstreams};
 use upstream::routing::Routes;
 
@@ -197,7 +197,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let links = RouterLinks::spawn(
         &config.routers,
         router_token,
-        config.link_settings(),
+        links::LinkSettings::from_config(&config),
         registry.clone(),
         identity,
         asks_tx,

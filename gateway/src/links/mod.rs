@@ -48,6 +48,10 @@ pub struct LinkSettings {
 }
 
 impl LinkSettings {
+    pub fn from_config(config: &crate::Config) -> LinkSettings {
+        LinkSettings { heartbeat: Duration::from_millis(config.link_heartbeat_ms.max(1)), max_frame: config.max_frame }
+    }
+
     /// The heartbeat this gateway sends.
     pub fn beat(self) -> Heartbeat {
         Heartbeat { interval: self.heartbeat, max_frame: self.max_frame }
@@ -146,6 +150,10 @@ impl RouterLinks {
             .enumerate()
             .filter(|(_, link)| link.linked.load(Relaxed))
             .fold(0, |mask, (i, _)| mask | (1 << i))
+    }
+
+    pub fn settings(&self) -> LinkSettings {
+        self.settings
     }
 
     /// The largest frame every linked router takes (this gateway's own

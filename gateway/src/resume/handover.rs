@@ -35,7 +35,7 @@ const LET_GO_TIMEOUT: Duration = Duration::from_secs(10);
 /// its heartbeats within three intervals, and its link drops. This is the
 /// last resort beyond that.
 fn moved_timeout(gateway: &Gateway) -> Duration {
-    let settings = gateway.config().link_settings();
+    let settings = gateway.links().settings();
     settings.beat().dead_after() + settings.heartbeat
 }
 

@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
-use crate::session::event::{Event, EventKind};
+use super::cgi::{Event, EventKind};
 use crate::upstream::fastcgi::{Pool, Upstreams};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
