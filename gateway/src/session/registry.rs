@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
 use protocol::cmd::Channel;
@@ -21,7 +22,14 @@ const SHARDS: usize = 16;
 /// safe as the default one, and a push to 10,000 sessions hashes 10,000.
 pub(super) type IdMap<V> = HashMap<SessionId, V, foldhash::fast::RandomState>;
 
-type Shard = Mutex<IdMap<Arc<Mailbox>>>;
+type Shard = Mutex<IdMap<Entry>>;
+
+/// A live session: its mailbox, and its place in the order sessions
+/// registered in, so that a broadcast reaches only those there before it.
+struct Entry {
+    mailbox: Arc<Mailbox>,
+    since: u64,
+}
 
 /// Every live session on this gateway, by id, with its mailbox; and what
 /// the routers said they belong to: each channel's members here, which a
@@ -29,6 +37,8 @@ type Shard = Mutex<IdMap<Arc<Mailbox>>>;
 /// data.
 pub struct Registry {
     shards: [Shard; SHARDS],
+    /// Sessions registered so far: the next one's `since`.
+    registered: AtomicU64,
     /// Set by [`Registry::close_all`]: a session that registers later is
     /// closed at once (a connection that was mid-upgrade at a drain).
     closing: Mutex<Option<CloseReason>>,
@@ -42,6 +52,7 @@ impl Default for Registry {
     fn default() -> Registry {
         Registry {
             shards: Default::default(),
+            registered: AtomicU64::new(0),
             closing: Mutex::default(),
             memberships: Mutex::default(),
             size: watch::Sender::new(0),
@@ -57,14 +68,20 @@ fn shard_of(id: &SessionId) -> usize {
 }
 
 impl Registry {
-    fn shard(&self, id: &SessionId) -> std::sync::MutexGuard<'_, IdMap<Arc<Mailbox>>> {
+    fn shard(&self, id: &SessionId) -> std::sync::MutexGuard<'_, IdMap<Entry>> {
         self.shards[shard_of(id)].lock().unwrap()
     }
 
     /// Every session's mailbox, one shard at a time.
     fn each(&self, mut visit: impl FnMut(&Arc<Mailbox>)) {
+        self.each_since(u64::MAX, |mailbox| visit(mailbox));
+    }
+
+    /// The mailbox of every session registered before number `before`.
+    fn each_since(&self, before: u64, mut visit: impl FnMut(&Arc<Mailbox>)) {
         for shard in &self.shards {
-            shard.lock().unwrap().values().for_each(&mut visit);
+            let shard = shard.lock().unwrap();
+            shard.values().filter(|entry| entry.since < before).for_each(|entry| visit(&entry.mailbox));
         }
     }
 
@@ -75,7 +92,8 @@ impl Registry {
         if let Some(reason) = *self.closing.lock().unwrap() {
             mailbox.close(reason);
         }
-        if shard.insert(id, mailbox).is_none() {
+        let since = self.registered.fetch_add(1, SeqCst);
+        if shard.insert(id, Entry { mailbox, since }).is_none() {
             self.size.send_modify(|n| *n += 1);
         }
     }
@@ -96,7 +114,7 @@ impl Registry {
     }
 
     pub fn outbox(&self, id: &SessionId) -> Option<Arc<Mailbox>> {
-        self.shard(id).get(id).cloned()
+        self.shard(id).get(id).map(|entry| entry.mailbox.clone())
     }
 
     fn holds(&self, id: &SessionId) -> bool {
@@ -195,12 +213,16 @@ impl Registry {
     /// Pushes from router link `link` to the named sessions that live
     /// here; returns how many took it.
     pub fn push(&self, link: usize, ids: impl IntoIterator<Item = SessionId>, message: &Message) -> usize {
-        ids.into_iter().filter(|id| self.shard(id).get(id).is_some_and(|outbox| queue(outbox, link, message))).count()
+        let taken = |id: &SessionId| self.shard(id).get(id).is_some_and(|entry| queue(&entry.mailbox, link, message));
+        ids.into_iter().filter(taken).count()
     }
 
+    /// Pushes to every session registered before this call: one that
+    /// registers while the walk goes on came after the broadcast.
     pub fn push_all(&self, link: usize, message: &Message) -> usize {
         let mut taken = 0;
-        self.each(|outbox| taken += usize::from(queue(outbox, link, message)));
+        let before = self.registered.load(SeqCst);
+        self.each_since(before, |outbox| taken += usize::from(queue(outbox, link, message)));
         taken
     }
 
@@ -212,8 +234,8 @@ impl Registry {
 
     pub fn kick(&self, ids: impl IntoIterator<Item = SessionId>) {
         for id in ids {
-            if let Some(outbox) = self.shard(&id).get(&id) {
-                outbox.close(CloseReason::Kicked);
+            if let Some(entry) = self.shard(&id).get(&id) {
+                entry.mailbox.close(CloseReason::Kicked);
             }
         }
     }
@@ -300,6 +322,13 @@ mod tests {
         let unknown = SessionId::from_u64(7);
         assert_eq!(registry.push(0, [ids[0], unknown, ids[63]], &push), 2, "only sessions that live here");
         assert_eq!(registry.push_all(0, &push), 64);
+        let before = registry.registered.load(SeqCst);
+        let late = mailbox();
+        registry.insert(SessionId::from_u64(99), late.clone());
+        let mut reached_late = false;
+        registry.each_since(before, |mailbox| reached_late |= Arc::ptr_eq(mailbox, &late));
+        assert!(!reached_late, "a session that registers during a broadcast's walk came after it");
+        registry.remove(&SessionId::from_u64(99));
         assert_eq!((boxes[0].drain().len(), boxes[1].drain().len(), boxes[63].drain().len()), (2, 1, 2));
         registry.remove(&ids[0]);
         assert_eq!(registry.len(), 63);
