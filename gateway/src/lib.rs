@@ -32,7 +32,7 @@ use protocol::handover::GatewayId;
 use resume::token::TokenKey;
 use session::{Registry, SessionSettings};
 use upstream::cgi::{Event, EventEncoder};
-use upstream::fastcgi::{ParamBlock, Pool, Upstreams};
+use upstream::fastcgi::{Pool, Upstreams};
 use upstream::routing::Routes;
 
 /// The gateway's shared state, one handle for every phase; each part is
@@ -142,33 +142,6 @@ impl Gateway {
     }
 }
 
-/// Params each connection sets for itself; a static param of that name is ignored.
-const CONNECTION_PARAMS: &[&str] =
-    &["REMOTE_ADDR", "REMOTE_PORT", "REQUEST_URI", "DOCUMENT_URI", "QUERY_STRING", "REQUEST_METHOD"];
-
-fn static_params(config: &Config) -> anyhow::Result<ParamBlock> {
-    let defaults = [
-        ("GATEWAY_INTERFACE", "CGI/1.1"),
-        ("SERVER_SOFTWARE", concat!("fk-gateway/", env!("CARGO_PKG_VERSION"))),
-        ("SERVER_PROTOCOL", "HTTP/1.1"),
-    ];
-    let mut chosen: Vec<(&str, &str)> = Vec::new();
-    let configured = config.params.iter().map(|(n, v)| (n.as_str(), v.as_str()));
-    for (name, value) in defaults.into_iter().chain(configured) {
-        if CONNECTION_PARAMS.contains(&name) {
-            tracing::warn!(param = name, "set per connection; the static value is ignored");
-            continue;
-        }
-        chosen.retain(|(n, _)| *n != name);
-        chosen.push((name, value));
-    }
-    let mut block = ParamBlock::default();
-    for (name, value) in chosen {
-        block.push(name.as_bytes(), value.as_bytes())?;
-    }
-    Ok(block.compact())
-}
-
 /// Binds the listeners, serves until `shutdown` is cancelled, then drains:
 /// every client is closed (1001) and its close event delivered, within
 /// the drain timeout.
@@ -216,7 +189,10 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     tracing::info!(listen = %config.listen, listen_tcp = ?config.listen_tcp, listen_tls = ?config.listen_tls, listen_tcp_tls = ?config.listen_tcp_tls, ?backends, routers = ?config.routers, admin = ?config.admin, "gateway ready");
     let gateway = Arc::new(Gateway {
         resume_keys: TokenKey::new(config.resume_secret.as_deref()),
-        events: EventEncoder::new(static_params(&config)?, &config.param_prefix),
+        events: EventEncoder::new(
+            upstream::cgi::static_params(config.params.iter().map(|(n, v)| (n.as_str(), v.as_str())))?,
+            &config.param_prefix,
+        ),
         admission: AdmissionControl::new(&config),
         pages: config.pages.iter().map(|(path, file)| Page::load(path, file)).collect::<anyhow::Result<_>>()?,
         handshakes: runtime::Slots::new(config.max_handshakes),

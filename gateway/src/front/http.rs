@@ -21,6 +21,7 @@ use crate::front::websocket::{self, deflate, WebSocket};
 use crate::resume::token::{self, Ask};
 use crate::session::close::CloseReason;
 use crate::session::task::Start;
+use crate::upstream::cgi;
 use crate::upstream::fastcgi::{ParamBlock, ParamTooLarge};
 use crate::Gateway;
 
@@ -111,14 +112,7 @@ async fn forward(req: Request<Incoming>, gateway: &Gateway, remote: SocketAddr, 
         Ok(Err(_)) => return respond(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "request body too large\n"),
         Err(_) => return respond(StatusCode::REQUEST_TIMEOUT, "text/plain", "request body too slow\n"),
     };
-    let mut own = ParamBlock::default();
-    let mut push = |name: &str, value: &str| own.push(name.as_bytes(), value.as_bytes()).expect("small params");
-    push("REQUEST_METHOD", &method);
-    push("CONTENT_LENGTH", &body.len().to_string());
-    if let Some(content_type) = &content_type {
-        push("CONTENT_TYPE", content_type);
-    }
-    let request = gateway.events().encode_with(&[&params, &own], &body);
+    let request = gateway.events().encode_http(&params, &method, content_type.as_deref(), &body);
     let pool = gateway.pool(pool).expect("checked at start");
     let response = match pool.call(&request, "http", &mut None).await {
         Ok(response) => response,
@@ -280,10 +274,8 @@ async fn start(gateway: &Arc<Gateway>, ask: Ask) -> Result<Start, CloseReason> {
 }
 
 /// The params every event of this connection carries: where the client is
-/// and what it asked for, at most `--max-header-bytes` of them (each event
-/// carries them again); else why not (a 431, counted). A header the
-/// operator set as a static param (say `HTTP_X_API_KEY`) is never
-/// overridden by the client.
+/// and what it asked for (see `upstream::cgi`), at most `--max-header-bytes`
+/// of them (each event carries them again); else why not (a 431, counted).
 fn connection_params(
     gateway: &Gateway,
     req: &Request<Incoming>,
@@ -311,21 +303,9 @@ fn encode_connection_params(
     left_out: &[HeaderName],
 ) -> Result<ParamBlock, ParamTooLarge> {
     let mut params = ParamBlock::default();
-    let uri = req.uri();
-    params.push(b"REMOTE_ADDR", remote.ip().to_string().as_bytes())?;
-    params.push(b"REMOTE_PORT", remote.port().to_string().as_bytes())?;
-    params.push(b"REQUEST_URI", uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/").as_bytes())?;
-    params.push(b"DOCUMENT_URI", uri.path().as_bytes())?;
-    params.push(b"QUERY_STRING", uri.query().unwrap_or("").as_bytes())?;
-    for name in req.headers().keys().filter(|name| !left_out.contains(name)) {
-        let Some(param) = gateway.events().header_param(name.as_str()) else { continue };
-        if gateway.events().static_params.get(param.as_bytes()).is_some() {
-            continue;
-        }
-        let separator = if name == header::COOKIE { "; " } else { ", " };
-        let values: Vec<&str> = req.headers().get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
-        params.push(param.as_bytes(), values.join(separator).as_bytes())?;
-    }
+    cgi::client_address(&mut params, remote)?;
+    cgi::request_target(&mut params, req.uri())?;
+    gateway.events().header_params(&mut params, req.headers(), left_out)?;
     Ok(params.compact())
 }
 

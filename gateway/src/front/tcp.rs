@@ -9,6 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::front::admission::Entry;
 use crate::front::transport::Tcp;
+use crate::upstream::cgi;
 use crate::upstream::fastcgi::ParamBlock;
 use crate::Gateway;
 
@@ -22,10 +23,7 @@ where
     // No close frames here: a refused client is simply disconnected.
     let Ok(seat) = gateway.admission().admit(&entry, remote.ip(), gateway.metrics()) else { return };
     let mut params = ParamBlock::default();
-    let address = [("REMOTE_ADDR", remote.ip().to_string()), ("REMOTE_PORT", remote.port().to_string())];
-    for (name, value) in address {
-        params.push(name.as_bytes(), value.as_bytes()).expect("an address fits a record");
-    }
+    cgi::client_address(&mut params, remote).expect("an address fits a record");
     let transport = Tcp::new(stream, gateway.config().max_message);
     let start = crate::session::task::Start::New { resumable: false };
     tokio::spawn(crate::session::task::run(gateway, transport, params.compact(), seat, start));

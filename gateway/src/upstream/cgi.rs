@@ -1,11 +1,60 @@
-//! What a backend sees of a session's event: the FastCGI request, with
-//! the params fooking's backends expect (the static ones, SESSIONID,
-//! EVENT, the body's type and length) after the connection's own blocks.
+//! What a backend sees of a session's event: the FastCGI request and all
+//! its params, in one place. The static ones (CGI's and `--param`s), the
+//! connection's own (where the client is, what it asked for, its headers),
+//! the session meta the backend set, then the event's (SESSIONID, EVENT,
+//! the body's type and length).
+
+use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
+use http::{header, HeaderMap, HeaderName, Uri};
 use protocol::SessionId;
 
-use super::fastcgi::{encode_request, ParamBlock, REQUEST_ID};
+use super::fastcgi::{encode_request, ParamBlock, ParamTooLarge, REQUEST_ID};
+
+/// Params each connection sets for itself; a static param of that name is ignored.
+const CONNECTION_PARAMS: &[&str] =
+    &["REMOTE_ADDR", "REMOTE_PORT", "REQUEST_URI", "DOCUMENT_URI", "QUERY_STRING", "REQUEST_METHOD"];
+
+/// The params of every request: CGI's own, then `configured` (`--param`),
+/// the later of two with one name winning. A name a connection sets for
+/// itself is left out, with a warning.
+pub fn static_params<'a>(
+    configured: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<ParamBlock, ParamTooLarge> {
+    let defaults = [
+        ("GATEWAY_INTERFACE", "CGI/1.1"),
+        ("SERVER_SOFTWARE", concat!("fk-gateway/", env!("CARGO_PKG_VERSION"))),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+    ];
+    let mut chosen: Vec<(&str, &str)> = Vec::new();
+    for (name, value) in defaults.into_iter().chain(configured) {
+        if CONNECTION_PARAMS.contains(&name) {
+            tracing::warn!(param = name, "set per connection; the static value is ignored");
+            continue;
+        }
+        chosen.retain(|(n, _)| *n != name);
+        chosen.push((name, value));
+    }
+    let mut block = ParamBlock::default();
+    for (name, value) in chosen {
+        block.push(name.as_bytes(), value.as_bytes())?;
+    }
+    Ok(block.compact())
+}
+
+/// Where the client is: `REMOTE_ADDR` and `REMOTE_PORT`.
+pub fn client_address(params: &mut ParamBlock, remote: SocketAddr) -> Result<(), ParamTooLarge> {
+    params.push(b"REMOTE_ADDR", remote.ip().to_string().as_bytes())?;
+    params.push(b"REMOTE_PORT", remote.port().to_string().as_bytes())
+}
+
+/// What a WebSocket client asked for: `REQUEST_URI`, `DOCUMENT_URI`, `QUERY_STRING`.
+pub fn request_target(params: &mut ParamBlock, uri: &Uri) -> Result<(), ParamTooLarge> {
+    params.push(b"REQUEST_URI", uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/").as_bytes())?;
+    params.push(b"DOCUMENT_URI", uri.path().as_bytes())?;
+    params.push(b"QUERY_STRING", uri.query().unwrap_or("").as_bytes())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -71,6 +120,28 @@ impl EventEncoder {
         (!ours && !RESERVED_HEADER_PARAMS.contains(&param.as_str())).then_some(param)
     }
 
+    /// A client's headers as `HTTP_*` params, but `left_out`, reserved
+    /// names and those the operator set as static params (say
+    /// `HTTP_X_API_KEY`), which a client never overrides. Repeated
+    /// headers are joined (cookies with `; `).
+    pub fn header_params(
+        &self,
+        params: &mut ParamBlock,
+        headers: &HeaderMap,
+        left_out: &[HeaderName],
+    ) -> Result<(), ParamTooLarge> {
+        for name in headers.keys().filter(|name| !left_out.contains(name)) {
+            let Some(param) = self.header_param(name.as_str()) else { continue };
+            if self.static_params.get(param.as_bytes()).is_some() {
+                continue;
+            }
+            let separator = if name == header::COOKIE { "; " } else { ", " };
+            let values: Vec<&str> = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+            params.push(param.as_bytes(), values.join(separator).as_bytes())?;
+        }
+        Ok(())
+    }
+
     /// The whole request: static params, the session's blocks, then the event's own.
     pub fn encode(&self, session_blocks: &[&ParamBlock], session: &SessionId, event: &Event) -> BytesMut {
         let mut own = ParamBlock::default();
@@ -93,8 +164,28 @@ impl EventEncoder {
         self.encode_with(&blocks, &event.body)
     }
 
+    /// A plain HTTP request forwarded as CGI: the static params, the
+    /// connection's, then its method and body's length and type; no
+    /// SESSIONID or EVENT, as it is no session's event.
+    pub fn encode_http(
+        &self,
+        connection: &ParamBlock,
+        method: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> BytesMut {
+        let mut own = ParamBlock::default();
+        let mut push = |name: &[u8], value: &[u8]| own.push(name, value).expect("small params");
+        push(b"REQUEST_METHOD", method.as_bytes());
+        push(b"CONTENT_LENGTH", body.len().to_string().as_bytes());
+        if let Some(content_type) = content_type {
+            push(b"CONTENT_TYPE", content_type.as_bytes());
+        }
+        self.encode_with(&[connection, &own], body)
+    }
+
     /// A request with the static params, then `blocks`, and `stdin`.
-    pub fn encode_with(&self, blocks: &[&ParamBlock], stdin: &[u8]) -> BytesMut {
+    fn encode_with(&self, blocks: &[&ParamBlock], stdin: &[u8]) -> BytesMut {
         let mut buf = BytesMut::with_capacity(256 + self.static_params.encoded().len() + stdin.len());
         let all: Vec<&ParamBlock> = std::iter::once(&self.static_params).chain(blocks.iter().copied()).collect();
         encode_request(&mut buf, REQUEST_ID, &all, stdin);
@@ -105,6 +196,43 @@ impl EventEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn param(block: &ParamBlock, name: &str) -> Option<String> {
+        block.get(name.as_bytes()).map(|value| String::from_utf8(value.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn static_params_take_the_last_of_a_name_and_never_a_connections_own() {
+        let block =
+            static_params([("SCRIPT_FILENAME", "/a.php"), ("REMOTE_ADDR", "1.2.3.4"), ("SCRIPT_FILENAME", "/b.php")]);
+        let block = block.unwrap();
+        assert_eq!(param(&block, "SCRIPT_FILENAME").as_deref(), Some("/b.php"));
+        assert_eq!(param(&block, "REMOTE_ADDR"), None, "a connection sets it");
+        assert_eq!(param(&block, "GATEWAY_INTERFACE").as_deref(), Some("CGI/1.1"));
+    }
+
+    #[test]
+    fn a_connections_params_say_where_the_client_is_what_it_asked_and_its_headers() {
+        let encoder = EventEncoder::new(static_params([("HTTP_X_API_KEY", "ours")]).unwrap(), "");
+        let mut params = ParamBlock::default();
+        client_address(&mut params, "10.0.0.1:4000".parse().unwrap()).unwrap();
+        request_target(&mut params, &"/chat?room=1".parse().unwrap()).unwrap();
+        let mut headers = HeaderMap::new();
+        for (name, value) in [("cookie", "a=1"), ("cookie", "b=2"), ("x-api-key", "theirs"), ("sessionid", "forged")] {
+            headers.append(HeaderName::from_static(name), value.parse().unwrap());
+        }
+        headers.append(header::USER_AGENT, "left out".parse().unwrap());
+        encoder.header_params(&mut params, &headers, &[header::USER_AGENT]).unwrap();
+        let got = |name| param(&params, name);
+        assert_eq!((got("REMOTE_ADDR").unwrap(), got("REMOTE_PORT").unwrap()), ("10.0.0.1".into(), "4000".into()));
+        assert_eq!(
+            [got("REQUEST_URI"), got("DOCUMENT_URI"), got("QUERY_STRING")].map(Option::unwrap),
+            ["/chat?room=1", "/chat", "room=1"]
+        );
+        assert_eq!(got("HTTP_COOKIE").as_deref(), Some("a=1; b=2"));
+        assert_eq!(got("HTTP_X_API_KEY"), None, "the operator's static param stands");
+        assert_eq!((got("HTTP_SESSIONID"), got("HTTP_USER_AGENT")), (None, None));
+    }
 
     #[test]
     fn header_names_become_cgi_params_but_never_reserved_ones() {
