@@ -12,10 +12,7 @@ use super::event::EventKind;
 use super::SessionSettings;
 use crate::front::message::{Message, Payload};
 use crate::front::transport::Violation;
-use crate::upstream::fastcgi::{CgiResponse, ParamBlock, ParamTooLarge, UpstreamError};
-
-/// Response headers `X-Meta-<Name>` become params `META_<NAME>`.
-const META_HEADER: &str = "x-meta-";
+use crate::upstream::fastcgi::{CgiResponse, UpstreamError};
 
 /// What a backend's answer to one of the session's events does.
 #[derive(Debug, PartialEq)]
@@ -67,29 +64,6 @@ pub fn error_message(err: &UpstreamError) -> Message {
 pub fn gateway_error(code: u16, text: &str) -> Message {
     let error = serde_json::json!({"type": "error", "source": "gateway", "code": code, "message": text});
     Message::text(error.to_string())
-}
-
-/// The session meta after a response: its `X-Meta-*` headers set `META_*`
-/// params, an empty value forgets one. `None` when it names none; with
-/// the params that did not fit.
-pub fn merged_meta(meta: &ParamBlock, headers: &[(String, String)]) -> Option<(ParamBlock, Vec<ParamTooLarge>)> {
-    let mut updates = headers.iter().filter_map(|(name, value)| {
-        let rest = name.get(..META_HEADER.len()).filter(|p| p.eq_ignore_ascii_case(META_HEADER))?;
-        let rest = &name[rest.len()..];
-        Some((format!("META_{}", rest.to_ascii_uppercase().replace('-', "_")), value.as_str()))
-    });
-    let first = updates.next()?;
-    let mut merged: Vec<(String, String)> = meta.pairs_owned();
-    for (name, value) in std::iter::once(first).chain(updates) {
-        merged.retain(|(n, _)| *n != name);
-        if !value.is_empty() {
-            merged.push((name, value.to_owned()));
-        }
-    }
-    let mut block = ParamBlock::default();
-    let dropped = merged.iter().filter_map(|(name, value)| block.push(name.as_bytes(), value.as_bytes()).err());
-    let dropped = dropped.collect();
-    Some((block.compact(), dropped))
 }
 
 /// Whether one more message of `len` bytes may wait for the backend
@@ -212,18 +186,6 @@ mod tests {
         let spoken = response(503, &[], "busy");
         assert_eq!(answered(message, &spoken, true), Answered::Deliver(Some(Message::text("busy"))), "its own words");
         assert_eq!(answered(EventKind::Close, &fatal, true), Answered::Deliver(None), "no client asked");
-    }
-
-    #[test]
-    fn meta_headers_set_and_forget_params() {
-        let mut meta = ParamBlock::default();
-        meta.push(b"META_ROOM", b"1").unwrap();
-        let headers = [("X-Meta-User-Id", "42"), ("x-meta-room", ""), ("Content-Type", "text/plain")];
-        let headers: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
-        let (merged, dropped) = merged_meta(&meta, &headers).unwrap();
-        assert_eq!(merged.pairs_owned(), [("META_USER_ID".to_owned(), "42".to_owned())]);
-        assert!(dropped.is_empty());
-        assert!(merged_meta(&meta, &headers[2..]).is_none(), "no X-Meta header, no change");
     }
 
     #[test]

@@ -435,7 +435,7 @@ impl<T: Transport> Session<T> {
 
     /// Stores the response's `X-Meta-*` headers for the session's later events.
     fn remember_meta(&mut self, response: &CgiResponse) {
-        let Some((meta, dropped)) = policy::merged_meta(&self.meta, &response.headers) else { return };
+        let Some((meta, dropped)) = crate::upstream::cgi::merged_meta(&self.meta, &response.headers) else { return };
         for err in dropped {
             tracing::warn!(session = %self.id, %err, "session meta dropped");
         }

@@ -43,6 +43,32 @@ pub fn static_params<'a>(
     Ok(block.compact())
 }
 
+/// The session meta after a response: its `X-Meta-*` headers set `META_*`
+/// params, an empty value forgets one. `None` when it names none; with
+/// the params that did not fit.
+pub fn merged_meta(meta: &ParamBlock, headers: &[(String, String)]) -> Option<(ParamBlock, Vec<ParamTooLarge>)> {
+    let mut updates = headers.iter().filter_map(|(name, value)| {
+        let rest = name.get(..META_HEADER.len()).filter(|p| p.eq_ignore_ascii_case(META_HEADER))?;
+        let rest = &name[rest.len()..];
+        Some((format!("META_{}", rest.to_ascii_uppercase().replace('-', "_")), value.as_str()))
+    });
+    let first = updates.next()?;
+    let mut merged: Vec<(String, String)> = meta.pairs_owned();
+    for (name, value) in std::iter::once(first).chain(updates) {
+        merged.retain(|(n, _)| *n != name);
+        if !value.is_empty() {
+            merged.push((name, value.to_owned()));
+        }
+    }
+    let mut block = ParamBlock::default();
+    let dropped = merged.iter().filter_map(|(name, value)| block.push(name.as_bytes(), value.as_bytes()).err());
+    let dropped = dropped.collect();
+    Some((block.compact(), dropped))
+}
+
+/// A response header that sets session meta: `X-Meta-User-Id: 42` is `META_USER_ID=42`.
+const META_HEADER: &str = "x-meta-";
+
 /// Where the client is: `REMOTE_ADDR` and `REMOTE_PORT`.
 pub fn client_address(params: &mut ParamBlock, remote: SocketAddr) -> Result<(), ParamTooLarge> {
     params.push(b"REMOTE_ADDR", remote.ip().to_string().as_bytes())?;
@@ -199,6 +225,18 @@ mod tests {
 
     fn param(block: &ParamBlock, name: &str) -> Option<String> {
         block.get(name.as_bytes()).map(|value| String::from_utf8(value.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn meta_headers_set_and_forget_params() {
+        let mut meta = ParamBlock::default();
+        meta.push(b"META_ROOM", b"1").unwrap();
+        let headers = [("X-Meta-User-Id", "42"), ("x-meta-room", ""), ("Content-Type", "text/plain")];
+        let headers: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        let (merged, dropped) = merged_meta(&meta, &headers).unwrap();
+        assert_eq!(merged.pairs_owned(), [("META_USER_ID".to_owned(), "42".to_owned())]);
+        assert!(dropped.is_empty());
+        assert!(merged_meta(&meta, &headers[2..]).is_none(), "no X-Meta header, no change");
     }
 
     #[test]
