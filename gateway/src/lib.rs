@@ -8,8 +8,10 @@
 //! - `upstream`: where its events go (FastCGI pools, routing by key);
 //! - `resume`: a dropped client coming back to its session, here or on
 //!   another gateway;
-//! - `links`: the links to the routers, for pushes and session reports.
+//! - `links`: the links to the routers, for pushes and session reports;
+//! - `base`: the ground floor, what every phase shares (why a client is closed).
 
+pub mod base;
 pub mod config;
 pub mod front;
 pub mod links;
@@ -18,6 +20,7 @@ pub mod resume;
 pub mod session;
 pub mod upstream;
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -136,6 +139,29 @@ impl Gateway {
         &self.upstreams
     }
 
+    /// What it holds now, for the metrics.
+    fn gauges(&self) -> metrics::Gauges<'_> {
+        let (links, stats) = (self.links().health(), &self.links().stats);
+        let budget = self.session_settings().resume_budget();
+        metrics::Gauges {
+            sessions: self.registry.len() as f64,
+            handshakes: self.handshakes() as f64,
+            backend_inflight_bytes: self.upstreams.in_flight_bytes() as f64,
+            links_up: links.up as f64,
+            link_queued_events: links.queued as f64,
+            unreported_closes: links.unreported as f64,
+            silent_routers: stats.silent_routers.load(Relaxed),
+            link_overflows: stats.overflows.load(Relaxed),
+            closes_lost: stats.closes_lost.load(Relaxed),
+            pushes_queued: stats.pushes_queued.load(Relaxed),
+            offline: self.registry.parked() as f64,
+            resume_buffered_bytes: budget.used() as f64,
+            resume_budget_dropped: budget.dropped(),
+            outbound_queued_bytes: self.registry.queued_bytes() as f64,
+            upstreams: &self.upstreams,
+        }
+    }
+
     /// The page served on GET `path`, if one was given.
     pub fn page(&self, path: &str) -> Option<&Page> {
         self.pages.iter().find(|page| page.path == path)
@@ -207,8 +233,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let admin_shutdown = Shutdown::new();
     if let Some(addr) = gateway.config.admin {
         let gateway = gateway.clone();
-        let serve =
-            runtime::metrics::serve_admin(addr, admin_shutdown.clone(), move || gateway.metrics.render(&gateway));
+        let serve = runtime::metrics::serve_admin(addr, admin_shutdown.clone(), move || {
+            gateway.metrics.render(gateway.gauges())
+        });
         tokio::spawn(async move {
             if let Err(err) = serve.await {
                 tracing::error!(%err, "admin listener failed");
@@ -282,7 +309,7 @@ async fn drain(gateway: &Gateway) {
     let deadline = tokio::time::Instant::now() + timeout;
     tracing::info!(sessions = gateway.registry.len(), "draining");
     // Those that register from now on (mid-upgrade) are closed as they do.
-    gateway.registry.close_all(session::close::CloseReason::ShuttingDown);
+    gateway.registry.close_all(base::close::CloseReason::ShuttingDown);
     gateway.registry.until_empty(deadline).await;
     match gateway.registry.len() {
         0 => tracing::info!("drained"),

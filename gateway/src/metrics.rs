@@ -5,8 +5,27 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use runtime::metrics::Exposition;
 
-use crate::session::close::CloseReason;
-use crate::Gateway;
+use crate::base::close::CloseReason;
+use crate::upstream::fastcgi::Upstreams;
+
+/// What the gateway holds now, read for one exposition.
+pub struct Gauges<'a> {
+    pub sessions: f64,
+    pub handshakes: f64,
+    pub backend_inflight_bytes: f64,
+    pub links_up: f64,
+    pub link_queued_events: f64,
+    pub unreported_closes: f64,
+    pub silent_routers: u64,
+    pub link_overflows: u64,
+    pub closes_lost: u64,
+    pub pushes_queued: u64,
+    pub offline: f64,
+    pub resume_buffered_bytes: f64,
+    pub resume_budget_dropped: u64,
+    pub outbound_queued_bytes: f64,
+    pub upstreams: &'a Upstreams,
+}
 
 #[derive(Default)]
 pub struct Metrics {
@@ -60,14 +79,14 @@ impl Metrics {
         counter.fetch_add(1, Relaxed);
     }
 
-    pub fn render(&self, gateway: &Gateway) -> String {
+    pub fn render(&self, now: Gauges) -> String {
         let mut out = Exposition::default();
         let get = |c: &AtomicU64| c.load(Relaxed) as f64;
-        out.gauge("gateway_sessions", "Sessions open now.", gateway.registry().len() as f64);
+        out.gauge("gateway_sessions", "Sessions open now.", now.sessions);
         out.gauge(
             "gateway_handshakes",
             "Connections not yet sessions (TLS handshake, HTTP requests, upgrade), at most --max-handshakes.",
-            gateway.handshakes() as f64,
+            now.handshakes,
         );
         out.counter(
             "gateway_connections_opened_total",
@@ -123,7 +142,7 @@ impl Metrics {
         out.gauge(
             "gateway_backend_inflight_bytes",
             "Request bytes in flight to the backends now (at most --backend-inflight-bytes).",
-            gateway.upstreams().in_flight_bytes() as f64,
+            now.backend_inflight_bytes,
         );
         out.gauge(
             "gateway_pending_bytes",
@@ -178,50 +197,46 @@ impl Metrics {
             "Sessions handed to a client that resumed them on another gateway.",
             self.moved_out.load(Relaxed),
         );
-        let links = gateway.links().health();
-        let stats = &gateway.links().stats;
-        out.gauge("gateway_router_links_up", "Router links up now.", links.up as f64);
+        out.gauge("gateway_router_links_up", "Router links up now.", now.links_up);
         out.gauge(
             "gateway_router_link_queued_events",
             "Session starts, ends and frames waiting to go out on the router links.",
-            links.queued as f64,
+            now.link_queued_events,
         );
         out.gauge(
             "gateway_router_unreported_closes",
             "Sessions that ended while a router link was down, to report when it is back.",
-            links.unreported as f64,
+            now.unreported_closes,
         );
         out.counter(
             "gateway_router_links_silent_total",
             "Router links dropped because the router said nothing for three of its heartbeats.",
-            stats.silent_routers.load(Relaxed),
+            now.silent_routers,
         );
         out.counter(
             "gateway_router_link_overflows_total",
             "Router links started over because their queue overflowed.",
-            stats.overflows.load(Relaxed),
+            now.link_overflows,
         );
         out.counter(
             "gateway_router_closes_lost_total",
             "Session ends no router will hear of (past the unreported bound).",
-            stats.closes_lost.load(Relaxed),
+            now.closes_lost,
         );
-        out.counter("gateway_pushes_out_total", "Router pushes queued for clients.", stats.pushes_queued.load(Relaxed));
-        let offline = gateway.registry().parked();
-        out.gauge("gateway_sessions_offline", "Sessions waiting now for their client to resume.", offline as f64);
-        let budget = gateway.session_settings().resume_budget();
+        out.counter("gateway_pushes_out_total", "Router pushes queued for clients.", now.pushes_queued);
+        out.gauge("gateway_sessions_offline", "Sessions waiting now for their client to resume.", now.offline);
         out.gauge(
             "gateway_resume_buffered_bytes",
             "Bytes kept now for resumes: replay logs and what waits for offline sessions (at most --resume-buffer-total-bytes).",
-            budget.used() as f64,
+            now.resume_buffered_bytes,
         );
         out.counter(
             "gateway_resume_budget_dropped_total",
             "Messages a replay log gave up or did not keep because --resume-buffer-total-bytes was reached.",
-            budget.dropped(),
+            now.resume_budget_dropped,
         );
         let (mut open, mut ejected) = (Vec::new(), Vec::new());
-        for pool in gateway.upstreams().pools() {
+        for pool in now.upstreams.pools() {
             for backend in pool.backends() {
                 let labels = vec![("pool", pool.name.clone()), ("backend", backend.addr().to_string())];
                 open.push((labels.clone(), backend.open_connections() as f64));
@@ -233,7 +248,7 @@ impl Metrics {
         out.gauge(
             "gateway_outbound_queued_bytes",
             "Bytes of pushes waiting in all sessions' outboxes.",
-            gateway.registry().queued_bytes() as f64,
+            now.outbound_queued_bytes,
         );
         out.finish()
     }

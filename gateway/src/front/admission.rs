@@ -18,8 +18,8 @@ use ipnet::IpNet;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::limits::{AddressPlace, KeyedRate, PerAddress};
+use crate::base::close::CloseReason;
 use crate::metrics::Metrics;
-use crate::session::close::CloseReason;
 use crate::Config;
 
 pub struct AdmissionControl {

@@ -16,10 +16,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::base::close::CloseReason;
 use crate::front::admission::{Entry, Refusal};
 use crate::front::websocket::{self, deflate, WebSocket};
 use crate::resume::token::{self, Ask};
-use crate::session::close::CloseReason;
 use crate::session::task::Start;
 use crate::upstream::cgi;
 use crate::upstream::fastcgi::{ParamBlock, ParamTooLarge};
@@ -223,7 +223,7 @@ fn upgrade<I: Io>(
         // HTTP error would not.
         let refuse = |reason: CloseReason| {
             gateway.metrics().closed(reason);
-            reason.frame()
+            crate::front::message::Message::closing(reason)
         };
         let Ok(seat) = admission else {
             let _ = ws.send(refuse(CloseReason::ServerFull)).await;

@@ -9,6 +9,8 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
+use crate::base::close::CloseReason;
+
 use super::websocket::deflate;
 use super::websocket::frame::{server_frame, OpCode};
 
@@ -26,6 +28,11 @@ pub enum Message {
 }
 
 impl Message {
+    /// The close frame that tells a client why it is closed.
+    pub fn closing(reason: CloseReason) -> Message {
+        Message::Close { code: reason.code(), reason: reason.text().into() }
+    }
+
     /// A payload as the client will see it: binary when the sender says so
     /// or it is not UTF-8, text otherwise.
     pub fn new(payload: Payload, binary: bool) -> Message {

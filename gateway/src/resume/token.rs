@@ -9,7 +9,7 @@ use protocol::handover::Refusal;
 use protocol::signing::Signer;
 use protocol::SessionId;
 
-use crate::session::close::CloseReason;
+use crate::base::close::CloseReason;
 
 /// Signs and checks resume tokens.
 pub struct TokenKey {

@@ -24,7 +24,7 @@ use futures_util::task::AtomicWaker;
 
 use protocol::handover::Refusal;
 
-use super::close::CloseReason;
+use crate::base::close::CloseReason;
 use crate::front::message::Message;
 use crate::resume::budget::ResumeBudget;
 use crate::resume::replay::TakeRequest;

@@ -3,10 +3,8 @@
 //! goodbye or a drop does); `event` turns events into FastCGI requests and
 //! sends them; `mailbox` is what others leave for a session (pushes, a
 //! close, a resume's claim); `registry` finds a live session by id,
-//! and `memberships` the sessions of a channel;
-//! `close` says why a client is closed.
+//! and `memberships` the sessions of a channel.
 
-pub mod close;
 pub mod event;
 pub mod mailbox;
 pub mod memberships;

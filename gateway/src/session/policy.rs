@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use protocol::handover::Refusal;
 
-use super::close::CloseReason;
 use super::event::EventKind;
 use super::SessionSettings;
+use crate::base::close::CloseReason;
 use crate::front::message::{Message, Payload};
 use crate::front::transport::Violation;
 use crate::upstream::fastcgi::{CgiResponse, UpstreamError};

@@ -8,10 +8,10 @@ use protocol::{Interest, SessionId};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::close::CloseReason;
 use super::mailbox::{Mailbox, Pushed};
 pub use super::memberships::Belongs;
 use super::memberships::{ChannelCount, Memberships};
+use crate::base::close::CloseReason;
 use crate::front::message::Message;
 
 /// Shards of the session map: a push to many sessions locks one shard at

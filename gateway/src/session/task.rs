@@ -23,10 +23,10 @@ use tokio::sync::oneshot;
 use tokio::time::error::Elapsed;
 use tokio::time::{Instant, Sleep};
 
-use super::close::CloseReason;
 use super::event::{Event, EventKind};
 use super::mailbox::{Mailbox, Taken};
 use super::policy::{self, Answered};
+use crate::base::close::CloseReason;
 use crate::front::admission::Seat;
 use crate::front::limits::TokenBucket;
 use crate::front::message::Message;
@@ -356,7 +356,7 @@ impl<T: Transport> Session<T> {
     async fn farewell(&mut self, reason: CloseReason) {
         self.gateway.metrics().closed(reason);
         if let Some(conn) = self.conn.as_mut() {
-            let _ = tokio::time::timeout(CLOSE_LINGER, conn.send(reason.frame())).await;
+            let _ = tokio::time::timeout(CLOSE_LINGER, conn.send(Message::closing(reason))).await;
         }
     }
 

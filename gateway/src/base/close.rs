@@ -1,8 +1,6 @@
 //! Why the gateway closes a client: the close code it sends, the reason
 //! text, and the label it is counted under in the metrics.
 
-use crate::front::message::Message;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseReason {
     /// The router kicked the session.
@@ -105,11 +103,6 @@ impl CloseReason {
             CloseReason::ResumeBufferFull => "resume buffer full",
             CloseReason::GraceExpired => "resume grace period over",
         }
-    }
-
-    /// The close frame that tells a client.
-    pub fn frame(self) -> Message {
-        Message::Close { code: self.code(), reason: self.text().into() }
     }
 
     /// The metric label: the text with underscores.
