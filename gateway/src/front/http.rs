@@ -1,5 +1,6 @@
 //! The gateway's HTTP front: a WebSocket upgrade on any path becomes a
-//! session; `GET /` serves the chat page; anything else is 404.
+//! session; a path under an `--http-route` goes to its backend as CGI; a
+//! `--page` is served on GET; anything else is 404.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
