@@ -247,7 +247,7 @@ impl Metrics {
         out.family("gateway_backend_ejected", "1 while a backend is ejected for failing.", "gauge", ejected);
         out.gauge(
             "gateway_outbound_queued_bytes",
-            "Bytes of pushes waiting in all sessions' outboxes.",
+            "Bytes of pushes waiting in all sessions' mailboxes.",
             now.outbound_queued_bytes,
         );
         out.finish()

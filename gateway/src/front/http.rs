@@ -267,9 +267,9 @@ async fn start(gateway: &Arc<Gateway>, ask: Ask) -> Result<Start, CloseReason> {
         Ask::Resumable => Ok(Start::New { resumable }),
         Ask::Resume { token, last } => {
             let token = gateway.resume_keys().verify(&token).ok_or(CloseReason::ResumeInvalid)?;
-            let (outbox, carried) =
+            let (mailbox, carried) =
                 crate::resume::handover::claim(gateway, token).await.map_err(token::refusal_reason)?;
-            Ok(Start::Resumed { id: token.session, outbox, carried, last })
+            Ok(Start::Resumed { id: token.session, mailbox, carried, last })
         }
     }
 }

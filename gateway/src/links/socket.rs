@@ -26,7 +26,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 pub(super) struct Link {
-    /// Its place among the links: the bit for it in an outbox's accept mask.
+    /// Its place among the links: the bit for it in an mailbox's accept mask.
     pub(super) index: usize,
     pub(super) addr: String,
     /// The routers' token, sent in the AUTH that opens the link.
@@ -289,8 +289,8 @@ impl Link {
             // This router routes the session to `to` now: the new gateway
             // takes its pushes from here on, the old one no longer.
             FrameKind::Moved => {
-                if let Some(outbox) = self.registry.outbox(&session) {
-                    outbox.accept_from(self.index, to == self.identity);
+                if let Some(mailbox) = self.registry.mailbox(&session) {
+                    mailbox.accept_from(self.index, to == self.identity);
                     self.moves.notify_waiters();
                 }
             }

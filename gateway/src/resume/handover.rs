@@ -2,7 +2,7 @@
 //! gateway's registry or, through the routers, from another gateway.
 //!
 //! A move between gateways keeps every push exactly once and in order.
-//! The new gateway registers the session with an outbox that takes pushes
+//! The new gateway registers the session with an mailbox that takes pushes
 //! from no router yet. The holding gateway, once its session task has
 //! let go, tells every router the session is MOVING; each router, between
 //! two pushes, starts routing it to the new gateway and says MOVED to
@@ -44,22 +44,22 @@ fn handover_timeout(gateway: &Gateway) -> Duration {
     LET_GO_TIMEOUT + moved_timeout(gateway) + Duration::from_secs(5)
 }
 
-/// The session `token` names, for a new connection: its outbox and what
+/// The session `token` names, for a new connection: its mailbox and what
 /// it carries.
 pub async fn claim(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc<Mailbox>, Carried), Refusal> {
-    match gateway.registry().outbox(&token.session) {
-        Some(outbox) => {
-            let carried = let_go(&outbox, token.generation).await?;
-            Ok((outbox, carried))
+    match gateway.registry().mailbox(&token.session) {
+        Some(mailbox) => {
+            let carried = let_go(&mailbox, token.generation).await?;
+            Ok((mailbox, carried))
         }
         None => claim_from_cluster(gateway, token).await,
     }
 }
 
-/// Asks the session task behind `outbox` to let go of its session.
-async fn let_go(outbox: &Mailbox, generation: u32) -> Result<Carried, Refusal> {
+/// Asks the session task behind `mailbox` to let go of its session.
+async fn let_go(mailbox: &Mailbox, generation: u32) -> Result<Carried, Refusal> {
     let (reply, answer) = oneshot::channel();
-    outbox.request_take(TakeRequest { generation, reply });
+    mailbox.request_take(TakeRequest { generation, reply });
     match tokio::time::timeout(LET_GO_TIMEOUT, answer).await {
         Ok(Ok(answer)) => answer,
         _ => Err(Refusal::Failed),
@@ -74,10 +74,10 @@ async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc
         return Err(Refusal::Failed);
     };
     let id = token.session;
-    let outbox = Arc::new(Mailbox::new(gateway.session_settings().mailbox.clone()));
-    outbox.park(true);
-    outbox.accept_only(0);
-    gateway.registry().insert(id, outbox.clone());
+    let mailbox = Arc::new(Mailbox::new(gateway.session_settings().mailbox.clone()));
+    mailbox.park(true);
+    mailbox.accept_only(0);
+    gateway.registry().insert(id, mailbox.clone());
     let answer = links.await_handover(id);
     let proof = Bytes::from(gateway.resume_keys().proof(token));
     let ask =
@@ -98,14 +98,14 @@ async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc
         }
     };
     let messages = state.queued.into_iter().map(|m| Message::new(Payload::new(m.data), m.binary));
-    outbox.prepend(messages);
+    mailbox.prepend(messages);
     links.channels_changed(gateway.registry().set_belongs(id, Belongs { channels: state.channels, user: state.user }));
     links.connected(id);
     // Takes pushes from each router from its MOVED on (or from a relink,
     // whose report routes the session here); from all, in the end.
     let budget = gateway.session_settings().resume_budget().clone();
     let written = Written::from_handover(state.generation, state.next_seq, state.written, budget);
-    let (all_moved, gateway) = (outbox.clone(), gateway.clone());
+    let (all_moved, gateway) = (mailbox.clone(), gateway.clone());
     tokio::spawn(async move {
         let every_linked = |accepted| {
             let linked = gateway.links().linked_mask();
@@ -115,7 +115,7 @@ async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc
         all_moved.accept_only(u64::MAX);
     });
     let meta = ParamBlock::decode(&state.meta).unwrap_or_default();
-    Ok((outbox, Carried { meta, written }))
+    Ok((mailbox, Carried { meta, written }))
 }
 
 /// At the holding gateway: hands `session` to gateway `to`, which asked
@@ -130,10 +130,10 @@ pub async fn give(gateway: Arc<Gateway>, link: usize, session: SessionId, to: Ga
         tracing::warn!(%session, %to, "resume without a valid proof refused (do the gateways share --resume-secret?)");
         return links.send_to(link, refuse(Refusal::Failed));
     }
-    let Some(outbox) = gateway.registry().outbox(&session) else {
+    let Some(mailbox) = gateway.registry().mailbox(&session) else {
         return links.send_to(link, refuse(Refusal::Expired));
     };
-    let carried = match let_go(&outbox, generation).await {
+    let carried = match let_go(&mailbox, generation).await {
         Ok(carried) => carried,
         Err(refusal) => return links.send_to(link, refuse(refusal)),
     };
@@ -142,12 +142,12 @@ pub async fn give(gateway: Arc<Gateway>, link: usize, session: SessionId, to: Ga
     // Every router still linked says MOVED behind its last push to us; one
     // whose link dropped meanwhile sends us nothing more.
     let wait = moved_timeout(&gateway);
-    if !links.until(wait, || outbox.accepted() & linked_before & links.linked_mask() == 0).await {
+    if !links.until(wait, || mailbox.accepted() & linked_before & links.linked_mask() == 0).await {
         tracing::warn!(%session, "not every router confirmed the move in {wait:?}");
     }
     let Belongs { channels, user } = gateway.registry().belongs_of(&session);
     links.channels_changed(gateway.registry().remove(&session));
-    let queued: Vec<_> = outbox.drain().iter().map(outgoing).collect();
+    let queued: Vec<_> = mailbox.drain().iter().map(outgoing).collect();
     let mut state = SessionState {
         generation: carried.written.generation,
         next_seq: carried.written.next_seq,

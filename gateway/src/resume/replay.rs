@@ -125,7 +125,7 @@ pub struct Carried {
     pub written: Written,
 }
 
-/// A new connection's claim on a session, waiting in its outbox.
+/// A new connection's claim on a session, waiting in its mailbox.
 #[derive(Debug)]
 pub struct TakeRequest {
     pub generation: u32,

@@ -8,7 +8,7 @@
 //!
 //! While its client is away (parked), a resumable session's pushes wait
 //! here for it, under the resume buffer's bounds and the gateway's resume
-//! budget: while parked, everything queued counts in the budget. The outbox
+//! budget: while parked, everything queued counts in the budget. The mailbox
 //! is also how a new connection claims a session ([`TakeRequest`]), and,
 //! while a session moves between gateways, which routers' pushes it takes.
 
@@ -317,47 +317,47 @@ impl Drop for Mailbox {
 mod tests {
     use super::*;
 
-    async fn take(outbox: &Mailbox, messages: bool) -> Taken {
-        std::future::poll_fn(|cx| outbox.poll_take(cx, messages)).await
+    async fn take(mailbox: &Mailbox, messages: bool) -> Taken {
+        std::future::poll_fn(|cx| mailbox.poll_take(cx, messages)).await
     }
 
-    fn outbox(messages: usize, bytes: usize) -> Mailbox {
+    fn mailbox(messages: usize, bytes: usize) -> Mailbox {
         let resume_budget = Arc::new(ResumeBudget::new(usize::MAX));
         Mailbox::new(Arc::new(Limits { messages, bytes, parked_messages: 2, parked_bytes: 100, resume_budget }))
     }
 
     #[tokio::test]
     async fn hands_over_everything_queued_at_once() {
-        let outbox = outbox(10, 1000);
-        assert_eq!(outbox.push(Message::text("a")), Pushed::Queued);
-        assert_eq!(outbox.push(Message::text("bc")), Pushed::Queued);
-        assert_eq!(outbox.queued_bytes(), 3);
-        match take(&outbox, true).await {
+        let mailbox = mailbox(10, 1000);
+        assert_eq!(mailbox.push(Message::text("a")), Pushed::Queued);
+        assert_eq!(mailbox.push(Message::text("bc")), Pushed::Queued);
+        assert_eq!(mailbox.queued_bytes(), 3);
+        match take(&mailbox, true).await {
             Taken::Messages(batch) => assert_eq!(batch, [Message::text("a"), Message::text("bc")]),
             _ => panic!("not closed"),
         }
-        assert_eq!(outbox.queued_bytes(), 0);
+        assert_eq!(mailbox.queued_bytes(), 0);
     }
 
     #[tokio::test]
     async fn overflow_in_bytes_or_count_closes_as_slow_consumer() {
-        let by_bytes = outbox(10, 4);
+        let by_bytes = mailbox(10, 4);
         assert_eq!(by_bytes.push(Message::text("abc")), Pushed::Queued);
         assert_eq!(by_bytes.push(Message::text("de")), Pushed::Overflowed);
         assert!(matches!(take(&by_bytes, true).await, Taken::Close(CloseReason::SlowConsumer)));
         assert_eq!(by_bytes.push(Message::text("f")), Pushed::Closed);
 
-        let large = outbox(10, 4);
+        let large = mailbox(10, 4);
         assert_eq!(large.push(Message::text("larger than the bound")), Pushed::Queued, "alone, it fits");
 
-        let by_count = outbox(1, 1000);
+        let by_count = mailbox(1, 1000);
         by_count.push(Message::text("a"));
         assert_eq!(by_count.push(Message::text("b")), Pushed::Overflowed);
     }
 
     #[tokio::test]
     async fn parked_sessions_hold_pushes_under_the_resume_bounds() {
-        let parked = outbox(10, 1000);
+        let parked = mailbox(10, 1000);
         parked.park(true);
         parked.push(Message::text("a"));
         parked.push(Message::text("b"));
@@ -370,28 +370,28 @@ mod tests {
         let resume_budget = Arc::new(ResumeBudget::new(10));
         let limits = Limits { messages: 10, bytes: 1000, parked_messages: 10, parked_bytes: 1000, resume_budget };
         let limits = Arc::new(limits);
-        let outbox = Mailbox::new(limits.clone());
-        outbox.push(Message::text("1234"));
+        let mailbox = Mailbox::new(limits.clone());
+        mailbox.push(Message::text("1234"));
         assert_eq!(limits.resume_budget.used(), 0, "an open session's queue is not kept for a resume");
-        outbox.park(true);
+        mailbox.park(true);
         assert_eq!(limits.resume_budget.used(), 4);
-        assert_eq!(outbox.push(Message::text("567")), Pushed::Queued);
-        outbox.park(false);
+        assert_eq!(mailbox.push(Message::text("567")), Pushed::Queued);
+        mailbox.park(false);
         assert_eq!(limits.resume_budget.used(), 0);
-        outbox.park(true);
+        mailbox.park(true);
         assert_eq!(limits.resume_budget.used(), 7);
         let other = Mailbox::new(limits.clone());
         other.park(true);
         assert_eq!(other.push(Message::text("abcd")), Pushed::Overflowed, "7 + 4 is over 10");
         assert!(matches!(take(&other, false).await, Taken::Close(CloseReason::ResumeBufferFull)));
         assert_eq!(limits.resume_budget.used(), 7);
-        drop(outbox);
+        drop(mailbox);
         assert_eq!(limits.resume_budget.used(), 0, "given back when the session is gone");
     }
 
     #[tokio::test]
     async fn pushes_from_links_not_accepted_are_skipped_and_prepends_go_first() {
-        let moving = outbox(10, 1000);
+        let moving = mailbox(10, 1000);
         moving.accept_only(0b01);
         assert_eq!(moving.push_from(1, Message::text("skipped")), Pushed::Skipped);
         assert_eq!(moving.push_from(0, Message::text("late")), Pushed::Queued);
@@ -411,13 +411,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_close_request_wakes_the_waiting_session() {
-        let outbox = Arc::new(outbox(10, 1000));
+        let mailbox = Arc::new(mailbox(10, 1000));
         let waiting = tokio::spawn({
-            let outbox = outbox.clone();
-            async move { matches!(take(&outbox, true).await, Taken::Close(CloseReason::Kicked)) }
+            let mailbox = mailbox.clone();
+            async move { matches!(take(&mailbox, true).await, Taken::Close(CloseReason::Kicked)) }
         });
         tokio::task::yield_now().await;
-        outbox.close(CloseReason::Kicked);
+        mailbox.close(CloseReason::Kicked);
         assert!(waiting.await.unwrap());
     }
 }

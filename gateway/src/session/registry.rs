@@ -113,7 +113,7 @@ impl Registry {
         empty
     }
 
-    pub fn outbox(&self, id: &SessionId) -> Option<Arc<Mailbox>> {
+    pub fn mailbox(&self, id: &SessionId) -> Option<Arc<Mailbox>> {
         self.shard(id).get(id).map(|entry| entry.mailbox.clone())
     }
 
@@ -129,7 +129,7 @@ impl Registry {
     /// the routers said meanwhile; the counts of its channels that changed.
     pub fn set_belongs(&self, id: SessionId, belongs: Belongs) -> Vec<ChannelCount> {
         let mut memberships = self.memberships.lock().unwrap();
-        let Some(mailbox) = self.outbox(&id) else { return Vec::new() };
+        let Some(mailbox) = self.mailbox(&id) else { return Vec::new() };
         if let Some(user) = &belongs.user {
             memberships.set_user(id, user);
         }
@@ -151,7 +151,7 @@ impl Registry {
         let mut memberships = self.memberships.lock().unwrap();
         let changed = match joined {
             true => {
-                let here: Vec<_> = ids.iter().filter_map(|id| Some((*id, self.outbox(id)?))).collect();
+                let here: Vec<_> = ids.iter().filter_map(|id| Some((*id, self.mailbox(id)?))).collect();
                 memberships.join(channel, here)
             }
             false => memberships.leave(channel, ids),
@@ -192,7 +192,7 @@ impl Registry {
         };
         let except: std::collections::HashSet<&SessionId> = except.iter().collect();
         let members = members.lock().unwrap();
-        let taken = members.iter().filter(|(id, outbox)| !except.contains(id) && queue(outbox, link, message));
+        let taken = members.iter().filter(|(id, mailbox)| !except.contains(id) && queue(mailbox, link, message));
         Ok(taken.count())
     }
 
@@ -222,14 +222,14 @@ impl Registry {
     pub fn push_all(&self, link: usize, message: &Message) -> usize {
         let mut taken = 0;
         let before = self.registered.load(SeqCst);
-        self.each_since(before, |outbox| taken += usize::from(queue(outbox, link, message)));
+        self.each_since(before, |mailbox| taken += usize::from(queue(mailbox, link, message)));
         taken
     }
 
     /// Every session takes pushes from router link `link` again: it has
     /// just reported them all, so whatever it sends now is for them.
     pub fn accept_from_all(&self, link: usize) {
-        self.each(|outbox| outbox.accept_from(link, true));
+        self.each(|mailbox| mailbox.accept_from(link, true));
     }
 
     pub fn kick(&self, ids: impl IntoIterator<Item = SessionId>) {
@@ -252,11 +252,11 @@ impl Registry {
     /// over all sessions instead of a timer in each.
     pub fn heartbeat(&self, idle_timeout: std::time::Duration) {
         let now = Instant::now();
-        self.each(|outbox| match outbox.is_parked() {
+        self.each(|mailbox| match mailbox.is_parked() {
             true => {}
-            false if outbox.silent_for(now) >= idle_timeout => outbox.close(CloseReason::IdleTimeout),
+            false if mailbox.silent_for(now) >= idle_timeout => mailbox.close(CloseReason::IdleTimeout),
             false => {
-                outbox.push(Message::Ping);
+                mailbox.push(Message::Ping);
             }
         });
     }
@@ -264,19 +264,19 @@ impl Registry {
     /// Sessions parked now.
     pub fn parked(&self) -> usize {
         let mut n = 0;
-        self.each(|outbox| n += usize::from(outbox.is_parked()));
+        self.each(|mailbox| n += usize::from(mailbox.is_parked()));
         n
     }
 
     pub fn queued_bytes(&self) -> usize {
         let mut bytes = 0;
-        self.each(|outbox| bytes += outbox.queued_bytes());
+        self.each(|mailbox| bytes += mailbox.queued_bytes());
         bytes
     }
 }
 
-fn queue(outbox: &Mailbox, link: usize, message: &Message) -> bool {
-    outbox.push_from(link, message.clone()) == Pushed::Queued
+fn queue(mailbox: &Mailbox, link: usize, message: &Message) -> bool {
+    mailbox.push_from(link, message.clone()) == Pushed::Queued
 }
 
 #[cfg(test)]

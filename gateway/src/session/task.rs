@@ -89,11 +89,11 @@ pub enum Start {
     New {
         resumable: bool,
     },
-    /// A connection that took over a session: its outbox, what it carried,
+    /// A connection that took over a session: its mailbox, what it carried,
     /// and how many messages the client says it got.
     Resumed {
         id: SessionId,
-        outbox: Arc<Mailbox>,
+        mailbox: Arc<Mailbox>,
         carried: Carried,
         last: Option<u64>,
     },
@@ -104,7 +104,7 @@ struct Session<T> {
     gateway: Arc<Gateway>,
     /// Gone once the client is (parked, handing over, gone).
     conn: Option<T>,
-    outbox: Arc<Mailbox>,
+    mailbox: Arc<Mailbox>,
     /// This connection's own params (address, upgrade URI, headers).
     params: ParamBlock,
     /// What the backend asked to remember (`X-Meta-*`), sent with every
@@ -141,25 +141,25 @@ pub fn run<T: Transport>(
     start: Start,
 ) -> impl Future<Output = ()> + Send {
     let mut pending = VecDeque::new();
-    let (id, outbox, meta, written, client, new) = match start {
+    let (id, mailbox, meta, written, client, new) = match start {
         Start::New { resumable } => {
             if gateway.session_settings().connect_event {
                 pending.push_back(Event { kind: EventKind::Connect, body: Bytes::new() });
             }
-            let outbox = Arc::new(Mailbox::new(gateway.session_settings().mailbox.clone()));
+            let mailbox = Arc::new(Mailbox::new(gateway.session_settings().mailbox.clone()));
             let budget = gateway.session_settings().resume_budget();
             let written = resumable.then(|| Box::new(Written::new(0, 1, budget.clone())));
             let client = match written {
                 Some(_) => Client::Greeting { resumed: false, last: None },
                 None => Client::Open,
             };
-            (SessionId::random(), outbox, ParamBlock::default(), written, client, true)
+            (SessionId::random(), mailbox, ParamBlock::default(), written, client, true)
         }
-        Start::Resumed { id, outbox, carried, last } => {
+        Start::Resumed { id, mailbox, carried, last } => {
             pending.push_back(Event { kind: EventKind::Online, body: Bytes::new() });
-            outbox.park(false);
+            mailbox.park(false);
             let client = Client::Greeting { resumed: true, last };
-            (id, outbox, carried.meta, Some(Box::new(carried.written)), client, false)
+            (id, mailbox, carried.meta, Some(Box::new(carried.written)), client, false)
         }
     };
     gateway.metrics().connections_opened.fetch_add(1, Relaxed);
@@ -169,7 +169,7 @@ pub fn run<T: Transport>(
         message_rate: TokenBucket::full(gateway.session_settings().max_message_burst, Instant::now()),
         gateway,
         conn: Some(conn),
-        outbox,
+        mailbox,
         params,
         meta,
         client,
@@ -184,7 +184,7 @@ pub fn run<T: Transport>(
     };
     async move {
         if new {
-            session.gateway.registry().insert(session.id, session.outbox.clone());
+            session.gateway.registry().insert(session.id, session.mailbox.clone());
             session.gateway.links().connected(session.id);
         }
         if let Client::Greeting { resumed, last } = session.client {
@@ -261,7 +261,7 @@ impl<T: Transport> Session<T> {
     }
 
     /// Waits for the next thing the session must act on: the backend's
-    /// reply, a client frame, the outbox, or the client's deadline. Each is
+    /// reply, a client frame, the mailbox, or the client's deadline. Each is
     /// polled in place, so nothing of the wait is stored in an idle
     /// session but a boxed timer while a deadline runs; each wait starts at
     /// the next source in turn, so a busy one starves none.
@@ -280,8 +280,8 @@ impl<T: Transport> Session<T> {
                     _ => Poll::Pending,
                 },
                 2 => match self.client {
-                    Client::Open => self.outbox.poll_take(cx, true).map(Wake::Taken),
-                    Client::Parked { .. } => self.outbox.poll_take(cx, false).map(Wake::Taken),
+                    Client::Open => self.mailbox.poll_take(cx, true).map(Wake::Taken),
+                    Client::Parked { .. } => self.mailbox.poll_take(cx, false).map(Wake::Taken),
                     _ => Poll::Pending,
                 },
                 _ => self.poll_deadline(cx),
@@ -345,7 +345,7 @@ impl<T: Transport> Session<T> {
         if matches!(self.client, Client::Open) {
             self.farewell(CloseReason::ResumedElsewhere).await;
             self.pending.push_back(Event { kind: EventKind::Offline, body: Bytes::new() });
-            self.outbox.park(true);
+            self.mailbox.park(true);
         }
         self.conn = None;
         self.client = Client::HandingOver(request.reply);
@@ -442,13 +442,13 @@ impl<T: Transport> Session<T> {
         self.meta = meta;
     }
 
-    /// Sends one message to the client; while it is away, the outbox
+    /// Sends one message to the client; while it is away, the mailbox
     /// keeps it for a resume. Dropped once the client is closing.
     async fn reply(&mut self, message: Message) {
         match self.client {
             Client::Greeting { .. } | Client::Open => self.write_batch(VecDeque::from([message]), true).await,
             Client::Parked { .. } | Client::HandingOver(_) => {
-                self.outbox.push(message);
+                self.mailbox.push(message);
             }
             Client::Closing { .. } | Client::Gone => return,
         }
@@ -457,7 +457,7 @@ impl<T: Transport> Session<T> {
 
     async fn on_client_frame(&mut self, frame: Option<Incoming>) {
         if frame.is_some() {
-            self.outbox.heard_from_client();
+            self.mailbox.heard_from_client();
         }
         match frame {
             Some(Incoming::Message { body, binary }) => self.on_client_message(body, binary).await,
@@ -553,7 +553,7 @@ impl<T: Transport> Session<T> {
         let resumable = self.written.is_some();
         if policy::parks_instead_of_closing(reason, resumable) && matches!(self.client, Client::Open) {
             self.farewell(reason).await;
-            self.outbox.withdraw_close(reason);
+            self.mailbox.withdraw_close(reason);
             return self.dropped();
         }
         if matches!(self.client, Client::Open | Client::Parked { .. }) {
@@ -607,7 +607,7 @@ impl<T: Transport> Session<T> {
         self.gateway.metrics().parked.fetch_add(1, Relaxed);
         self.conn = None;
         self.client = Client::Parked { until: Instant::now() + grace };
-        self.outbox.park(true);
+        self.mailbox.park(true);
         self.pending.push_back(Event { kind: EventKind::Offline, body: Bytes::new() });
     }
 
