@@ -11,6 +11,7 @@ pub mod rate;
 #[cfg(feature = "redis")]
 mod redis;
 mod shutdown;
+mod wait;
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ pub use redis::redis_manager;
 pub use shutdown::Shutdown;
 #[cfg(feature = "jemalloc")]
 pub use tikv_jemallocator;
+pub use wait::until;
 
 /// Makes jemalloc the binary's allocator: about 200 bytes less per idle
 /// connection than glibc's malloc. Its background thread hands memory

@@ -19,7 +19,6 @@ use protocol::handover::{GatewayId, Refusal, ResumeAsk, SessionState};
 use protocol::{Frame, Heartbeat, SessionId};
 use runtime::Shutdown;
 use tokio::sync::{mpsc, oneshot, Notify};
-use tokio::time::Instant;
 
 use crate::session::memberships::ChannelCount;
 use crate::session::Registry;
@@ -129,18 +128,7 @@ impl RouterLinks {
     /// Returns once `done` holds, read again on every MOVED and every link
     /// up or down, or once `wait` has passed; whether it holds.
     pub async fn until(&self, wait: Duration, done: impl Fn() -> bool) -> bool {
-        let deadline = Instant::now() + wait;
-        loop {
-            let changed = self.moves.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            if done() {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return done();
-            }
-        }
+        runtime::until(&self.moves, wait, done).await
     }
 
     /// Which links are up now, a bit per link.

@@ -360,18 +360,7 @@ impl Hub {
             let links = self.links.lock().unwrap();
             targets.iter().all(|(link, adds)| links.gateways.get(link).is_none_or(|gw| gw.changes_applied >= *adds))
         };
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let applied = self.applied.notified();
-            tokio::pin!(applied);
-            applied.as_mut().enable();
-            if done() {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, applied).await.is_err() {
-                return done();
-            }
-        }
+        runtime::until(&self.applied, wait, done).await
     }
 
     /// The gateways the store says members joined `channel` on lately. A
