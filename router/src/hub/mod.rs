@@ -381,6 +381,10 @@ impl Hub {
             gateway.changes_applied = interest.changes_seen;
             self.applied.notify_waiters();
         }
+        let routed = links.routes.get(interest.channel.as_str()).is_some_and(|routes| routes.contains_key(&link));
+        if interest.members == 0 && !routed {
+            return;
+        }
         let routes = links.routes.len();
         if routes >= MAX_ROUTED_CHANNELS && !links.routes.contains_key(interest.channel.as_str()) {
             return self.refuse_gateway_frame(
