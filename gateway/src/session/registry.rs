@@ -148,7 +148,10 @@ impl Registry {
     ) -> (ChannelCount, bool) {
         // Looked up under the lock: a session removed meanwhile is either
         // not found or removed from the channel after this.
+        // Counted first, so the count says it is seen: no one reads
+        // between the two while the lock is held.
         let mut memberships = self.memberships.lock().unwrap();
+        memberships.saw_change(link);
         let changed = match joined {
             true => {
                 let here: Vec<_> = ids.iter().filter_map(|id| Some((*id, self.mailbox(id)?))).collect();
@@ -156,8 +159,10 @@ impl Registry {
             }
             false => memberships.leave(channel, ids),
         };
-        memberships.saw_change(link);
-        (memberships.current(channel), changed.is_some())
+        match changed {
+            Some(count) => (count, true),
+            None => (memberships.current(channel), false),
+        }
     }
 
     pub fn note_user(&self, id: SessionId, user: &str) {
@@ -332,6 +337,23 @@ mod tests {
         assert_eq!((boxes[0].drain().len(), boxes[1].drain().len(), boxes[63].drain().len()), (2, 1, 2));
         registry.remove(&ids[0]);
         assert_eq!(registry.len(), 63);
+    }
+
+    #[test]
+    fn every_change_from_a_router_is_answered_with_a_count_that_has_seen_it() {
+        let registry = Registry::default();
+        let (here, elsewhere) = (SessionId::from_u64(1), SessionId::from_u64(2));
+        registry.insert(here, mailbox());
+        let room = Channel::new("room").unwrap();
+        let (count, changed) = registry.note_channel(1, &[here, elsewhere], &room, true);
+        assert!(changed);
+        assert_eq!((count.interest(1).members, count.interest(1).changes_seen), (1, 1));
+        let (count, changed) = registry.note_channel(1, &[elsewhere], &room, false);
+        assert!(!changed, "no member here left");
+        assert_eq!(
+            (count.interest(1).members, count.interest(1).changes_seen, count.interest(0).changes_seen),
+            (1, 2, 0)
+        );
     }
 
     #[test]
