@@ -4,14 +4,12 @@ paths. A top-level module is a file or folder right under `src/`; `lib`
 is the crate root, which owns what lib.rs defines (what it re-exports
 belongs to the module it comes from).
 
-    scripts/import-cycles.py CRATE_DIR [KNOWN_EDGE ...]    (an edge: `from:to`)
+    scripts/import-cycles.py CRATE_DIR
 
-Exits 1 when an edge `a:b` (a imports b) that lies on a cycle is not among the known
-ones (the gateway's cycles left to undo, listed in test.sh), or a known
-one is gone and still listed: so a new cycle fails CI, and the list only
-shrinks. To see it fail, add `use crate::cmd::Command;` to
-protocol/src/frame.rs (cmd imports frame) and run
-`scripts/import-cycles.py protocol`.
+Exits 1, naming the edges, when any top-level module imports another
+that imports it back, directly or not. To see it fail, add
+`use crate::front::tcp;` to gateway/src/session/mod.rs (the front starts
+sessions) and run `scripts/import-cycles.py gateway`.
 """
 
 import re
@@ -85,18 +83,11 @@ def cycles(graph: set) -> set:
 
 def main():
     crate = Path(sys.argv[1])
-    known = {tuple(edge.split(":", 1)) for edge in sys.argv[2:] if ":" in edge}
-    if len(known) != len(sys.argv[2:]):
-        sys.exit(f"known edges are written from:to, got {sys.argv[2:]}")
-    on_cycles = cycles(edges(crate))
-    new = sorted(on_cycles - known)
-    gone = sorted(known - on_cycles)
-    for a, b in gone:
-        print(f"{crate}: {a}:{b} is no longer on a cycle: take it off the known list")
-    for a, b in new:
-        print(f"{crate}: {a} imports {b}, which imports it back (directly or not): a new import cycle")
-    print(f"{crate}: {len(on_cycles)} edges on import cycles, {len(new)} new")
-    sys.exit(1 if new or gone else 0)
+    on_cycles = sorted(cycles(edges(crate)))
+    for a, b in on_cycles:
+        print(f"{crate}: {a} imports {b}, which imports it back (directly or not): an import cycle")
+    print(f"{crate}: {len(on_cycles)} edges on import cycles")
+    sys.exit(1 if on_cycles else 0)
 
 
 if __name__ == "__main__":

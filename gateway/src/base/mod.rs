@@ -2,3 +2,5 @@
 //! nothing else from the crate, so anything may import it.
 
 pub mod close;
+pub mod message;
+pub mod transport;

@@ -17,11 +17,12 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::admission::{Entry, Refusal};
 use crate::base::close::CloseReason;
-use crate::front::admission::{Entry, Refusal};
 use crate::front::websocket::{self, deflate, WebSocket};
 use crate::resume::token::{self, Ask};
 use crate::session::task::Start;
+use crate::session::Host;
 use crate::upstream::cgi;
 use crate::upstream::fastcgi::{ParamBlock, ParamTooLarge};
 use crate::Gateway;
@@ -83,7 +84,7 @@ async fn handle<I: Io>(
     peer: SocketAddr,
     entry: Entry,
 ) -> Response<Full<Bytes>> {
-    let remote = crate::front::proxy::client_addr(&gateway.config().trusted_proxies, peer, req.headers());
+    let remote = crate::admission::proxy::client_addr(&gateway.config().trusted_proxies, peer, req.headers());
     if wants_websocket(req.headers()) {
         return upgrade::<I>(req, gateway, remote, &entry);
     }
@@ -224,7 +225,7 @@ fn upgrade<I: Io>(
         // HTTP error would not.
         let refuse = |reason: CloseReason| {
             gateway.metrics().closed(reason);
-            crate::front::message::Message::closing(reason)
+            crate::base::message::Message::closing(reason)
         };
         let Ok(seat) = admission else {
             let _ = ws.send(refuse(CloseReason::ServerFull)).await;
@@ -267,8 +268,7 @@ async fn start(gateway: &Arc<Gateway>, ask: Ask) -> Result<Start, CloseReason> {
         Ask::Resumable => Ok(Start::New { resumable }),
         Ask::Resume { token, last } => {
             let token = gateway.resume_keys().verify(&token).ok_or(CloseReason::ResumeInvalid)?;
-            let (mailbox, carried) =
-                crate::resume::handover::claim(gateway, token).await.map_err(token::refusal_reason)?;
+            let (mailbox, carried) = crate::handover::claim(gateway, token).await.map_err(token::refusal_reason)?;
             Ok(Start::Resumed { id: token.session, mailbox, carried, last })
         }
     }

@@ -1,19 +1,13 @@
-//! Where clients come in: the WebSocket front (`http`: upgrade, admission,
-//! plain HTTP routes and pages; `websocket`: our codec; `tls`: wss://) and the raw TCP
-//! front (`tcp`, with fooking's length `framing`); `transport` makes both
-//! look alike to a session, which sends them `message`s; `admission`
-//! decides who may connect (per-address limits at accept, the client's
-//! address behind a trusted proxy, the connection limit).
+//! Where clients come in: the WebSocket front (`http`: the upgrade, plain
+//! HTTP routes and pages; `websocket`: our codec; `tls`: wss://) and the
+//! raw TCP front (`tcp`, with fooking's length `framing`). Each makes its
+//! connection a `base::transport::Transport` and starts a session on it,
+//! once `crate::admission` lets the client in.
 
-pub mod admission;
 pub mod framing;
 pub mod http;
-pub mod limits;
-pub mod message;
-pub mod proxy;
 pub mod tcp;
 pub mod tls;
-pub mod transport;
 pub mod websocket;
 
 use std::net::SocketAddr;
@@ -21,6 +15,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpStream;
 
+use crate::session::Host;
 use crate::Gateway;
 
 /// What a listener serves.

@@ -21,7 +21,8 @@ use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-use super::admission::Entry;
+use crate::admission::Entry;
+use crate::session::Host;
 use crate::{Config, Gateway};
 
 /// A client gets this long to finish its TLS handshake.

@@ -19,7 +19,7 @@ use tokio_util::codec::Framed;
 
 use super::outgoing::{batch, tell_counts, Outgoing};
 use super::{LinkSettings, LinkStats, RouterAsk, Waiting};
-use crate::front::message::{Message, Payload};
+use crate::base::message::{Message, Payload};
 use crate::session::Registry;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);

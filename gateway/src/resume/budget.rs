@@ -14,7 +14,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
-use crate::front::message::Message;
+use crate::base::message::Message;
 
 #[derive(Debug)]
 pub struct ResumeBudget {
@@ -86,7 +86,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::front::message::Payload;
+    use crate::base::message::Payload;
 
     #[test]
     fn a_shared_payload_costs_once_however_many_keep_it() {

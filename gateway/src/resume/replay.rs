@@ -9,7 +9,7 @@ use protocol::handover::{Outgoing, Refusal};
 use tokio::sync::oneshot;
 
 use super::budget::ResumeBudget;
-use crate::front::message::{Message, Payload};
+use crate::base::message::{Message, Payload};
 use crate::upstream::fastcgi::ParamBlock;
 
 /// How much of what was written a session keeps: the resume buffer's bounds.

@@ -9,9 +9,9 @@ use bytes::Bytes;
 use protocol::SessionId;
 use tokio::time::Instant;
 
+use super::Host;
 pub use crate::upstream::cgi::{Event, EventKind};
 use crate::upstream::fastcgi::{Abort, CgiResponse, Pool, UpstreamError};
-use crate::Gateway;
 
 /// The first and the longest pause between tries of a close or offline event.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -22,7 +22,7 @@ const RETRY_MAX: Duration = Duration::from_secs(2);
 /// backend looks down, for `--event-retry-ms`; then it is given up,
 /// logged with the session and counted.
 pub async fn send(
-    gateway: &Gateway,
+    host: &dyn Host,
     pool: &Pool,
     kind: EventKind,
     request: &[u8],
@@ -33,18 +33,18 @@ pub async fn send(
     if !matches!(kind, EventKind::Close | EventKind::Offline) {
         return pool.call(request, label, abort).await;
     }
-    let deadline = Instant::now() + gateway.session_settings().event_retry;
+    let deadline = Instant::now() + host.session_settings().event_retry;
     let mut pause = RETRY_FIRST;
     loop {
         match pool.call(request, label, &mut None).await {
             Err(err) if err.backend_down() && Instant::now() + pause < deadline => {
-                gateway.metrics().event_retries.fetch_add(1, Relaxed);
+                host.metrics().event_retries.fetch_add(1, Relaxed);
                 tracing::info!(session = label, ?kind, %err, "backend down: sending the event again in {pause:?}");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(RETRY_MAX);
             }
             Err(err) => {
-                let metrics = &gateway.metrics();
+                let metrics = &host.metrics();
                 let given_up = if kind == EventKind::Close {
                     &metrics.close_events_given_up
                 } else {
@@ -65,15 +65,15 @@ const CLOSE_EVENTS_AT_ONCE: usize = 64;
 /// Sends the close event, to this gateway's backend, for sessions no
 /// session task here ends: a dead gateway's, or one that could not move.
 /// The params are this gateway's static ones, SESSIONID and EVENT=2.
-pub async fn send_close_events(gateway: &Gateway, ids: Vec<SessionId>) {
-    if !gateway.session_settings().close_event {
+pub async fn send_close_events(host: &dyn Host, ids: Vec<SessionId>) {
+    if !host.session_settings().close_event {
         return;
     }
     use futures_util::StreamExt;
     let close = |id: SessionId| async move {
         let event = Event { kind: EventKind::Close, body: Bytes::new() };
-        let request = gateway.events().encode(&[], &id, &event);
-        let _ = send(gateway, gateway.default_pool(), EventKind::Close, &request, &id, &mut None).await;
+        let request = host.events().encode(&[], &id, &event);
+        let _ = send(host, host.default_pool(), EventKind::Close, &request, &id, &mut None).await;
     };
     futures_util::stream::iter(ids).for_each_concurrent(CLOSE_EVENTS_AT_ONCE, close).await;
 }

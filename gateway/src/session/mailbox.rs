@@ -25,7 +25,7 @@ use futures_util::task::AtomicWaker;
 use protocol::handover::Refusal;
 
 use crate::base::close::CloseReason;
-use crate::front::message::Message;
+use crate::base::message::Message;
 use crate::resume::budget::ResumeBudget;
 use crate::resume::replay::TakeRequest;
 

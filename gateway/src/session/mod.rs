@@ -3,7 +3,8 @@
 //! goodbye or a drop does); `event` turns events into FastCGI requests and
 //! sends them; `mailbox` is what others leave for a session (pushes, a
 //! close, a resume's claim); `registry` finds a live session by id,
-//! and `memberships` the sessions of a channel.
+//! and `memberships` the sessions of a channel. A session sees the gateway
+//! that runs it only as a [`Host`].
 
 pub mod event;
 pub mod mailbox;
@@ -15,10 +16,38 @@ pub mod task;
 use std::sync::Arc;
 use std::time::Duration;
 
+use protocol::SessionId;
 pub use registry::Registry;
 
+use crate::metrics::Metrics;
 use crate::resume::budget::ResumeBudget;
+use crate::resume::token::TokenKey;
+use crate::upstream::cgi::{Event, EventEncoder};
+use crate::upstream::fastcgi::Pool;
 use crate::Config;
+use memberships::ChannelCount;
+
+/// What a session needs of the gateway that runs it, and no more: the
+/// gateway's handle (`state::Gateway`) is one, and the session layer
+/// imports nothing above itself.
+pub trait Host: Send + Sync + 'static {
+    /// What every session follows.
+    fn session_settings(&self) -> &SessionSettings;
+    fn metrics(&self) -> &Metrics;
+    /// Every live session, by id.
+    fn registry(&self) -> &Registry;
+    /// Builds each event's FastCGI request.
+    fn events(&self) -> &EventEncoder;
+    /// The pool an event goes to, by the routes.
+    fn pool_for(&self, event: &Event) -> &Pool;
+    /// Where events of sessions no task here runs go (a dead gateway's).
+    fn default_pool(&self) -> &Pool;
+    fn resume_keys(&self) -> &TokenKey;
+    /// Tells the routers a session began here.
+    fn opened(&self, id: SessionId);
+    /// Tells the routers a session ended here, and its channels' new counts.
+    fn ended(&self, id: SessionId, counts: Vec<ChannelCount>);
+}
 
 /// What every session follows, read from the flags once.
 #[derive(Clone, Debug)]

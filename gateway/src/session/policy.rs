@@ -10,8 +10,8 @@ use protocol::handover::Refusal;
 use super::event::EventKind;
 use super::SessionSettings;
 use crate::base::close::CloseReason;
-use crate::front::message::{Message, Payload};
-use crate::front::transport::Violation;
+use crate::base::message::{Message, Payload};
+use crate::base::transport::Violation;
 use crate::upstream::fastcgi::{CgiResponse, UpstreamError};
 
 /// What a backend's answer to one of the session's events does.

@@ -12,7 +12,7 @@ use super::mailbox::{Mailbox, Pushed};
 pub use super::memberships::Belongs;
 use super::memberships::{ChannelCount, Memberships};
 use crate::base::close::CloseReason;
-use crate::front::message::Message;
+use crate::base::message::Message;
 
 /// Shards of the session map: a push to many sessions locks one shard at
 /// a time, so connects, closes and other pushes go on while it walks.
@@ -287,7 +287,7 @@ fn queue(mailbox: &Mailbox, link: usize, message: &Message) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::front::message::Payload;
+    use crate::base::message::Payload;
     use crate::session::mailbox::Limits;
 
     fn mailbox() -> Arc<Mailbox> {

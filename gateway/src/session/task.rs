@@ -26,15 +26,15 @@ use tokio::time::{Instant, Sleep};
 use super::event::{Event, EventKind};
 use super::mailbox::{Mailbox, Taken};
 use super::policy::{self, Answered};
+use super::Host;
+use crate::admission::Seat;
 use crate::base::close::CloseReason;
-use crate::front::admission::Seat;
-use crate::front::limits::TokenBucket;
-use crate::front::message::Message;
-use crate::front::transport::{Incoming, Transport};
+use crate::base::message::Message;
+use crate::base::transport::{Incoming, Transport};
 use crate::resume::replay::{Carried, Keep, TakeRequest, Written};
 use crate::resume::token::Token;
 use crate::upstream::fastcgi::{CgiResponse, ParamBlock, UpstreamError};
-use crate::Gateway;
+use runtime::rate::TokenBucket;
 
 /// How long a client gets to answer our close frame.
 const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -101,7 +101,7 @@ pub enum Start {
 
 struct Session<T> {
     id: SessionId,
-    gateway: Arc<Gateway>,
+    host: Arc<dyn Host>,
     /// Gone once the client is (parked, handing over, gone).
     conn: Option<T>,
     mailbox: Arc<Mailbox>,
@@ -134,7 +134,7 @@ struct Session<T> {
 /// from): an idle connection is mostly this future, and it adds up.
 /// `seat` is its place under `--max-connections`, given back when it ends.
 pub fn run<T: Transport>(
-    gateway: Arc<Gateway>,
+    host: Arc<dyn Host>,
     conn: T,
     params: ParamBlock,
     seat: Seat,
@@ -143,11 +143,11 @@ pub fn run<T: Transport>(
     let mut pending = VecDeque::new();
     let (id, mailbox, meta, written, client, new) = match start {
         Start::New { resumable } => {
-            if gateway.session_settings().connect_event {
+            if host.session_settings().connect_event {
                 pending.push_back(Event { kind: EventKind::Connect, body: Bytes::new() });
             }
-            let mailbox = Arc::new(Mailbox::new(gateway.session_settings().mailbox.clone()));
-            let budget = gateway.session_settings().resume_budget();
+            let mailbox = Arc::new(Mailbox::new(host.session_settings().mailbox.clone()));
+            let budget = host.session_settings().resume_budget();
             let written = resumable.then(|| Box::new(Written::new(0, 1, budget.clone())));
             let client = match written {
                 Some(_) => Client::Greeting { resumed: false, last: None },
@@ -162,12 +162,12 @@ pub fn run<T: Transport>(
             (id, mailbox, carried.meta, Some(Box::new(carried.written)), client, false)
         }
     };
-    gateway.metrics().connections_opened.fetch_add(1, Relaxed);
-    gateway.metrics().params_bytes.fetch_add(params.encoded().len(), Relaxed);
+    host.metrics().connections_opened.fetch_add(1, Relaxed);
+    host.metrics().params_bytes.fetch_add(params.encoded().len(), Relaxed);
     let mut session = Session {
         id,
-        message_rate: TokenBucket::full(gateway.session_settings().max_message_burst, Instant::now()),
-        gateway,
+        message_rate: TokenBucket::full(host.session_settings().max_message_burst, Instant::now()),
+        host,
         conn: Some(conn),
         mailbox,
         params,
@@ -184,16 +184,16 @@ pub fn run<T: Transport>(
     };
     async move {
         if new {
-            session.gateway.registry().insert(session.id, session.mailbox.clone());
-            session.gateway.links().connected(session.id);
+            session.host.registry().insert(session.id, session.mailbox.clone());
+            session.host.opened(session.id);
         }
         if let Client::Greeting { resumed, last } = session.client {
             session.client = Client::Open;
             Box::pin(session.greet(resumed, last)).await;
         }
         if session.drive().await == Outcome::Ended {
-            let counts = session.gateway.registry().remove(&session.id);
-            session.gateway.links().closed(session.id, counts);
+            let counts = session.host.registry().remove(&session.id);
+            session.host.ended(session.id, counts);
         }
     }
 }
@@ -214,7 +214,7 @@ impl<T: Transport> Session<T> {
                             self.pending = VecDeque::new();
                         }
                         self.pending_bytes -= event.body.len();
-                        self.gateway.metrics().pending_bytes.fetch_sub(event.body.len(), Relaxed);
+                        self.host.metrics().pending_bytes.fetch_sub(event.body.len(), Relaxed);
                         let (call, switch) = self.dispatch(event);
                         (in_flight, abort) = (Some(call), switch);
                     }
@@ -248,7 +248,7 @@ impl<T: Transport> Session<T> {
                 Wake::Deadline => {
                     if matches!(self.client, Client::Parked { .. }) {
                         tracing::info!(session = %self.id, "not resumed within the grace period");
-                        self.gateway.metrics().closed(CloseReason::GraceExpired);
+                        self.host.metrics().closed(CloseReason::GraceExpired);
                     } else {
                         tracing::debug!(session = %self.id, "client did not finish the close handshake");
                     }
@@ -316,14 +316,14 @@ impl<T: Transport> Session<T> {
     async fn greet(&mut self, resumed: bool, last: Option<u64>) {
         let written = self.written.as_mut().expect("resumable");
         let replay = if resumed { written.replay_after(last) } else { Ok(Vec::new()) };
-        let token = self.gateway.resume_keys().sign(Token { session: self.id, generation: written.generation });
+        let token = self.host.resume_keys().sign(Token { session: self.id, generation: written.generation });
         let hello = serde_json::json!({"type": "session", "id": self.id.as_str(), "resume": token, "resumed": resumed});
         let Ok(replay) = replay else {
             tracing::info!(session = %self.id, ?last, "client missed messages no longer kept");
             return self.close(CloseReason::ResumeGap).await;
         };
         if resumed {
-            self.gateway.metrics().resumed.fetch_add(1, Relaxed);
+            self.host.metrics().resumed.fetch_add(1, Relaxed);
             tracing::debug!(session = %self.id, replayed = replay.len(), "resumed");
         }
         // Neither is numbered again: the session message never is, the
@@ -354,7 +354,7 @@ impl<T: Transport> Session<T> {
     /// Tells a client whose session carries on without this connection
     /// why it goes, without waiting for its answer.
     async fn farewell(&mut self, reason: CloseReason) {
-        self.gateway.metrics().closed(reason);
+        self.host.metrics().closed(reason);
         if let Some(conn) = self.conn.as_mut() {
             let _ = tokio::time::timeout(CLOSE_LINGER, conn.send(Message::closing(reason))).await;
         }
@@ -382,8 +382,8 @@ impl<T: Transport> Session<T> {
     /// aborts it should the client leave first.
     fn dispatch(&self, event: Event) -> (Reply, Option<oneshot::Sender<()>>) {
         let kind = event.kind;
-        let request = self.gateway.events().encode(&[&self.params, &self.meta], &self.id, &event);
-        let gateway = self.gateway.clone();
+        let request = self.host.events().encode(&[&self.params, &self.meta], &self.id, &event);
+        let host = self.host.clone();
         let (abort_tx, abort_rx) = match kind {
             EventKind::Connect | EventKind::Message { .. } => {
                 let (tx, rx) = oneshot::channel();
@@ -394,8 +394,8 @@ impl<T: Transport> Session<T> {
         let id = self.id;
         let call = Box::pin(async move {
             let mut abort = abort_rx;
-            let pool = gateway.pool_for(&event);
-            let result = super::event::send(&gateway, pool, kind, &request, &id, &mut abort).await;
+            let pool = host.pool_for(&event);
+            let result = super::event::send(&*host, pool, kind, &request, &id, &mut abort).await;
             (kind, result)
         });
         (call, abort_tx)
@@ -404,14 +404,14 @@ impl<T: Transport> Session<T> {
     /// Carries out what the backend's answer does (see [`policy::answered`]),
     /// logging and counting it.
     async fn on_reply(&mut self, kind: EventKind, result: Result<CgiResponse, UpstreamError>) {
-        let metrics = self.gateway.metrics();
+        let metrics = self.host.metrics();
         if let Err(err) = &result {
             if !matches!(kind, EventKind::Close | EventKind::Offline) {
                 tracing::warn!(session = %self.id, ?kind, %err, "backend call failed");
                 metrics.backend_failed(err);
             }
         }
-        match policy::answered(kind, &result, self.gateway.session_settings().error_reply) {
+        match policy::answered(kind, &result, self.host.session_settings().error_reply) {
             Answered::ConnectFailed => {
                 self.backend_knows_session = false;
                 self.close(CloseReason::BackendUnavailable).await
@@ -452,7 +452,7 @@ impl<T: Transport> Session<T> {
             }
             Client::Closing { .. } | Client::Gone => return,
         }
-        self.gateway.metrics().replies_out.fetch_add(1, Relaxed);
+        self.host.metrics().replies_out.fetch_add(1, Relaxed);
     }
 
     async fn on_client_frame(&mut self, frame: Option<Incoming>) {
@@ -491,7 +491,7 @@ impl<T: Transport> Session<T> {
         if !matches!(self.client, Client::Open) {
             return;
         }
-        let (settings, metrics) = (self.gateway.session_settings(), self.gateway.metrics());
+        let (settings, metrics) = (self.host.session_settings(), self.host.metrics());
         metrics.messages_in.fetch_add(1, Relaxed);
         if settings.max_message_rate > 0.0
             && !self.message_rate.take(settings.max_message_rate, settings.max_message_burst, Instant::now())
@@ -515,14 +515,14 @@ impl<T: Transport> Session<T> {
     /// them, in a resumable session, to keep them for a resume.
     async fn write_batch(&mut self, batch: VecDeque<Message>, number: bool) {
         if let (Some(written), true) = (self.written.as_mut(), number) {
-            let limits = &self.gateway.session_settings().mailbox;
+            let limits = &self.host.session_settings().mailbox;
             let keep = Keep { messages: limits.parked_messages, bytes: limits.parked_bytes };
             for message in &batch {
                 written.record(message, keep);
             }
         }
         let Some(conn) = self.conn.as_mut() else { return };
-        let timeout = self.gateway.session_settings().write_timeout;
+        let timeout = self.host.session_settings().write_timeout;
         let write = async move {
             for message in batch {
                 conn.feed(message).await?;
@@ -541,7 +541,7 @@ impl<T: Transport> Session<T> {
             Ok(Err(err)) => err.to_string(),
             Err(_) => {
                 // Its socket is full, so no close frame can reach it.
-                self.gateway.metrics().closed(CloseReason::SlowConsumer);
+                self.host.metrics().closed(CloseReason::SlowConsumer);
                 format!("client read nothing for {timeout:?}")
             }
         };
@@ -557,7 +557,7 @@ impl<T: Transport> Session<T> {
             return self.dropped();
         }
         if matches!(self.client, Client::Open | Client::Parked { .. }) {
-            self.gateway.metrics().closed(reason);
+            self.host.metrics().closed(reason);
             self.send_close(reason.code(), reason.text(), policy::close_in_step(reason)).await;
         }
     }
@@ -598,13 +598,13 @@ impl<T: Transport> Session<T> {
     /// for the grace period (the backend hears it is offline); any other
     /// session ends.
     fn dropped(&mut self) {
-        let grace = self.gateway.session_settings().resume_grace;
+        let grace = self.host.session_settings().resume_grace;
         let parks = policy::parks_on_drop(self.written.is_some(), grace, self.backend_knows_session);
         if !(parks && matches!(self.client, Client::Open)) {
             return self.gone();
         }
         tracing::debug!(session = %self.id, "client dropped; waiting {grace:?} for it to resume");
-        self.gateway.metrics().parked.fetch_add(1, Relaxed);
+        self.host.metrics().parked.fetch_add(1, Relaxed);
         self.conn = None;
         self.client = Client::Parked { until: Instant::now() + grace };
         self.mailbox.park(true);
@@ -614,7 +614,7 @@ impl<T: Transport> Session<T> {
     /// Queues the close event once, behind the events still pending, so
     /// the backend sees it last.
     fn queue_close_event(&mut self) {
-        if self.gateway.session_settings().close_event && self.backend_knows_session && !self.close_event_queued {
+        if self.host.session_settings().close_event && self.backend_knows_session && !self.close_event_queued {
             self.close_event_queued = true;
             self.pending.push_back(Event { kind: EventKind::Close, body: Bytes::new() });
         }
@@ -623,7 +623,7 @@ impl<T: Transport> Session<T> {
 
 impl<T> Drop for Session<T> {
     fn drop(&mut self) {
-        let metrics = self.gateway.metrics();
+        let metrics = self.host.metrics();
         metrics.pending_bytes.fetch_sub(self.pending_bytes, Relaxed);
         metrics.params_bytes.fetch_sub(self.params.encoded().len(), Relaxed);
     }

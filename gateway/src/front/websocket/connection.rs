@@ -15,8 +15,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use super::decoder::{Decoded, Decoder};
 use super::frame::{close_payload, server_frame, OpCode};
 use super::write_queue::WriteQueue;
-use crate::front::message::{Frame, Message};
-use crate::front::transport::{Incoming, Violation};
+use crate::base::message::Message;
+use crate::base::transport::{Incoming, Violation};
+use crate::front::websocket::outgoing::{websocket_frame, Frame};
 
 /// Bytes read per call, into a buffer on the stack.
 const READ_CHUNK: usize = 8 * 1024;
@@ -216,7 +217,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
             }
         };
         let compress = this.compress.filter(|c| payload.data().len() >= c.min_bytes as usize);
-        this.out.push(payload.into_websocket_frame(opcode, compress.map(|c| c.window_bits)));
+        this.out.push(websocket_frame(payload, opcode, compress.map(|c| c.window_bits)));
         Ok(())
     }
 
@@ -240,7 +241,7 @@ mod tests {
     use super::super::decoder::tests::client_frame;
     use super::super::frame::Header;
     use super::*;
-    use crate::front::message::Payload;
+    use crate::base::message::Payload;
 
     const SETTINGS: Settings = Settings {
         max_message: 1 << 20,

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::deflate::{self, InflateError};
 use super::frame::{self, apply_mask, CloseError, Header, OpCode, MAX_HEADER};
-use crate::front::transport::Violation;
+use crate::base::transport::Violation;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decoded {

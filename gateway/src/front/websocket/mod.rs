@@ -5,6 +5,8 @@
 //! - `decoder`: bytes in, whole messages out (no I/O);
 //! - `deflate`: compression, negotiated per connection, without context;
 //! - `handshake`: the accept key;
+//! - `outgoing`: a message's frame, made once for every recipient of a
+//!   shared payload;
 //! - `connection`: all of it on a socket, as a session's transport.
 
 pub mod connection;
@@ -12,6 +14,7 @@ pub mod decoder;
 pub mod deflate;
 pub mod frame;
 pub mod handshake;
+pub mod outgoing;
 pub mod write_queue;
 
 pub use connection::{Compressing, Settings, WebSocket};

@@ -10,7 +10,7 @@ use std::task::{ready, Context, Poll};
 use bytes::BytesMut;
 use tokio::io::AsyncWrite;
 
-use crate::front::message::Frame;
+use crate::front::websocket::outgoing::Frame;
 
 /// Frames handed to the kernel in one call at most.
 const MAX_SLICES: usize = 64;

@@ -1,5 +1,7 @@
 //! Resuming a session: claiming it for a new connection, from this
-//! gateway's registry or, through the routers, from another gateway.
+//! gateway's registry or, through the routers, from another gateway; and
+//! giving one up to another gateway. The routers' half is
+//! `router::hub::moves`.
 //!
 //! A move between gateways keeps every push exactly once and in order.
 //! The new gateway registers the session with an mailbox that takes pushes
@@ -18,11 +20,12 @@ use protocol::handover::{GatewayId, Refusal, ResumeAsk, SessionState};
 use protocol::{encode_ids, Frame, FrameKind, SessionId};
 use tokio::sync::oneshot;
 
-use super::replay::{outgoing, Carried, TakeRequest, Written};
-use super::token::Token;
-use crate::front::message::{Message, Payload};
+use crate::base::message::{Message, Payload};
+use crate::resume::replay::{outgoing, Carried, TakeRequest, Written};
+use crate::resume::token::Token;
 use crate::session::mailbox::Mailbox;
 use crate::session::registry::Belongs;
+use crate::session::Host;
 use crate::upstream::fastcgi::ParamBlock;
 use crate::Gateway;
 
@@ -168,7 +171,7 @@ pub async fn give(gateway: Arc<Gateway>, link: usize, session: SessionId, to: Ga
     if encoded.len() > room {
         tracing::error!(%session, bytes = encoded.len(), "session too large to move; it ends");
         links.send_to(link, refuse(Refusal::Failed));
-        return crate::session::event::send_close_events(&gateway, vec![session]).await;
+        return crate::session::event::send_close_events(&*gateway, vec![session]).await;
     }
     gateway.metrics().moved_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::debug!(%session, %to, "session handed over");

@@ -1,7 +1,7 @@
 //! What goes out to a client, whatever carries it. A push to many sessions
-//! is one `Message`, cloned: the payload is shared, and so is its
-//! WebSocket frame, plain or compressed, made once by the first connection
-//! that needs it and written as it is to every other.
+//! is one `Message`, cloned: the payload is shared, and so is its frame,
+//! plain or compressed, made once by the first connection that needs it
+//! (see `front::websocket::outgoing`) and written as it is to every other.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -9,10 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use crate::base::close::CloseReason;
-
-use super::websocket::deflate;
-use super::websocket::frame::{server_frame, OpCode};
+use super::close::CloseReason;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -153,46 +150,19 @@ impl Payload {
             },
         }
     }
+}
 
-    /// The whole WebSocket frame of this payload as `opcode` (a shared
-    /// payload is always sent as the same one), compressed (permessage-
-    /// deflate) with a window of `window_bits` when given: a frame of its
-    /// own, or a shared payload's, made once for all its recipients.
-    /// It takes the payload, so a shared one's count moves to the frame.
-    pub fn into_websocket_frame(self, opcode: OpCode, window_bits: Option<u8>) -> Frame {
-        let make = |data: &[u8]| match window_bits {
-            Some(bits) => server_frame(opcode, true, &deflate::compress(data, bits)),
-            None => server_frame(opcode, false, data),
-        };
-        match (self, window_bits) {
-            (Payload::Shared(shared), None) => {
-                shared.plain.get_or_init(|| make(&shared.data));
-                Frame::Shared { payload: shared, deflated: false }
-            }
-            (Payload::Shared(shared), Some(deflate::MAX_WINDOW_BITS)) => {
-                shared.deflated.get_or_init(|| make(&shared.data));
-                Frame::Shared { payload: shared, deflated: true }
-            }
-            (payload, _) => Frame::Own(make(payload.data())),
-        }
+impl Shared {
+    pub fn data(&self) -> &Bytes {
+        &self.data
     }
-}
 
-/// A frame ready to write: its own bytes, or a shared payload's frame,
-/// read from the payload it was made in (no copy, no count of its own).
-#[derive(Debug)]
-pub enum Frame {
-    Own(Bytes),
-    Shared { payload: Arc<Shared>, deflated: bool },
-}
-
-impl std::ops::Deref for Frame {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Frame::Own(bytes) => bytes,
-            Frame::Shared { payload, deflated: false } => payload.plain.get().expect("made before queued"),
-            Frame::Shared { payload, deflated: true } => payload.deflated.get().expect("made before queued"),
+    /// Its frame, plain or compressed, made by the first connection that
+    /// sends it.
+    pub fn frame(&self, compressed: bool) -> &OnceLock<Bytes> {
+        match compressed {
+            false => &self.plain,
+            true => &self.deflated,
         }
     }
 }
@@ -220,25 +190,5 @@ mod tests {
         assert!(matches!(Message::new("héllo".into(), false), Message::Text(_)));
         assert!(matches!(Message::new("héllo".into(), true), Message::Binary(_)));
         assert!(Message::new(Payload::new(Bytes::from_static(b"\xff")), false).is_binary());
-    }
-
-    #[test]
-    fn a_shared_payload_is_framed_and_compressed_once_for_every_clone() {
-        let frame = |m: &Message, window| m.payload().unwrap().clone().into_websocket_frame(OpCode::Text, window);
-        let message = Message::new(Payload::shared(Bytes::from("x".repeat(1000))), false);
-        let copies: Vec<Message> = (0..3).map(|_| message.clone()).collect();
-        for window in [None, Some(deflate::MAX_WINDOW_BITS)] {
-            let first = frame(&copies[0], window);
-            for copy in &copies {
-                let frame = frame(copy, window);
-                assert_eq!(frame.as_ptr(), first.as_ptr(), "the same bytes, not a copy");
-            }
-        }
-        let first = frame(&copies[0], Some(deflate::MAX_WINDOW_BITS));
-        assert_eq!(super::super::websocket::deflate::inflate(&first[2..], 2000).unwrap(), "x".repeat(1000).as_bytes());
-        let plain = frame(&copies[0], None);
-        assert_eq!((&plain[..2], plain.len()), (&[0x81, 126][..], 4 + 1000), "a final text frame, 16-bit length");
-        let single = Message::new(Payload::from("y"), false);
-        assert_ne!(frame(&single, None).as_ptr(), frame(&single, None).as_ptr(), "one recipient: nothing kept");
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-pub use runtime::rate::{KeyedRate, TokenBucket};
+pub use runtime::rate::KeyedRate;
 
 /// Connections held per client address, at most `max` (0: no limit).
 pub struct PerAddress {

@@ -17,10 +17,13 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::limits::{AddressPlace, KeyedRate, PerAddress};
+pub mod limits;
+pub mod proxy;
+
 use crate::base::close::CloseReason;
 use crate::metrics::Metrics;
 use crate::Config;
+use limits::{AddressPlace, KeyedRate, PerAddress};
 
 pub struct AdmissionControl {
     connect_rate: KeyedRate<IpAddr>,

@@ -1,0 +1,189 @@
+//! The gateway's handle: its shared state, one for every phase, as
+//! mini-redis's `Db`. The session layer sees it only as a `session::Host`.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use anyhow::Context;
+use protocol::SessionId;
+
+use crate::admission::AdmissionControl;
+use crate::links::RouterLinks;
+use crate::metrics::{self, Metrics};
+use crate::resume::token::TokenKey;
+use crate::session::memberships::ChannelCount;
+use crate::session::{Host, Registry, SessionSettings};
+use crate::upstream;
+use crate::upstream::cgi::{Event, EventEncoder};
+use crate::upstream::fastcgi::{Pool, Upstreams};
+use crate::upstream::routing::Routes;
+use crate::Config;
+
+/// The gateway's shared state, one handle for every phase; each part is
+/// reached through a method that says what it is for.
+pub struct Gateway {
+    config: Config,
+    session: SessionSettings,
+    upstreams: Upstreams,
+    routes: Routes,
+    metrics: Metrics,
+    admission: AdmissionControl,
+    registry: Arc<Registry>,
+    links: RouterLinks,
+    events: EventEncoder,
+    resume_keys: TokenKey,
+    pages: Vec<Page>,
+    /// Connections not yet sessions, under `--max-handshakes`.
+    handshakes: runtime::Slots,
+}
+
+/// A file served on GET (`--page`), read at start.
+pub struct Page {
+    path: String,
+    pub content_type: &'static str,
+    pub body: bytes::Bytes,
+}
+
+impl Page {
+    fn load(path: &str, file: &std::path::Path) -> anyhow::Result<Page> {
+        let body = std::fs::read(file).with_context(|| format!("--page {path}={}", file.display()))?;
+        let content_type = match file.extension().and_then(|e| e.to_str()) {
+            Some("html" | "htm") => "text/html; charset=utf-8",
+            Some("js" | "mjs") => "text/javascript; charset=utf-8",
+            Some("css") => "text/css; charset=utf-8",
+            Some("json") => "application/json",
+            Some("txt") => "text/plain; charset=utf-8",
+            _ => "application/octet-stream",
+        };
+        Ok(Page { path: path.to_owned(), content_type, body: body.into() })
+    }
+}
+
+impl Gateway {
+    /// The handle, from the flags, the session registry and the links that
+    /// were started with it: checks the backends and routes, reads pages.
+    pub fn new(config: Config, registry: Arc<Registry>, links: RouterLinks) -> anyhow::Result<Gateway> {
+        let upstreams = Upstreams::new(&config.backends, &config.backend_options(), config.backend_inflight_bytes)
+            .map_err(anyhow::Error::msg)?;
+        let routes = Routes::new(config.routes.clone(), &upstreams).map_err(anyhow::Error::msg)?;
+        if let Some(route) = config.http_routes.iter().find(|r| upstreams.pool(&r.pool).is_none()) {
+            anyhow::bail!("--http-route {} names pool {:?}, which has no --backend", route.prefix, route.pool);
+        }
+        Ok(Gateway {
+            resume_keys: TokenKey::new(config.resume_secret.as_deref()),
+            events: EventEncoder::new(
+                upstream::cgi::static_params(config.params.iter().map(|(n, v)| (n.as_str(), v.as_str())))?,
+                &config.param_prefix,
+            ),
+            admission: AdmissionControl::new(&config),
+            pages: config.pages.iter().map(|(path, file)| Page::load(path, file)).collect::<anyhow::Result<_>>()?,
+            handshakes: runtime::Slots::new(config.max_handshakes),
+            session: SessionSettings::new(&config),
+            config,
+            upstreams,
+            routes,
+            metrics: Metrics::default(),
+            registry,
+            links,
+        })
+    }
+
+    /// The flags, as given.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn links(&self) -> &RouterLinks {
+        &self.links
+    }
+
+    /// Who may connect (see [`crate::admission`]).
+    pub fn admission(&self) -> &AdmissionControl {
+        &self.admission
+    }
+
+    /// Connections in their handshake now.
+    pub fn handshakes(&self) -> usize {
+        self.handshakes.in_use()
+    }
+
+    /// The slots every listener's handshakes share.
+    pub fn handshake_slots(&self) -> &runtime::Slots {
+        &self.handshakes
+    }
+
+    /// A pool by name (plain HTTP routes), the default one, or all.
+    pub fn pool(&self, name: &str) -> Option<&Pool> {
+        self.upstreams.pool(name)
+    }
+
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
+    }
+
+    /// What it holds now, for the metrics.
+    pub(crate) fn gauges(&self) -> metrics::Gauges<'_> {
+        let (links, stats) = (self.links().health(), &self.links().stats);
+        let budget = self.session_settings().resume_budget();
+        metrics::Gauges {
+            sessions: self.registry.len() as f64,
+            handshakes: self.handshakes() as f64,
+            backend_inflight_bytes: self.upstreams.in_flight_bytes() as f64,
+            links_up: links.up as f64,
+            link_queued_events: links.queued as f64,
+            unreported_closes: links.unreported as f64,
+            silent_routers: stats.silent_routers.load(Relaxed),
+            link_overflows: stats.overflows.load(Relaxed),
+            closes_lost: stats.closes_lost.load(Relaxed),
+            pushes_queued: stats.pushes_queued.load(Relaxed),
+            offline: self.registry.parked() as f64,
+            resume_buffered_bytes: budget.used() as f64,
+            resume_budget_dropped: budget.dropped(),
+            outbound_queued_bytes: self.registry.queued_bytes() as f64,
+            upstreams: &self.upstreams,
+        }
+    }
+
+    /// The page served on GET `path`, if one was given.
+    pub fn page(&self, path: &str) -> Option<&Page> {
+        self.pages.iter().find(|page| page.path == path)
+    }
+}
+
+impl Host for Gateway {
+    fn session_settings(&self) -> &SessionSettings {
+        &self.session
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    fn events(&self) -> &EventEncoder {
+        &self.events
+    }
+
+    fn pool_for(&self, event: &Event) -> &Pool {
+        self.routes.pool_for(&self.upstreams, event)
+    }
+
+    fn default_pool(&self) -> &Pool {
+        self.upstreams.default_pool()
+    }
+
+    fn resume_keys(&self) -> &TokenKey {
+        &self.resume_keys
+    }
+
+    fn opened(&self, id: SessionId) {
+        self.links.connected(id);
+    }
+
+    fn ended(&self, id: SessionId, counts: Vec<ChannelCount>) {
+        self.links.closed(id, counts);
+    }
+}
