@@ -1,12 +1,13 @@
-//! Client sessions. `task` is one client's life, its I/O and select loop;
-//! `policy` the decisions it makes, as pure functions (what a reply, a
-//! goodbye or a drop does); `event` turns events into FastCGI requests and
-//! sends them; `mailbox` is what others leave for a session (pushes, a
-//! close, a resume's claim); `registry` finds a live session by id,
-//! and `memberships` the sessions of a channel. A session sees the gateway
-//! that runs it only as a [`Host`].
+//! Client sessions. `lifecycle` is one client's life as a state machine
+//! without I/O, on `policy`'s pure decisions (what a reply, a goodbye or a
+//! drop does); `task` carries it out on the sockets; `event` turns events
+//! into FastCGI requests and sends them; `mailbox` is what others leave for
+//! a session (pushes, a close, a resume's claim); `registry` finds a live
+//! session by id, and `memberships` the sessions of a channel. A session
+//! sees the gateway that runs it only as a [`Host`].
 
 pub mod event;
+pub mod lifecycle;
 pub mod mailbox;
 pub mod memberships;
 pub mod policy;

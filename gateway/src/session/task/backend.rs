@@ -1,0 +1,64 @@
+//! The session's side of the backend: each event sent as a call the
+//! session polls while it goes on reading and writing, and what the answer
+//! does.
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::wait::Reply;
+use super::Session;
+use crate::base::transport::Transport;
+use crate::session::event::{Event, EventKind};
+use crate::session::lifecycle::Action;
+use crate::session::policy;
+use crate::upstream::fastcgi::{CgiResponse, UpstreamError};
+
+impl<T: Transport> Session<T> {
+    /// Encodes the event now and returns the backend call as a future, so
+    /// the connection keeps reading and writing while the backend works.
+    /// Returns the call and, unless it is the close event, the switch that
+    /// aborts it should the client leave first.
+    pub(super) fn dispatch(&self, event: Event) -> (Option<Reply>, Option<oneshot::Sender<()>>) {
+        let kind = event.kind;
+        let request = self.host.events().encode(&[&self.params, &self.meta], &self.id, &event);
+        let host = self.host.clone();
+        let (abort_tx, abort_rx) = match kind {
+            EventKind::Connect | EventKind::Message { .. } => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            }
+            _ => (None, None),
+        };
+        let id = self.id;
+        let call = Box::pin(async move {
+            let mut abort = abort_rx;
+            let pool = host.pool_for(&event);
+            let result = crate::session::event::send(&*host, pool, kind, &request, &id, &mut abort).await;
+            (kind, result)
+        });
+        (Some(call), abort_tx)
+    }
+
+    /// What the backend's answer does (see [`policy::answered`]), logged
+    /// and counted; the meta it asks for is remembered.
+    pub(super) fn on_reply(&mut self, (kind, result): (EventKind, Result<CgiResponse, UpstreamError>)) -> Action {
+        let (settings, metrics) = (self.host.session_settings(), self.host.metrics());
+        match &result {
+            Err(err) if !matches!(kind, EventKind::Close | EventKind::Offline) => {
+                tracing::warn!(session = %self.id, ?kind, %err, "backend call failed");
+                metrics.backend_failed(err);
+            }
+            Err(_) => {}
+            Ok(response) => {
+                if let Some((meta, dropped)) = crate::upstream::cgi::merged_meta(&self.meta, &response.headers) {
+                    for err in dropped {
+                        tracing::warn!(session = %self.id, %err, "session meta dropped");
+                    }
+                    self.meta = meta;
+                }
+            }
+        }
+        let answer = policy::answered(kind, &result, settings.error_reply);
+        self.life.answered(answer, Instant::now(), settings, metrics)
+    }
+}

@@ -1,0 +1,95 @@
+//! The session's side of its client's connection: what it writes (with a
+//! timeout and, when resumable, numbered for a replay), its greeting, and
+//! what it notes of each frame.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+
+use futures_util::SinkExt;
+use tokio::time::Instant;
+
+use super::Session;
+use crate::base::close::CloseReason;
+use crate::base::message::Message;
+use crate::base::transport::{Incoming, Transport};
+use crate::resume::replay::Keep;
+use crate::resume::token::Token;
+use crate::session::lifecycle::Action;
+
+impl<T: Transport> Session<T> {
+    /// Sends one message on the connection, if there is one.
+    pub(super) async fn send(&mut self, message: Message) -> Option<std::io::Result<()>> {
+        Some(self.conn.as_mut()?.send(message).await)
+    }
+
+    /// The session message a resumable session's client gets first, then
+    /// (resumed) what it missed. `last` is how many messages it says it got.
+    pub(super) async fn greet(&mut self, resumed: bool, last: Option<u64>) {
+        let written = self.written.as_mut().expect("resumable");
+        let replay = if resumed { written.replay_after(last) } else { Ok(Vec::new()) };
+        let token = self.host.resume_keys().sign(Token { session: self.id, generation: written.generation });
+        let hello = serde_json::json!({"type": "session", "id": self.id.as_str(), "resume": token, "resumed": resumed});
+        let Ok(replay) = replay else {
+            tracing::info!(session = %self.id, ?last, "client missed messages no longer kept");
+            let (settings, metrics) = (self.host.session_settings(), self.host.metrics());
+            let action = self.life.close(CloseReason::ResumeGap, Instant::now(), settings, metrics);
+            return self.carry_out(action).await;
+        };
+        if resumed {
+            self.host.metrics().resumed.fetch_add(1, Relaxed);
+            tracing::debug!(session = %self.id, replayed = replay.len(), "resumed");
+        }
+        // Neither is numbered again: the session message never is, the
+        // replayed messages were when first written.
+        let batch = std::iter::once(Message::text(hello.to_string())).chain(replay).collect();
+        let action = self.write_batch(batch, false).await;
+        self.carry_out(action).await;
+    }
+
+    /// Notes that the client is there, and logs what the lifecycle will
+    /// make of a frame that ends it.
+    pub(super) fn on_client_frame(&self, frame: &Option<Incoming>) {
+        match frame {
+            Some(Incoming::Violation(violation)) => {
+                tracing::info!(session = %self.id, %violation, "client sent what it may not")
+            }
+            Some(Incoming::Failed(err)) => tracing::debug!(session = %self.id, %err, "client connection failed"),
+            _ => {}
+        }
+        if frame.is_some() {
+            self.mailbox.heard_from_client();
+        }
+    }
+
+    /// Writes messages with one flush and the write timeout (a fan-out
+    /// burst costs one write per session, not one per message); `number`
+    /// them, in a resumable session, to keep them for a resume. Every write
+    /// has a timeout: a client that stops reading must not hold its session
+    /// forever.
+    pub(super) async fn write_batch(&mut self, batch: VecDeque<Message>, number: bool) -> Action {
+        if let (Some(written), true) = (self.written.as_mut(), number) {
+            let limits = &self.host.session_settings().mailbox;
+            let keep = Keep { messages: limits.parked_messages, bytes: limits.parked_bytes };
+            for message in &batch {
+                written.record(message, keep);
+            }
+        }
+        let Some(conn) = self.conn.as_mut() else { return Action::None };
+        let timeout = self.host.session_settings().write_timeout;
+        let write = async move {
+            for message in batch {
+                conn.feed(message).await?;
+            }
+            conn.flush().await
+        };
+        let failure = match tokio::time::timeout(timeout, write).await {
+            Ok(Ok(())) => return Action::None,
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => format!("client read nothing for {timeout:?}"),
+        };
+        tracing::debug!(session = %self.id, failure, "write to client failed");
+        let timed_out = failure.starts_with("client read nothing");
+        let (settings, metrics) = (self.host.session_settings(), self.host.metrics());
+        self.life.write_failed(timed_out, Instant::now(), settings, metrics)
+    }
+}
