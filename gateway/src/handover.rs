@@ -21,10 +21,10 @@ use protocol::{encode_ids, Frame, FrameKind, SessionId};
 use tokio::sync::oneshot;
 
 use crate::base::message::{Message, Payload};
-use crate::resume::replay::{outgoing, Carried, TakeRequest, Written};
+use crate::resume::replay::{outgoing, ReplayLog, ResumeState, TakeRequest};
 use crate::resume::token::Token;
 use crate::session::mailbox::Mailbox;
-use crate::session::registry::Belongs;
+use crate::session::registry::Membership;
 use crate::session::Host;
 use crate::upstream::fastcgi::ParamBlock;
 use crate::Gateway;
@@ -49,7 +49,7 @@ fn handover_timeout(gateway: &Gateway) -> Duration {
 
 /// The session `token` names, for a new connection: its mailbox and what
 /// it carries.
-pub async fn claim(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc<Mailbox>, Carried), Refusal> {
+pub async fn claim(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc<Mailbox>, ResumeState), Refusal> {
     match gateway.registry().mailbox(&token.session) {
         Some(mailbox) => {
             let carried = let_go(&mailbox, token.generation).await?;
@@ -60,7 +60,7 @@ pub async fn claim(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc<Mailbox>
 }
 
 /// Asks the session task behind `mailbox` to let go of its session.
-async fn let_go(mailbox: &Mailbox, generation: u32) -> Result<Carried, Refusal> {
+async fn let_go(mailbox: &Mailbox, generation: u32) -> Result<ResumeState, Refusal> {
     let (reply, answer) = oneshot::channel();
     mailbox.request_take(TakeRequest { generation, reply });
     match tokio::time::timeout(LET_GO_TIMEOUT, answer).await {
@@ -69,7 +69,7 @@ async fn let_go(mailbox: &Mailbox, generation: u32) -> Result<Carried, Refusal> 
     }
 }
 
-async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc<Mailbox>, Carried), Refusal> {
+async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc<Mailbox>, ResumeState), Refusal> {
     let links = &gateway.links();
     let Some(via) = (0..crate::session::mailbox::MAX_ROUTERS).find(|link| links.linked_mask() & (1 << link) != 0)
     else {
@@ -102,12 +102,14 @@ async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc
     };
     let messages = state.queued.into_iter().map(|m| Message::new(Payload::new(m.data), m.binary));
     mailbox.prepend(messages);
-    links.channels_changed(gateway.registry().set_belongs(id, Belongs { channels: state.channels, user: state.user }));
+    links.channels_changed(
+        gateway.registry().set_membership(id, Membership { channels: state.channels, user: state.user }),
+    );
     links.connected(id);
     // Takes pushes from each router from its MOVED on (or from a relink,
     // whose report routes the session here); from all, in the end.
     let budget = gateway.session_settings().resume_budget().clone();
-    let written = Written::from_handover(state.generation, state.next_seq, state.written, budget);
+    let written = ReplayLog::from_handover(state.generation, state.next_seq, state.written, budget);
     let (all_moved, gateway) = (mailbox.clone(), gateway.clone());
     tokio::spawn(async move {
         let every_linked = |accepted| {
@@ -118,7 +120,7 @@ async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc
         all_moved.accept_only(u64::MAX);
     });
     let meta = ParamBlock::decode(&state.meta).unwrap_or_default();
-    Ok((mailbox, Carried { meta, written }))
+    Ok((mailbox, ResumeState { meta, replay_log: written }))
 }
 
 /// At the holding gateway: hands `session` to gateway `to`, which asked
@@ -148,13 +150,13 @@ pub async fn give(gateway: Arc<Gateway>, link: usize, session: SessionId, to: Ga
     if !links.until(wait, || mailbox.accepted() & linked_before & links.linked_mask() == 0).await {
         tracing::warn!(%session, "not every router confirmed the move in {wait:?}");
     }
-    let Belongs { channels, user } = gateway.registry().belongs_of(&session);
+    let Membership { channels, user } = gateway.registry().membership_of(&session);
     links.channels_changed(gateway.registry().remove(&session));
     let queued: Vec<_> = mailbox.drain().iter().map(outgoing).collect();
     let mut state = SessionState {
-        generation: carried.written.generation,
-        next_seq: carried.written.next_seq,
-        written: carried.written.recent().map(outgoing).collect(),
+        generation: carried.replay_log.generation,
+        next_seq: carried.replay_log.next_seq,
+        written: carried.replay_log.recent().map(outgoing).collect(),
         queued,
         meta: Bytes::copy_from_slice(carried.meta.encoded()),
         channels,

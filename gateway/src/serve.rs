@@ -40,7 +40,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let links = RouterLinks::spawn(
         &config.routers,
         router_token,
-        links::LinkSettings::from_config(&config),
+        links::RouterLinkSettings::from_config(&config),
         registry.clone(),
         identity,
         asks_tx,

@@ -74,8 +74,8 @@ impl Config {
     }
 
     /// What every gateway link of this router follows.
-    pub fn link_settings(&self) -> crate::server::binary::LinkSettings {
-        crate::server::binary::LinkSettings {
+    pub fn link_settings(&self) -> crate::server::binary::GatewayLinkSettings {
+        crate::server::binary::GatewayLinkSettings {
             heartbeat: std::time::Duration::from_millis(self.link_heartbeat_ms.max(1)),
             max_frame: self.max_frame,
             queue_bytes: self.gateway_queue_bytes,

@@ -41,14 +41,17 @@ type Waiting = Arc<Mutex<HashMap<SessionId, oneshot::Sender<HandoverReply>>>>;
 
 /// How the links behave: heartbeats and the largest frame this gateway takes.
 #[derive(Clone, Copy, Debug)]
-pub struct LinkSettings {
+pub struct RouterLinkSettings {
     pub heartbeat: Duration,
     pub max_frame: usize,
 }
 
-impl LinkSettings {
-    pub fn from_config(config: &crate::Config) -> LinkSettings {
-        LinkSettings { heartbeat: Duration::from_millis(config.link_heartbeat_ms.max(1)), max_frame: config.max_frame }
+impl RouterLinkSettings {
+    pub fn from_config(config: &crate::Config) -> RouterLinkSettings {
+        RouterLinkSettings {
+            heartbeat: Duration::from_millis(config.link_heartbeat_ms.max(1)),
+            max_frame: config.max_frame,
+        }
     }
 
     /// The heartbeat this gateway sends.
@@ -86,7 +89,7 @@ pub struct RouterLinks {
     /// session's move waits on.
     moves: Arc<Notify>,
     waiting: Waiting,
-    settings: LinkSettings,
+    settings: RouterLinkSettings,
     pub stats: Arc<LinkStats>,
 }
 
@@ -95,7 +98,7 @@ impl RouterLinks {
     pub fn spawn(
         addrs: &[String],
         token: Bytes,
-        settings: LinkSettings,
+        settings: RouterLinkSettings,
         registry: Arc<Registry>,
         identity: GatewayId,
         asks: mpsc::Sender<RouterAsk>,
@@ -140,7 +143,7 @@ impl RouterLinks {
             .fold(0, |mask, (i, _)| mask | (1 << i))
     }
 
-    pub fn settings(&self) -> LinkSettings {
+    pub fn settings(&self) -> RouterLinkSettings {
         self.settings
     }
 

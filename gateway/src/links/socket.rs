@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
 use super::outgoing::{batch, tell_counts, Outgoing};
-use super::{LinkSettings, LinkStats, RouterAsk, Waiting};
+use super::{LinkStats, RouterAsk, RouterLinkSettings, Waiting};
 use crate::base::message::{Message, Payload};
 use crate::session::Registry;
 
@@ -31,7 +31,7 @@ pub(super) struct Link {
     pub(super) addr: String,
     /// The routers' token, sent in the AUTH that opens the link.
     pub(super) token: Bytes,
-    pub(super) settings: LinkSettings,
+    pub(super) settings: RouterLinkSettings,
     pub(super) registry: Arc<Registry>,
     pub(super) identity: GatewayId,
     pub(super) asks: mpsc::Sender<RouterAsk>,
@@ -138,11 +138,11 @@ impl Link {
     fn memberships(&self) -> Vec<Frame> {
         let mut by_channel: std::collections::HashMap<String, Vec<SessionId>> = std::collections::HashMap::new();
         let mut frames = Vec::new();
-        for (id, belongs) in self.registry.belongs() {
-            for channel in belongs.channels {
+        for (id, membership) in self.registry.memberships() {
+            for channel in membership.channels {
                 by_channel.entry(channel).or_default().push(id);
             }
-            if let Some(user) = belongs.user {
+            if let Some(user) = membership.user {
                 frames.push(Frame::new(FrameKind::Bind, Bytes::copy_from_slice(id.as_bytes()), Bytes::from(user)));
             }
         }

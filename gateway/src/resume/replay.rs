@@ -14,7 +14,7 @@ use crate::upstream::fastcgi::ParamBlock;
 
 /// How much of what was written a session keeps: the resume buffer's bounds.
 #[derive(Clone, Copy, Debug)]
-pub struct Keep {
+pub struct ReplayBounds {
     pub messages: usize,
     pub bytes: usize,
 }
@@ -22,7 +22,7 @@ pub struct Keep {
 /// A resumable session's numbering of what it wrote, and the last of it,
 /// kept within the resume buffer's bounds and the gateway's budget.
 #[derive(Debug)]
-pub struct Written {
+pub struct ReplayLog {
     pub generation: u32,
     /// The number the next message written gets (the first is 1).
     pub next_seq: u64,
@@ -35,15 +35,15 @@ pub struct Written {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Gap;
 
-impl Written {
-    pub fn new(generation: u32, next_seq: u64, budget: Arc<ResumeBudget>) -> Written {
-        Written { generation, next_seq, recent: VecDeque::new(), bytes: 0, budget }
+impl ReplayLog {
+    pub fn new(generation: u32, next_seq: u64, budget: Arc<ResumeBudget>) -> ReplayLog {
+        ReplayLog { generation, next_seq, recent: VecDeque::new(), bytes: 0, budget }
     }
 
-    /// Numbers `message` and keeps it, within `keep` and the gateway's
+    /// Numbers `message` and keeps it, within `bounds` and the gateway's
     /// budget: the oldest go first. A message the budget has no room for,
     /// even with this log emptied, is numbered and not kept.
-    pub fn record(&mut self, message: &Message, keep: Keep) {
+    pub fn record(&mut self, message: &Message, bounds: ReplayBounds) {
         if message.payload().is_none() {
             return;
         }
@@ -57,7 +57,7 @@ impl Written {
         }
         self.bytes += message.len();
         self.recent.push_back(message.clone());
-        while self.recent.len() > keep.messages || self.bytes > keep.bytes {
+        while self.recent.len() > bounds.messages || self.bytes > bounds.bytes {
             self.drop_oldest();
         }
     }
@@ -89,8 +89,13 @@ impl Written {
 
     /// Rebuilt from a hand-over, keeping the newest of it that the budget
     /// has room for.
-    pub fn from_handover(generation: u32, next_seq: u64, recent: Vec<Outgoing>, budget: Arc<ResumeBudget>) -> Written {
-        let mut written = Written::new(generation, next_seq, budget);
+    pub fn from_handover(
+        generation: u32,
+        next_seq: u64,
+        recent: Vec<Outgoing>,
+        budget: Arc<ResumeBudget>,
+    ) -> ReplayLog {
+        let mut written = ReplayLog::new(generation, next_seq, budget);
         for message in recent.into_iter().rev() {
             let message = Message::new(Payload::new(message.data), message.binary);
             if !written.budget.keep(&message) {
@@ -104,7 +109,7 @@ impl Written {
     }
 }
 
-impl Drop for Written {
+impl Drop for ReplayLog {
     fn drop(&mut self) {
         for message in &self.recent {
             self.budget.release(message);
@@ -120,24 +125,24 @@ pub fn outgoing(message: &Message) -> Outgoing {
 /// What a session hands its next connection: the backend's meta and the
 /// numbering of what was written (its generation already moved on).
 #[derive(Debug)]
-pub struct Carried {
+pub struct ResumeState {
     pub meta: ParamBlock,
-    pub written: Written,
+    pub replay_log: ReplayLog,
 }
 
 /// A new connection's claim on a session, waiting in its mailbox.
 #[derive(Debug)]
 pub struct TakeRequest {
     pub generation: u32,
-    pub reply: oneshot::Sender<Result<Carried, Refusal>>,
+    pub reply: oneshot::Sender<Result<ResumeState, Refusal>>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn limits(messages: usize, bytes: usize) -> Keep {
-        Keep { messages, bytes }
+    fn limits(messages: usize, bytes: usize) -> ReplayBounds {
+        ReplayBounds { messages, bytes }
     }
 
     fn unbounded() -> Arc<ResumeBudget> {
@@ -146,7 +151,7 @@ mod tests {
 
     #[test]
     fn replays_what_the_client_missed_or_reports_a_gap() {
-        let mut written = Written::new(0, 1, unbounded());
+        let mut written = ReplayLog::new(0, 1, unbounded());
         for i in 1..=5 {
             written.record(&Message::text(format!("m{i}")), limits(3, 100));
         }
@@ -161,7 +166,7 @@ mod tests {
 
     #[test]
     fn the_byte_bound_evicts_too() {
-        let mut written = Written::new(0, 1, unbounded());
+        let mut written = ReplayLog::new(0, 1, unbounded());
         written.record(&Message::text("aaaa"), limits(10, 6));
         written.record(&Message::text("bbbb"), limits(10, 6));
         assert_eq!(written.recent().count(), 1);
@@ -171,9 +176,9 @@ mod tests {
     #[test]
     fn past_the_budget_a_log_gives_up_its_own_oldest_and_gives_all_back_when_dropped() {
         let budget = Arc::new(ResumeBudget::new(10));
-        let mut other = Written::new(0, 1, budget.clone());
+        let mut other = ReplayLog::new(0, 1, budget.clone());
         other.record(&Message::text("123456"), limits(10, 100));
-        let mut written = Written::new(0, 1, budget.clone());
+        let mut written = ReplayLog::new(0, 1, budget.clone());
         written.record(&Message::text("abc"), limits(10, 100));
         written.record(&Message::text("de"), limits(10, 100));
         assert_eq!(written.recent().count(), 1, "abc went to make room for de");
@@ -187,7 +192,7 @@ mod tests {
         assert_eq!(budget.used(), 0);
         let handed =
             vec![Outgoing { binary: false, data: "older".into() }, Outgoing { binary: false, data: "newest".into() }];
-        let rebuilt = Written::from_handover(1, 3, handed, budget.clone());
+        let rebuilt = ReplayLog::from_handover(1, 3, handed, budget.clone());
         assert_eq!(rebuilt.recent().collect::<Vec<_>>(), [&Message::text("newest")], "the newest that fit");
         drop(rebuilt);
         assert_eq!(budget.used(), 0);

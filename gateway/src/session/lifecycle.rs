@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use protocol::handover::Refusal;
 use runtime::rate::TokenBucket;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::event::{Event, EventKind};
@@ -21,6 +22,7 @@ use crate::base::close::CloseReason;
 use crate::base::message::Message;
 use crate::base::transport::Incoming;
 use crate::metrics::Metrics;
+use crate::resume::replay::{ResumeState, TakeRequest};
 
 /// How long a client gets to answer our close frame.
 pub const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,8 +32,11 @@ pub const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// bytes would make the kernel reset the connection, losing the frame.
 pub const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
+/// The connection that takes a session over, waiting for what it carries.
+pub type Taker = oneshot::Sender<Result<ResumeState, Refusal>>;
+
 /// Where the session's client is.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Phase {
     /// A resumable session's client, before its session message (and, if
     /// it `resumed`, what it missed after the `last` message it got).
@@ -50,7 +55,7 @@ pub enum Phase {
         until: Instant,
     },
     /// A new connection takes the session once its events are done.
-    HandingOver,
+    HandingOver(Taker),
     Gone,
 }
 
@@ -60,8 +65,8 @@ pub enum Action {
     None,
     /// Write this to the client, numbered for a replay.
     Write(Message),
-    /// Keep this in the mailbox for the client's return.
-    Keep(Message),
+    /// ReplayBounds this in the mailbox for the client's return.
+    ReplayBounds(Message),
     /// Send this close frame (the phase is `Closing` already); should it
     /// fail, the client is [`Lifecycle::gone`].
     SendClose {
@@ -82,8 +87,9 @@ pub enum Action {
 pub struct Lifecycle {
     phase: Phase,
     pending: VecDeque<Event>,
-    /// The bytes of the messages in `pending`.
-    pending_bytes: usize,
+    /// The bytes of the messages in `pending` (at most
+    /// `--max-pending-bytes` and one message: u32 keeps an idle session small).
+    pending_bytes: u32,
     message_rate: TokenBucket,
     resumable: bool,
     /// Cleared when the connect event failed or was refused: the backend
@@ -133,7 +139,7 @@ impl Lifecycle {
 
     /// The bytes of client messages waiting for the backend.
     pub fn pending_bytes(&self) -> usize {
-        self.pending_bytes
+        self.pending_bytes as usize
     }
 
     /// Leaves `Greeting` for `Open`: whether the client was greeting, and
@@ -151,7 +157,7 @@ impl Lifecycle {
             // Idle sessions hold no queue.
             self.pending = VecDeque::new();
         }
-        self.pending_bytes -= event.body.len();
+        self.pending_bytes -= event.body.len() as u32;
         metrics.pending_bytes.fetch_sub(event.body.len(), Relaxed);
         Some(event)
     }
@@ -166,7 +172,7 @@ impl Lifecycle {
             // A client that says goodbye (1000, 1001 or no code) ends its
             // session at once; any other close code counts as a drop.
             Some(Incoming::Goodbye(code)) if policy::is_goodbye(code) => {
-                if self.phase == Phase::Open {
+                if matches!(self.phase, Phase::Open) {
                     self.phase = Phase::Closing { deadline: now + CLOSE_HANDSHAKE_TIMEOUT, reading: true };
                     self.queue_close_event(s);
                 }
@@ -179,7 +185,7 @@ impl Lifecycle {
 
     fn client_message(&mut self, body: Bytes, binary: bool, now: Instant, s: &SessionSettings, m: &Metrics) -> Action {
         // After our close frame, late messages are dropped.
-        if self.phase != Phase::Open {
+        if !matches!(self.phase, Phase::Open) {
             return Action::None;
         }
         m.messages_in.fetch_add(1, Relaxed);
@@ -188,11 +194,12 @@ impl Lifecycle {
         }
         // Queue up to the limits, then refuse, so one client cannot pile up
         // work without bound and the others keep their share.
-        if !policy::admits_message(s, self.pending.len(), self.pending_bytes, body.len()) {
+        let fits = u32::try_from(self.pending_bytes as usize + body.len()).is_ok();
+        if !fits || !policy::admits_message(s, self.pending.len(), self.pending_bytes as usize, body.len()) {
             m.messages_refused_in_flight.fetch_add(1, Relaxed);
             return self.reply(policy::gateway_error(429, "too many messages in flight; this one was dropped"), m);
         }
-        self.pending_bytes += body.len();
+        self.pending_bytes += body.len() as u32;
         m.pending_bytes.fetch_add(body.len(), Relaxed);
         self.pending.push_back(Event { kind: EventKind::Message { binary }, body });
         Action::None
@@ -220,7 +227,7 @@ impl Lifecycle {
     pub fn reply(&mut self, message: Message, m: &Metrics) -> Action {
         let action = match self.phase {
             Phase::Greeting { .. } | Phase::Open => Action::Write(message),
-            Phase::Parked { .. } | Phase::HandingOver => Action::Keep(message),
+            Phase::Parked { .. } | Phase::HandingOver(_) => Action::ReplayBounds(message),
             Phase::Closing { .. } | Phase::Gone => return Action::None,
         };
         m.replies_out.fetch_add(1, Relaxed);
@@ -230,7 +237,7 @@ impl Lifecycle {
     /// Closes the client for `reason`, or parks the session instead where
     /// that is the better guess (a silent resumable client).
     pub fn close(&mut self, reason: CloseReason, now: Instant, s: &SessionSettings, m: &Metrics) -> Action {
-        if policy::parks_instead_of_closing(reason, self.resumable) && self.phase == Phase::Open {
+        if policy::parks_instead_of_closing(reason, self.resumable) && matches!(self.phase, Phase::Open) {
             m.closed(reason);
             let parked = matches!(self.dropped(now, s, m), Action::LetGo { .. });
             return Action::LetGo { farewell: Some(reason), withdrawn: true, parked };
@@ -285,7 +292,7 @@ impl Lifecycle {
     /// session ends.
     fn dropped(&mut self, now: Instant, s: &SessionSettings, m: &Metrics) -> Action {
         let parks = policy::parks_on_drop(self.resumable, s.resume_grace, self.backend_knows_session);
-        if !(parks && self.phase == Phase::Open) {
+        if !(parks && matches!(self.phase, Phase::Open)) {
             self.gone(s);
             return Action::None;
         }
@@ -304,13 +311,17 @@ impl Lifecycle {
         self.gone(s);
     }
 
-    /// A new connection presents this session's token, of `requested`
-    /// generation (the session's own is `generation`). The one it holds
-    /// wins: a connection still open here is told why it goes, as its
-    /// client has evidently moved on.
-    pub fn take(&mut self, generation: Option<u32>, requested: u32, m: &Metrics) -> Result<Action, Refusal> {
+    /// A new connection presents this session's token, asking for its
+    /// `generation` (the session's own is `current`; `None`: not
+    /// resumable). The one it holds wins: a connection still open here is
+    /// told why it goes, as its client has evidently moved on. A refused
+    /// request is answered at once.
+    pub fn take(&mut self, current: Option<u32>, request: TakeRequest, m: &Metrics) -> Action {
         let reachable = matches!(self.phase, Phase::Open | Phase::Parked { .. });
-        policy::may_take(generation, reachable, requested)?;
+        if let Err(refusal) = policy::may_take(current, reachable, request.generation) {
+            let _ = request.reply.send(Err(refusal));
+            return Action::None;
+        }
         let action = match self.phase {
             Phase::Open => {
                 m.closed(CloseReason::ResumedElsewhere);
@@ -319,8 +330,21 @@ impl Lifecycle {
             }
             _ => Action::None,
         };
-        self.phase = Phase::HandingOver;
-        Ok(action)
+        self.phase = Phase::HandingOver(request.reply);
+        action
+    }
+
+    /// The connection that takes the session over, once every event is
+    /// sent: the session is gone from here (should the taker have given
+    /// up, [`Lifecycle::gone`] ends it after all).
+    pub fn hand_over(&mut self) -> Option<Taker> {
+        if !self.pending.is_empty() || !matches!(self.phase, Phase::HandingOver(_)) {
+            return None;
+        }
+        match std::mem::replace(&mut self.phase, Phase::Gone) {
+            Phase::HandingOver(taker) => Some(taker),
+            _ => unreachable!("handing over"),
+        }
     }
 
     /// The client is gone for good (or the connection that was to take
@@ -364,7 +388,7 @@ mod tests {
 
     /// The events still owed by a session that is gone.
     fn gone_with(life: &mut Lifecycle) -> Vec<EventKind> {
-        assert_eq!(life.phase(), &Phase::Gone);
+        assert!(matches!(life.phase(), Phase::Gone), "{:?}", life.phase());
         kinds(life)
     }
 
@@ -389,7 +413,7 @@ mod tests {
         assert!(life.connected() && !life.reading(), "connected, but not read before its session message");
         assert_eq!(life.reply(Message::text("early"), &Metrics::default()), Action::Write(Message::text("early")));
         assert_eq!(life.greet(), Some((true, Some(7))));
-        assert_eq!(life.phase(), &Phase::Open);
+        assert!(matches!(life.phase(), Phase::Open));
         assert_eq!(life.greet(), None);
         assert_eq!(kinds(&mut life), [EventKind::Online]);
         let plain = Lifecycle::new(Phase::Open, false, None, &s);
@@ -453,10 +477,10 @@ mod tests {
             let mut life = session(Phase::Open, true, &s);
             let parked = Action::LetGo { farewell: None, withdrawn: false, parked: true };
             assert_eq!(life.client_frame(drop, now, &s, &m), parked);
-            assert_eq!(life.phase(), &Phase::Parked { until: now + s.resume_grace });
+            assert!(matches!(life.phase(), Phase::Parked { until } if *until == now + s.resume_grace));
             assert!(!life.connected() && !life.reading());
             assert_eq!(life.deadline(), Some(now + s.resume_grace));
-            assert_eq!(life.reply(Message::text("kept"), &m), Action::Keep(Message::text("kept")));
+            assert_eq!(life.reply(Message::text("kept"), &m), Action::ReplayBounds(Message::text("kept")));
             assert_eq!(kinds(&mut life), [EventKind::Offline]);
         }
         assert_eq!(m.parked.load(Relaxed), 3);
@@ -466,7 +490,7 @@ mod tests {
         let no_grace = settings(&["--resume-grace-ms", "0"]);
         let mut life = session(Phase::Open, true, &no_grace);
         assert_eq!(life.client_frame(None, now, &no_grace, &m), Action::None);
-        assert_eq!(life.phase(), &Phase::Gone, "no grace, no resume");
+        assert!(matches!(life.phase(), Phase::Gone), "no grace, no resume");
     }
 
     #[test]
@@ -484,7 +508,7 @@ mod tests {
         assert!(matches!(life.write_failed(true, now, &s, &m), Action::LetGo { parked: true, .. }));
         let mut life = session(Phase::Open, false, &s);
         assert_eq!(life.write_failed(true, now, &s, &m), Action::None);
-        assert_eq!(life.phase(), &Phase::Gone);
+        assert!(matches!(life.phase(), Phase::Gone));
     }
 
     #[test]
@@ -522,7 +546,7 @@ mod tests {
         let mut life = session(Phase::Open, true, &no_grace);
         let ended = Action::LetGo { farewell: Some(CloseReason::IdleTimeout), withdrawn: true, parked: false };
         assert_eq!(life.close(CloseReason::IdleTimeout, now, &no_grace, &m), ended, "told why, then gone");
-        assert_eq!(life.phase(), &Phase::Gone);
+        assert!(matches!(life.phase(), Phase::Gone));
 
         let mut life = session(Phase::Open, false, &s);
         assert!(matches!(life.close(CloseReason::IdleTimeout, now, &s, &m), Action::SendClose { .. }));
@@ -545,28 +569,53 @@ mod tests {
         assert_eq!(gone_with(&mut life), vec![EventKind::Close], "one close event");
     }
 
+    /// A take-over request for `generation`, and where its answer arrives.
+    fn take_request(generation: u32) -> (TakeRequest, oneshot::Receiver<Result<ResumeState, Refusal>>) {
+        let (reply, answer) = oneshot::channel();
+        (TakeRequest { generation, reply }, answer)
+    }
+
+    /// Asks `life` to be taken with a token of `generation`; its refusal, if any.
+    fn refusal(life: &mut Lifecycle, current: Option<u32>, generation: u32) -> Option<Refusal> {
+        let (request, mut answer) = take_request(generation);
+        assert_eq!(life.take(current, request, &Metrics::default()), Action::None);
+        answer.try_recv().ok().map(|answer| match answer {
+            Err(refusal) => refusal,
+            Ok(_) => panic!("answered with the session before its hand-over"),
+        })
+    }
+
     #[test]
     fn a_take_over_needs_the_current_generation_and_a_reachable_client() {
         let (s, m, now) = (settings(&[]), Metrics::default(), Instant::now());
         let mut life = session(Phase::Open, true, &s);
-        assert_eq!(life.take(Some(2), 1, &m), Err(Refusal::Reused));
-        assert_eq!(life.take(None, 1, &m), Err(Refusal::Expired), "not resumable");
+        assert_eq!(refusal(&mut life, Some(2), 1), Some(Refusal::Reused));
+        assert_eq!(refusal(&mut life, None, 1), Some(Refusal::Expired), "not resumable");
+        let (request, _answer) = take_request(1);
         let moved = Action::LetGo { farewell: Some(CloseReason::ResumedElsewhere), withdrawn: false, parked: true };
-        assert_eq!(life.take(Some(1), 1, &m), Ok(moved));
-        assert_eq!((life.phase(), life.connected()), (&Phase::HandingOver, false));
-        assert_eq!(life.reply(Message::text("for the taker"), &m), Action::Keep(Message::text("for the taker")));
-        assert_eq!(life.take(Some(1), 1, &m), Err(Refusal::Expired), "taken already");
+        assert_eq!(life.take(Some(1), request, &m), moved);
+        assert!(matches!(life.phase(), Phase::HandingOver(_)) && !life.connected());
+        assert_eq!(
+            life.reply(Message::text("for the taker"), &m),
+            Action::ReplayBounds(Message::text("for the taker"))
+        );
+        assert_eq!(refusal(&mut life, Some(1), 1), Some(Refusal::Expired), "taken already");
+        assert!(life.hand_over().is_none(), "not before the backend heard it is offline");
         assert_eq!(kinds(&mut life), [EventKind::Offline]);
+        assert!(life.hand_over().is_some());
+        assert_eq!(gone_with(&mut life), [], "gone from here, with no close event");
 
         let mut parked = session(Phase::Parked { until: now }, true, &s);
-        assert_eq!(parked.take(Some(1), 1, &m), Ok(Action::None));
+        assert_eq!(refusal(&mut parked, Some(1), 1), None, "taken");
         assert_eq!(kinds(&mut parked), [], "offline was said when it parked");
+        let taker = parked.hand_over().expect("handed over");
+        drop(taker);
         parked.gone(&s);
-        assert_eq!(kinds(&mut parked), [EventKind::Close], "the taker gave up: the session ends");
+        assert_eq!(gone_with(&mut parked), [EventKind::Close], "the taker gave up: the session ends");
 
         let mut closing = session(Phase::Open, true, &s);
         closing.client_frame(Some(Incoming::Goodbye(None)), now, &s, &m);
-        assert_eq!(closing.take(Some(1), 1, &m), Err(Refusal::Expired));
+        assert_eq!(refusal(&mut closing, Some(1), 1), Some(Refusal::Expired));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::registry::IdMap;
 
 /// A session's channels and user, as the router last said.
 #[derive(Default, Debug, Clone, PartialEq, Eq)]
-pub struct Belongs {
+pub struct Membership {
     pub channels: Vec<String>,
     pub user: Option<String>,
 }
@@ -48,7 +48,7 @@ impl ChannelCount {
 
 #[derive(Default)]
 pub struct Memberships {
-    belongs: IdMap<Belongs>,
+    by_session: IdMap<Membership>,
     channels: HashMap<String, Arc<Members>>,
     /// Grows with every change counted: a router keeps the newest count.
     version: u64,
@@ -57,12 +57,12 @@ pub struct Memberships {
 }
 
 impl Memberships {
-    pub fn belongs_of(&self, id: &SessionId) -> Option<&Belongs> {
-        self.belongs.get(id)
+    pub fn membership_of(&self, id: &SessionId) -> Option<&Membership> {
+        self.by_session.get(id)
     }
 
-    pub fn belongs(&self) -> impl Iterator<Item = (&SessionId, &Belongs)> {
-        self.belongs.iter()
+    pub fn by_session(&self) -> impl Iterator<Item = (&SessionId, &Membership)> {
+        self.by_session.iter()
     }
 
     pub fn members(&self, channel: &str) -> Option<Arc<Members>> {
@@ -79,7 +79,7 @@ impl Memberships {
         let mut members = members.lock().unwrap();
         let mut changed = false;
         for (id, mailbox) in here {
-            let channels = &mut self.belongs.entry(id).or_default().channels;
+            let channels = &mut self.by_session.entry(id).or_default().channels;
             if !channels.iter().any(|c| c == channel.as_str()) {
                 channels.push(channel.as_str().to_owned());
             }
@@ -93,8 +93,8 @@ impl Memberships {
     /// Takes sessions out of `channel`; its count if it changed.
     pub fn leave(&mut self, channel: &Channel, ids: &[SessionId]) -> Option<ChannelCount> {
         for id in ids {
-            if let Some(belongs) = self.belongs.get_mut(id) {
-                belongs.channels.retain(|c| c != channel.as_str());
+            if let Some(membership) = self.by_session.get_mut(id) {
+                membership.channels.retain(|c| c != channel.as_str());
             }
         }
         let members = self.channels.get(channel.as_str())?.clone();
@@ -108,13 +108,13 @@ impl Memberships {
 
     /// Forgets a session that ended or left; the counts of its channels.
     pub fn remove(&mut self, id: &SessionId) -> Vec<ChannelCount> {
-        let Some(belongs) = self.belongs.remove(id) else { return Vec::new() };
-        let channels = belongs.channels.into_iter().filter_map(|name| Channel::new(name).ok());
+        let Some(membership) = self.by_session.remove(id) else { return Vec::new() };
+        let channels = membership.channels.into_iter().filter_map(|name| Channel::new(name).ok());
         channels.filter_map(|channel| self.leave(&channel, std::slice::from_ref(id))).collect()
     }
 
     pub fn set_user(&mut self, id: SessionId, user: &str) {
-        self.belongs.entry(id).or_default().user = Some(user.to_owned());
+        self.by_session.entry(id).or_default().user = Some(user.to_owned());
     }
 
     /// A CH_ADD or CH_DEL frame from router link `link` has been applied.
@@ -190,7 +190,7 @@ mod tests {
         assert_eq!((joined.members, joined.version), (2, 1));
         assert_eq!((joined.interest(0).changes_seen, joined.interest(1).changes_seen), (0, 1));
         assert_eq!(index.join(&room(), [(a, mailbox())]), None, "a member already");
-        assert_eq!(index.belongs_of(&a).unwrap().channels, ["room"], "once");
+        assert_eq!(index.membership_of(&a).unwrap().channels, ["room"], "once");
         assert_eq!(index.leave(&room(), &[SessionId::from_u64(9)]), None, "not a member");
         let left = index.leave(&room(), &[a]).unwrap();
         assert_eq!((left.members, left.version), (1, 2));

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::mailbox::{Mailbox, Pushed};
-pub use super::memberships::Belongs;
+pub use super::memberships::Membership;
 use super::memberships::{ChannelCount, Memberships};
 use crate::base::close::CloseReason;
 use crate::base::message::Message;
@@ -121,19 +121,19 @@ impl Registry {
         self.shard(id).contains_key(id)
     }
 
-    pub fn belongs_of(&self, id: &SessionId) -> Belongs {
-        self.memberships.lock().unwrap().belongs_of(id).cloned().unwrap_or_default()
+    pub fn membership_of(&self, id: &SessionId) -> Membership {
+        self.memberships.lock().unwrap().membership_of(id).cloned().unwrap_or_default()
     }
 
     /// What a session brought along from another gateway, added to what
     /// the routers said meanwhile; the counts of its channels that changed.
-    pub fn set_belongs(&self, id: SessionId, belongs: Belongs) -> Vec<ChannelCount> {
+    pub fn set_membership(&self, id: SessionId, membership: Membership) -> Vec<ChannelCount> {
         let mut memberships = self.memberships.lock().unwrap();
         let Some(mailbox) = self.mailbox(&id) else { return Vec::new() };
-        if let Some(user) = &belongs.user {
+        if let Some(user) = &membership.user {
             memberships.set_user(id, user);
         }
-        let channels = belongs.channels.into_iter().filter_map(|name| Channel::new(name).ok());
+        let channels = membership.channels.into_iter().filter_map(|name| Channel::new(name).ok());
         channels.filter_map(|channel| memberships.join(&channel, [(id, mailbox.clone())])).collect()
     }
 
@@ -172,8 +172,9 @@ impl Registry {
         }
     }
 
-    pub fn belongs(&self) -> Vec<(SessionId, Belongs)> {
-        self.memberships.lock().unwrap().belongs().map(|(id, b)| (*id, b.clone())).collect()
+    /// Every session's channels and user, for a resync.
+    pub fn memberships(&self) -> Vec<(SessionId, Membership)> {
+        self.memberships.lock().unwrap().by_session().map(|(id, b)| (*id, b.clone())).collect()
     }
 
     /// Router link `link` linked again: every channel's count for it.

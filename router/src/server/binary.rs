@@ -29,7 +29,7 @@ type Conn = Framed<TcpStream, FrameCodec>;
 
 /// How this router treats its gateway links, and the largest frame it takes.
 #[derive(Clone, Copy, Debug)]
-pub struct LinkSettings {
+pub struct GatewayLinkSettings {
     pub heartbeat: Duration,
     pub max_frame: usize,
     pub queue_bytes: usize,
@@ -50,7 +50,7 @@ pub struct Credentials {
 pub async fn serve_connection(
     stream: TcpStream,
     hub: Arc<Hub>,
-    settings: LinkSettings,
+    settings: GatewayLinkSettings,
     credentials: Credentials,
     ticket: Ticket,
 ) {
@@ -190,7 +190,7 @@ enum LinkEnd {
 /// deadline; frames from it are applied as they come. Once the gateway
 /// sends heartbeats, the router answers with its own, and a gateway
 /// silent for three of its intervals is cut off.
-async fn serve_gateway(conn: Conn, hub: Arc<Hub>, peer: &str, id: GatewayId, settings: LinkSettings) {
+async fn serve_gateway(conn: Conn, hub: Arc<Hub>, peer: &str, id: GatewayId, settings: GatewayLinkSettings) {
     let (mut sink, mut stream) = conn.split();
     let outbound = Arc::new(Outbound::new(settings.queue_bytes));
     let link = hub.attach_gateway(id, outbound.clone());

@@ -11,9 +11,10 @@ use crate::base::transport::Transport;
 use crate::session::event::{Event, EventKind};
 use crate::session::lifecycle::Action;
 use crate::session::policy;
+use crate::session::Host;
 use crate::upstream::fastcgi::{CgiResponse, UpstreamError};
 
-impl<T: Transport> Session<T> {
+impl<T: Transport, H: Host> Session<T, H> {
     /// Encodes the event now and returns the backend call as a future, so
     /// the connection keeps reading and writing while the backend works.
     /// Returns the call and, unless it is the close event, the switch that

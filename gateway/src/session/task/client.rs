@@ -12,11 +12,12 @@ use super::Session;
 use crate::base::close::CloseReason;
 use crate::base::message::Message;
 use crate::base::transport::{Incoming, Transport};
-use crate::resume::replay::Keep;
+use crate::resume::replay::ReplayBounds;
 use crate::resume::token::Token;
 use crate::session::lifecycle::Action;
+use crate::session::Host;
 
-impl<T: Transport> Session<T> {
+impl<T: Transport, H: Host> Session<T, H> {
     /// Sends one message on the connection, if there is one.
     pub(super) async fn send(&mut self, message: Message) -> Option<std::io::Result<()>> {
         Some(self.conn.as_mut()?.send(message).await)
@@ -25,9 +26,9 @@ impl<T: Transport> Session<T> {
     /// The session message a resumable session's client gets first, then
     /// (resumed) what it missed. `last` is how many messages it says it got.
     pub(super) async fn greet(&mut self, resumed: bool, last: Option<u64>) {
-        let written = self.written.as_mut().expect("resumable");
-        let replay = if resumed { written.replay_after(last) } else { Ok(Vec::new()) };
-        let token = self.host.resume_keys().sign(Token { session: self.id, generation: written.generation });
+        let log = self.replay_log.as_mut().expect("resumable");
+        let replay = if resumed { log.replay_after(last) } else { Ok(Vec::new()) };
+        let token = self.host.resume_keys().sign(Token { session: self.id, generation: log.generation });
         let hello = serde_json::json!({"type": "session", "id": self.id.as_str(), "resume": token, "resumed": resumed});
         let Ok(replay) = replay else {
             tracing::info!(session = %self.id, ?last, "client missed messages no longer kept");
@@ -67,11 +68,11 @@ impl<T: Transport> Session<T> {
     /// has a timeout: a client that stops reading must not hold its session
     /// forever.
     pub(super) async fn write_batch(&mut self, batch: VecDeque<Message>, number: bool) -> Action {
-        if let (Some(written), true) = (self.written.as_mut(), number) {
+        if let (Some(log), true) = (self.replay_log.as_mut(), number) {
             let limits = &self.host.session_settings().mailbox;
-            let keep = Keep { messages: limits.parked_messages, bytes: limits.parked_bytes };
+            let bounds = ReplayBounds { messages: limits.parked_messages, bytes: limits.parked_bytes };
             for message in &batch {
-                written.record(message, keep);
+                log.record(message, bounds);
             }
         }
         let Some(conn) = self.conn.as_mut() else { return Action::None };

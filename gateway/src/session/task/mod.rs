@@ -21,7 +21,6 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use protocol::handover::Refusal;
 use protocol::SessionId;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
@@ -33,7 +32,7 @@ use super::Host;
 use crate::admission::Seat;
 use crate::base::message::Message;
 use crate::base::transport::Transport;
-use crate::resume::replay::{Carried, TakeRequest, Written};
+use crate::resume::replay::{ReplayLog, ResumeState};
 use crate::upstream::fastcgi::ParamBlock;
 use wait::{Reply, Wake};
 
@@ -55,14 +54,14 @@ pub enum Start {
     Resumed {
         id: SessionId,
         mailbox: Arc<Mailbox>,
-        carried: Carried,
+        carried: ResumeState,
         last: Option<u64>,
     },
 }
 
-struct Session<T> {
+struct Session<T, H: Host> {
     id: SessionId,
-    host: Arc<dyn Host>,
+    host: Arc<H>,
     /// The client's connection, while [`Lifecycle::connected`].
     conn: Option<T>,
     mailbox: Arc<Mailbox>,
@@ -72,10 +71,8 @@ struct Session<T> {
     /// later event as `META_*`.
     meta: ParamBlock,
     life: Lifecycle,
-    /// The connection that takes the session over, while handing over.
-    taker: Option<oneshot::Sender<Result<Carried, Refusal>>>,
     /// Present when the session is resumable.
-    written: Option<Box<Written>>,
+    replay_log: Option<Box<ReplayLog>>,
     /// Its place under `--max-connections`, given back when it ends.
     _seat: Seat,
     /// Runs while the client has a deadline (closing, parked).
@@ -88,27 +85,27 @@ struct Session<T> {
 /// the future holds the session once (not also the stream it was built
 /// from): an idle connection is mostly this future, and it adds up.
 /// `seat` is its place under `--max-connections`, given back when it ends.
-pub fn run<T: Transport>(
-    host: Arc<dyn Host>,
+pub fn run<T: Transport, H: Host>(
+    host: Arc<H>,
     conn: T,
     params: ParamBlock,
     seat: Seat,
     start: Start,
 ) -> impl Future<Output = ()> + Send {
     let settings = host.session_settings();
-    let (id, mailbox, meta, written, life, new) = match start {
+    let (id, mailbox, meta, replay_log, life, new) = match start {
         Start::New { resumable } => {
             let mailbox = Arc::new(Mailbox::new(settings.mailbox.clone()));
-            let written = resumable.then(|| Box::new(Written::new(0, 1, settings.resume_budget().clone())));
+            let replay_log = resumable.then(|| Box::new(ReplayLog::new(0, 1, settings.resume_budget().clone())));
             let phase = if resumable { Phase::Greeting { resumed: false, last: None } } else { Phase::Open };
             let connect = settings.connect_event.then_some(EventKind::Connect);
             let life = Lifecycle::new(phase, resumable, connect, settings);
-            (SessionId::random(), mailbox, ParamBlock::default(), written, life, true)
+            (SessionId::random(), mailbox, ParamBlock::default(), replay_log, life, true)
         }
         Start::Resumed { id, mailbox, carried, last } => {
             mailbox.park(false);
             let life = Lifecycle::new(Phase::Greeting { resumed: true, last }, true, Some(EventKind::Online), settings);
-            (id, mailbox, carried.meta, Some(Box::new(carried.written)), life, false)
+            (id, mailbox, carried.meta, Some(Box::new(carried.replay_log)), life, false)
         }
     };
     host.metrics().connections_opened.fetch_add(1, Relaxed);
@@ -121,8 +118,7 @@ pub fn run<T: Transport>(
         params,
         meta,
         life,
-        taker: None,
-        written,
+        replay_log,
         _seat: seat,
         timer: None,
         turn: 0,
@@ -142,7 +138,7 @@ pub fn run<T: Transport>(
     }
 }
 
-impl<T: Transport> Session<T> {
+impl<T: Transport, H: Host> Session<T, H> {
     /// Handlers are boxed where they are awaited: they run briefly, and
     /// unboxed their state would sit in every idle connection's future.
     async fn drive(&mut self) -> Outcome {
@@ -153,24 +149,18 @@ impl<T: Transport> Session<T> {
             if in_flight.is_none() {
                 match self.life.next_event(self.host.metrics()) {
                     Some(event) => (in_flight, abort) = self.dispatch(event),
-                    None if *self.life.phase() == Phase::Gone => break,
-                    None if *self.life.phase() == Phase::HandingOver => {
-                        if self.hand_over() {
-                            return Outcome::HandedOver;
-                        }
-                        continue;
-                    }
+                    None if matches!(self.life.phase(), Phase::Gone) => break,
+                    None if self.hand_over() => return Outcome::HandedOver,
                     None => {}
                 }
             }
             // The client left mid-request: the backend may stop early.
-            if *self.life.phase() == Phase::Gone {
+            if matches!(self.life.phase(), Phase::Gone) {
                 if let Some(switch) = abort.take() {
                     let _ = switch.send(());
                 }
             }
             let wake = std::future::poll_fn(|cx| self.poll_wake(&mut in_flight, cx)).await;
-            let (now, settings, metrics) = (Instant::now(), self.host.session_settings(), self.host.metrics());
             let action = match wake {
                 Wake::Reply(reply) => {
                     (in_flight, abort) = (None, None);
@@ -178,14 +168,18 @@ impl<T: Transport> Session<T> {
                 }
                 Wake::Frame(frame) => {
                     self.on_client_frame(&frame);
-                    self.life.client_frame(frame, now, settings, metrics)
+                    let (settings, metrics) = (self.host.session_settings(), self.host.metrics());
+                    self.life.client_frame(frame, Instant::now(), settings, metrics)
                 }
-                Wake::Taken(Taken::Messages(batch)) => {
-                    Box::pin(self.write_batch(batch, true)).await;
-                    Action::None
+                Wake::Taken(Taken::Messages(batch)) => Box::pin(self.write_batch(batch, true)).await,
+                Wake::Taken(Taken::Close(reason)) => {
+                    let (settings, metrics) = (self.host.session_settings(), self.host.metrics());
+                    self.life.close(reason, Instant::now(), settings, metrics)
                 }
-                Wake::Taken(Taken::Close(reason)) => self.life.close(reason, now, settings, metrics),
-                Wake::Taken(Taken::Take(request)) => self.on_take(request),
+                Wake::Taken(Taken::Take(request)) => {
+                    let generation = self.replay_log.as_ref().map(|log| log.generation);
+                    self.life.take(generation, request, self.host.metrics())
+                }
                 Wake::Deadline => {
                     match self.life.phase() {
                         Phase::Parked { .. } => {
@@ -193,11 +187,15 @@ impl<T: Transport> Session<T> {
                         }
                         _ => tracing::debug!(session = %self.id, "client did not finish the close handshake"),
                     }
-                    self.life.deadline_passed(settings, metrics);
+                    self.life.deadline_passed(self.host.session_settings(), self.host.metrics());
                     Action::None
                 }
             };
-            Box::pin(self.carry_out(action)).await;
+            match action {
+                // Most wakes (a push written, a message queued) end here.
+                Action::None => self.let_go_if_disconnected(),
+                action => Box::pin(self.carry_out(action)).await,
+            }
         }
         tracing::debug!(session = %self.id, "closed");
         Outcome::Ended
@@ -211,7 +209,7 @@ impl<T: Transport> Session<T> {
             action = match action {
                 Action::None => break,
                 Action::Write(message) => self.write_batch(VecDeque::from([message]), true).await,
-                Action::Keep(message) => {
+                Action::ReplayBounds(message) => {
                     self.mailbox.push(message);
                     Action::None
                 }
@@ -238,42 +236,34 @@ impl<T: Transport> Session<T> {
                 }
             };
         }
+        self.let_go_if_disconnected();
+    }
+
+    /// The connection goes once the lifecycle no longer counts it the
+    /// session's (parked, handed over, gone).
+    fn let_go_if_disconnected(&mut self) {
         if !self.life.connected() {
             self.conn = None;
         }
     }
 
-    /// A new connection presents this session's token.
-    fn on_take(&mut self, request: TakeRequest) -> Action {
-        let generation = self.written.as_ref().map(|written| written.generation);
-        match self.life.take(generation, request.generation, self.host.metrics()) {
-            Ok(action) => {
-                self.taker = Some(request.reply);
-                action
-            }
-            Err(refusal) => {
-                let _ = request.reply.send(Err(refusal));
-                Action::None
-            }
-        }
-    }
-
-    /// Gives the session to the connection that took it; false if that
-    /// connection gave up waiting, and the session ends after all.
+    /// Gives the session to the connection that took it, once its events
+    /// are sent: true when given; false if there is nothing to give yet,
+    /// or that connection gave up waiting and the session ends after all.
     fn hand_over(&mut self) -> bool {
-        let taker = self.taker.take().expect("handing over");
-        let mut written = self.written.take().expect("only resumable sessions are taken");
-        written.generation += 1;
-        let carried = Carried { meta: std::mem::take(&mut self.meta), written: *written };
+        let Some(taker) = self.life.hand_over() else { return false };
+        let mut log = self.replay_log.take().expect("only resumable sessions are taken");
+        log.generation += 1;
+        let carried = ResumeState { meta: std::mem::take(&mut self.meta), replay_log: *log };
         let Err(Ok(carried)) = taker.send(Ok(carried)) else { return true };
         tracing::info!(session = %self.id, "the resuming connection is gone; the session ends");
-        (self.meta, self.written) = (carried.meta, Some(Box::new(carried.written)));
+        (self.meta, self.replay_log) = (carried.meta, Some(Box::new(carried.replay_log)));
         self.life.gone(self.host.session_settings());
         false
     }
 }
 
-impl<T> Drop for Session<T> {
+impl<T, H: Host> Drop for Session<T, H> {
     fn drop(&mut self) {
         let metrics = self.host.metrics();
         metrics.pending_bytes.fetch_sub(self.life.pending_bytes(), Relaxed);

@@ -12,6 +12,7 @@ use crate::base::transport::{Incoming, Transport};
 use crate::session::event::EventKind;
 use crate::session::lifecycle::Phase;
 use crate::session::mailbox::Taken;
+use crate::session::Host;
 use crate::upstream::fastcgi::{CgiResponse, UpstreamError};
 
 /// The backend call in flight, as a future the session polls in place.
@@ -26,7 +27,7 @@ pub(super) enum Wake {
     Deadline,
 }
 
-impl<T: Transport> Session<T> {
+impl<T: Transport, H: Host> Session<T, H> {
     /// Waits for the next thing the session must act on: the backend's
     /// reply, a client frame, the mailbox, or the client's deadline. Each is
     /// polled in place, so nothing of the wait is stored in an idle
