@@ -21,6 +21,7 @@ use protocol::{encode_ids, Frame, FrameKind, SessionId};
 use tokio::sync::oneshot;
 
 use crate::base::message::{Message, Payload};
+use crate::metrics::Count;
 use crate::resume::replay::{outgoing, ReplayLog, ResumeState, TakeRequest};
 use crate::resume::token::Token;
 use crate::session::mailbox::Mailbox;
@@ -175,7 +176,7 @@ pub async fn give(gateway: Arc<Gateway>, link: usize, session: SessionId, to: Ga
         links.send_to(link, refuse(Refusal::Failed));
         return crate::session::event::send_close_events(&*gateway, vec![session]).await;
     }
-    gateway.metrics().moved_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    gateway.metrics().count(Count::MovedOut);
     tracing::debug!(%session, %to, "session handed over");
     links.send_to(link, Frame::new(FrameKind::Handover, encode_ids(&[session]), to.address(&encoded)));
 }

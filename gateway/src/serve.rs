@@ -55,9 +55,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let admin_shutdown = Shutdown::new();
     if let Some(addr) = gateway.config().admin {
         let gateway = gateway.clone();
-        let serve = runtime::metrics::serve_admin(addr, admin_shutdown.clone(), move || {
-            gateway.metrics().render(gateway.gauges())
-        });
+        let serve = runtime::metrics::serve_admin(addr, admin_shutdown.clone(), move || gateway.render_metrics());
         tokio::spawn(async move {
             if let Err(err) = serve.await {
                 tracing::error!(%err, "admin listener failed");

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use protocol::SessionId;
+use runtime::metrics::Snapshot;
 
 use crate::admission::AdmissionControl;
 use crate::links::RouterLinks;
-use crate::metrics::{self, Metrics};
+use crate::metrics::{Metrics, Now};
 use crate::resume::token::TokenKey;
 use crate::session::memberships::ChannelCount;
 use crate::session::{Host, Registry, SessionSettings};
@@ -121,27 +122,26 @@ impl Gateway {
         &self.upstreams
     }
 
-    /// What it holds now, for the metrics.
-    pub(crate) fn gauges(&self) -> metrics::Gauges<'_> {
-        let (links, stats) = (self.links().health(), &self.links().stats);
-        let budget = self.session_settings().resume_budget();
-        metrics::Gauges {
-            sessions: self.registry.len() as f64,
-            handshakes: self.handshakes() as f64,
-            backend_inflight_bytes: self.upstreams.in_flight_bytes() as f64,
-            links_up: links.up as f64,
-            link_queued_events: links.queued as f64,
-            unreported_closes: links.unreported as f64,
-            silent_routers: stats.silent_routers.load(Relaxed),
-            link_overflows: stats.overflows.load(Relaxed),
-            closes_lost: stats.closes_lost.load(Relaxed),
-            pushes_queued: stats.pushes_queued.load(Relaxed),
-            offline: self.registry.parked() as f64,
-            resume_buffered_bytes: budget.used() as f64,
-            resume_budget_dropped: budget.dropped(),
-            outbound_queued_bytes: self.registry.queued_bytes() as f64,
-            upstreams: &self.upstreams,
-        }
+    /// Every metric: the counters, and what it holds now.
+    pub fn render_metrics(&self) -> String {
+        let (links, stats) = (self.links.health(), &self.links.stats);
+        let budget = self.session.resume_budget();
+        let mut now = Snapshot::<Now>::default();
+        now.set(Now::Sessions, self.registry.len() as f64)
+            .set(Now::Handshakes, self.handshakes() as f64)
+            .set(Now::BackendInflightBytes, self.upstreams.in_flight_bytes() as f64)
+            .set(Now::LinksUp, links.up as f64)
+            .set(Now::LinkQueuedEvents, links.queued as f64)
+            .set(Now::UnreportedCloses, links.unreported as f64)
+            .set(Now::SilentRouters, stats.silent_routers.load(Relaxed) as f64)
+            .set(Now::LinkOverflows, stats.overflows.load(Relaxed) as f64)
+            .set(Now::ClosesLost, stats.closes_lost.load(Relaxed) as f64)
+            .set(Now::PushesQueued, stats.pushes_queued.load(Relaxed) as f64)
+            .set(Now::Offline, self.registry.parked() as f64)
+            .set(Now::ResumeBufferedBytes, budget.used() as f64)
+            .set(Now::ResumeBudgetDropped, budget.dropped() as f64)
+            .set(Now::OutboundQueuedBytes, self.registry.queued_bytes() as f64);
+        self.metrics.render(&now, &self.upstreams)
     }
 
     /// The page served on GET `path`, if one was given.

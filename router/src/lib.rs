@@ -9,7 +9,6 @@ pub mod outbound;
 pub mod server;
 pub mod store;
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -84,7 +83,7 @@ async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, shutdown: Shutdo
         if !unheld.is_empty() {
             tracing::info!(sessions = unheld.len(), "forgetting joins of sessions no gateway holds");
             match store.forget(&unheld).await {
-                Ok(()) => _ = hub.metrics.unheld_swept.fetch_add(unheld.len() as u64, Relaxed),
+                Ok(()) => hub.metrics.add(crate::metrics::Count::UnheldSwept, unheld.len()),
                 Err(err) => tracing::warn!(%err, "could not forget sessions no gateway holds"),
             }
         }

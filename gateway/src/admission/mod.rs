@@ -21,6 +21,7 @@ pub mod limits;
 pub mod proxy;
 
 use crate::base::close::CloseReason;
+use crate::metrics::Count;
 use crate::metrics::Metrics;
 use crate::Config;
 use limits::{AddressPlace, KeyedRate, PerAddress};
@@ -124,7 +125,7 @@ impl AdmissionControl {
         // later: two upgrades racing for the last seat cannot both get it.
         let max = self.max_connections;
         if self.seats.fetch_update(Relaxed, Relaxed, |taken| (taken < max).then_some(taken + 1)).is_err() {
-            metrics.refused_full.fetch_add(1, Relaxed);
+            metrics.count(Count::RefusedFull);
             metrics.closed(CloseReason::ServerFull);
             return Err(Refusal::Full);
         }
@@ -134,11 +135,11 @@ impl AdmissionControl {
     fn address_limits(&self, ip: IpAddr, metrics: &Metrics) -> Result<AddressPlace, Refusal> {
         let key = address_key(ip, self.ipv6_prefix);
         if !self.connect_rate.allow(key) {
-            metrics.refused_ip_rate.fetch_add(1, Relaxed);
+            metrics.count(Count::RefusedIpRate);
             return Err(Refusal::TooFast);
         }
         self.per_address.take(key).ok_or_else(|| {
-            metrics.refused_ip_connections.fetch_add(1, Relaxed);
+            metrics.count(Count::RefusedIpConnections);
             Refusal::TooMany
         })
     }

@@ -4,7 +4,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,9 +16,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::admission::{Entry, Refusal};
+use crate::admission::{Entry, Refusal, Seat};
 use crate::base::close::CloseReason;
 use crate::front::websocket::{self, deflate, WebSocket};
+use crate::metrics::Count;
 use crate::resume::token::{self, Ask};
 use crate::session::task::Start;
 use crate::session::Host;
@@ -184,7 +184,7 @@ fn upgrade<I: Io>(
         return response;
     }
     if !origin_allowed(&gateway.config().allowed_origins, req.headers()) {
-        gateway.metrics().refused_origin.fetch_add(1, Relaxed);
+        gateway.metrics().count(Count::RefusedOrigin);
         return respond(StatusCode::FORBIDDEN, "text/plain", "origin not allowed\n");
     }
     let admission = gateway.admission().admit(entry, remote.ip(), gateway.metrics());
@@ -199,55 +199,10 @@ fn upgrade<I: Io>(
         Ok(params) => params,
         Err(why) => return respond(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "text/plain", format!("{why}\n")),
     };
-    let offers = req.headers().get_all(header::SEC_WEBSOCKET_EXTENSIONS);
-    let agreed = match gateway.config().deflate {
-        true => deflate::negotiate(offers.iter().filter_map(|v| v.to_str().ok())),
-        false => None,
-    };
-    let settings = websocket::Settings {
-        max_message: gateway.config().max_message,
-        inflate: agreed.is_some(),
-        compress: agreed
-            .as_ref()
-            .and_then(|a| a.window_bits)
-            .map(|window_bits| websocket::Compressing { min_bytes: gateway.config().deflate_min_bytes, window_bits }),
-    };
+    let (agreed, settings) = websocket_settings(&gateway, req.headers());
     let ask = token::ask(req.uri().query().unwrap_or(""));
     let upgraded = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        let upgraded = match upgraded.await.map(|io| io.downcast::<TokioIo<I>>()) {
-            Ok(Ok(parts)) => parts,
-            Ok(Err(_)) => return tracing::error!(%remote, "upgraded connection of an unexpected type"),
-            Err(err) => return tracing::debug!(%err, %remote, "upgrade failed"),
-        };
-        let mut ws = WebSocket::new(upgraded.io.into_inner(), upgraded.read_buf, settings);
-        // A close code tells a client why (and a browser can read it); an
-        // HTTP error would not.
-        let refuse = |reason: CloseReason| {
-            gateway.metrics().closed(reason);
-            crate::base::message::Message::closing(reason)
-        };
-        let Ok(seat) = admission else {
-            let _ = ws.send(refuse(CloseReason::ServerFull)).await;
-            return;
-        };
-        let start = match start(&gateway, ask).await {
-            Ok(start) => start,
-            Err(reason) => {
-                tracing::info!(%remote, reason = reason.text(), "resume refused");
-                let _ = ws.send(refuse(reason)).await;
-                // Read on until the client answers, so it gets the close frame.
-                let _ = tokio::time::timeout(Duration::from_secs(1), ws.next()).await;
-                return;
-            }
-        };
-        // A task of its own, sized to the session alone: this one, with
-        // the handshake's state in it, ends here.
-        let metrics = gateway.clone();
-        let session = crate::session::task::run(gateway, ws, params, seat, start);
-        metrics.metrics().session_future_bytes.store(size_of_val(&session), Relaxed);
-        tokio::spawn(session);
-    });
+    tokio::spawn(open_session::<I>(upgraded, gateway, remote, settings, params, admission, ask));
     let mut response = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "Upgrade")
@@ -257,6 +212,68 @@ fn upgrade<I: Io>(
         response = response.header(header::SEC_WEBSOCKET_EXTENSIONS, agreed.response);
     }
     response.body(Full::default()).expect("static response parts are valid")
+}
+
+/// What the WebSocket connection will do: its message limit, and the
+/// permessage-deflate agreed from the client's offers (when `--deflate`).
+fn websocket_settings(gateway: &Gateway, headers: &HeaderMap) -> (Option<deflate::Agreed>, websocket::Settings) {
+    let config = gateway.config();
+    let offers = headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS);
+    let agreed = match config.deflate {
+        true => deflate::negotiate(offers.iter().filter_map(|v| v.to_str().ok())),
+        false => None,
+    };
+    let compress = agreed
+        .as_ref()
+        .and_then(|a| a.window_bits)
+        .map(|window_bits| websocket::Compressing { min_bytes: config.deflate_min_bytes, window_bits });
+    let settings = websocket::Settings { max_message: config.max_message, inflate: agreed.is_some(), compress };
+    (agreed, settings)
+}
+
+/// Once the upgrade is through: the session on the upgraded connection,
+/// or a close frame that says why there is none.
+async fn open_session<I: Io>(
+    upgraded: hyper::upgrade::OnUpgrade,
+    gateway: Arc<Gateway>,
+    remote: SocketAddr,
+    settings: websocket::Settings,
+    params: ParamBlock,
+    admission: Result<Seat, Refusal>,
+    ask: Ask,
+) {
+    let upgraded = match upgraded.await.map(|io| io.downcast::<TokioIo<I>>()) {
+        Ok(Ok(parts)) => parts,
+        Ok(Err(_)) => return tracing::error!(%remote, "upgraded connection of an unexpected type"),
+        Err(err) => return tracing::debug!(%err, %remote, "upgrade failed"),
+    };
+    let mut ws = WebSocket::new(upgraded.io.into_inner(), upgraded.read_buf, settings);
+    // A close code tells a client why (and a browser can read it); an
+    // HTTP error would not.
+    let refuse = |reason: CloseReason| {
+        gateway.metrics().closed(reason);
+        crate::base::message::Message::closing(reason)
+    };
+    let Ok(seat) = admission else {
+        let _ = ws.send(refuse(CloseReason::ServerFull)).await;
+        return;
+    };
+    let start = match start(&gateway, ask).await {
+        Ok(start) => start,
+        Err(reason) => {
+            tracing::info!(%remote, reason = reason.text(), "resume refused");
+            let _ = ws.send(refuse(reason)).await;
+            // Read on until the client answers, so it gets the close frame.
+            let _ = tokio::time::timeout(Duration::from_secs(1), ws.next()).await;
+            return;
+        }
+    };
+    // A task of its own, sized to the session alone: this one, with
+    // the handshake's state in it, ends here.
+    let metrics = gateway.clone();
+    let session = crate::session::task::run(gateway, ws, params, seat, start);
+    metrics.metrics().set(Count::SessionFutureBytes, size_of_val(&session));
+    tokio::spawn(session);
 }
 
 /// How the connection's session begins: new, or resumed as its query
@@ -292,7 +309,7 @@ fn connection_params(
             }
         });
     if params.is_err() {
-        gateway.metrics().refused_headers.fetch_add(1, Relaxed);
+        gateway.metrics().count(Count::RefusedHeaders);
     }
     params
 }

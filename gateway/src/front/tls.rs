@@ -7,7 +7,6 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -22,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission::Entry;
+use crate::metrics::Count;
 use crate::session::Host;
 use crate::{Config, Gateway};
 
@@ -134,7 +134,7 @@ pub async fn serve_connection(
     gateway: Arc<Gateway>,
 ) {
     let failed = |why: String| {
-        gateway.metrics().tls_handshake_failures.fetch_add(1, Relaxed);
+        gateway.metrics().count(Count::TlsHandshakeFailures);
         tracing::debug!(%remote, why, "TLS handshake failed");
     };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
@@ -153,11 +153,11 @@ pub async fn reload_on_hangup(certificate: Arc<Certificate>, gateway: Arc<Gatewa
     while hangups.recv().await.is_some() {
         match certificate.reload() {
             Ok(()) => {
-                gateway.metrics().tls_reloads.fetch_add(1, Relaxed);
+                gateway.metrics().count(Count::TlsReloads);
                 tracing::info!(cert = %certificate.cert.display(), "TLS certificate reloaded");
             }
             Err(err) => {
-                gateway.metrics().tls_reload_failures.fetch_add(1, Relaxed);
+                gateway.metrics().count(Count::TlsReloadFailures);
                 tracing::error!(err = format!("{err:#}"), "TLS certificate not reloaded; the one in use stays");
             }
         }

@@ -2,7 +2,6 @@
 //! which no later one stands in for, is tried again while the backend is
 //! down. What the request holds is `upstream::cgi`'s.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,6 +9,7 @@ use protocol::SessionId;
 use tokio::time::Instant;
 
 use super::Host;
+use crate::metrics::Count;
 pub use crate::upstream::cgi::{Event, EventKind};
 use crate::upstream::fastcgi::{Abort, CgiResponse, Pool, UpstreamError};
 
@@ -38,19 +38,17 @@ pub async fn send(
     loop {
         match pool.call(request, label, &mut None).await {
             Err(err) if err.backend_down() && Instant::now() + pause < deadline => {
-                host.metrics().event_retries.fetch_add(1, Relaxed);
+                host.metrics().count(Count::EventRetries);
                 tracing::info!(session = label, ?kind, %err, "backend down: sending the event again in {pause:?}");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(RETRY_MAX);
             }
             Err(err) => {
-                let metrics = &host.metrics();
-                let given_up = if kind == EventKind::Close {
-                    &metrics.close_events_given_up
-                } else {
-                    &metrics.offline_events_given_up
+                let given_up = match kind {
+                    EventKind::Close => Count::CloseEventsGivenUp,
+                    _ => Count::OfflineEventsGivenUp,
                 };
-                given_up.fetch_add(1, Relaxed);
+                host.metrics().count(given_up);
                 tracing::error!(session = label, ?kind, %err, "event given up: the backend never took it");
                 return Err(err);
             }

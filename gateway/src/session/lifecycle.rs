@@ -6,7 +6,6 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,6 +20,7 @@ use super::SessionSettings;
 use crate::base::close::CloseReason;
 use crate::base::message::Message;
 use crate::base::transport::Incoming;
+use crate::metrics::Count;
 use crate::metrics::Metrics;
 use crate::resume::replay::{ResumeState, TakeRequest};
 
@@ -158,7 +158,7 @@ impl Lifecycle {
             self.pending = VecDeque::new();
         }
         self.pending_bytes -= event.body.len() as u32;
-        metrics.pending_bytes.fetch_sub(event.body.len(), Relaxed);
+        metrics.sub(Count::PendingBytes, event.body.len());
         Some(event)
     }
 
@@ -188,7 +188,7 @@ impl Lifecycle {
         if !matches!(self.phase, Phase::Open) {
             return Action::None;
         }
-        m.messages_in.fetch_add(1, Relaxed);
+        m.count(Count::MessagesIn);
         if s.max_message_rate > 0.0 && !self.message_rate.take(s.max_message_rate, s.max_message_burst, now) {
             return self.close(CloseReason::RateLimited, now, s, m);
         }
@@ -196,11 +196,11 @@ impl Lifecycle {
         // work without bound and the others keep their share.
         let fits = u32::try_from(self.pending_bytes as usize + body.len()).is_ok();
         if !fits || !policy::admits_message(s, self.pending.len(), self.pending_bytes as usize, body.len()) {
-            m.messages_refused_in_flight.fetch_add(1, Relaxed);
+            m.count(Count::MessagesRefusedInFlight);
             return self.reply(policy::gateway_error(429, "too many messages in flight; this one was dropped"), m);
         }
         self.pending_bytes += body.len() as u32;
-        m.pending_bytes.fetch_add(body.len(), Relaxed);
+        m.add(Count::PendingBytes, body.len());
         self.pending.push_back(Event { kind: EventKind::Message { binary }, body });
         Action::None
     }
@@ -213,7 +213,7 @@ impl Lifecycle {
                 self.close(CloseReason::BackendUnavailable, now, s, m)
             }
             Answered::Refused { code, reason } => {
-                m.connect_refused_by_backend.fetch_add(1, Relaxed);
+                m.count(Count::ConnectRefusedByBackend);
                 self.backend_knows_session = false;
                 self.send_close(code, reason.into(), true, now, s)
             }
@@ -230,7 +230,7 @@ impl Lifecycle {
             Phase::Parked { .. } | Phase::HandingOver(_) => Action::ReplayBounds(message),
             Phase::Closing { .. } | Phase::Gone => return Action::None,
         };
-        m.replies_out.fetch_add(1, Relaxed);
+        m.count(Count::RepliesOut);
         action
     }
 
@@ -296,7 +296,7 @@ impl Lifecycle {
             self.gone(s);
             return Action::None;
         }
-        m.parked.fetch_add(1, Relaxed);
+        m.count(Count::Parked);
         self.phase = Phase::Parked { until: now + s.resume_grace };
         self.pending.push_back(Event { kind: EventKind::Offline, body: Bytes::new() });
         Action::LetGo { farewell: None, withdrawn: false, parked: true }
@@ -428,11 +428,11 @@ mod tests {
         for text in ["one", "two"] {
             assert_eq!(life.client_frame(message(text), now, &s, &m), Action::None);
         }
-        assert_eq!((life.pending_bytes(), m.pending_bytes.load(Relaxed)), (6, 6));
+        assert_eq!((life.pending_bytes(), m.get(Count::PendingBytes)), (6, 6));
         assert_eq!(life.client_frame(Some(Incoming::Control), now, &s, &m), Action::None);
         let bodies: Vec<Bytes> = std::iter::from_fn(|| life.next_event(&m)).map(|event| event.body).collect();
         assert_eq!(bodies, ["one", "two"]);
-        assert_eq!((life.pending_bytes(), m.pending_bytes.load(Relaxed), m.messages_in.load(Relaxed)), (0, 0, 2));
+        assert_eq!((life.pending_bytes(), m.get(Count::PendingBytes), m.get(Count::MessagesIn)), (0, 0, 2));
     }
 
     #[test]
@@ -483,7 +483,7 @@ mod tests {
             assert_eq!(life.reply(Message::text("kept"), &m), Action::ReplayBounds(Message::text("kept")));
             assert_eq!(kinds(&mut life), [EventKind::Offline]);
         }
-        assert_eq!(m.parked.load(Relaxed), 3);
+        assert_eq!(m.get(Count::Parked), 3);
         let mut plain = session(Phase::Open, false, &s);
         assert_eq!(plain.client_frame(None, now, &s, &m), Action::None);
         assert_eq!(gone_with(&mut plain), vec![EventKind::Close]);
@@ -519,7 +519,7 @@ mod tests {
         assert_eq!(life.answered(hello, now, &s, &m), Action::Write(Message::text("hello")));
         assert_eq!(life.answered(Answered::Deliver(None), now, &s, &m), Action::None);
         assert_eq!(life.answered(Answered::Nothing, now, &s, &m), Action::None);
-        assert_eq!(m.replies_out.load(Relaxed), 1);
+        assert_eq!(m.get(Count::RepliesOut), 1);
 
         let refused = Answered::Refused { code: 4403, reason: "no entry".into() };
         assert_eq!(life.answered(refused, now, &s, &m), Action::SendClose { code: 4403, reason: "no entry".into() });
@@ -616,6 +616,22 @@ mod tests {
         let mut closing = session(Phase::Open, true, &s);
         closing.client_frame(Some(Incoming::Goodbye(None)), now, &s, &m);
         assert_eq!(refusal(&mut closing, Some(1), 1), Some(Refusal::Expired));
+    }
+
+    #[test]
+    fn a_gone_session_takes_nothing_more() {
+        let (s, m, now) = (settings(&[]), Metrics::default(), Instant::now());
+        let mut life = session(Phase::Open, true, &s);
+        life.gone(&s);
+        assert!(!life.connected() && !life.reading() && life.deadline().is_none());
+        assert_eq!(life.client_frame(message("late"), now, &s, &m), Action::None);
+        assert_eq!(life.reply(Message::text("late"), &m), Action::None);
+        assert_eq!(life.close(CloseReason::Kicked, now, &s, &m), Action::None);
+        assert_eq!(life.write_failed(true, now, &s, &m), Action::None);
+        assert_eq!(life.answered(Answered::ConnectFailed, now, &s, &m), Action::None);
+        assert_eq!(refusal(&mut life, Some(1), 1), Some(Refusal::Expired));
+        assert!(life.hand_over().is_none());
+        assert_eq!(gone_with(&mut life), [EventKind::Close], "one close event, whatever came after");
     }
 
     #[test]

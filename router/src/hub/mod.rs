@@ -12,7 +12,6 @@
 //! gateways those are and how many members each said it has ([`Route`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,8 +21,9 @@ use bytes::Bytes;
 
 use protocol::cmd::{Delivered, GatewayInfo, InfoReport};
 
-use crate::metrics::{Gauges, RouterMetrics};
+use crate::metrics::{Count, Now, RouterMetrics};
 use crate::outbound::Outbound;
+use runtime::metrics::Snapshot;
 
 mod moves;
 use crate::store::{Store, StoreResult};
@@ -189,7 +189,7 @@ impl Hub {
     }
 
     fn refuse_gateway_frame(&self, link: LinkId, what: &str, about: &dyn std::fmt::Display) {
-        self.metrics.gateway_frames_refused.fetch_add(1, Relaxed);
+        self.metrics.count(Count::GatewayFramesRefused);
         tracing::warn!(?link, %about, "ignored from a gateway: {what}");
     }
 
@@ -288,7 +288,7 @@ impl Hub {
     /// any of them, never one message per recipient.
     pub fn deliver(&self, kind: FrameKind, ids: &[SessionId], data: Bytes, binary: bool) -> Delivered {
         let delivered = self.to_owning_gateways(kind, ids, data, binary);
-        self.metrics.deliveries.fetch_add(delivered.sessions as u64, Relaxed);
+        self.metrics.add(Count::Deliveries, delivered.sessions);
         delivered
     }
 
@@ -430,7 +430,7 @@ impl Hub {
                 delivered.delivered_to_gateways += 1;
             }
         }
-        self.metrics.deliveries.fetch_add(delivered.sessions as u64, Relaxed);
+        self.metrics.add(Count::Deliveries, delivered.sessions);
         delivered
     }
 
@@ -455,7 +455,7 @@ impl Hub {
     /// Sends one frame to every linked gateway.
     pub fn broadcast(&self, frame: Frame) -> Delivered {
         let delivered = self.broadcast_frame(frame);
-        self.metrics.deliveries.fetch_add(delivered.sessions as u64, Relaxed);
+        self.metrics.add(Count::Deliveries, delivered.sessions);
         delivered
     }
 
@@ -475,25 +475,25 @@ impl Hub {
     fn queue(&self, gateway: &Gateway, frames: Vec<Frame>) -> bool {
         let queued = gateway.outbound.push(frames);
         if !queued {
-            self.metrics.gateway_pushes_dropped.fetch_add(1, Relaxed);
+            self.metrics.count(Count::GatewayPushesDropped);
         }
         queued
     }
 
     /// The router's metrics, as Prometheus text.
     pub fn render_metrics(&self) -> String {
-        let gauges = {
+        let mut now = Snapshot::<Now>::default();
+        {
             let links = self.links.lock().unwrap();
-            let queued_bytes = links.gateways.values().map(|gw| gw.outbound.queued_bytes()).sum();
-            Gauges {
-                gateways: links.gateways.len(),
-                sessions: links.sessions.len(),
-                queued_bytes,
-                unheld: links.unheld.len(),
-                channel_routes: links.routes.values().map(HashMap::len).sum(),
-            }
-        };
-        self.metrics.render(gauges)
+            let queued_bytes: usize = links.gateways.values().map(|gw| gw.outbound.queued_bytes()).sum();
+            let routes: usize = links.routes.values().map(HashMap::len).sum();
+            now.set(Now::Gateways, links.gateways.len() as f64)
+                .set(Now::Sessions, links.sessions.len() as f64)
+                .set(Now::QueuedBytes, queued_bytes as f64)
+                .set(Now::Unheld, links.unheld.len() as f64)
+                .set(Now::ChannelRoutes, routes as f64);
+        }
+        self.metrics.render(&now)
     }
 
     pub async fn info(&self) -> StoreResult<InfoReport> {

@@ -2,10 +2,10 @@
 //! AUTH is a gateway link; any other connection is a backend sending
 //! commands, one or many per connection, as fooking's `RouterClient` does.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
@@ -14,6 +14,7 @@ use protocol::cmd::{error_frame, Command};
 
 use crate::cmd::Apply;
 use crate::hub::{Hub, LinkId};
+use crate::metrics::Count;
 use crate::outbound::{CutOff, Outbound};
 use crate::server::arrival::Ticket;
 use protocol::handover::{GatewayId, ResumeAsk};
@@ -82,7 +83,7 @@ pub async fn serve_connection(
     if let Some(expected) = expected {
         let given = hello.as_ref().map(Hello::token).unwrap_or_default();
         if !token_matches(expected.as_bytes(), given) {
-            hub.metrics.refused_unauthenticated.fetch_add(1, Relaxed);
+            hub.metrics.count(Count::RefusedUnauthenticated);
             return tracing::warn!(%peer, role, "closing connection: missing or wrong token (send AUTH with it first)");
         }
     }
@@ -99,7 +100,7 @@ pub async fn serve_connection(
 }
 
 fn log_frame_error(hub: &Hub, peer: &str, err: &FrameError) {
-    hub.metrics.bad_frames.fetch_add(1, Relaxed);
+    hub.metrics.count(Count::BadFrames);
     tracing::warn!(%peer, %err, "closing connection: bad frame");
 }
 
@@ -126,13 +127,13 @@ async fn serve_backend(
         };
         let refusal = match Command::from_frame(frame) {
             Err(err) => {
-                hub.metrics.bad_frames.fetch_add(1, Relaxed);
+                hub.metrics.count(Count::BadFrames);
                 Err(("bad_request", err.to_string()))
             }
             Ok(command) => {
                 let (payload, limit) = (command.largest_payload(), hub.push_limit());
                 if payload > limit {
-                    hub.metrics.pushes_too_large.fetch_add(1, Relaxed);
+                    hub.metrics.count(Count::PushesTooLarge);
                     Err(("too_large", format!("a payload of {payload} bytes is over the frame limit of {limit}")))
                 } else {
                     Ok(command)
@@ -199,28 +200,7 @@ async fn serve_gateway(conn: Conn, hub: Arc<Hub>, peer: &str, id: GatewayId, set
     let gateway_beat: Mutex<Option<Heartbeat>> = Mutex::new(None);
     let beat_of_gateway = || *gateway_beat.lock().unwrap();
 
-    let writer = async {
-        loop {
-            let batch = match outbound.take().await {
-                Ok(batch) => batch,
-                Err(why) => return LinkEnd::CutOff(why),
-            };
-            let write = async {
-                for frame in batch {
-                    tokio::time::timeout(settings.stall, sink.feed(frame)).await??;
-                }
-                Ok::<(), WriteError>(tokio::time::timeout(settings.stall, sink.flush()).await??)
-            };
-            match write.await {
-                Ok(()) => {}
-                Err(WriteError::Frame(err)) => return LinkEnd::Closed(format!("write failed: {err}")),
-                Err(WriteError::Stalled) => {
-                    outbound.cut_off(CutOff::Stalled);
-                    return LinkEnd::CutOff(CutOff::Stalled);
-                }
-            }
-        }
-    };
+    let writer = write_link(&mut sink, &outbound, settings.stall);
     let beats = async {
         let mut ticks = tokio::time::interval(settings.heartbeat);
         loop {
@@ -273,10 +253,35 @@ async fn serve_gateway(conn: Conn, hub: Arc<Hub>, peer: &str, id: GatewayId, set
     hub.detach_gateway(link);
     match end {
         LinkEnd::CutOff(why) => {
-            hub.metrics.gateways_cut_off[why as usize].fetch_add(1, Relaxed);
+            hub.metrics.count(why);
             tracing::warn!(%peer, gateway = %id, reason = why.label(), "gateway cut off: its link is closed");
         }
         LinkEnd::Closed(reason) => tracing::info!(%peer, gateway = %id, reason, "gateway unlinked"),
+    }
+}
+
+/// Writes what is queued for a gateway, a batch at a time, each frame and
+/// flush within `stall`: a gateway that stops reading is cut off.
+async fn write_link(sink: &mut SplitSink<Conn, Frame>, outbound: &Outbound, stall: Duration) -> LinkEnd {
+    loop {
+        let batch = match outbound.take().await {
+            Ok(batch) => batch,
+            Err(why) => return LinkEnd::CutOff(why),
+        };
+        let write = async {
+            for frame in batch {
+                tokio::time::timeout(stall, sink.feed(frame)).await??;
+            }
+            Ok::<(), WriteError>(tokio::time::timeout(stall, sink.flush()).await??)
+        };
+        match write.await {
+            Ok(()) => {}
+            Err(WriteError::Frame(err)) => return LinkEnd::Closed(format!("write failed: {err}")),
+            Err(WriteError::Stalled) => {
+                outbound.cut_off(CutOff::Stalled);
+                return LinkEnd::CutOff(CutOff::Stalled);
+            }
+        }
     }
 }
 

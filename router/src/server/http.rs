@@ -90,7 +90,7 @@ async fn handle(req: Request<Incoming>, hub: &Hub, token: Option<&str>) -> Respo
     };
     let (payload, limit) = (command.largest_payload(), hub.push_limit());
     if payload > limit {
-        hub.metrics.pushes_too_large.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        hub.metrics.count(crate::metrics::Count::PushesTooLarge);
         let message = format!("a payload of {payload} bytes is over the frame limit of {limit} bytes (--max-frame)");
         return error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message);
     }

@@ -102,6 +102,19 @@ pub struct RedisCalls {
     idle_per_s: f64,
 }
 
+impl RedisCalls {
+    /// Redis commands per publish of `publishes`, less the INFO that read
+    /// the count before; and less the routers' upkeep at the idle rate.
+    async fn report(self, report: &mut Report, prefix: &str, publishes: usize) -> anyhow::Result<()> {
+        let calls = redis_calls(self.addr).await?.saturating_sub(self.before + 1) as f64;
+        let upkeep = self.idle_per_s * self.at.elapsed().as_secs_f64();
+        let per_publish = |calls: f64| (calls / (publishes + 1) as f64 * 100.0).round() / 100.0;
+        report.set(&format!("{prefix}redis_commands_per_publish"), per_publish(calls));
+        report.set(&format!("{prefix}redis_commands_per_publish_less_upkeep"), per_publish(calls - upkeep));
+        Ok(())
+    }
+}
+
 /// What a member expects: how many messages (`None`: until the end
 /// marker), and through how many routers they take turns.
 #[derive(Clone, Copy)]
@@ -247,13 +260,8 @@ impl Fanout {
         }
         let cpu = self.cpu.as_ref().map(CpuSpan::spent).transpose()?;
         if let Some(redis) = self.redis_calls {
-            // Less the INFO that read the count before; read before the
-            // members close, which the routers write to Redis.
-            let calls = redis_calls(redis.addr).await?.saturating_sub(redis.before + 1) as f64;
-            let upkeep = redis.idle_per_s * redis.at.elapsed().as_secs_f64();
-            let per_publish = |calls: f64| (calls / (expected + 1) as f64 * 100.0).round() / 100.0;
-            report.set(&format!("{prefix}redis_commands_per_publish"), per_publish(calls));
-            report.set(&format!("{prefix}redis_commands_per_publish_less_upkeep"), per_publish(calls - upkeep));
+            // Read before the members close, which the routers write to Redis.
+            redis.report(report, prefix, expected).await?;
         }
         eprintln!("fanout: all members done");
         before_close.await;

@@ -3,7 +3,6 @@
 //! what it notes of each frame.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering::Relaxed;
 
 use futures_util::SinkExt;
 use tokio::time::Instant;
@@ -12,6 +11,7 @@ use super::Session;
 use crate::base::close::CloseReason;
 use crate::base::message::Message;
 use crate::base::transport::{Incoming, Transport};
+use crate::metrics::Count;
 use crate::resume::replay::ReplayBounds;
 use crate::resume::token::Token;
 use crate::session::lifecycle::Action;
@@ -37,7 +37,7 @@ impl<T: Transport, H: Host> Session<T, H> {
             return self.carry_out(action).await;
         };
         if resumed {
-            self.host.metrics().resumed.fetch_add(1, Relaxed);
+            self.host.metrics().count(Count::Resumed);
             tracing::debug!(session = %self.id, replayed = replay.len(), "resumed");
         }
         // Neither is numbered again: the session message never is, the

@@ -18,7 +18,6 @@ mod wait;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use protocol::SessionId;
@@ -32,6 +31,7 @@ use super::Host;
 use crate::admission::Seat;
 use crate::base::message::Message;
 use crate::base::transport::Transport;
+use crate::metrics::Count;
 use crate::resume::replay::{ReplayLog, ResumeState};
 use crate::upstream::fastcgi::ParamBlock;
 use wait::{Reply, Wake};
@@ -108,8 +108,8 @@ pub fn run<T: Transport, H: Host>(
             (id, mailbox, carried.meta, Some(Box::new(carried.replay_log)), life, false)
         }
     };
-    host.metrics().connections_opened.fetch_add(1, Relaxed);
-    host.metrics().params_bytes.fetch_add(params.encoded().len(), Relaxed);
+    host.metrics().count(Count::ConnectionsOpened);
+    host.metrics().add(Count::ParamsBytes, params.encoded().len());
     let mut session = Session {
         id,
         host,
@@ -266,7 +266,7 @@ impl<T: Transport, H: Host> Session<T, H> {
 impl<T, H: Host> Drop for Session<T, H> {
     fn drop(&mut self) {
         let metrics = self.host.metrics();
-        metrics.pending_bytes.fetch_sub(self.life.pending_bytes(), Relaxed);
-        metrics.params_bytes.fetch_sub(self.params.encoded().len(), Relaxed);
+        metrics.sub(Count::PendingBytes, self.life.pending_bytes());
+        metrics.sub(Count::ParamsBytes, self.params.encoded().len());
     }
 }
