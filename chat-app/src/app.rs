@@ -24,7 +24,7 @@ pub struct App {
 
 impl App {
     pub fn new(config: &Config) -> anyhow::Result<App> {
-        let redis = |url: &str| runtime::redis_manager(url).with_context(|| format!("bad redis url {url}"));
+        let redis = |url: &str| runtime::Redis::open(url).with_context(|| format!("bad redis url {url}"));
         let users = |name: &str| -> anyhow::Result<Users> {
             Ok(match &config.redis {
                 Some(url) => Users::Redis { conn: redis(url)?, key: format!("{}{name}", config.redis_prefix) },

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use protocol::SessionId;
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use serde::Serialize;
 
@@ -17,7 +16,7 @@ pub struct User {
 
 pub enum Users {
     Memory(Mutex<HashMap<SessionId, String>>),
-    Redis { conn: ConnectionManager, key: String },
+    Redis { conn: runtime::Redis, key: String },
 }
 
 pub type UsersResult<T> = Result<T, redis::RedisError>;

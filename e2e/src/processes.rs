@@ -195,6 +195,87 @@ impl Redis {
     }
 }
 
+/// A master, one replica and three Sentinels watching them (quorum 2,
+/// down after 1 s), as Debian's redis-server runs them, on free ports.
+pub struct SentinelGroup {
+    pub master_port: u16,
+    pub replica_port: u16,
+    pub sentinel_ports: Vec<u16>,
+    procs: Vec<Proc>,
+}
+
+/// The master's name the Sentinels know.
+pub const SENTINEL_MASTER: &str = "mymaster";
+
+impl SentinelGroup {
+    pub fn start() -> SentinelGroup {
+        let (master_port, replica_port) = (free_port(), free_port());
+        let master = Redis::spawn(master_port, "redis-master");
+        let replica_args = [
+            "--port",
+            &replica_port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--bind",
+            "127.0.0.1",
+            "--replicaof",
+            "127.0.0.1",
+            &master_port.to_string(),
+        ];
+        let replica = Proc::spawn("redis-server", &replica_args, "redis-replica");
+        wait_for_port(replica_port, "the replica");
+        // Beside the logs: the Sentinels rewrite their config files.
+        let dir = bin_dir().join(format!("../e2e-logs/sentinels-{master_port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut procs = vec![master, replica];
+        let mut sentinel_ports = Vec::new();
+        for i in 0..3 {
+            let port = free_port();
+            let conf = dir.join(format!("sentinel-{i}.conf"));
+            let text = format!(
+                "port {port}\nbind 127.0.0.1\ndir {dir}\nsentinel monitor {SENTINEL_MASTER} 127.0.0.1 {master_port} 2\n\
+                 sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\nsentinel failover-timeout {SENTINEL_MASTER} 5000\n",
+                dir = dir.display()
+            );
+            std::fs::write(&conf, text).unwrap();
+            procs.push(Proc::spawn("redis-server", &[conf.to_str().unwrap(), "--sentinel"], &format!("sentinel-{i}")));
+            wait_for_port(port, "a sentinel");
+            sentinel_ports.push(port);
+        }
+        SentinelGroup { master_port, replica_port, sentinel_ports, procs }
+    }
+
+    /// The URL the router and chat-app take.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self.sentinel_ports.iter().map(|port| local(*port).to_string()).collect();
+        format!("redis+sentinel://{}/{SENTINEL_MASTER}", hosts.join(","))
+    }
+
+    /// The master, killed without a word (`kill -9`).
+    pub fn kill_master(&mut self) {
+        self.procs[0].kill();
+    }
+
+    /// The port of the node the Sentinels name master now.
+    pub fn master_now(&self) -> Option<u16> {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.sentinel_ports[0].to_string(), "SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout).lines().nth(1)?.trim().parse().ok()
+    }
+
+    /// Whether the Sentinels know the replica (they find it through the master).
+    pub fn replica_known(&self) -> bool {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.sentinel_ports[0].to_string(), "SENTINEL", "replicas", SENTINEL_MASTER])
+            .output();
+        out.is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(&self.replica_port.to_string()))
+    }
+}
+
 #[derive(Default)]
 pub struct StackOptions {
     /// Membership and users in this Redis; in memory without it.

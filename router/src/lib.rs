@@ -24,7 +24,7 @@ use store::{RedisStore, Store};
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let store = match &config.redis {
         Some(url) => {
-            let conn = runtime::redis_manager(url).with_context(|| format!("bad redis url {url}"))?;
+            let conn = runtime::Redis::open(url).with_context(|| format!("bad redis url {url}"))?;
             Store::Redis(RedisStore::new(conn, config.redis_prefix.clone()))
         }
         None => Store::Memory(Box::default()),
@@ -101,6 +101,11 @@ async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, shutdown: Shutdo
                 true => tracing::info!("the store is empty: asking the gateways to report"),
                 false => tracing::warn!("the store lost its data: asking the gateways to resync"),
             }
+            hub.request_resync();
+        } else if store.failed_over() {
+            // Replication is asynchronous: what the old master took last
+            // may be missing. The gateways' reports put it back.
+            tracing::warn!("redis failed over to a new master: asking the gateways to resync");
             hub.request_resync();
         }
         first_look = false;

@@ -19,7 +19,7 @@ pub use accept::{accept_loop, Slots};
 pub use config::{args_with_config_file, no_empty_secrets};
 pub use logging::{init_tracing, LogFormat};
 #[cfg(feature = "redis")]
-pub use redis::redis_manager;
+pub use redis::Redis;
 pub use shutdown::Shutdown;
 #[cfg(feature = "jemalloc")]
 pub use tikv_jemallocator;

@@ -1,15 +1,174 @@
 //! The Redis connection every Redis user opens (the router's store,
-//! chat-app's users and queue).
+//! chat-app's users and queue): one Redis, or the master a group of
+//! Sentinels names, followed through a failover.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::sentinel::{SentinelClient, SentinelServerType};
+use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value};
+use tokio::time::Instant;
+
+/// How long asking the Sentinels for the master may take.
+const SENTINEL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a failing connection asks the Sentinels again, at most.
+const SENTINEL_RECHECK: Duration = Duration::from_millis(250);
 
 /// A Redis connection that reconnects by itself and never waits forever.
 /// It connects lazily, so a process can start before Redis is up.
-pub fn redis_manager(url: &str) -> Result<redis::aio::ConnectionManager, redis::RedisError> {
-    let config = redis::aio::ConnectionManagerConfig::new()
+///
+/// `redis://HOST:PORT` is one Redis. `redis+sentinel://HOST:PORT,HOST:PORT/NAME`
+/// is the master the Sentinels at those addresses know as NAME: asked for
+/// at the first command, and again whenever a command fails as a lost or
+/// demoted master does (a connection error, a timeout, READONLY), so the
+/// connection follows a failover by itself.
+#[derive(Clone)]
+pub struct Redis {
+    /// The master's connection; none before the Sentinels named one.
+    current: Arc<Mutex<Option<ConnectionManager>>>,
+    sentinels: Option<Arc<Sentinels>>,
+}
+
+struct Sentinels {
+    client: tokio::sync::Mutex<SentinelClient>,
+    /// Moves from one master to another.
+    failovers: AtomicU64,
+    /// The master connected to, and when the Sentinels were last asked.
+    master: Mutex<(Option<String>, Option<Instant>)>,
+}
+
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(Duration::from_secs(2)))
         .set_number_of_retries(2)
-        .set_max_delay(Duration::from_secs(1));
-    redis::Client::open(url)?.get_connection_manager_lazy(config)
+        .set_max_delay(Duration::from_secs(1))
+}
+
+impl Redis {
+    pub fn open(url: &str) -> RedisResult<Redis> {
+        let Some(rest) = url.strip_prefix("redis+sentinel://") else {
+            let manager = redis::Client::open(url)?.get_connection_manager_lazy(manager_config())?;
+            return Ok(Redis { current: Arc::new(Mutex::new(Some(manager))), sentinels: None });
+        };
+        let invalid = |why: &'static str| RedisError::from((ErrorKind::InvalidClientConfig, why));
+        let (hosts, name) = rest.split_once('/').ok_or(invalid("redis+sentinel://HOSTS/MASTER_NAME"))?;
+        let nodes: Vec<String> = hosts.split(',').filter(|h| !h.is_empty()).map(|h| format!("redis://{h}")).collect();
+        if nodes.is_empty() || name.is_empty() {
+            return Err(invalid("redis+sentinel:// needs at least one sentinel and a master name"));
+        }
+        let client = SentinelClient::build(nodes, name.to_owned(), None, SentinelServerType::Master)?;
+        let sentinels = Sentinels {
+            client: tokio::sync::Mutex::new(client),
+            failovers: AtomicU64::new(0),
+            master: Mutex::new((None, None)),
+        };
+        Ok(Redis { current: Arc::new(Mutex::new(None)), sentinels: Some(Arc::new(sentinels)) })
+    }
+
+    /// The master's connection, asking the Sentinels for it first if none.
+    async fn connection(&self) -> RedisResult<ConnectionManager> {
+        if let Some(manager) = self.current.lock().unwrap().clone() {
+            return Ok(manager);
+        }
+        self.follow_master().await?;
+        let current = self.current.lock().unwrap().clone();
+        current.ok_or_else(|| RedisError::from((ErrorKind::Io, "no master known to the sentinels")))
+    }
+
+    /// Asks the Sentinels which node is master (at most every
+    /// [`SENTINEL_RECHECK`]) and moves the connection there if it changed.
+    async fn follow_master(&self) -> RedisResult<()> {
+        let Some(sentinels) = &self.sentinels else { return Ok(()) };
+        let mut client = sentinels.client.lock().await;
+        {
+            let mut master = sentinels.master.lock().unwrap();
+            let recent = master.1.is_some_and(|at| at.elapsed() < SENTINEL_RECHECK);
+            if recent && self.current.lock().unwrap().is_some() {
+                return Ok(());
+            }
+            master.1 = Some(Instant::now());
+        }
+        let asked = tokio::time::timeout(SENTINEL_TIMEOUT, client.async_get_client()).await;
+        let master_client = asked.map_err(|_| RedisError::from((ErrorKind::Io, "the sentinels did not answer")))??;
+        let addr = master_client.get_connection_info().addr().to_string();
+        if sentinels.master.lock().unwrap().0.as_deref() == Some(addr.as_str()) {
+            return Ok(());
+        }
+        let manager = master_client.get_connection_manager_lazy(manager_config())?;
+        tracing::warn!(master = %addr, "redis: the sentinels name a new master; connecting to it");
+        *self.current.lock().unwrap() = Some(manager);
+        if sentinels.master.lock().unwrap().0.replace(addr).is_some() {
+            sentinels.failovers.fetch_add(1, Relaxed);
+        }
+        Ok(())
+    }
+
+    /// How many times the connection moved to a new master. Replication is
+    /// asynchronous: the last writes to the old one may be missing.
+    pub fn failovers(&self) -> u64 {
+        self.sentinels.as_ref().map_or(0, |sentinels| sentinels.failovers.load(Relaxed))
+    }
+
+    /// After a failed command: a master that is gone or no longer master
+    /// sends the connection to whichever the Sentinels name now.
+    async fn failed(&self, err: &RedisError) {
+        let master_lost = err.is_io_error()
+            || err.is_connection_dropped()
+            || err.is_connection_refusal()
+            || err.is_timeout()
+            || err.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly);
+        if self.sentinels.is_some() && master_lost {
+            if let Err(err) = self.follow_master().await {
+                tracing::warn!(%err, "redis: the sentinels could not name a master");
+            }
+        }
+    }
+}
+
+impl ConnectionLike for Redis {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let result = self.connection().await?.req_packed_command(cmd).await;
+            if let Err(err) = &result {
+                self.failed(err).await;
+            }
+            result
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let result = self.connection().await?.req_packed_commands(pipeline, offset, count).await;
+            if let Err(err) = &result {
+                self.failed(err).await;
+            }
+            result
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.current.lock().unwrap().as_ref().map_or(0, ConnectionManager::get_db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sentinel_url_needs_sentinels_and_a_master_name() {
+        assert!(Redis::open("redis://127.0.0.1:6379").is_ok());
+        assert!(Redis::open("redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster").is_ok());
+        for bad in ["redis+sentinel://127.0.0.1:26379", "redis+sentinel:///mymaster", "redis+sentinel://a:1/"] {
+            assert!(Redis::open(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -7,7 +7,6 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use protocol::SessionId;
-use redis::aio::ConnectionManager;
 
 pub type StoreResult<T> = Result<T, redis::RedisError>;
 
@@ -28,7 +27,7 @@ pub struct Freed {
 
 pub enum QueueStore {
     Memory(Mutex<State>),
-    Redis { conn: ConnectionManager, prefix: String },
+    Redis { conn: runtime::Redis, prefix: String },
 }
 
 #[derive(Default)]

@@ -134,6 +134,15 @@ impl Store {
         }
     }
 
+    /// Whether Redis failed over to a new master since the last call (see
+    /// [`RedisStore::failed_over`]). An in-memory store never does.
+    pub fn failed_over(&self) -> bool {
+        match self {
+            Store::Memory(_) => false,
+            Store::Redis(s) => s.failed_over(),
+        }
+    }
+
     /// Channels with at least one member.
     pub async fn channel_count(&self) -> StoreResult<usize> {
         dispatch!(self, s => s.channel_count())

@@ -1,6 +1,5 @@
 use std::collections::HashSet;
 
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
 use super::StoreResult;
@@ -26,13 +25,15 @@ const RECENT_ROUTES_TTL: std::time::Duration = std::time::Duration::from_secs(10
 /// sessions (expiring an hour after its last renewal), `gw:<gateway>:lease`
 /// its lease, `gw:<gateway>:reaper` the router reaping it.
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: runtime::Redis,
     prefix: String,
+    /// The connection's failovers already answered with a resync.
+    failovers_seen: std::sync::atomic::AtomicU64,
 }
 
 impl RedisStore {
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> RedisStore {
-        RedisStore { conn, prefix: prefix.into() }
+    pub fn new(conn: runtime::Redis, prefix: impl Into<String>) -> RedisStore {
+        RedisStore { conn, prefix: prefix.into(), failovers_seen: Default::default() }
     }
 
     fn channel_key(&self, channel: &str) -> String {
@@ -220,6 +221,13 @@ impl RedisStore {
         let set: Option<String> =
             redis::cmd("SET").arg(&key).arg(1).arg("NX").query_async(&mut self.conn.clone()).await?;
         Ok(set.is_some())
+    }
+
+    /// Whether the connection moved to a new master since last asked: the
+    /// promoted replica may miss the last writes to the old one.
+    pub fn failed_over(&self) -> bool {
+        let now = self.conn.failovers();
+        self.failovers_seen.swap(now, std::sync::atomic::Ordering::Relaxed) != now
     }
 
     pub async fn count(&self, channel: &str) -> StoreResult<usize> {
