@@ -27,12 +27,18 @@ impl App {
         let redis = |url: &str| runtime::Redis::open(url).with_context(|| format!("bad redis url {url}"));
         let users = |name: &str| -> anyhow::Result<Users> {
             Ok(match &config.redis {
-                Some(url) => Users::Redis { conn: redis(url)?, key: format!("{}{name}", config.redis_prefix) },
+                Some(url) => {
+                    let conn = redis(url)?;
+                    Users::Redis { key: format!("{}{name}", conn.key_prefix(&config.redis_prefix)), conn }
+                }
                 None => Users::Memory(Mutex::new(HashMap::new())),
             })
         };
         let queue_store = match &config.redis {
-            Some(url) => QueueStore::Redis { conn: redis(url)?, prefix: format!("{}queue:", config.redis_prefix) },
+            Some(url) => {
+                let conn = redis(url)?;
+                QueueStore::Redis { prefix: format!("{}queue:", conn.key_prefix(&config.redis_prefix)), conn }
+            }
             None => QueueStore::Memory(Default::default()),
         };
         let queue = Queue::new(

@@ -18,7 +18,7 @@ pub struct Config {
     /// The router's --token.
     #[arg(long, env = "CHAT_ROUTER_TOKEN", hide_env_values = true)]
     pub router_token: Option<String>,
-    /// Keep who is online in Redis (redis://HOST:PORT, or redis+sentinel://HOST:PORT,HOST:PORT/MASTER behind Sentinels); in process without it.
+    /// Keep who is online in Redis (redis://HOST:PORT, or redis+sentinel://HOST:PORT,HOST:PORT/MASTER behind Sentinels, or redis+cluster://HOST:PORT,HOST:PORT); in process without it.
     #[arg(long, env = "CHAT_REDIS")]
     pub redis: Option<String>,
     /// Players let into each game region at once; the rest queue.

@@ -12,6 +12,6 @@ pub mod ws;
 
 pub use processes::{
     backend_events, cluster, echo_backend, echo_backend_with, echo_stack, eventually, free_port, metric, scratch_file,
-    Proc, Redis, SentinelGroup, Stack, StackOptions,
+    Proc, Redis, RedisCluster, SentinelGroup, Stack, StackOptions,
 };
 pub use ws::Client;

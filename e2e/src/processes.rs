@@ -160,6 +160,16 @@ impl Drop for Proc {
     }
 }
 
+/// `redis-server` on loopback `port`, keeping nothing on disk, with `more`
+/// flags; listening when it returns.
+fn redis_server(port: u16, more: &[&str], name: &str) -> Proc {
+    let port_arg = port.to_string();
+    let args = [&["--port", &port_arg, "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"][..], more].concat();
+    let proc = Proc::spawn("redis-server", &args, name);
+    wait_for_port(port, name);
+    proc
+}
+
 /// A throwaway Redis on a free port that keeps nothing on disk.
 pub struct Redis {
     pub port: u16,
@@ -173,10 +183,7 @@ impl Redis {
     }
 
     fn spawn(port: u16, name: &str) -> Proc {
-        let args = ["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"];
-        let proc = Proc::spawn("redis-server", &args, name);
-        wait_for_port(port, "redis-server");
-        proc
+        redis_server(port, &[], name)
     }
 
     /// Kills it (an outage); `restart_empty` brings it back.
@@ -211,21 +218,8 @@ impl SentinelGroup {
     pub fn start() -> SentinelGroup {
         let (master_port, replica_port) = (free_port(), free_port());
         let master = Redis::spawn(master_port, "redis-master");
-        let replica_args = [
-            "--port",
-            &replica_port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--bind",
-            "127.0.0.1",
-            "--replicaof",
-            "127.0.0.1",
-            &master_port.to_string(),
-        ];
-        let replica = Proc::spawn("redis-server", &replica_args, "redis-replica");
-        wait_for_port(replica_port, "the replica");
+        let master_arg = master_port.to_string();
+        let replica = redis_server(replica_port, &["--replicaof", "127.0.0.1", &master_arg], "redis-replica");
         // Beside the logs: the Sentinels rewrite their config files.
         let dir = bin_dir().join(format!("../e2e-logs/sentinels-{master_port}"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -273,6 +267,124 @@ impl SentinelGroup {
             .args(["-p", &self.sentinel_ports[0].to_string(), "SENTINEL", "replicas", SENTINEL_MASTER])
             .output();
         out.is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(&self.replica_port.to_string()))
+    }
+}
+
+/// A Redis Cluster of three masters on free ports, made with
+/// `redis-cli --cluster create`, as an operator makes one.
+pub struct RedisCluster {
+    pub ports: Vec<u16>,
+    _procs: Vec<Proc>,
+}
+
+/// A master of a [`RedisCluster`], as `CLUSTER NODES` lists it.
+struct ClusterMaster {
+    id: String,
+    port: u16,
+    ranges: Vec<(u16, u16)>,
+}
+
+/// `redis-cli -p PORT ARGS...`, its output.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli").arg("-p").arg(port.to_string()).args(args).output().expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let dir = bin_dir().join(format!("../e2e-logs/cluster-{}", ports[0]));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut procs = Vec::new();
+        for port in &ports {
+            let conf = dir.join(format!("nodes-{port}.conf"));
+            let cluster = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                conf.to_str().unwrap(),
+                "--cluster-node-timeout",
+                "2000",
+                "--dir",
+                dir.to_str().unwrap(),
+            ];
+            procs.push(redis_server(*port, &cluster, &format!("cluster-{port}")));
+        }
+        let nodes: Vec<String> = ports.iter().map(|port| local(*port).to_string()).collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&nodes)
+            .arg("--cluster-yes")
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stdout));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !ports.iter().all(|port| redis_cli(*port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")) {
+            assert!(Instant::now() < deadline, "the cluster never became ok");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        RedisCluster { ports, _procs: procs }
+    }
+
+    /// The URL the router and chat-app take.
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self.ports.iter().map(|port| local(*port).to_string()).collect();
+        format!("redis+cluster://{}", nodes.join(","))
+    }
+
+    /// Each master: its node id, port and the slot ranges it serves.
+    fn masters(&self) -> Vec<ClusterMaster> {
+        redis_cli(self.ports[0], &["CLUSTER", "NODES"])
+            .lines()
+            .filter(|line| line.contains("master"))
+            .map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let port = fields[1].split(['@', ':']).nth(1).unwrap().parse().unwrap();
+                let ranges = fields[8..]
+                    .iter()
+                    .filter(|range| !range.starts_with('['))
+                    .map(|range| match range.split_once('-') {
+                        Some((a, b)) => (a.parse().unwrap(), b.parse().unwrap()),
+                        None => (range.parse().unwrap(), range.parse().unwrap()),
+                    })
+                    .collect();
+                ClusterMaster { id: fields[0].to_owned(), port, ranges }
+            })
+            .collect()
+    }
+
+    /// The port of the master that serves `slot`.
+    pub fn owner(&self, slot: u16) -> u16 {
+        let masters = self.masters();
+        masters.iter().find(|master| master.ranges.iter().any(|(a, b)| (*a..=*b).contains(&slot))).unwrap().port
+    }
+
+    /// Moves `slot` to another master as `redis-cli --cluster reshard`
+    /// does (IMPORTING, MIGRATING, the keys in batches of `batch`, a pause
+    /// between batches, then NODE everywhere); the new owner's port.
+    pub fn migrate_slot(&self, slot: u16, batch: usize, pause: Duration) -> u16 {
+        let masters = self.masters();
+        let owner = self.owner(slot);
+        let source = masters.iter().find(|master| master.port == owner).unwrap();
+        let target = masters.iter().find(|master| master.id != source.id).unwrap();
+        let slot_arg = slot.to_string();
+        redis_cli(target.port, &["CLUSTER", "SETSLOT", &slot_arg, "IMPORTING", &source.id]);
+        redis_cli(source.port, &["CLUSTER", "SETSLOT", &slot_arg, "MIGRATING", &target.id]);
+        loop {
+            let keys = redis_cli(source.port, &["CLUSTER", "GETKEYSINSLOT", &slot_arg, &batch.to_string()]);
+            let keys: Vec<&str> = keys.lines().filter(|key| !key.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let target_port = target.port.to_string();
+            let migrate = ["MIGRATE", "127.0.0.1", &target_port, "", "0", "5000", "KEYS"];
+            redis_cli(source.port, &[&migrate[..], &keys].concat());
+            std::thread::sleep(pause);
+        }
+        for master in &masters {
+            redis_cli(master.port, &["CLUSTER", "SETSLOT", &slot_arg, "NODE", &target.id]);
+        }
+        target.port
     }
 }
 

@@ -89,6 +89,18 @@ impl Client {
         }
     }
 
+    /// The text messages before one that reads `end`, which ends them.
+    pub async fn recv_until(&mut self, end: &str) -> Vec<String> {
+        let mut got = Vec::new();
+        loop {
+            let text = self.recv().await.into_text().expect("a text message").to_string();
+            if text == end {
+                return got;
+            }
+            got.push(text);
+        }
+    }
+
     pub async fn recv_json(&mut self) -> Value {
         match self.recv().await {
             Message::Text(text) => serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),

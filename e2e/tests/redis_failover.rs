@@ -103,14 +103,7 @@ async fn routers_follow_a_sentinel_failover_and_every_client_stays_in_its_channe
         answers.iter().filter(|(_, _, at)| *at > killed + recovered_after).map(|(n, _, _)| *n).collect();
     let mut missed = 0;
     for member in &mut members {
-        let mut got = Vec::new();
-        loop {
-            let text = member.recv().await.into_text().unwrap().to_string();
-            if text == "end" {
-                break;
-            }
-            got.push(text.parse::<usize>().unwrap());
-        }
+        let got: Vec<usize> = member.recv_until("end").await.iter().map(|n| n.parse().unwrap()).collect();
         let answered_ok = answers.iter().filter(|(_, status, _)| *status == 200).map(|(n, _, _)| *n);
         missed += answered_ok.clone().filter(|n| !got.contains(n)).count();
         assert!(after_recovery.iter().all(|n| got.contains(n)), "every publish after recovery arrives");

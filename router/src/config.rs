@@ -20,7 +20,7 @@ pub struct Config {
     /// JSON HTTP API listener.
     #[arg(long, env = "ROUTER_HTTP", default_value = "127.0.0.1:9011")]
     pub http: SocketAddr,
-    /// Keep membership in Redis (redis://HOST:PORT, or redis+sentinel://HOST:PORT,HOST:PORT/MASTER for the master a Sentinel group names, followed through a failover) instead of in memory.
+    /// Keep membership in Redis (redis://HOST:PORT, or redis+sentinel://HOST:PORT,HOST:PORT/MASTER for the master a Sentinel group names, followed through a failover, or redis+cluster://HOST:PORT,HOST:PORT for a Redis Cluster) instead of in memory.
     #[arg(long, env = "ROUTER_REDIS")]
     pub redis: Option<String>,
     /// Prefix of every Redis key the router writes.

@@ -25,7 +25,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let store = match &config.redis {
         Some(url) => {
             let conn = runtime::Redis::open(url).with_context(|| format!("bad redis url {url}"))?;
-            Store::Redis(RedisStore::new(conn, config.redis_prefix.clone()))
+            Store::Redis(RedisStore::new(conn.clone(), conn.key_prefix(&config.redis_prefix)))
         }
         None => Store::Memory(Box::default()),
     };

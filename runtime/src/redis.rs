@@ -1,12 +1,14 @@
 //! The Redis connection every Redis user opens (the router's store,
-//! chat-app's users and queue): one Redis, or the master a group of
-//! Sentinels names, followed through a failover.
+//! chat-app's users and queue): one Redis, the master a group of Sentinels
+//! names (followed through a failover), or a Redis Cluster.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelServerType};
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value};
 use tokio::time::Instant;
@@ -15,6 +17,9 @@ use tokio::time::Instant;
 const SENTINEL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a failing connection asks the Sentinels again, at most.
 const SENTINEL_RECHECK: Duration = Duration::from_millis(250);
+/// How long a command is tried again on a cluster while its slot moves.
+const MIGRATION_WAIT: Duration = Duration::from_secs(5);
+const MIGRATION_PAUSE: Duration = Duration::from_millis(20);
 
 /// A Redis connection that reconnects by itself and never waits forever.
 /// It connects lazily, so a process can start before Redis is up.
@@ -24,11 +29,24 @@ const SENTINEL_RECHECK: Duration = Duration::from_millis(250);
 /// at the first command, and again whenever a command fails as a lost or
 /// demoted master does (a connection error, a timeout, READONLY), so the
 /// connection follows a failover by itself.
+///
+/// `redis+cluster://HOST:PORT,HOST:PORT` is a Redis Cluster, its slots
+/// learnt from those nodes and followed through MOVED and ASK. Every key
+/// then carries one hash tag ([`Redis::key_prefix`]), so the keys a script
+/// or a MULTI touches together share a slot.
 #[derive(Clone)]
 pub struct Redis {
-    /// The master's connection; none before the Sentinels named one.
-    current: Arc<Mutex<Option<ConnectionManager>>>,
+    /// The connection; none before the Sentinels named a master, or before
+    /// the cluster's first command.
+    current: Arc<Mutex<Option<Link>>>,
     sentinels: Option<Arc<Sentinels>>,
+    cluster: Option<Arc<ClusterClient>>,
+}
+
+#[derive(Clone)]
+enum Link {
+    One(ConnectionManager),
+    Cluster(ClusterConnection),
 }
 
 struct Sentinels {
@@ -49,11 +67,24 @@ fn manager_config() -> ConnectionManagerConfig {
 
 impl Redis {
     pub fn open(url: &str) -> RedisResult<Redis> {
+        let invalid = |why: &'static str| RedisError::from((ErrorKind::InvalidClientConfig, why));
+        if let Some(hosts) = url.strip_prefix("redis+cluster://") {
+            let nodes: Vec<String> =
+                hosts.split(',').filter(|h| !h.is_empty()).map(|h| format!("redis://{h}")).collect();
+            if nodes.is_empty() {
+                return Err(invalid("redis+cluster:// needs at least one node"));
+            }
+            let client = ClusterClient::builder(nodes)
+                .connection_timeout(Duration::from_secs(2))
+                .response_timeout(Duration::from_secs(2))
+                .build()?;
+            return Ok(Redis { current: Arc::new(Mutex::new(None)), sentinels: None, cluster: Some(Arc::new(client)) });
+        }
         let Some(rest) = url.strip_prefix("redis+sentinel://") else {
             let manager = redis::Client::open(url)?.get_connection_manager_lazy(manager_config())?;
-            return Ok(Redis { current: Arc::new(Mutex::new(Some(manager))), sentinels: None });
+            let current = Arc::new(Mutex::new(Some(Link::One(manager))));
+            return Ok(Redis { current, sentinels: None, cluster: None });
         };
-        let invalid = |why: &'static str| RedisError::from((ErrorKind::InvalidClientConfig, why));
         let (hosts, name) = rest.split_once('/').ok_or(invalid("redis+sentinel://HOSTS/MASTER_NAME"))?;
         let nodes: Vec<String> = hosts.split(',').filter(|h| !h.is_empty()).map(|h| format!("redis://{h}")).collect();
         if nodes.is_empty() || name.is_empty() {
@@ -65,13 +96,31 @@ impl Redis {
             failovers: AtomicU64::new(0),
             master: Mutex::new((None, None)),
         };
-        Ok(Redis { current: Arc::new(Mutex::new(None)), sentinels: Some(Arc::new(sentinels)) })
+        Ok(Redis { current: Arc::new(Mutex::new(None)), sentinels: Some(Arc::new(sentinels)), cluster: None })
     }
 
-    /// The master's connection, asking the Sentinels for it first if none.
-    async fn connection(&self) -> RedisResult<ConnectionManager> {
-        if let Some(manager) = self.current.lock().unwrap().clone() {
-            return Ok(manager);
+    /// The prefix every key gets: `prefix` as given, or on a cluster as a
+    /// hash tag (`{prefix}`), so that all keys share one slot and every
+    /// script and MULTI runs unchanged. The cluster then keeps them on one
+    /// master (with its replicas): it adds failover, not sharding.
+    pub fn key_prefix(&self, prefix: &str) -> String {
+        match self.cluster {
+            Some(_) => format!("{{{prefix}}}"),
+            None => prefix.to_owned(),
+        }
+    }
+
+    /// The connection, made first if there is none: the cluster's, or the
+    /// master the Sentinels name.
+    async fn connection(&self) -> RedisResult<Link> {
+        if let Some(link) = self.current.lock().unwrap().clone() {
+            return Ok(link);
+        }
+        if let Some(cluster) = &self.cluster {
+            let connect = tokio::time::timeout(SENTINEL_TIMEOUT, cluster.get_async_connection()).await;
+            let link =
+                Link::Cluster(connect.map_err(|_| RedisError::from((ErrorKind::Io, "cluster connect timed out")))??);
+            return Ok(self.current.lock().unwrap().get_or_insert(link).clone());
         }
         self.follow_master().await?;
         let current = self.current.lock().unwrap().clone();
@@ -99,7 +148,7 @@ impl Redis {
         }
         let manager = master_client.get_connection_manager_lazy(manager_config())?;
         tracing::warn!(master = %addr, "redis: the sentinels name a new master; connecting to it");
-        *self.current.lock().unwrap() = Some(manager);
+        *self.current.lock().unwrap() = Some(Link::One(manager));
         if sentinels.master.lock().unwrap().0.replace(addr).is_some() {
             sentinels.failovers.fetch_add(1, Relaxed);
         }
@@ -112,8 +161,36 @@ impl Redis {
         self.sentinels.as_ref().map_or(0, |sentinels| sentinels.failovers.load(Relaxed))
     }
 
-    /// After a failed command: a master that is gone or no longer master
-    /// sends the connection to whichever the Sentinels name now.
+    /// After a failed command: whether to send it again. On a cluster, a
+    /// command that met its slot moving (ASK or MOVED past the client's own
+    /// redirects, TRYAGAIN for keys split between the nodes, a transaction
+    /// aborted for either) ran nowhere, and is sent again for up to
+    /// [`MIGRATION_WAIT`]. A master that is gone or no longer master sends
+    /// the connection to whichever the Sentinels name now.
+    async fn again(&self, err: &RedisError, started: Instant) -> bool {
+        if self.cluster.is_some() {
+            let moving = matches!(
+                err.kind(),
+                ErrorKind::Server(
+                    ServerErrorKind::Ask
+                        | ServerErrorKind::Moved
+                        | ServerErrorKind::TryAgain
+                        | ServerErrorKind::ExecAbort
+                        | ServerErrorKind::ClusterDown
+                )
+            );
+            if moving && started.elapsed() < MIGRATION_WAIT {
+                tokio::time::sleep(MIGRATION_PAUSE).await;
+                return true;
+            }
+            return false;
+        }
+        self.failed(err).await;
+        false
+    }
+
+    /// A master that is gone or no longer master sends the connection to
+    /// whichever the Sentinels name now.
     async fn failed(&self, err: &RedisError) {
         let master_lost = err.is_io_error()
             || err.is_connection_dropped()
@@ -131,11 +208,17 @@ impl Redis {
 impl ConnectionLike for Redis {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            let result = self.connection().await?.req_packed_command(cmd).await;
-            if let Err(err) = &result {
-                self.failed(err).await;
+            let started = Instant::now();
+            loop {
+                let result = match self.connection().await? {
+                    Link::One(mut conn) => conn.req_packed_command(cmd).await,
+                    Link::Cluster(mut conn) => conn.req_packed_command(cmd).await,
+                };
+                match result {
+                    Err(err) if self.again(&err, started).await => continue,
+                    result => return result,
+                }
             }
-            result
         })
     }
 
@@ -146,16 +229,25 @@ impl ConnectionLike for Redis {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            let result = self.connection().await?.req_packed_commands(pipeline, offset, count).await;
-            if let Err(err) = &result {
-                self.failed(err).await;
+            let started = Instant::now();
+            loop {
+                let result = match self.connection().await? {
+                    Link::One(mut conn) => conn.req_packed_commands(pipeline, offset, count).await,
+                    Link::Cluster(mut conn) => conn.req_packed_commands(pipeline, offset, count).await,
+                };
+                match result {
+                    Err(err) if self.again(&err, started).await => continue,
+                    result => return result,
+                }
             }
-            result
         })
     }
 
     fn get_db(&self) -> i64 {
-        self.current.lock().unwrap().as_ref().map_or(0, ConnectionManager::get_db)
+        match self.current.lock().unwrap().as_ref() {
+            Some(Link::One(conn)) => conn.get_db(),
+            _ => 0,
+        }
     }
 }
 
@@ -167,8 +259,16 @@ mod tests {
     fn a_sentinel_url_needs_sentinels_and_a_master_name() {
         assert!(Redis::open("redis://127.0.0.1:6379").is_ok());
         assert!(Redis::open("redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster").is_ok());
+        assert!(Redis::open("redis+cluster://127.0.0.1:7000,127.0.0.1:7001").is_ok());
+        assert!(Redis::open("redis+cluster://").is_err());
         for bad in ["redis+sentinel://127.0.0.1:26379", "redis+sentinel:///mymaster", "redis+sentinel://a:1/"] {
             assert!(Redis::open(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn on_a_cluster_every_key_shares_one_hash_tag() {
+        assert_eq!(Redis::open("redis://127.0.0.1:6379").unwrap().key_prefix("fk:"), "fk:");
+        assert_eq!(Redis::open("redis+cluster://127.0.0.1:7000").unwrap().key_prefix("fk:"), "{fk:}");
     }
 }
