@@ -359,31 +359,22 @@ impl RedisCluster {
         masters.iter().find(|master| master.ranges.iter().any(|(a, b)| (*a..=*b).contains(&slot))).unwrap().port
     }
 
-    /// Moves `slot` to another master as `redis-cli --cluster reshard`
-    /// does (IMPORTING, MIGRATING, the keys in batches of `batch`, a pause
-    /// between batches, then NODE everywhere); the new owner's port.
-    pub fn migrate_slot(&self, slot: u16, batch: usize, pause: Duration) -> u16 {
+    /// Moves every slot of the master that serves `slot` to another one,
+    /// with `redis-cli --cluster reshard`, two keys at a time; the new
+    /// owner's port.
+    pub fn reshard_away(&self, slot: u16) -> u16 {
         let masters = self.masters();
         let owner = self.owner(slot);
         let source = masters.iter().find(|master| master.port == owner).unwrap();
         let target = masters.iter().find(|master| master.id != source.id).unwrap();
-        let slot_arg = slot.to_string();
-        redis_cli(target.port, &["CLUSTER", "SETSLOT", &slot_arg, "IMPORTING", &source.id]);
-        redis_cli(source.port, &["CLUSTER", "SETSLOT", &slot_arg, "MIGRATING", &target.id]);
-        loop {
-            let keys = redis_cli(source.port, &["CLUSTER", "GETKEYSINSLOT", &slot_arg, &batch.to_string()]);
-            let keys: Vec<&str> = keys.lines().filter(|key| !key.is_empty()).collect();
-            if keys.is_empty() {
-                break;
-            }
-            let target_port = target.port.to_string();
-            let migrate = ["MIGRATE", "127.0.0.1", &target_port, "", "0", "5000", "KEYS"];
-            redis_cli(source.port, &[&migrate[..], &keys].concat());
-            std::thread::sleep(pause);
-        }
-        for master in &masters {
-            redis_cli(master.port, &["CLUSTER", "SETSLOT", &slot_arg, "NODE", &target.id]);
-        }
+        let slots: u32 = source.ranges.iter().map(|(a, b)| u32::from(b - a) + 1).sum();
+        let resharded = Command::new("redis-cli")
+            .args(["--cluster", "reshard", &local(owner).to_string()])
+            .args(["--cluster-from", &source.id, "--cluster-to", &target.id, "--cluster-slots", &slots.to_string()])
+            .args(["--cluster-yes", "--cluster-pipeline", "2"])
+            .output()
+            .expect("redis-cli --cluster reshard");
+        assert!(resharded.status.success(), "{}", String::from_utf8_lossy(&resharded.stdout));
         target.port
     }
 }
