@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use e2e::processes::{local, wait_for_port};
+use e2e::processes::{local, redis_cli, wait_for_port};
 use e2e::{chat, eventually, free_port, http, queue, Client, Proc, SentinelGroup, Stack, StackOptions};
 use serde_json::json;
 
@@ -54,7 +54,8 @@ async fn routers_follow_a_sentinel_failover_and_every_client_stays_in_its_channe
     let (status, _) = http::post(routers[0], "/v1/join", json!({"channel": "room", "sessions": ids}));
     assert_eq!(status, 200);
     let everyone = members.len();
-    assert!(routers.iter().all(|r| on_a_master(*r, everyone, &ids[0])));
+    let both_on_it = || routers.iter().all(|r| on_a_master(*r, everyone, &ids[0]));
+    assert!(eventually(Duration::from_secs(5), both_on_it).await, "both routers on the master");
 
     // Publishes flow through both routers while the master dies.
     let answers = Arc::new(Mutex::new(Vec::new()));
@@ -77,6 +78,16 @@ async fn routers_follow_a_sentinel_failover_and_every_client_stays_in_its_channe
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
     let old_master = group.master_port;
+    // The routers' epoch is on the replica: a loss of it is not what
+    // brings back what follows.
+    let epoch = || redis_cli(group.replica_port, &["GET", "fk:epoch"]).trim() == "1";
+    assert!(eventually(Duration::from_secs(5), epoch).await, "the epoch replicated");
+    // The last write before the master dies never reaches the replica: its
+    // link is cut just before, and a wrong password keeps it from coming back.
+    redis_cli(group.replica_port, &["CONFIG", "SET", "masterauth", "wrong"]);
+    redis_cli(old_master, &["CLIENT", "KILL", "TYPE", "replica"]);
+    let (status, _) = http::post(routers[0], "/v1/join", json!({"channel": "last", "sessions": [ids[1]]}));
+    assert_eq!(status, 200);
     let killed = Instant::now();
     group.kill_master();
     let promoted = eventually(FAILOVER_BOUND, || group.master_now() == Some(group.replica_port)).await;
@@ -91,6 +102,8 @@ async fn routers_follow_a_sentinel_failover_and_every_client_stays_in_its_channe
     let resynced = |log: String| log.contains("redis failed over to a new master: asking the gateways to resync");
     let both = || resynced(stack.proc("router").log_text()) && resynced(router_b.log_text());
     assert!(eventually(Duration::from_secs(5), both).await, "both routers resync after the failover");
+    let last = || http::post(routers[1], "/v1/count", json!({"channel": "last"})).1["count"] == 1;
+    assert!(eventually(Duration::from_secs(5), last).await, "the join the replica never got is back");
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
     publisher.join().unwrap();

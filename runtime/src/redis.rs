@@ -147,10 +147,14 @@ impl Redis {
             return Ok(());
         }
         let manager = master_client.get_connection_manager_lazy(manager_config())?;
-        tracing::warn!(master = %addr, "redis: the sentinels name a new master; connecting to it");
         *self.current.lock().unwrap() = Some(Link::One(manager));
-        if sentinels.master.lock().unwrap().0.replace(addr).is_some() {
-            sentinels.failovers.fetch_add(1, Relaxed);
+        let previous = sentinels.master.lock().unwrap().0.replace(addr.clone());
+        match previous {
+            Some(old) => {
+                tracing::warn!(%old, master = %addr, "redis: the sentinels name a new master; connecting to it");
+                sentinels.failovers.fetch_add(1, Relaxed);
+            }
+            None => tracing::info!(master = %addr, "redis: connecting to the master the sentinels name"),
         }
         Ok(())
     }
