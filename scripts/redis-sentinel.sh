@@ -9,7 +9,7 @@ set -euo pipefail
 base=${1:-26000}
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$dir"' EXIT
-common=(--save "" --appendonly no --bind 127.0.0.1)
+common=(--save "" --appendonly no --bind 127.0.0.1 --dir "$dir")
 redis-server --port "$base" "${common[@]}" > "$dir/master.log" 2>&1 &
 redis-server --port $((base + 1)) "${common[@]}" --replicaof 127.0.0.1 "$base" > "$dir/replica.log" 2>&1 &
 hosts=()

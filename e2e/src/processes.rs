@@ -161,10 +161,26 @@ impl Drop for Proc {
 }
 
 /// `redis-server` on loopback `port`, keeping nothing on disk, with `more`
-/// flags; listening when it returns.
+/// flags; listening when it returns. Each runs in a folder of its own: a
+/// replica's full sync writes an RDB file there, which a Redis started in a
+/// shared folder would load.
 fn redis_server(port: u16, more: &[&str], name: &str) -> Proc {
-    let port_arg = port.to_string();
-    let args = [&["--port", &port_arg, "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"][..], more].concat();
+    let (port_arg, dir) = (port.to_string(), bin_dir().join(format!("../e2e-logs/redis-{port}")));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let own = [
+        "--port",
+        &port_arg,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        dir.to_str().unwrap(),
+    ];
+    let args = [&own[..], more].concat();
     let proc = Proc::spawn("redis-server", &args, name);
     wait_for_port(port, name);
     proc
@@ -305,8 +321,6 @@ impl RedisCluster {
                 conf.to_str().unwrap(),
                 "--cluster-node-timeout",
                 "2000",
-                "--dir",
-                dir.to_str().unwrap(),
             ];
             procs.push(redis_server(*port, &cluster, &format!("cluster-{port}")));
         }

@@ -2,92 +2,54 @@ use bytes::{Bytes, BytesMut};
 
 use super::SessionId;
 
-/// fooking's frame types. 1-12 are fooking's; new types start at 100 so
-/// they never collide with a future fooking release.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u16)]
-pub enum FrameKind {
-    Auth = 1,
-    Conn = 2,
-    Close = 3,
-    Kick = 4,
-    SendMsg = 5,
-    SendAll = 6,
-    ChAdd = 7,
-    ChDel = 8,
-    ChPub = 9,
-    ChSub = 10,
-    ChUnsub = 11,
-    Info = 12,
-    Bind = 100,
-    SendUser = 101,
-    Members = 102,
-    Count = 103,
-    Channels = 104,
-    Online = 105,
-    PublishExcept = 106,
-    /// Router to gateway: report every session's memberships again.
-    Resync = 107,
-    /// Router to gateway: sessions of a dead gateway; send their close events.
-    Orphaned = 108,
-    /// A client asks to resume a session: its new gateway to a router, the
-    /// router on to the gateway that holds it. See [`super::handover`].
-    Resume = 109,
-    /// The holding gateway to every router: route this session to the new
-    /// gateway from now on.
-    Moving = 110,
-    /// A router to both gateways: it now routes the session to the new one.
-    Moved = 111,
-    /// The holding gateway, through a router, to the new one: the session's state.
-    Handover = 112,
-    /// To the new gateway: the session cannot be resumed.
-    ResumeRefused = 113,
-    /// Gateway and router, each way, every interval: the link is alive.
-    /// See [`super::Heartbeat`].
-    Heartbeat = 114,
-    /// Router to a backend that asked for replies: the command was applied;
-    /// data is its result as JSON.
-    Ok = 115,
-    /// Router to a backend that asked for replies: the command failed; data
-    /// is `{"code":..,"message":..}`.
-    Error = 116,
-}
-
-impl FrameKind {
-    pub fn from_u16(value: u16) -> Option<FrameKind> {
-        use FrameKind::*;
-        Some(match value {
-            1 => Auth,
-            2 => Conn,
-            3 => Close,
-            4 => Kick,
-            5 => SendMsg,
-            6 => SendAll,
-            7 => ChAdd,
-            8 => ChDel,
-            9 => ChPub,
-            10 => ChSub,
-            11 => ChUnsub,
-            12 => Info,
-            100 => Bind,
-            101 => SendUser,
-            102 => Members,
-            103 => Count,
-            104 => Channels,
-            105 => Online,
-            106 => PublishExcept,
-            107 => Resync,
-            108 => Orphaned,
-            109 => Resume,
-            110 => Moving,
-            111 => Moved,
-            112 => Handover,
-            113 => ResumeRefused,
-            114 => Heartbeat,
-            115 => Ok,
-            116 => Error,
-            _ => return None,
-        })
+crate::wire_enum! {
+    /// fooking's frame types. 1-12 are fooking's; new types start at 100 so
+    /// they never collide with a future fooking release.
+    pub enum FrameKind: u16 {
+        Auth = 1,
+        Conn = 2,
+        Close = 3,
+        Kick = 4,
+        SendMsg = 5,
+        SendAll = 6,
+        ChAdd = 7,
+        ChDel = 8,
+        ChPub = 9,
+        ChSub = 10,
+        ChUnsub = 11,
+        Info = 12,
+        Bind = 100,
+        SendUser = 101,
+        Members = 102,
+        Count = 103,
+        Channels = 104,
+        Online = 105,
+        PublishExcept = 106,
+        /// Router to gateway: report every session's memberships again.
+        Resync = 107,
+        /// Router to gateway: sessions of a dead gateway; send their close events.
+        Orphaned = 108,
+        /// A client asks to resume a session: its new gateway to a router, the
+        /// router on to the gateway that holds it. See [`super::handover`].
+        Resume = 109,
+        /// The holding gateway to every router: route this session to the new
+        /// gateway from now on.
+        Moving = 110,
+        /// A router to both gateways: it now routes the session to the new one.
+        Moved = 111,
+        /// The holding gateway, through a router, to the new one: the session's state.
+        Handover = 112,
+        /// To the new gateway: the session cannot be resumed.
+        ResumeRefused = 113,
+        /// Gateway and router, each way, every interval: the link is alive.
+        /// See [`super::Heartbeat`].
+        Heartbeat = 114,
+        /// Router to a backend that asked for replies: the command was applied;
+        /// data is its result as JSON.
+        Ok = 115,
+        /// Router to a backend that asked for replies: the command failed; data
+        /// is `{"code":..,"message":..}`.
+        Error = 116,
     }
 }
 
@@ -113,7 +75,7 @@ impl Frame {
     }
 
     pub fn kind(&self) -> Option<FrameKind> {
-        FrameKind::from_u16(self.raw_kind)
+        FrameKind::from_repr(self.raw_kind)
     }
 
     /// Frames of `kind`, each naming at most [`MAX_IDS_PER_FRAME`] of `ids`.

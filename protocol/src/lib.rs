@@ -22,6 +22,7 @@ mod hello;
 mod interest;
 mod session_id;
 pub mod signing;
+mod wire_enum;
 
 #[cfg(feature = "client")]
 pub use client::RouterClient;

@@ -12,20 +12,21 @@ pub const MAX_CONTENT: usize = u16::MAX as usize;
 const ROLE_RESPONDER: u16 = 1;
 const FLAG_KEEP_CONN: u8 = 1;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum RecordType {
-    BeginRequest = 1,
-    AbortRequest = 2,
-    EndRequest = 3,
-    Params = 4,
-    Stdin = 5,
-    Stdout = 6,
-    Stderr = 7,
-    Data = 8,
-    GetValues = 9,
-    GetValuesResult = 10,
-    UnknownType = 11,
+protocol::wire_enum! {
+    /// FastCGI's record types.
+    pub enum RecordType: u8 {
+        BeginRequest = 1,
+        AbortRequest = 2,
+        EndRequest = 3,
+        Params = 4,
+        Stdin = 5,
+        Stdout = 6,
+        Stderr = 7,
+        Data = 8,
+        GetValues = 9,
+        GetValuesResult = 10,
+        UnknownType = 11,
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
