@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A local three-master Redis Cluster on loopback, as
 # e2e/tests/redis_cluster.rs makes it (redis-cli --cluster create).
-#   scripts/redis-cluster.sh [BASE_PORT]   (default 27000: nodes BASE..BASE+2);
+#   scripts/redis-cluster.sh [BASE_PORT]   (default 27000: nodes BASE..BASE+2,
+#   their cluster bus BASE+100..BASE+102);
 #   Ctrl-C stops them all. Prints the --redis URL for the router and chat-app.
 # To move the slot of the router's keys (hash tag {fk:}) while traffic flows:
 #   redis-cli --cluster reshard 127.0.0.1:BASE
@@ -11,7 +12,7 @@ dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$dir"' EXIT
 nodes=()
 for port in "$base" $((base + 1)) $((base + 2)); do
-    redis-server --port "$port" --cluster-enabled yes --cluster-config-file "$dir/nodes-$port.conf" \
+    redis-server --port "$port" --cluster-port $((port + 100)) --cluster-enabled yes --cluster-config-file "$dir/nodes-$port.conf" \
         --cluster-node-timeout 2000 --save "" --appendonly no --bind 127.0.0.1 --dir "$dir" > "$dir/$port.log" 2>&1 &
     nodes+=("127.0.0.1:$port")
 done

@@ -314,9 +314,14 @@ impl RedisCluster {
         let mut procs = Vec::new();
         for port in &ports {
             let conf = dir.join(format!("nodes-{port}.conf"));
+            // The bus port defaults to the port plus 10,000: in the range
+            // the kernel draws client ports from, so it is picked here too.
+            let bus = free_port().to_string();
             let cluster = [
                 "--cluster-enabled",
                 "yes",
+                "--cluster-port",
+                &bus,
                 "--cluster-config-file",
                 conf.to_str().unwrap(),
                 "--cluster-node-timeout",

@@ -13,8 +13,9 @@ use redis::sentinel::{SentinelClient, SentinelServerType};
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value};
 use tokio::time::Instant;
 
-/// How long asking the Sentinels for the master may take.
-const SENTINEL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long connecting, a command, asking the Sentinels for the master or
+/// the cluster for its slots may take.
+const TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a failing connection asks the Sentinels again, at most.
 const SENTINEL_RECHECK: Duration = Duration::from_millis(250);
 /// How long a command is tried again on a cluster while its slot moves.
@@ -57,10 +58,15 @@ struct Sentinels {
     master: Mutex<(Option<String>, Option<Instant>)>,
 }
 
+/// `HOST:PORT,HOST:PORT` as a URL per node.
+fn node_urls(hosts: &str) -> Vec<String> {
+    hosts.split(',').filter(|host| !host.is_empty()).map(|host| format!("redis://{host}")).collect()
+}
+
 fn manager_config() -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_connection_timeout(Some(TIMEOUT))
+        .set_response_timeout(Some(TIMEOUT))
         .set_number_of_retries(2)
         .set_max_delay(Duration::from_secs(1))
 }
@@ -69,15 +75,11 @@ impl Redis {
     pub fn open(url: &str) -> RedisResult<Redis> {
         let invalid = |why: &'static str| RedisError::from((ErrorKind::InvalidClientConfig, why));
         if let Some(hosts) = url.strip_prefix("redis+cluster://") {
-            let nodes: Vec<String> =
-                hosts.split(',').filter(|h| !h.is_empty()).map(|h| format!("redis://{h}")).collect();
+            let nodes = node_urls(hosts);
             if nodes.is_empty() {
                 return Err(invalid("redis+cluster:// needs at least one node"));
             }
-            let client = ClusterClient::builder(nodes)
-                .connection_timeout(Duration::from_secs(2))
-                .response_timeout(Duration::from_secs(2))
-                .build()?;
+            let client = ClusterClient::builder(nodes).connection_timeout(TIMEOUT).response_timeout(TIMEOUT).build()?;
             return Ok(Redis { current: Arc::new(Mutex::new(None)), sentinels: None, cluster: Some(Arc::new(client)) });
         }
         let Some(rest) = url.strip_prefix("redis+sentinel://") else {
@@ -86,7 +88,7 @@ impl Redis {
             return Ok(Redis { current, sentinels: None, cluster: None });
         };
         let (hosts, name) = rest.split_once('/').ok_or(invalid("redis+sentinel://HOSTS/MASTER_NAME"))?;
-        let nodes: Vec<String> = hosts.split(',').filter(|h| !h.is_empty()).map(|h| format!("redis://{h}")).collect();
+        let nodes = node_urls(hosts);
         if nodes.is_empty() || name.is_empty() {
             return Err(invalid("redis+sentinel:// needs at least one sentinel and a master name"));
         }
@@ -117,7 +119,7 @@ impl Redis {
             return Ok(link);
         }
         if let Some(cluster) = &self.cluster {
-            let connect = tokio::time::timeout(SENTINEL_TIMEOUT, cluster.get_async_connection()).await;
+            let connect = tokio::time::timeout(TIMEOUT, cluster.get_async_connection()).await;
             let link =
                 Link::Cluster(connect.map_err(|_| RedisError::from((ErrorKind::Io, "cluster connect timed out")))??);
             return Ok(self.current.lock().unwrap().get_or_insert(link).clone());
@@ -140,7 +142,7 @@ impl Redis {
             }
             master.1 = Some(Instant::now());
         }
-        let asked = tokio::time::timeout(SENTINEL_TIMEOUT, client.async_get_client()).await;
+        let asked = tokio::time::timeout(TIMEOUT, client.async_get_client()).await;
         let master_client = asked.map_err(|_| RedisError::from((ErrorKind::Io, "the sentinels did not answer")))??;
         let addr = master_client.get_connection_info().addr().to_string();
         if sentinels.master.lock().unwrap().0.as_deref() == Some(addr.as_str()) {
