@@ -261,8 +261,9 @@ impl ConnectionLike for Redis {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_sentinel_url_needs_sentinels_and_a_master_name() {
+    /// In a runtime: a lazy connection still spawns its task.
+    #[tokio::test]
+    async fn a_sentinel_url_needs_sentinels_and_a_master_name() {
         assert!(Redis::open("redis://127.0.0.1:6379").is_ok());
         assert!(Redis::open("redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster").is_ok());
         assert!(Redis::open("redis+cluster://127.0.0.1:7000,127.0.0.1:7001").is_ok());
@@ -272,8 +273,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn on_a_cluster_every_key_shares_one_hash_tag() {
+    #[tokio::test]
+    async fn on_a_cluster_every_key_shares_one_hash_tag() {
         assert_eq!(Redis::open("redis://127.0.0.1:6379").unwrap().key_prefix("fk:"), "fk:");
         assert_eq!(Redis::open("redis+cluster://127.0.0.1:7000").unwrap().key_prefix("fk:"), "{fk:}");
     }
