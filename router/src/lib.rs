@@ -25,7 +25,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let store = match &config.redis {
         Some(url) => {
             let conn = runtime::Redis::open(url).with_context(|| format!("bad redis url {url}"))?;
-            Store::Redis(RedisStore::new(conn.clone(), conn.key_prefix(&config.redis_prefix)))
+            let prefix = conn.key_prefix(&config.redis_prefix);
+            Store::Redis(RedisStore::new(conn, prefix))
         }
         None => Store::Memory(Box::default()),
     };
@@ -65,7 +66,8 @@ const STORE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1)
 ///   their close events to the backend;
 /// - forgets the joins and binds of sessions that no gateway reported
 ///   within the lease (joined after they closed, or never existed);
-/// - when Redis lost its data, asks every gateway to report again.
+/// - when Redis lost its data, or failed over to a replica that may lack
+///   the last writes, asks every gateway to report again.
 async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, shutdown: Shutdown) {
     // An empty store at this router's first look is a new one, not a loss.
     let mut first_look = true;
