@@ -54,8 +54,14 @@ struct Sentinels {
     client: tokio::sync::Mutex<SentinelClient>,
     /// Moves from one master to another.
     failovers: AtomicU64,
-    /// The master connected to, and when the Sentinels were last asked.
-    master: Mutex<(Option<String>, Option<Instant>)>,
+    master: Mutex<Master>,
+}
+
+/// The master connected to, and when the Sentinels were last asked.
+#[derive(Default)]
+struct Master {
+    addr: Option<String>,
+    asked: Option<Instant>,
 }
 
 /// `HOST:PORT,HOST:PORT` as a URL per node.
@@ -96,7 +102,7 @@ impl Redis {
         let sentinels = Sentinels {
             client: tokio::sync::Mutex::new(client),
             failovers: AtomicU64::new(0),
-            master: Mutex::new((None, None)),
+            master: Mutex::default(),
         };
         Ok(Redis { current: Arc::new(Mutex::new(None)), sentinels: Some(Arc::new(sentinels)), cluster: None })
     }
@@ -136,21 +142,21 @@ impl Redis {
         let mut client = sentinels.client.lock().await;
         {
             let mut master = sentinels.master.lock().unwrap();
-            let recent = master.1.is_some_and(|at| at.elapsed() < SENTINEL_RECHECK);
+            let recent = master.asked.is_some_and(|at| at.elapsed() < SENTINEL_RECHECK);
             if recent && self.current.lock().unwrap().is_some() {
                 return Ok(());
             }
-            master.1 = Some(Instant::now());
+            master.asked = Some(Instant::now());
         }
         let asked = tokio::time::timeout(TIMEOUT, client.async_get_client()).await;
         let master_client = asked.map_err(|_| RedisError::from((ErrorKind::Io, "the sentinels did not answer")))??;
         let addr = master_client.get_connection_info().addr().to_string();
-        if sentinels.master.lock().unwrap().0.as_deref() == Some(addr.as_str()) {
+        if sentinels.master.lock().unwrap().addr.as_deref() == Some(addr.as_str()) {
             return Ok(());
         }
         let manager = master_client.get_connection_manager_lazy(manager_config())?;
         *self.current.lock().unwrap() = Some(Link::One(manager));
-        let previous = sentinels.master.lock().unwrap().0.replace(addr.clone());
+        let previous = sentinels.master.lock().unwrap().addr.replace(addr.clone());
         match previous {
             Some(old) => {
                 tracing::warn!(%old, master = %addr, "redis: the sentinels name a new master; connecting to it");
