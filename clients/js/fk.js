@@ -3,7 +3,9 @@
 // It follows docs/PROTOCOL.md's resume rules: a dropped connection comes
 // back to the same session, on any gateway of the cluster, and gets what it
 // missed; when the session cannot come back, "lost" says so and a new one
-// opens.
+// opens. Where a WebSocket cannot open (a proxy that strips Upgrade, no
+// WebSocket at all), it falls back to Server-Sent Events with HTTP posts,
+// with the same API (docs/CLIENTS.md).
 //
 //   import { FkClient } from "./fk.js";
 //   const fk = new FkClient("wss://chat.example.com/ws");
@@ -34,12 +36,27 @@ export class FkClient extends EventTarget {
    * @param {number} [options.connectTimeoutMs=10000] how long a connection may
    *   take to open (and, with resume, to bring the session message)
    * @param {typeof WebSocket} [options.WebSocket] the WebSocket class to use
+   * @param {string[]} [options.transports=["websocket", "sse"]] the transports
+   *   to try, in order; a missing WebSocket class skips "websocket"
+   * @param {number} [options.fallbackAfter=2] connections of a transport that
+   *   fail before they open, in a row, before the next transport is tried
+   * @param {string | (() => string)} [options.sseUrl] the event stream's URL
+   *   (default: `url` with http:// or https:// for ws:// or wss://)
+   * @param {typeof fetch} [options.fetch] the fetch to use for SSE
    */
   constructor(url, options = {}) {
     super();
     this.url = url;
-    this.options = { resume: true, graceMs: 30000, minDelayMs: 250, maxDelayMs: 30000, connectTimeoutMs: 10000, ...options };
+    this.options = {
+      resume: true, graceMs: 30000, minDelayMs: 250, maxDelayMs: 30000, connectTimeoutMs: 10000,
+      transports: ["websocket", "sse"], fallbackAfter: 2, ...options,
+    };
     this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    this.fetch = options.fetch ?? globalThis.fetch?.bind(globalThis);
+    this.transports = this.options.transports.filter((t) => (t === "websocket" ? this.WebSocket : this.fetch));
+    /** The transport in use or being tried: "websocket" or "sse". */
+    this.transport = this.transports[0];
+    this.failures = 0;
     /** The session id the backend sees (SESSIONID); empty until the first "open". */
     this.session = "";
     this.token = options.session?.token ?? "";
@@ -48,7 +65,7 @@ export class FkClient extends EventTarget {
     this.retries = 0;
     this.droppedAt = 0;
     this.timer = null;
-    this.ws = null;
+    this.conn = null;
     this.connect();
   }
 
@@ -66,7 +83,7 @@ export class FkClient extends EventTarget {
   /** Sends text or bytes; false when not connected (nothing is queued). */
   send(data) {
     if (this.state !== "open") return false;
-    this.ws.send(data);
+    this.conn.send(data);
     return true;
   }
 
@@ -79,20 +96,16 @@ export class FkClient extends EventTarget {
     clearTimeout(this.timer);
     this.state = "closed";
     this.token = "";
-    if (this.ws) this.ws.close(code, reason);
+    if (this.conn) this.conn.close(code, reason);
   }
 
   connect() {
-    const url = new URL(typeof this.url === "function" ? this.url() : this.url);
+    const base = this.transport === "sse" ? this.options.sseUrl ?? this.url : this.url;
+    const url = new URL(typeof base === "function" ? base() : base);
     if (this.options.resume) {
       url.searchParams.set("resume", this.token || "1");
       if (this.token) url.searchParams.set("last", String(this.received));
     }
-    const ws = new this.WebSocket(url.toString());
-    ws.binaryType = "arraybuffer";
-    this.ws = ws;
-    // With resume, the gateway's session message comes first on every connection.
-    let greeted = !this.options.resume;
     let ended = false;
     const end = (code, reason) => {
       if (ended) return;
@@ -100,29 +113,110 @@ export class FkClient extends EventTarget {
       clearTimeout(this.timer);
       this.onClose(code, reason);
     };
-    // A connection that never opens ends too, and an error before the open
-    // is its end: Node's WebSocket fires no close after a reset there.
-    this.timer = setTimeout(() => { end(1006, "connect timeout"); ws.close(); }, this.options.connectTimeoutMs);
+    const received = (data) => {
+      if (ended) return;
+      this.received++;
+      this.emit("message", { data, json: parseJSON(data) });
+    };
+    const greeted = (message) => { if (!ended) this.onSession(message); };
+    this.conn = this.transport === "sse"
+      ? this.connectSse(url, { end, received, greeted })
+      : this.connectWebSocket(url, { end, received, greeted });
+    // A connection that never opens ends too.
+    this.timer = setTimeout(() => { end(1006, "connect timeout"); this.conn.abort(); }, this.options.connectTimeoutMs);
+  }
+
+  connectWebSocket(url, { end, received, greeted }) {
+    const ws = new this.WebSocket(url.toString());
+    ws.binaryType = "arraybuffer";
+    // With resume, the gateway's session message comes first on every connection.
+    let greeting = this.options.resume;
+    // An error before the open is its end: Node's WebSocket fires no close
+    // after a reset there.
     ws.onerror = () => { if (this.state !== "open") end(1006, ""); };
     ws.onopen = () => {
-      if (greeted && !ended) this.opened({ session: "", resumed: false });
+      if (!greeting) greeted({ id: "", resumed: false });
     };
     ws.onmessage = (event) => {
-      if (ended) return;
-      if (!greeted) {
-        greeted = true;
-        return this.onSession(JSON.parse(event.data));
-      }
-      this.received++;
-      this.emit("message", { data: event.data, json: parseJSON(event.data) });
+      if (!greeting) return received(event.data);
+      greeting = false;
+      greeted(JSON.parse(event.data));
     };
     ws.onclose = (event) => end(event.code, event.reason);
+    return { send: (data) => ws.send(data), close: (code, reason) => ws.close(code, reason), abort: () => ws.close() };
+  }
+
+  /** An event stream for what comes, a post for each message that goes, in
+   * order (docs/PROTOCOL.md, "Server-Sent Events"). */
+  connectSse(url, { end, received, greeted }) {
+    if (url.protocol === "ws:" || url.protocol === "wss:") url.protocol = url.protocol === "ws:" ? "http:" : "https:";
+    const base = `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+    const aborter = new AbortController();
+    let sendToken = "";
+    let posts = Promise.resolve();
+    const post = (what, body, type) => {
+      const headers = { Authorization: `Bearer ${sendToken}`, "Content-Type": type };
+      posts = posts.then(() => this.fetch(`${base}/${what}`, { method: "POST", headers, body }))
+        .then((reply) => { if (reply.status !== 202) this.emit("error", { status: reply.status }); })
+        .catch(() => {});
+      return posts;
+    };
+    // A page that goes away ends its session, as a browser's WebSocket
+    // does with 1001; a keepalive post outlives the page.
+    const leave = () => {
+      const headers = { Authorization: `Bearer ${sendToken}` };
+      this.fetch(`${base}/close`, { method: "POST", headers, keepalive: true }).catch(() => {});
+    };
+    const stop = (code, reason) => {
+      globalThis.removeEventListener?.("pagehide", leave);
+      aborter.abort();
+      end(code, reason);
+    };
+    const onEvent = ({ event, data }) => {
+      if (event === "session") {
+        const session = JSON.parse(data);
+        sendToken = session.send;
+        globalThis.addEventListener?.("pagehide", leave);
+        return greeted(this.options.resume ? session : { id: session.id, resumed: false });
+      }
+      if (event === "close") {
+        const { code, reason } = JSON.parse(data);
+        return stop(code, reason);
+      }
+      if (event === "" || event === "message") return received(data);
+      if (event === "text64") return received(new TextDecoder().decode(fromBase64(data)));
+      if (event === "binary") return received(fromBase64(data).buffer);
+    };
+    this.fetch(url.toString(), { headers: { Accept: "text/event-stream" }, cache: "no-store", signal: aborter.signal })
+      .then(async (response) => {
+        if (response.status !== 200) {
+          const refusal = parseJSON(await response.text()) ?? {};
+          return stop(refusal.code ?? 1006, refusal.reason ?? `HTTP ${response.status}`);
+        }
+        await readEvents(response.body, onEvent);
+        stop(1006, "");
+      })
+      .catch(() => stop(1006, ""));
+    return {
+      send: (data) => {
+        const text = typeof data === "string";
+        post("send", data, text ? "text/plain; charset=utf-8" : "application/octet-stream");
+      },
+      // The stream's close event ends it; a stream that says nothing
+      // more is let go after a second.
+      close: () => {
+        globalThis.removeEventListener?.("pagehide", leave);
+        if (!sendToken) return aborter.abort();
+        post("close", "", "text/plain").finally(() => setTimeout(() => aborter.abort(), 1000));
+      },
+      abort: () => aborter.abort(),
+    };
   }
 
   onSession(message) {
     const resumed = Boolean(message.resumed);
     this.session = message.id;
-    this.token = message.resume;
+    this.token = message.resume ?? "";
     if (!resumed) this.received = 0;
     this.opened({ session: message.id, resumed });
   }
@@ -131,12 +225,18 @@ export class FkClient extends EventTarget {
     clearTimeout(this.timer);
     this.state = "open";
     this.retries = 0;
+    this.failures = 0;
     this.droppedAt = 0;
     this.emit(detail.resumed ? "resumed" : "open", detail);
   }
 
   onClose(code, reason) {
     const mine = this.state === "closed";
+    // A transport that fails before it opens, again and again, is given up
+    // for the next (a proxy that strips Upgrade fails every WebSocket).
+    const unopened = this.state === "connecting" || this.state === "reconnecting";
+    const next = this.transports[this.transports.indexOf(this.transport) + 1];
+    const fallback = unopened && ++this.failures >= this.options.fallbackAfter && next;
     const retry = !mine && !NO_RETURN.has(code) && !isRefusal(code);
     if (!this.droppedAt) this.droppedAt = Date.now();
     const graceOver = Date.now() - this.droppedAt > this.options.graceMs;
@@ -149,6 +249,10 @@ export class FkClient extends EventTarget {
     }
     this.state = retry ? "reconnecting" : "closed";
     this.emit("close", { code, reason, reconnecting: retry });
+    if (fallback) {
+      [this.transport, this.failures, this.retries] = [next, 0, 0];
+      this.emit("fallback", { transport: next });
+    }
     if (retry) this.timer = setTimeout(() => this.connect(), this.delay());
   }
 
@@ -161,6 +265,40 @@ export class FkClient extends EventTarget {
   emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
+}
+
+/** Reads an event stream: `onEvent({event, data})` for each event, until it ends. */
+async function readEvents(body, onEvent) {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let event = "";
+  let data = null;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let newline;
+    while ((newline = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, newline).replace(/\r$/, "");
+      buffer = buffer.slice(newline + 1);
+      if (line === "") {
+        if (data !== null) onEvent({ event, data });
+        [event, data] = ["", null];
+        continue;
+      }
+      const colon = line.indexOf(":");
+      if (colon === 0) continue;
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") event = value;
+      if (field === "data") data = data === null ? value : `${data}\n${value}`;
+    }
+  }
+}
+
+function fromBase64(text) {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
 }
 
 function parseJSON(data) {

@@ -1,17 +1,24 @@
 // Two browser pages chat through the real stack: log in, channel 0 and
-// channel 2, each sees the other's message and the online list.
+// channel 2, each sees the other's message and the online list; one
+// leaves, and the other sees it. With NO_WEBSOCKET=1 the pages have no
+// WebSocket at all, and fk.js falls back to Server-Sent Events.
 //   node chat.mjs http://127.0.0.1:9005/ screenshot.png
 import { chromium } from "playwright-core";
 
 const [url, screenshot] = process.argv.slice(2);
 const timeout = 5000;
+const noWebSocket = process.env.NO_WEBSOCKET === "1";
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
 });
 try {
   const [ann, bob] = [await browser.newPage(), await browser.newPage()];
+  const [sockets, streams] = [[], []];
   for (const page of [ann, bob]) {
+    if (noWebSocket) await page.addInitScript(() => { delete window.WebSocket; });
+    page.on("websocket", (ws) => sockets.push(ws.url()));
+    page.on("request", (r) => { if (r.headers().accept === "text/event-stream") streams.push(r.url()); });
     await page.goto(url);
     await page.waitForFunction(() => document.querySelector("#state").textContent === "connected", null, { timeout });
   }
@@ -45,7 +52,14 @@ try {
   if (inTwo.includes("hello everyone")) throw new Error("channel 0's message shown in channel 2");
 
   await ann.screenshot({ path: screenshot });
-  console.log("ok");
+
+  await bob.close({ runBeforeUnload: true });
+  await ann.click('[data-channel="0"]');
+  await sees(ann, "bob left");
+  await ann.waitForFunction(() => document.querySelector("#count").textContent === "1", null, { timeout });
+  const transports = `${sockets.length} WebSocket(s), ${streams.length} event stream(s)`;
+  if (noWebSocket ? sockets.length > 0 || streams.length < 2 : sockets.length < 2) throw new Error(transports);
+  console.log(`ok: ${transports}`);
 } finally {
   await browser.close();
 }

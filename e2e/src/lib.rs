@@ -8,10 +8,12 @@ pub mod http;
 pub mod processes;
 pub mod queue;
 pub mod raw_ws;
+pub mod sse;
 pub mod ws;
 
 pub use processes::{
     backend_events, cluster, echo_backend, echo_backend_with, echo_stack, eventually, free_port, metric, scratch_file,
     Proc, Redis, RedisCluster, SentinelGroup, Stack, StackOptions,
 };
+pub use sse::SseClient;
 pub use ws::Client;

@@ -623,3 +623,43 @@ async fn a_ping_flood_without_reading_costs_under_16_kb_a_connection() {
     let per_client = stack.proc("gateway").rss().saturating_sub(before) / CLIENTS as u64;
     assert!(per_client < 16 << 10, "{per_client} bytes a flooding connection");
 }
+
+/// An SSE client posts its messages with the send token its stream gave
+/// it. Another session's id under its own token's MAC, a resume token, a
+/// token of another cluster's secret and a made-up one are refused (403);
+/// a real token at a gateway that does not hold the session is refused
+/// (421, sticky routing). Nothing of them reaches the victim's session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_post_with_a_forged_or_foreign_send_token_is_refused() {
+    let log = scratch_file("sse-attack-events.jsonl");
+    let log_flag = log.to_str().unwrap();
+    let (_stack, gateways) = e2e::cluster(&[], 2, &[], &["--log", log_flag]);
+    let port = gateways[0].port;
+    let victim = e2e::SseClient::open(port, "/?resume=1", &[]).unwrap();
+    let attacker = e2e::SseClient::open(port, "/", &[]).unwrap();
+    let victim_id = victim.id().to_owned();
+    let attacker_mac = attacker.send_token().split_once('.').unwrap().1.to_owned();
+    let other_cluster = protocol::signing::Signer::new(Some("another cluster")).sign(&format!("send:{victim_id}"));
+    let ours = protocol::signing::Signer::new(Some("cluster")).sign(&format!("send:{victim_id}"));
+    let resume_token = victim.session["resume"].as_str().unwrap().to_owned();
+    let forged = [
+        format!("{victim_id}.{attacker_mac}"),
+        resume_token,
+        format!("{victim_id}.{other_cluster}"),
+        format!("{victim_id}.{}", "0".repeat(64)),
+        victim_id.clone(),
+    ];
+    for token in &forged {
+        let status = e2e::sse::post(port, "/send", token, "text/plain", "as the victim");
+        assert_eq!(status, 403, "token {token}");
+    }
+    assert_eq!(e2e::sse::post(gateways[1].port, "/send", victim.send_token(), "text/plain", "elsewhere"), 421);
+    assert_eq!(metric(gateways[0].admin, "gateway_sse_posts_refused_total"), forged.len() as f64);
+    // The control: the victim's own token, as the cluster signs it, works.
+    assert_eq!(format!("{victim_id}.{ours}"), victim.send_token());
+    assert_eq!(victim.send("mine"), 202);
+    let events = e2e::backend_events(&log, 3);
+    let messages: Vec<&Value> = events.iter().filter(|e| e["event"] == "message").collect();
+    assert_eq!(messages.len(), 1, "{events:?}");
+    assert_eq!((&messages[0]["body"], &messages[0]["params"]["SESSIONID"]), (&json!("mine"), &json!(victim_id)));
+}

@@ -39,6 +39,14 @@ fn two_browser_pages_chat_on_channel_0_and_2() {
     run_page_test("chat.mjs", &page_url(&stack, "/"), "chat-page.png", &[]);
 }
 
+/// The same chat with `window.WebSocket` gone, as in a browser that has
+/// none or behind a proxy that strips Upgrade: fk.js falls back to SSE.
+#[test]
+fn two_browser_pages_without_websocket_chat_over_sse_and_see_a_leave() {
+    let stack = Stack::start(StackOptions::default());
+    run_page_test("chat.mjs", &page_url(&stack, "/"), "chat-page-sse.png", &[("NO_WEBSOCKET", "1")]);
+}
+
 #[test]
 fn the_queue_page_lets_the_second_player_in_when_the_first_goes_offline() {
     let stack = Stack::start(StackOptions {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use e2e::processes::wait_for_port;
-use e2e::{Client, Proc};
+use e2e::{Client, Proc, SseClient};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -53,8 +53,8 @@ fn curl_through_nginx_debug_conf_reaches_the_chat_app() {
     assert_eq!(reply, json!({"echo": "hello", "session": "aaaaaaaaaaaaaaaa"}), "a message has no EVENT");
 }
 
-/// The edge carries WebSockets to the gateways, and names the client: a
-/// gateway that trusts nginx sees the client's own address.
+/// The edge carries WebSockets and SSE sessions to the gateways, and names
+/// the client: a gateway that trusts nginx sees the client's own address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_edge_conf_carries_websockets_to_the_gateways() {
     let _echo = Proc::project("echo-app", &["--listen", "127.0.0.1:19302", "--report-connect"], "echo");
@@ -76,4 +76,13 @@ async fn nginx_edge_conf_carries_websockets_to_the_gateways() {
     assert_eq!(client.recv_json().await["REMOTE_ADDR"], "127.0.0.5", "the client's address, not nginx's");
     client.send(Message::text("through the edge")).await;
     assert_eq!(client.recv().await, Message::text("through the edge"));
+
+    // An SSE session too: each event passes at once (proxy_buffering off),
+    // and ip_hash takes the client's posts to the gateway of its stream.
+    let mut sse = SseClient::open(8443, "/", &[]).unwrap();
+    assert_eq!(sse.recv_json()["TRANSPORT"], "sse");
+    for n in 0..5 {
+        assert_eq!(sse.send(&format!("post {n}")), 202);
+        assert_eq!(sse.recv(), format!("post {n}"));
+    }
 }

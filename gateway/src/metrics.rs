@@ -55,6 +55,9 @@ runtime::metric_table! {
         Resumed: Counter "gateway_sessions_resumed_total" "Sessions a client resumed here.",
         MovedOut: Counter "gateway_sessions_moved_out_total"
             "Sessions handed to a client that resumed them on another gateway.",
+        SsePosts: Counter "gateway_sse_posts_total" "Messages and closes SSE clients posted to their sessions.",
+        SsePostsRefused: Counter "gateway_sse_posts_refused_total"
+            "Posts refused for a send token that is invalid or names no session here.",
     }
 }
 
@@ -79,6 +82,7 @@ runtime::metric_table! {
             "Session ends no router will hear of (past the unreported bound).",
         PushesQueued: Counter "gateway_pushes_out_total" "Router pushes queued for clients.",
         Offline: Gauge "gateway_sessions_offline" "Sessions waiting now for their client to resume.",
+        SseStreams: Gauge "gateway_sse_streams" "SSE sessions connected now (also counted in gateway_sessions).",
         ResumeBufferedBytes: Gauge "gateway_resume_buffered_bytes"
             "Bytes kept now for resumes: replay logs and what waits for offline sessions (at most --resume-buffer-total-bytes).",
         ResumeBudgetDropped: Counter "gateway_resume_budget_dropped_total"

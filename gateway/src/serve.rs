@@ -67,8 +67,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
 
     let serve_on = |listener: TcpListener, front: front::Listener| {
         let gateway = gateway.clone();
-        runtime::accept_loop(listener, gateway.handshake_slots().clone(), shutdown.clone(), move |stream, peer| {
-            front::serve_accepted(stream, peer, front.clone(), gateway.clone())
+        let slots = gateway.handshake_slots().clone();
+        runtime::accept_loop_releasing(listener, slots, shutdown.clone(), move |stream, peer, slot| {
+            front::serve_accepted(stream, peer, front.clone(), slot, gateway.clone())
         })
     };
     let websocket = serve_on(listener, front::Listener::WebSocket);

@@ -12,6 +12,7 @@ use crate::admission::AdmissionControl;
 use crate::links::RouterLinks;
 use crate::metrics::{Metrics, Now};
 use crate::resume::token::TokenKey;
+use crate::session::inboxes::Inboxes;
 use crate::session::memberships::ChannelCount;
 use crate::session::{Host, Registry, SessionSettings};
 use crate::upstream;
@@ -33,6 +34,8 @@ pub struct Gateway {
     links: RouterLinks,
     events: EventEncoder,
     resume_keys: TokenKey,
+    /// SSE sessions' posted messages, by session.
+    inboxes: Inboxes,
     pages: Vec<Page>,
     /// Connections not yet sessions, under `--max-handshakes`.
     handshakes: runtime::Slots,
@@ -72,6 +75,7 @@ impl Gateway {
         }
         Ok(Gateway {
             resume_keys: TokenKey::new(config.resume_secret.as_deref()),
+            inboxes: Inboxes::default(),
             events: EventEncoder::new(
                 upstream::cgi::static_params(config.params.iter().map(|(n, v)| (n.as_str(), v.as_str())))?,
                 &config.param_prefix,
@@ -99,6 +103,10 @@ impl Gateway {
     }
 
     /// Who may connect (see [`crate::admission`]).
+    pub fn inboxes(&self) -> &Inboxes {
+        &self.inboxes
+    }
+
     pub fn admission(&self) -> &AdmissionControl {
         &self.admission
     }
@@ -138,6 +146,7 @@ impl Gateway {
             .set(Now::ClosesLost, stats.closes_lost.load(Relaxed) as f64)
             .set(Now::PushesQueued, stats.pushes_queued.load(Relaxed) as f64)
             .set(Now::Offline, self.registry.parked() as f64)
+            .set(Now::SseStreams, self.inboxes.count() as f64)
             .set(Now::ResumeBufferedBytes, budget.used() as f64)
             .set(Now::ResumeBudgetDropped, budget.dropped() as f64)
             .set(Now::OutboundQueuedBytes, self.registry.queued_bytes() as f64);

@@ -2,10 +2,10 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::Shutdown;
 
@@ -36,6 +36,27 @@ where
     F: Fn(TcpStream, SocketAddr) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    accept_loop_releasing(listener, slots, shutdown, move |stream, peer, _| serve(stream, peer)).await
+}
+
+/// One connection's place among `Slots`. It is given back when the
+/// connection ends, or before, when it no longer needs one (a gateway's
+/// HTTP connection that became a long-lived session).
+#[derive(Clone)]
+pub struct Slot(Arc<Mutex<Option<OwnedSemaphorePermit>>>);
+
+impl Slot {
+    pub fn release(&self) {
+        self.0.lock().expect("not poisoned").take();
+    }
+}
+
+/// [`accept_loop`], with each connection's [`Slot`] handed to `serve`.
+pub async fn accept_loop_releasing<F, Fut>(listener: TcpListener, slots: Slots, shutdown: Shutdown, serve: F)
+where
+    F: Fn(TcpStream, SocketAddr, Slot) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     loop {
         // A free slot first, then the next connection: with none free, the
         // kernel's backlog holds the rest, and no slot is held by a wait
@@ -62,10 +83,11 @@ where
             permit = slots.permits.clone().acquire_owned() => permit.expect("semaphore never closes"),
         };
         let _ = stream.set_nodelay(true);
-        let conn = serve(stream, peer);
+        let slot = Slot(Arc::new(Mutex::new(Some(permit))));
+        let conn = serve(stream, peer, slot.clone());
         tokio::spawn(async move {
             conn.await;
-            drop(permit);
+            slot.release();
         });
     }
 }

@@ -11,7 +11,7 @@ import { relayTo } from "./relay.mjs";
 const { FK_A, FK_B, FK_SHORT, ROUTER_HTTP } = process.env;
 const TIMEOUT = 10000;
 
-const EVENTS = ["open", "resumed", "lost", "message", "close"];
+const EVENTS = ["open", "resumed", "lost", "message", "close", "fallback"];
 
 /** Every event of a client, in order, from its start: `take(type)` waits
  * for the next one of `type` not taken yet (events that come in one burst
@@ -32,6 +32,17 @@ function watch(client) {
       }
     },
   };
+}
+
+/** Waits until the router knows `session`: its gateway tells it of a new
+ * session on its own link, which may come after the first reply. */
+async function known(session) {
+  for (let tries = 0; tries < 200; tries++) {
+    const reply = await fetch(`${ROUTER_HTTP}/v1/online`, { method: "POST", body: JSON.stringify({ sessions: [session] }) });
+    if ((await reply.json()).sessions.includes(session)) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`the router never knew ${session}`);
 }
 
 async function push(session, data) {
@@ -119,6 +130,7 @@ test("a refused token starts a new session", async (t) => {
 test("a kicked client stays away", async (t) => {
   const [fk, events] = client(t, FK_A);
   const { session } = await events.take("open");
+  await known(session);
   const reply = await fetch(`${ROUTER_HTTP}/v1/kick`, { method: "POST", body: JSON.stringify({ sessions: [session] }) });
   assert.equal(reply.status, 200);
   assert.deepEqual(await events.take("close"), { code: 4000, reason: "kicked", reconnecting: false });
@@ -132,4 +144,75 @@ test("backoff grows, with jitter, up to its ceiling", (t) => {
     const ceiling = Math.min(1000, 100 * 2 ** i);
     assert.ok(d >= ceiling / 2 && d <= ceiling, `retry ${i}: ${d} ms`);
   });
+});
+
+/** A WebSocket that never opens, as behind a proxy that strips Upgrade. */
+class BlockedWebSocket {
+  constructor() {
+    setTimeout(() => { this.onerror?.({}); this.onclose?.({ code: 1006, reason: "" }); }, 10);
+  }
+  close() {}
+}
+
+test("over SSE: sends and receives text, bytes and JSON", async (t) => {
+  const [fk, events] = client(t, FK_A, { transports: ["sse"] });
+  const opened = await events.take("open");
+  assert.match(opened.session, /^[0-9a-f]{16}$/);
+  assert.equal(fk.transport, "sse");
+  fk.sendJSON({ hello: "sse" });
+  fk.send("two\nlines\r\nand a CR");
+  fk.send(new Uint8Array([0, 1, 255]));
+  assert.deepEqual((await events.take("message")).json, { hello: "sse" });
+  assert.equal((await events.take("message")).data, "two\nlines\r\nand a CR", "sent in order, whole");
+  assert.deepEqual([...new Uint8Array((await events.take("message")).data)], [0, 1, 255]);
+  await known(opened.session);
+  await push(opened.session, "pushed");
+  assert.equal((await events.take("message")).data, "pushed");
+  fk.close();
+  assert.deepEqual(await events.take("close"), { code: 1000, reason: "", reconnecting: false });
+});
+
+test("over SSE: a drop resumes the same session, with what it missed, in order", async (t) => {
+  const relay = await relayTo(FK_A);
+  t.after(() => relay.stop());
+  const [fk, events] = client(t, relay.url, { transports: ["sse"], minDelayMs: 50 });
+  const { session } = await events.take("open");
+  fk.send("before");
+  await events.take("message");
+  relay.cut();
+  assert.equal((await events.take("close")).reconnecting, true);
+  await push(session, "missed 1");
+  await push(session, "missed 2");
+  relay.open();
+  assert.deepEqual(await events.take("resumed"), { session, resumed: true });
+  await events.take("message");
+  await events.take("message");
+  fk.send("after");
+  await events.take("message");
+  const seen = events.seen.map(({ type, detail }) => (type === "message" ? detail.data : type));
+  assert.deepEqual(seen.filter((e) => e !== "close"), ["open", "before", "resumed", "missed 1", "missed 2", "after"]);
+  assert.equal(fk.saved().last, 4, "every message counted once");
+});
+
+test("falls back to SSE after the WebSocket fails to open, in the order given", async (t) => {
+  const [fk, events] = client(t, FK_A, { WebSocket: BlockedWebSocket, fallbackAfter: 2, minDelayMs: 20 });
+  assert.equal(fk.transport, "websocket");
+  const opened = await events.take("open");
+  const seen = events.seen.map(({ type, detail }) => (type === "fallback" ? `fallback:${detail.transport}` : type));
+  assert.deepEqual(seen, ["close", "close", "fallback:sse", "open"], "two failed WebSockets, then SSE");
+  assert.equal(fk.transport, "sse");
+  fk.send("via sse");
+  assert.equal((await events.take("message")).data, "via sse");
+  await known(opened.session);
+  await push(opened.session, "to the fallback");
+  assert.equal((await events.take("message")).data, "to the fallback");
+
+  const [sseFirst, first] = client(t, FK_A, { transports: ["sse", "websocket"] });
+  await first.take("open");
+  assert.equal(sseFirst.transport, "sse", "SSE first when asked");
+  const [wsOnly, only] = client(t, FK_A, { WebSocket: BlockedWebSocket, transports: ["websocket"], minDelayMs: 20 });
+  await only.take("close");
+  await only.take("close");
+  await only.take("close");
+  assert.equal(wsOnly.transport, "websocket", "no fallback unless listed");
 });

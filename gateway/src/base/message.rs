@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use protocol::SessionId;
 
 use super::close::CloseReason;
 
@@ -22,6 +23,26 @@ pub enum Message {
         code: u16,
         reason: Cow<'static, str>,
     },
+    /// A resumable session's first message on each connection.
+    Session(Box<Greeting>),
+}
+
+/// What a resumable session tells its client first: its id and the token
+/// that resumes it. WebSocket and TCP clients get it as a text message
+/// (`json`); an SSE client as its stream's session event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Greeting {
+    pub id: SessionId,
+    pub resume: String,
+    pub resumed: bool,
+    /// The number of the next message written: replayed first, then live.
+    pub next_seq: u64,
+}
+
+impl Greeting {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({"type": "session", "id": self.id.as_str(), "resume": self.resume, "resumed": self.resumed})
+    }
 }
 
 impl Message {

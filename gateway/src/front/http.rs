@@ -1,6 +1,7 @@
 //! The gateway's HTTP front: a WebSocket upgrade on any path becomes a
-//! session; a path under an `--http-route` goes to its backend as CGI; a
-//! `--page` is served on GET; anything else is 404.
+//! session, and so does a GET that accepts an event stream (`front::sse`,
+//! with its posts); a path under an `--http-route` goes to its backend as
+//! CGI; a `--page` is served on GET; anything else is 404.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::{header, HeaderMap, HeaderName, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -18,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::admission::{Entry, Refusal, Seat};
 use crate::base::close::CloseReason;
+use crate::front::sse::{self, stream::SseBody};
 use crate::front::websocket::{self, deflate, WebSocket};
 use crate::metrics::Count;
 use crate::resume::token::{self, Ask};
@@ -26,10 +28,15 @@ use crate::session::Host;
 use crate::upstream::cgi;
 use crate::upstream::fastcgi::{ParamBlock, ParamTooLarge};
 use crate::Gateway;
+use runtime::Slot;
 
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection refused at accept is kept for its client to read why.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// A response: whole, or an SSE session's event stream.
+pub type Body = Either<Full<Bytes>, SseBody>;
+pub type Reply = Response<Body>;
 
 /// A client's stream, plain or TLS.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -38,10 +45,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
 /// Serves a connection admitted at accept as `entry` (its place among its
 /// address's lasts as long as the connection, or the session it becomes).
-pub async fn serve_connection<I: Io>(stream: I, remote: SocketAddr, entry: Entry, gateway: Arc<Gateway>) {
+/// `slot`, its handshake slot, is given back early if it becomes an SSE
+/// session, which holds a seat under `--max-connections` instead.
+pub async fn serve_connection<I: Io>(stream: I, remote: SocketAddr, entry: Entry, slot: Slot, gateway: Arc<Gateway>) {
     let service = service_fn(move |req| {
-        let (gateway, entry) = (gateway.clone(), entry.clone());
-        async move { Ok::<_, Infallible>(handle::<I>(req, gateway, remote, entry).await) }
+        let (gateway, entry, slot) = (gateway.clone(), entry.clone(), slot.clone());
+        async move { Ok::<_, Infallible>(handle::<I>(req, gateway, remote, entry, slot).await) }
     });
     let result = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -83,10 +92,21 @@ async fn handle<I: Io>(
     gateway: Arc<Gateway>,
     peer: SocketAddr,
     entry: Entry,
-) -> Response<Full<Bytes>> {
+    slot: Slot,
+) -> Reply {
     let remote = crate::admission::proxy::client_addr(&gateway.config().trusted_proxies, peer, req.headers());
     if wants_websocket(req.headers()) {
         return upgrade::<I>(req, gateway, remote, &entry);
+    }
+    if sse::wants_stream(&req) {
+        let reply = sse::open(req, gateway, remote, &entry).await;
+        if reply.status() == StatusCode::OK {
+            slot.release();
+        }
+        return reply;
+    }
+    if let Some(kind) = sse::post_kind(&req) {
+        return sse::post(req, &gateway, kind).await;
     }
     if let Some(route) = gateway.config().http_routes.iter().find(|r| req.uri().path().starts_with(&r.prefix)) {
         let pool = route.pool.clone();
@@ -101,7 +121,7 @@ async fn handle<I: Io>(
 /// A plain HTTP request to a backend, as CGI: method, URI, headers and
 /// body in; status, headers (Set-Cookie included) and body out. Events of
 /// a session are something else; these carry no SESSIONID or EVENT.
-async fn forward(req: Request<Incoming>, gateway: &Gateway, remote: SocketAddr, pool: &str) -> Response<Full<Bytes>> {
+async fn forward(req: Request<Incoming>, gateway: &Gateway, remote: SocketAddr, pool: &str) -> Reply {
     let params = match connection_params(gateway, &req, remote, &[]) {
         Ok(params) => params,
         Err(why) => return respond(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "text/plain", format!("{why}\n")),
@@ -133,13 +153,13 @@ async fn forward(req: Request<Incoming>, gateway: &Gateway, remote: SocketAddr, 
         }
     }
     builder
-        .body(Full::new(response.body))
+        .body(Either::Left(Full::new(response.body)))
         .unwrap_or_else(|_| respond(StatusCode::BAD_GATEWAY, "text/plain", "malformed backend headers\n"))
 }
 
 /// With no allow-list every origin is fine; otherwise the Origin header
 /// must be one of the list (a client without one is not a browser page).
-fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+pub(super) fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
     if allowed.is_empty() {
         return true;
     }
@@ -169,12 +189,7 @@ const HANDSHAKE_HEADERS: [HeaderName; 5] = [
     header::SEC_WEBSOCKET_EXTENSIONS,
 ];
 
-fn upgrade<I: Io>(
-    mut req: Request<Incoming>,
-    gateway: Arc<Gateway>,
-    remote: SocketAddr,
-    entry: &Entry,
-) -> Response<Full<Bytes>> {
+fn upgrade<I: Io>(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr, entry: &Entry) -> Reply {
     if req.method() != Method::GET {
         return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "a WebSocket upgrade is a GET\n");
     }
@@ -211,7 +226,7 @@ fn upgrade<I: Io>(
     if let Some(agreed) = agreed {
         response = response.header(header::SEC_WEBSOCKET_EXTENSIONS, agreed.response);
     }
-    response.body(Full::default()).expect("static response parts are valid")
+    response.body(Either::Left(Full::default())).expect("static response parts are valid")
 }
 
 /// What the WebSocket connection will do: its message limit, and the
@@ -278,11 +293,12 @@ async fn open_session<I: Io>(
 
 /// How the connection's session begins: new, or resumed as its query
 /// string asks (refused with the close reason when it cannot be).
-async fn start(gateway: &Arc<Gateway>, ask: Ask) -> Result<Start, CloseReason> {
+pub(super) async fn start(gateway: &Arc<Gateway>, ask: Ask) -> Result<Start, CloseReason> {
     let resumable = gateway.config().resume_grace_ms > 0;
+    let id = protocol::SessionId::random();
     match ask {
-        Ask::Plain => Ok(Start::New { resumable: false }),
-        Ask::Resumable => Ok(Start::New { resumable }),
+        Ask::Plain => Ok(Start::New { id, resumable: false }),
+        Ask::Resumable => Ok(Start::New { id, resumable }),
         Ask::Resume { token, last } => {
             let token = gateway.resume_keys().verify(&token).ok_or(CloseReason::ResumeInvalid)?;
             let (mailbox, carried) = crate::handover::claim(gateway, token).await.map_err(token::refusal_reason)?;
@@ -294,7 +310,7 @@ async fn start(gateway: &Arc<Gateway>, ask: Ask) -> Result<Start, CloseReason> {
 /// The params every event of this connection carries: where the client is
 /// and what it asked for (see `upstream::cgi`), at most `--max-header-bytes`
 /// of them (each event carries them again); else why not (a 431, counted).
-fn connection_params(
+pub(super) fn connection_params(
     gateway: &Gateway,
     req: &Request<Incoming>,
     remote: SocketAddr,
@@ -327,10 +343,10 @@ fn encode_connection_params(
     Ok(params.compact())
 }
 
-fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+pub(super) fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, content_type)
-        .body(Full::new(body.into()))
+        .body(Either::Left(Full::new(body.into())))
         .expect("static response parts are valid")
 }

@@ -1,11 +1,13 @@
 //! Where clients come in: the WebSocket front (`http`: the upgrade, plain
-//! HTTP routes and pages; `websocket`: our codec; `tls`: wss://) and the
+//! HTTP routes and pages; `websocket`: our codec; `tls`: wss://), the SSE
+//! front for clients without WebSocket (`sse`, on the same listeners) and the
 //! raw TCP front (`tcp`, with fooking's length `framing`). Each makes its
 //! connection a `base::transport::Transport` and starts a session on it,
 //! once `crate::admission` lets the client in.
 
 pub mod framing;
 pub mod http;
+pub mod sse;
 pub mod tcp;
 pub mod tls;
 pub mod websocket;
@@ -13,6 +15,7 @@ pub mod websocket;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use runtime::Slot;
 use tokio::net::TcpStream;
 
 use crate::session::Host;
@@ -32,7 +35,14 @@ pub enum Listener {
 /// An accepted connection: admitted by its peer's address before a byte
 /// of it is read (an HTTP client refused gets a 429 while few others
 /// linger, others are closed), then served by its listener's front.
-pub async fn serve_accepted(stream: TcpStream, peer: SocketAddr, listener: Listener, gateway: Arc<Gateway>) {
+/// `slot` is its handshake slot.
+pub async fn serve_accepted(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: Listener,
+    slot: Slot,
+    gateway: Arc<Gateway>,
+) {
     let entry = match gateway.admission().at_accept(peer.ip(), gateway.metrics()) {
         Ok(entry) => entry,
         Err(refusal) => {
@@ -48,9 +58,25 @@ pub async fn serve_accepted(stream: TcpStream, peer: SocketAddr, listener: Liste
             return;
         }
     };
+    if !matches!(listener, Listener::Tcp) {
+        drop_unacknowledged_after(&stream, gateway.config().idle_timeout_ms);
+    }
     match listener {
-        Listener::WebSocket => http::serve_connection(stream, peer, entry, gateway).await,
+        Listener::WebSocket => http::serve_connection(stream, peer, entry, slot, gateway).await,
         Listener::Tcp => tcp::serve_connection(stream, peer, entry, gateway),
-        Listener::Tls(acceptor, front) => tls::serve_connection(stream, peer, entry, acceptor, front, gateway).await,
+        Listener::Tls(acceptor, front) => {
+            tls::serve_connection(stream, peer, entry, acceptor, front, slot, gateway).await
+        }
+    }
+}
+
+/// The kernel drops a connection whose written data stays unacknowledged
+/// for the idle timeout (`TCP_USER_TIMEOUT`): an SSE client cannot answer
+/// a ping, so this is how a vanished one is found, within a heartbeat and
+/// the idle timeout, as a silent WebSocket client is.
+fn drop_unacknowledged_after(stream: &TcpStream, idle_timeout_ms: u64) {
+    let timeout = std::time::Duration::from_millis(idle_timeout_ms);
+    if let Err(err) = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(timeout)) {
+        tracing::debug!(%err, "TCP_USER_TIMEOUT not set");
     }
 }

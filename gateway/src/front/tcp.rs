@@ -33,7 +33,7 @@ where
     let mut params = ParamBlock::default();
     cgi::client_address(&mut params, remote).expect("an address fits a record");
     let transport = Tcp::new(stream, gateway.config().max_message);
-    let start = crate::session::task::Start::New { resumable: false };
+    let start = crate::session::task::Start::New { id: protocol::SessionId::random(), resumable: false };
     tokio::spawn(crate::session::task::run(gateway, transport, params.compact(), seat, start));
 }
 
@@ -78,6 +78,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for Tcp<S> {
     fn start_send(mut self: Pin<&mut Self>, message: Message) -> io::Result<()> {
         let body = match message {
             Message::Text(payload) | Message::Binary(payload) => payload.data().clone(),
+            Message::Session(greeting) => greeting.json().to_string().into(),
             Message::Close { .. } => {
                 self.shut_down_after_flush = true;
                 return Ok(());

@@ -131,6 +131,7 @@ pub async fn serve_connection(
     entry: Entry,
     acceptor: TlsAcceptor,
     front: Front,
+    slot: runtime::Slot,
     gateway: Arc<Gateway>,
 ) {
     let failed = |why: String| {
@@ -138,7 +139,9 @@ pub async fn serve_connection(
         tracing::debug!(%remote, why, "TLS handshake failed");
     };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) if front == Front::WebSocket => super::http::serve_connection(tls, remote, entry, gateway).await,
+        Ok(Ok(tls)) if front == Front::WebSocket => {
+            super::http::serve_connection(tls, remote, entry, slot, gateway).await
+        }
         Ok(Ok(tls)) => super::tcp::serve_connection(tls, remote, entry, gateway),
         Ok(Err(err)) => failed(err.to_string()),
         Err(_) => failed(format!("no handshake within {HANDSHAKE_TIMEOUT:?}")),

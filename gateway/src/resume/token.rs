@@ -52,6 +52,26 @@ impl TokenKey {
     }
 }
 
+impl TokenKey {
+    /// The token an SSE client posts its messages with: `SESSIONID.MAC`,
+    /// the MAC over another payload than a resume token's, so neither
+    /// passes for the other. It lasts as long as the session.
+    pub fn sign_sender(&self, session: SessionId) -> String {
+        format!("{session}.{}", self.signer.sign(&sender_payload(session)))
+    }
+
+    /// The session a send token names, if this cluster signed it.
+    pub fn verify_sender(&self, text: &str) -> Option<SessionId> {
+        let (session, signature) = text.split_once('.')?;
+        let session: SessionId = session.parse().ok()?;
+        self.signer.verify(&sender_payload(session), signature).then_some(session)
+    }
+}
+
+fn sender_payload(session: SessionId) -> String {
+    format!("send:{session}")
+}
+
 fn payload(token: Token) -> String {
     format!("{}.{}", token.session, token.generation)
 }
@@ -100,6 +120,20 @@ mod tests {
         assert_eq!(key.verify(&text[..text.len() - 2]), None, "cut short");
         assert_eq!(key.verify(&format!("{ID}.0.{}", "0".repeat(64))), None, "forged");
         assert_eq!(key.verify("garbage"), None);
+    }
+
+    #[test]
+    fn send_tokens_name_one_session_and_are_no_resume_tokens() {
+        let key = TokenKey::new(Some("secret"));
+        let session = ID.parse().unwrap();
+        let send = key.sign_sender(session);
+        assert_eq!(key.verify_sender(&send), Some(session));
+        assert_eq!(key.verify_sender(&send.replacen(ID, "00000000000000ab", 1)), None, "another session");
+        assert_eq!(TokenKey::new(Some("other")).verify_sender(&send), None, "another secret");
+        let resume = key.sign(Token { session, generation: 0 });
+        assert_eq!(key.verify_sender(&resume), None, "a resume token");
+        assert_eq!(key.verify(&send), None, "a send token");
+        assert_eq!(key.verify_sender(""), None);
     }
 
     #[test]

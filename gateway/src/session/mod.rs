@@ -2,11 +2,13 @@
 //! without I/O, on `policy`'s pure decisions (what a reply, a goodbye or a
 //! drop does); `task` carries it out on the sockets; `event` turns events
 //! into FastCGI requests and sends them; `mailbox` is what others leave for
-//! a session (pushes, a close, a resume's claim); `registry` finds a live
-//! session by id, and `memberships` the sessions of a channel. A session
-//! sees the gateway that runs it only as a [`Host`].
+//! a session (pushes, a close, a resume's claim), and `inboxes` what its
+//! client posts (SSE); `registry` finds a live session by id, and
+//! `memberships` the sessions of a channel. A session sees the gateway
+//! that runs it only as a [`Host`].
 
 pub mod event;
+pub mod inboxes;
 pub mod lifecycle;
 pub mod mailbox;
 pub mod memberships;

@@ -128,13 +128,19 @@ pub struct EventEncoder {
     pub static_params: ParamBlock,
     session_param: Vec<u8>,
     event_param: Vec<u8>,
+    transport_param: Vec<u8>,
 }
 
 impl EventEncoder {
     /// `prefix` goes before SESSIONID and EVENT (`HTTP_` for Go backends).
     pub fn new(static_params: ParamBlock, prefix: &str) -> EventEncoder {
         let name = |base: &str| format!("{prefix}{base}").into_bytes();
-        EventEncoder { static_params, session_param: name("SESSIONID"), event_param: name("EVENT") }
+        EventEncoder {
+            static_params,
+            session_param: name("SESSIONID"),
+            event_param: name("EVENT"),
+            transport_param: name("TRANSPORT"),
+        }
     }
 
     /// The CGI name of a client header (`X-Forwarded-For` is
@@ -142,7 +148,9 @@ impl EventEncoder {
     /// for the gateway's own SESSIONID or EVENT under any prefix.
     pub fn header_param(&self, name: &str) -> Option<String> {
         let param = format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_"));
-        let ours = [&self.session_param, &self.event_param].iter().any(|own| own.as_slice() == param.as_bytes());
+        let ours = [&self.session_param, &self.event_param, &self.transport_param]
+            .iter()
+            .any(|own| own.as_slice() == param.as_bytes());
         (!ours && !RESERVED_HEADER_PARAMS.contains(&param.as_str())).then_some(param)
     }
 
@@ -166,6 +174,12 @@ impl EventEncoder {
             params.push(param.as_bytes(), values.join(separator).as_bytes())?;
         }
         Ok(())
+    }
+
+    /// Says which transport other than WebSocket or TCP carries a session
+    /// (`TRANSPORT=sse`), under the same prefix as SESSIONID.
+    pub fn transport_param(&self, params: &mut ParamBlock, transport: &str) -> Result<(), ParamTooLarge> {
+        params.push(&self.transport_param, transport.as_bytes())
     }
 
     /// The whole request: static params, the session's blocks, then the event's own.

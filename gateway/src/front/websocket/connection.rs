@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use super::decoder::{Decoded, Decoder};
 use super::frame::{close_payload, server_frame, OpCode};
 use super::write_queue::WriteQueue;
-use crate::base::message::Message;
+use crate::base::message::{Message, Payload};
 use crate::base::transport::{Incoming, Violation};
 use crate::front::websocket::outgoing::{websocket_frame, Frame};
 
@@ -204,6 +204,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         let (opcode, payload) = match message {
             Message::Text(payload) => (OpCode::Text, payload),
             Message::Binary(payload) => (OpCode::Binary, payload),
+            Message::Session(greeting) => (OpCode::Text, Payload::new(greeting.json().to_string().into())),
             Message::Ping => {
                 this.encode(OpCode::Ping, &[]);
                 return Ok(());

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::Session;
 use crate::base::close::CloseReason;
-use crate::base::message::Message;
+use crate::base::message::{Greeting, Message};
 use crate::base::transport::{Incoming, Transport};
 use crate::metrics::Count;
 use crate::resume::replay::ReplayBounds;
@@ -28,8 +28,7 @@ impl<T: Transport, H: Host> Session<T, H> {
     pub(super) async fn greet(&mut self, resumed: bool, last: Option<u64>) {
         let log = self.replay_log.as_mut().expect("resumable");
         let replay = if resumed { log.replay_after(last) } else { Ok(Vec::new()) };
-        let token = self.host.resume_keys().sign(Token { session: self.id, generation: log.generation });
-        let hello = serde_json::json!({"type": "session", "id": self.id.as_str(), "resume": token, "resumed": resumed});
+        let resume = self.host.resume_keys().sign(Token { session: self.id, generation: log.generation });
         let Ok(replay) = replay else {
             tracing::info!(session = %self.id, ?last, "client missed messages no longer kept");
             let (settings, metrics) = (self.host.session_settings(), self.host.metrics());
@@ -42,7 +41,9 @@ impl<T: Transport, H: Host> Session<T, H> {
         }
         // Neither is numbered again: the session message never is, the
         // replayed messages were when first written.
-        let batch = std::iter::once(Message::text(hello.to_string())).chain(replay).collect();
+        let next_seq = log.next_seq - replay.len() as u64;
+        let hello = Message::Session(Box::new(Greeting { id: self.id, resume, resumed, next_seq }));
+        let batch = std::iter::once(hello).chain(replay).collect();
         let action = self.write_batch(batch, false).await;
         self.carry_out(action).await;
     }

@@ -46,17 +46,11 @@ enum Outcome {
 
 /// How a session begins.
 pub enum Start {
-    New {
-        resumable: bool,
-    },
+    /// A new session, by the id its front chose (`SessionId::random`).
+    New { id: SessionId, resumable: bool },
     /// A connection that took over a session: its mailbox, what it carried,
     /// and how many messages the client says it got.
-    Resumed {
-        id: SessionId,
-        mailbox: Arc<Mailbox>,
-        carried: ResumeState,
-        last: Option<u64>,
-    },
+    Resumed { id: SessionId, mailbox: Arc<Mailbox>, carried: ResumeState, last: Option<u64> },
 }
 
 struct Session<T, H: Host> {
@@ -94,13 +88,13 @@ pub fn run<T: Transport, H: Host>(
 ) -> impl Future<Output = ()> + Send {
     let settings = host.session_settings();
     let (id, mailbox, meta, replay_log, life, new) = match start {
-        Start::New { resumable } => {
+        Start::New { id, resumable } => {
             let mailbox = Arc::new(Mailbox::new(settings.mailbox.clone()));
             let replay_log = resumable.then(|| Box::new(ReplayLog::new(0, 1, settings.resume_budget().clone())));
             let phase = if resumable { Phase::Greeting { resumed: false, last: None } } else { Phase::Open };
             let connect = settings.connect_event.then_some(EventKind::Connect);
             let life = Lifecycle::new(phase, resumable, connect, settings);
-            (SessionId::random(), mailbox, ParamBlock::default(), replay_log, life, true)
+            (id, mailbox, ParamBlock::default(), replay_log, life, true)
         }
         Start::Resumed { id, mailbox, carried, last } => {
             mailbox.park(false);

@@ -1,0 +1,178 @@
+//! Server-Sent Events sessions, as `curl -N` sees them: the backend gets
+//! what a WebSocket session gives it, pushes and kicks arrive as events,
+//! a dropped stream resumes by `Last-Event-ID`, and every limit that binds
+//! a WebSocket session binds this one.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use e2e::http::post as api;
+use e2e::{backend_events, echo_stack, free_port, metric, Client, SseClient};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+/// The params' names, less the per-connection values that differ anyway.
+fn param_names(event: &Value) -> BTreeSet<String> {
+    event["params"].as_object().unwrap().keys().filter(|k| *k != "HTTP_USER_AGENT").cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_session_gives_the_backend_what_a_websocket_session_does() {
+    let (stack, _echo, log) = echo_stack(&["--param", "SCRIPT_FILENAME=/srv/app.php"], &[]);
+    let headers = [("X-Custom", "yes"), ("SessionId", "0000000000000bad")];
+    let mut ws = Client::connect_with_headers(&stack.ws_url("/chat?room=1"), &headers).await;
+    ws.send(Message::text("héllo")).await;
+    assert_eq!(ws.recv().await, Message::text("héllo"));
+    ws.close().await;
+    let websocket = backend_events(&log, 3);
+
+    let mut sse = SseClient::open(stack.gateway_port, "/chat?room=1", &headers).unwrap();
+    assert_eq!(sse.session["type"], "session");
+    assert_eq!(sse.send("héllo"), 202);
+    assert_eq!(sse.recv(), "héllo", "the backend's reply, as an event");
+    let binary =
+        e2e::sse::post(stack.gateway_port, "/chat/send", sse.send_token(), "application/octet-stream", "\u{1}");
+    assert_eq!(binary, 202);
+    let event = sse.next_event().unwrap();
+    assert_eq!((event.event.as_str(), event.message()), ("binary", Some((vec![1], true))), "binary as base64");
+    assert_eq!(sse.close_session(), 202);
+    assert_eq!(sse.expect_close().0, 1000);
+    let events = backend_events(&log, 7);
+    let sse_events = &events[3..];
+
+    let kinds = |events: &[Value]| events.iter().map(|e| e["event"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    assert_eq!(kinds(sse_events), ["connect", "message", "message", "close"]);
+    assert_eq!(kinds(&websocket), ["connect", "message", "close"]);
+    let id = sse.id().to_owned();
+    assert!(sse_events.iter().all(|e| e["params"]["SESSIONID"] == json!(id)), "one session id throughout");
+    for (sse_event, ws_event) in [(0, 0), (1, 1), (3, 2)] {
+        let (sse_event, ws_event) = (&sse_events[sse_event], &websocket[ws_event]);
+        let mut names = param_names(ws_event);
+        names.insert("TRANSPORT".into());
+        assert_eq!(param_names(sse_event), names, "the same params, and TRANSPORT");
+        assert_eq!(sse_event["params"]["TRANSPORT"], "sse");
+        for same in ["REQUEST_URI", "QUERY_STRING", "HTTP_X_CUSTOM", "SCRIPT_FILENAME", "EVENT", "CONTENT_TYPE"] {
+            assert_eq!(sse_event["params"][same], ws_event["params"][same], "{same}");
+        }
+        assert_eq!(sse_event["body"], ws_event["body"]);
+    }
+    assert!(sse_events[0]["params"].get("HTTP_SESSIONID").is_none(), "a header never poses as the session");
+    assert_eq!(sse_events[2]["params"]["CONTENT_TYPE"], "application/octet-stream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_channels_and_kicks_reach_an_sse_session_and_a_vanished_client_ends_it() {
+    let (stack, _echo, log) = echo_stack(&[], &[]);
+    let mut sse = SseClient::open(stack.gateway_port, "/", &[]).unwrap();
+    let id = sse.id().to_owned();
+    stack.wait_for_clients(1);
+    let router = stack.router_http_port;
+    assert_eq!(api(router, "/v1/send", json!({"sessions": [id], "data": "to you"})).0, 200);
+    assert_eq!(sse.recv(), "to you");
+    api(router, "/v1/join", json!({"channel": "room", "sessions": [id]}));
+    api(router, "/v1/publish", json!({"channel": "room", "data": "line one\nline two"}));
+    assert_eq!(sse.recv(), "line one\nline two", "a message of many lines, whole");
+    api(router, "/v1/broadcast", json!({"data": "to all\r\nwith CRLF"}));
+    let event = sse.next_event().unwrap();
+    assert_eq!(event.event, "text64", "a CR would be a line end to the client: base64");
+    assert_eq!(event.message().unwrap().0, b"to all\r\nwith CRLF");
+    api(router, "/v1/kick", json!({"sessions": [id]}));
+    assert_eq!(sse.expect_close(), (4000, "kicked".into()));
+    assert!(sse.next_event().is_none(), "the stream ends after its close event");
+    let events = backend_events(&log, 2);
+    assert_eq!(events.last().unwrap()["event"], "close");
+
+    let vanishing = SseClient::open(stack.gateway_port, "/", &[]).unwrap();
+    let id = vanishing.id().to_owned();
+    backend_events(&log, 3);
+    let killed = Instant::now();
+    vanishing.kill();
+    let events = backend_events(&log, 4);
+    assert_eq!((events[3]["event"].as_str(), events[3]["params"]["SESSIONID"].as_str()), (Some("close"), Some(&*id)));
+    assert!(killed.elapsed() < Duration::from_secs(2), "closed in {:?}", killed.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_session_resumes_by_last_event_id_with_what_it_missed() {
+    let (stack, _echo, log) = echo_stack(&["--resume-grace-ms", "10000"], &[]);
+    let mut sse = SseClient::open(stack.gateway_port, "/?resume=1", &[]).unwrap();
+    let id = sse.id().to_owned();
+    assert_eq!(sse.session["resumed"], false);
+    stack.wait_for_clients(1);
+    let router = stack.router_http_port;
+    for n in 1..=3 {
+        api(router, "/v1/send", json!({"sessions": [id], "data": format!("m{n}")}));
+        assert_eq!(sse.recv(), format!("m{n}"));
+    }
+    // The client got m1 and m2 and misses m3 and what comes while it is away.
+    let resume_token = sse.session["resume"].as_str().unwrap().to_owned();
+    let last = format!("{resume_token}/2");
+    sse.kill();
+    let events = backend_events(&log, 2);
+    assert_eq!(events[1]["event"], "offline");
+    for n in 4..=5 {
+        api(router, "/v1/send", json!({"sessions": [id], "data": format!("m{n}")}));
+    }
+    let mut back = SseClient::open(stack.gateway_port, "/?resume=1", &[("Last-Event-ID", &last)]).unwrap();
+    assert_eq!((back.id(), &back.session["resumed"]), (id.as_str(), &json!(true)));
+    assert_ne!(back.session["resume"], json!(resume_token), "a new token for the next resume");
+    let missed: Vec<String> = (0..3).map(|_| back.recv()).collect();
+    assert_eq!(missed, ["m3", "m4", "m5"], "what it missed, in order");
+    assert!(back.last_event_id.as_deref().unwrap().ends_with("/5"), "{:?}", back.last_event_id);
+    assert_eq!(back.send("live"), 202);
+    assert_eq!(back.recv(), "live");
+    let kinds: Vec<Value> = backend_events(&log, 4).iter().map(|e| e["event"].clone()).collect();
+    assert_eq!(kinds, ["connect", "offline", "online", "message"]);
+
+    // The same Last-Event-ID again: that token was used.
+    let replayed = SseClient::open(stack.gateway_port, "/", &[("Last-Event-ID", &last)]).err().unwrap();
+    assert_eq!(replayed.0, 410);
+    let refusal: Value = serde_json::from_str(&replayed.1).unwrap();
+    assert_eq!((&refusal["code"], &refusal["reason"]), (&json!(4102), &json!("resume token already used")));
+    let forged = SseClient::open(stack.gateway_port, "/", &[("Last-Event-ID", &format!("{id}.9.00/1"))]);
+    assert_eq!(forged.err().unwrap().0, 410);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_sse_session_outlasts_the_idle_timeout_and_takes_no_handshake_slot() {
+    let admin = free_port();
+    let admin_addr = format!("127.0.0.1:{admin}");
+    let flags = ["--admin", &admin_addr, "--idle-timeout-ms", "1000", "--ping-interval-ms", "200"];
+    let (stack, _echo, _log) = echo_stack(&[&flags[..], &["--max-handshakes", "2"]].concat(), &[]);
+    let mut streams: Vec<SseClient> = (0..4).map(|_| SseClient::open(stack.gateway_port, "/", &[]).unwrap()).collect();
+    assert_eq!(metric(admin, "gateway_sse_streams"), 4.0);
+    assert_eq!(metric(admin, "gateway_handshakes"), 0.0, "a stream holds a session's seat, not a handshake slot");
+    std::thread::sleep(Duration::from_millis(2500));
+    for sse in &mut streams {
+        assert_eq!(sse.send("still here"), 202);
+        assert_eq!(sse.recv(), "still here", "heartbeats keep a stream that reads alive");
+    }
+    let mut ws = Client::connect(&stack.ws_url("/")).await;
+    ws.send(Message::text("and a WebSocket")).await;
+    assert_eq!(ws.recv().await, Message::text("and a WebSocket"));
+    assert_eq!(metric(admin, r#"gateway_client_closes_total{reason="idle_timeout"}"#), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_refuse_sse_sessions_as_they_refuse_websocket_ones() {
+    let admin = free_port();
+    let admin_addr = format!("127.0.0.1:{admin}");
+    let (stack, _echo, _log) = echo_stack(&["--admin", &admin_addr, "--max-connections-per-ip", "2"], &[]);
+    let _ws = Client::connect(&stack.ws_url("/")).await;
+    let _sse = SseClient::open(stack.gateway_port, "/", &[]).unwrap();
+    let refused = SseClient::open(stack.gateway_port, "/", &[]).err().unwrap();
+    assert_eq!(refused.0, 429, "{}", refused.1);
+    let ws = Client::try_connect(&stack.ws_url("/"), &[], None).await;
+    assert_eq!(ws.err().as_deref(), Some("HTTP 429"), "a WebSocket, refused the same");
+    assert_eq!(metric(admin, r#"gateway_connections_refused_total{reason="ip_connections"}"#), 2.0);
+
+    let (full, _echo, _log) = echo_stack(&["--max-connections", "2"], &[]);
+    let _ws = Client::connect(&full.ws_url("/")).await;
+    let _sse = SseClient::open(full.gateway_port, "/", &[]).unwrap();
+    let (status, body) = SseClient::open(full.gateway_port, "/", &[]).err().unwrap();
+    let refusal: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, &refusal["code"]), (503, &json!(1013)), "{body}");
+    let mut ws = Client::connect(&full.ws_url("/")).await;
+    let frame = ws.expect_close().await.expect("a close frame");
+    assert_eq!(u16::from(frame.code), 1013, "a WebSocket, refused the same");
+}

@@ -1,0 +1,215 @@
+//! The Server-Sent Events front, for clients that cannot keep a WebSocket
+//! open: a `GET` that accepts `text/event-stream` opens a session, the
+//! same session a WebSocket upgrade on that path would, and the client
+//! posts its messages, one a request, to `PATH/send` with the send token
+//! its stream's session event gave it (`PATH/close` ends the session).
+//! `codec` is the wire format, `stream` the session's transport.
+
+pub mod codec;
+pub mod stream;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::http::{connection_params, origin_allowed, respond, start, Reply};
+use crate::admission::{Entry, Refusal};
+use crate::base::close::CloseReason;
+use crate::base::transport::Incoming as Frame;
+use crate::metrics::Count;
+use crate::resume::token::{self, Ask};
+use crate::session::task::Start;
+use crate::session::Host;
+use crate::Gateway;
+use codec::EventId;
+use stream::SseStream;
+
+/// Headers that matter to the stream alone: a session's params leave them
+/// out (`Last-Event-ID` holds a resume token).
+const STREAM_HEADERS: [HeaderName; 3] =
+    [header::ACCEPT, header::CACHE_CONTROL, HeaderName::from_static("last-event-id")];
+
+/// How long a post waits for room in its session's inbox.
+const POST_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A `GET` whose client takes an event stream.
+pub fn wants_stream(req: &Request<Incoming>) -> bool {
+    req.method() == Method::GET
+        && req.headers().get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|accept| {
+            accept.split(',').any(|kind| kind.split(';').next().unwrap_or("").trim() == "text/event-stream")
+        })
+}
+
+/// What a post to a session asks: a message, or the end.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PostKind {
+    Send,
+    Close,
+}
+
+/// A `POST` to `PATH/send` or `PATH/close` that carries a bearer token
+/// (an `OPTIONS` to them is its CORS preflight).
+pub fn post_kind(req: &Request<Incoming>) -> Option<PostKind> {
+    let kind = match req.uri().path() {
+        path if path.ends_with("/send") => PostKind::Send,
+        path if path.ends_with("/close") => PostKind::Close,
+        _ => return None,
+    };
+    let preflight = req.method() == Method::OPTIONS
+        && req.headers().get(header::ACCESS_CONTROL_REQUEST_METHOD).is_some_and(|m| m == "POST");
+    let bearer = req.headers().get(header::AUTHORIZATION).is_some_and(|v| v.as_bytes().starts_with(b"Bearer "));
+    ((req.method() == Method::POST && bearer) || preflight).then_some(kind)
+}
+
+/// Opens an SSE session, or says why not: the same refusals as an upgrade
+/// (origin, per-address limits, headers, a full gateway, a resume), as an
+/// HTTP status with `{"code","reason"}` in the close codes a WebSocket
+/// client would get.
+pub async fn open(req: Request<Incoming>, gateway: Arc<Gateway>, remote: std::net::SocketAddr, entry: &Entry) -> Reply {
+    if !origin_allowed(&gateway.config().allowed_origins, req.headers()) {
+        gateway.metrics().count(Count::RefusedOrigin);
+        return respond(StatusCode::FORBIDDEN, "text/plain", "origin not allowed\n");
+    }
+    let seat = match gateway.admission().admit(entry, remote.ip(), gateway.metrics()) {
+        Ok(seat) => seat,
+        Err(refusal @ (Refusal::TooFast | Refusal::TooMany)) => {
+            return respond(StatusCode::TOO_MANY_REQUESTS, "text/plain", refusal.text())
+        }
+        Err(Refusal::Full) => return refused(&gateway, req.headers(), CloseReason::ServerFull),
+    };
+    let mut params = match connection_params(&gateway, &req, remote, &STREAM_HEADERS) {
+        Ok(params) => params,
+        Err(why) => return respond(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "text/plain", format!("{why}\n")),
+    };
+    gateway.events().transport_param(&mut params, "sse").expect("a short param fits");
+    let start = match start(&gateway, stream_ask(&req)).await {
+        Ok(start) => start,
+        Err(reason) => {
+            tracing::info!(%remote, reason = reason.text(), "resume refused");
+            return refused(&gateway, req.headers(), reason);
+        }
+    };
+    let (id, greets) = match &start {
+        Start::New { id, resumable } => (*id, *resumable),
+        Start::Resumed { id, .. } => (*id, true),
+    };
+    let inbox = gateway.inboxes().open(id);
+    let (stream, body) = SseStream::new(gateway.clone(), inbox, greets);
+    let session = crate::session::task::run(gateway.clone(), stream, params.compact(), seat, start);
+    tokio::spawn(session);
+    let response = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-store")
+        // nginx passes each event on at once, not when its buffer fills.
+        .header("x-accel-buffering", "no");
+    let mut response = response.body(super::http::Body::Right(body)).expect("static response parts are valid");
+    allow_origin(req.headers(), response.headers_mut());
+    response
+}
+
+/// What the stream asks for: a resume by `Last-Event-ID` (what a browser's
+/// `EventSource` sends when it comes back), else by the query string, as
+/// an upgrade's.
+fn stream_ask(req: &Request<Incoming>) -> Ask {
+    let last_event = req.headers().get("last-event-id").and_then(|v| v.to_str().ok()).and_then(EventId::parse);
+    match last_event {
+        Some(EventId { token, seq }) => Ask::Resume { token, last: Some(seq) },
+        None => token::ask(req.uri().query().unwrap_or("")),
+    }
+}
+
+/// A stream refused before it began, with the close code a WebSocket
+/// client would get: 503 for a full gateway or a resume to try again, 410
+/// for a session that cannot come back. A browser's `EventSource` gives
+/// up on any status but 200.
+fn refused(gateway: &Gateway, headers: &HeaderMap, reason: CloseReason) -> Reply {
+    gateway.metrics().closed(reason);
+    let status = match reason {
+        CloseReason::ServerFull | CloseReason::ResumeFailed => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::GONE,
+    };
+    let body = serde_json::json!({"type": "close", "code": reason.code(), "reason": reason.text()});
+    let mut response = respond(status, "application/json", format!("{body}\n"));
+    allow_origin(headers, response.headers_mut());
+    response
+}
+
+/// A message posted to a session, or its end: authorised by the session's
+/// send token alone, and taken only by the gateway that holds the session
+/// (see docs/PROTOCOL.md on sticky routing).
+pub async fn post(req: Request<Incoming>, gateway: &Gateway, kind: PostKind) -> Reply {
+    if !origin_allowed(&gateway.config().allowed_origins, req.headers()) {
+        gateway.metrics().count(Count::RefusedOrigin);
+        return respond(StatusCode::FORBIDDEN, "text/plain", "origin not allowed\n");
+    }
+    let headers = req.headers().clone();
+    let mut reply = match req.method() {
+        &Method::OPTIONS => preflight(),
+        _ => deliver(req, gateway, kind).await,
+    };
+    allow_origin(&headers, reply.headers_mut());
+    reply
+}
+
+async fn deliver(req: Request<Incoming>, gateway: &Gateway, kind: PostKind) -> Reply {
+    let token =
+        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let Some(id) = token.and_then(|token| gateway.resume_keys().verify_sender(token.trim())) else {
+        gateway.metrics().count(Count::SsePostsRefused);
+        return respond(StatusCode::FORBIDDEN, "text/plain", "send token invalid\n");
+    };
+    let Some(inbox) = gateway.inboxes().get(id) else {
+        gateway.metrics().count(Count::SsePostsRefused);
+        return respond(StatusCode::MISDIRECTED_REQUEST, "text/plain", "session not on this gateway\n");
+    };
+    let binary = req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"application/octet-stream");
+    let body = http_body_util::Limited::new(req.into_body(), gateway.config().max_message).collect();
+    let body = match tokio::time::timeout(runtime::BODY_READ_TIMEOUT, body).await {
+        Ok(Ok(body)) => body.to_bytes(),
+        Ok(Err(_)) => return respond(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "message too large\n"),
+        Err(_) => return respond(StatusCode::REQUEST_TIMEOUT, "text/plain", "message too slow\n"),
+    };
+    let frame = match kind {
+        PostKind::Close => Frame::Goodbye(Some(1000)),
+        PostKind::Send if !binary && std::str::from_utf8(&body).is_err() => {
+            let why = "a text message that is not UTF-8 (send binary as application/octet-stream)\n";
+            return respond(StatusCode::BAD_REQUEST, "text/plain", why);
+        }
+        PostKind::Send => Frame::Message { body, binary },
+    };
+    match inbox.send_timeout(frame, POST_WAIT).await {
+        Ok(()) => {
+            gateway.metrics().count(Count::SsePosts);
+            respond(StatusCode::ACCEPTED, "text/plain", Bytes::new())
+        }
+        Err(tokio::sync::mpsc::error::SendTimeoutError::Timeout(_)) => {
+            respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "session busy, try again\n")
+        }
+        Err(tokio::sync::mpsc::error::SendTimeoutError::Closed(_)) => {
+            respond(StatusCode::GONE, "text/plain", "session ended\n")
+        }
+    }
+}
+
+fn preflight() -> Reply {
+    let mut reply = respond(StatusCode::NO_CONTENT, "text/plain", Bytes::new());
+    let headers = reply.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST"));
+    headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, content-type"));
+    headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    reply
+}
+
+/// A page of another origin may read the answer when its origin is one
+/// the gateway takes (checked before): the same origins a WebSocket
+/// upgrade is allowed from.
+fn allow_origin(request: &HeaderMap, response: &mut HeaderMap) {
+    if let Some(origin) = request.get(header::ORIGIN) {
+        response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        response.insert(header::VARY, HeaderValue::from_static("origin"));
+    }
+}

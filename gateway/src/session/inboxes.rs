@@ -1,0 +1,61 @@
+//! Where a client's messages go when they come by requests of their own,
+//! not on the session's connection: an SSE client posts each one. Only
+//! such sessions have an inbox, so a WebSocket session pays nothing here.
+
+use std::sync::Mutex;
+
+use protocol::SessionId;
+use tokio::sync::mpsc;
+
+use super::registry::IdMap;
+use crate::base::transport::Incoming;
+
+/// Messages a session's inbox holds before a post waits for room.
+pub const INBOX_MESSAGES: usize = 16;
+
+/// One connection's inbox: what was posted to its session.
+pub struct Inbox {
+    id: SessionId,
+    pub receiver: mpsc::Receiver<Incoming>,
+    /// Tells this inbox from a later connection's of the same session.
+    sender: mpsc::Sender<Incoming>,
+}
+
+impl Inbox {
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+}
+
+#[derive(Default)]
+pub struct Inboxes {
+    by_session: Mutex<IdMap<mpsc::Sender<Incoming>>>,
+}
+
+impl Inboxes {
+    /// A new inbox for `id`'s connection, in place of an earlier
+    /// connection's (a resume): what it sends the session reads.
+    pub fn open(&self, id: SessionId) -> Inbox {
+        let (sender, receiver) = mpsc::channel(INBOX_MESSAGES);
+        self.by_session.lock().expect("not poisoned").insert(id, sender.clone());
+        Inbox { id, receiver, sender }
+    }
+
+    /// Drops `inbox` if it is still its session's, not a later connection's.
+    pub fn close(&self, inbox: &Inbox) {
+        let mut by_session = self.by_session.lock().expect("not poisoned");
+        if by_session.get(&inbox.id).is_some_and(|sender| sender.same_channel(&inbox.sender)) {
+            by_session.remove(&inbox.id);
+        }
+    }
+
+    /// Where to send `id`'s messages, if its connection is here.
+    pub fn get(&self, id: SessionId) -> Option<mpsc::Sender<Incoming>> {
+        self.by_session.lock().expect("not poisoned").get(&id).cloned()
+    }
+
+    /// Connections with an inbox now.
+    pub fn count(&self) -> usize {
+        self.by_session.lock().expect("not poisoned").len()
+    }
+}
