@@ -176,3 +176,46 @@ async fn limits_refuse_sse_sessions_as_they_refuse_websocket_ones() {
     let frame = ws.expect_close().await.expect("a close frame");
     assert_eq!(u16::from(frame.code), 1013, "a WebSocket, refused the same");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_client_that_reads_nothing_is_dropped_at_the_queue_bound() {
+    use std::io::{Read, Write};
+    let admin = free_port();
+    let admin_addr = format!("127.0.0.1:{admin}");
+    let flags = ["--admin", &admin_addr, "--outbound-queue-bytes", "65536", "--write-timeout-ms", "500"];
+    let (stack, _echo, _log) = echo_stack(&flags, &[]);
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&e2e::processes::local(stack.gateway_port).into()).unwrap();
+    let mut slow: std::net::TcpStream = socket.into();
+    write!(slow, "GET / HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&head).contains("\"send\"") || !head.ends_with(b"\n\n") {
+        slow.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    let slow_id = text.split("\"id\":\"").nth(1).unwrap()[..16].to_owned();
+    let mut fast = SseClient::open(stack.gateway_port, "/", &[]).unwrap();
+    stack.wait_for_clients(2);
+
+    let router = stack.router_http_port;
+    let chunk = "x".repeat(64 * 1024);
+    for _ in 0..100 {
+        api(router, "/v1/send", json!({"sessions": [slow_id], "data": chunk}));
+    }
+    api(router, "/v1/send", json!({"sessions": [fast.id()], "data": "for the fast one"}));
+    assert_eq!(fast.recv(), "for the fast one", "a stuck client holds up nobody else");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(admin, r#"gateway_client_closes_total{reason="slow_consumer"}"#) < 1.0 {
+        assert!(Instant::now() < deadline, "the slow client was never dropped");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    while metric(admin, "gateway_sessions") != 1.0 {
+        assert!(Instant::now() < deadline, "the slow client's session never ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(fast.send("still fine"), 202);
+    assert_eq!(fast.recv(), "still fine");
+}

@@ -194,6 +194,24 @@ test("over SSE: a drop resumes the same session, with what it missed, in order",
   assert.equal(fk.saved().last, 4, "every message counted once");
 });
 
+test("over SSE: a session resumes on another gateway of the cluster", async (t) => {
+  const relay = await relayTo(FK_A);
+  t.after(() => relay.stop());
+  let connections = 0;
+  const url = () => (connections++ === 0 ? relay.url : FK_B);
+  const [fk, events] = client(t, url, { transports: ["sse"], minDelayMs: 50 });
+  const { session } = await events.take("open");
+  await known(session);
+  relay.cut();
+  await events.take("close");
+  await push(session, "while moving");
+  assert.deepEqual(await events.take("resumed"), { session, resumed: true });
+  assert.equal((await events.take("message")).data, "while moving");
+  fk.send("posted to the new gateway");
+  assert.equal((await events.take("message")).data, "posted to the new gateway");
+  assert.equal(connections, 2);
+});
+
 test("falls back to SSE after the WebSocket fails to open, in the order given", async (t) => {
   const [fk, events] = client(t, FK_A, { WebSocket: BlockedWebSocket, fallbackAfter: 2, minDelayMs: 20 });
   assert.equal(fk.transport, "websocket");

@@ -23,10 +23,11 @@ use clap::{Parser, Subcommand};
 use transport::Endpoint;
 
 #[derive(Parser, Debug)]
-#[command(name = "loadgen", version, about = "Load generator for WebSocket and length-framed TCP gateways")]
+#[command(name = "loadgen", version, about = "Load generator for WebSocket, SSE and length-framed TCP gateways")]
 struct Cli {
-    /// Endpoint: ws://HOST:PORT/PATH, ws+deflate://HOST:PORT/PATH (offers permessage-deflate) or
-    /// tcp://HOST:PORT (repeat to spread over several gateways).
+    /// Endpoint: ws://HOST:PORT/PATH, ws+deflate://HOST:PORT/PATH (offers permessage-deflate),
+    /// sse://HOST:PORT/PATH (an event stream, a post per message) or tcp://HOST:PORT (repeat to
+    /// spread over several gateways).
     #[arg(long = "url", global = true, default_value = "ws://127.0.0.1:9005/")]
     urls: Vec<Endpoint>,
     /// Print the report as one JSON object.

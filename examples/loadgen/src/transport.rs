@@ -1,5 +1,6 @@
-//! One client connection to the system under test: a WebSocket, or raw TCP
-//! with fooking's framing (4-byte big-endian length, then the body).
+//! One client connection to the system under test: a WebSocket, raw TCP
+//! with fooking's framing (4-byte big-endian length, then the body), or an
+//! SSE stream with posts.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
@@ -15,6 +16,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use loadgen::raw_ws::{RawWebSocket, DEFLATE_OFFER};
+use loadgen::sse::SseClient;
 
 #[derive(Debug, Clone)]
 pub enum Endpoint {
@@ -24,6 +26,8 @@ pub enum Endpoint {
     Framed { addr: SocketAddr },
     /// `ws+deflate://host:port/path`: our own client, offering permessage-deflate.
     Deflate { url: String, addr: SocketAddr },
+    /// `sse://host:port/path`: an event stream, and a post per message.
+    Sse { path: String, addr: SocketAddr },
 }
 
 impl FromStr for Endpoint {
@@ -41,7 +45,8 @@ impl FromStr for Endpoint {
             "ws" => Ok(Endpoint::WebSocket { url: s.to_owned(), addr }),
             "tcp" => Ok(Endpoint::Framed { addr }),
             "ws+deflate" => Ok(Endpoint::Deflate { url: s.to_owned(), addr }),
-            other => bail!("{s}: unsupported scheme {other} (ws, ws+deflate or tcp)"),
+            "sse" => Ok(Endpoint::Sse { path: format!("/{}", rest.split_once('/').map_or("", |(_, p)| p)), addr }),
+            other => bail!("{s}: unsupported scheme {other} (ws, ws+deflate, sse or tcp)"),
         }
     }
 }
@@ -53,6 +58,7 @@ impl Endpoint {
         match self {
             Endpoint::WebSocket { url, addr } => Endpoint::WebSocket { url: with_query(url), addr: *addr },
             Endpoint::Deflate { url, addr } => Endpoint::Deflate { url: with_query(url), addr: *addr },
+            Endpoint::Sse { path, addr } => Endpoint::Sse { path: with_query(path), addr: *addr },
             framed => framed.clone(),
         }
     }
@@ -69,6 +75,7 @@ pub enum Conn {
     WebSocket(Box<WebSocketStream<TcpStream>>),
     Framed(Framed<TcpStream, LengthDelimitedCodec>),
     Deflate(Box<RawWebSocket>),
+    Sse(Box<SseClient>),
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -80,7 +87,10 @@ impl Conn {
 
     async fn open_inner(endpoint: &Endpoint, source: Option<IpAddr>) -> anyhow::Result<Conn> {
         let addr = match endpoint {
-            Endpoint::WebSocket { addr, .. } | Endpoint::Framed { addr } | Endpoint::Deflate { addr, .. } => *addr,
+            Endpoint::WebSocket { addr, .. }
+            | Endpoint::Framed { addr }
+            | Endpoint::Deflate { addr, .. }
+            | Endpoint::Sse { addr, .. } => *addr,
         };
         let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
         if let Some(ip) = source.filter(|_| addr.ip().is_loopback()) {
@@ -102,6 +112,7 @@ impl Conn {
             Endpoint::Deflate { url, .. } => {
                 Ok(Conn::Deflate(Box::new(RawWebSocket::connect(stream, url, DEFLATE_OFFER).await?)))
             }
+            Endpoint::Sse { path, addr } => Ok(Conn::Sse(Box::new(SseClient::connect(stream, *addr, path).await?))),
         }
     }
 
@@ -113,6 +124,7 @@ impl Conn {
             }
             Conn::Framed(framed) => framed.send(payload).await?,
             Conn::Deflate(ws) => ws.send(&payload, if binary { 0x2 } else { 0x1 }).await?,
+            Conn::Sse(sse) => sse.send(&payload, binary).await?,
         }
         Ok(())
     }
@@ -130,6 +142,7 @@ impl Conn {
             },
             Conn::Framed(framed) => Ok(framed.next().await.transpose()?.map(|b| b.freeze())),
             Conn::Deflate(ws) => ws.recv().await,
+            Conn::Sse(sse) => sse.recv().await,
         }
     }
 
@@ -147,6 +160,7 @@ impl Conn {
             Conn::WebSocket(ws) => ws.get_ref(),
             Conn::Framed(framed) => framed.get_ref(),
             Conn::Deflate(ws) => ws.stream(),
+            Conn::Sse(sse) => sse.stream(),
         };
         let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
     }
@@ -163,6 +177,7 @@ impl Conn {
             Conn::Deflate(mut ws) => {
                 let _ = ws.send(&[0x03, 0xe8], 0x8).await;
             }
+            Conn::Sse(sse) => sse.close().await,
         }
     }
 }

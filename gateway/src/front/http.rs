@@ -1,7 +1,8 @@
 //! The gateway's HTTP front: a WebSocket upgrade on any path becomes a
-//! session, and so does a GET that accepts an event stream (`front::sse`,
-//! with its posts); a path under an `--http-route` goes to its backend as
-//! CGI; a `--page` is served on GET; anything else is 404.
+//! session, and so does a GET that accepts an event stream (`front::sse`);
+//! a path under an `--http-route` goes to its backend as CGI; an SSE
+//! session's posts go to it; a `--page` is served on GET; anything else is
+//! 404.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -105,12 +106,12 @@ async fn handle<I: Io>(
         }
         return reply;
     }
-    if let Some(kind) = sse::post_kind(&req) {
-        return sse::post(req, &gateway, kind).await;
-    }
     if let Some(route) = gateway.config().http_routes.iter().find(|r| req.uri().path().starts_with(&r.prefix)) {
         let pool = route.pool.clone();
         return forward(req, &gateway, remote, &pool).await;
+    }
+    if let Some(kind) = sse::post_kind(&req) {
+        return sse::post(req, &gateway, kind).await;
     }
     match gateway.page(req.uri().path()).filter(|_| req.method() == Method::GET) {
         Some(page) => respond(StatusCode::OK, page.content_type, page.body.clone()),
