@@ -70,38 +70,48 @@ test("sends and receives text, bytes and JSON", async (t) => {
   assert.equal(fk.send("after close"), false);
 });
 
-test("a drop resumes the same session, with what it missed, in order", async (t) => {
-  const relay = await relayTo(FK_A);
-  t.after(() => relay.stop());
-  const [fk, events] = client(t, relay.url);
-  const { session } = await events.take("open");
-  fk.send("before");
-  await events.take("message");
-  relay.cut();
-  assert.equal((await events.take("close")).reconnecting, true);
-  await push(session, "missed 1");
-  await push(session, "missed 2");
-  relay.open();
-  assert.deepEqual(await events.take("resumed"), { session, resumed: true });
-  await events.take("message");
-  await events.take("message");
-  const seen = events.seen.map(({ type, detail }) => (type === "message" ? detail.data : type));
-  assert.deepEqual(seen.filter((e) => e !== "close"), ["open", "before", "resumed", "missed 1", "missed 2"]);
-});
+for (const transport of ["websocket", "sse"]) {
+  const options = { transports: [transport], minDelayMs: 50 };
 
-test("a session resumes on another gateway of the cluster", async (t) => {
-  const relay = await relayTo(FK_A);
-  t.after(() => relay.stop());
-  let connections = 0;
-  const [, events] = client(t, () => (connections++ === 0 ? relay.url : FK_B));
-  const { session } = await events.take("open");
-  relay.cut();
-  await events.take("close");
-  await push(session, "while moving");
-  assert.deepEqual(await events.take("resumed"), { session, resumed: true });
-  assert.equal((await events.take("message")).data, "while moving");
-  assert.equal(connections, 2);
-});
+  test(`${transport}: a drop resumes the same session, with what it missed, in order`, async (t) => {
+    const relay = await relayTo(FK_A);
+    t.after(() => relay.stop());
+    const [fk, events] = client(t, relay.url, options);
+    const { session } = await events.take("open");
+    fk.send("before");
+    await events.take("message");
+    relay.cut();
+    assert.equal((await events.take("close")).reconnecting, true);
+    await push(session, "missed 1");
+    await push(session, "missed 2");
+    relay.open();
+    assert.deepEqual(await events.take("resumed"), { session, resumed: true });
+    await events.take("message");
+    await events.take("message");
+    fk.send("after");
+    await events.take("message");
+    const seen = events.seen.map(({ type, detail }) => (type === "message" ? detail.data : type));
+    assert.deepEqual(seen.filter((e) => e !== "close"), ["open", "before", "resumed", "missed 1", "missed 2", "after"]);
+    assert.equal(fk.saved().last, 4, "every message counted once");
+  });
+
+  test(`${transport}: a session resumes on another gateway of the cluster`, async (t) => {
+    const relay = await relayTo(FK_A);
+    t.after(() => relay.stop());
+    let connections = 0;
+    const [fk, events] = client(t, () => (connections++ === 0 ? relay.url : FK_B), options);
+    const { session } = await events.take("open");
+    await known(session);
+    relay.cut();
+    await events.take("close");
+    await push(session, "while moving");
+    assert.deepEqual(await events.take("resumed"), { session, resumed: true });
+    assert.equal((await events.take("message")).data, "while moving");
+    fk.send("sent to the new gateway");
+    assert.equal((await events.take("message")).data, "sent to the new gateway");
+    assert.equal(connections, 2);
+  });
+}
 
 test("an expired session is lost, and a new one opens", async (t) => {
   const relay = await relayTo(FK_SHORT);
@@ -170,46 +180,6 @@ test("over SSE: sends and receives text, bytes and JSON", async (t) => {
   assert.equal((await events.take("message")).data, "pushed");
   fk.close();
   assert.deepEqual(await events.take("close"), { code: 1000, reason: "", reconnecting: false });
-});
-
-test("over SSE: a drop resumes the same session, with what it missed, in order", async (t) => {
-  const relay = await relayTo(FK_A);
-  t.after(() => relay.stop());
-  const [fk, events] = client(t, relay.url, { transports: ["sse"], minDelayMs: 50 });
-  const { session } = await events.take("open");
-  fk.send("before");
-  await events.take("message");
-  relay.cut();
-  assert.equal((await events.take("close")).reconnecting, true);
-  await push(session, "missed 1");
-  await push(session, "missed 2");
-  relay.open();
-  assert.deepEqual(await events.take("resumed"), { session, resumed: true });
-  await events.take("message");
-  await events.take("message");
-  fk.send("after");
-  await events.take("message");
-  const seen = events.seen.map(({ type, detail }) => (type === "message" ? detail.data : type));
-  assert.deepEqual(seen.filter((e) => e !== "close"), ["open", "before", "resumed", "missed 1", "missed 2", "after"]);
-  assert.equal(fk.saved().last, 4, "every message counted once");
-});
-
-test("over SSE: a session resumes on another gateway of the cluster", async (t) => {
-  const relay = await relayTo(FK_A);
-  t.after(() => relay.stop());
-  let connections = 0;
-  const url = () => (connections++ === 0 ? relay.url : FK_B);
-  const [fk, events] = client(t, url, { transports: ["sse"], minDelayMs: 50 });
-  const { session } = await events.take("open");
-  await known(session);
-  relay.cut();
-  await events.take("close");
-  await push(session, "while moving");
-  assert.deepEqual(await events.take("resumed"), { session, resumed: true });
-  assert.equal((await events.take("message")).data, "while moving");
-  fk.send("posted to the new gateway");
-  assert.equal((await events.take("message")).data, "posted to the new gateway");
-  assert.equal(connections, 2);
 });
 
 test("falls back to SSE after the WebSocket fails to open, in the order given", async (t) => {

@@ -52,8 +52,16 @@ impl SseClient {
         }
         raw.advance(head_end);
         let path = path.split('?').next().unwrap_or(path).trim_end_matches('/').to_owned();
-        let mut client =
-            SseClient { stream, raw, body: BytesMut::new(), poster: None, addr, path, id: String::new(), token: String::new() };
+        let mut client = SseClient {
+            stream,
+            raw,
+            body: BytesMut::new(),
+            poster: None,
+            addr,
+            path,
+            id: String::new(),
+            token: String::new(),
+        };
         loop {
             let event = client.next_event().await?.context("the stream ended before its session event")?;
             if event.kind == "session" {
