@@ -4,7 +4,7 @@
 header('Content-Type: application/json');
 $event = $_SERVER['EVENT'] ?? '';
 if ($event === '1') {
-    $keys = ['SESSIONID', 'EVENT', 'REMOTE_ADDR', 'REQUEST_URI', 'QUERY_STRING', 'HTTP_X_TEAM'];
+    $keys = ['SESSIONID', 'EVENT', 'REMOTE_ADDR', 'REQUEST_URI', 'QUERY_STRING', 'HTTP_X_TEAM', 'ROUTER_HTTP'];
     $seen = [];
     foreach ($keys as $key) {
         $seen[$key] = $_SERVER[$key] ?? null;

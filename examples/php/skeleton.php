@@ -2,8 +2,9 @@
 // The smallest backend: one script for every event of every client. Run it
 // under php-fpm (examples/php/fpm.conf) and point the gateway at it:
 //   gateway --backend 127.0.0.1:9003,max_conns=4 --param SCRIPT_FILENAME=$PWD/examples/php/skeleton.php \
-//           --param ROUTER_HTTP=http://127.0.0.1:9011
-// Or try one event at a time with nginx/debug.conf:
+//           --param-file examples/php/params.conf
+// Or try one event at a time with nginx/debug.conf (php-fpm's debug pool, the
+// same params.conf), while the gateway runs:
 //   curl 'http://127.0.0.1:8080/php/skeleton.php?SESSIONID=aaaaaaaaaaaaaaaa&EVENT=1'
 //   curl -d hello 'http://127.0.0.1:8080/php/skeleton.php?SESSIONID=aaaaaaaaaaaaaaaa'
 //   curl 'http://127.0.0.1:8080/php/skeleton.php?SESSIONID=aaaaaaaaaaaaaaaa&EVENT=2'

@@ -53,6 +53,9 @@ pub struct Config {
     /// A static FastCGI param, NAME=VALUE (repeatable), e.g. SCRIPT_FILENAME=/srv/app.php; in the environment, one per line.
     #[arg(long = "param", env = "GATEWAY_PARAM", value_delimiter = '\n', value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
+    /// Static params from a file in nginx's syntax, `fastcgi_param NAME VALUE;` (repeatable): the file nginx/debug.conf includes, so curl and the gateway give a backend the same params from one place. A `--param` wins over it.
+    #[arg(long = "param-file", env = "GATEWAY_PARAM_FILE", value_delimiter = ' ', value_name = "FILE")]
+    pub param_files: Vec<std::path::PathBuf>,
     /// Put this prefix before SESSIONID and EVENT (e.g. HTTP_ for Go's net/http/fcgi).
     #[arg(long, env = "GATEWAY_PARAM_PREFIX", default_value = "")]
     pub param_prefix: String,

@@ -73,11 +73,17 @@ impl Gateway {
         if let Some(route) = config.http_routes.iter().find(|r| upstreams.pool(&r.pool).is_none()) {
             anyhow::bail!("--http-route {} names pool {:?}, which has no --backend", route.prefix, route.pool);
         }
+        // The files' first, so a --param wins over them.
+        let mut params = Vec::new();
+        for file in &config.param_files {
+            params.extend(upstream::cgi::read_param_file(file)?);
+        }
+        params.extend(config.params.iter().cloned());
         Ok(Gateway {
             resume_keys: TokenKey::new(config.resume_secret.as_deref()),
             inboxes: Inboxes::default(),
             events: EventEncoder::new(
-                upstream::cgi::static_params(config.params.iter().map(|(n, v)| (n.as_str(), v.as_str())))?,
+                upstream::cgi::static_params(params.iter().map(|(n, v)| (n.as_str(), v.as_str())))?,
                 &config.param_prefix,
             ),
             admission: AdmissionControl::new(&config),

@@ -43,6 +43,39 @@ pub fn static_params<'a>(
     Ok(block.compact())
 }
 
+/// The params of a file in nginx's syntax: `fastcgi_param NAME VALUE;`
+/// lines, a value quoted or not, `#` comments, nginx's `if_not_empty`
+/// ignored. A value with an nginx variable (`$remote_addr`) is nginx's to
+/// fill in for each request, so the gateway refuses it.
+pub fn read_param_file(path: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|err| anyhow::anyhow!("--param-file {}: {err}", path.display()))?;
+    let mut params = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = |why: &str| anyhow::anyhow!("--param-file {}:{}: {why}: {line}", path.display(), n + 1);
+        let rest = line.strip_prefix("fastcgi_param").ok_or_else(|| bad("expected fastcgi_param NAME VALUE;"))?;
+        let rest = rest.trim().strip_suffix(';').ok_or_else(|| bad("no ; at the end"))?;
+        let (name, value) = rest.trim().split_once(char::is_whitespace).ok_or_else(|| bad("no value"))?;
+        let value = value.trim();
+        let value = value.strip_suffix("if_not_empty").map_or(value, str::trim_end);
+        let value = match (value.strip_prefix('"'), value.strip_prefix('\'')) {
+            (Some(quoted), _) => quoted.strip_suffix('"'),
+            (_, Some(quoted)) => quoted.strip_suffix('\''),
+            _ => Some(value),
+        }
+        .ok_or_else(|| bad("an unclosed quote"))?;
+        if value.contains('$') {
+            return Err(bad("a value with an nginx variable is nginx's to fill in, not a static param"));
+        }
+        params.push((name.to_owned(), value.to_owned()));
+    }
+    Ok(params)
+}
+
 /// The session meta after a response: its `X-Meta-*` headers set `META_*`
 /// params, an empty value forgets one. `None` when it names none; with
 /// the params that did not fit.
@@ -235,6 +268,21 @@ impl EventEncoder {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_param_file_in_nginx_syntax_gives_plain_values_only() {
+        let dir = std::env::temp_dir().join(format!("fk-param-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("params.conf");
+        let text = "# shared\nfastcgi_param ROUTER_HTTP http://127.0.0.1:9011;\n  fastcgi_param TEAM \"a b\" if_not_empty; # x\n\n";
+        std::fs::write(&file, text).unwrap();
+        let expected = [("ROUTER_HTTP", "http://127.0.0.1:9011"), ("TEAM", "a b")].map(|(n, v)| (n.into(), v.into()));
+        assert_eq!(super::read_param_file(&file).unwrap(), expected);
+        for bad in ["fastcgi_param A $remote_addr;", "fastcgi_param A b", "set $x 1;", "fastcgi_param A \"b;"] {
+            std::fs::write(&file, bad).unwrap();
+            assert!(super::read_param_file(&file).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     fn param(block: &ParamBlock, name: &str) -> Option<String> {
