@@ -66,6 +66,8 @@ export class FkClient extends EventTarget {
     this.droppedAt = 0;
     this.timer = null;
     this.conn = null;
+    /** Subscribes waiting for the gateway's answer, by channel. */
+    this.subscribing = new Map();
     this.connect();
   }
 
@@ -89,6 +91,17 @@ export class FkClient extends EventTarget {
 
   sendJSON(value) {
     return this.send(JSON.stringify(value));
+  }
+
+  /** Asks to join `channel`; your backend decides (EVENT=5, with the
+   * gateway's --client-subscribe). Resolves once joined; rejects with the
+   * backend's status, or when not connected. */
+  subscribe(channel) {
+    if (!this.sendJSON({ fk: "subscribe", channel })) return Promise.reject(new Error("not connected"));
+    return new Promise((resolve, reject) => {
+      const waiting = this.subscribing.get(channel) ?? [];
+      this.subscribing.set(channel, [...waiting, { resolve, reject }]);
+    });
   }
 
   /** Ends the session (the backend gets its close event); no reconnect. */
@@ -116,7 +129,11 @@ export class FkClient extends EventTarget {
     const received = (data) => {
       if (ended) return;
       this.received++;
-      this.emit("message", { data, json: parseJSON(data) });
+      const json = parseJSON(data);
+      if (json?.source === "gateway" && (json.type === "subscribed" || json.type === "subscribe_refused")) {
+        return this.answered(json);
+      }
+      this.emit("message", { data, json });
     };
     const greeted = (message) => { if (!ended) this.onSession(message); };
     this.conn = this.transport === "sse"
@@ -211,6 +228,16 @@ export class FkClient extends EventTarget {
       },
       abort: () => aborter.abort(),
     };
+  }
+
+  /** The gateway's answer to a subscribe: "subscribed" or "subscribe_refused". */
+  answered({ type, channel, code }) {
+    const [first, ...rest] = this.subscribing.get(channel) ?? [];
+    if (rest.length) this.subscribing.set(channel, rest);
+    else this.subscribing.delete(channel);
+    this.emit(type, { channel, code });
+    if (type === "subscribed") first?.resolve({ channel });
+    else first?.reject(Object.assign(new Error(`subscribe to ${channel} refused: ${code}`), { code }));
   }
 
   onSession(message) {

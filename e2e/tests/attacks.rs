@@ -663,3 +663,51 @@ async fn an_sse_post_with_a_forged_or_foreign_send_token_is_refused() {
     assert_eq!(messages.len(), 1, "{events:?}");
     assert_eq!((&messages[0]["body"], &messages[0]["params"]["SESSIONID"]), (&json!("mine"), &json!(victim_id)));
 }
+
+/// A client tries to join a channel its backend did not allow: a
+/// subscribe the backend refuses, one while the backend is down, the ask
+/// in a binary frame or malformed, and headers that would pose as the
+/// subscribe event's params. None joins: the router lists no channel for
+/// it, and a publish to each never reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_or_refused_subscribe_never_joins() {
+    let log = scratch_file("subscribe-attack-events.jsonl");
+    let (mut echo, echo_addr) = echo_backend_with(&log, &["--greet"], "echo");
+    let args = ["--client-subscribe", "true", "--event-retry-ms", "0", "--backend-connect-timeout-ms", "200"];
+    let stack = Stack::start(StackOptions {
+        backend: Some(echo_addr),
+        gateway_args: args.iter().map(|a| a.to_string()).collect(),
+        ..Default::default()
+    });
+    let router = stack.router_http_port;
+    let headers = [("Channel", "private-a"), ("Event", "5"), ("Fk-Channel", "private-a")];
+    let mut client = Client::connect_with_headers(&stack.ws_url("/"), &headers).await;
+    let id = client.recv().await.into_text().unwrap().to_string();
+    let attempts = [
+        Message::text(r#"{"fk":"subscribe","channel":"private-a"}"#),
+        Message::binary(br#"{"fk":"subscribe","channel":"private-b"}"#.to_vec()),
+        Message::text(r#"{"fk":"subscribe","channel":"private-c""#),
+        Message::text(r#"{"fk":"join","channel":"private-d"}"#),
+        Message::text(r#"{"fk":"subscribe","channel":""}"#),
+    ];
+    for attempt in attempts {
+        client.send(attempt).await;
+        let answer = client.recv().await;
+        assert!(!answer.to_text().unwrap_or_default().contains(r#""subscribed""#), "{answer:?}");
+    }
+    // With the backend down, the answer is no.
+    echo.kill();
+    client.send(Message::text(r#"{"fk":"subscribe","channel":"private-e"}"#)).await;
+    let refused = client.recv_json().await;
+    assert_eq!((&refused["type"], &refused["code"]), (&json!("subscribe_refused"), &json!(503)), "{refused}");
+
+    let (_, channels) = http::post(router, "/v1/channels", json!({"session": id}));
+    assert_eq!(channels["channels"], json!([]), "joined nothing");
+    for channel in ["private-a", "private-b", "private-c", "private-d", "private-e"] {
+        let (_, published) = http::post(router, "/v1/publish", json!({"channel": channel, "data": "secret"}));
+        assert_eq!(published["sessions"], 0, "{channel}: {published}");
+    }
+    client.expect_silence(Duration::from_millis(300)).await;
+    let connect = &e2e::backend_events(&log, 1)[0]["params"];
+    assert!(connect.get("CHANNEL").is_none(), "a header is no subscribe's param: {connect}");
+}

@@ -180,3 +180,39 @@ async fn plain_http_under_a_route_prefix_goes_to_the_backend_as_cgi() {
     let (status, page) = e2e::http::request(port, "GET", "/", "").unwrap();
     assert!(status == 200 && page.contains("<title>Chat</title>"), "the page is still served");
 }
+
+/// With `--client-subscribe`, a client asks to join a channel and its
+/// backend decides (EVENT=5, CHANNEL): a 2xx joins it here and at the
+/// router, so publishes reach it; a refusal is told to the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_subscribes_to_a_channel_when_its_backend_says_yes() {
+    let (stack, _echo, log) = echo_stack(&["--client-subscribe", "true"], &["--greet"]);
+    let router = stack.router_http_port;
+    let mut client = Client::connect(&stack.ws_url("/")).await;
+    let id = client.recv().await.into_text().unwrap().to_string();
+    client.send(Message::text(r#"{"fk":"subscribe","channel":"room"}"#)).await;
+    assert_eq!(client.recv_json().await, json!({"type": "subscribed", "source": "gateway", "channel": "room"}));
+    // The router hears of it on the gateway's link, right after.
+    let listed = || e2e::http::post(router, "/v1/members", json!({"channel": "room"})).1["sessions"] == json!([id]);
+    assert!(e2e::eventually(Duration::from_secs(5), listed).await, "the router knows the member");
+    e2e::http::post(router, "/v1/publish", json!({"channel": "room", "data": "to the room"}));
+    assert_eq!(client.recv().await, Message::text("to the room"));
+
+    client.send(Message::text(r#"{"fk":"subscribe","channel":"private-x"}"#)).await;
+    let refused = client.recv_json().await;
+    assert_eq!((&refused["type"], &refused["code"]), (&json!("subscribe_refused"), &json!(403)));
+    let events = backend_events(&log, 3);
+    let subscribe = &events[1]["params"];
+    assert_eq!((&subscribe["EVENT"], &subscribe["CHANNEL"]), (&json!("5"), &json!("room")), "{subscribe}");
+    assert!(subscribe.get("CONTENT_LENGTH").is_none(), "the channel is a param, not a body");
+    let (_, channels) = e2e::http::post(router, "/v1/channels", json!({"session": id}));
+    assert_eq!(channels["channels"], json!(["room"]));
+
+    // Without the flag the same text is the backend's message, and joins nothing.
+    let (plain, _echo, _log) = echo_stack(&[], &[]);
+    let mut client = Client::connect(&plain.ws_url("/")).await;
+    client.send(Message::text(r#"{"fk":"subscribe","channel":"room"}"#)).await;
+    assert_eq!(client.recv().await, Message::text(r#"{"fk":"subscribe","channel":"room"}"#), "echoed");
+    let (_, members) = e2e::http::post(plain.router_http_port, "/v1/count", json!({"channel": "room"}));
+    assert_eq!(members["count"], 0);
+}

@@ -69,20 +69,28 @@ async fn go_style_prefix_puts_http_before_sessionid_and_event() {
     assert!(connect.get("SESSIONID").is_none());
 }
 
-/// The names `--param-prefix` gives SESSIONID and EVENT are the gateway's
-/// alone: a client header that would arrive under one (`Fk-Sessionid` as
+/// The names `--param-prefix` gives SESSIONID, EVENT, CHANNEL and
+/// TRANSPORT are the gateway's alone: a client header that would arrive under one (`Fk-Sessionid` as
 /// `HTTP_FK_SESSIONID`) is dropped, so the backend sees one value, ours.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_header_never_arrives_under_the_prefixed_names() {
     let (stack, _echo, _) =
         echo_stack(&["--param-prefix", "HTTP_FK_"], &["--report-connect", "--param-prefix", "HTTP_FK_"]);
-    let forged = [("Fk-Sessionid", "0000000000000bad"), ("Fk-Event", "2"), ("Fk-Other", "kept")];
+    let forged = [
+        ("Fk-Sessionid", "0000000000000bad"),
+        ("Fk-Event", "2"),
+        ("Fk-Channel", "private"),
+        ("Fk-Transport", "sse"),
+        ("Fk-Other", "kept"),
+    ];
     let mut client = Client::connect_with_headers(&stack.ws_url("/"), &forged).await;
     let connect = client.recv_json().await;
     let id = connect["HTTP_FK_SESSIONID"].as_str().unwrap_or_else(|| panic!("one session id: {connect}"));
     assert_ne!(id, "0000000000000bad");
     assert_eq!(connect["HTTP_FK_EVENT"], "1", "{connect}");
     assert_eq!(connect["HTTP_FK_OTHER"], "kept");
+    let posing = ["HTTP_FK_CHANNEL", "HTTP_FK_TRANSPORT"];
+    assert!(posing.iter().all(|name| connect.get(name).is_none()), "the subscribe's and SSE's names: {connect}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use e2e::{free_port, Proc};
 
 #[test]
 fn the_js_client_passes_its_node_tests_against_real_gateways() {
-    let (mut stack, gateways) = cluster(&[], 2, &[], &[]);
+    let (mut stack, gateways) = cluster(&[], 2, &["--client-subscribe", "true"], &[]);
     let short = free_port();
     let (listen, backend, router) =
         (local(short).to_string(), local(stack.app_port).to_string(), local(stack.router_port).to_string());
@@ -36,5 +36,5 @@ fn the_js_client_passes_its_node_tests_against_real_gateways() {
         .expect("node is installed (the README's test command installs it)");
     let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "node --test failed:\n{report}");
-    assert!(report.contains("pass 11") && report.contains("fail 0"), "{report}");
+    assert!(report.contains("pass 12") && report.contains("fail 0"), "{report}");
 }

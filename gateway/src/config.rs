@@ -59,6 +59,9 @@ pub struct Config {
     /// Put this prefix before SESSIONID and EVENT (e.g. HTTP_ for Go's net/http/fcgi).
     #[arg(long, env = "GATEWAY_PARAM_PREFIX", default_value = "")]
     pub param_prefix: String,
+    /// Let clients ask to join a channel, with the message `{"fk":"subscribe","channel":NAME}`: the backend decides (EVENT=5), and only its 2xx joins.
+    #[arg(long, env = "GATEWAY_CLIENT_SUBSCRIBE", default_value_t = false, action = ArgAction::Set)]
+    pub client_subscribe: bool,
     /// Send EVENT=1 when a client connects.
     #[arg(long, env = "GATEWAY_CONNECT_EVENT", default_value_t = true, action = ArgAction::Set)]
     pub connect_event: bool,

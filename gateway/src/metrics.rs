@@ -55,6 +55,8 @@ runtime::metric_table! {
         Resumed: Counter "gateway_sessions_resumed_total" "Sessions a client resumed here.",
         MovedOut: Counter "gateway_sessions_moved_out_total"
             "Sessions handed to a client that resumed them on another gateway.",
+        Subscribed: Counter "gateway_client_subscribes_total"
+            "Channels clients joined by asking, with their backend's yes (--client-subscribe).",
         SsePosts: Counter "gateway_sse_posts_total" "Messages and closes SSE clients posted to their sessions.",
         SsePostsRefused: Counter "gateway_sse_posts_refused_total"
             "Posts refused for a send token that is invalid or names no session here.",

@@ -5,12 +5,13 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use anyhow::Context;
-use protocol::SessionId;
+use protocol::cmd::Channel;
+use protocol::{Frame, FrameKind, SessionId};
 use runtime::metrics::Snapshot;
 
 use crate::admission::AdmissionControl;
 use crate::links::RouterLinks;
-use crate::metrics::{Metrics, Now};
+use crate::metrics::{Count, Metrics, Now};
 use crate::resume::token::TokenKey;
 use crate::session::inboxes::Inboxes;
 use crate::session::memberships::ChannelCount;
@@ -200,5 +201,17 @@ impl Host for Gateway {
 
     fn ended(&self, id: SessionId, counts: Vec<ChannelCount>) {
         self.links.closed(id, counts);
+    }
+
+    fn subscribed(&self, id: SessionId, channel: &Channel) {
+        let Some(count) = self.registry.join_here(id, channel) else { return };
+        // Every router stores the membership, as when a link reports it
+        // again; and hears the channel's new count here.
+        let name = bytes::Bytes::from(channel.as_str().to_owned());
+        for frame in Frame::for_sessions(FrameKind::ChAdd, &[id], name, false) {
+            self.links.send_to_all(frame);
+        }
+        self.links.channels_changed(vec![count]);
+        self.metrics.count(Count::Subscribed);
     }
 }

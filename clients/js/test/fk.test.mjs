@@ -45,6 +45,17 @@ async function known(session) {
   throw new Error(`the router never knew ${session}`);
 }
 
+/** Waits until the router lists `session` in exactly `channels`: a
+ * gateway reports a subscribe on its own link, right after the answer. */
+async function inChannels(session, channels) {
+  for (let tries = 0; tries < 200; tries++) {
+    const reply = await fetch(`${ROUTER_HTTP}/v1/channels`, { method: "POST", body: JSON.stringify({ session }) });
+    if (JSON.stringify((await reply.json()).channels) === JSON.stringify(channels)) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`the router never listed ${session} in ${channels}`);
+}
+
 async function push(session, data) {
   const reply = await fetch(`${ROUTER_HTTP}/v1/send`, { method: "POST", body: JSON.stringify({ sessions: [session], data }) });
   assert.equal(reply.status, 200, await reply.text());
@@ -180,6 +191,20 @@ test("over SSE: sends and receives text, bytes and JSON", async (t) => {
   assert.equal((await events.take("message")).data, "pushed");
   fk.close();
   assert.deepEqual(await events.take("close"), { code: 1000, reason: "", reconnecting: false });
+});
+
+test("subscribe joins a channel the backend allows, and is refused one it does not", async (t) => {
+  for (const transports of [["websocket"], ["sse"]]) {
+    const [fk, events] = client(t, FK_A, { transports });
+    const { session } = await events.take("open");
+    assert.deepEqual(await fk.subscribe("room"), { channel: "room" });
+    await assert.rejects(fk.subscribe("private-room"), (err) => err.code === 403);
+    await inChannels(session, ["room"]);
+    const published = await fetch(`${ROUTER_HTTP}/v1/publish`, { method: "POST", body: JSON.stringify({ channel: "room", data: "to the room" }) });
+    assert.equal(published.status, 200);
+    assert.equal((await events.take("message")).data, "to the room", `${transports}`);
+    fk.close();
+  }
 });
 
 test("falls back to SSE after the WebSocket fails to open, in the order given", async (t) => {

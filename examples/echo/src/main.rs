@@ -123,6 +123,7 @@ impl App {
             Some(b"2") => "close",
             Some(b"3") => "offline",
             Some(b"4") => "online",
+            Some(b"5") => "subscribe",
             _ => "message",
         };
         if let Some(file) = &self.log {
@@ -134,6 +135,14 @@ impl App {
         let (content_type, reply): (&str, &[u8]) = match event {
             "message" if binary => ("application/octet-stream", body),
             "message" => ("text/plain; charset=utf-8", body),
+            // A subscribe is allowed, but to a channel whose name begins "private-".
+            "subscribe" => {
+                let channel = param(&format!("{}CHANNEL", self.config.param_prefix)).unwrap_or_default();
+                if channel.starts_with(b"private-") {
+                    return b"Status: 403 Forbidden\r\nContent-Type: text/plain\r\n\r\nprivate".to_vec();
+                }
+                ("text/plain", b"")
+            }
             "connect" if self.config.refuse_connect => {
                 return b"Status: 403 Forbidden\r\nContent-Type: text/plain\r\n\r\nno entry".to_vec();
             }

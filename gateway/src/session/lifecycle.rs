@@ -199,9 +199,14 @@ impl Lifecycle {
             m.count(Count::MessagesRefusedInFlight);
             return self.reply(policy::gateway_error(429, "too many messages in flight; this one was dropped"), m);
         }
+        let (kind, body) = match policy::subscribe_request(s, &body, binary) {
+            None => (EventKind::Message { binary }, body),
+            Some(Ok(channel)) => (EventKind::Subscribe, channel),
+            Some(Err(why)) => return self.reply(policy::gateway_error(400, why), m),
+        };
         self.pending_bytes += body.len() as u32;
         m.add(Count::PendingBytes, body.len());
-        self.pending.push_back(Event { kind: EventKind::Message { binary }, body });
+        self.pending.push_back(Event { kind, body });
         Action::None
     }
 

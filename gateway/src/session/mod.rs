@@ -50,12 +50,17 @@ pub trait Host: Send + Sync + 'static {
     fn opened(&self, id: SessionId);
     /// Tells the routers a session ended here, and its channels' new counts.
     fn ended(&self, id: SessionId, counts: Vec<ChannelCount>);
+    /// Joins a session to a channel its client asked for and its backend
+    /// allowed: here, and at every router.
+    fn subscribed(&self, id: SessionId, channel: &protocol::cmd::Channel);
 }
 
 /// What every session follows, read from the flags once.
 #[derive(Clone, Debug)]
 pub struct SessionSettings {
     pub connect_event: bool,
+    /// Whether a client may ask to join a channel (the backend decides).
+    pub client_subscribe: bool,
     pub close_event: bool,
     /// Whether a 5xx with an empty body answers a message with the gateway's error frame.
     pub error_reply: bool,
@@ -85,6 +90,7 @@ impl SessionSettings {
     pub fn new(config: &Config) -> SessionSettings {
         SessionSettings {
             connect_event: config.connect_event,
+            client_subscribe: config.client_subscribe,
             close_event: config.close_event,
             error_reply: config.error_reply,
             max_message_rate: config.max_message_rate,

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use protocol::cmd::Channel;
 use protocol::handover::Refusal;
 
 use super::event::EventKind;
@@ -50,6 +52,48 @@ pub fn answered(kind: EventKind, result: &Result<CgiResponse, UpstreamError>, er
     }
     let speaks = !response.body.is_empty() || response.says_empty_message();
     Answered::Deliver(speaks.then(|| Message::new(Payload::new(response.body.clone()), response.is_binary())))
+}
+
+/// Whether a client's message asks to join a channel: with
+/// `--client-subscribe`, a text message that begins `{"fk":` is the
+/// gateway's, and must be `{"fk":"subscribe","channel":NAME}`; the channel
+/// name, or why it is not one. Anything else is the backend's message.
+pub fn subscribe_request(settings: &SessionSettings, body: &[u8], binary: bool) -> Option<Result<Bytes, &'static str>> {
+    if !settings.client_subscribe || binary || !body.starts_with(br#"{"fk":"#) {
+        return None;
+    }
+    let ask: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(ask) => ask,
+        Err(_) => return Some(Err(r#"expected {"fk":"subscribe","channel":NAME}"#)),
+    };
+    if ask["fk"] != "subscribe" {
+        return Some(Err(r#"the gateway knows only {"fk":"subscribe","channel":NAME}"#));
+    }
+    let channel = ask["channel"]
+        .as_str()
+        .ok_or("no channel")
+        .and_then(|name| Channel::new(name).map_err(|_| "not a channel name"));
+    Some(channel.map(|c| Bytes::from(c.as_str().to_owned())))
+}
+
+/// What the client is told of its subscribe, and the channel to join if
+/// the backend allowed it: a 2xx joins; anything else, a failure
+/// included, refuses, with the status.
+pub fn subscribe_answered(channel: &[u8], result: &Result<CgiResponse, UpstreamError>) -> (Answered, Option<Channel>) {
+    let name = String::from_utf8_lossy(channel).into_owned();
+    let status = match result {
+        Ok(response) if response.is_success() => {
+            let joined = serde_json::json!({"type": "subscribed", "source": "gateway", "channel": name});
+            let channel = Channel::new(name).ok();
+            return (Answered::Deliver(Some(Message::text(joined.to_string()))), channel);
+        }
+        Ok(response) => response.status,
+        Err(err) if err.is_timeout() => 504,
+        Err(_) => 503,
+    };
+    let refused =
+        serde_json::json!({"type": "subscribe_refused", "source": "gateway", "channel": name, "code": status});
+    (Answered::Deliver(Some(Message::text(refused.to_string()))), None)
 }
 
 /// The error the gateway itself tells a client whose message failed.
@@ -222,5 +266,49 @@ mod tests {
         assert_eq!(may_take(Some(3), true, 2), Err(Refusal::Reused), "an older token");
         assert_eq!(may_take(Some(3), false, 3), Err(Refusal::Expired), "closing or gone");
         assert_eq!(may_take(None, true, 0), Err(Refusal::Expired), "not resumable");
+    }
+
+    #[test]
+    fn a_subscribe_is_the_gateways_only_when_on_and_well_formed() {
+        let off = settings();
+        let on = SessionSettings { client_subscribe: true, ..settings() };
+        let ask = br#"{"fk":"subscribe","channel":"room"}"#;
+        assert_eq!(subscribe_request(&off, ask, false), None, "off: the backend's message");
+        assert_eq!(subscribe_request(&on, ask, true), None, "binary: the backend's message");
+        assert_eq!(subscribe_request(&on, br#"{"type":"msg"}"#, false), None);
+        assert_eq!(subscribe_request(&on, ask, false), Some(Ok(Bytes::from_static(b"room"))));
+        for bad in [
+            &br#"{"fk":"join","channel":"room"}"#[..],
+            br#"{"fk":"subscribe"}"#,
+            br#"{"fk":"subscribe","channel":""}"#,
+            br#"{"fk":"#,
+        ] {
+            assert!(matches!(subscribe_request(&on, bad, false), Some(Err(_))), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn only_a_2xx_joins_a_subscribe() {
+        let told = |answer: Answered| match answer {
+            Answered::Deliver(Some(message)) => {
+                serde_json::from_slice::<serde_json::Value>(message.payload().unwrap().data()).unwrap()
+            }
+            other => panic!("{other:?}"),
+        };
+        let (answer, joins) = subscribe_answered(b"room", &response(204, &[], ""));
+        assert_eq!(
+            (told(answer)["type"].as_str(), joins.map(|c| c.as_str().to_owned())),
+            (Some("subscribed"), Some("room".into()))
+        );
+        for (result, code) in
+            [(response(403, &[], "no"), 403), (response(500, &[], ""), 500), (failed(true), 504), (failed(false), 503)]
+        {
+            let (answer, joins) = subscribe_answered(b"room", &result);
+            let answer = told(answer);
+            assert_eq!(
+                (answer["type"].as_str(), answer["code"].as_u64(), joins),
+                (Some("subscribe_refused"), Some(code), None)
+            );
+        }
     }
 }

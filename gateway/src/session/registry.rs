@@ -165,6 +165,14 @@ impl Registry {
         }
     }
 
+    /// Joins a session here to a channel its backend let it subscribe to
+    /// (no router's change): the channel's new count, if the session is
+    /// still here and was not a member yet.
+    pub fn join_here(&self, id: SessionId, channel: &Channel) -> Option<ChannelCount> {
+        let mut memberships = self.memberships.lock().unwrap();
+        memberships.join(channel, vec![(id, self.mailbox(&id)?)])
+    }
+
     pub fn note_user(&self, id: SessionId, user: &str) {
         let mut memberships = self.memberships.lock().unwrap();
         if self.holds(&id) {

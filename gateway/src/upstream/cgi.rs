@@ -126,6 +126,8 @@ pub enum EventKind {
     Offline,
     /// The client resumed its session.
     Online,
+    /// The client asks to join the channel named in the event's body.
+    Subscribe,
 }
 
 impl EventKind {
@@ -138,6 +140,7 @@ impl EventKind {
             EventKind::Close => Some(b"2"),
             EventKind::Offline => Some(b"3"),
             EventKind::Online => Some(b"4"),
+            EventKind::Subscribe => Some(b"5"),
         }
     }
 }
@@ -162,6 +165,7 @@ pub struct EventEncoder {
     session_param: Vec<u8>,
     event_param: Vec<u8>,
     transport_param: Vec<u8>,
+    channel_param: Vec<u8>,
 }
 
 impl EventEncoder {
@@ -173,6 +177,7 @@ impl EventEncoder {
             session_param: name("SESSIONID"),
             event_param: name("EVENT"),
             transport_param: name("TRANSPORT"),
+            channel_param: name("CHANNEL"),
         }
     }
 
@@ -181,7 +186,7 @@ impl EventEncoder {
     /// for the gateway's own SESSIONID or EVENT under any prefix.
     pub fn header_param(&self, name: &str) -> Option<String> {
         let param = format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_"));
-        let ours = [&self.session_param, &self.event_param, &self.transport_param]
+        let ours = [&self.session_param, &self.event_param, &self.transport_param, &self.channel_param]
             .iter()
             .any(|own| own.as_slice() == param.as_bytes());
         (!ours && !RESERVED_HEADER_PARAMS.contains(&param.as_str())).then_some(param)
@@ -230,11 +235,19 @@ impl EventEncoder {
             let content_type: &[u8] = if binary { b"application/octet-stream" } else { b"text/plain; charset=utf-8" };
             push(b"CONTENT_TYPE", content_type);
         }
-        if !event.body.is_empty() {
-            push(b"CONTENT_LENGTH", event.body.len().to_string().as_bytes());
+        // A subscribe names its channel in a param, and has no body.
+        let stdin: &[u8] = match event.kind {
+            EventKind::Subscribe => {
+                push(&self.channel_param, &event.body);
+                &[]
+            }
+            _ => &event.body,
+        };
+        if !stdin.is_empty() {
+            push(b"CONTENT_LENGTH", stdin.len().to_string().as_bytes());
         }
         let blocks: Vec<&ParamBlock> = session_blocks.iter().copied().chain([&own]).collect();
-        self.encode_with(&blocks, &event.body)
+        self.encode_with(&blocks, stdin)
     }
 
     /// A plain HTTP request forwarded as CGI: the static params, the

@@ -35,15 +35,17 @@ impl<T: Transport, H: Host> Session<T, H> {
             let mut abort = abort_rx;
             let pool = host.pool_for(&event);
             let result = crate::session::event::send(&*host, pool, kind, &request, &id, &mut abort).await;
-            (kind, result)
+            (event, result)
         });
         (Some(call), abort_tx)
     }
 
     /// What the backend's answer does (see [`policy::answered`]), logged
-    /// and counted; the meta it asks for is remembered.
-    pub(super) fn on_reply(&mut self, (kind, result): (EventKind, Result<CgiResponse, UpstreamError>)) -> Action {
+    /// and counted; the meta it asks for is remembered. A subscribe the
+    /// backend allowed joins the session to its channel.
+    pub(super) fn on_reply(&mut self, (event, result): (Event, Result<CgiResponse, UpstreamError>)) -> Action {
         let (settings, metrics) = (self.host.session_settings(), self.host.metrics());
+        let kind = event.kind;
         match &result {
             Err(err) if !matches!(kind, EventKind::Close | EventKind::Offline) => {
                 tracing::warn!(session = %self.id, ?kind, %err, "backend call failed");
@@ -59,7 +61,16 @@ impl<T: Transport, H: Host> Session<T, H> {
                 }
             }
         }
-        let answer = policy::answered(kind, &result, settings.error_reply);
+        let answer = match kind {
+            EventKind::Subscribe => {
+                let (answer, allowed) = policy::subscribe_answered(&event.body, &result);
+                if let Some(channel) = allowed {
+                    self.host.subscribed(self.id, &channel);
+                }
+                answer
+            }
+            _ => policy::answered(kind, &result, settings.error_reply),
+        };
         self.life.answered(answer, Instant::now(), settings, metrics)
     }
 }

@@ -9,19 +9,19 @@ use futures_util::StreamExt;
 
 use super::Session;
 use crate::base::transport::{Incoming, Transport};
-use crate::session::event::EventKind;
+use crate::session::event::Event;
 use crate::session::lifecycle::Phase;
 use crate::session::mailbox::Taken;
 use crate::session::Host;
 use crate::upstream::fastcgi::{CgiResponse, UpstreamError};
 
 /// The backend call in flight, as a future the session polls in place.
-pub(super) type Reply = Pin<Box<dyn Future<Output = (EventKind, Result<CgiResponse, UpstreamError>)> + Send>>;
+pub(super) type Reply = Pin<Box<dyn Future<Output = (Event, Result<CgiResponse, UpstreamError>)> + Send>>;
 
 /// What woke an idle session.
 pub(super) enum Wake {
     /// Boxed: a response is large, and every idle session would hold room for one.
-    Reply(Box<(EventKind, Result<CgiResponse, UpstreamError>)>),
+    Reply(Box<(Event, Result<CgiResponse, UpstreamError>)>),
     Frame(Option<Incoming>),
     Taken(Taken),
     Deadline,
