@@ -1,5 +1,6 @@
-//! What an SSE client sends back (`Last-Event-ID`) is hostile: any bytes
-//! must parse without a panic. What the gateway writes must come back
+//! What an SSE client sends is hostile: its first request head (read before
+//! hyper, `front::sniff`) and its `Last-Event-ID` must parse without a
+//! panic. What the gateway writes must come back
 //! whole through a client's parser, whatever the message's bytes.
 #![no_main]
 
@@ -8,6 +9,9 @@ use gateway::front::sse::codec::{self, EventId};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    if let Some((parts, len)) = gateway::front::sniff::parse_head(data) {
+        assert!(len <= data.len(), "{parts:?}");
+    }
     let Some((&flags, payload)) = data.split_first() else { return };
     if let Ok(text) = std::str::from_utf8(payload) {
         if let Some(id) = EventId::parse(text) {

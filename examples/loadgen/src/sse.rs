@@ -1,7 +1,8 @@
 //! A lean Server-Sent Events client: the gateway's event stream read as a
-//! browser reads it (chunked, as hyper sends it), and posts on a
-//! kept-alive connection of their own, one at a time, as fk.js sends them.
-//! loadgen's `sse://` endpoints.
+//! browser reads it (to the connection's end, or chunked when asked on a
+//! kept-alive connection), and posts on a kept-alive connection of their
+//! own, one at a time, as fk.js sends them. loadgen's `sse://` endpoints,
+//! and the end-to-end tests' client for a stream on a reused connection.
 
 use anyhow::{bail, Context};
 use base64::engine::general_purpose::STANDARD;
@@ -14,6 +15,8 @@ pub struct SseClient {
     stream: TcpStream,
     /// What was read and not yet decoded (chunked framing).
     raw: BytesMut,
+    /// Whether the body is chunked; else it ends with the connection.
+    chunked: bool,
     /// The stream's body, decoded, not yet parsed into events.
     body: BytesMut,
     /// Posts go on this connection, opened at the first.
@@ -47,14 +50,16 @@ impl SseClient {
             }
         };
         let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
-        if !head.starts_with("http/1.1 200") || !head.contains("transfer-encoding: chunked") {
+        if !head.starts_with("http/1.1 200") || !head.contains("content-type: text/event-stream") {
             bail!("not an event stream: {}", head.lines().next().unwrap_or_default());
         }
+        let chunked = head.contains("transfer-encoding: chunked");
         raw.advance(head_end);
         let path = path.split('?').next().unwrap_or(path).trim_end_matches('/').to_owned();
         let mut client = SseClient {
             stream,
             raw,
+            chunked,
             body: BytesMut::new(),
             poster: None,
             addr,
@@ -71,6 +76,12 @@ impl SseClient {
                 return Ok(client);
             }
         }
+    }
+
+    /// Whether the stream came chunked: hyper's response on a kept-alive
+    /// connection, not the gateway's own on a connection's first request.
+    pub fn chunked(&self) -> bool {
+        self.chunked
     }
 
     pub fn stream(&self) -> &TcpStream {
@@ -174,8 +185,14 @@ impl SseClient {
         }
     }
 
-    /// Moves whole chunks from `raw` to `body`: whether any moved.
+    /// Moves whole chunks from `raw` to `body` (all of it when not
+    /// chunked): whether any moved.
     fn dechunk(&mut self) -> anyhow::Result<bool> {
+        if !self.chunked {
+            let moved = !self.raw.is_empty();
+            self.body.extend_from_slice(&self.raw.split());
+            return Ok(moved);
+        }
         let mut moved = false;
         while let Some(line_end) = self.raw.windows(2).position(|w| w == b"\r\n") {
             let size = std::str::from_utf8(&self.raw[..line_end])?.split(';').next().unwrap_or_default();

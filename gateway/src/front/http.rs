@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http::{header, HeaderMap, HeaderName, Method, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderName, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::admission::{Entry, Refusal, Seat};
 use crate::base::close::CloseReason;
+use crate::front::sniff::{self, First, Rewound};
 use crate::front::sse::{self, stream::SseBody};
 use crate::front::websocket::{self, deflate, WebSocket};
 use crate::metrics::Count;
@@ -32,6 +33,8 @@ use crate::Gateway;
 use runtime::Slot;
 
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most of a first request's head read before hyper (see `front::sniff`).
+const SNIFF_LIMIT: usize = 16 * 1024;
 /// How long a connection refused at accept is kept for its client to read why.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
@@ -49,6 +52,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 /// `slot`, its handshake slot, is given back early if it becomes an SSE
 /// session, which holds a seat under `--max-connections` instead.
 pub async fn serve_connection<I: Io>(stream: I, remote: SocketAddr, entry: Entry, slot: Slot, gateway: Arc<Gateway>) {
+    let stream = match sniff::first_request(stream, SNIFF_LIMIT, HEADER_READ_TIMEOUT).await {
+        None => return,
+        Some(First::EventStream(parts, io)) => {
+            let client =
+                crate::admission::proxy::client_addr(&gateway.config().trusted_proxies, remote, &parts.headers);
+            return sse::serve_on_socket(parts, io, gateway, client, entry, &slot).await;
+        }
+        Some(First::Other(rewound)) => rewound,
+    };
     let service = service_fn(move |req| {
         let (gateway, entry, slot) = (gateway.clone(), entry.clone(), slot.clone());
         async move { Ok::<_, Infallible>(handle::<I>(req, gateway, remote, entry, slot).await) }
@@ -99,7 +111,7 @@ async fn handle<I: Io>(
     if wants_websocket(req.headers()) {
         return upgrade::<I>(req, gateway, remote, &entry);
     }
-    if sse::wants_stream(&req) {
+    if sse::wants_stream(req.method(), req.headers()) {
         let reply = sse::open(req, gateway, remote, &entry).await;
         if reply.status() == StatusCode::OK {
             slot.release();
@@ -123,7 +135,7 @@ async fn handle<I: Io>(
 /// body in; status, headers (Set-Cookie included) and body out. Events of
 /// a session are something else; these carry no SESSIONID or EVENT.
 async fn forward(req: Request<Incoming>, gateway: &Gateway, remote: SocketAddr, pool: &str) -> Reply {
-    let params = match connection_params(gateway, &req, remote, &[]) {
+    let params = match connection_params(gateway, req.uri(), req.headers(), remote, &[]) {
         Ok(params) => params,
         Err(why) => return respond(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "text/plain", format!("{why}\n")),
     };
@@ -168,7 +180,7 @@ pub(super) fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
     origin.is_none_or(|origin| allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)))
 }
 
-fn wants_websocket(headers: &HeaderMap) -> bool {
+pub(super) fn wants_websocket(headers: &HeaderMap) -> bool {
     let has_token = |name: header::HeaderName, token: &str| {
         headers
             .get_all(name)
@@ -211,7 +223,7 @@ fn upgrade<I: Io>(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: Soc
         return respond(StatusCode::BAD_REQUEST, "text/plain", "missing Sec-WebSocket-Key\n");
     };
     let accept = websocket::handshake::accept_key(key.as_bytes());
-    let params = match connection_params(&gateway, &req, remote, &HANDSHAKE_HEADERS) {
+    let params = match connection_params(&gateway, req.uri(), req.headers(), remote, &HANDSHAKE_HEADERS) {
         Ok(params) => params,
         Err(why) => return respond(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "text/plain", format!("{why}\n")),
     };
@@ -258,12 +270,18 @@ async fn open_session<I: Io>(
     admission: Result<Seat, Refusal>,
     ask: Ask,
 ) {
-    let upgraded = match upgraded.await.map(|io| io.downcast::<TokioIo<I>>()) {
+    let upgraded = match upgraded.await.map(|io| io.downcast::<TokioIo<Rewound<I>>>()) {
         Ok(Ok(parts)) => parts,
         Ok(Err(_)) => return tracing::error!(%remote, "upgraded connection of an unexpected type"),
         Err(err) => return tracing::debug!(%err, %remote, "upgrade failed"),
     };
-    let mut ws = WebSocket::new(upgraded.io.into_inner(), upgraded.read_buf, settings);
+    // What hyper read, then what it had not yet read of the sniffed head.
+    let (io, unread) = upgraded.io.into_inner().into_parts();
+    let read = match unread.is_empty() {
+        true => upgraded.read_buf,
+        false => [upgraded.read_buf, unread].concat().into(),
+    };
+    let mut ws = WebSocket::new(io, read, settings);
     // A close code tells a client why (and a browser can read it); an
     // HTTP error would not.
     let refuse = |reason: CloseReason| {
@@ -313,18 +331,17 @@ pub(super) async fn start(gateway: &Arc<Gateway>, ask: Ask) -> Result<Start, Clo
 /// of them (each event carries them again); else why not (a 431, counted).
 pub(super) fn connection_params(
     gateway: &Gateway,
-    req: &Request<Incoming>,
+    uri: &Uri,
+    headers: &HeaderMap,
     remote: SocketAddr,
     left_out: &[HeaderName],
 ) -> Result<ParamBlock, String> {
     let limit = gateway.config().max_header_bytes;
-    let params =
-        encode_connection_params(gateway, req, remote, left_out).map_err(|err| err.to_string()).and_then(|params| {
-            match params.encoded().len() > limit {
-                true => Err(format!("headers over {limit} bytes (--max-header-bytes)")),
-                false => Ok(params),
-            }
-        });
+    let encoded = encode_connection_params(gateway, uri, headers, remote, left_out);
+    let params = encoded.map_err(|err| err.to_string()).and_then(|params| match params.encoded().len() > limit {
+        true => Err(format!("headers over {limit} bytes (--max-header-bytes)")),
+        false => Ok(params),
+    });
     if params.is_err() {
         gateway.metrics().count(Count::RefusedHeaders);
     }
@@ -333,14 +350,15 @@ pub(super) fn connection_params(
 
 fn encode_connection_params(
     gateway: &Gateway,
-    req: &Request<Incoming>,
+    uri: &Uri,
+    headers: &HeaderMap,
     remote: SocketAddr,
     left_out: &[HeaderName],
 ) -> Result<ParamBlock, ParamTooLarge> {
     let mut params = ParamBlock::default();
     cgi::client_address(&mut params, remote)?;
-    cgi::request_target(&mut params, req.uri())?;
-    gateway.events().header_params(&mut params, req.headers(), left_out)?;
+    cgi::request_target(&mut params, uri)?;
+    gateway.events().header_params(&mut params, headers, left_out)?;
     Ok(params.compact())
 }
 

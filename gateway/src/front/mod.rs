@@ -1,12 +1,14 @@
 //! Where clients come in: the WebSocket front (`http`: the upgrade, plain
 //! HTTP routes and pages; `websocket`: our codec; `tls`: wss://), the SSE
-//! front for clients without WebSocket (`sse`, on the same listeners) and the
-//! raw TCP front (`tcp`, with fooking's length `framing`). Each makes its
+//! front for clients without WebSocket (`sse`, on the same listeners;
+//! `sniff` finds a stream's first request before hyper) and the raw TCP
+//! front (`tcp`, with fooking's length `framing`). Each makes its
 //! connection a `base::transport::Transport` and starts a session on it,
 //! once `crate::admission` lets the client in.
 
 pub mod framing;
 pub mod http;
+pub mod sniff;
 pub mod sse;
 pub mod tcp;
 pub mod tls;

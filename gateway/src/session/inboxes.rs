@@ -13,12 +13,17 @@ use crate::base::transport::Incoming;
 /// Messages a session's inbox holds before a post waits for room.
 pub const INBOX_MESSAGES: usize = 16;
 
+/// A posted message, boxed: a channel keeps room for 32 of what it
+/// carries from the start, and an idle SSE session should not pay for 32
+/// messages it has not been sent.
+pub type Posted = Box<Incoming>;
+
 /// One connection's inbox: what was posted to its session.
 pub struct Inbox {
     id: SessionId,
-    pub receiver: mpsc::Receiver<Incoming>,
+    pub receiver: mpsc::Receiver<Posted>,
     /// Tells this inbox from a later connection's of the same session.
-    sender: mpsc::Sender<Incoming>,
+    sender: mpsc::Sender<Posted>,
 }
 
 impl Inbox {
@@ -29,7 +34,7 @@ impl Inbox {
 
 #[derive(Default)]
 pub struct Inboxes {
-    by_session: Mutex<IdMap<mpsc::Sender<Incoming>>>,
+    by_session: Mutex<IdMap<mpsc::Sender<Posted>>>,
 }
 
 impl Inboxes {
@@ -50,7 +55,7 @@ impl Inboxes {
     }
 
     /// Where to send `id`'s messages, if its connection is here.
-    pub fn get(&self, id: SessionId) -> Option<mpsc::Sender<Incoming>> {
+    pub fn get(&self, id: SessionId) -> Option<mpsc::Sender<Posted>> {
         self.by_session.lock().expect("not poisoned").get(&id).cloned()
     }
 

@@ -8,24 +8,29 @@
 pub mod codec;
 pub mod stream;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use http::request::Parts;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use runtime::Slot;
+use tokio::io::AsyncWriteExt;
 
-use super::http::{connection_params, origin_allowed, respond, start, Reply};
-use crate::admission::{Entry, Refusal};
+use super::http::{connection_params, origin_allowed, respond, start, Io, Reply};
+use crate::admission::{Entry, Refusal, Seat};
 use crate::base::close::CloseReason;
 use crate::base::transport::Incoming as Frame;
 use crate::metrics::Count;
 use crate::resume::token::{self, Ask};
 use crate::session::task::Start;
 use crate::session::Host;
+use crate::upstream::fastcgi::ParamBlock;
 use crate::Gateway;
 use codec::EventId;
-use stream::SseStream;
+use stream::{EventOut, HyperOut, SocketOut, SseStream};
 
 /// Headers that matter to the stream alone: a session's params leave them
 /// out (`Last-Event-ID` holds a resume token).
@@ -35,10 +40,11 @@ const STREAM_HEADERS: [HeaderName; 3] =
 /// How long a post waits for room in its session's inbox.
 const POST_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A `GET` whose client takes an event stream.
-pub fn wants_stream(req: &Request<Incoming>) -> bool {
-    req.method() == Method::GET
-        && req.headers().get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|accept| {
+/// A `GET` whose client takes an event stream (and is no WebSocket upgrade).
+pub fn wants_stream(method: &Method, headers: &HeaderMap) -> bool {
+    method == Method::GET
+        && !super::http::wants_websocket(headers)
+        && headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|accept| {
             accept.split(',').any(|kind| kind.split(';').next().unwrap_or("").trim() == "text/event-stream")
         })
 }
@@ -64,61 +70,157 @@ pub fn post_kind(req: &Request<Incoming>) -> Option<PostKind> {
     ((req.method() == Method::POST && bearer) || preflight).then_some(kind)
 }
 
-/// Opens an SSE session, or says why not: the same refusals as an upgrade
-/// (origin, per-address limits, headers, a full gateway, a resume), as an
-/// HTTP status with `{"code","reason"}` in the close codes a WebSocket
-/// client would get.
-pub async fn open(req: Request<Incoming>, gateway: Arc<Gateway>, remote: std::net::SocketAddr, entry: &Entry) -> Reply {
-    if !origin_allowed(&gateway.config().allowed_origins, req.headers()) {
+/// What a stream let in begins with.
+struct Admitted {
+    params: ParamBlock,
+    seat: Seat,
+    start: Start,
+}
+
+/// Lets an SSE stream in, or says why not: the same refusals as an
+/// upgrade (origin, per-address limits, headers, a full gateway, a
+/// resume), as an HTTP status with `{"code","reason"}` in the close codes
+/// a WebSocket client would get.
+async fn admit(parts: &Parts, gateway: &Arc<Gateway>, remote: SocketAddr, entry: &Entry) -> Result<Admitted, Reply> {
+    if !origin_allowed(&gateway.config().allowed_origins, &parts.headers) {
         gateway.metrics().count(Count::RefusedOrigin);
-        return respond(StatusCode::FORBIDDEN, "text/plain", "origin not allowed\n");
+        return Err(respond(StatusCode::FORBIDDEN, "text/plain", "origin not allowed\n"));
     }
     let seat = match gateway.admission().admit(entry, remote.ip(), gateway.metrics()) {
         Ok(seat) => seat,
         Err(refusal @ (Refusal::TooFast | Refusal::TooMany)) => {
-            return respond(StatusCode::TOO_MANY_REQUESTS, "text/plain", refusal.text())
+            return Err(respond(StatusCode::TOO_MANY_REQUESTS, "text/plain", refusal.text()))
         }
-        Err(Refusal::Full) => return refused(&gateway, req.headers(), CloseReason::ServerFull),
+        Err(Refusal::Full) => return Err(refused(gateway, &parts.headers, CloseReason::ServerFull)),
     };
-    let mut params = match connection_params(&gateway, &req, remote, &STREAM_HEADERS) {
-        Ok(params) => params,
-        Err(why) => return respond(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "text/plain", format!("{why}\n")),
-    };
+    let mut params = connection_params(gateway, &parts.uri, &parts.headers, remote, &STREAM_HEADERS)
+        .map_err(|why| respond(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "text/plain", format!("{why}\n")))?;
     gateway.events().transport_param(&mut params, "sse").expect("a short param fits");
-    let start = match start(&gateway, stream_ask(&req)).await {
-        Ok(start) => start,
-        Err(reason) => {
-            tracing::info!(%remote, reason = reason.text(), "resume refused");
-            return refused(&gateway, req.headers(), reason);
-        }
+    let start = start(gateway, stream_ask(parts)).await.map_err(|reason| {
+        tracing::info!(%remote, reason = reason.text(), "resume refused");
+        refused(gateway, &parts.headers, reason)
+    })?;
+    Ok(Admitted { params, seat, start })
+}
+
+/// A stream let in, about to begin: its session's id and inbox, and the
+/// events the response begins with.
+struct Opening {
+    admitted: Admitted,
+    inbox: crate::session::inboxes::Inbox,
+    first: Bytes,
+}
+
+impl Opening {
+    fn new(gateway: &Arc<Gateway>, admitted: Admitted) -> Opening {
+        let (id, greets) = match &admitted.start {
+            Start::New { id, resumable } => (*id, *resumable),
+            Start::Resumed { id, .. } => (*id, true),
+        };
+        // Open before the client hears of its send token.
+        let inbox = gateway.inboxes().open(id);
+        let first = stream::first_events(gateway, id, greets);
+        Opening { admitted, inbox, first }
+    }
+
+    /// Runs the session, its events going to `out`.
+    fn run<O: EventOut>(self, gateway: Arc<Gateway>, out: O) {
+        let Admitted { params, seat, start } = self.admitted;
+        let stream = SseStream::new(gateway.clone(), self.inbox, out);
+        tokio::spawn(crate::session::task::run(gateway, stream, params.compact(), seat, start));
+    }
+}
+
+/// A stream's response headers.
+fn stream_headers(request: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // nginx passes each event on at once, not when its buffer fills.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    allow_origin(request, &mut headers);
+    headers
+}
+
+/// A stream asked for on a connection hyper serves (not its first
+/// request): the events go out as hyper's response body.
+pub async fn open(req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr, entry: &Entry) -> Reply {
+    let (parts, _) = req.into_parts();
+    let opening = match admit(&parts, &gateway, remote, entry).await {
+        Ok(admitted) => Opening::new(&gateway, admitted),
+        Err(reply) => return reply,
     };
-    let (id, greets) = match &start {
-        Start::New { id, resumable } => (*id, *resumable),
-        Start::Resumed { id, .. } => (*id, true),
-    };
-    let inbox = gateway.inboxes().open(id);
-    let (stream, body) = SseStream::new(gateway.clone(), inbox, greets);
-    let session = crate::session::task::run(gateway.clone(), stream, params.compact(), seat, start);
-    tokio::spawn(session);
-    let response = Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-store")
-        // nginx passes each event on at once, not when its buffer fills.
-        .header("x-accel-buffering", "no");
-    let mut response = response.body(super::http::Body::Right(body)).expect("static response parts are valid");
-    allow_origin(req.headers(), response.headers_mut());
+    let (out, body) = HyperOut::new(opening.first.clone());
+    opening.run(gateway, out);
+    let mut response = Response::new(super::http::Body::Right(body));
+    *response.headers_mut() = stream_headers(&parts.headers);
     response
+}
+
+/// A stream asked for by a connection's first request (see
+/// `front::sniff`): the response head and the events after it are written
+/// on the socket, the response ending with the connection. The socket
+/// holds its address's place (`entry`) and gives back its handshake slot.
+pub async fn serve_on_socket<I: Io>(
+    parts: Parts,
+    mut io: I,
+    gateway: Arc<Gateway>,
+    remote: SocketAddr,
+    entry: Entry,
+    slot: &Slot,
+) {
+    let opening = match admit(&parts, &gateway, remote, &entry).await {
+        Ok(admitted) => Opening::new(&gateway, admitted),
+        Err(reply) => return write_refusal(&mut io, reply, gateway.config().write_timeout()).await,
+    };
+    slot.release();
+    let mut head = BytesMut::from(&b"HTTP/1.1 200 OK\r\nconnection: close\r\n"[..]);
+    for (name, value) in &stream_headers(&parts.headers) {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head.extend_from_slice(&opening.first);
+    // Run the session whatever the write does: a resumed one must end (or
+    // park) as sessions do, and its stream tells it the client is gone.
+    let written = tokio::time::timeout(gateway.config().write_timeout(), io.write_all(&head)).await;
+    if !matches!(written, Ok(Ok(()))) {
+        tracing::debug!(%remote, "an event stream's head was not taken");
+    }
+    opening.run(gateway, SocketOut::new(io, entry));
+}
+
+/// A refusal written as a whole HTTP response on a connection that ends
+/// with it.
+async fn write_refusal<I: Io>(io: &mut I, reply: Reply, timeout: std::time::Duration) {
+    let (parts, body) = reply.into_parts();
+    let body = match body {
+        http_body_util::Either::Left(full) => full.collect().await.map(|b| b.to_bytes()).unwrap_or_default(),
+        http_body_util::Either::Right(_) => Bytes::new(),
+    };
+    let mut out = format!("HTTP/1.1 {}\r\nconnection: close\r\ncontent-length: {}\r\n", parts.status, body.len());
+    for (name, value) in &parts.headers {
+        out.push_str(&format!("{name}: {}\r\n", String::from_utf8_lossy(value.as_bytes())));
+    }
+    out.push_str("\r\n");
+    let write = async {
+        io.write_all(out.as_bytes()).await?;
+        io.write_all(&body).await?;
+        io.shutdown().await
+    };
+    let _ = tokio::time::timeout(timeout, write).await;
 }
 
 /// What the stream asks for: a resume by `Last-Event-ID` (what a browser's
 /// `EventSource` sends when it comes back), else by the query string, as
 /// an upgrade's.
-fn stream_ask(req: &Request<Incoming>) -> Ask {
-    let last_event = req.headers().get("last-event-id").and_then(|v| v.to_str().ok()).and_then(EventId::parse);
+fn stream_ask(parts: &Parts) -> Ask {
+    let last_event = parts.headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(EventId::parse);
     match last_event {
         Some(EventId { token, seq }) => Ask::Resume { token, last: Some(seq) },
-        None => token::ask(req.uri().query().unwrap_or("")),
+        None => token::ask(parts.uri.query().unwrap_or("")),
     }
 }
 
@@ -181,7 +283,7 @@ async fn deliver(req: Request<Incoming>, gateway: &Gateway, kind: PostKind) -> R
         }
         PostKind::Send => Frame::Message { body, binary },
     };
-    match inbox.send_timeout(frame, POST_WAIT).await {
+    match inbox.send_timeout(Box::new(frame), POST_WAIT).await {
         Ok(()) => {
             gateway.metrics().count(Count::SsePosts);
             respond(StatusCode::ACCEPTED, "text/plain", Bytes::new())

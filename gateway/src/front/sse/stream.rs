@@ -1,6 +1,8 @@
 //! An SSE session's connection as a `Transport`: what the client posts
-//! comes in through its inbox; what the session writes goes out as events
-//! on the response body, which hyper sends as the client reads.
+//! comes in through its inbox; what the session writes goes out as events,
+//! on the socket itself ([`SocketOut`], a connection's first request) or as
+//! hyper's response body ([`HyperOut`], a request on a kept-alive
+//! connection hyper already serves).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -9,36 +11,45 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Sink, Stream};
 use hyper::body::{Body, Frame};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::PollSender;
 
 use super::codec::{self, EventId};
+use crate::admission::Entry;
 use crate::base::message::Message;
 use crate::base::transport::Incoming;
 use crate::session::inboxes::Inbox;
 use crate::session::Host;
 use crate::Gateway;
 
-/// Chunks between the session and hyper: each is one flush's events, so
-/// the session feels a slow reader after two writes' worth.
-const CHUNKS: usize = 2;
 /// Events gathered before a flush is forced.
 const HIGH_WATER: usize = 64 * 1024;
 /// How soon a browser's `EventSource` comes back after a drop.
 pub const RETRY_MS: u64 = 1000;
 
+/// Where a stream's events go, and how it learns that the client left.
+pub trait EventOut: Send + Unpin + 'static {
+    /// Writes all of `events`, emptying it.
+    fn poll_write_events(&mut self, cx: &mut Context<'_>, events: &mut BytesMut) -> Poll<io::Result<()>>;
+    /// Ready once the client has gone.
+    fn poll_gone(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+    /// Ends the response, after what was written.
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// What is left at the end, if it can go at once; dropped otherwise.
+    fn write_now(&mut self, events: Bytes);
+}
+
 /// The session's side of the stream.
-pub struct SseStream {
+pub struct SseStream<O: EventOut> {
     gateway: Arc<Gateway>,
     inbox: Inbox,
-    chunks: PollSender<Bytes>,
+    out: O,
     /// Events fed since the last flush.
     pending: BytesMut,
-    /// Fires when hyper drops the body: the client went away.
-    gone: oneshot::Receiver<()>,
     /// What the session event tells the client to post its messages with.
     send_token: String,
     /// A resumable session's next event id, from its greeting on.
@@ -48,55 +59,41 @@ pub struct SseStream {
     /// A heartbeat went out since the last read: the client counts as heard
     /// (the kernel drops it if it does not take it, see `front::serve_accepted`).
     pinged: bool,
-    /// A close event is among the pending events: the body ends after it.
+    /// A close event is among the pending events: the response ends after it.
     closing: bool,
     ended: bool,
 }
 
-/// The response body: the stream's events, as the session flushes them.
-pub struct SseBody {
-    chunks: mpsc::Receiver<Bytes>,
-    _alive: oneshot::Sender<()>,
-}
-
-impl Body for SseBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.chunks.poll_recv(cx).map(|chunk| chunk.map(|data| Ok(Frame::data(data))))
+/// The events a stream's response begins with: how soon to come back,
+/// and, for a session that will not greet its client (one that is not
+/// resumable), its id and send token.
+pub fn first_events(gateway: &Gateway, id: protocol::SessionId, greets: bool) -> Bytes {
+    let mut first = BytesMut::new();
+    codec::retry(&mut first, RETRY_MS);
+    if !greets {
+        let send = gateway.resume_keys().sign_sender(id);
+        let hello = serde_json::json!({"type": "session", "id": id.as_str(), "send": send});
+        codec::named(&mut first, "session", &hello.to_string());
     }
+    first.freeze()
 }
 
-impl SseStream {
-    /// A stream for session `id` (its inbox already open), and the body
-    /// that carries it. A session that will not greet its client (one that
-    /// is not resumable) tells it its id and send token at once.
-    pub fn new(gateway: Arc<Gateway>, inbox: Inbox, greets: bool) -> (SseStream, SseBody) {
-        let (sender, chunks) = mpsc::channel(CHUNKS);
-        let (alive, gone) = oneshot::channel();
+impl<O: EventOut> SseStream<O> {
+    /// The stream of the session whose inbox this is, on `out`.
+    pub fn new(gateway: Arc<Gateway>, inbox: Inbox, out: O) -> SseStream<O> {
         let send_token = gateway.resume_keys().sign_sender(inbox.id());
-        let mut first = BytesMut::new();
-        codec::retry(&mut first, RETRY_MS);
-        if !greets {
-            let hello = serde_json::json!({"type": "session", "id": inbox.id().as_str(), "send": send_token});
-            codec::named(&mut first, "session", &hello.to_string());
-        }
-        sender.try_send(first.freeze()).expect("a new channel has room");
-        let stream = SseStream {
+        SseStream {
             gateway,
             inbox,
-            chunks: PollSender::new(sender),
+            out,
             pending: BytesMut::new(),
-            gone,
             send_token,
             next_id: None,
             ping_pending: false,
             pinged: false,
             closing: false,
             ended: false,
-        };
-        (stream, SseBody { chunks, _alive: alive })
+        }
     }
 }
 
@@ -104,28 +101,35 @@ fn close_event(out: &mut BytesMut, code: u16, reason: &str) {
     codec::named(out, "close", &serde_json::json!({"code": code, "reason": reason}).to_string());
 }
 
-impl Drop for SseStream {
+impl<O: EventOut> Drop for SseStream<O> {
     fn drop(&mut self) {
         self.gateway.inboxes().close(&self.inbox);
-        // What is left (the close event after a client's close), if there
-        // is room; the body ends after it.
-        if let Some(chunks) = self.chunks.get_ref().filter(|_| !self.pending.is_empty()) {
-            let _ = chunks.try_send(self.pending.split().freeze());
+        self.flush_at_drop();
+    }
+}
+
+impl<O: EventOut> SseStream<O> {
+    /// What is left (the close event after a client's close) goes if it can.
+    fn flush_at_drop(&mut self) {
+        if !self.pending.is_empty() {
+            let left = self.pending.split().freeze();
+            self.out.write_now(left);
         }
     }
 }
 
-impl Stream for SseStream {
+impl<O: EventOut> Stream for SseStream<O> {
     type Item = Incoming;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Incoming>> {
         if self.ended {
+            self.flush_at_drop();
             return Poll::Ready(None);
         }
         if std::mem::take(&mut self.pinged) {
             return Poll::Ready(Some(Incoming::Control));
         }
-        if let Poll::Ready(posted) = self.inbox.receiver.poll_recv(cx) {
+        if let Poll::Ready(posted) = self.inbox.receiver.poll_recv(cx).map(|posted| posted.map(|boxed| *boxed)) {
             if let Some(Incoming::Goodbye(code)) = posted {
                 // The client ended the session: it is told so, and the
                 // stream ends, as a WebSocket's close handshake would.
@@ -134,13 +138,13 @@ impl Stream for SseStream {
             }
             return Poll::Ready(posted);
         }
-        ready!(Pin::new(&mut self.gone).poll(cx)).ok();
+        ready!(self.out.poll_gone(cx));
         self.ended = true;
         Poll::Ready(Some(Incoming::Failed("the client closed the event stream".into())))
     }
 }
 
-impl Sink<Message> for SseStream {
+impl<O: EventOut> Sink<Message> for SseStream<O> {
     type Error = io::Error;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -182,23 +186,130 @@ impl Sink<Message> for SseStream {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.pending.is_empty() {
-            return Poll::Ready(Ok(()));
+        let this = &mut *self;
+        if !this.pending.is_empty() {
+            ready!(this.out.poll_write_events(cx, &mut this.pending))?;
+            this.pinged |= std::mem::take(&mut this.ping_pending);
         }
-        let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "the client closed the event stream");
-        ready!(self.chunks.poll_reserve(cx)).map_err(|_| gone())?;
-        let chunk = self.pending.split().freeze();
-        self.chunks.send_item(chunk).map_err(|_| gone())?;
-        self.pinged |= std::mem::take(&mut self.ping_pending);
-        if self.closing {
-            self.chunks.close();
+        if this.closing {
+            ready!(this.out.poll_end(cx))?;
         }
         Poll::Ready(Ok(()))
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.as_mut().poll_flush(cx))?;
+        self.out.poll_end(cx)
+    }
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the client closed the event stream")
+}
+
+/// Events written on the connection itself, the response delimited by its
+/// close: what a connection's first request gets (see `front::sniff`). It
+/// holds the connection's place among its address's.
+pub struct SocketOut<I> {
+    io: I,
+    _entry: Entry,
+}
+
+impl<I> SocketOut<I> {
+    pub fn new(io: I, entry: Entry) -> SocketOut<I> {
+        SocketOut { io, _entry: entry }
+    }
+}
+
+impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> EventOut for SocketOut<I> {
+    fn poll_write_events(&mut self, cx: &mut Context<'_>, events: &mut BytesMut) -> Poll<io::Result<()>> {
+        while !events.is_empty() {
+            match ready!(Pin::new(&mut self.io).poll_write(cx, events))? {
+                0 => return Poll::Ready(Err(gone())),
+                n => events.advance(n),
+            }
+        }
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// The client sends nothing more on an event stream: what it does send
+    /// is read and let go, until it closes.
+    fn poll_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut scratch = [0u8; 64];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf)) {
+                Ok(()) if !buf.filled().is_empty() => continue,
+                _ => return Poll::Ready(()),
+            }
+        }
+    }
+
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn write_now(&mut self, events: Bytes) {
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        let _ = Pin::new(&mut self.io).poll_write(&mut cx, &events);
+    }
+}
+
+/// Chunks between the session and hyper: each is one flush's events, so
+/// the session feels a slow reader after two writes' worth.
+const CHUNKS: usize = 2;
+
+/// Events as hyper's response body, for a stream asked for on a
+/// connection hyper already serves.
+pub struct HyperOut {
+    chunks: PollSender<Bytes>,
+    gone: oneshot::Receiver<()>,
+}
+
+/// The response body: the stream's events, as the session flushes them.
+pub struct SseBody {
+    chunks: mpsc::Receiver<Bytes>,
+    _alive: oneshot::Sender<()>,
+}
+
+impl HyperOut {
+    /// The output, and the body that carries what it writes, `first` first.
+    pub fn new(first: Bytes) -> (HyperOut, SseBody) {
+        let (sender, chunks) = mpsc::channel(CHUNKS);
+        let (alive, gone) = oneshot::channel();
+        sender.try_send(first).expect("a new channel has room");
+        (HyperOut { chunks: PollSender::new(sender), gone }, SseBody { chunks, _alive: alive })
+    }
+}
+
+impl EventOut for HyperOut {
+    fn poll_write_events(&mut self, cx: &mut Context<'_>, events: &mut BytesMut) -> Poll<io::Result<()>> {
+        ready!(self.chunks.poll_reserve(cx)).map_err(|_| gone())?;
+        self.chunks.send_item(events.split().freeze()).map_err(|_| gone())?;
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.gone).poll(cx).map(drop)
+    }
+
+    fn poll_end(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.chunks.close();
         Poll::Ready(Ok(()))
+    }
+
+    fn write_now(&mut self, events: Bytes) {
+        if let Some(chunks) = self.chunks.get_ref() {
+            let _ = chunks.try_send(events);
+        }
+    }
+}
+
+impl Body for SseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.chunks.poll_recv(cx).map(|chunk| chunk.map(|data| Ok(Frame::data(data))))
     }
 }
