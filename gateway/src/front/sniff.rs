@@ -25,7 +25,9 @@ pub enum First<I> {
 }
 
 /// Reads the first head (at most `limit` bytes, within `timeout`). `None`
-/// when the client sent nothing whole in time, or closed.
+/// when the client closed, or sent no whole head in time: it is closed, as
+/// hyper closes a connection past its header timeout (and hyper's own
+/// would start only now).
 pub async fn first_request<I>(mut io: I, limit: usize, timeout: Duration) -> Option<First<I>>
 where
     I: AsyncRead + Unpin,
@@ -49,9 +51,7 @@ where
             Some(First::EventStream(parts, io))
         }
         Ok(_) if !read.is_empty() => Some(First::Other(Rewound { prefix: read.freeze(), io })),
-        Ok(_) => None,
-        // A slow client is hyper's to time out and answer.
-        Err(_) => Some(First::Other(Rewound { prefix: read.freeze(), io })),
+        Ok(_) | Err(_) => None,
     }
 }
 
@@ -149,5 +149,13 @@ mod tests {
             assert_eq!(again, other, "every byte put back");
         }
         assert!(first_request(&b""[..], 8192, Duration::from_secs(1)).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_head_that_does_not_come_whole_in_time_ends_the_connection() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server) = tokio::io::duplex(1024);
+        client.write_all(b"GET / HTTP/1.1\r\nAccept: text/event-stream\r\n").await.unwrap();
+        assert!(first_request(server, 8192, Duration::from_millis(100)).await.is_none());
     }
 }
