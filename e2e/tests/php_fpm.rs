@@ -25,7 +25,8 @@ fn php_stack(backend: String, script: &str, args: &[&str]) -> Stack {
 }
 
 async fn php_sees_params_and_replies(backend: String) {
-    let stack = php_stack(backend, &script("../examples/php/params.php"), &[]);
+    let params_file = script("../examples/php/params.conf");
+    let stack = php_stack(backend, &script("../examples/php/params.php"), &["--param-file", &params_file]);
     let mut client = Client::connect_with_headers(&stack.ws_url("/room?x=1"), &[("X-Team", "blue")]).await;
     let connected = client.recv_json().await;
     let seen = &connected["connected"];
@@ -33,7 +34,7 @@ async fn php_sees_params_and_replies(backend: String) {
     assert_eq!(session.len(), 16);
     assert_eq!(
         seen,
-        &json!({"SESSIONID": session, "EVENT": "1", "REMOTE_ADDR": "127.0.0.1", "REQUEST_URI": "/room?x=1", "QUERY_STRING": "x=1", "HTTP_X_TEAM": "blue"})
+        &json!({"SESSIONID": session, "EVENT": "1", "REMOTE_ADDR": "127.0.0.1", "REQUEST_URI": "/room?x=1", "QUERY_STRING": "x=1", "HTTP_X_TEAM": "blue", "ROUTER_HTTP": "http://127.0.0.1:9011"})
     );
     client.send(Message::text("hello php")).await;
     assert_eq!(client.recv_json().await, json!({"echo": "hello php", "session": session}));
