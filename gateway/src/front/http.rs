@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use http::{header, HeaderMap, HeaderName, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Either, Full};
@@ -86,12 +86,13 @@ pub async fn refuse(mut stream: tokio::net::TcpStream, refusal: Refusal) {
         Refusal::TooFast | Refusal::TooMany => StatusCode::TOO_MANY_REQUESTS,
     };
     let body = refusal.text();
-    let response = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain"));
+    headers.insert(header::CONTENT_LENGTH, body.len().into());
+    let mut response = raw_head(status, &headers);
+    response.extend_from_slice(body.as_bytes());
     let answer = async {
-        stream.write_all(response.as_bytes()).await?;
+        stream.write_all(&response).await?;
         stream.shutdown().await?;
         let mut unread = [0u8; 1024];
         while stream.read(&mut unread).await? > 0 {}
@@ -141,11 +142,9 @@ async fn forward(req: Request<Incoming>, gateway: &Gateway, remote: SocketAddr, 
     };
     let method = req.method().as_str().to_owned();
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let body = http_body_util::Limited::new(req.into_body(), gateway.config().max_message).collect();
-    let body = match tokio::time::timeout(runtime::BODY_READ_TIMEOUT, body).await {
-        Ok(Ok(body)) => body.to_bytes(),
-        Ok(Err(_)) => return respond(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "request body too large\n"),
-        Err(_) => return respond(StatusCode::REQUEST_TIMEOUT, "text/plain", "request body too slow\n"),
+    let body = match read_body(req, gateway.config().max_message).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
     };
     let request = gateway.events().encode_http(&params, &method, content_type.as_deref(), &body);
     let pool = gateway.pool(pool).expect("checked at start");
@@ -168,6 +167,31 @@ async fn forward(req: Request<Incoming>, gateway: &Gateway, remote: SocketAddr, 
     builder
         .body(Either::Left(Full::new(response.body)))
         .unwrap_or_else(|_| respond(StatusCode::BAD_GATEWAY, "text/plain", "malformed backend headers\n"))
+}
+
+/// A request's body, at most `max` bytes (else 413) within
+/// `runtime::BODY_READ_TIMEOUT` (else 408).
+pub(super) async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, Reply> {
+    let body = http_body_util::Limited::new(req.into_body(), max).collect();
+    match tokio::time::timeout(runtime::BODY_READ_TIMEOUT, body).await {
+        Ok(Ok(body)) => Ok(body.to_bytes()),
+        Ok(Err(_)) => Err(respond(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "request body too large\n")),
+        Err(_) => Err(respond(StatusCode::REQUEST_TIMEOUT, "text/plain", "request body too slow\n")),
+    }
+}
+
+/// The head of a response written on the socket, hyper aside: `status`,
+/// `headers`, and the connection's end as the body's.
+pub(super) fn raw_head(status: StatusCode, headers: &HeaderMap) -> BytesMut {
+    let mut head = BytesMut::from(format!("HTTP/1.1 {status}\r\nconnection: close\r\n").as_bytes());
+    for (name, value) in headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
 }
 
 /// With no allow-list every origin is fine; otherwise the Origin header

@@ -11,7 +11,7 @@ pub mod stream;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::request::Parts;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use runtime::Slot;
 use tokio::io::AsyncWriteExt;
 
-use super::http::{connection_params, origin_allowed, respond, start, Io, Reply};
+use super::http::{connection_params, origin_allowed, raw_head, read_body, respond, start, Io, Reply};
 use crate::admission::{Entry, Refusal, Seat};
 use crate::base::close::CloseReason;
 use crate::base::transport::Incoming as Frame;
@@ -174,14 +174,7 @@ pub async fn serve_on_socket<I: Io>(
         Err(reply) => return write_refusal(&mut io, reply, gateway.config().write_timeout()).await,
     };
     slot.release();
-    let mut head = BytesMut::from(&b"HTTP/1.1 200 OK\r\nconnection: close\r\n"[..]);
-    for (name, value) in &stream_headers(&parts.headers) {
-        head.extend_from_slice(name.as_str().as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(value.as_bytes());
-        head.extend_from_slice(b"\r\n");
-    }
-    head.extend_from_slice(b"\r\n");
+    let mut head = raw_head(StatusCode::OK, &stream_headers(&parts.headers));
     head.extend_from_slice(&opening.first);
     // Run the session whatever the write does: a resumed one must end (or
     // park) as sessions do, and its stream tells it the client is gone.
@@ -200,14 +193,12 @@ async fn write_refusal<I: Io>(io: &mut I, reply: Reply, timeout: std::time::Dura
         http_body_util::Either::Left(full) => full.collect().await.map(|b| b.to_bytes()).unwrap_or_default(),
         http_body_util::Either::Right(_) => Bytes::new(),
     };
-    let mut out = format!("HTTP/1.1 {}\r\nconnection: close\r\ncontent-length: {}\r\n", parts.status, body.len());
-    for (name, value) in &parts.headers {
-        out.push_str(&format!("{name}: {}\r\n", String::from_utf8_lossy(value.as_bytes())));
-    }
-    out.push_str("\r\n");
+    let mut headers = parts.headers;
+    headers.insert(header::CONTENT_LENGTH, body.len().into());
+    let mut out = raw_head(parts.status, &headers);
+    out.extend_from_slice(&body);
     let write = async {
-        io.write_all(out.as_bytes()).await?;
-        io.write_all(&body).await?;
+        io.write_all(&out).await?;
         io.shutdown().await
     };
     let _ = tokio::time::timeout(timeout, write).await;
@@ -269,11 +260,9 @@ async fn deliver(req: Request<Incoming>, gateway: &Gateway, kind: PostKind) -> R
         return respond(StatusCode::MISDIRECTED_REQUEST, "text/plain", "session not on this gateway\n");
     };
     let binary = req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"application/octet-stream");
-    let body = http_body_util::Limited::new(req.into_body(), gateway.config().max_message).collect();
-    let body = match tokio::time::timeout(runtime::BODY_READ_TIMEOUT, body).await {
-        Ok(Ok(body)) => body.to_bytes(),
-        Ok(Err(_)) => return respond(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "message too large\n"),
-        Err(_) => return respond(StatusCode::REQUEST_TIMEOUT, "text/plain", "message too slow\n"),
+    let body = match read_body(req, gateway.config().max_message).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
     };
     let frame = match kind {
         PostKind::Close => Frame::Goodbye(Some(1000)),
