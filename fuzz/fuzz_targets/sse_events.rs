@@ -9,7 +9,7 @@ use gateway::front::sse::codec::{self, EventId};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Some((parts, len)) = gateway::front::sniff::parse_head(data) {
+    if let Some((parts, len)) = gateway::front::sniff::event_stream_head(data) {
         assert!(len <= data.len(), "{parts:?}");
     }
     let Some((&flags, payload)) = data.split_first() else { return };

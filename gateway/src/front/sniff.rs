@@ -35,7 +35,7 @@ where
     let mut read = BytesMut::with_capacity(512);
     let head = tokio::time::timeout(timeout, async {
         loop {
-            if let Some(parts) = parse_head(&read) {
+            if let Some(parts) = event_stream_head(&read) {
                 return Some(parts);
             }
             if read.len() >= limit || read.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -55,12 +55,17 @@ where
     }
 }
 
-/// A whole request head in `buf`, as request parts, and its length.
-pub fn parse_head(buf: &[u8]) -> Option<(Parts, usize)> {
+/// A whole request head in `buf` that may ask for an event stream, as
+/// request parts, and its length. Any other request is hyper's, and is
+/// parsed only once, there: a WebSocket upgrade builds no header map here.
+pub fn event_stream_head(buf: &[u8]) -> Option<(Parts, usize)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     let httparse::Status::Complete(len) = request.parse(buf).ok()? else { return None };
-    if request.version != Some(1) {
+    let accepts_events = |header: &httparse::Header| {
+        header.name.eq_ignore_ascii_case("accept") && header.value.windows(17).any(|w| w == b"text/event-stream")
+    };
+    if request.version != Some(1) || request.method != Some("GET") || !request.headers.iter().any(accepts_events) {
         return None;
     }
     let mut builder = http::Request::builder().method(request.method?).uri(request.path?);
