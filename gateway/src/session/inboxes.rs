@@ -64,3 +64,22 @@ impl Inboxes {
         self.by_session.lock().expect("not poisoned").len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_resumed_connection_takes_the_inbox_and_the_old_one_cannot_drop_it() {
+        let inboxes = Inboxes::default();
+        let id: SessionId = "00000000000000aa".parse().unwrap();
+        let old = inboxes.open(id);
+        let mut new = inboxes.open(id);
+        inboxes.get(id).unwrap().send(Box::new(Incoming::Control)).await.unwrap();
+        assert!(matches!(new.receiver.try_recv().as_deref(), Ok(Incoming::Control)), "posts reach the newest");
+        inboxes.close(&old);
+        assert_eq!(inboxes.count(), 1, "the old connection's end leaves the new one's inbox");
+        inboxes.close(&new);
+        assert!(inboxes.get(id).is_none() && inboxes.count() == 0);
+    }
+}
