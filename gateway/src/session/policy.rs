@@ -88,19 +88,27 @@ pub fn subscribe_answered(channel: &[u8], result: &Result<CgiResponse, UpstreamE
             return (Answered::Deliver(Some(Message::text(joined.to_string()))), channel);
         }
         Ok(response) => response.status,
-        Err(err) if err.is_timeout() => 504,
-        Err(_) => 503,
+        Err(err) => failure_status(err),
     };
     let refused =
         serde_json::json!({"type": "subscribe_refused", "source": "gateway", "channel": name, "code": status});
     (Answered::Deliver(Some(Message::text(refused.to_string()))), None)
 }
 
+/// The status a failed backend call stands for: 504 timed out, 503 else.
+fn failure_status(err: &UpstreamError) -> u16 {
+    if err.is_timeout() {
+        504
+    } else {
+        503
+    }
+}
+
 /// The error the gateway itself tells a client whose message failed.
 pub fn error_message(err: &UpstreamError) -> Message {
-    match err.is_timeout() {
-        true => gateway_error(504, "backend did not answer in time"),
-        false => gateway_error(503, "backend unavailable"),
+    match failure_status(err) {
+        504 => gateway_error(504, "backend did not answer in time"),
+        status => gateway_error(status, "backend unavailable"),
     }
 }
 

@@ -108,6 +108,7 @@ async fn admit(parts: &Parts, gateway: &Arc<Gateway>, remote: SocketAddr, entry:
 struct Opening {
     admitted: Admitted,
     inbox: crate::session::inboxes::Inbox,
+    send_token: String,
     first: Bytes,
 }
 
@@ -119,14 +120,15 @@ impl Opening {
         };
         // Open before the client hears of its send token.
         let inbox = gateway.inboxes().open(id);
-        let first = stream::first_events(gateway, id, greets);
-        Opening { admitted, inbox, first }
+        let send_token = gateway.resume_keys().sign_sender(id);
+        let first = stream::first_events(id, &send_token, greets);
+        Opening { admitted, inbox, send_token, first }
     }
 
     /// Runs the session, its events going to `out`.
     fn run<O: EventOut>(self, gateway: Arc<Gateway>, out: O) {
         let Admitted { params, seat, start } = self.admitted;
-        let stream = SseStream::new(gateway.clone(), self.inbox, out);
+        let stream = SseStream::new(gateway.clone(), self.inbox, self.send_token, out);
         tokio::spawn(crate::session::task::run(gateway, stream, params.compact(), seat, start));
     }
 }

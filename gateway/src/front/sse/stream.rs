@@ -23,7 +23,6 @@ use crate::admission::Entry;
 use crate::base::message::Message;
 use crate::base::transport::Incoming;
 use crate::session::inboxes::Inbox;
-use crate::session::Host;
 use crate::Gateway;
 
 /// Events gathered before a flush is forced.
@@ -67,21 +66,20 @@ pub struct SseStream<O: EventOut> {
 /// The events a stream's response begins with: how soon to come back,
 /// and, for a session that will not greet its client (one that is not
 /// resumable), its id and send token.
-pub fn first_events(gateway: &Gateway, id: protocol::SessionId, greets: bool) -> Bytes {
+pub fn first_events(id: protocol::SessionId, send_token: &str, greets: bool) -> Bytes {
     let mut first = BytesMut::new();
     codec::retry(&mut first, RETRY_MS);
     if !greets {
-        let send = gateway.resume_keys().sign_sender(id);
-        let hello = serde_json::json!({"type": "session", "id": id.as_str(), "send": send});
+        let hello = serde_json::json!({"type": "session", "id": id.as_str(), "send": send_token});
         codec::named(&mut first, "session", &hello.to_string());
     }
     first.freeze()
 }
 
 impl<O: EventOut> SseStream<O> {
-    /// The stream of the session whose inbox this is, on `out`.
-    pub fn new(gateway: Arc<Gateway>, inbox: Inbox, out: O) -> SseStream<O> {
-        let send_token = gateway.resume_keys().sign_sender(inbox.id());
+    /// The stream of the session whose inbox this is, on `out`; its
+    /// greeting tells the client `send_token`.
+    pub fn new(gateway: Arc<Gateway>, inbox: Inbox, send_token: String, out: O) -> SseStream<O> {
         SseStream {
             gateway,
             inbox,
