@@ -49,6 +49,7 @@ runtime::metric_table! {
             "Close and offline events given up after --event-retry-ms of a backend down." by event {
             CloseEventsGivenUp = "close",
             OfflineEventsGivenUp = "offline",
+            OccupancyEventsGivenUp = "occupancy",
         },
         Parked: Counter "gateway_sessions_parked_total"
             "Resumable sessions whose client dropped and that waited for a resume.",

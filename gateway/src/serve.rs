@@ -102,6 +102,10 @@ async fn serve_router_asks(gateway: Arc<Gateway>, mut asks: tokio::sync::mpsc::R
                 let gateway = gateway.clone();
                 tokio::spawn(async move { session::event::send_close_events(&*gateway, ids).await });
             }
+            RouterAsk::Occupancy(occupancy) => {
+                let gateway = gateway.clone();
+                tokio::spawn(async move { session::event::send_occupancy(&*gateway, occupancy).await });
+            }
             RouterAsk::Resume { link, session, to, ask } => {
                 tokio::spawn(handover::give(gateway.clone(), link, session, to, ask));
             }

@@ -214,4 +214,9 @@ impl Host for Gateway {
         self.links.channels_changed(vec![count]);
         self.metrics.count(Count::Subscribed);
     }
+
+    fn away(&self, id: SessionId, away: bool) {
+        let kind = if away { FrameKind::SessionsAway } else { FrameKind::SessionsBack };
+        self.links.send_to_all(Frame::new(kind, bytes::Bytes::copy_from_slice(id.as_bytes()), bytes::Bytes::new()));
+    }
 }

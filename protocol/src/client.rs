@@ -196,7 +196,7 @@ impl RouterClient {
 
     pub async fn join(&self, channel: &str, sessions: Vec<SessionId>) -> Result<(), ClientError> {
         let target = ChannelSessions { channel: Channel::new(channel)?, sessions };
-        self.execute(&Command::Join(Join(target))).await.map(drop)
+        self.execute(&Command::Join(Join::new(target))).await.map(drop)
     }
 
     pub async fn leave(&self, channel: &str, sessions: Vec<SessionId>) -> Result<(), ClientError> {

@@ -50,6 +50,18 @@ crate::wire_enum! {
         /// Router to a backend that asked for replies: the command failed; data
         /// is `{"code":..,"message":..}`.
         Error = 116,
+        /// Gateway to every router: these sessions' clients dropped, and
+        /// the sessions wait for them to resume (offline in presence).
+        SessionsAway = 117,
+        /// Gateway to every router: these sessions' clients are back.
+        SessionsBack = 118,
+        /// Router to a gateway: a channel got its first member or lost its
+        /// last; see [`super::Occupancy`].
+        Occupancy = 119,
+        /// A channel's presence members (answered, as JSON).
+        Presence = 120,
+        /// A channel's kept messages (answered, as JSON).
+        History = 121,
     }
 }
 

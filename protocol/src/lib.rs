@@ -7,7 +7,8 @@
 //! `session_id` is the 16-hex-character id every frame talks about,
 //! `hello` is the AUTH frame that opens a connection, `heartbeat` keeps a
 //! gateway link alive, `interest` tells a router which gateways hold a
-//! channel's members, `handover` carries a resumed session from one
+//! channel's members, `occupancy` tells a gateway that a presence channel
+//! filled or emptied, `handover` carries a resumed session from one
 //! gateway to another, `cmd` is each backend command's layout, in frames
 //! and in JSON, and `signing` the HMAC signatures tokens carry.
 
@@ -20,6 +21,7 @@ pub mod handover;
 mod heartbeat;
 mod hello;
 mod interest;
+mod occupancy;
 mod session_id;
 pub mod signing;
 mod wire_enum;
@@ -31,4 +33,5 @@ pub use frame::{encode_ids, Frame, FrameKind, MAX_IDS_PER_FRAME};
 pub use heartbeat::{Heartbeat, DEFAULT_HEARTBEAT_MS};
 pub use hello::{token_matches, Hello};
 pub use interest::Interest;
+pub use occupancy::Occupancy;
 pub use session_id::{InvalidSessionId, SessionId};

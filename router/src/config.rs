@@ -55,12 +55,23 @@ pub struct Config {
     /// Connections served at once per listener.
     #[arg(long, env = "ROUTER_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Channels that keep their last messages, for late joiners and
+    /// `/v1/history`: PREFIX=COUNT, or PREFIX=COUNT/TTL_SECS (300 s unless
+    /// given, after the channel's last publish); repeat it, the longest
+    /// prefix a channel has wins.
+    #[arg(long, env = "ROUTER_HISTORY", value_delimiter = ',')]
+    pub history: Vec<String>,
+    /// Bytes of messages a channel keeps at most: older ones go first, and
+    /// a larger message is published but not kept.
+    #[arg(long, env = "ROUTER_HISTORY_MAX_BYTES", default_value_t = 1 << 20)]
+    pub history_max_bytes: usize,
 }
 
 impl Config {
     /// Refuses settings that would turn a check off: an empty secret, a
     /// backends' token without the gateways' own.
     pub fn check(&self) -> anyhow::Result<()> {
+        self.history_rules()?;
         runtime::no_empty_secrets(&[("--token", &self.token), ("--gateway-token", &self.gateway_token)])?;
         if self.token.is_some() && self.gateway_token.is_none() {
             anyhow::bail!("--token needs --gateway-token: gateways must not share the backends' credential");
@@ -71,6 +82,11 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// `--history`, read.
+    pub fn history_rules(&self) -> anyhow::Result<crate::store::history::Rules> {
+        crate::store::history::Rules::parse(&self.history, self.history_max_bytes)
     }
 
     /// What every gateway link of this router follows.

@@ -6,6 +6,7 @@ pub mod config;
 pub mod hub;
 pub mod metrics;
 pub mod outbound;
+pub mod presence;
 pub mod server;
 pub mod store;
 
@@ -31,7 +32,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         None => Store::Memory(Box::default()),
     };
     config.check()?;
-    let hub = Arc::new(Hub::new(store, config.max_frame));
+    let hub = Arc::new(Hub::new(store, config.max_frame, config.history_rules()?));
     let token: Option<Arc<str>> = config.token.as_deref().map(Arc::from);
     let credentials =
         server::binary::Credentials { backend: token.clone(), gateway: config.gateway_token.as_deref().map(Arc::from) };
@@ -77,6 +78,9 @@ async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, shutdown: Shutdo
             _ = tokio::time::sleep(STORE_CHECK_EVERY.min(lease / 3)) => {}
         }
         let store = hub.store();
+        if let store::Store::Memory(memory) = store {
+            memory.history.sweep();
+        }
         if let Err(err) = store.renew_leases(&hub.linked_gateway_keys(), lease).await {
             tracing::warn!(%err, "could not renew gateway leases");
             continue;
@@ -84,14 +88,14 @@ async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, shutdown: Shutdo
         let unheld = hub.sweep_unheld(lease);
         if !unheld.is_empty() {
             tracing::info!(sessions = unheld.len(), "forgetting joins of sessions no gateway holds");
-            match store.forget(&unheld).await {
+            match presence::forget(&hub, &unheld, None).await {
                 Ok(()) => hub.metrics.add(crate::metrics::Count::UnheldSwept, unheld.len()),
                 Err(err) => tracing::warn!(%err, "could not forget sessions no gateway holds"),
             }
         }
         while let Ok(Some((gateway, ids))) = store.reap_dead_gateway().await {
             tracing::warn!(gateway, sessions = ids.len(), "gateway lease expired: ending its sessions");
-            if let Err(err) = store.forget(&ids).await {
+            if let Err(err) = presence::forget(&hub, &ids, None).await {
                 tracing::error!(%err, gateway, "could not drop the dead gateway's sessions");
             }
             if !hub.hand_over_orphans(&ids) {

@@ -29,6 +29,16 @@ runtime::metric_table! {
             "Sessions whose memberships and user were dropped because no gateway held them within the lease.",
         PushesTooLarge: Counter "router_pushes_too_large_total"
             "Pushes refused because their payload passed the frame limit.",
+        PresenceEvents: Counter "router_presence_events_total"
+            "Presence events (join, leave, offline, online) published to presence channels.",
+        HistoryAppended: Counter "router_history_appended_total" "Messages kept in a channel's history.",
+        HistoryTrimmed: Counter "router_history_trimmed_total"
+            "Kept messages dropped to stay within a channel's count or bytes (--history, --history-max-bytes).",
+        HistoryTooLarge: Counter "router_history_too_large_total"
+            "Messages published live but not kept: larger than --history-max-bytes.",
+        HistoryFailed: Counter "router_history_failed_total"
+            "Messages published live but not kept: the store was unavailable.",
+        HistorySent: Counter "router_history_sent_total" "Kept messages sent to sessions as they joined.",
     }
 }
 

@@ -124,6 +124,8 @@ impl App {
             Some(b"3") => "offline",
             Some(b"4") => "online",
             Some(b"5") => "subscribe",
+            Some(b"6") => "occupied",
+            Some(b"7") => "vacated",
             _ => "message",
         };
         if let Some(file) = &self.log {

@@ -51,6 +51,8 @@ enum Scenario {
     Soak(scenario::soak::Args),
     /// Members that keep dropping and resuming, on the next gateway, while messages flow; zero loss required.
     Churn(scenario::churn::Args),
+    /// Members join a channel that keeps history while messages flow; each must get the kept ones, then live, none lost or repeated.
+    LateJoin(scenario::late_join::Args),
 }
 
 #[tokio::main]
@@ -66,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Fanout(args) => scenario::fanout::run(urls, args).await?,
         Scenario::Soak(args) => scenario::soak::run(urls, args).await?,
         Scenario::Churn(args) => scenario::churn::run(urls, args).await?,
+        Scenario::LateJoin(args) => scenario::late_join::run(urls, args).await?,
     };
     report.print(cli.json);
     std::process::exit(if report.ok() { 0 } else { 1 });

@@ -44,6 +44,11 @@ impl RouterApi {
         Ok(())
     }
 
+    /// Joins one session, asking for the channel's kept messages.
+    pub async fn join_with_history(&mut self, channel: &str, session: &str) -> anyhow::Result<()> {
+        self.post("/v1/join", &json!({"channel": channel, "sessions": [session], "history": true})).await.map(drop)
+    }
+
     /// Returns how many members the router found online.
     pub async fn publish(&mut self, channel: &str, data: &str) -> anyhow::Result<u64> {
         let reply = self.post("/v1/publish", &json!({"channel": channel, "data": data})).await?;

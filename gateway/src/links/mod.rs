@@ -30,6 +30,8 @@ use socket::Link;
 pub enum RouterAsk {
     /// Send the close events of a dead gateway's sessions.
     Orphaned(Vec<SessionId>),
+    /// Tell the backend that a presence channel filled or emptied.
+    Occupancy(protocol::Occupancy),
     /// Hand `session` to gateway `to`, if the ask proves a client holds
     /// its current token.
     Resume { link: usize, session: SessionId, to: GatewayId, ask: ResumeAsk },

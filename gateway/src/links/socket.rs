@@ -239,6 +239,12 @@ impl Link {
                     tracing::error!(router = %self.addr, "router request queue full: close events dropped");
                 }
             }
+            Some(FrameKind::Occupancy) => {
+                let occupancy = protocol::Occupancy::from_frame(&frame)?;
+                if self.asks.try_send(RouterAsk::Occupancy(occupancy)).is_err() {
+                    tracing::error!(router = %self.addr, "router request queue full: an occupancy event dropped");
+                }
+            }
             Some(kind @ (FrameKind::Resume | FrameKind::Moved | FrameKind::Handover | FrameKind::ResumeRefused)) => {
                 let session = SessionId::parse(&frame.sessions).map_err(|e| e.to_string())?;
                 let (to, rest) = GatewayId::split(&frame.data).map_err(|e| e.to_string())?;

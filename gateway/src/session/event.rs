@@ -17,8 +17,8 @@ use crate::upstream::fastcgi::{Abort, CgiResponse, Pool, UpstreamError};
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
-/// Sends one event's request to `pool`. A close or offline event, which
-/// no later event stands in for, is sent again with backoff while the
+/// Sends one event's request to `pool`. A close, offline or occupancy
+/// event, which no later event stands in for, is sent again with backoff while the
 /// backend looks down, for `--event-retry-ms`; then it is given up,
 /// logged with the session and counted.
 pub async fn send(
@@ -30,7 +30,7 @@ pub async fn send(
     abort: &mut Abort,
 ) -> Result<CgiResponse, UpstreamError> {
     let label = session.as_str();
-    if !matches!(kind, EventKind::Close | EventKind::Offline) {
+    if !matches!(kind, EventKind::Close | EventKind::Offline | EventKind::Occupied | EventKind::Vacated) {
         return pool.call(request, label, abort).await;
     }
     let deadline = Instant::now() + host.session_settings().event_retry;
@@ -46,7 +46,8 @@ pub async fn send(
             Err(err) => {
                 let given_up = match kind {
                     EventKind::Close => Count::CloseEventsGivenUp,
-                    _ => Count::OfflineEventsGivenUp,
+                    EventKind::Offline => Count::OfflineEventsGivenUp,
+                    _ => Count::OccupancyEventsGivenUp,
                 };
                 host.metrics().count(given_up);
                 tracing::error!(session = label, ?kind, %err, "event given up: the backend never took it");
@@ -74,4 +75,14 @@ pub async fn send_close_events(host: &dyn Host, ids: Vec<SessionId>) {
         let _ = send(host, host.default_pool(), EventKind::Close, &request, &id, &mut None).await;
     };
     futures_util::stream::iter(ids).for_each_concurrent(CLOSE_EVENTS_AT_ONCE, close).await;
+}
+
+/// Tells this gateway's backend that a presence channel got its first
+/// member or lost its last (EVENT=6 or 7, with CHANNEL), as a router asked:
+/// SESSIONID names the session that filled or emptied it.
+pub async fn send_occupancy(host: &dyn Host, occupancy: protocol::Occupancy) {
+    let kind = if occupancy.occupied { EventKind::Occupied } else { EventKind::Vacated };
+    let event = Event { kind, body: Bytes::copy_from_slice(occupancy.channel.as_str().as_bytes()) };
+    let request = host.events().encode(&[], &occupancy.session, &event);
+    let _ = send(host, host.default_pool(), kind, &request, &occupancy.session, &mut None).await;
 }

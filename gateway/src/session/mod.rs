@@ -53,6 +53,9 @@ pub trait Host: Send + Sync + 'static {
     /// Joins a session to a channel its client asked for and its backend
     /// allowed: here, and at every router.
     fn subscribed(&self, id: SessionId, channel: &protocol::cmd::Channel);
+    /// Tells the routers a session's client went away (it waits to be
+    /// resumed) or came back: presence channels show it offline or online.
+    fn away(&self, id: SessionId, away: bool);
 }
 
 /// What every session follows, read from the flags once.

@@ -128,6 +128,10 @@ pub enum EventKind {
     Online,
     /// The client asks to join the channel named in the event's body.
     Subscribe,
+    /// A presence channel (named in the body) got its first member.
+    Occupied,
+    /// A presence channel (named in the body) lost its last member.
+    Vacated,
 }
 
 impl EventKind {
@@ -141,6 +145,8 @@ impl EventKind {
             EventKind::Offline => Some(b"3"),
             EventKind::Online => Some(b"4"),
             EventKind::Subscribe => Some(b"5"),
+            EventKind::Occupied => Some(b"6"),
+            EventKind::Vacated => Some(b"7"),
         }
     }
 }
@@ -235,9 +241,9 @@ impl EventEncoder {
             let content_type: &[u8] = if binary { b"application/octet-stream" } else { b"text/plain; charset=utf-8" };
             push(b"CONTENT_TYPE", content_type);
         }
-        // A subscribe names its channel in a param, and has no body.
+        // A subscribe or an occupancy names its channel in a param, and has no body.
         let stdin: &[u8] = match event.kind {
-            EventKind::Subscribe => {
+            EventKind::Subscribe | EventKind::Occupied | EventKind::Vacated => {
                 push(&self.channel_param, &event.body);
                 &[]
             }

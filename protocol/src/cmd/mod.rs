@@ -38,6 +38,8 @@ macro_rules! for_each_command {
             Channels(channels::Channels),
             Online(online::Online),
             PublishExcept(publish_except::PublishExcept),
+            Presence(presence::Presence),
+            History(history::History),
         }
     };
 }
@@ -135,6 +137,9 @@ macro_rules! commands {
 }
 
 for_each_command!(commands);
+pub use history::Entry;
+pub use join::MAX_INFO_BYTES;
+pub use presence::Member;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CommandError {
@@ -201,6 +206,8 @@ pub enum Reply {
     Count { count: usize },
     Channels { channels: Vec<String> },
     Online { sessions: Vec<SessionId>, users: Vec<String> },
+    Presence { count: usize, members: Vec<Member> },
+    History { entries: Vec<Entry> },
     Batch { results: Vec<serde_json::Value> },
 }
 
@@ -213,6 +220,8 @@ impl Reply {
             Reply::Count { count } => (FrameKind::Count, Bytes::from(count.to_string())),
             Reply::Channels { channels } => (FrameKind::Channels, Bytes::from(channels.join("\n"))),
             Reply::Online { sessions, .. } => (FrameKind::Online, encode_ids(sessions)),
+            Reply::Presence { .. } => (FrameKind::Presence, self.to_json()),
+            Reply::History { .. } => (FrameKind::History, self.to_json()),
             Reply::Delivered(_) | Reply::Changed { .. } | Reply::Batch { .. } => return None,
         };
         Some(Frame::new(kind, Bytes::new(), data))
@@ -221,8 +230,12 @@ impl Reply {
     /// OK, for a backend that asked for a reply to every command: the
     /// result as the HTTP API gives it.
     pub fn ok_frame(&self) -> Frame {
-        let json = serde_json::to_vec(self).expect("replies serialize");
-        Frame::new(FrameKind::Ok, Bytes::new(), Bytes::from(json))
+        Frame::new(FrameKind::Ok, Bytes::new(), self.to_json())
+    }
+
+    /// The result as the HTTP API gives it.
+    pub fn to_json(&self) -> Bytes {
+        Bytes::from(serde_json::to_vec(self).expect("replies serialize"))
     }
 }
 
@@ -392,7 +405,7 @@ mod tests {
             Command::Send(SendMsg { sessions: ids(), payload: Payload::binary(&b"\x00\xff"[..]) }),
             Command::Broadcast(Broadcast { payload: Payload::text("hi all") }),
             Command::Kick(Kick { sessions: ids() }),
-            Command::Join(Join(ChannelSessions { channel: room.clone(), sessions: ids() })),
+            Command::Join(Join::new(ChannelSessions { channel: room.clone(), sessions: ids() })),
             Command::Leave(Leave(ChannelSessions { channel: room.clone(), sessions: ids() })),
             Command::Publish(Publish { channel: room.clone(), payload: Payload::text("news") }),
             Command::Info(Info),
@@ -402,7 +415,13 @@ mod tests {
             Command::Count(Count { channel: room.clone() }),
             Command::Channels(Channels { session: SessionId::from_u64(7) }),
             Command::Online(Online { sessions: ids(), users: Vec::new() }),
-            Command::PublishExcept(PublishExcept { channel: room, except: ids(), payload: Payload::text("not you") }),
+            Command::PublishExcept(PublishExcept {
+                channel: room.clone(),
+                except: ids(),
+                payload: Payload::text("not you"),
+            }),
+            Command::Presence(Presence { channel: room.clone(), limit: None }),
+            Command::History(History { channel: room, limit: None }),
         ];
         for command in commands {
             let mut frames = command.to_frames();
@@ -429,6 +448,29 @@ mod tests {
         let parsed = Command::from_json("publish", br#"{"channel":"c","data_base64":"AAE="}"#);
         let expected = Publish { channel: Channel::new("c").unwrap(), payload: Payload::binary(&b"\x00\x01"[..]) };
         assert_eq!(parsed, Ok(Command::Publish(expected)));
+    }
+
+    #[test]
+    fn a_join_may_say_who_joins_a_presence_channel_and_ask_for_history() {
+        let id = "0000000000000001";
+        let body = format!(
+            r#"{{"channel":"presence-q","sessions":["{id}"],"user":"ann","info":{{"team":3}},"history":true}}"#
+        );
+        let Ok(Command::Join(join)) = Command::from_json("join", body.as_bytes()) else { panic!("{body}") };
+        assert_eq!(join.target.channel.as_str(), "presence-q");
+        assert_eq!(
+            (join.user.as_deref(), join.info, join.history),
+            (Some("ann"), Some(serde_json::json!({"team":3})), true)
+        );
+        let plain = Command::from_json("join", format!(r#"{{"channel":"c","sessions":["{id}"]}}"#).as_bytes());
+        assert!(matches!(plain, Ok(Command::Join(Join { user: None, info: None, history: false, .. }))));
+        let empty_user = format!(r#"{{"channel":"c","sessions":["{id}"],"user":""}}"#);
+        assert_eq!(Command::from_json("join", empty_user.as_bytes()), Err(CommandError::User));
+        let big = "x".repeat(MAX_INFO_BYTES);
+        let big_info = format!(r#"{{"channel":"c","sessions":["{id}"],"info":"{big}"}}"#);
+        assert!(
+            matches!(Command::from_json("join", big_info.as_bytes()), Err(CommandError::Body(m)) if m.contains("info"))
+        );
     }
 
     #[test]

@@ -1,23 +1,61 @@
 use std::time::Duration;
 
 use protocol::cmd::{Join, Reply};
+use protocol::{FrameKind, SessionId};
 
 use super::Apply;
 use crate::hub::{Hub, LinkId};
+use crate::metrics::Count;
+use crate::presence::{self, Joining};
 use crate::store::StoreResult;
 
 /// How long a join or leave on a shared store waits for the gateways to apply it.
 const APPLIED_WAIT: Duration = Duration::from_secs(1);
 
+/// How long a join asking for history waits for its sessions' gateway to
+/// report them: a backend may join a session the moment its connect event
+/// comes, before the router has heard of it, and its history has nowhere
+/// to go until then.
+const HELD_WAIT: Duration = Duration::from_secs(2);
+
+/// A join asking for history holds the channel's seam from the store's
+/// join until the kept messages are queued after CH_ADD: a publish through
+/// this router then comes wholly before (kept, sent now) or after (live).
 impl Apply for Join {
     async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
-        let (channel, ids) = (self.0.channel.as_str(), &self.0.sessions);
-        let sessions = hub.store().join(channel, ids, &hub.holders(ids)).await?;
+        let (channel, ids) = (self.target.channel.as_str(), &self.target.sessions);
+        let rule = hub.history_rule(channel).filter(|_| self.history);
+        if rule.is_some() && !hub.until_held(ids, HELD_WAIT).await {
+            tracing::warn!(channel, "joined sessions no gateway reported within {HELD_WAIT:?}: their history is lost");
+        }
+        let seam = match rule {
+            Some(_) => Some(hub.seam(channel).await),
+            None => None,
+        };
+        let added = hub.store().join(channel, ids, &hub.holders(ids)).await?;
         hub.note_unheld(ids);
         let sent = hub.joined(channel, ids);
+        if let Some(rule) = rule {
+            send_history(hub, channel, &added, rule.count).await?;
+        }
+        drop(seam);
+        let who = Joining { user: self.user.as_deref(), info: self.info.as_ref() };
+        presence::joined(hub, channel, ids, who).await?;
         until_applied(hub, channel, &sent).await;
-        Ok(Reply::Changed { sessions })
+        Ok(Reply::Changed { sessions: added.len() })
     }
+}
+
+/// The channel's kept messages, oldest first, to sessions that just joined.
+async fn send_history(hub: &Hub, channel: &str, ids: &[SessionId], limit: usize) -> StoreResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    for (_, payload) in hub.store().history_read(channel, limit).await? {
+        let delivered = hub.deliver(FrameKind::SendMsg, ids, payload.data, payload.binary);
+        hub.metrics.add(Count::HistorySent, delivered.sessions);
+    }
+    Ok(())
 }
 
 /// On a shared store, another router's publish may follow the answer at

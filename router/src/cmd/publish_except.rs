@@ -7,7 +7,6 @@ use crate::store::StoreResult;
 /// Like a publish: each gateway leaves out the excepted sessions it holds.
 impl Apply for PublishExcept {
     async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
-        let recent = hub.recent_routes(self.channel.as_str()).await;
-        Ok(Reply::Delivered(hub.publish(self.channel.as_str(), self.to_frame(), &self.except, &recent)))
+        super::publish::publish_kept(hub, self.channel.as_str(), self.to_frame(), &self.except, &self.payload).await
     }
 }

@@ -26,6 +26,7 @@ use crate::outbound::Outbound;
 use runtime::metrics::Snapshot;
 
 mod moves;
+use crate::store::history::{Rule, Rules};
 use crate::store::{Store, StoreResult};
 use protocol::handover::GatewayId;
 use protocol::{Frame, FrameKind, Interest, SessionId};
@@ -87,9 +88,18 @@ const MAX_ROUTED_CHANNELS: usize = 1 << 20;
 /// Resumes waiting for their holder's answer, at most; more are refused.
 const MAX_RESUMES: usize = 100_000;
 
+/// Channels whose kept messages are appended and sent in turn share one
+/// of this many locks.
+const SEAMS: usize = 64;
+
 pub struct Hub {
     links: Mutex<Links>,
-    /// Woken when a gateway says how many joins it has applied, or unlinks.
+    /// `--history`: which channels keep their last messages.
+    history: Rules,
+    seams: Box<[tokio::sync::Mutex<()>]>,
+    seam_hasher: std::collections::hash_map::RandomState,
+    /// Woken when a gateway says how many joins it has applied, reports
+    /// sessions, or unlinks.
     applied: Notify,
     store: Store,
     /// The largest push payload this router takes (`--max-frame`).
@@ -98,8 +108,17 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(store: Store, max_frame: usize) -> Hub {
-        Hub { links: Mutex::default(), applied: Notify::new(), store, max_frame, metrics: RouterMetrics::default() }
+    pub fn new(store: Store, max_frame: usize, history: Rules) -> Hub {
+        Hub {
+            links: Mutex::default(),
+            history,
+            seams: (0..SEAMS).map(|_| tokio::sync::Mutex::new(())).collect(),
+            seam_hasher: Default::default(),
+            applied: Notify::new(),
+            store,
+            max_frame,
+            metrics: RouterMetrics::default(),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -172,7 +191,19 @@ impl Hub {
         if let Some(gw) = links.gateways.get_mut(&link) {
             gw.sessions += taken.len();
         }
+        drop(links);
+        self.applied.notify_waiters();
         taken
+    }
+
+    /// Waits until a linked gateway holds each of `ids`, or `wait` passes;
+    /// whether all are held.
+    pub async fn until_held(&self, ids: &[SessionId], wait: Duration) -> bool {
+        let held = || {
+            let links = self.links.lock().unwrap();
+            ids.iter().all(|id| links.sessions.get(id).is_some_and(|link| links.gateways.contains_key(link)))
+        };
+        runtime::until(&self.applied, wait, held).await
     }
 
     /// Those of `ids` that were noted unheld: a backend joined them before
@@ -193,10 +224,11 @@ impl Hub {
         tracing::warn!(?link, %about, "ignored from a gateway: {what}");
     }
 
-    /// Forgets sessions that ended, but not one another gateway holds now:
-    /// a session that moved lives on there, in its channels.
-    pub async fn sessions_closed(&self, link: LinkId, ids: &[SessionId]) -> StoreResult<()> {
-        let ended: Vec<SessionId> = {
+    /// Forgets where sessions that ended were, but not one another gateway
+    /// holds now: a session that moved lives on there, in its channels.
+    /// Returns those that ended, for the store to forget.
+    pub fn sessions_closed(&self, link: LinkId, ids: &[SessionId]) -> Vec<SessionId> {
+        {
             let mut links = self.links.lock().unwrap();
             let mut removed = 0;
             let ended = ids
@@ -216,8 +248,29 @@ impl Hub {
                 gw.sessions -= removed;
             }
             ended
-        };
-        self.store.forget(&ended).await
+        }
+    }
+
+    /// Queues `frame` for the gateway that holds `session`, else the one
+    /// on `via`, else any linked one; false if none took it.
+    pub fn send_to_holder(&self, session: SessionId, via: Option<LinkId>, frame: Frame) -> bool {
+        let links = self.links.lock().unwrap();
+        let holder = links.sessions.get(&session).copied().into_iter().chain(via);
+        let mut candidates = holder.filter_map(|link| links.gateways.get(&link)).chain(links.gateways.values());
+        candidates.any(|gw| self.queue(gw, vec![frame.clone()]))
+    }
+
+    /// What `channel` keeps of its messages, if `--history` names it.
+    pub fn history_rule(&self, channel: &str) -> Option<Rule> {
+        self.history.of(channel)
+    }
+
+    /// Held while a kept channel's message is appended and published, and
+    /// while a join reads the channel's history and sends it: a join's
+    /// history and live messages then meet with none lost or repeated.
+    pub async fn seam(&self, channel: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::BuildHasher;
+        self.seams[self.seam_hasher.hash_one(channel) as usize % self.seams.len()].lock().await
     }
 
     /// The identity under which a gateway's lease and sessions are kept.
@@ -540,7 +593,7 @@ mod tests {
     use super::*;
 
     fn hub() -> Hub {
-        Hub::new(Store::Memory(Box::default()), 1 << 20)
+        Hub::new(Store::Memory(Box::default()), 1 << 20, Rules::default())
     }
 
     #[test]

@@ -342,7 +342,8 @@ async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), Stri
             Ok(())
         }
         Some(FrameKind::Close) => {
-            let closed = hub.sessions_closed(link, &ids).await;
+            let ended = hub.sessions_closed(link, &ids);
+            let closed = crate::presence::forget(hub, &ended, Some(link)).await;
             match hub.gateway_key(link) {
                 Some(gateway) => closed.and(store.gateway_sessions(&gateway, &ids, false).await),
                 None => closed,
@@ -350,7 +351,15 @@ async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), Stri
         }
         Some(FrameKind::ChAdd) => {
             let channel = std::str::from_utf8(&frame.data).map_err(|_| "a channel name is UTF-8".to_owned())?;
-            store.join(channel, &hub.held_by(link, &ids), &[]).await.map(drop)
+            let held = hub.held_by(link, &ids);
+            let who = crate::presence::Joining { user: None, info: None };
+            match store.join(channel, &held, &[]).await {
+                Ok(_) => crate::presence::joined(hub, channel, &held, who).await,
+                Err(err) => Err(err),
+            }
+        }
+        Some(kind @ (FrameKind::SessionsAway | FrameKind::SessionsBack)) => {
+            crate::presence::away(hub, link, &ids, kind == FrameKind::SessionsAway).await
         }
         Some(FrameKind::Bind) => {
             let user = std::str::from_utf8(&frame.data).map_err(|_| "a user id is UTF-8".to_owned())?;

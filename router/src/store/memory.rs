@@ -4,12 +4,16 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::history::MemoryHistory;
+use super::presence::MemoryPresence;
 use super::StoreResult;
 use protocol::SessionId;
 
 #[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<Membership>,
+    pub presence: MemoryPresence,
+    pub history: MemoryHistory,
 }
 
 #[derive(Default)]
@@ -54,12 +58,12 @@ impl Membership {
 }
 
 impl MemoryStore {
-    pub fn join(&self, channel: &str, ids: &[SessionId]) -> StoreResult<usize> {
+    pub fn join(&self, channel: &str, ids: &[SessionId]) -> StoreResult<Vec<SessionId>> {
         let mut state = self.state.lock().unwrap();
-        let mut added = 0;
+        let mut added = Vec::new();
         for id in ids {
             if state.channels.entry(channel.to_owned()).or_default().insert(*id) {
-                added += 1;
+                added.push(*id);
             }
             state.sessions.entry(*id).or_default().insert(channel.to_owned());
         }
@@ -126,6 +130,11 @@ impl MemoryStore {
         Ok(())
     }
 
+    pub fn session_users(&self, ids: &[SessionId]) -> StoreResult<Vec<Option<String>>> {
+        let state = self.state.lock().unwrap();
+        Ok(ids.iter().map(|id| state.session_user.get(id).cloned()).collect())
+    }
+
     pub fn user_sessions(&self, user: &str) -> StoreResult<Vec<SessionId>> {
         Ok(self.state.lock().unwrap().users.get(user).map(|s| s.iter().copied().collect()).unwrap_or_default())
     }
@@ -181,8 +190,8 @@ mod tests {
     fn membership_follows_join_leave_and_forget() {
         let store = MemoryStore::default();
         let (a, b) = (SessionId::from_u64(1), SessionId::from_u64(2));
-        assert_eq!(store.join("room", &[a, b]).unwrap(), 2);
-        assert_eq!(store.join("room", &[a]).unwrap(), 0);
+        assert_eq!(store.join("room", &[a, b]).unwrap(), [a, b]);
+        assert!(store.join("room", &[a]).unwrap().is_empty());
         store.join("other", &[a]).unwrap();
         assert_eq!(store.channel_count().unwrap(), 2);
         assert_eq!(store.channels_of(&[a, b]).unwrap(), 2);

@@ -7,12 +7,17 @@
 //! gateway to push to is the hub's: every gateway reports its sessions to
 //! every router.)
 
+pub mod history;
 mod memory;
+pub mod presence;
 mod redis;
 
+use protocol::cmd::Payload;
 use protocol::SessionId;
 
+use self::history::{Appended, Kept, Rule};
 pub use self::memory::MemoryStore;
+use self::presence::{Changed, Joined, Left, Listed};
 pub use self::redis::RedisStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +29,12 @@ pub enum StoreError {
 impl From<::redis::RedisError> for StoreError {
     fn from(err: ::redis::RedisError) -> Self {
         StoreError::Unavailable(err.to_string())
+    }
+}
+
+impl From<::redis::ParsingError> for StoreError {
+    fn from(err: ::redis::ParsingError) -> Self {
+        StoreError::Unavailable(format!("an unexpected answer from redis: {err}"))
     }
 }
 
@@ -46,11 +57,16 @@ macro_rules! dispatch {
 }
 
 impl Store {
-    /// Adds `ids` to `channel`; returns how many were not members yet.
+    /// Adds `ids` to `channel`; returns those that were not members yet.
     /// `routes` are the gateways that hold them, with how many each: in
     /// Redis, a publish through another router reads them for a while, as
     /// their gateways' own word may not have reached it yet.
-    pub async fn join(&self, channel: &str, ids: &[SessionId], routes: &[(String, u32)]) -> StoreResult<usize> {
+    pub async fn join(
+        &self,
+        channel: &str,
+        ids: &[SessionId],
+        routes: &[(String, u32)],
+    ) -> StoreResult<Vec<SessionId>> {
         match self {
             Store::Memory(s) => s.join(channel, ids),
             Store::Redis(s) => s.join(channel, ids, routes).await,
@@ -140,6 +156,57 @@ impl Store {
         match self {
             Store::Memory(_) => false,
             Store::Redis(s) => s.failed_over(),
+        }
+    }
+
+    /// Adds presence members (each with its member JSON) to `channel`.
+    pub async fn presence_join(&self, channel: &str, members: &[(SessionId, String)]) -> StoreResult<Joined> {
+        match self {
+            Store::Memory(s) => Ok(s.presence.join(channel, members)),
+            Store::Redis(s) => s.presence_join(channel, members).await,
+        }
+    }
+
+    pub async fn presence_leave(&self, channel: &str, ids: &[SessionId]) -> StoreResult<Left> {
+        match self {
+            Store::Memory(s) => Ok(s.presence.leave(channel, ids)),
+            Store::Redis(s) => s.presence_leave(channel, ids).await,
+        }
+    }
+
+    /// Marks members away (their client dropped) or back, per (channel,
+    /// session); returns those that changed, with their member JSON.
+    pub async fn presence_set_away(&self, pairs: &[(String, SessionId)], away: bool) -> StoreResult<Vec<Changed>> {
+        match self {
+            Store::Memory(s) => Ok(s.presence.set_away(pairs, away)),
+            Store::Redis(s) => s.presence_set_away(pairs, away).await,
+        }
+    }
+
+    pub async fn presence_list(&self, channel: &str) -> StoreResult<Vec<Listed>> {
+        match self {
+            Store::Memory(s) => Ok(s.presence.list(channel)),
+            Store::Redis(s) => s.presence_list(channel).await,
+        }
+    }
+
+    /// The user each of `ids` is bound to, if any.
+    pub async fn session_users(&self, ids: &[SessionId]) -> StoreResult<Vec<Option<String>>> {
+        dispatch!(self, s => s.session_users(ids))
+    }
+
+    pub async fn history_append(&self, channel: &str, payload: &Payload, rule: Rule) -> StoreResult<Appended> {
+        match self {
+            Store::Memory(s) => Ok(s.history.append(channel, payload, rule)),
+            Store::Redis(s) => s.history_append(channel, payload, rule).await,
+        }
+    }
+
+    /// The newest `limit` messages `channel` keeps, oldest first.
+    pub async fn history_read(&self, channel: &str, limit: usize) -> StoreResult<Vec<Kept>> {
+        match self {
+            Store::Memory(s) => Ok(s.history.read(channel, limit)),
+            Store::Redis(s) => s.history_read(channel, limit).await,
         }
     }
 

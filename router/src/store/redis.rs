@@ -23,7 +23,8 @@ const RECENT_ROUTES_TTL: std::time::Duration = std::time::Duration::from_secs(10
 /// `u:<user>` the set of a user's sessions, `su:<session>` its user,
 /// `gateways` the gateways known, `gw:<gateway>:sessions` each one's
 /// sessions (expiring an hour after its last renewal), `gw:<gateway>:lease`
-/// its lease, `gw:<gateway>:reaper` the router reaping it.
+/// its lease, `gw:<gateway>:reaper` the router reaping it; and presence
+/// and history (see those modules).
 pub struct RedisStore {
     conn: runtime::Redis,
     prefix: String,
@@ -34,6 +35,15 @@ pub struct RedisStore {
 impl RedisStore {
     pub fn new(conn: runtime::Redis, prefix: impl Into<String>) -> RedisStore {
         RedisStore { conn, prefix: prefix.into(), failovers_seen: Default::default() }
+    }
+
+    /// A key under this store's prefix.
+    pub(super) fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    pub(super) fn connection(&self) -> runtime::Redis {
+        self.conn.clone()
     }
 
     fn channel_key(&self, channel: &str) -> String {
@@ -56,12 +66,20 @@ impl RedisStore {
         format!("{}channels", self.prefix)
     }
 
-    pub async fn join(&self, channel: &str, ids: &[SessionId], routes: &[(String, u32)]) -> StoreResult<usize> {
+    pub async fn join(
+        &self,
+        channel: &str,
+        ids: &[SessionId],
+        routes: &[(String, u32)],
+    ) -> StoreResult<Vec<SessionId>> {
         if ids.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
-        pipe.atomic().sadd(self.channel_key(channel), ids_as_strs(ids));
+        pipe.atomic();
+        for id in ids {
+            pipe.sadd(self.channel_key(channel), id.as_str());
+        }
         for id in ids {
             pipe.sadd(self.session_key(id), channel).ignore();
         }
@@ -73,8 +91,8 @@ impl RedisStore {
             }
             pipe.pexpire(&key, RECENT_ROUTES_TTL.as_millis() as i64).ignore();
         }
-        let (added,): (usize,) = pipe.query_async(&mut self.conn.clone()).await?;
-        Ok(added)
+        let added: Vec<usize> = pipe.query_async(&mut self.conn.clone()).await?;
+        Ok(ids.iter().zip(added).filter(|(_, n)| *n == 1).map(|(id, _)| *id).collect())
     }
 
     pub async fn leave(&self, channel: &str, ids: &[SessionId]) -> StoreResult<usize> {
@@ -246,6 +264,14 @@ impl RedisStore {
         pipe.atomic().sadd(self.user_key(user), id.as_str()).ignore().set(self.session_user_key(id), user).ignore();
         let () = pipe.query_async(&mut self.conn.clone()).await?;
         Ok(())
+    }
+
+    pub async fn session_users(&self, ids: &[SessionId]) -> StoreResult<Vec<Option<String>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| self.session_user_key(id)).collect();
+        Ok(redis::cmd("MGET").arg(&keys).query_async(&mut self.conn.clone()).await?)
     }
 
     pub async fn user_sessions(&self, user: &str) -> StoreResult<Vec<SessionId>> {

@@ -6,6 +6,7 @@ pub mod connect;
 pub mod echo;
 pub mod fanout;
 pub mod idle;
+pub mod late_join;
 pub mod soak;
 
 use std::sync::Arc;

@@ -21,6 +21,9 @@ impl<T: Transport, H: Host> Session<T, H> {
     /// aborts it should the client leave first.
     pub(super) fn dispatch(&self, event: Event) -> (Option<Reply>, Option<oneshot::Sender<()>>) {
         let kind = event.kind;
+        if matches!(kind, EventKind::Offline | EventKind::Online) {
+            self.host.away(self.id, kind == EventKind::Offline);
+        }
         let request = self.host.events().encode(&[&self.params, &self.meta], &self.id, &event);
         let host = self.host.clone();
         let (abort_tx, abort_rx) = match kind {

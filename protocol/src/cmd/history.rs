@@ -1,0 +1,56 @@
+use base64::Engine as _;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{Channel, CommandError, Payload, Wire};
+use crate::{Frame, FrameKind};
+
+/// HISTORY (121): the messages a channel keeps (see the router's
+/// `--history`), oldest first. The binary reply's data is the JSON the
+/// HTTP API answers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct History {
+    pub channel: Channel,
+    /// The newest this many at most; all that are kept when not given.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// A kept message: its offset in the channel and its payload, as a
+/// publish gives it (`data`, or `data_base64` for binary).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    pub offset: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_base64: Option<String>,
+}
+
+impl Entry {
+    pub fn new(offset: String, payload: &Payload) -> Entry {
+        let text = (!payload.binary).then(|| std::str::from_utf8(&payload.data).ok()).flatten();
+        match text {
+            Some(text) => Entry { offset, data: Some(text.to_owned()), data_base64: None },
+            None => Entry {
+                offset,
+                data: None,
+                data_base64: Some(base64::engine::general_purpose::STANDARD.encode(&payload.data)),
+            },
+        }
+    }
+}
+
+impl Wire for History {
+    const NAME: &'static str = "history";
+    const KIND: FrameKind = FrameKind::History;
+    const ANSWERED: bool = true;
+
+    fn from_frame(frame: Frame) -> Result<History, CommandError> {
+        Ok(History { channel: Channel::from_bytes(&frame.sessions)?, limit: None })
+    }
+
+    fn to_frames(&self) -> Vec<Frame> {
+        vec![Frame::new(FrameKind::History, Bytes::copy_from_slice(self.channel.as_str().as_bytes()), Bytes::new())]
+    }
+}

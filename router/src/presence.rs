@@ -1,0 +1,173 @@
+//! Presence, announced: a `presence-` channel's members hear who joins,
+//! leaves, goes away and comes back, as JSON text messages the router
+//! publishes to the channel itself, in order with its other messages; a
+//! session that joins gets the member list first. When a channel gets its
+//! first member or loses its last, the router asks the gateway that holds
+//! (or held) that session to tell its backend (OCCUPANCY).
+//!
+//! The store says what changed, atomically: of the routers that hear of
+//! one change (a gateway reports to all of them), one announces it.
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use protocol::cmd::{Channel, Member, Payload, Publish, PublishExcept};
+use protocol::{FrameKind, Occupancy, SessionId};
+
+use crate::hub::{Hub, LinkId};
+use crate::metrics::Count;
+use crate::store::presence::is_presence;
+use crate::store::StoreResult;
+
+/// Members a joining session is told of at most; the count is whole.
+const LISTED_AT_JOIN: usize = 1000;
+
+/// A member as kept: `{"user":..,"info":..}`.
+fn member_json(user: &str, info: Option<&Value>) -> String {
+    match info {
+        Some(info) => json!({ "user": user, "info": info }),
+        None => json!({ "user": user }),
+    }
+    .to_string()
+}
+
+/// A kept member as the API and the events give it.
+pub fn member(session: SessionId, kept: &str, online: bool) -> Member {
+    let kept: Value = serde_json::from_str(kept).unwrap_or_default();
+    let user = kept.get("user").and_then(Value::as_str).unwrap_or(session.as_str()).to_owned();
+    Member { session, user, info: kept.get("info").cloned(), online }
+}
+
+/// `{"fk":"presence","event":..,"channel":..,"session":..,"user":..,"info":..}`
+fn event(kind: &str, channel: &str, session: SessionId, kept: &str) -> Bytes {
+    let Member { user, info, .. } = member(session, kept, true);
+    let mut event = json!({ "fk": "presence", "event": kind, "channel": channel, "session": session, "user": user });
+    if let Some(info) = info {
+        event["info"] = info;
+    }
+    Bytes::from(event.to_string())
+}
+
+/// Who joining sessions are to the others: `user` and `info` as the
+/// backend gave them, else each session's bound user, else its id.
+pub struct Joining<'a> {
+    pub user: Option<&'a str>,
+    pub info: Option<&'a Value>,
+}
+
+/// Presence for sessions that joined `channel` (a no-op for other
+/// channels): the new members get the member list, the others a `join`
+/// event each; a first member fills the channel.
+pub async fn joined(hub: &Hub, channel: &str, ids: &[SessionId], who: Joining<'_>) -> StoreResult<()> {
+    if !is_presence(channel) || ids.is_empty() {
+        return Ok(());
+    }
+    let users = match who.user {
+        Some(_) => vec![None; ids.len()],
+        None => hub.store().session_users(ids).await?,
+    };
+    let members: Vec<(SessionId, String)> = ids
+        .iter()
+        .zip(users)
+        .map(|(id, bound)| {
+            let user = who.user.map(str::to_owned).or(bound).unwrap_or_else(|| id.to_string());
+            (*id, member_json(&user, who.info))
+        })
+        .collect();
+    let joined = hub.store().presence_join(channel, &members).await?;
+    if joined.added.is_empty() {
+        return Ok(());
+    }
+    let listed = list(hub, channel, LISTED_AT_JOIN).await?;
+    let snapshot =
+        json!({ "fk": "presence", "event": "members", "channel": channel, "count": listed.0, "members": listed.1 });
+    hub.deliver(FrameKind::SendMsg, &joined.added, Bytes::from(snapshot.to_string()), false);
+    for (id, kept) in members.iter().filter(|(id, _)| joined.added.contains(id)) {
+        announce(hub, channel, &joined.added, event("join", channel, *id, kept)).await;
+    }
+    if joined.occupied {
+        tell_occupancy(hub, channel, joined.added[0], true, None);
+    }
+    Ok(())
+}
+
+/// Presence for sessions that left `channel`, or ended (`via`: the link
+/// that reported the end): the members hear a `leave` each; a last leave
+/// empties the channel.
+pub async fn left(hub: &Hub, channel: &str, ids: &[SessionId], via: Option<LinkId>) -> StoreResult<()> {
+    if !is_presence(channel) || ids.is_empty() {
+        return Ok(());
+    }
+    let left = hub.store().presence_leave(channel, ids).await?;
+    for (id, kept) in &left.removed {
+        announce(hub, channel, &[], event("leave", channel, *id, kept)).await;
+    }
+    if left.vacated {
+        tell_occupancy(hub, channel, left.removed[0].0, false, via);
+    }
+    Ok(())
+}
+
+/// Ended sessions leave every channel and their user: presence is
+/// announced first, while the store still knows their channels.
+pub async fn forget(hub: &Hub, ids: &[SessionId], via: Option<LinkId>) -> StoreResult<()> {
+    let mut by_channel: std::collections::HashMap<String, Vec<SessionId>> = Default::default();
+    for (id, channels) in ids.iter().zip(hub.store().sessions_channels(ids).await?) {
+        for channel in channels.into_iter().filter(|channel| is_presence(channel)) {
+            by_channel.entry(channel).or_default().push(*id);
+        }
+    }
+    for (channel, ids) in by_channel {
+        left(hub, &channel, &ids, via).await?;
+    }
+    hub.store().forget(ids).await
+}
+
+/// A gateway says its sessions' clients went away (or came back): the
+/// members of their presence channels hear `offline` (or `online`).
+pub async fn away(hub: &Hub, link: LinkId, ids: &[SessionId], away: bool) -> StoreResult<()> {
+    let held = hub.held_by(link, ids);
+    let mut pairs = Vec::new();
+    for (id, channels) in held.iter().zip(hub.store().sessions_channels(&held).await?) {
+        pairs.extend(channels.into_iter().filter(|channel| is_presence(channel)).map(|channel| (channel, *id)));
+    }
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let kind = if away { "offline" } else { "online" };
+    for (channel, id, kept) in hub.store().presence_set_away(&pairs, away).await? {
+        announce(hub, &channel, &[], event(kind, &channel, id, &kept)).await;
+    }
+    Ok(())
+}
+
+/// A channel's member count, and up to `limit` members, by session id.
+pub async fn list(hub: &Hub, channel: &str, limit: usize) -> StoreResult<(usize, Vec<Member>)> {
+    let mut kept = hub.store().presence_list(channel).await?;
+    kept.sort_unstable_by_key(|(id, _, _)| *id);
+    let count = kept.len();
+    Ok((count, kept.into_iter().take(limit).map(|(id, kept, online)| member(id, &kept, online)).collect()))
+}
+
+/// Publishes a presence event to the channel's members, but `except`.
+async fn announce(hub: &Hub, channel: &str, except: &[SessionId], event: Bytes) {
+    let Ok(channel_name) = Channel::new(channel) else { return };
+    let payload = Payload { data: event, binary: false };
+    let frame = match except {
+        [] => Publish { channel: channel_name, payload }.to_frame(),
+        _ => PublishExcept { channel: channel_name, except: except.to_vec(), payload }.to_frame(),
+    };
+    let recent = hub.recent_routes(channel).await;
+    hub.publish(channel, frame, except, &recent);
+    hub.metrics.count(Count::PresenceEvents);
+}
+
+/// Asks a gateway to tell its backend that `channel` filled or emptied:
+/// the one that holds `session`, else the one it was on (`via`), else any.
+fn tell_occupancy(hub: &Hub, channel: &str, session: SessionId, occupied: bool, via: Option<LinkId>) {
+    let Ok(channel) = Channel::new(channel) else { return };
+    let frame = Occupancy { session, channel, occupied }.to_frame();
+    if !hub.send_to_holder(session, via, frame) {
+        tracing::warn!(%session, occupied, "no gateway linked to tell the backend of a channel's occupancy");
+    }
+}

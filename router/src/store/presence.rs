@@ -1,0 +1,217 @@
+//! Presence: the members of a `presence-` channel, as whom each joined
+//! (a user and info, kept as JSON) and whether its client is connected.
+//! In memory, or in Redis beside the membership: `pr:<channel>` a hash of
+//! session to member, `pro:<channel>` the set of those whose client is
+//! away. Each change says whether it changed anything, atomically, so
+//! that of several routers that hear of one change (every gateway tells
+//! every router), exactly one announces it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use protocol::SessionId;
+
+use super::redis::RedisStore;
+use super::StoreResult;
+
+/// Channels whose name starts so keep presence.
+pub const PREFIX: &str = "presence-";
+
+pub fn is_presence(channel: &str) -> bool {
+    channel.starts_with(PREFIX)
+}
+
+/// What a join changed: the sessions that were not members yet, and
+/// whether they are the channel's first.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Joined {
+    pub added: Vec<SessionId>,
+    pub occupied: bool,
+}
+
+/// What a leave changed: the members that left, as they joined, and
+/// whether the channel is empty now.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Left {
+    pub removed: Vec<(SessionId, String)>,
+    pub vacated: bool,
+}
+
+/// A member as a listing gives it: its id, as it joined, and whether its
+/// client is connected.
+pub type Listed = (SessionId, String, bool);
+
+/// A member whose client went away or came back: its channel, its id,
+/// and as it joined.
+pub type Changed = (String, SessionId, String);
+
+/// A channel's members: as each joined, and whether its client is connected.
+type Members = HashMap<SessionId, (String, bool)>;
+
+#[derive(Default)]
+pub struct MemoryPresence {
+    channels: Mutex<HashMap<String, Members>>,
+}
+
+impl MemoryPresence {
+    pub fn join(&self, channel: &str, members: &[(SessionId, String)]) -> Joined {
+        let mut channels = self.channels.lock().unwrap();
+        let kept = channels.entry(channel.to_owned()).or_default();
+        let mut joined = Joined::default();
+        for (id, member) in members {
+            match kept.get_mut(id) {
+                Some((_, online)) => *online = true,
+                None => {
+                    kept.insert(*id, (member.clone(), true));
+                    joined.added.push(*id);
+                }
+            }
+        }
+        joined.occupied = !joined.added.is_empty() && kept.len() == joined.added.len();
+        joined
+    }
+
+    pub fn leave(&self, channel: &str, ids: &[SessionId]) -> Left {
+        let mut channels = self.channels.lock().unwrap();
+        let Some(kept) = channels.get_mut(channel) else { return Left::default() };
+        let removed: Vec<_> = ids.iter().filter_map(|id| kept.remove(id).map(|(member, _)| (*id, member))).collect();
+        let vacated = !removed.is_empty() && kept.is_empty();
+        if kept.is_empty() {
+            channels.remove(channel);
+        }
+        Left { removed, vacated }
+    }
+
+    pub fn set_away(&self, pairs: &[(String, SessionId)], away: bool) -> Vec<Changed> {
+        let mut channels = self.channels.lock().unwrap();
+        let mut changed = Vec::new();
+        for (channel, id) in pairs {
+            if let Some((member, online)) = channels.get_mut(channel).and_then(|kept| kept.get_mut(id)) {
+                if *online == away {
+                    *online = !away;
+                    changed.push((channel.clone(), *id, member.clone()));
+                }
+            }
+        }
+        changed
+    }
+
+    pub fn list(&self, channel: &str) -> Vec<Listed> {
+        let channels = self.channels.lock().unwrap();
+        let kept = channels.get(channel).into_iter().flatten();
+        kept.map(|(id, (member, online))| (*id, member.clone(), *online)).collect()
+    }
+}
+
+impl RedisStore {
+    fn presence_key(&self, channel: &str) -> String {
+        self.key(&format!("pr:{channel}"))
+    }
+
+    fn away_key(&self, channel: &str) -> String {
+        self.key(&format!("pro:{channel}"))
+    }
+
+    pub async fn presence_join(&self, channel: &str, members: &[(SessionId, String)]) -> StoreResult<Joined> {
+        let key = self.presence_key(channel);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (id, member) in members {
+            pipe.hset_nx(&key, id.as_str(), member);
+        }
+        let ids: Vec<&str> = members.iter().map(|(id, _)| id.as_str()).collect();
+        pipe.srem(self.away_key(channel), ids).ignore().hlen(&key);
+        let mut results: Vec<usize> = pipe.query_async(&mut self.connection()).await?;
+        let total = results.pop().unwrap_or(0);
+        let added: Vec<SessionId> =
+            members.iter().zip(results).filter(|(_, set)| *set == 1).map(|((id, _), _)| *id).collect();
+        let occupied = !added.is_empty() && total == added.len();
+        Ok(Joined { added, occupied })
+    }
+
+    pub async fn presence_leave(&self, channel: &str, ids: &[SessionId]) -> StoreResult<Left> {
+        let key = self.presence_key(channel);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for id in ids {
+            pipe.hget(&key, id.as_str()).hdel(&key, id.as_str());
+        }
+        pipe.srem(self.away_key(channel), ids.iter().map(SessionId::as_str).collect::<Vec<_>>()).ignore().hlen(&key);
+        let mut results: Vec<redis::Value> = pipe.query_async(&mut self.connection()).await?;
+        let total: usize = redis::from_redis_value(results.pop().unwrap_or(redis::Value::Int(0)))?;
+        let mut removed = Vec::new();
+        for (id, pair) in ids.iter().zip(results.chunks(2)) {
+            let member: Option<String> = redis::from_redis_value(pair[0].clone())?;
+            let deleted: usize = redis::from_redis_value(pair[1].clone())?;
+            if let (Some(member), 1) = (member, deleted) {
+                removed.push((*id, member));
+            }
+        }
+        let vacated = !removed.is_empty() && total == 0;
+        Ok(Left { removed, vacated })
+    }
+
+    pub async fn presence_set_away(&self, pairs: &[(String, SessionId)], away: bool) -> StoreResult<Vec<Changed>> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (channel, id) in pairs {
+            pipe.hget(self.presence_key(channel), id.as_str());
+            match away {
+                true => pipe.sadd(self.away_key(channel), id.as_str()),
+                false => pipe.srem(self.away_key(channel), id.as_str()),
+            };
+        }
+        let results: Vec<redis::Value> = pipe.query_async(&mut self.connection()).await?;
+        let mut changed = Vec::new();
+        for ((channel, id), pair) in pairs.iter().zip(results.chunks(2)) {
+            let member: Option<String> = redis::from_redis_value(pair[0].clone())?;
+            let flipped: usize = redis::from_redis_value(pair[1].clone())?;
+            if let (Some(member), 1) = (member, flipped) {
+                changed.push((channel.clone(), *id, member));
+            }
+        }
+        Ok(changed)
+    }
+
+    pub async fn presence_list(&self, channel: &str) -> StoreResult<Vec<Listed>> {
+        let (kept, away): (Vec<(String, String)>, Vec<String>) = redis::pipe()
+            .hgetall(self.presence_key(channel))
+            .smembers(self.away_key(channel))
+            .query_async(&mut self.connection())
+            .await?;
+        let away: std::collections::HashSet<String> = away.into_iter().collect();
+        Ok(kept
+            .into_iter()
+            .filter_map(|(id, member)| {
+                let online = !away.contains(&id);
+                Some((SessionId::parse(id.as_bytes()).ok()?, member, online))
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_joins_once_goes_away_comes_back_and_leaves_once() {
+        let presence = MemoryPresence::default();
+        let (a, b) = (SessionId::from_u64(1), SessionId::from_u64(2));
+        let ann = || (a, r#"{"user":"ann"}"#.to_owned());
+        assert_eq!(presence.join("presence-q", &[ann()]), Joined { added: vec![a], occupied: true });
+        assert_eq!(presence.join("presence-q", &[ann(), (b, "{}".into())]), Joined { added: vec![b], occupied: false });
+        let pair = [("presence-q".to_owned(), a)];
+        assert_eq!(presence.set_away(&pair, true).len(), 1);
+        assert!(presence.set_away(&pair, true).is_empty(), "away once");
+        let mut listed = presence.list("presence-q");
+        listed.sort();
+        assert_eq!(listed, [(a, ann().1, false), (b, "{}".into(), true)]);
+        assert_eq!(presence.set_away(&pair, false).len(), 1);
+        let left = presence.leave("presence-q", &[a]);
+        assert_eq!(left, Left { removed: vec![ann()], vacated: false });
+        assert_eq!(presence.leave("presence-q", &[a, b]), Left { removed: vec![(b, "{}".into())], vacated: true });
+        assert_eq!(presence.leave("presence-q", &[b]), Left::default(), "left once");
+        assert!(presence.list("presence-q").is_empty());
+    }
+}
