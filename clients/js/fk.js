@@ -12,6 +12,7 @@
 //   fk.on("open", ({ session }) => fk.sendJSON({ type: "login", name: "ann" }));
 //   fk.on("message", ({ data, json }) => console.log(json ?? data));
 //   fk.on("lost", () => console.log("a new session: log in again"));
+//   fk.on("presence", () => render(fk.members("presence-room")));
 //   fk.close();  // ends the session for good
 
 /** Close codes after which the session cannot be resumed (PROTOCOL.md). */
@@ -68,6 +69,8 @@ export class FkClient extends EventTarget {
     this.conn = null;
     /** Subscribes waiting for the gateway's answer, by channel. */
     this.subscribing = new Map();
+    /** Presence channels' members as their events tell, by channel, then session. */
+    this.presence = new Map();
     this.connect();
   }
 
@@ -133,6 +136,7 @@ export class FkClient extends EventTarget {
       if (json?.source === "gateway" && (json.type === "subscribed" || json.type === "subscribe_refused")) {
         return this.answered(json);
       }
+      if (json?.fk === "presence" && typeof json.channel === "string") return this.presenceEvent(json);
       this.emit("message", { data, json });
     };
     const greeted = (message) => { if (!ended) this.onSession(message); };
@@ -240,6 +244,26 @@ export class FkClient extends EventTarget {
     else first?.reject(Object.assign(new Error(`subscribe to ${channel} refused: ${code}`), { code }));
   }
 
+  /** A presence channel's members now: a Map of session id to
+   * `{session, user, info, online}`, empty until this session joins it. */
+  members(channel) {
+    return new Map(this.presence.get(channel) ?? []);
+  }
+
+  /** The router's word on a presence channel: "members" (the list, as this
+   * session joins), then "join", "leave", "offline" and "online". */
+  presenceEvent(event) {
+    const { channel, session } = event;
+    if (event.event === "members") {
+      this.presence.set(channel, new Map(event.members.map((member) => [member.session, member])));
+    } else if (this.presence.has(channel)) {
+      const members = this.presence.get(channel);
+      if (event.event === "leave") members.delete(session);
+      else members.set(session, { session, user: event.user, info: event.info, online: event.event !== "offline" });
+    }
+    this.emit("presence", event);
+  }
+
   onSession(message) {
     const resumed = Boolean(message.resumed);
     this.session = message.id;
@@ -250,6 +274,8 @@ export class FkClient extends EventTarget {
 
   opened(detail) {
     clearTimeout(this.timer);
+    // A new session is in no channel yet.
+    if (!detail.resumed) this.presence.clear();
     this.state = "open";
     this.retries = 0;
     this.failures = 0;

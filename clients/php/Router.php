@@ -62,10 +62,25 @@ trait RouterCommands
         return $this->command('publish', ['channel' => $channel] + self::payload($data));
     }
 
-    /** @param string|string[] $sessions */
-    public function join(string $channel, string|array $sessions): mixed
+    /**
+     * @param string|string[] $sessions
+     * @param ?string $user on a presence- channel, who they are to the members (their bound user, else their id, when null)
+     * @param mixed $info on a presence- channel, what the members see besides the user
+     * @param bool $history send each new member the channel's kept messages first (the router's --history)
+     */
+    public function join(string $channel, string|array $sessions, ?string $user = null, mixed $info = null, bool $history = false): mixed
     {
-        return $this->command('join', ['channel' => $channel, 'sessions' => (array) $sessions]);
+        $body = ['channel' => $channel, 'sessions' => (array) $sessions];
+        if ($user !== null) {
+            $body['user'] = $user;
+        }
+        if ($info !== null) {
+            $body['info'] = $info;
+        }
+        if ($history) {
+            $body['history'] = true;
+        }
+        return $this->command('join', $body);
     }
 
     /** @param string|string[] $sessions */
@@ -98,6 +113,18 @@ trait RouterCommands
     public function channels(string $session): mixed
     {
         return $this->command('channels', ['session' => $session]);
+    }
+
+    /** A presence- channel's members: ['count' => n, 'members' => [['session', 'user', 'info', 'online'], ...]]. */
+    public function presence(string $channel, ?int $limit = null): mixed
+    {
+        return $this->command('presence', ['channel' => $channel] + ($limit === null ? [] : ['limit' => $limit]));
+    }
+
+    /** The messages a channel keeps, oldest first: ['entries' => [['offset', 'data' or 'data_base64'], ...]]. */
+    public function history(string $channel, ?int $limit = null): mixed
+    {
+        return $this->command('history', ['channel' => $channel] + ($limit === null ? [] : ['limit' => $limit]));
     }
 
     /** @param string[] $sessions @param string[] $users */

@@ -59,8 +59,18 @@ class _Commands:
             return self._command("publish_except", {"channel": channel, "except": _sessions(exclude), **_payload(data)})
         return self._command("publish", {"channel": channel, **_payload(data)})
 
-    def join(self, channel, sessions):
-        return self._command("join", {"channel": channel, "sessions": _sessions(sessions)})
+    def join(self, channel, sessions, user=None, info=None, history=False):
+        """On a presence- channel, `user` and `info` are who they are to the
+        members (their bound user, else their id, when None); `history` sends
+        each new member the channel's kept messages first."""
+        body = {"channel": channel, "sessions": _sessions(sessions)}
+        if user is not None:
+            body["user"] = user
+        if info is not None:
+            body["info"] = info
+        if history:
+            body["history"] = True
+        return self._command("join", body)
 
     def leave(self, channel, sessions):
         return self._command("leave", {"channel": channel, "sessions": _sessions(sessions)})
@@ -79,6 +89,14 @@ class _Commands:
 
     def channels(self, session):
         return self._command("channels", {"session": session})
+
+    def presence(self, channel, limit=None):
+        """A presence- channel's members: {"count": n, "members": [{"session", "user", "info", "online"}, ...]}."""
+        return self._command("presence", {"channel": channel, **({} if limit is None else {"limit": limit})})
+
+    def history(self, channel, limit=None):
+        """The messages a channel keeps, oldest first: {"entries": [{"offset", "data" or "data_base64"}, ...]}."""
+        return self._command("history", {"channel": channel, **({} if limit is None else {"limit": limit})})
 
     def online(self, sessions=(), users=()):
         return self._command("online", {"sessions": list(sessions), "users": list(users)})

@@ -36,5 +36,5 @@ fn the_js_client_passes_its_node_tests_against_real_gateways() {
         .expect("node is installed (the README's test command installs it)");
     let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "node --test failed:\n{report}");
-    assert!(report.contains("pass 12") && report.contains("fail 0"), "{report}");
+    assert!(report.contains("pass 13") && report.contains("fail 0"), "{report}");
 }

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use e2e::processes::{echo_backend_with, scratch_file};
 use e2e::{Client, Stack, StackOptions};
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn greeted(stack: &Stack) -> (Client, String) {
@@ -46,6 +47,9 @@ async fn drives_every_command(interpreter: &str, script: &str) {
     for expected in [r#"{"type":"bid","amount":120}"#, "to a", "to user 42", "only a"] {
         assert_eq!(a.recv().await, Message::text(expected));
     }
+    let members = a.recv_json().await;
+    assert_eq!((&members["event"], &members["members"][0]["user"]), (&json!("members"), &json!("ann")), "{members}");
+    a.expect_silence(std::time::Duration::from_millis(200)).await;
     assert_eq!(b.recv().await, Message::text(r#"{"type":"bid","amount":120}"#), "a map goes as compact JSON text");
     assert_eq!(b.recv().await, Message::text("not to a"));
     assert_eq!(b.recv().await, Message::binary(vec![0u8, 1, 255]));

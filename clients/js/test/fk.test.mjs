@@ -11,7 +11,7 @@ import { relayTo } from "./relay.mjs";
 const { FK_A, FK_B, FK_SHORT, ROUTER_HTTP } = process.env;
 const TIMEOUT = 10000;
 
-const EVENTS = ["open", "resumed", "lost", "message", "close", "fallback"];
+const EVENTS = ["open", "resumed", "lost", "message", "close", "fallback", "presence"];
 
 /** Every event of a client, in order, from its start: `take(type)` waits
  * for the next one of `type` not taken yet (events that come in one burst
@@ -204,6 +204,37 @@ test("subscribe joins a channel the backend allows, and is refused one it does n
     assert.equal(published.status, 200);
     assert.equal((await events.take("message")).data, "to the room", `${transports}`);
     fk.close();
+  }
+});
+
+async function router(command, body) {
+  const reply = await fetch(`${ROUTER_HTTP}/v1/${command}`, { method: "POST", body: JSON.stringify(body) });
+  const text = await reply.text();
+  assert.equal(reply.status, 200, text);
+  return JSON.parse(text);
+}
+
+test("presence events keep members() up to date, per transport", async (t) => {
+  for (const transports of [["websocket"], ["sse"]]) {
+    const channel = `presence-${transports[0]}`;
+    const [ann, annEvents] = client(t, FK_A, { transports });
+    const [bob, bobEvents] = client(t, FK_B, { transports });
+    const annId = (await annEvents.take("open")).session;
+    const bobId = (await bobEvents.take("open")).session;
+    await known(annId);
+    await known(bobId);
+    await router("join", { channel, sessions: [annId], user: "ann", info: { team: 1 } });
+    assert.equal((await annEvents.take("presence")).event, "members");
+    await router("join", { channel, sessions: [bobId], user: "bob" });
+    assert.equal((await bobEvents.take("presence")).count, 2);
+    assert.deepEqual(await annEvents.take("presence"), { fk: "presence", event: "join", channel, session: bobId, user: "bob" });
+    assert.deepEqual([...ann.members(channel).values()].map((m) => [m.user, m.online]).sort(), [["ann", true], ["bob", true]]);
+    assert.deepEqual(bob.members(channel).get(annId), { session: annId, user: "ann", info: { team: 1 }, online: true });
+    bob.close();
+    assert.equal((await annEvents.take("presence")).event, "leave", `${transports}`);
+    assert.deepEqual([...ann.members(channel).keys()], [annId]);
+    assert.equal(annEvents.seen.filter((e) => e.type === "message").length, 0, "presence is not a message");
+    ann.close();
   }
 });
 

@@ -54,6 +54,13 @@ $results = $router->batch()->leave('auction', $b)->publish('auction', 'only a')-
 check(count($results) === 3 && $results[0] === ['sessions' => 1] && $results[2] === ['count' => 1], 'batch', $results);
 check($router->batch()->run() === [], 'an empty batch sends nothing');
 
+// A presence channel: $a joins as ann, and gets the member list.
+check($router->join('presence-auction', $a, user: 'ann', info: ['paddle' => 7]) === ['sessions' => 1], 'presence join');
+$listed = $router->presence('presence-auction');
+check($listed === ['count' => 1, 'members' => [['session' => $a, 'user' => 'ann', 'info' => ['paddle' => 7], 'online' => true]]], 'presence', $listed);
+check($router->history('auction') === ['entries' => []], 'history of a channel that keeps none');
+check($router->leave('presence-auction', $a) === ['sessions' => 1], 'presence leave');
+
 // Every call above after the first went over one kept-alive connection.
 $curl = (new ReflectionProperty(Router::class, 'curl'))->getValue($router);
 $router->count('auction');

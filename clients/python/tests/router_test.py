@@ -55,6 +55,14 @@ results = router.batch().leave("auction", b).publish("auction", "only a").count(
 check(len(results) == 3 and results[0] == {"sessions": 1} and results[2] == {"count": 1}, "batch", results)
 check(router.batch().run() == [], "an empty batch sends nothing")
 
+# A presence channel: a joins as ann, and gets the member list.
+check(router.join("presence-auction", a, user="ann", info={"paddle": 7}) == {"sessions": 1}, "presence join")
+listed = router.presence("presence-auction")
+ann = {"session": a, "user": "ann", "info": {"paddle": 7}, "online": True}
+check(listed == {"count": 1, "members": [ann]}, "presence", listed)
+check(router.history("auction") == {"entries": []}, "history of a channel that keeps none")
+check(router.leave("presence-auction", a) == {"sessions": 1}, "presence leave")
+
 # Every call above went over one kept-alive connection; another thread has its own.
 check(router.connections_opened == 1, "keep-alive: one connection", router.connections_opened)
 other = threading.Thread(target=lambda: router.count("auction"))
