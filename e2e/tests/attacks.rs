@@ -201,6 +201,35 @@ async fn a_gateways_channel_counts_steer_only_publishes_to_itself() {
     alice_is_untouched(&stack, &mut alice, &alice_id).await;
 }
 
+/// A compromised gateway cannot show a session another gateway holds as
+/// away (or back) to its presence channels, nor put it in one: its
+/// SESSIONS_AWAY, SESSIONS_BACK and CH_ADD for alice are ignored, so no
+/// member hears a false "offline" or "join".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_cannot_show_another_gateways_session_away_or_join_it_to_a_presence_channel() {
+    let (stack, mut alice, alice_id) = guarded_stack().await;
+    let (status, _) = post(&stack, "join", json!({"channel": "presence-room", "sessions": [alice_id], "user": "alice"}));
+    assert_eq!(status, 200);
+    assert_eq!(alice.recv_json().await["event"], "members");
+    let mut attacker = fake_gateway(&stack, 666, GATEWAY_TOKEN);
+    let id = alice_id.as_bytes();
+    for frame in [
+        fooking::frame(117, id, b"", false),
+        fooking::frame(118, id, b"", false),
+        fooking::frame(117, id, b"", false),
+        fooking::frame(7, id, b"presence-other", false),
+    ] {
+        attacker.write_all(&frame).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    alice.expect_silence(Duration::from_millis(300)).await;
+    let (_, listed) = post(&stack, "presence", json!({"channel": "presence-room"}));
+    assert_eq!(listed["members"], json!([{"session": alice_id, "user": "alice", "online": true}]), "{listed}");
+    let (_, other) = post(&stack, "presence", json!({"channel": "presence-other"}));
+    assert_eq!(other["count"], 0, "{other}");
+    alice_is_untouched(&stack, &mut alice, &alice_id).await;
+}
+
 /// The types of the whole frames in `bytes`.
 fn frame_kinds(mut bytes: &[u8]) -> Vec<u16> {
     let mut kinds = Vec::new();
