@@ -71,6 +71,9 @@ export class FkClient extends EventTarget {
     this.subscribing = new Map();
     /** Presence channels' members as their events tell, by channel, then session. */
     this.presence = new Map();
+    /** The offset of the last message seen on each channel that sends them
+     * (the router's --history-envelope), across sessions. */
+    this.lastOffsets = new Map();
     this.connect();
   }
 
@@ -137,6 +140,7 @@ export class FkClient extends EventTarget {
         return this.answered(json);
       }
       if (json?.fk === "presence" && typeof json.channel === "string") return this.presenceEvent(json);
+      if (json?.fk === "pub" && typeof json.channel === "string") return this.published(json);
       this.emit("message", { data, json });
     };
     const greeted = (message) => { if (!ended) this.onSession(message); };
@@ -242,6 +246,21 @@ export class FkClient extends EventTarget {
     this.emit(type, { channel, code });
     if (type === "subscribed") first?.resolve({ channel });
     else first?.reject(Object.assign(new Error(`subscribe to ${channel} refused: ${code}`), { code }));
+  }
+
+  /** The offset of the last message seen on each channel that sends them,
+   * as `{channel: offset}`: give it to your backend after a new session
+   * opens, and it joins with `since` to send what this client missed. */
+  offsets() {
+    return Object.fromEntries(this.lastOffsets);
+  }
+
+  /** A kept channel's message in its envelope: a `message` with its
+   * `channel` and `offset`, its `data` as it was published. */
+  published({ channel, offset, data, data_base64 }) {
+    this.lastOffsets.set(channel, offset);
+    const payload = data ?? Uint8Array.from(atob(data_base64 ?? ""), (c) => c.charCodeAt(0)).buffer;
+    this.emit("message", { data: payload, json: typeof payload === "string" ? parseJSON(payload) : undefined, channel, offset });
   }
 
   /** A presence channel's members now: a Map of session id to

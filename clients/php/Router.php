@@ -67,8 +67,9 @@ trait RouterCommands
      * @param ?string $user on a presence- channel, who they are to the members (their bound user, else their id, when null)
      * @param mixed $info on a presence- channel, what the members see besides the user
      * @param bool $history send each new member the channel's kept messages first (the router's --history)
+     * @param ?string $since only those after this offset (a client's last, from fk.js `offsets()`); the reply says whether it is still `recovered`
      */
-    public function join(string $channel, string|array $sessions, ?string $user = null, mixed $info = null, bool $history = false): mixed
+    public function join(string $channel, string|array $sessions, ?string $user = null, mixed $info = null, bool $history = false, ?string $since = null): mixed
     {
         $body = ['channel' => $channel, 'sessions' => (array) $sessions];
         if ($user !== null) {
@@ -79,6 +80,9 @@ trait RouterCommands
         }
         if ($history) {
             $body['history'] = true;
+        }
+        if ($since !== null) {
+            $body['since'] = $since;
         }
         return $this->command('join', $body);
     }

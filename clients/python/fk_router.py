@@ -59,10 +59,11 @@ class _Commands:
             return self._command("publish_except", {"channel": channel, "except": _sessions(exclude), **_payload(data)})
         return self._command("publish", {"channel": channel, **_payload(data)})
 
-    def join(self, channel, sessions, user=None, info=None, history=False):
+    def join(self, channel, sessions, user=None, info=None, history=False, since=None):
         """On a presence- channel, `user` and `info` are who they are to the
         members (their bound user, else their id, when None); `history` sends
-        each new member the channel's kept messages first."""
+        each new member the channel's kept messages first, `since` only those
+        after that offset (the reply says whether it is still "recovered")."""
         body = {"channel": channel, "sessions": _sessions(sessions)}
         if user is not None:
             body["user"] = user
@@ -70,6 +71,8 @@ class _Commands:
             body["info"] = info
         if history:
             body["history"] = True
+        if since is not None:
+            body["since"] = since
         return self._command("join", body)
 
     def leave(self, channel, sessions):

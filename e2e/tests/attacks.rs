@@ -208,7 +208,8 @@ async fn a_gateways_channel_counts_steer_only_publishes_to_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_cannot_show_another_gateways_session_away_or_join_it_to_a_presence_channel() {
     let (stack, mut alice, alice_id) = guarded_stack().await;
-    let (status, _) = post(&stack, "join", json!({"channel": "presence-room", "sessions": [alice_id], "user": "alice"}));
+    let (status, _) =
+        post(&stack, "join", json!({"channel": "presence-room", "sessions": [alice_id], "user": "alice"}));
     assert_eq!(status, 200);
     assert_eq!(alice.recv_json().await["event"], "members");
     let mut attacker = fake_gateway(&stack, 666, GATEWAY_TOKEN);

@@ -2,7 +2,8 @@
 //! messages flow gets the last ones kept, then the live ones, with none
 //! lost or repeated at the seam (loadgen checks every number); a backend
 //! reads them with `/v1/history`; they stay within their count and bytes,
-//! and outlive a router restart on Redis. Real processes throughout.
+//! and outlive a router restart on Redis; a client that lost its session
+//! recovers what it missed by offset. Real processes throughout.
 
 use std::process::Command;
 use std::time::Duration;
@@ -111,4 +112,73 @@ async fn history_stays_within_its_count_and_bytes_and_outlives_a_router_restart_
     assert_eq!(client.recv().await.into_text().unwrap().as_str(), "live");
     call("join", json!({"channel": "news-1", "sessions": [id], "history": true}));
     client.expect_silence(Duration::from_millis(300)).await;
+}
+
+/// A message of a kept channel in its envelope (`--history-envelope`): its text and offset.
+async fn enveloped(client: &mut Client) -> (String, String) {
+    let envelope = client.recv_json().await;
+    assert_eq!((&envelope["fk"], &envelope["channel"]), (&json!("pub"), &json!("news-1")), "{envelope}");
+    (envelope["data"].as_str().unwrap().to_owned(), envelope["offset"].as_str().unwrap().to_owned())
+}
+
+/// A client whose session could not be resumed (it missed more than its
+/// buffer while away) comes back as a new session, and its backend joins
+/// that one with the last offset the client saw: it gets exactly what it
+/// missed, then live messages. An offset no longer kept says so.
+#[tokio::test]
+async fn a_client_that_missed_more_than_its_buffer_recovers_the_channel_from_history_by_offset() {
+    let router_args = ["--history", "news-=6", "--history-envelope", "news-"];
+    let (stack, gateways) = e2e::cluster(&router_args, 1, &["--resume-buffer-messages", "2"], &[]);
+    let router = stack.router_http_port;
+    let call = |command: &str, body: Value| {
+        let (status, reply) = http::post(router, &format!("/v1/{command}"), body);
+        assert_eq!(status, 200, "{command}: {reply}");
+        reply
+    };
+    let url = &gateways[0].url;
+    let mut client = Client::connect(&format!("{url}?resume=1")).await;
+    let hello = client.recv_json().await;
+    let (id, token) = (hello["id"].as_str().unwrap().to_owned(), hello["resume"].as_str().unwrap().to_owned());
+    stack.wait_for_clients(1);
+    call("join", json!({"channel": "news-1", "sessions": [id]}));
+    for n in 1..=2 {
+        call("publish", json!({"channel": "news-1", "data": format!("m{n}")}));
+    }
+    assert_eq!(enveloped(&mut client).await.0, "m1");
+    let (text, seen) = enveloped(&mut client).await;
+    assert_eq!(text, "m2");
+
+    client.kill();
+    stack.wait_for_clients(1);
+    for n in 3..=6 {
+        call("publish", json!({"channel": "news-1", "data": format!("m{n}")}));
+    }
+    let mut refused = Client::connect(&format!("{url}?resume={token}&last=2")).await;
+    let code: u16 = refused.expect_close().await.expect("a close code").code.into();
+    assert!((4100..=4103).contains(&code), "the session could not come back: {code}");
+
+    let mut again = Client::connect(&format!("{url}?resume=1")).await;
+    let new_id = again.recv_json().await["id"].as_str().unwrap().to_owned();
+    let online = || call("online", json!({"sessions": [new_id]}))["sessions"] == json!([new_id]);
+    assert!(e2e::eventually(Duration::from_secs(5), online).await);
+    let reply = call("join", json!({"channel": "news-1", "sessions": [new_id], "since": seen}));
+    assert_eq!(reply, json!({"sessions": 1, "recovered": true}));
+    call("publish", json!({"channel": "news-1", "data": "live"}));
+    for expected in ["m3", "m4", "m5", "m6", "live"] {
+        assert_eq!(enveloped(&mut again).await.0, expected);
+    }
+    let history = call("history", json!({"channel": "news-1", "since": seen}));
+    assert_eq!((texts(&history), &history["recovered"]), (vec!["m3", "m4", "m5", "m6", "live"], &json!(true)));
+
+    // m1 is no longer kept (6 are): what is kept comes, and the reply says the rest is lost.
+    let kept = call("history", json!({"channel": "news-1"}));
+    assert_eq!(texts(&kept)[0], "m2");
+    let mut late = Client::connect(&format!("{url}?resume=1")).await;
+    let late_id = late.recv_json().await["id"].as_str().unwrap().to_owned();
+    let online = || call("online", json!({"sessions": [late_id]}))["sessions"] == json!([late_id]);
+    assert!(e2e::eventually(Duration::from_secs(5), online).await);
+    let too_old = kept["entries"][0]["offset"].as_str().unwrap().parse::<u64>().unwrap() - 1;
+    let reply = call("join", json!({"channel": "news-1", "sessions": [late_id], "since": too_old.to_string()}));
+    assert_eq!(reply, json!({"sessions": 1, "recovered": false}));
+    assert_eq!(enveloped(&mut late).await.0, "m2", "all that is kept");
 }

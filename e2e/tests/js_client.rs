@@ -1,7 +1,7 @@
 //! clients/js/fk.js under `node --test`, against real gateways: two of one
 //! cluster (a resume moves between them) and one whose sessions wait only
-//! 300 ms for their client (an expired session), the router and the echo
-//! backend.
+//! 300 ms for their client (an expired session), the router (keeping the
+//! history of `news-*` channels, in envelopes) and the echo backend.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,7 +11,8 @@ use e2e::{free_port, Proc};
 
 #[test]
 fn the_js_client_passes_its_node_tests_against_real_gateways() {
-    let (mut stack, gateways) = cluster(&[], 2, &["--client-subscribe", "true"], &[]);
+    let history = ["--history", "news-=5", "--history-envelope", "news-"];
+    let (mut stack, gateways) = cluster(&history, 2, &["--client-subscribe", "true"], &[]);
     let short = free_port();
     let (listen, backend, router) =
         (local(short).to_string(), local(stack.app_port).to_string(), local(stack.router_port).to_string());
@@ -36,5 +37,5 @@ fn the_js_client_passes_its_node_tests_against_real_gateways() {
         .expect("node is installed (the README's test command installs it)");
     let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "node --test failed:\n{report}");
-    assert!(report.contains("pass 13") && report.contains("fail 0"), "{report}");
+    assert!(report.contains("pass 14") && report.contains("fail 0"), "{report}");
 }

@@ -65,6 +65,11 @@ pub struct Config {
     /// a larger message is published but not kept.
     #[arg(long, env = "ROUTER_HISTORY_MAX_BYTES", default_value_t = 1 << 20)]
     pub history_max_bytes: usize,
+    /// Kept channels (by name prefix) whose messages go to clients in an
+    /// envelope with their offset, `{"fk":"pub","channel","offset","data"}`,
+    /// so that a client can recover from the last one it saw.
+    #[arg(long, env = "ROUTER_HISTORY_ENVELOPE", value_delimiter = ',')]
+    pub history_envelope: Vec<String>,
 }
 
 impl Config {
@@ -86,7 +91,7 @@ impl Config {
 
     /// `--history`, read.
     pub fn history_rules(&self) -> anyhow::Result<crate::store::history::Rules> {
-        crate::store::history::Rules::parse(&self.history, self.history_max_bytes)
+        crate::store::history::Rules::parse(&self.history, self.history_max_bytes, &self.history_envelope)
     }
 
     /// What every gateway link of this router follows.

@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use protocol::cmd::{Channel, Member, Payload, Publish, PublishExcept};
+use protocol::cmd::{publish_frame, Channel, Member, Payload};
 use protocol::{FrameKind, Occupancy, SessionId};
 
 use crate::hub::{Hub, LinkId};
@@ -152,11 +152,7 @@ pub async fn list(hub: &Hub, channel: &str, limit: usize) -> StoreResult<(usize,
 /// Publishes a presence event to the channel's members, but `except`.
 async fn announce(hub: &Hub, channel: &str, except: &[SessionId], event: Bytes) {
     let Ok(channel_name) = Channel::new(channel) else { return };
-    let payload = Payload { data: event, binary: false };
-    let frame = match except {
-        [] => Publish { channel: channel_name, payload }.to_frame(),
-        _ => PublishExcept { channel: channel_name, except: except.to_vec(), payload }.to_frame(),
-    };
+    let frame = publish_frame(channel_name, except, Payload { data: event, binary: false });
     let recent = hub.recent_routes(channel).await;
     hub.publish(channel, frame, except, &recent);
     hub.metrics.count(Count::PresenceEvents);

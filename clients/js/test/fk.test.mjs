@@ -238,6 +238,33 @@ test("presence events keep members() up to date, per transport", async (t) => {
   }
 });
 
+test("a kept channel's messages come with their offset, and a new session recovers from the last one", async (t) => {
+  const [fk, events] = client(t, FK_A, { transports: ["websocket"] });
+  const first = (await events.take("open")).session;
+  await known(first);
+  await router("join", { channel: "news-1", sessions: [first] });
+  for (const n of [1, 2]) await router("publish", { channel: "news-1", data: { n } });
+  assert.deepEqual((await events.take("message")).json, { n: 1 });
+  const second = await events.take("message");
+  assert.equal(second.channel, "news-1");
+  const seen = fk.offsets()["news-1"];
+  assert.equal(seen, second.offset);
+  await router("publish", { channel: "news-1", data_base64: "AAH/" });
+  const binary = await events.take("message");
+  assert.deepEqual([...new Uint8Array(binary.data)], [0, 1, 255], "binary, as published");
+
+  // Another client (a new session) joins with what this one saw last: it gets only what came after.
+  const [other, otherEvents] = client(t, FK_B, { transports: ["sse"] });
+  const session = (await otherEvents.take("open")).session;
+  await known(session);
+  const reply = await router("join", { channel: "news-1", sessions: [session], since: seen });
+  assert.deepEqual(reply, { sessions: 1, recovered: true });
+  assert.deepEqual([...new Uint8Array((await otherEvents.take("message")).data)], [0, 1, 255]);
+  assert.equal(other.offsets()["news-1"], binary.offset);
+  fk.close();
+  other.close();
+});
+
 test("falls back to SSE after the WebSocket fails to open, in the order given", async (t) => {
   const [fk, events] = client(t, FK_A, { WebSocket: BlockedWebSocket, fallbackAfter: 2, minDelayMs: 20 });
   assert.equal(fk.transport, "websocket");

@@ -60,6 +60,9 @@ $listed = $router->presence('presence-auction');
 check($listed === ['count' => 1, 'members' => [['session' => $a, 'user' => 'ann', 'info' => ['paddle' => 7], 'online' => true]]], 'presence', $listed);
 check($router->history('auction') === ['entries' => []], 'history of a channel that keeps none');
 check($router->leave('presence-auction', $a) === ['sessions' => 1], 'presence leave');
+$since = $router->join('quiet', $b, since: '1');
+check($since === ['sessions' => 1, 'recovered' => false], 'join since an offset of a channel that keeps none', $since);
+check($router->leave('quiet', $b) === ['sessions' => 1], 'leave quiet');
 
 // Every call above after the first went over one kept-alive connection.
 $curl = (new ReflectionProperty(Router::class, 'curl'))->getValue($router);

@@ -62,6 +62,9 @@ ann = {"session": a, "user": "ann", "info": {"paddle": 7}, "online": True}
 check(listed == {"count": 1, "members": [ann]}, "presence", listed)
 check(router.history("auction") == {"entries": []}, "history of a channel that keeps none")
 check(router.leave("presence-auction", a) == {"sessions": 1}, "presence leave")
+since = router.join("quiet", b, since="1")
+check(since == {"sessions": 1, "recovered": False}, "join since an offset of a channel that keeps none", since)
+check(router.leave("quiet", b) == {"sessions": 1}, "leave quiet")
 
 # Every call above went over one kept-alive connection; another thread has its own.
 check(router.connections_opened == 1, "keep-alive: one connection", router.connections_opened)

@@ -2,7 +2,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{Channel, CommandError, Payload, Wire};
+use super::{offset, Channel, CommandError, Payload, Wire};
 use crate::{Frame, FrameKind};
 
 /// HISTORY (121): the messages a channel keeps (see the router's
@@ -14,6 +14,9 @@ pub struct History {
     /// The newest this many at most; all that are kept when not given.
     #[serde(default)]
     pub limit: Option<usize>,
+    /// Only those after this offset.
+    #[serde(default)]
+    pub since: Option<String>,
 }
 
 /// A kept message: its offset in the channel and its payload, as a
@@ -47,7 +50,15 @@ impl Wire for History {
     const ANSWERED: bool = true;
 
     fn from_frame(frame: Frame) -> Result<History, CommandError> {
-        Ok(History { channel: Channel::from_bytes(&frame.sessions)?, limit: None })
+        Ok(History { channel: Channel::from_bytes(&frame.sessions)?, limit: None, since: None })
+    }
+
+    fn from_json(body: &[u8]) -> Result<History, CommandError> {
+        let history: History = serde_json::from_slice(body).map_err(|e| CommandError::Body(e.to_string()))?;
+        if let Some(since) = &history.since {
+            offset(since)?;
+        }
+        Ok(history)
     }
 
     fn to_frames(&self) -> Vec<Frame> {

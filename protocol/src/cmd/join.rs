@@ -1,6 +1,6 @@
 use serde::Deserialize;
 
-use super::{user_id, ChannelSessions, CommandError, Wire};
+use super::{offset, user_id, ChannelSessions, CommandError, Wire};
 use crate::{Frame, FrameKind};
 
 /// The most bytes of a presence member's `info`, as compact JSON: it goes
@@ -25,11 +25,15 @@ pub struct Join {
     /// any live one.
     #[serde(default)]
     pub history: bool,
+    /// Send only the kept messages after this offset (the last one a
+    /// client saw), and say whether it is still kept: history implied.
+    #[serde(default)]
+    pub since: Option<String>,
 }
 
 impl Join {
     pub fn new(target: ChannelSessions) -> Join {
-        Join { target, user: None, info: None, history: false }
+        Join { target, user: None, info: None, history: false, since: None }
     }
 }
 
@@ -45,6 +49,9 @@ impl Wire for Join {
         let join: Join = serde_json::from_slice(body).map_err(|e| CommandError::Body(e.to_string()))?;
         if let Some(user) = &join.user {
             user_id(user.as_bytes())?;
+        }
+        if let Some(since) = &join.since {
+            offset(since)?;
         }
         if join.info.as_ref().is_some_and(|info| info.to_string().len() > MAX_INFO_BYTES) {
             return Err(CommandError::Body(format!("\"info\" is over {MAX_INFO_BYTES} bytes of JSON")));

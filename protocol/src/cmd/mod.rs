@@ -140,6 +140,7 @@ for_each_command!(commands);
 pub use history::Entry;
 pub use join::MAX_INFO_BYTES;
 pub use presence::Member;
+pub use publish_except::publish_frame;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CommandError {
@@ -200,15 +201,42 @@ impl InfoReport {
 #[serde(untagged)]
 pub enum Reply {
     Delivered(Delivered),
-    Changed { sessions: usize },
+    Changed {
+        sessions: usize,
+    },
     Info(InfoReport),
-    Members { sessions: Vec<SessionId>, count: usize },
-    Count { count: usize },
-    Channels { channels: Vec<String> },
-    Online { sessions: Vec<SessionId>, users: Vec<String> },
-    Presence { count: usize, members: Vec<Member> },
-    History { entries: Vec<Entry> },
-    Batch { results: Vec<serde_json::Value> },
+    Members {
+        sessions: Vec<SessionId>,
+        count: usize,
+    },
+    Count {
+        count: usize,
+    },
+    Channels {
+        channels: Vec<String>,
+    },
+    Online {
+        sessions: Vec<SessionId>,
+        users: Vec<String>,
+    },
+    Presence {
+        count: usize,
+        members: Vec<Member>,
+    },
+    History {
+        entries: Vec<Entry>,
+        /// With `since`: whether that offset is still kept, so `entries` are all that came after it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recovered: Option<bool>,
+    },
+    /// A join with `since`: the sessions newly joined, and whether they got all that came after it.
+    Recovered {
+        sessions: usize,
+        recovered: bool,
+    },
+    Batch {
+        results: Vec<serde_json::Value>,
+    },
 }
 
 impl Reply {
@@ -222,7 +250,7 @@ impl Reply {
             Reply::Online { sessions, .. } => (FrameKind::Online, encode_ids(sessions)),
             Reply::Presence { .. } => (FrameKind::Presence, self.to_json()),
             Reply::History { .. } => (FrameKind::History, self.to_json()),
-            Reply::Delivered(_) | Reply::Changed { .. } | Reply::Batch { .. } => return None,
+            Reply::Delivered(_) | Reply::Changed { .. } | Reply::Recovered { .. } | Reply::Batch { .. } => return None,
         };
         Some(Frame::new(kind, Bytes::new(), data))
     }
@@ -248,6 +276,18 @@ pub fn error_body(code: &str, message: &str) -> serde_json::Value {
 /// ERROR, for a backend that asked for a reply to every command.
 pub fn error_frame(code: &str, message: &str) -> Frame {
     Frame::new(FrameKind::Error, Bytes::new(), Bytes::from(error_body(code, message).to_string()))
+}
+
+/// A history offset as the router gives them: digits, or a Redis stream
+/// id (`1718000000000-0`).
+fn offset(raw: &str) -> Result<(), CommandError> {
+    let valid = (1..=41).contains(&raw.len())
+        && raw.split('-').count() <= 2
+        && raw.split('-').all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
+    match valid {
+        true => Ok(()),
+        false => Err(CommandError::Body(format!("{raw:?} is not an offset the router gives"))),
+    }
 }
 
 /// A validated user id.
@@ -421,7 +461,7 @@ mod tests {
                 payload: Payload::text("not you"),
             }),
             Command::Presence(Presence { channel: room.clone(), limit: None }),
-            Command::History(History { channel: room, limit: None }),
+            Command::History(History { channel: room, limit: None, since: None }),
         ];
         for command in commands {
             let mut frames = command.to_frames();
@@ -466,6 +506,12 @@ mod tests {
         assert!(matches!(plain, Ok(Command::Join(Join { user: None, info: None, history: false, .. }))));
         let empty_user = format!(r#"{{"channel":"c","sessions":["{id}"],"user":""}}"#);
         assert_eq!(Command::from_json("join", empty_user.as_bytes()), Err(CommandError::User));
+        for (since, ok) in
+            [("17", true), ("1718000000000-3", true), ("-1", false), ("1-2-3", false), ("x", false), ("", false)]
+        {
+            let body = format!(r#"{{"channel":"c","sessions":["{id}"],"since":"{since}"}}"#);
+            assert_eq!(Command::from_json("join", body.as_bytes()).is_ok(), ok, "{since}");
+        }
         let big = "x".repeat(MAX_INFO_BYTES);
         let big_info = format!(r#"{{"channel":"c","sessions":["{id}"],"info":"{big}"}}"#);
         assert!(

@@ -68,3 +68,12 @@ fn one_session_area<'de, D: Deserializer<'de>>(input: D) -> Result<Vec<SessionId
     }
     Ok(ids)
 }
+
+/// A publish to a channel's members but `except`: CH_PUB when it leaves
+/// none out, else PUBLISH_EXCEPT.
+pub fn publish_frame(channel: Channel, except: &[SessionId], payload: Payload) -> Frame {
+    match except {
+        [] => super::Publish { channel, payload }.to_frame(),
+        _ => PublishExcept { channel, except: except.to_vec(), payload }.to_frame(),
+    }
+}

@@ -4,14 +4,23 @@ use super::Apply;
 use crate::hub::Hub;
 use crate::store::StoreResult;
 
-/// What the channel keeps, oldest first: none unless `--history` names it.
+/// What the channel keeps, oldest first (after `since`, if given, saying
+/// whether that offset is still kept): none unless `--history` names it.
 impl Apply for History {
     async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
-        let Some(rule) = hub.history_rule(self.channel.as_str()) else {
-            return Ok(Reply::History { entries: Vec::new() });
+        let channel = self.channel.as_str();
+        let Some(rule) = hub.history_rule(channel) else {
+            return Ok(Reply::History { entries: Vec::new(), recovered: self.since.map(|_| false) });
         };
         let limit = self.limit.unwrap_or(rule.count).min(rule.count);
-        let kept = hub.store().history_read(self.channel.as_str(), limit).await?;
-        Ok(Reply::History { entries: kept.into_iter().map(|(offset, payload)| Entry::new(offset, &payload)).collect() })
+        let (kept, recovered) = match &self.since {
+            Some(since) => {
+                let after = hub.store().history_since(channel, since, limit).await?;
+                (after.entries, Some(after.recovered))
+            }
+            None => (hub.store().history_read(channel, limit).await?, None),
+        };
+        let entries = kept.into_iter().map(|(offset, payload)| Entry::new(offset, &payload)).collect();
+        Ok(Reply::History { entries, recovered })
     }
 }

@@ -6,7 +6,9 @@ use protocol::{FrameKind, SessionId};
 use super::Apply;
 use crate::hub::{Hub, LinkId};
 use crate::metrics::Count;
+use super::publish::as_sent;
 use crate::presence::{self, Joining};
+use crate::store::history::Rule;
 use crate::store::StoreResult;
 
 /// How long a join or leave on a shared store waits for the gateways to apply it.
@@ -24,7 +26,7 @@ const HELD_WAIT: Duration = Duration::from_secs(2);
 impl Apply for Join {
     async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
         let (channel, ids) = (self.target.channel.as_str(), &self.target.sessions);
-        let rule = hub.history_rule(channel).filter(|_| self.history);
+        let rule = hub.history_rule(channel).filter(|_| self.history || self.since.is_some());
         if rule.is_some() && !hub.until_held(ids, HELD_WAIT).await {
             tracing::warn!(channel, "joined sessions no gateway reported within {HELD_WAIT:?}: their history is lost");
         }
@@ -35,27 +37,40 @@ impl Apply for Join {
         let added = hub.store().join(channel, ids, &hub.holders(ids)).await?;
         hub.note_unheld(ids);
         let sent = hub.joined(channel, ids);
-        if let Some(rule) = rule {
-            send_history(hub, channel, &added, rule.count).await?;
-        }
+        let recovered = match rule {
+            Some(rule) => send_history(hub, channel, &added, rule, self.since.as_deref()).await?,
+            None => false,
+        };
         drop(seam);
         let who = Joining { user: self.user.as_deref(), info: self.info.as_ref() };
         presence::joined(hub, channel, ids, who).await?;
         until_applied(hub, channel, &sent).await;
-        Ok(Reply::Changed { sessions: added.len() })
+        Ok(match self.since {
+            Some(_) => Reply::Recovered { sessions: added.len(), recovered },
+            None => Reply::Changed { sessions: added.len() },
+        })
     }
 }
 
-/// The channel's kept messages, oldest first, to sessions that just joined.
-async fn send_history(hub: &Hub, channel: &str, ids: &[SessionId], limit: usize) -> StoreResult<()> {
+/// The channel's kept messages, oldest first (those after `since`, if
+/// given), to sessions that just joined; whether `since` is still kept.
+async fn send_history(hub: &Hub, channel: &str, ids: &[SessionId], rule: Rule, since: Option<&str>) -> StoreResult<bool> {
     if ids.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
-    for (_, payload) in hub.store().history_read(channel, limit).await? {
-        let delivered = hub.deliver(FrameKind::SendMsg, ids, payload.data, payload.binary);
+    let (kept, recovered) = match since {
+        Some(since) => {
+            let after = hub.store().history_since(channel, since, rule.count).await?;
+            (after.entries, after.recovered)
+        }
+        None => (hub.store().history_read(channel, rule.count).await?, false),
+    };
+    for (offset, payload) in kept {
+        let sent = as_sent(hub, channel, rule, offset, payload);
+        let delivered = hub.deliver(FrameKind::SendMsg, ids, sent.data, sent.binary);
         hub.metrics.add(Count::HistorySent, delivered.sessions);
     }
-    Ok(())
+    Ok(recovered)
 }
 
 /// On a shared store, another router's publish may follow the answer at

@@ -1,48 +1,74 @@
-use protocol::cmd::{Payload, Publish, Reply};
+use protocol::cmd::{publish_frame, Channel, Entry, Payload, Publish, Reply};
 use protocol::{Frame, SessionId};
 
 use super::Apply;
 use crate::hub::Hub;
 use crate::metrics::Count;
+use crate::store::history::Rule;
 use crate::store::StoreResult;
 
 /// One frame to each gateway that holds members; no member is read from
 /// the store.
 impl Apply for Publish {
     async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
-        publish_kept(hub, self.channel.as_str(), self.to_frame(), &[], &self.payload).await
+        publish_kept(hub, &self.channel, &[], &self.payload, self.to_frame()).await
     }
 }
 
-/// Publishes, and on a channel that keeps history appends the message
-/// first, both under the channel's seam (see [`Hub::seam`]). A message
-/// that cannot be kept is still published, and counted.
+/// Publishes `frame`, and on a channel that keeps history appends the
+/// message first, both under the channel's seam (see [`Hub::seam`]); with
+/// `--history-envelope` the message goes out in its envelope. A message
+/// that cannot be kept is still published, as it is, and counted.
 pub(super) async fn publish_kept(
     hub: &Hub,
-    channel: &str,
-    frame: Frame,
+    channel: &Channel,
     except: &[SessionId],
     payload: &Payload,
+    frame: Frame,
 ) -> StoreResult<Reply> {
-    let Some(rule) = hub.history_rule(channel) else {
-        let recent = hub.recent_routes(channel).await;
-        return Ok(Reply::Delivered(hub.publish(channel, frame, except, &recent)));
+    let name = channel.as_str();
+    let Some(rule) = hub.history_rule(name) else {
+        let recent = hub.recent_routes(name).await;
+        return Ok(Reply::Delivered(hub.publish(name, frame, except, &recent)));
     };
-    let _seam = hub.seam(channel).await;
+    let _seam = hub.seam(name).await;
+    let mut frame = frame;
     if payload.data.len() > rule.max_bytes {
         hub.metrics.count(Count::HistoryTooLarge);
     } else {
-        match hub.store().history_append(channel, payload, rule).await {
+        match hub.store().history_append(name, payload, rule).await {
             Ok(appended) => {
                 hub.metrics.count(Count::HistoryAppended);
                 hub.metrics.add(Count::HistoryTrimmed, appended.trimmed);
+                let sent = as_sent(hub, name, rule, appended.offset, payload.clone());
+                frame = publish_frame(channel.clone(), except, sent);
             }
             Err(err) => {
                 hub.metrics.count(Count::HistoryFailed);
-                tracing::warn!(%err, channel, "published without keeping it in the channel's history");
+                tracing::warn!(%err, channel = name, "published without keeping it in the channel's history");
             }
         }
     }
-    let recent = hub.recent_routes(channel).await;
-    Ok(Reply::Delivered(hub.publish(channel, frame, except, &recent)))
+    let recent = hub.recent_routes(name).await;
+    Ok(Reply::Delivered(hub.publish(name, frame, except, &recent)))
+}
+
+/// A kept message as clients get it: as published, or with
+/// `--history-envelope` as `{"fk":"pub","channel","offset","data"}` (or
+/// `"data_base64"`) text, unless that would pass the frame limit.
+pub(super) fn as_sent(hub: &Hub, channel: &str, rule: Rule, offset: String, payload: Payload) -> Payload {
+    if !rule.envelope {
+        return payload;
+    }
+    let mut envelope = serde_json::json!({ "fk": "pub", "channel": channel });
+    let entry = serde_json::to_value(Entry::new(offset, &payload)).expect("entries serialize");
+    if let (Some(envelope), serde_json::Value::Object(entry)) = (envelope.as_object_mut(), entry) {
+        envelope.extend(entry);
+    }
+    let text = envelope.to_string();
+    if text.len() > hub.push_limit() {
+        tracing::warn!(channel, "a kept message sent without its envelope: it would pass the frame limit");
+        return payload;
+    }
+    Payload::text(text)
 }

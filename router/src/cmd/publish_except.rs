@@ -7,6 +7,7 @@ use crate::store::StoreResult;
 /// Like a publish: each gateway leaves out the excepted sessions it holds.
 impl Apply for PublishExcept {
     async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
-        super::publish::publish_kept(hub, self.channel.as_str(), self.to_frame(), &self.except, &self.payload).await
+        let frame = self.to_frame();
+        super::publish::publish_kept(hub, &self.channel, &self.except, &self.payload, frame).await
     }
 }

@@ -22,17 +22,24 @@ pub struct Rule {
     pub count: usize,
     pub ttl: Duration,
     pub max_bytes: usize,
+    /// Its messages go to clients in an envelope with their offset
+    /// (`--history-envelope`), so a client can recover from one.
+    pub envelope: bool,
 }
 
-/// `--history PREFIX=COUNT[/TTL_SECS]` rules, with `--history-max-bytes`.
+/// `--history PREFIX=COUNT[/TTL_SECS]` rules, with `--history-max-bytes`
+/// and the `--history-envelope` prefixes.
 #[derive(Clone, Debug, Default)]
-pub struct Rules(Vec<(String, Rule)>);
+pub struct Rules {
+    rules: Vec<(String, Rule)>,
+    envelopes: Vec<String>,
+}
 
 /// How long history is kept after a channel's last publish, unless a rule says.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 
 impl Rules {
-    pub fn parse(specs: &[String], max_bytes: usize) -> anyhow::Result<Rules> {
+    pub fn parse(specs: &[String], max_bytes: usize, envelopes: &[String]) -> anyhow::Result<Rules> {
         let mut rules = Vec::new();
         for spec in specs {
             let bad = || anyhow::anyhow!("--history {spec:?}: expected PREFIX=COUNT or PREFIX=COUNT/TTL_SECS");
@@ -45,20 +52,30 @@ impl Rules {
             if count == 0 || ttl.is_zero() {
                 anyhow::bail!("--history {spec:?}: a count and a time-to-live above zero");
             }
-            rules.push((prefix.to_owned(), Rule { count, ttl, max_bytes }));
+            rules.push((prefix.to_owned(), Rule { count, ttl, max_bytes, envelope: false }));
         }
-        Ok(Rules(rules))
+        Ok(Rules { rules, envelopes: envelopes.to_vec() })
     }
 
     /// The rule of the longest prefix `channel` has, if any.
     pub fn of(&self, channel: &str) -> Option<Rule> {
-        let matching = self.0.iter().filter(|(prefix, _)| channel.starts_with(prefix.as_str()));
-        matching.max_by_key(|(prefix, _)| prefix.len()).map(|(_, rule)| *rule)
+        let matching = self.rules.iter().filter(|(prefix, _)| channel.starts_with(prefix.as_str()));
+        let rule = matching.max_by_key(|(prefix, _)| prefix.len()).map(|(_, rule)| *rule)?;
+        let envelope = self.envelopes.iter().any(|prefix| channel.starts_with(prefix.as_str()));
+        Some(Rule { envelope, ..rule })
     }
 }
 
 /// A kept message: its offset in the channel, and its payload.
 pub type Kept = (String, Payload);
+
+/// The messages kept after an offset, and whether that offset is still
+/// kept itself: if so, they are all that came after it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Since {
+    pub entries: Vec<Kept>,
+    pub recovered: bool,
+}
 
 /// What an append did: the offset it got, and how many older messages it pushed out.
 #[derive(Debug, PartialEq, Eq)]
@@ -70,12 +87,14 @@ pub struct Appended {
 #[derive(Default)]
 pub struct MemoryHistory {
     channels: Mutex<HashMap<String, Channel>>,
+    /// Offsets are drawn from one count for all channels, so a channel
+    /// dropped and kept again never gives an offset twice.
+    last_offset: std::sync::atomic::AtomicU64,
 }
 
 struct Channel {
     entries: VecDeque<(u64, Payload)>,
     bytes: usize,
-    next: u64,
     expires: Instant,
 }
 
@@ -86,15 +105,13 @@ impl MemoryHistory {
         let kept = channels.entry(channel.to_owned()).or_insert_with(|| Channel {
             entries: VecDeque::new(),
             bytes: 0,
-            next: 1,
             expires: now,
         });
         if kept.expires <= now {
             kept.entries.clear();
             kept.bytes = 0;
         }
-        let offset = kept.next;
-        kept.next += 1;
+        let offset = self.last_offset.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         kept.bytes += payload.data.len();
         kept.entries.push_back((offset, payload.clone()));
         let mut trimmed = 0;
@@ -114,6 +131,19 @@ impl MemoryHistory {
         };
         let skip = kept.entries.len().saturating_sub(limit);
         kept.entries.iter().skip(skip).map(|(offset, payload)| (offset.to_string(), payload.clone())).collect()
+    }
+
+    pub fn since(&self, channel: &str, since: &str, limit: usize) -> Since {
+        let kept = self.read(channel, usize::MAX);
+        let recovered = kept.iter().any(|(offset, _)| offset == since);
+        let after: Vec<Kept> = match since.parse::<u64>() {
+            Ok(since) => {
+                kept.into_iter().filter(|(offset, _)| offset.parse::<u64>().is_ok_and(|o| o > since)).collect()
+            }
+            Err(_) => kept,
+        };
+        let skip = after.len().saturating_sub(limit);
+        Since { entries: after.into_iter().skip(skip).collect(), recovered }
     }
 
     /// Drops the channels whose time ran out; how many bytes are kept now.
@@ -177,17 +207,28 @@ impl RedisStore {
             .arg(limit)
             .query_async(&mut self.connection())
             .await?;
-        Ok(newest_first
-            .into_iter()
-            .rev()
-            .filter_map(|(offset, fields)| match &fields[..] {
-                [_, data, _, binary] => {
-                    let payload = Payload { data: Bytes::from(data.clone()), binary: binary[..] == *b"1" };
-                    Some((offset, payload))
-                }
-                _ => None,
-            })
-            .collect())
+        Ok(newest_first.into_iter().rev().filter_map(kept).collect())
+    }
+
+    /// The messages after `since` (a stream id), the newest `limit`.
+    pub async fn history_since(&self, channel: &str, since: &str, limit: usize) -> StoreResult<Since> {
+        let (stream, _) = self.history_keys(channel);
+        let from: Vec<(String, Vec<Vec<u8>>)> =
+            redis::cmd("XRANGE").arg(stream).arg(since).arg("+").query_async(&mut self.connection()).await?;
+        let recovered = from.first().is_some_and(|(offset, _)| offset == since);
+        let after: Vec<Kept> = from.into_iter().filter_map(kept).filter(|(offset, _)| offset != since).collect();
+        let skip = after.len().saturating_sub(limit);
+        Ok(Since { entries: after.into_iter().skip(skip).collect(), recovered })
+    }
+}
+
+/// A stream entry as it was appended: data, then the binary flag.
+fn kept((offset, fields): (String, Vec<Vec<u8>>)) -> Option<Kept> {
+    match &fields[..] {
+        [_, data, _, binary] => {
+            Some((offset, Payload { data: Bytes::from(data.clone()), binary: binary[..] == *b"1" }))
+        }
+        _ => None,
     }
 }
 
@@ -196,17 +237,19 @@ mod tests {
     use super::*;
 
     fn rule(count: usize, max_bytes: usize) -> Rule {
-        Rule { count, ttl: Duration::from_secs(60), max_bytes }
+        Rule { count, ttl: Duration::from_secs(60), max_bytes, envelope: false }
     }
 
     #[test]
     fn the_longest_prefix_rules_and_bad_specs_are_refused() {
-        let rules = Rules::parse(&["quiz-=50".into(), "quiz-live-=5/10".into()], 1000).unwrap();
-        assert_eq!(rules.of("quiz-1"), Some(Rule { count: 50, ttl: DEFAULT_TTL, max_bytes: 1000 }));
-        assert_eq!(rules.of("quiz-live-1"), Some(Rule { count: 5, ttl: Duration::from_secs(10), max_bytes: 1000 }));
+        let rules = Rules::parse(&["quiz-=50".into(), "quiz-live-=5/10".into()], 1000, &["quiz-live".into()]).unwrap();
+        let rule =
+            |count, secs, envelope| Some(Rule { count, ttl: Duration::from_secs(secs), max_bytes: 1000, envelope });
+        assert_eq!(rules.of("quiz-1"), rule(50, DEFAULT_TTL.as_secs(), false));
+        assert_eq!(rules.of("quiz-live-1"), rule(5, 10, true));
         assert_eq!(rules.of("chat"), None);
         for bad in ["quiz-", "quiz-=x", "quiz-=0", "quiz-=5/0", "quiz-=5/x"] {
-            assert!(Rules::parse(&[bad.into()], 1000).is_err(), "{bad}");
+            assert!(Rules::parse(&[bad.into()], 1000, &[]).is_err(), "{bad}");
         }
     }
 
@@ -225,6 +268,10 @@ mod tests {
         assert_eq!(appended, Appended { offset: "6".into(), trimmed: 2 }, "past 10 bytes, the oldest go");
         assert_eq!(texts(history.read("c", 10)), ["m5", "xxxxxxxx"]);
         assert_eq!(history.sweep(), 10);
+        let since = history.since("c", "5", 10);
+        assert_eq!((texts(since.entries), since.recovered), (vec!["xxxxxxxx".to_owned()], true), "5 is still kept");
+        let since = history.since("c", "2", 10);
+        assert_eq!((since.entries.len(), since.recovered), (2, false), "2 is gone: all that is kept, not recovered");
         tokio::time::advance(Duration::from_secs(61)).await;
         assert!(history.read("c", 10).is_empty(), "past its time to live");
         assert_eq!(history.sweep(), 0);

@@ -15,7 +15,7 @@ mod redis;
 use protocol::cmd::Payload;
 use protocol::SessionId;
 
-use self::history::{Appended, Kept, Rule};
+use self::history::{Appended, Kept, Rule, Since};
 pub use self::memory::MemoryStore;
 use self::presence::{Changed, Joined, Left, Listed};
 pub use self::redis::RedisStore;
@@ -207,6 +207,14 @@ impl Store {
         match self {
             Store::Memory(s) => Ok(s.history.read(channel, limit)),
             Store::Redis(s) => s.history_read(channel, limit).await,
+        }
+    }
+
+    /// The messages `channel` keeps after offset `since`, the newest `limit`.
+    pub async fn history_since(&self, channel: &str, since: &str, limit: usize) -> StoreResult<Since> {
+        match self {
+            Store::Memory(s) => Ok(s.history.since(channel, since, limit)),
+            Store::Redis(s) => s.history_since(channel, since, limit).await,
         }
     }
 
