@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::padded;
+use super::{padded, session_message, END, WAIT};
 use crate::report::{histogram, percentiles, record, Report};
 use crate::router_api::RouterApi;
 use crate::transport::{Conn, Endpoint};
@@ -39,9 +39,6 @@ pub struct Args {
     #[arg(short, long, default_value_t = 64)]
     pub size: usize,
 }
-
-const END: &str = "end";
-const WAIT: Duration = Duration::from_secs(10);
 
 /// One resumable member: where it is connected, and what it got.
 struct Member {
@@ -90,15 +87,6 @@ impl Member {
         self.token = hello["resume"].as_str().context("no new token")?.to_owned();
         Ok(started.elapsed())
     }
-}
-
-async fn session_message(conn: &mut Conn) -> anyhow::Result<Value> {
-    let first = conn.recv_within(WAIT).await?;
-    let hello: Value = serde_json::from_slice(&first).context("the first message is not the session message")?;
-    if hello["type"] != "session" {
-        bail!("the first message is not the session message: {hello}");
-    }
-    Ok(hello)
 }
 
 /// A member's life: read messages 0, 1, 2… until the end marker, dropping

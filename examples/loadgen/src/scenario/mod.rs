@@ -13,7 +13,17 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+
 use crate::transport::{source_ip, Conn, Endpoint};
+
+/// The message that ends a stream of numbered ones.
+pub const END: &str = "end";
+/// How long a client waits for its next message.
+pub const WAIT: Duration = Duration::from_secs(10);
 
 /// Opens `n` connections spread over `endpoints` (and, when `spread`, over
 /// loopback source addresses), `concurrency` at a time. Returns them in
@@ -48,4 +58,14 @@ pub fn padded(prefix: String, size: usize) -> bytes::Bytes {
         text.resize(size, b'x');
     }
     text.into()
+}
+
+/// The gateway's session message, which a resumable session gets first.
+pub async fn session_message(conn: &mut Conn) -> anyhow::Result<Value> {
+    let first = conn.recv_within(WAIT).await?;
+    let hello: Value = serde_json::from_slice(&first).context("the first message is not the session message")?;
+    if hello["type"] != "session" {
+        bail!("the first message is not the session message: {hello}");
+    }
+    Ok(hello)
 }
