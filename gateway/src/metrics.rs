@@ -44,9 +44,9 @@ runtime::metric_table! {
         TlsReloadFailures: Counter "gateway_tls_reload_failures_total"
             "Certificate reloads on SIGHUP that failed (the certificate in use stayed).",
         EventRetries: Counter "gateway_event_retries_total"
-            "Close and offline events sent again because the backend looked down.",
+            "Close, offline and occupancy events sent again because the backend looked down.",
         Counter "gateway_events_given_up_total"
-            "Close and offline events given up after --event-retry-ms of a backend down." by event {
+            "Close, offline and occupancy events given up after --event-retry-ms of a backend down." by event {
             CloseEventsGivenUp = "close",
             OfflineEventsGivenUp = "offline",
             OccupancyEventsGivenUp = "occupancy",
