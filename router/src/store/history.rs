@@ -177,6 +177,9 @@ redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return {id, trimmed}
 ";
 
+/// Hashed once: the script goes by its SHA, loaded on the first miss.
+static APPEND_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(APPEND));
+
 impl RedisStore {
     fn history_keys(&self, channel: &str) -> (String, String) {
         (self.key(&format!("h:{channel}")), self.key(&format!("hb:{channel}")))
@@ -184,7 +187,7 @@ impl RedisStore {
 
     pub async fn history_append(&self, channel: &str, payload: &Payload, rule: Rule) -> StoreResult<Appended> {
         let (stream, bytes) = self.history_keys(channel);
-        let (offset, trimmed): (String, usize) = redis::Script::new(APPEND)
+        let (offset, trimmed): (String, usize) = APPEND_SCRIPT
             .key(stream)
             .key(bytes)
             .arg(&payload.data[..])
