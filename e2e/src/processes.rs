@@ -106,6 +106,11 @@ impl Proc {
         Proc { name: name.into(), child, log, stop_signal: None }
     }
 
+    /// The process id, for a script that signals it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stopped with `signal` (then killed, if need be) when dropped.
     pub fn stopped_by(mut self, signal: &'static str) -> Proc {
         self.stop_signal = Some(signal);
@@ -412,6 +417,8 @@ pub struct StackOptions {
     pub gateway_token: Option<String>,
     /// More chat-app flags.
     pub app_args: Vec<String>,
+    /// More router flags.
+    pub router_args: Vec<String>,
 }
 
 /// router + chat-app + gateway, as three processes on free ports.
@@ -459,6 +466,7 @@ impl Stack {
         let router_http = format!("http://{}", local(router_http_port));
         gateway_args.extend(options.gateway_args.iter().map(|a| a.replace("{router_http}", &router_http)));
         app_args.extend(options.app_args.iter().cloned());
+        router_args.extend(options.router_args.iter().cloned());
         if let Some(token) = &options.token {
             router_args.extend(["--token".to_owned(), token.clone()]);
             app_args.extend(["--router-token".to_owned(), token.clone()]);

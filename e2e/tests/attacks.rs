@@ -231,6 +231,83 @@ async fn a_gateway_cannot_show_another_gateways_session_away_or_join_it_to_a_pre
     alice_is_untouched(&stack, &mut alice, &alice_id).await;
 }
 
+const ADMIN_TOKEN: &str = "attack-admin-secret";
+
+/// The operator's page and its JSON open only to `--admin-token`, as a
+/// Bearer token or a Basic password: not to the backends' token, not to
+/// the gateways', not to nothing; so no one else can read the cluster or
+/// kick a session from there. A router without `--admin-token` (but with
+/// tokens) has no page, and one whose admin token is another's refuses to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_page_opens_only_to_the_admin_token() {
+    let stack = Stack::start(StackOptions {
+        token: Some(BACKEND_TOKEN.into()),
+        gateway_token: Some(GATEWAY_TOKEN.into()),
+        router_args: vec!["--admin-token".into(), ADMIN_TOKEN.into()],
+        ..Default::default()
+    });
+    let mut alice = Client::connect(&stack.ws_url("/")).await;
+    let alice_id = chat::login(&mut alice, "alice", &[]).await;
+    assert_eq!(post(&stack, "join", json!({"channel": "room", "sessions": [alice_id]})).0, 200);
+    let basic = |password: &str| {
+        use base64::Engine as _;
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("operator:{password}")))
+    };
+    let kick = json!({"session": alice_id}).to_string();
+    let lookup = format!("/admin/api/sessions?id={alice_id}");
+    let calls = [
+        ("GET", "/admin/", ""),
+        ("GET", "/admin/api/overview", ""),
+        ("GET", &lookup, ""),
+        ("POST", "/admin/api/kick", &kick),
+    ];
+    let wrong = [
+        None,
+        Some(format!("Bearer {BACKEND_TOKEN}")),
+        Some(format!("Bearer {GATEWAY_TOKEN}")),
+        Some(basic(BACKEND_TOKEN)),
+        Some(basic("")),
+        Some(format!("Bearer {}", &ADMIN_TOKEN[..ADMIN_TOKEN.len() - 1])),
+        Some(format!("Bearer {ADMIN_TOKEN}x")),
+    ];
+    for (method, path, body) in calls {
+        for auth in &wrong {
+            let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+            let (status, headers, text) = http::exchange(stack.router_http_port, method, path, &headers, body);
+            assert_eq!(status, 401, "{method} {path} with {auth:?}: {text}");
+            assert!(headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("www-authenticate") && v.starts_with("Basic")));
+        }
+    }
+    alice_is_untouched(&stack, &mut alice, &alice_id).await;
+    for auth in [format!("Bearer {ADMIN_TOKEN}"), basic(ADMIN_TOKEN)] {
+        let (status, _, page) =
+            http::exchange(stack.router_http_port, "GET", "/admin/", &[("Authorization", &auth)], "");
+        assert_eq!(status, 200);
+        assert!(page.contains("fk router"), "the page");
+    }
+    let (status, _, _) =
+        http::exchange(stack.router_http_port, "GET", &lookup, &[("Authorization", &basic(ADMIN_TOKEN))], "");
+    assert_eq!(status, 200);
+
+    // Tokens, but no --admin-token: no page, whatever is presented.
+    let without = Stack::start(StackOptions {
+        token: Some(BACKEND_TOKEN.into()),
+        gateway_token: Some(GATEWAY_TOKEN.into()),
+        ..Default::default()
+    });
+    let bearer = format!("Bearer {BACKEND_TOKEN}");
+    let (status, _, text) =
+        http::exchange(without.router_http_port, "GET", "/admin/api/overview", &[("Authorization", &bearer)], "");
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("--admin-token"), "{text}");
+    // An operator's token that is another's opens two doors with one key.
+    let (port, http_port) = (local(free_port()).to_string(), local(free_port()).to_string());
+    let same = ["--listen", &port, "--http", &http_port, "--token", "t", "--gateway-token", "g", "--admin-token", "t"];
+    let output = std::process::Command::new(bin_dir().join("router")).args(same).output().unwrap();
+    assert!(!output.status.success(), "started with --admin-token = --token");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--admin-token must differ"));
+}
+
 /// The types of the whole frames in `bytes`.
 fn frame_kinds(mut bytes: &[u8]) -> Vec<u16> {
     let mut kinds = Vec::new();

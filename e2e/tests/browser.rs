@@ -62,3 +62,23 @@ fn the_chat_page_resumes_its_session_after_a_network_drop() {
     let stack = Stack::start(StackOptions::default());
     run_page_test("resume.mjs", &page_url(&stack, "/"), "chat-page-resumed.png", &[]);
 }
+
+/// The router's operator page (`/admin/`) with its token: the right
+/// session counts, a killed backend shown ejected within seconds, a session
+/// kicked from the page (its client closed with 4000), nothing loaded from
+/// elsewhere. The screenshot is docs/operations.png's source.
+#[test]
+fn the_operator_page_shows_the_cluster_a_dead_backend_and_kicks_a_session() {
+    let (stack, gateways) = e2e::cluster(&["--admin-token", "operator-secret"], 2, &[], &["--greet"]);
+    let url = format!("http://127.0.0.1:{}/admin/", stack.router_http_port);
+    let urls = format!("{} {}", gateways[0].url, gateways[1].url);
+    let echo = stack.proc("echo").pid().to_string();
+    let router = format!("http://127.0.0.1:{}", stack.router_http_port);
+    let env = [
+        ("ADMIN_TOKEN", "operator-secret"),
+        ("ECHO_PID", echo.as_str()),
+        ("GATEWAYS", urls.as_str()),
+        ("ROUTER_HTTP", router.as_str()),
+    ];
+    run_page_test("admin.mjs", &url, "operator-page.png", &env);
+}

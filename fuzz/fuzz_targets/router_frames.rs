@@ -1,6 +1,6 @@
 //! Backends and gateways send the router frames: any bytes must decode,
 //! and parse into session lists, commands, hand-over state, a resume, an AUTH, a heartbeat, a channel interest
-//! or an occupancy,
+//! an occupancy or a gateway's status,
 //! without a panic; what parses round-trips. The first frame is read as a
 //! peer's before its AUTH: no larger than the bound, and nothing reserved past it.
 #![no_main]
@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use protocol::cmd::Command;
 use protocol::handover::{GatewayId, ResumeAsk, SessionState};
-use protocol::{encode_ids, FrameCodec, Heartbeat, Hello, Interest, Occupancy, MAX_BEFORE_AUTH};
+use protocol::{encode_ids, FrameCodec, GatewayStatus, Heartbeat, Hello, Interest, Occupancy, MAX_BEFORE_AUTH};
 use tokio_util::codec::{Decoder, Encoder};
 
 fuzz_target!(|data: &[u8]| {
@@ -52,6 +52,9 @@ fuzz_target!(|data: &[u8]| {
         }
         if let Ok(occupancy) = Occupancy::from_frame(&frame) {
             assert_eq!(Occupancy::from_frame(&occupancy.to_frame()), Ok(occupancy));
+        }
+        if let Ok(status) = GatewayStatus::from_frame(&frame) {
+            assert_eq!(GatewayStatus::from_frame(&status.to_frame()), Ok(status));
         }
         if let Ok(command) = Command::from_frame(frame) {
             for frame in command.to_frames() {

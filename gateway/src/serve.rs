@@ -15,7 +15,15 @@ use protocol::handover::GatewayId;
 /// Binds the listeners, serves until `shutdown` is cancelled, then drains:
 /// every client is closed (1001) and its close event delivered, within
 /// the drain timeout.
-pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn run(config: Config, outer: Shutdown) -> anyhow::Result<()> {
+    // This gateway's own: the process's, or a router's DRAIN (which must
+    // not stop what else runs in the process, as in the demo).
+    let shutdown = Shutdown::new();
+    let own = shutdown.clone();
+    tokio::spawn(async move {
+        outer.wait().await;
+        own.trigger();
+    });
     if config.routers.len() > session::mailbox::MAX_ROUTERS {
         anyhow::bail!("at most {} --router (a session's mailbox has a bit per router)", session::mailbox::MAX_ROUTERS);
     }
@@ -63,7 +71,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         });
     }
     tokio::spawn(heartbeat(gateway.clone(), shutdown.clone()));
-    tokio::spawn(serve_router_asks(gateway.clone(), asks));
+    tokio::spawn(report_status(gateway.clone(), links_shutdown.clone()));
+    tokio::spawn(serve_router_asks(gateway.clone(), asks, shutdown.clone()));
 
     let serve_on = |listener: TcpListener, front: front::Listener| {
         let gateway = gateway.clone();
@@ -94,7 +103,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
 /// Router requests waiting for the gateway (see [`RouterAsk`]).
 const ROUTER_ASKS: usize = 1024;
 
-async fn serve_router_asks(gateway: Arc<Gateway>, mut asks: tokio::sync::mpsc::Receiver<RouterAsk>) {
+async fn serve_router_asks(gateway: Arc<Gateway>, mut asks: tokio::sync::mpsc::Receiver<RouterAsk>, drain: Shutdown) {
     while let Some(ask) = asks.recv().await {
         match ask {
             RouterAsk::Orphaned(ids) => {
@@ -102,6 +111,7 @@ async fn serve_router_asks(gateway: Arc<Gateway>, mut asks: tokio::sync::mpsc::R
                 let gateway = gateway.clone();
                 tokio::spawn(async move { session::event::send_close_events(&*gateway, ids).await });
             }
+            RouterAsk::Drain => drain.trigger(),
             RouterAsk::Occupancy(occupancy) => {
                 let gateway = gateway.clone();
                 tokio::spawn(async move { session::event::send_occupancy(&*gateway, occupancy).await });
@@ -109,6 +119,18 @@ async fn serve_router_asks(gateway: Arc<Gateway>, mut asks: tokio::sync::mpsc::R
             RouterAsk::Resume { link, session, to, ask } => {
                 tokio::spawn(handover::give(gateway.clone(), link, session, to, ask));
             }
+        }
+    }
+}
+
+/// Tells every router how this gateway is, every link heartbeat interval,
+/// for the operator's page; until the links stop, so a drain shows.
+async fn report_status(gateway: Arc<Gateway>, shutdown: Shutdown) {
+    let mut ticks = tokio::time::interval(gateway.links().settings().heartbeat);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = ticks.tick() => gateway.links().send_to_all(gateway.status().to_frame()),
         }
     }
 }

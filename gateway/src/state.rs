@@ -160,6 +160,31 @@ impl Gateway {
         self.metrics.render(&now, &self.upstreams)
     }
 
+    /// How this gateway is, for the routers' operator page.
+    pub fn status(&self) -> protocol::GatewayStatus {
+        let count = |which| self.metrics.get(which);
+        let backends = self.upstreams.pools().iter().flat_map(|pool| {
+            pool.backends().iter().map(|backend| protocol::BackendStatus {
+                pool: pool.name.clone(),
+                backend: backend.addr().to_string(),
+                open: backend.open_connections() as u64,
+                ejected: backend.is_ejected(),
+            })
+        });
+        protocol::GatewayStatus {
+            sessions: self.registry.len() as u64,
+            backends: backends.take(protocol::status::MAX_BACKENDS).collect(),
+            messages_in: count(Count::MessagesIn),
+            messages_out: count(Count::RepliesOut) + self.links.stats.pushes_queued.load(Relaxed),
+            backend_failures: count(Count::BackendFailures),
+            backend_timeouts: count(Count::BackendTimeouts),
+            event_retries: count(Count::EventRetries),
+            events_given_up: count(Count::CloseEventsGivenUp)
+                + count(Count::OfflineEventsGivenUp)
+                + count(Count::OccupancyEventsGivenUp),
+        }
+    }
+
     /// The page served on GET `path`, if one was given.
     pub fn page(&self, path: &str) -> Option<&Page> {
         self.pages.iter().find(|page| page.path == path)

@@ -62,6 +62,11 @@ crate::wire_enum! {
         Presence = 120,
         /// A channel's kept messages (answered, as JSON).
         History = 121,
+        /// Gateway to every router, every heartbeat interval: how it is,
+        /// for the operator's page; see [`super::GatewayStatus`].
+        Status = 122,
+        /// Router to a gateway, on the operator's word: drain, as on SIGTERM.
+        Drain = 123,
     }
 }
 

@@ -45,6 +45,12 @@ pub struct Config {
     /// Gateways' secret, for their links (a gateway's --router-token). A backend's token never opens a gateway link.
     #[arg(long, env = "ROUTER_GATEWAY_TOKEN", hide_env_values = true)]
     pub gateway_token: Option<String>,
+    /// The operator's secret, for the page and JSON under /admin/ on the
+    /// HTTP port (Bearer, or the password of HTTP Basic auth). Distinct from
+    /// --token and --gateway-token. Without it, the page is served only by a
+    /// router without tokens, which listens on loopback.
+    #[arg(long, env = "ROUTER_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// Allow listening beyond loopback without a token.
     #[arg(long, env = "ROUTER_INSECURE")]
     pub insecure: bool,
@@ -77,7 +83,14 @@ impl Config {
     /// backends' token without the gateways' own.
     pub fn check(&self) -> anyhow::Result<()> {
         self.history_rules()?;
-        runtime::no_empty_secrets(&[("--token", &self.token), ("--gateway-token", &self.gateway_token)])?;
+        runtime::no_empty_secrets(&[
+            ("--token", &self.token),
+            ("--gateway-token", &self.gateway_token),
+            ("--admin-token", &self.admin_token),
+        ])?;
+        if self.admin_token.is_some() && [&self.token, &self.gateway_token].contains(&&self.admin_token) {
+            anyhow::bail!("--admin-token must differ from --token and --gateway-token: each opens its own door");
+        }
         if self.token.is_some() && self.gateway_token.is_none() {
             anyhow::bail!("--token needs --gateway-token: gateways must not share the backends' credential");
         }
@@ -87,6 +100,16 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Who may see the operator's page.
+    pub fn admin_access(&self) -> crate::admin::Access {
+        use crate::admin::Access;
+        match (&self.admin_token, &self.token) {
+            (Some(token), _) => Access::Token(token.as_str().into()),
+            (None, None) if self.http.ip().is_loopback() => Access::Open,
+            (None, _) => Access::Off,
+        }
     }
 
     /// `--history`, read.

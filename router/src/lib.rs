@@ -1,6 +1,7 @@
 //! The router: backends command it (fooking's binary protocol or JSON over
 //! HTTP) and it pushes to the gateways that hold the sessions.
 
+pub mod admin;
 pub mod cmd;
 pub mod config;
 pub mod hub;
@@ -49,8 +50,15 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         server::binary::serve_connection(stream, binary_hub.clone(), settings, credentials.clone(), arrival.ticket())
     });
     let watched_hub = hub.clone();
+    let admin = Arc::new(admin::Admin {
+        access: config.admin_access(),
+        heartbeat: settings.heartbeat,
+        store: if config.redis.is_some() { "redis" } else { "memory" },
+        started: std::time::Instant::now(),
+    });
+    tokio::spawn(admin::sample(hub.clone(), shutdown.clone()));
     let http_loop = runtime::accept_loop(http, slots(), shutdown.clone(), move |stream, _| {
-        server::http::serve_connection(stream, hub.clone(), token.clone())
+        server::http::serve_connection(stream, hub.clone(), token.clone(), admin.clone())
     });
     let lease = std::time::Duration::from_millis(config.gateway_lease_ms);
     tokio::join!(binary_loop, http_loop, watch_store(watched_hub, lease, shutdown.clone()));
@@ -81,7 +89,9 @@ async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, shutdown: Shutdo
         if let store::Store::Memory(memory) = store {
             memory.history.sweep();
         }
-        if let Err(err) = store.renew_leases(&hub.linked_gateway_keys(), lease).await {
+        let renewed = store.renew_leases(&hub.linked_gateway_keys(), lease).await;
+        hub.note_store(renewed.is_ok());
+        if let Err(err) = renewed {
             tracing::warn!(%err, "could not renew gateway leases");
             continue;
         }

@@ -39,6 +39,9 @@ runtime::metric_table! {
         HistoryFailed: Counter "router_history_failed_total"
             "Messages published live but not kept: the store was unavailable.",
         HistorySent: Counter "router_history_sent_total" "Kept messages sent to sessions as they joined.",
+        SessionsOpened: Counter "router_sessions_opened_total" "Sessions the linked gateways reported started.",
+        SessionsEnded: Counter "router_sessions_ended_total" "Sessions the linked gateways reported ended.",
+        OperatorActions: Counter "router_operator_actions_total" "Kicks and drains asked on the operator's page.",
     }
 }
 
@@ -79,6 +82,15 @@ impl RouterMetrics {
 
     pub fn add(&self, which: Count, n: usize) {
         self.counts.add(which, n as u64);
+    }
+
+    pub fn get(&self, which: Count) -> u64 {
+        self.counts.get(which)
+    }
+
+    /// Commands applied so far, all names together.
+    pub fn commands(&self) -> u64 {
+        self.commands.iter().map(|c| c.load(Relaxed)).sum()
     }
 
     pub fn command(&self, name: &str, ok: bool) {

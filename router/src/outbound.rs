@@ -59,6 +59,11 @@ impl Outbound {
         Outbound { state: Mutex::default(), ready: Notify::new(), max_bytes }
     }
 
+    /// `--gateway-queue-bytes`.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
     /// Queues `frames`, all or none; false if the gateway is cut off, now
     /// (they did not fit) or before.
     pub fn push(&self, frames: Vec<Frame>) -> bool {

@@ -32,6 +32,8 @@ pub enum RouterAsk {
     Orphaned(Vec<SessionId>),
     /// Tell the backend that a presence channel filled or emptied.
     Occupancy(protocol::Occupancy),
+    /// Drain, as on SIGTERM: the operator asked, through a router.
+    Drain,
     /// Hand `session` to gateway `to`, if the ask proves a client holds
     /// its current token.
     Resume { link: usize, session: SessionId, to: GatewayId, ask: ResumeAsk },

@@ -239,6 +239,10 @@ impl Link {
                     tracing::error!(router = %self.addr, "router request queue full: close events dropped");
                 }
             }
+            Some(FrameKind::Drain) => {
+                tracing::warn!(router = %self.addr, "a router asked this gateway to drain");
+                let _ = self.asks.try_send(RouterAsk::Drain);
+            }
             Some(FrameKind::Occupancy) => {
                 let occupancy = protocol::Occupancy::from_frame(&frame)?;
                 if self.asks.try_send(RouterAsk::Occupancy(occupancy)).is_err() {

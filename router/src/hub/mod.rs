@@ -26,6 +26,7 @@ use crate::outbound::Outbound;
 use runtime::metrics::Snapshot;
 
 mod moves;
+pub mod watch;
 use crate::store::history::{Rule, Rules};
 use crate::store::{Store, StoreResult};
 use protocol::handover::GatewayId;
@@ -46,6 +47,11 @@ struct Gateway {
     changes_applied: u64,
     /// The largest frame data it takes, once its heartbeat said so.
     max_frame: Option<usize>,
+    /// When it linked, and when its last heartbeat or report came.
+    linked: Instant,
+    heard: Instant,
+    /// Its last report (STATUS), for the operator's page.
+    status: Option<protocol::GatewayStatus>,
 }
 
 #[derive(Default)]
@@ -105,6 +111,8 @@ pub struct Hub {
     /// The largest push payload this router takes (`--max-frame`).
     max_frame: usize,
     pub metrics: RouterMetrics,
+    /// What the operator's page shows.
+    pub watch: watch::Watch,
 }
 
 impl Hub {
@@ -118,6 +126,7 @@ impl Hub {
             store,
             max_frame,
             metrics: RouterMetrics::default(),
+            watch: Default::default(),
         }
     }
 
@@ -130,7 +139,19 @@ impl Hub {
         links.next_id += 1;
         let link = LinkId(links.next_id);
         let key = id.to_string();
-        let gateway = Gateway { id, key, outbound, sessions: 0, changes_sent: 0, changes_applied: 0, max_frame: None };
+        let now = Instant::now();
+        let gateway = Gateway {
+            id,
+            key,
+            outbound,
+            sessions: 0,
+            changes_sent: 0,
+            changes_applied: 0,
+            max_frame: None,
+            linked: now,
+            heard: now,
+            status: None,
+        };
         links.gateways.insert(link, gateway);
         link
     }
@@ -192,6 +213,7 @@ impl Hub {
             gw.sessions += taken.len();
         }
         drop(links);
+        self.metrics.add(Count::SessionsOpened, taken.len());
         self.applied.notify_waiters();
         taken
     }
@@ -247,6 +269,7 @@ impl Hub {
             if let Some(gw) = links.gateways.get_mut(&link) {
                 gw.sessions -= removed;
             }
+            self.metrics.add(Count::SessionsEnded, removed);
             ended
         }
     }

@@ -240,6 +240,12 @@ async fn serve_gateway(conn: Conn, hub: Arc<Hub>, peer: &str, id: GatewayId, set
                     outbound.push(vec![own_beat.to_frame()]);
                 }
                 hub.gateway_takes(link, beat.max_frame);
+                hub.gateway_heard(link);
+            } else if frame.kind() == Some(FrameKind::Status) {
+                match protocol::GatewayStatus::from_frame(&frame) {
+                    Ok(status) => hub.gateway_status(link, status),
+                    Err(reason) => return LinkEnd::Closed(reason),
+                }
             } else if let Err(reason) = gateway_frame(&hub, link, frame).await {
                 return LinkEnd::Closed(reason);
             }
@@ -254,6 +260,7 @@ async fn serve_gateway(conn: Conn, hub: Arc<Hub>, peer: &str, id: GatewayId, set
     match end {
         LinkEnd::CutOff(why) => {
             hub.metrics.count(why);
+            hub.note_cut_off(&id.to_string(), why);
             tracing::warn!(%peer, gateway = %id, reason = why.label(), "gateway cut off: its link is closed");
         }
         LinkEnd::Closed(reason) => tracing::info!(%peer, gateway = %id, reason, "gateway unlinked"),

@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 
 use protocol::cmd::{error_body, Command, CommandError};
 
+use crate::admin::Admin;
 use crate::cmd::Apply;
 use crate::hub::Hub;
 use protocol::token_matches;
@@ -30,10 +31,10 @@ pub fn max_body(max_frame: usize) -> usize {
     max_frame.saturating_mul(2).saturating_add(64 << 10)
 }
 
-pub async fn serve_connection(stream: TcpStream, hub: Arc<Hub>, token: Option<Arc<str>>) {
+pub async fn serve_connection(stream: TcpStream, hub: Arc<Hub>, token: Option<Arc<str>>, admin: Arc<Admin>) {
     let service = service_fn(move |req| {
-        let (hub, token) = (hub.clone(), token.clone());
-        async move { Ok::<_, Infallible>(handle(req, &hub, token.as_deref()).await) }
+        let (hub, token, admin) = (hub.clone(), token.clone(), admin.clone());
+        async move { Ok::<_, Infallible>(handle(req, &hub, token.as_deref(), &admin).await) }
     });
     let result = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -45,10 +46,13 @@ pub async fn serve_connection(stream: TcpStream, hub: Arc<Hub>, token: Option<Ar
     }
 }
 
-async fn handle(req: Request<Incoming>, hub: &Hub, token: Option<&str>) -> Response<Full<Bytes>> {
+async fn handle(req: Request<Incoming>, hub: &Hub, token: Option<&str>, admin: &Admin) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     if path == "/healthz" {
         return respond(StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n"));
+    }
+    if path == "/admin" || path.starts_with("/admin/") {
+        return operator(req, hub, admin).await;
     }
     if let Some(expected) = token {
         let given = req
@@ -72,14 +76,9 @@ async fn handle(req: Request<Incoming>, hub: &Hub, token: Option<&str>) -> Respo
     if !(req.method() == Method::POST || (req.method() == Method::GET && name == "info")) {
         return error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use POST".into());
     }
-    let body = Limited::new(req.into_body(), max_body(hub.max_frame())).collect();
-    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, body).await {
-        Ok(Ok(body)) => body.to_bytes(),
-        Ok(Err(err)) => return error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", err.to_string()),
-        Err(_) => {
-            let message = format!("the body took over {BODY_READ_TIMEOUT:?}");
-            return error(StatusCode::REQUEST_TIMEOUT, "timeout", message);
-        }
+    let body = match read_body(req.into_body(), max_body(hub.max_frame())).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
     let command = match Command::from_json(name, &body) {
         Ok(command) => command,
@@ -102,6 +101,51 @@ async fn handle(req: Request<Incoming>, hub: &Hub, token: Option<&str>) -> Respo
         ),
         Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", err.to_string()),
     }
+}
+
+/// A body, within `limit` bytes and the body timeout.
+async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Response<Full<Bytes>>> {
+    match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect()).await {
+        Ok(Ok(body)) => Ok(body.to_bytes()),
+        Ok(Err(err)) => Err(error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", err.to_string())),
+        Err(_) => {
+            Err(error(StatusCode::REQUEST_TIMEOUT, "timeout", format!("the body took over {BODY_READ_TIMEOUT:?}")))
+        }
+    }
+}
+
+/// The largest body an operator's action takes.
+const MAX_ADMIN_BODY: usize = 64 << 10;
+
+/// The operator's page and its JSON, behind `--admin-token` (see `admin`):
+/// nothing from outside the router is loaded, and nothing is cached.
+async fn operator(req: Request<Incoming>, hub: &Hub, admin: &Admin) -> Response<Full<Bytes>> {
+    if !admin.allows(req.headers()) {
+        hub.metrics.count(crate::metrics::Count::RefusedUnauthenticated);
+        let why = match admin.access {
+            crate::admin::Access::Off => "the operator's page needs the router's --admin-token",
+            _ => "give the operator's token (--admin-token), as Bearer or as the Basic password",
+        };
+        let mut response = error(StatusCode::UNAUTHORIZED, "unauthorized", why.into());
+        let challenge = http::HeaderValue::from_static("Basic realm=\"fk router operator\", charset=\"UTF-8\"");
+        response.headers_mut().insert(http::header::WWW_AUTHENTICATE, challenge);
+        return response;
+    }
+    let (method, path, query) =
+        (req.method().clone(), req.uri().path().to_owned(), req.uri().query().unwrap_or("").to_owned());
+    let body = match read_body(req.into_body(), MAX_ADMIN_BODY).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let answer = admin.answer(hub, &method, &path, &query, &body).await;
+    let mut response = respond(answer.status, answer.content_type, answer.body);
+    let headers = response.headers_mut();
+    headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    headers.insert(
+        http::header::CONTENT_SECURITY_POLICY,
+        http::HeaderValue::from_static("default-src 'none'; connect-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src 'self' data:"),
+    );
+    response
 }
 
 fn respond(status: StatusCode, content_type: &str, body: Bytes) -> Response<Full<Bytes>> {

@@ -1,0 +1,241 @@
+//! The operator's page, on the router's HTTP port under `/admin/`: the
+//! cluster at a glance (`page.html`, which polls the JSON below), and two
+//! actions, a kick and a gateway's drain, each logged.
+//!
+//! It needs `--admin-token`, as a Bearer token or as the password of HTTP
+//! Basic auth (a browser asks for it): never the backends' token nor the
+//! gateways'. A router without any token, on loopback, serves it to
+//! whoever reaches it there, as it serves its API; any other router
+//! without `--admin-token` has no page.
+//!
+//! The JSON is summarised, never a dump: counts, the largest channels, a
+//! lookup of one session or user, the last five minutes of traffic.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{header, HeaderMap, Method, StatusCode};
+use serde_json::{json, Value};
+
+use protocol::cmd::{Command, Kick};
+use protocol::{token_matches, SessionId};
+
+use crate::cmd::Apply;
+use crate::hub::watch::unix_now;
+use crate::hub::Hub;
+use crate::metrics::Count;
+
+/// Channels listed at most by one call.
+const MAX_CHANNELS: usize = 100;
+/// Sessions of one user listed at most.
+const MAX_SESSIONS: usize = 100;
+
+/// Who may see the page.
+#[derive(Clone, Debug)]
+pub enum Access {
+    /// Whoever bears `--admin-token`.
+    Token(std::sync::Arc<str>),
+    /// Anyone who reaches this loopback-only router without tokens.
+    Open,
+    /// No one: a router reachable with tokens, but no `--admin-token`.
+    Off,
+}
+
+/// What the page needs from the router beyond the hub.
+pub struct Admin {
+    pub access: Access,
+    /// The gateways' heartbeat: a gateway silent for three is a problem.
+    pub heartbeat: Duration,
+    pub store: &'static str,
+    pub started: std::time::Instant,
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub content_type: &'static str,
+    pub body: Bytes,
+}
+
+fn json_answer(status: StatusCode, value: Value) -> Answer {
+    Answer { status, content_type: "application/json", body: Bytes::from(value.to_string()) }
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Answer {
+    json_answer(status, protocol::cmd::error_body(code, message))
+}
+
+impl Admin {
+    /// Whether `headers` bear the operator's token.
+    pub fn allows(&self, headers: &HeaderMap) -> bool {
+        match &self.access {
+            Access::Open => true,
+            Access::Off => false,
+            Access::Token(token) => {
+                given_token(headers).is_some_and(|given| token_matches(token.as_bytes(), given.as_bytes()))
+            }
+        }
+    }
+
+    /// Answers one request under `/admin`; `body` is read for POSTs.
+    pub async fn answer(&self, hub: &Hub, method: &Method, path: &str, query: &str, body: &[u8]) -> Answer {
+        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        let param = |name: &str| params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        match (method, path) {
+            (&Method::GET, "/admin" | "/admin/") => Answer {
+                status: StatusCode::OK,
+                content_type: "text/html; charset=utf-8",
+                body: Bytes::from_static(include_bytes!("page.html")),
+            },
+            (&Method::GET, "/admin/api/overview") => json_answer(StatusCode::OK, self.overview(hub)),
+            (&Method::GET, "/admin/api/channels") => {
+                let limit = param("limit").and_then(|l| l.parse().ok()).unwrap_or(20).min(MAX_CHANNELS);
+                let (count, channels) = hub.channels_view(param("q").unwrap_or(""), limit);
+                let channels: Vec<Value> =
+                    channels.into_iter().map(|(c, m)| json!({"channel": c, "members": m})).collect();
+                json_answer(StatusCode::OK, json!({"count": count, "channels": channels}))
+            }
+            (&Method::GET, "/admin/api/sessions") => match sessions(hub, param("id"), param("user")).await {
+                Ok(found) => json_answer(StatusCode::OK, json!({"sessions": found})),
+                Err(answer) => answer,
+            },
+            (&Method::POST, "/admin/api/kick") => kick(hub, body).await,
+            (&Method::POST, "/admin/api/drain") => drain(hub, body),
+            (_, "/admin/api/kick" | "/admin/api/drain") => {
+                error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "use POST")
+            }
+            _ => error(StatusCode::NOT_FOUND, "not_found", &format!("no such path {path}")),
+        }
+    }
+
+    fn overview(&self, hub: &Hub) -> Value {
+        let gateways = hub.gateways_view();
+        let (channels, top) = hub.channels_view("", 10);
+        let top: Vec<Value> = top.into_iter().map(|(c, m)| json!({"channel": c, "members": m})).collect();
+        json!({
+            "now": unix_now(),
+            "router": {
+                "version": env!("CARGO_PKG_VERSION"),
+                "uptime_s": self.started.elapsed().as_secs(),
+                "store": self.store,
+            },
+            "totals": {
+                "sessions": gateways.iter().map(|g| g.sessions).sum::<usize>(),
+                "gateways": gateways.len(),
+                "channels": channels,
+            },
+            "problems": hub.problems(self.heartbeat * 3),
+            "gateways": gateways,
+            "cut_offs": hub.cut_offs(),
+            "traffic": hub.traffic(),
+            "channels": top,
+        })
+    }
+}
+
+/// `Authorization: Bearer TOKEN`, or Basic with TOKEN as the password.
+fn given_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    if let Some(token) = value.strip_prefix("Bearer ") {
+        return Some(token.trim().to_owned());
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(value.strip_prefix("Basic ")?.trim()).ok()?;
+    let pair = String::from_utf8(decoded).ok()?;
+    pair.split_once(':').map(|(_, password)| password.to_owned())
+}
+
+/// One session by id, or a user's sessions: where each is, its user and channels.
+async fn sessions(hub: &Hub, id: Option<&str>, user: Option<&str>) -> Result<Vec<Value>, Answer> {
+    let unavailable =
+        |err: crate::store::StoreError| error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &err.to_string());
+    let ids: Vec<SessionId> = match (id, user) {
+        (Some(id), _) => vec![SessionId::parse(id.trim().as_bytes())
+            .map_err(|err| error(StatusCode::BAD_REQUEST, "bad_request", &err.to_string()))?],
+        (None, Some(user)) => {
+            let mut ids = hub.store().user_sessions(user).await.map_err(unavailable)?;
+            ids.sort();
+            ids.truncate(MAX_SESSIONS);
+            ids
+        }
+        (None, None) => return Err(error(StatusCode::BAD_REQUEST, "bad_request", "give id or user")),
+    };
+    let users = hub.store().session_users(&ids).await.map_err(unavailable)?;
+    let channels = hub.store().sessions_channels(&ids).await.map_err(unavailable)?;
+    Ok(ids
+        .iter()
+        .zip(users)
+        .zip(channels)
+        .map(|((id, user), mut channels)| {
+            channels.sort();
+            json!({"session": id, "gateway": hub.holder_key(id), "user": user, "channels": channels})
+        })
+        .collect())
+}
+
+async fn kick(hub: &Hub, body: &[u8]) -> Answer {
+    let session = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| SessionId::parse(v["session"].as_str()?.as_bytes()).ok());
+    let Some(session) = session else {
+        return error(StatusCode::BAD_REQUEST, "bad_request", "give {\"session\": ID}");
+    };
+    hub.metrics.count(Count::OperatorActions);
+    tracing::warn!(%session, "operator: kicking a session");
+    match Command::Kick(Kick { sessions: vec![session] }).apply(hub).await {
+        Ok(reply) => json_answer(StatusCode::OK, serde_json::to_value(reply).expect("replies serialize")),
+        Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &err.to_string()),
+    }
+}
+
+fn drain(hub: &Hub, body: &[u8]) -> Answer {
+    let gateway = serde_json::from_slice::<Value>(body).ok().and_then(|v| v["gateway"].as_str().map(str::to_owned));
+    let Some(gateway) = gateway else {
+        return error(StatusCode::BAD_REQUEST, "bad_request", "give {\"gateway\": \"SERVER:WORKER\"}");
+    };
+    hub.metrics.count(Count::OperatorActions);
+    tracing::warn!(gateway, "operator: draining a gateway");
+    match hub.drain(&gateway) {
+        true => json_answer(StatusCode::OK, json!({"draining": gateway})),
+        false => error(StatusCode::NOT_FOUND, "not_found", &format!("no gateway {gateway} is linked")),
+    }
+}
+
+/// A traffic point a second, for the page's charts.
+pub async fn sample(hub: std::sync::Arc<Hub>, shutdown: runtime::Shutdown) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = ticks.tick() => hub.sample_traffic(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(authorization: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, authorization.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn the_token_comes_as_bearer_or_as_a_basic_password_and_nothing_else() {
+        let admin = Admin {
+            access: Access::Token("s3cret".into()),
+            heartbeat: Duration::from_secs(2),
+            store: "memory",
+            started: std::time::Instant::now(),
+        };
+        let basic = |pair: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
+        assert!(admin.allows(&headers("Bearer s3cret")));
+        assert!(admin.allows(&headers(&basic("anyone:s3cret"))));
+        for wrong in ["Bearer s3cre", "bearer s3cret", "s3cret", "Basic !!!", &basic("s3cret"), &basic("s3cret:x")] {
+            assert!(!admin.allows(&headers(wrong)), "{wrong}");
+        }
+        assert!(!admin.allows(&HeaderMap::new()));
+        assert!(!Admin { access: Access::Off, ..admin }.allows(&headers("Bearer s3cret")));
+    }
+}

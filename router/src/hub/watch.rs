@@ -1,0 +1,283 @@
+//! What the operator's page shows, kept by the hub as it happens: each
+//! linked gateway's last report and heartbeat, the cut-offs, the store's
+//! health, and the traffic of the last minutes, a point a second. The
+//! page reads it summarised (see `admin`): nothing here grows with the
+//! sessions or channels.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use protocol::GatewayStatus;
+use serde::Serialize;
+
+use super::{Hub, LinkId};
+use crate::metrics::Count;
+use crate::outbound::CutOff;
+
+/// Traffic points kept: five minutes, one a second.
+const POINTS: usize = 300;
+/// Cut-offs remembered.
+const CUTS: usize = 50;
+
+/// Seconds since the epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[derive(Default)]
+pub struct Watch {
+    inner: Mutex<Record>,
+}
+
+#[derive(Default)]
+struct Record {
+    cuts: VecDeque<Cut>,
+    store_down_since: Option<u64>,
+    points: VecDeque<Point>,
+    /// The running counts at the last point, to make rates of.
+    last: Option<Totals>,
+    /// Since when each backend (`gateway backend`) has been seen ejected.
+    ejected_since: HashMap<String, u64>,
+    /// Per gateway: its events given up, and since when they grow.
+    given_up: HashMap<String, (u64, Option<u64>)>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Cut {
+    pub gateway: String,
+    pub reason: &'static str,
+    pub at: u64,
+}
+
+/// One second of traffic.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Point {
+    pub t: u64,
+    pub deliveries: u64,
+    pub commands: u64,
+    pub connects: u64,
+    pub closes: u64,
+    pub messages_in: u64,
+    pub messages_out: u64,
+}
+
+/// Running counts, router's and gateways' together.
+#[derive(Clone, Copy, Default)]
+struct Totals {
+    deliveries: u64,
+    commands: u64,
+    connects: u64,
+    closes: u64,
+    messages_in: u64,
+    messages_out: u64,
+}
+
+/// A linked gateway as the page shows it.
+#[derive(Debug, Serialize)]
+pub struct GatewayView {
+    pub gateway: String,
+    pub sessions: usize,
+    pub queued_bytes: usize,
+    pub queue_limit: usize,
+    pub heartbeat_age_ms: u64,
+    pub linked_s: u64,
+    pub status: Option<GatewayStatus>,
+}
+
+/// Something wrong, and since when.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    pub what: String,
+    pub since: u64,
+}
+
+impl Hub {
+    /// A gateway's heartbeat came.
+    pub fn gateway_heard(&self, link: LinkId) {
+        if let Some(gw) = self.links.lock().unwrap().gateways.get_mut(&link) {
+            gw.heard = std::time::Instant::now();
+        }
+    }
+
+    /// A gateway's report came (STATUS): kept for the page, and its
+    /// ejected backends and events given up noted since when.
+    pub fn gateway_status(&self, link: LinkId, status: GatewayStatus) {
+        let now = unix_now();
+        let key = {
+            let mut links = self.links.lock().unwrap();
+            let Some(gw) = links.gateways.get_mut(&link) else { return };
+            gw.heard = std::time::Instant::now();
+            let key = gw.key.clone();
+            gw.status = Some(status.clone());
+            key
+        };
+        let mut record = self.watch.inner.lock().unwrap();
+        record.ejected_since.retain(|backend, _| !backend.starts_with(&format!("{key} ")));
+        for backend in status.backends.iter().filter(|b| b.ejected) {
+            let name = format!("{key} {}={}", backend.pool, backend.backend);
+            record.ejected_since.entry(name).or_insert(now);
+        }
+        let entry = record.given_up.entry(key).or_insert((status.events_given_up, None));
+        if status.events_given_up > entry.0 {
+            entry.1.get_or_insert(now);
+        }
+        entry.0 = status.events_given_up;
+    }
+
+    /// A gateway was cut off.
+    pub fn note_cut_off(&self, link_key: &str, why: CutOff) {
+        let mut record = self.watch.inner.lock().unwrap();
+        if record.cuts.len() == CUTS {
+            record.cuts.pop_front();
+        }
+        record.cuts.push_back(Cut { gateway: link_key.to_owned(), reason: why.label(), at: unix_now() });
+    }
+
+    /// Whether the store answered the last check (the router's lease renewal).
+    pub fn note_store(&self, ok: bool) {
+        let mut record = self.watch.inner.lock().unwrap();
+        match ok {
+            true => record.store_down_since = None,
+            false => {
+                record.store_down_since.get_or_insert(unix_now());
+            }
+        }
+    }
+
+    /// Takes a traffic point: what the counts grew by since the last.
+    pub fn sample_traffic(&self) {
+        let (messages_in, messages_out) = {
+            let links = self.links.lock().unwrap();
+            let reports = links.gateways.values().filter_map(|gw| gw.status.as_ref());
+            reports.fold((0, 0), |(i, o), s| (i + s.messages_in, o + s.messages_out))
+        };
+        let now = Totals {
+            deliveries: self.metrics.get(Count::Deliveries),
+            commands: self.metrics.commands(),
+            connects: self.metrics.get(Count::SessionsOpened),
+            closes: self.metrics.get(Count::SessionsEnded),
+            messages_in,
+            messages_out,
+        };
+        let mut record = self.watch.inner.lock().unwrap();
+        if let Some(last) = record.last {
+            // A gateway that went or restarted lowers its sum: no negative rate.
+            let point = Point {
+                t: unix_now(),
+                deliveries: now.deliveries.saturating_sub(last.deliveries),
+                commands: now.commands.saturating_sub(last.commands),
+                connects: now.connects.saturating_sub(last.connects),
+                closes: now.closes.saturating_sub(last.closes),
+                messages_in: now.messages_in.saturating_sub(last.messages_in),
+                messages_out: now.messages_out.saturating_sub(last.messages_out),
+            };
+            if record.points.len() == POINTS {
+                record.points.pop_front();
+            }
+            record.points.push_back(point);
+        }
+        record.last = Some(now);
+    }
+
+    pub fn traffic(&self) -> Vec<Point> {
+        self.watch.inner.lock().unwrap().points.iter().copied().collect()
+    }
+
+    pub fn cut_offs(&self) -> Vec<Cut> {
+        self.watch.inner.lock().unwrap().cuts.iter().rev().cloned().collect()
+    }
+
+    /// The linked gateways, by key.
+    pub fn gateways_view(&self) -> Vec<GatewayView> {
+        let links = self.links.lock().unwrap();
+        let mut gateways: Vec<GatewayView> = links
+            .gateways
+            .values()
+            .map(|gw| GatewayView {
+                gateway: gw.key.clone(),
+                sessions: gw.sessions,
+                queued_bytes: gw.outbound.queued_bytes(),
+                queue_limit: gw.outbound.max_bytes(),
+                heartbeat_age_ms: gw.heard.elapsed().as_millis() as u64,
+                linked_s: gw.linked.elapsed().as_secs(),
+                status: gw.status.clone(),
+            })
+            .collect();
+        gateways.sort_by(|a, b| a.gateway.cmp(&b.gateway));
+        gateways
+    }
+
+    /// What is wrong now, the oldest first: the store down, gateways cut
+    /// off and not back, gateways silent, backends ejected, events given up
+    /// in the last five minutes.
+    pub fn problems(&self, silent_after: Duration) -> Vec<Problem> {
+        let linked: Vec<(String, Duration)> = {
+            let links = self.links.lock().unwrap();
+            links.gateways.values().map(|gw| (gw.key.clone(), gw.heard.elapsed())).collect()
+        };
+        let now = unix_now();
+        let record = self.watch.inner.lock().unwrap();
+        let mut problems = Vec::new();
+        if let Some(since) = record.store_down_since {
+            problems.push(Problem { what: "the store (Redis) does not answer".into(), since });
+        }
+        for cut in record.cuts.iter().filter(|cut| !linked.iter().any(|(key, _)| *key == cut.gateway)) {
+            if !problems.iter().any(|p: &Problem| p.what.starts_with(&format!("gateway {} ", cut.gateway))) {
+                problems.push(Problem {
+                    what: format!("gateway {} cut off ({}), not linked since", cut.gateway, cut.reason),
+                    since: cut.at,
+                });
+            }
+        }
+        for (key, heard) in linked.iter().filter(|(_, heard)| *heard > silent_after) {
+            problems.push(Problem {
+                what: format!("gateway {key} silent for {} s", heard.as_secs()),
+                since: now - heard.as_secs(),
+            });
+        }
+        for (backend, since) in &record.ejected_since {
+            let (gateway, backend) = backend.split_once(' ').unwrap_or(("", backend));
+            problems.push(Problem { what: format!("backend {backend} ejected at gateway {gateway}"), since: *since });
+        }
+        for (gateway, (_, since)) in &record.given_up {
+            if let Some(since) = since.filter(|since| now.saturating_sub(*since) < 300) {
+                problems.push(Problem { what: format!("events given up at gateway {gateway}"), since });
+            }
+        }
+        problems.sort_by_key(|p| p.since);
+        problems
+    }
+
+    /// Channels with members on the linked gateways: how many, and the
+    /// largest `limit` whose name starts with `prefix`, by members.
+    pub fn channels_view(&self, prefix: &str, limit: usize) -> (usize, Vec<(String, u64)>) {
+        let links = self.links.lock().unwrap();
+        let mut matching: Vec<(String, u64)> = links
+            .routes
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(name, routes)| (name.clone(), routes.values().map(|r| u64::from(r.members)).sum()))
+            .collect();
+        let count = matching.len();
+        if matching.len() > limit {
+            matching.select_nth_unstable_by(limit, |a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            matching.truncate(limit);
+        }
+        matching.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        (count, matching)
+    }
+
+    /// The gateway that holds a session, by key.
+    pub fn holder_key(&self, session: &protocol::SessionId) -> Option<String> {
+        let links = self.links.lock().unwrap();
+        links.sessions.get(session).and_then(|link| links.gateways.get(link)).map(|gw| gw.key.clone())
+    }
+
+    /// Asks the gateway named `key` to drain; false if none such is linked.
+    pub fn drain(&self, key: &str) -> bool {
+        let links = self.links.lock().unwrap();
+        let frame = protocol::Frame::new(protocol::FrameKind::Drain, bytes::Bytes::new(), bytes::Bytes::new());
+        links.gateways.values().filter(|gw| gw.key == key).any(|gw| self.queue(gw, vec![frame.clone()]))
+    }
+}
