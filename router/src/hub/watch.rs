@@ -19,6 +19,8 @@ use crate::outbound::CutOff;
 const POINTS: usize = 300;
 /// Cut-offs remembered.
 const CUTS: usize = 50;
+/// How long a gateway cut off and not back, or events given up, stay a problem.
+const PROBLEM_FOR: u64 = 600;
 
 /// Seconds since the epoch.
 pub fn unix_now() -> u64 {
@@ -39,8 +41,8 @@ struct Record {
     last: Option<Totals>,
     /// Since when each backend (`gateway backend`) has been seen ejected.
     ejected_since: HashMap<String, u64>,
-    /// Per gateway: its events given up, and since when they grow.
-    given_up: HashMap<String, (u64, Option<u64>)>,
+    /// Per gateway: its events given up, and since when and till when they grew.
+    given_up: HashMap<String, (u64, Option<(u64, u64)>)>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -113,16 +115,20 @@ impl Hub {
             key
         };
         let mut record = self.watch.inner.lock().unwrap();
-        record.ejected_since.retain(|backend, _| !backend.starts_with(&format!("{key} ")));
+        let own = format!("{key} ");
+        record.ejected_since.retain(|backend, _| !backend.starts_with(&own));
         for backend in status.backends.iter().filter(|b| b.ejected) {
             let name = format!("{key} {}={}", backend.pool, backend.backend);
             record.ejected_since.entry(name).or_insert(now);
         }
-        let entry = record.given_up.entry(key).or_insert((status.events_given_up, None));
-        if status.events_given_up > entry.0 {
-            entry.1.get_or_insert(now);
+        let (count, grew) = record.given_up.entry(key).or_insert((status.events_given_up, None));
+        if status.events_given_up > *count {
+            *grew = match *grew {
+                Some((first, last)) if now.saturating_sub(last) < PROBLEM_FOR => Some((first, now)),
+                _ => Some((now, now)),
+            };
         }
-        entry.0 = status.events_given_up;
+        *count = status.events_given_up;
     }
 
     /// A gateway was cut off.
@@ -209,8 +215,8 @@ impl Hub {
     }
 
     /// What is wrong now, the oldest first: the store down, gateways cut
-    /// off and not back, gateways silent, backends ejected, events given up
-    /// in the last five minutes.
+    /// off and not back (for ten minutes), gateways silent, backends ejected
+    /// at linked gateways, events given up there in the last ten minutes.
     pub fn problems(&self, silent_after: Duration) -> Vec<Problem> {
         let linked: Vec<(String, Duration)> = {
             let links = self.links.lock().unwrap();
@@ -222,7 +228,9 @@ impl Hub {
         if let Some(since) = record.store_down_since {
             problems.push(Problem { what: "the store (Redis) does not answer".into(), since });
         }
-        for cut in record.cuts.iter().filter(|cut| !linked.iter().any(|(key, _)| *key == cut.gateway)) {
+        let is_linked = |gateway: &str| linked.iter().any(|(key, _)| key == gateway);
+        let recent = |at: u64| now.saturating_sub(at) < PROBLEM_FOR;
+        for cut in record.cuts.iter().filter(|cut| !is_linked(&cut.gateway) && recent(cut.at)) {
             if !problems.iter().any(|p: &Problem| p.what.starts_with(&format!("gateway {} ", cut.gateway))) {
                 problems.push(Problem {
                     what: format!("gateway {} cut off ({}), not linked since", cut.gateway, cut.reason),
@@ -238,10 +246,13 @@ impl Hub {
         }
         for (backend, since) in &record.ejected_since {
             let (gateway, backend) = backend.split_once(' ').unwrap_or(("", backend));
-            problems.push(Problem { what: format!("backend {backend} ejected at gateway {gateway}"), since: *since });
+            if is_linked(gateway) {
+                problems
+                    .push(Problem { what: format!("backend {backend} ejected at gateway {gateway}"), since: *since });
+            }
         }
-        for (gateway, (_, since)) in &record.given_up {
-            if let Some(since) = since.filter(|since| now.saturating_sub(*since) < 300) {
+        for (gateway, (_, grew)) in record.given_up.iter().filter(|(gateway, _)| is_linked(gateway)) {
+            if let Some((since, _)) = grew.filter(|(_, last)| recent(*last)) {
                 problems.push(Problem { what: format!("events given up at gateway {gateway}"), since });
             }
         }
@@ -279,5 +290,53 @@ impl Hub {
         let links = self.links.lock().unwrap();
         let frame = protocol::Frame::new(protocol::FrameKind::Drain, bytes::Bytes::new(), bytes::Bytes::new());
         links.gateways.values().filter(|gw| gw.key == key).any(|gw| self.queue(gw, vec![frame.clone()]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use protocol::handover::GatewayId;
+    use protocol::BackendStatus;
+
+    use super::*;
+    use crate::outbound::Outbound;
+    use crate::store::history::Rules;
+    use crate::store::Store;
+
+    fn whats(hub: &Hub) -> Vec<String> {
+        hub.problems(Duration::from_secs(60)).into_iter().map(|p| p.what).collect()
+    }
+
+    #[test]
+    fn problems_are_what_is_wrong_now_at_linked_gateways() {
+        let hub = Hub::new(Store::Memory(Box::default()), 1 << 20, Rules::default());
+        let link = hub.attach_gateway(GatewayId { server_id: 1, worker_id: 2 }, Arc::new(Outbound::new(1 << 20)));
+        assert!(whats(&hub).is_empty());
+        let backend = BackendStatus { pool: "default".into(), backend: "10.0.0.9:9000".into(), open: 0, ejected: true };
+        let status = GatewayStatus { backends: vec![backend], events_given_up: 1, ..Default::default() };
+        hub.gateway_status(link, status);
+        assert_eq!(
+            whats(&hub),
+            ["backend default=10.0.0.9:9000 ejected at gateway 1:2"],
+            "given up once, before: no news"
+        );
+        hub.gateway_status(link, GatewayStatus { events_given_up: 3, ..Default::default() });
+        assert_eq!(whats(&hub), ["events given up at gateway 1:2"], "the backend is back, events were given up");
+        hub.note_store(false);
+        hub.note_cut_off("1:2", CutOff::QueueFull);
+        hub.note_cut_off("5:5", CutOff::Stalled);
+        let mut now = whats(&hub);
+        now.sort();
+        let expected = [
+            "events given up at gateway 1:2",
+            "gateway 5:5 cut off (stalled), not linked since",
+            "the store (Redis) does not answer",
+        ];
+        assert_eq!(now, expected, "1:2 is linked, so its cut-off is over");
+        hub.note_store(true);
+        hub.detach_gateway(link);
+        assert_eq!(whats(&hub).len(), 2, "1:2 cut off and gone; 5:5 too; nothing of 1:2's backends");
     }
 }
