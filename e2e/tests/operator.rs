@@ -7,8 +7,8 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use e2e::processes::local;
-use e2e::{fooking, http, Client};
+use e2e::processes::{local, wait_for_port};
+use e2e::{fooking, free_port, http, Client, Proc, Redis};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "operator-secret";
@@ -101,4 +101,45 @@ async fn a_drain_asked_on_the_page_closes_the_gateways_clients_and_ends_it() {
     assert_eq!(other.recv().await.into_text().unwrap().as_str(), "still here", "the other gateway goes on");
     let (status, _) = admin(stack.router_http_port, "POST", "/admin/api/drain", &json!({"gateway": "1:1"}).to_string());
     assert_eq!(status, 404, "no such gateway");
+}
+
+/// Routers that share a Redis see each other: each lists the others with
+/// when it last heard of them, and one that stops is a problem on the
+/// others' pages within seconds.
+#[test]
+fn routers_on_one_redis_list_each_other_and_a_stopped_one_stands_out() {
+    let redis = Redis::start();
+    let mut routers = Vec::new();
+    for name in ["router-a", "router-b"] {
+        let (port, http_port) = (free_port(), free_port());
+        let (listen, http_addr) = (local(port).to_string(), local(http_port).to_string());
+        let args = ["--listen", &listen, "--http", &http_addr, "--redis", &redis.url(), "--admin-token", TOKEN];
+        routers.push((Proc::project("router", &args, name), port, http_port));
+        wait_for_port(http_port, name);
+    }
+    let listed = |http_port| {
+        let (_, overview) = admin(http_port, "GET", "/admin/api/overview", "");
+        overview
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while listed(routers[0].2)["routers"].as_array().map(Vec::len) != Some(2) {
+        assert!(Instant::now() < deadline, "router-a never listed both: {}", listed(routers[0].2)["routers"]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let b_name = format!(":{}", routers[1].1);
+    let overview = listed(routers[0].2);
+    let b = overview["routers"].as_array().unwrap().iter().find(|r| r["name"].as_str().unwrap().ends_with(&b_name));
+    assert_eq!(b.expect("router-b listed")["http"], local(routers[1].2).to_string());
+    assert_eq!(overview["problems"], json!([]));
+
+    routers[1].0.kill();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let problems = listed(routers[0].2)["problems"].to_string();
+        if problems.contains("silent") && problems.contains(&b_name) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "router-b never shown silent: {problems}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -61,7 +61,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         server::http::serve_connection(stream, hub.clone(), token.clone(), admin.clone())
     });
     let lease = std::time::Duration::from_millis(config.gateway_lease_ms);
-    tokio::join!(binary_loop, http_loop, watch_store(watched_hub, lease, shutdown.clone()));
+    let me = Me { name: router_name(config.listen), http: config.http.to_string(), started: hub::watch::unix_now() };
+    tokio::join!(binary_loop, http_loop, watch_store(watched_hub, lease, me, shutdown.clone()));
     Ok(())
 }
 
@@ -69,6 +70,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
 const STORE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Keeps the shared state honest, once a second:
+/// - tells the other routers on the store that this one is alive (for
+///   the operator's page);
 /// - renews the leases of the gateways linked here;
 /// - ends the sessions of a gateway whose lease ran out (it died without a
 ///   word): they leave every channel and user, and a live gateway sends
@@ -77,7 +80,21 @@ const STORE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1)
 ///   within the lease (joined after they closed, or never existed);
 /// - when Redis lost its data, or failed over to a replica that may lack
 ///   the last writes, asks every gateway to report again.
-async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, shutdown: Shutdown) {
+/// This router, as it names itself to the others in the store.
+struct Me {
+    name: String,
+    http: String,
+    started: u64,
+}
+
+/// The host's name and the binary port: unique among routers that share a store.
+fn router_name(listen: std::net::SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    format!("{}:{}", if host.is_empty() { "router" } else { host }, listen.port())
+}
+
+async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, me: Me, shutdown: Shutdown) {
     // An empty store at this router's first look is a new one, not a loss.
     let mut first_look = true;
     loop {
@@ -91,6 +108,9 @@ async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, shutdown: Shutdo
         }
         let renewed = store.renew_leases(&hub.linked_gateway_keys(), lease).await;
         hub.note_store(renewed.is_ok());
+        if let Ok(routers) = store.routers(&me.name, &hub.router_report(&me.http, me.started)).await {
+            hub.note_routers(routers);
+        }
         if let Err(err) = renewed {
             tracing::warn!(%err, "could not renew gateway leases");
             continue;

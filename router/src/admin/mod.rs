@@ -124,6 +124,7 @@ impl Admin {
                 "gateways": gateways.len(),
                 "channels": channels,
             },
+            "routers": hub.routers(),
             "problems": hub.problems(self.heartbeat * 3),
             "gateways": gateways,
             "cut_offs": hub.cut_offs(),

@@ -41,6 +41,8 @@ struct Record {
     last: Option<Totals>,
     /// Since when each backend (`gateway backend`) has been seen ejected.
     ejected_since: HashMap<String, u64>,
+    /// Every router that shares the store, as each last said.
+    routers: Vec<RouterView>,
     /// Per gateway: its events given up, and since when and till when they grew.
     given_up: HashMap<String, (u64, Option<(u64, u64)>)>,
 }
@@ -74,6 +76,21 @@ struct Totals {
     messages_in: u64,
     messages_out: u64,
 }
+
+/// A router as it reports itself in the store, once a second.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct RouterView {
+    #[serde(default)]
+    pub name: String,
+    pub http: String,
+    pub started: u64,
+    pub seen: u64,
+    pub gateways: usize,
+    pub sessions: usize,
+}
+
+/// A router not seen for this long (it reports every second) is a problem.
+const ROUTER_SILENT_AFTER: u64 = 5;
 
 /// A linked gateway as the page shows it.
 #[derive(Debug, Serialize)]
@@ -186,6 +203,34 @@ impl Hub {
         record.last = Some(now);
     }
 
+    /// This router's report for the store: who it is, and what it holds.
+    pub fn router_report(&self, http: &str, started: u64) -> String {
+        let links = self.links.lock().unwrap();
+        let report = RouterView {
+            name: String::new(),
+            http: http.to_owned(),
+            started,
+            seen: unix_now(),
+            gateways: links.gateways.len(),
+            sessions: links.sessions.len(),
+        };
+        serde_json::to_string(&report).expect("a report serializes")
+    }
+
+    /// Every router's report, as the store gave them, by name.
+    pub fn note_routers(&self, reports: Vec<(String, String)>) {
+        let mut routers: Vec<RouterView> = reports
+            .into_iter()
+            .filter_map(|(name, report)| Some(RouterView { name, ..serde_json::from_str(&report).ok()? }))
+            .collect();
+        routers.sort_by(|a, b| a.name.cmp(&b.name));
+        self.watch.inner.lock().unwrap().routers = routers;
+    }
+
+    pub fn routers(&self) -> Vec<RouterView> {
+        self.watch.inner.lock().unwrap().routers.clone()
+    }
+
     pub fn traffic(&self) -> Vec<Point> {
         self.watch.inner.lock().unwrap().points.iter().copied().collect()
     }
@@ -227,6 +272,9 @@ impl Hub {
         let mut problems = Vec::new();
         if let Some(since) = record.store_down_since {
             problems.push(Problem { what: "the store (Redis) does not answer".into(), since });
+        }
+        for router in record.routers.iter().filter(|r| now.saturating_sub(r.seen) > ROUTER_SILENT_AFTER) {
+            problems.push(Problem { what: format!("router {} silent", router.name), since: router.seen });
         }
         let is_linked = |gateway: &str| linked.iter().any(|(key, _)| key == gateway);
         let recent = |at: u64| now.saturating_sub(at) < PROBLEM_FOR;

@@ -218,6 +218,15 @@ impl Store {
         }
     }
 
+    /// Notes this router's report, JSON, and returns every router's that
+    /// shares the store, by name; one in memory knows only itself.
+    pub async fn routers(&self, name: &str, report: &str) -> StoreResult<Vec<(String, String)>> {
+        match self {
+            Store::Memory(_) => Ok(vec![(name.to_owned(), report.to_owned())]),
+            Store::Redis(s) => s.routers(name, report).await,
+        }
+    }
+
     /// Channels with at least one member.
     pub async fn channel_count(&self) -> StoreResult<usize> {
         dispatch!(self, s => s.channel_count())

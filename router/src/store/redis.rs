@@ -274,6 +274,27 @@ impl RedisStore {
         Ok(redis::cmd("MGET").arg(&keys).query_async(&mut self.conn.clone()).await?)
     }
 
+    /// Notes this router as alive now (its report, JSON with `"seen"`),
+    /// and returns every router's, dropping those unseen for an hour.
+    pub async fn routers(&self, name: &str, report: &str) -> StoreResult<Vec<(String, String)>> {
+        let key = self.key("routers");
+        let mut conn = self.conn.clone();
+        let (_, reports): ((), Vec<(String, String)>) =
+            redis::pipe().hset(&key, name, report).hgetall(&key).query_async(&mut conn).await?;
+        let gone: Vec<&String> = reports
+            .iter()
+            .filter(|(_, report)| {
+                let seen = serde_json::from_str::<serde_json::Value>(report).ok().and_then(|r| r["seen"].as_u64());
+                seen.is_none_or(|seen| crate::hub::watch::unix_now().saturating_sub(seen) > 3600)
+            })
+            .map(|(name, _)| name)
+            .collect();
+        if !gone.is_empty() {
+            let () = conn.hdel(&key, gone).await?;
+        }
+        Ok(reports)
+    }
+
     pub async fn user_sessions(&self, user: &str) -> StoreResult<Vec<SessionId>> {
         let raw: Vec<Vec<u8>> = self.conn.clone().smembers(self.user_key(user)).await?;
         Ok(raw.iter().filter_map(|id| SessionId::parse(id).ok()).collect())
