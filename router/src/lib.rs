@@ -69,17 +69,6 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
 /// How often the router checks whether Redis lost its data.
 const STORE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Keeps the shared state honest, once a second:
-/// - tells the other routers on the store that this one is alive (for
-///   the operator's page);
-/// - renews the leases of the gateways linked here;
-/// - ends the sessions of a gateway whose lease ran out (it died without a
-///   word): they leave every channel and user, and a live gateway sends
-///   their close events to the backend;
-/// - forgets the joins and binds of sessions that no gateway reported
-///   within the lease (joined after they closed, or never existed);
-/// - when Redis lost its data, or failed over to a replica that may lack
-///   the last writes, asks every gateway to report again.
 /// This router, as it names itself to the others in the store.
 struct Me {
     name: String,
@@ -94,6 +83,17 @@ fn router_name(listen: std::net::SocketAddr) -> String {
     format!("{}:{}", if host.is_empty() { "router" } else { host }, listen.port())
 }
 
+/// Keeps the shared state honest, once a second:
+/// - tells the other routers on the store that this one is alive (for
+///   the operator's page);
+/// - renews the leases of the gateways linked here;
+/// - ends the sessions of a gateway whose lease ran out (it died without a
+///   word): they leave every channel and user, and a live gateway sends
+///   their close events to the backend;
+/// - forgets the joins and binds of sessions that no gateway reported
+///   within the lease (joined after they closed, or never existed);
+/// - when Redis lost its data, or failed over to a replica that may lack
+///   the last writes, asks every gateway to report again.
 async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, me: Me, shutdown: Shutdown) {
     // An empty store at this router's first look is a new one, not a loss.
     let mut first_look = true;
