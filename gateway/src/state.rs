@@ -164,11 +164,16 @@ impl Gateway {
     pub fn status(&self) -> protocol::GatewayStatus {
         let count = |which| self.metrics.get(which);
         let backends = self.upstreams.pools().iter().flat_map(|pool| {
-            pool.backends().iter().map(|backend| protocol::BackendStatus {
-                pool: pool.name.clone(),
-                backend: backend.addr().to_string(),
-                open: backend.open_connections() as u64,
-                ejected: backend.is_ejected(),
+            pool.backends().iter().map(|backend| {
+                let (failures, timeouts) = backend.failures_total();
+                protocol::BackendStatus {
+                    pool: pool.name.clone(),
+                    backend: backend.addr().to_string(),
+                    open: backend.open_connections() as u64,
+                    ejected: backend.is_ejected(),
+                    failures,
+                    timeouts,
+                }
             })
         });
         protocol::GatewayStatus {

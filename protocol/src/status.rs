@@ -33,6 +33,11 @@ pub struct BackendStatus {
     pub open: u64,
     /// Skipped for failing, for now.
     pub ejected: bool,
+    /// Requests to it that failed since the gateway started, and those of them that timed out.
+    #[serde(default)]
+    pub failures: u64,
+    #[serde(default)]
+    pub timeouts: u64,
 }
 
 impl GatewayStatus {
@@ -57,8 +62,14 @@ mod tests {
 
     #[test]
     fn round_trips_and_refuses_what_is_not_one() {
-        let backend =
-            BackendStatus { pool: "default".into(), backend: "127.0.0.1:9001".into(), open: 2, ejected: true };
+        let backend = BackendStatus {
+            pool: "default".into(),
+            backend: "127.0.0.1:9001".into(),
+            open: 2,
+            ejected: true,
+            failures: 3,
+            timeouts: 1,
+        };
         let status =
             GatewayStatus { sessions: 3, backends: vec![backend.clone()], messages_in: 7, ..Default::default() };
         assert_eq!(GatewayStatus::from_frame(&status.to_frame()), Ok(status));

@@ -362,7 +362,12 @@ mod tests {
         let hub = Hub::new(Store::Memory(Box::default()), 1 << 20, Rules::default());
         let link = hub.attach_gateway(GatewayId { server_id: 1, worker_id: 2 }, Arc::new(Outbound::new(1 << 20)));
         assert!(whats(&hub).is_empty());
-        let backend = BackendStatus { pool: "default".into(), backend: "10.0.0.9:9000".into(), open: 0, ejected: true };
+        let backend = BackendStatus {
+            pool: "default".into(),
+            backend: "10.0.0.9:9000".into(),
+            ejected: true,
+            ..Default::default()
+        };
         let status = GatewayStatus { backends: vec![backend], events_given_up: 1, ..Default::default() };
         hub.gateway_status(link, status);
         assert_eq!(

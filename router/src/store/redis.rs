@@ -279,13 +279,14 @@ impl RedisStore {
     pub async fn routers(&self, name: &str, report: &str) -> StoreResult<Vec<(String, String)>> {
         let key = self.key("routers");
         let mut conn = self.conn.clone();
+        let unix_now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let (_, reports): ((), Vec<(String, String)>) =
             redis::pipe().hset(&key, name, report).hgetall(&key).query_async(&mut conn).await?;
         let gone: Vec<&String> = reports
             .iter()
             .filter(|(_, report)| {
                 let seen = serde_json::from_str::<serde_json::Value>(report).ok().and_then(|r| r["seen"].as_u64());
-                seen.is_none_or(|seen| crate::hub::watch::unix_now().saturating_sub(seen) > 3600)
+                seen.is_none_or(|seen| unix_now.saturating_sub(seen) > 3600)
             })
             .map(|(name, _)| name)
             .collect();

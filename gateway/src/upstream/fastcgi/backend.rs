@@ -192,6 +192,9 @@ pub struct Backend {
     returned: Notify,
     failures: AtomicU32,
     ejected_until: Mutex<Option<Instant>>,
+    /// Requests that failed, and those of them that timed out, since start.
+    failed: std::sync::atomic::AtomicU64,
+    timed_out: std::sync::atomic::AtomicU64,
 }
 
 impl Backend {
@@ -205,6 +208,8 @@ impl Backend {
             returned: Notify::new(),
             failures: AtomicU32::new(0),
             ejected_until: Mutex::new(None),
+            failed: Default::default(),
+            timed_out: Default::default(),
         }
     }
 
@@ -220,6 +225,11 @@ impl Backend {
     /// once the fail timeout has passed.
     pub fn is_ejected(&self) -> bool {
         self.ejected_until.lock().unwrap().is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Requests that failed since start, and those of them that timed out.
+    pub fn failures_total(&self) -> (u64, u64) {
+        (self.failed.load(Ordering::Relaxed), self.timed_out.load(Ordering::Relaxed))
     }
 
     pub fn open_connections(&self) -> usize {
@@ -270,6 +280,10 @@ impl Backend {
     }
 
     fn record_failure(&self, err: &UpstreamError) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        if matches!(err, UpstreamError::Timeout { .. }) {
+            self.timed_out.fetch_add(1, Ordering::Relaxed);
+        }
         let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if failures >= self.options.max_fails {
             *self.ejected_until.lock().unwrap() = Some(Instant::now() + self.options.fail_timeout);
