@@ -82,9 +82,8 @@ pub async fn joined(hub: &Hub, channel: &str, ids: &[SessionId], who: Joining<'_
     let snapshot =
         json!({ "fk": "presence", "event": "members", "channel": channel, "count": listed.0, "members": listed.1 });
     hub.deliver(FrameKind::SendMsg, &joined.added, Bytes::from(snapshot.to_string()), false);
-    for (id, kept) in members.iter().filter(|(id, _)| joined.added.contains(id)) {
-        announce(hub, channel, &joined.added, event("join", channel, *id, kept)).await;
-    }
+    let joins = members.iter().filter(|(id, _)| joined.added.contains(id));
+    announce(hub, channel, &joined.added, joins.map(|(id, kept)| event("join", channel, *id, kept)).collect()).await;
     if joined.occupied {
         tell_occupancy(hub, channel, joined.added[0], true, None);
     }
@@ -99,9 +98,8 @@ pub async fn left(hub: &Hub, channel: &str, ids: &[SessionId], via: Option<LinkI
         return Ok(());
     }
     let left = hub.store().presence_leave(channel, ids).await?;
-    for (id, kept) in &left.removed {
-        announce(hub, channel, &[], event("leave", channel, *id, kept)).await;
-    }
+    let leaves = left.removed.iter().map(|(id, kept)| event("leave", channel, *id, kept)).collect();
+    announce(hub, channel, &[], leaves).await;
     if left.vacated {
         tell_occupancy(hub, channel, left.removed[0].0, false, via);
     }
@@ -111,16 +109,20 @@ pub async fn left(hub: &Hub, channel: &str, ids: &[SessionId], via: Option<LinkI
 /// Ended sessions leave every channel and their user: presence is
 /// announced first, while the store still knows their channels.
 pub async fn forget(hub: &Hub, ids: &[SessionId], via: Option<LinkId>) -> StoreResult<()> {
-    let mut by_channel: std::collections::HashMap<String, Vec<SessionId>> = Default::default();
-    for (id, channels) in ids.iter().zip(hub.store().sessions_channels(ids).await?) {
-        for channel in channels.into_iter().filter(|channel| is_presence(channel)) {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let channels = hub.store().sessions_channels(ids).await?;
+    let mut by_channel: std::collections::HashMap<&str, Vec<SessionId>> = Default::default();
+    for (id, channels) in ids.iter().zip(&channels) {
+        for channel in channels.iter().filter(|channel| is_presence(channel)) {
             by_channel.entry(channel).or_default().push(*id);
         }
     }
     for (channel, ids) in by_channel {
-        left(hub, &channel, &ids, via).await?;
+        left(hub, channel, &ids, via).await?;
     }
-    hub.store().forget(ids).await
+    hub.store().forget(ids, &channels).await
 }
 
 /// A gateway says its sessions' clients went away (or came back): the
@@ -136,7 +138,7 @@ pub async fn away(hub: &Hub, link: LinkId, ids: &[SessionId], away: bool) -> Sto
     }
     let kind = if away { "offline" } else { "online" };
     for (channel, id, kept) in hub.store().presence_set_away(&pairs, away).await? {
-        announce(hub, &channel, &[], event(kind, &channel, id, &kept)).await;
+        announce(hub, &channel, &[], vec![event(kind, &channel, id, &kept)]).await;
     }
     Ok(())
 }
@@ -149,13 +151,16 @@ pub async fn list(hub: &Hub, channel: &str, limit: usize) -> StoreResult<(usize,
     Ok((count, kept.into_iter().take(limit).map(|(id, kept, online)| member(id, &kept, online)).collect()))
 }
 
-/// Publishes a presence event to the channel's members, but `except`.
-async fn announce(hub: &Hub, channel: &str, except: &[SessionId], event: Bytes) {
+/// Publishes presence events to the channel's members, but `except`, in
+/// order: the store's recent routes are read once for them all.
+async fn announce(hub: &Hub, channel: &str, except: &[SessionId], events: Vec<Bytes>) {
     let Ok(channel_name) = Channel::new(channel) else { return };
-    let frame = publish_frame(channel_name, except, Payload { data: event, binary: false });
     let recent = hub.recent_routes(channel).await;
-    hub.publish(channel, frame, except, &recent);
-    hub.metrics.count(Count::PresenceEvents);
+    for event in events {
+        let frame = publish_frame(channel_name.clone(), except, Payload { data: event, binary: false });
+        hub.publish(channel, frame, except, &recent);
+        hub.metrics.count(Count::PresenceEvents);
+    }
 }
 
 /// Asks a gateway to tell its backend that `channel` filled or emptied:

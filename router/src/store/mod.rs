@@ -97,8 +97,13 @@ impl Store {
     }
 
     /// Drops ended sessions from every channel and user binding.
-    pub async fn forget(&self, ids: &[SessionId]) -> StoreResult<()> {
-        dispatch!(self, s => s.forget(ids))
+    /// `channels` are each session's, as [`Store::sessions_channels`] just
+    /// read them (the caller announced their presence leaves from them).
+    pub async fn forget(&self, ids: &[SessionId], channels: &[Vec<String>]) -> StoreResult<()> {
+        match self {
+            Store::Memory(s) => s.forget(ids),
+            Store::Redis(s) => s.forget(ids, channels).await,
+        }
     }
 
     pub async fn count(&self, channel: &str) -> StoreResult<usize> {

@@ -122,13 +122,12 @@ impl RedisStore {
         Ok(raw.iter().filter_map(|id| SessionId::parse(id).ok()).collect())
     }
 
-    pub async fn forget(&self, ids: &[SessionId]) -> StoreResult<()> {
+    pub async fn forget(&self, ids: &[SessionId], per_session: &[Vec<String>]) -> StoreResult<()> {
         self.unbind(ids).await?;
-        let per_session = self.sessions_channels(ids).await?;
         let mut pipe = redis::pipe();
         pipe.atomic();
         let mut touched = HashSet::new();
-        for (id, channels) in ids.iter().zip(&per_session) {
+        for (id, channels) in ids.iter().zip(per_session) {
             for channel in channels {
                 pipe.srem(self.channel_key(channel), id.as_str()).ignore();
                 touched.insert(channel.clone());
