@@ -62,6 +62,8 @@ try {
   await admin.fill("#lookup-id", ids[0]);
   await admin.click("#lookup button");
   await admin.waitForSelector(`.session[data-session="${ids[0]}"]`);
+  const described = await admin.textContent(`.session[data-session="${ids[0]}"]`);
+  if (!/age \d+ s · client 127\.0\.0\.1:\d+/.test(described)) await fail(`no age and client in the lookup: ${described}`);
   await admin.click(`.session[data-session="${ids[0]}"] button`);
   const code = await clients.waitForFunction(() => window.sockets[0].closed, null, { timeout: 10000 });
   if ((await code.jsonValue()) !== 4000) await fail(`the kicked client closed with ${await code.jsonValue()}, not 4000`);

@@ -143,3 +143,28 @@ fn routers_on_one_redis_list_each_other_and_a_stopped_one_stands_out() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A lookup asks the gateway that holds the session (DESCRIBE): how long
+/// it has been there, the meta its backend set, and where its client is.
+#[tokio::test]
+async fn a_lookup_gives_a_sessions_meta_age_and_client_from_its_gateway() {
+    let (stack, gateways) = e2e::cluster(&["--admin-token", TOKEN], 1, &[], &[]);
+    let mut client = Client::connect(&format!("{}?resume=1", gateways[0].url)).await;
+    let id = client.recv_json().await["id"].as_str().unwrap().to_owned();
+    client.send(tokio_tungstenite::tungstenite::Message::text("remember ann")).await;
+    assert_eq!(client.recv().await.into_text().unwrap().as_str(), "remember ann");
+    stack.wait_for_clients(1);
+    let lookup = format!("/admin/api/sessions?id={id}");
+    let (_, found) = admin(stack.router_http_port, "GET", &lookup, "");
+    let session = &found["sessions"][0];
+    assert_eq!(session["meta"], json!({"META_USER": "ann"}), "{found}");
+    assert_eq!(session["remote"], format!("127.0.0.1:{}", client.local_port()));
+    assert!(session["age_s"].as_u64().unwrap() < 10, "{found}");
+
+    client.kill();
+    let away = || admin(stack.router_http_port, "GET", &lookup, "").1["sessions"][0]["remote"].is_null();
+    assert!(e2e::eventually(Duration::from_secs(5), away).await, "a parked session has no client");
+    let (_, unknown) = admin(stack.router_http_port, "GET", "/admin/api/sessions?id=00000000000000ff", "");
+    let unknown = &unknown["sessions"][0];
+    assert!(unknown["gateway"].is_null() && unknown.get("age_s").is_none(), "{unknown}");
+}

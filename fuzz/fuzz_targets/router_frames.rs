@@ -1,6 +1,6 @@
 //! Backends and gateways send the router frames: any bytes must decode,
 //! and parse into session lists, commands, hand-over state, a resume, an AUTH, a heartbeat, a channel interest
-//! an occupancy or a gateway's status,
+//! an occupancy, a gateway's status or a session's description,
 //! without a panic; what parses round-trips. The first frame is read as a
 //! peer's before its AUTH: no larger than the bound, and nothing reserved past it.
 #![no_main]
@@ -9,7 +9,9 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use protocol::cmd::Command;
 use protocol::handover::{GatewayId, ResumeAsk, SessionState};
-use protocol::{encode_ids, FrameCodec, GatewayStatus, Heartbeat, Hello, Interest, Occupancy, MAX_BEFORE_AUTH};
+use protocol::{
+    encode_ids, FrameCodec, GatewayStatus, Heartbeat, Hello, Interest, Occupancy, SessionDescription, MAX_BEFORE_AUTH,
+};
 use tokio_util::codec::{Decoder, Encoder};
 
 fuzz_target!(|data: &[u8]| {
@@ -55,6 +57,9 @@ fuzz_target!(|data: &[u8]| {
         }
         if let Ok(status) = GatewayStatus::from_frame(&frame) {
             assert_eq!(GatewayStatus::from_frame(&status.to_frame()), Ok(status));
+        }
+        if let Ok((session, description)) = SessionDescription::from_frame(&frame) {
+            assert_eq!(SessionDescription::from_frame(&description.to_frame(&session)), Ok((session, description)));
         }
         if let Ok(command) = Command::from_frame(frame) {
             for frame in command.to_frames() {

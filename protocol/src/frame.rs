@@ -67,6 +67,11 @@ crate::wire_enum! {
         Status = 122,
         /// Router to a gateway, on the operator's word: drain, as on SIGTERM.
         Drain = 123,
+        /// Router to the gateway that holds a session: describe it, for the
+        /// operator's page.
+        Describe = 124,
+        /// That gateway's answer: see [`super::status::SessionDescription`].
+        Described = 125,
     }
 }
 

@@ -36,4 +36,4 @@ pub use hello::{token_matches, Hello};
 pub use interest::Interest;
 pub use occupancy::Occupancy;
 pub use session_id::{InvalidSessionId, SessionId};
-pub use status::{BackendStatus, GatewayStatus};
+pub use status::{BackendStatus, GatewayStatus, SessionDescription};

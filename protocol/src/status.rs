@@ -2,12 +2,13 @@
 //! each router how it is, for the operator's page: its sessions, each
 //! backend's connections and health, and its running counts (the router
 //! makes rates of them). Session area empty; data: this as JSON.
-//! DRAIN, the other way, asks a gateway to drain as on SIGTERM.
+//! DRAIN, the other way, asks a gateway to drain as on SIGTERM; DESCRIBE
+//! asks the gateway that holds a session how it is, and DESCRIBED answers.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{Frame, FrameKind};
+use super::{Frame, FrameKind, SessionId};
 
 /// Backends listed in one report at most.
 pub const MAX_BACKENDS: usize = 256;
@@ -56,6 +57,32 @@ impl GatewayStatus {
     }
 }
 
+/// A session as the gateway that holds it sees it: how long it has been
+/// there, the meta its backend set, and where its client is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionDescription {
+    /// Seconds since it started, or came to this gateway.
+    pub age_s: u64,
+    /// `META_*` params, as the backend set them.
+    pub meta: Vec<(String, String)>,
+    /// The client's address, while it is connected.
+    pub remote: Option<String>,
+}
+
+impl SessionDescription {
+    pub fn to_frame(&self, session: &SessionId) -> Frame {
+        let json = serde_json::to_vec(self).expect("a description serializes");
+        Frame::new(FrameKind::Described, Bytes::copy_from_slice(session.as_bytes()), Bytes::from(json))
+    }
+
+    pub fn from_frame(frame: &Frame) -> Result<(SessionId, SessionDescription), String> {
+        let session = SessionId::parse(&frame.sessions).map_err(|_| "DESCRIBED without one session id".to_owned())?;
+        let description =
+            serde_json::from_slice(&frame.data).map_err(|err| format!("DESCRIBED that is not one: {err}"))?;
+        Ok((session, description))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +105,18 @@ mod tests {
         assert!(GatewayStatus::from_frame(&frame(b"[]")).is_err());
         let many = GatewayStatus { backends: vec![backend; MAX_BACKENDS + 1], ..Default::default() };
         assert!(GatewayStatus::from_frame(&many.to_frame()).is_err());
+    }
+
+    #[test]
+    fn a_description_round_trips_with_its_session() {
+        let id = SessionId::from_u64(5);
+        let description = SessionDescription {
+            age_s: 9,
+            meta: vec![("META_USER".into(), "ann".into())],
+            remote: Some("10.0.0.1:5".into()),
+        };
+        assert_eq!(SessionDescription::from_frame(&description.to_frame(&id)), Ok((id, description)));
+        let bad = Frame::new(FrameKind::Described, Bytes::from_static(b"short"), Bytes::from_static(b"{}"));
+        assert!(SessionDescription::from_frame(&bad).is_err());
     }
 }

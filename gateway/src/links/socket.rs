@@ -13,11 +13,14 @@ use protocol::handover::{GatewayId, Refusal, ResumeAsk, SessionState};
 use protocol::{Frame, FrameCodec, FrameKind, Heartbeat, Hello, SessionId};
 use runtime::Shutdown;
 use tokio::net::TcpStream;
+
+/// How long a session has to describe itself for a router's DESCRIBE.
+const DESCRIBE_WAIT: Duration = Duration::from_secs(1);
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
-use super::outgoing::{batch, tell_counts, Outgoing};
+use super::outgoing::{batch, tell_counts, LinkEvent, Outgoing};
 use super::{LinkStats, RouterAsk, RouterLinkSettings, Waiting};
 use crate::base::message::{Message, Payload};
 use crate::session::Registry;
@@ -237,6 +240,19 @@ impl Link {
                 let ids = frame.session_ids().map_err(|e| e.to_string())?.collect();
                 if self.asks.try_send(RouterAsk::Orphaned(ids)).is_err() {
                     tracing::error!(router = %self.addr, "router request queue full: close events dropped");
+                }
+            }
+            Some(FrameKind::Describe) => {
+                let session = SessionId::parse(&frame.sessions).map_err(|e| e.to_string())?;
+                if let Some(mailbox) = self.registry.mailbox(&session) {
+                    let (reply, described) = tokio::sync::oneshot::channel();
+                    mailbox.request_describe(reply);
+                    let (outgoing, stats) = (self.outgoing.clone(), self.stats.clone());
+                    tokio::spawn(async move {
+                        if let Ok(Ok(description)) = tokio::time::timeout(DESCRIBE_WAIT, described).await {
+                            outgoing.queue(LinkEvent::Frame(description.to_frame(&session)), &stats);
+                        }
+                    });
                 }
             }
             Some(FrameKind::Drain) => {

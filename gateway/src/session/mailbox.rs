@@ -49,8 +49,9 @@ struct Queue {
     bytes: usize,
     /// Set once the session must close.
     close: Option<CloseReason>,
-    /// Boxed: rare, and the mailbox stays within two cache lines.
-    take: Option<Box<TakeRequest>>,
+    /// A take or a describe waiting for the task. Boxed: rare, and the
+    /// mailbox stays within two cache lines.
+    ask: Option<Box<Ask>>,
     parked: bool,
     /// Bit N set: pushes from router link N are taken. All set but while
     /// the session moves between gateways.
@@ -59,7 +60,7 @@ struct Queue {
 
 impl Default for Queue {
     fn default() -> Queue {
-        Queue { messages: VecDeque::new(), bytes: 0, close: None, take: None, parked: false, accept: u64::MAX }
+        Queue { messages: VecDeque::new(), bytes: 0, close: None, ask: None, parked: false, accept: u64::MAX }
     }
 }
 
@@ -96,6 +97,16 @@ pub enum Taken {
     Messages(VecDeque<Message>),
     Close(CloseReason),
     Take(TakeRequest),
+    Describe(Describe),
+}
+
+/// Where a session's description goes, for the operator's page.
+pub type Describe = tokio::sync::oneshot::Sender<protocol::SessionDescription>;
+
+/// What a session is asked besides its pushes: one at a time.
+enum Ask {
+    Take(TakeRequest),
+    Describe(Describe),
 }
 
 impl Mailbox {
@@ -194,11 +205,24 @@ impl Mailbox {
     /// comes on the request's channel; a closing session refuses at once.
     pub fn request_take(&self, request: TakeRequest) {
         let mut queue = self.queue.lock().unwrap();
-        if queue.close.is_some() || queue.take.is_some() {
+        // A describe waiting gives way (its asker gets nothing); a take does not.
+        if queue.close.is_some() || matches!(queue.ask.as_deref(), Some(Ask::Take(_))) {
             let _ = request.reply.send(Err(Refusal::Expired));
             return;
         }
-        queue.take = Some(Box::new(request));
+        queue.ask = Some(Box::new(Ask::Take(request)));
+        drop(queue);
+        self.waker.wake();
+    }
+
+    /// Asks the session to describe itself; nothing comes back while it
+    /// closes or another ask waits.
+    pub fn request_describe(&self, reply: Describe) {
+        let mut queue = self.queue.lock().unwrap();
+        if queue.close.is_some() || queue.ask.is_some() {
+            return;
+        }
+        queue.ask = Some(Box::new(Ask::Describe(reply)));
         drop(queue);
         self.waker.wake();
     }
@@ -221,8 +245,11 @@ impl Mailbox {
         if let Some(reason) = queue.close {
             return Some(Taken::Close(reason));
         }
-        if let Some(request) = queue.take.take() {
-            return Some(Taken::Take(*request));
+        if let Some(ask) = queue.ask.take() {
+            return Some(match *ask {
+                Ask::Take(request) => Taken::Take(request),
+                Ask::Describe(reply) => Taken::Describe(reply),
+            });
         }
         if !messages || queue.messages.is_empty() {
             return None;
@@ -324,6 +351,36 @@ mod tests {
     fn mailbox(messages: usize, bytes: usize) -> Mailbox {
         let resume_budget = Arc::new(ResumeBudget::new(usize::MAX));
         Mailbox::new(Arc::new(Limits { messages, bytes, parked_messages: 2, parked_bytes: 100, resume_budget }))
+    }
+
+    #[tokio::test]
+    async fn a_describe_is_taken_once_and_gives_way_to_a_take() {
+        let mailbox = mailbox(10, 1000);
+        let (reply, described) = tokio::sync::oneshot::channel();
+        mailbox.request_describe(reply);
+        let (second, nothing) = tokio::sync::oneshot::channel();
+        mailbox.request_describe(second);
+        assert!(nothing.await.is_err(), "one ask at a time: the second gets nothing");
+        match take(&mailbox, true).await {
+            Taken::Describe(reply) => reply.send(Default::default()).unwrap(),
+            _ => panic!("the describe"),
+        }
+        assert_eq!(described.await.unwrap(), protocol::SessionDescription::default());
+
+        let (reply, described) = tokio::sync::oneshot::channel();
+        mailbox.request_describe(reply);
+        let (answer, _answered) = tokio::sync::oneshot::channel();
+        mailbox.request_take(TakeRequest { generation: 1, reply: answer });
+        assert!(described.await.is_err(), "a take replaces a waiting describe");
+        assert!(matches!(take(&mailbox, true).await, Taken::Take(request) if request.generation == 1));
+        let (answer, mut waiting) = tokio::sync::oneshot::channel();
+        mailbox.request_take(TakeRequest { generation: 2, reply: answer });
+        let (reply, _) = tokio::sync::oneshot::channel();
+        mailbox.request_describe(reply);
+        let (answer, again) = tokio::sync::oneshot::channel();
+        mailbox.request_take(TakeRequest { generation: 3, reply: answer });
+        assert!(matches!(again.await, Ok(Err(Refusal::Expired))), "a take waiting is not replaced");
+        assert!(waiting.try_recv().is_err(), "the take of generation 2 still waits");
     }
 
     #[tokio::test]

@@ -30,6 +30,8 @@ use crate::metrics::Count;
 const MAX_CHANNELS: usize = 100;
 /// Sessions of one user listed at most.
 const MAX_SESSIONS: usize = 100;
+/// How long a lookup waits for the gateways to describe their sessions.
+const DESCRIBE_WAIT: Duration = Duration::from_secs(1);
 
 /// Who may see the page.
 #[derive(Clone, Debug)]
@@ -162,13 +164,23 @@ async fn sessions(hub: &Hub, id: Option<&str>, user: Option<&str>) -> Result<Vec
     };
     let users = hub.store().session_users(&ids).await.map_err(unavailable)?;
     let channels = hub.store().sessions_channels(&ids).await.map_err(unavailable)?;
+    let described = hub.describe(&ids, DESCRIBE_WAIT).await;
     Ok(ids
         .iter()
         .zip(users)
         .zip(channels)
-        .map(|((id, user), mut channels)| {
+        .zip(described)
+        .map(|(((id, user), mut channels), described)| {
             channels.sort();
-            json!({"session": id, "gateway": hub.holder_key(id), "user": user, "channels": channels})
+            let mut found = json!({"session": id, "gateway": hub.holder_key(id), "user": user, "channels": channels});
+            if let Some(described) = described {
+                let meta: serde_json::Map<String, Value> =
+                    described.meta.into_iter().map(|(n, v)| (n, Value::String(v))).collect();
+                found["age_s"] = json!(described.age_s);
+                found["meta"] = Value::Object(meta);
+                found["remote"] = json!(described.remote);
+            }
+            found
         })
         .collect())
 }

@@ -8,8 +8,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use protocol::GatewayStatus;
+use bytes::Bytes;
+use protocol::{Frame, FrameKind, GatewayStatus, SessionDescription, SessionId};
 use serde::Serialize;
+use tokio::sync::oneshot;
 
 use super::{Hub, LinkId};
 use crate::metrics::Count;
@@ -30,6 +32,8 @@ pub fn unix_now() -> u64 {
 #[derive(Default)]
 pub struct Watch {
     inner: Mutex<Record>,
+    /// Lookups waiting for a gateway to describe a session.
+    describing: Mutex<HashMap<SessionId, Vec<oneshot::Sender<SessionDescription>>>>,
 }
 
 #[derive(Default)]
@@ -331,6 +335,46 @@ impl Hub {
     pub fn holder_key(&self, session: &protocol::SessionId) -> Option<String> {
         let links = self.links.lock().unwrap();
         links.sessions.get(session).and_then(|link| links.gateways.get(link)).map(|gw| gw.key.clone())
+    }
+
+    /// Asks the gateways that hold `ids` to describe them (DESCRIBE); each
+    /// answer that came within `wait`, in order.
+    pub async fn describe(&self, ids: &[SessionId], wait: Duration) -> Vec<Option<SessionDescription>> {
+        let asked: Vec<Option<oneshot::Receiver<SessionDescription>>> = {
+            let links = self.links.lock().unwrap();
+            let mut describing = self.watch.describing.lock().unwrap();
+            ids.iter()
+                .map(|id| {
+                    let holder = links.sessions.get(id).and_then(|link| links.gateways.get(link))?;
+                    let frame = Frame::new(FrameKind::Describe, Bytes::copy_from_slice(id.as_bytes()), Bytes::new());
+                    if !self.queue(holder, vec![frame]) {
+                        return None;
+                    }
+                    let (reply, answer) = oneshot::channel();
+                    describing.entry(*id).or_default().push(reply);
+                    Some(answer)
+                })
+                .collect()
+        };
+        let answers = futures_util::future::join_all(
+            asked.into_iter().map(|answer| async move { tokio::time::timeout(wait, answer?).await.ok()?.ok() }),
+        )
+        .await;
+        self.watch.describing.lock().unwrap().retain(|_, waiting| {
+            waiting.retain(|reply| !reply.is_closed());
+            !waiting.is_empty()
+        });
+        answers
+    }
+
+    /// A gateway described a session it holds.
+    pub fn described(&self, link: LinkId, session: SessionId, description: SessionDescription) {
+        if self.held_by(link, &[session]).is_empty() {
+            return self.refuse_gateway_frame(link, "DESCRIBED of a session another gateway holds", &session);
+        }
+        for reply in self.watch.describing.lock().unwrap().remove(&session).unwrap_or_default() {
+            let _ = reply.send(description.clone());
+        }
     }
 
     /// Asks the gateway named `key` to drain; false if none such is linked.

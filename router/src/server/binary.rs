@@ -365,6 +365,11 @@ async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), Stri
                 Err(err) => Err(err),
             }
         }
+        Some(FrameKind::Described) => {
+            let (session, description) = protocol::SessionDescription::from_frame(&frame)?;
+            hub.described(link, session, description);
+            Ok(())
+        }
         Some(kind @ (FrameKind::SessionsAway | FrameKind::SessionsBack)) => {
             crate::presence::away(hub, link, &ids, kind == FrameKind::SessionsAway).await
         }

@@ -73,6 +73,8 @@ struct Session<T, H: Host> {
     timer: Option<Pin<Box<Sleep>>>,
     /// Which source [`Session::poll_wake`] looks at first.
     turn: u8,
+    /// When it started, or came to this gateway: seconds since the epoch.
+    started: u32,
 }
 
 /// The session's whole life. Built here, outside the returned future, so
@@ -116,6 +118,7 @@ pub fn run<T: Transport, H: Host>(
         _seat: seat,
         timer: None,
         turn: 0,
+        started: unix_now() as u32,
     };
     async move {
         if new {
@@ -170,6 +173,10 @@ impl<T: Transport, H: Host> Session<T, H> {
                     let (settings, metrics) = (self.host.session_settings(), self.host.metrics());
                     self.life.close(reason, Instant::now(), settings, metrics)
                 }
+                Wake::Taken(Taken::Describe(reply)) => {
+                    let _ = reply.send(self.describe());
+                    Action::None
+                }
                 Wake::Taken(Taken::Take(request)) => {
                     let generation = self.replay_log.as_ref().map(|log| log.generation);
                     self.life.take(generation, request, self.host.metrics())
@@ -193,6 +200,17 @@ impl<T: Transport, H: Host> Session<T, H> {
         }
         tracing::debug!(session = %self.id, "closed");
         Outcome::Ended
+    }
+
+    /// How it is, for the operator's page.
+    fn describe(&self) -> protocol::SessionDescription {
+        let param = |name: &[u8]| self.params.get(name).map(|v| String::from_utf8_lossy(&v).into_owned());
+        let remote = match (param(b"REMOTE_ADDR"), param(b"REMOTE_PORT")) {
+            (Some(addr), Some(port)) if self.conn.is_some() => Some(format!("{addr}:{port}")),
+            _ => None,
+        };
+        let age_s = u64::from((unix_now() as u32).saturating_sub(self.started));
+        protocol::SessionDescription { age_s, meta: self.meta.pairs_owned(), remote }
     }
 
     /// Carries out what the lifecycle decided, on the socket and the
@@ -263,4 +281,9 @@ impl<T, H: Host> Drop for Session<T, H> {
         metrics.sub(Count::PendingBytes, self.life.pending_bytes());
         metrics.sub(Count::ParamsBytes, self.params.encoded().len());
     }
+}
+
+/// Seconds since the epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
