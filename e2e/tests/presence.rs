@@ -129,7 +129,17 @@ async fn joins_and_leaves_reach_the_members_in_order_with_the_channels_messages(
 
 #[tokio::test]
 async fn an_away_member_is_shown_offline_then_online_then_left_once_its_grace_ends() {
-    let room = room(&[], &["--resume-grace-ms", "1500"]);
+    away_then_left(&[]).await;
+}
+
+#[tokio::test]
+async fn the_same_away_and_back_on_redis() {
+    let redis = Redis::start();
+    away_then_left(&["--redis", &redis.url()]).await;
+}
+
+async fn away_then_left(router_args: &[&str]) {
+    let room = room(router_args, &["--resume-grace-ms", "1500"]);
     let (mut ann, ann_id, token) = room.client("").await;
     let (mut bob, bob_id, _) = room.client("").await;
     room.join(&ann_id, "ann", json!(null));

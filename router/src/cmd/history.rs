@@ -13,13 +13,7 @@ impl Apply for History {
             return Ok(Reply::History { entries: Vec::new(), recovered: self.since.map(|_| false) });
         };
         let limit = self.limit.unwrap_or(rule.count).min(rule.count);
-        let (kept, recovered) = match &self.since {
-            Some(since) => {
-                let after = hub.store().history_since(channel, since, limit).await?;
-                (after.entries, Some(after.recovered))
-            }
-            None => (hub.store().history_read(channel, limit).await?, None),
-        };
+        let (kept, recovered) = hub.store().history(channel, self.since.as_deref(), limit).await?;
         let entries = kept.into_iter().map(|(offset, payload)| Entry::new(offset, &payload)).collect();
         Ok(Reply::History { entries, recovered })
     }

@@ -58,19 +58,13 @@ async fn send_history(hub: &Hub, channel: &str, ids: &[SessionId], rule: Rule, s
     if ids.is_empty() {
         return Ok(false);
     }
-    let (kept, recovered) = match since {
-        Some(since) => {
-            let after = hub.store().history_since(channel, since, rule.count).await?;
-            (after.entries, after.recovered)
-        }
-        None => (hub.store().history_read(channel, rule.count).await?, false),
-    };
+    let (kept, recovered) = hub.store().history(channel, since, rule.count).await?;
     for (offset, payload) in kept {
         let sent = as_sent(hub, channel, rule, offset, payload);
         let delivered = hub.deliver(FrameKind::SendMsg, ids, sent.data, sent.binary);
         hub.metrics.add(Count::HistorySent, delivered.sessions);
     }
-    Ok(recovered)
+    Ok(recovered.unwrap_or(false))
 }
 
 /// On a shared store, another router's publish may follow the answer at

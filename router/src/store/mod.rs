@@ -207,20 +207,26 @@ impl Store {
         }
     }
 
-    /// The newest `limit` messages `channel` keeps, oldest first.
-    pub async fn history_read(&self, channel: &str, limit: usize) -> StoreResult<Vec<Kept>> {
-        match self {
-            Store::Memory(s) => Ok(s.history.read(channel, limit)),
-            Store::Redis(s) => s.history_read(channel, limit).await,
-        }
-    }
-
-    /// The messages `channel` keeps after offset `since`, the newest `limit`.
-    pub async fn history_since(&self, channel: &str, since: &str, limit: usize) -> StoreResult<Since> {
-        match self {
-            Store::Memory(s) => Ok(s.history.since(channel, since, limit)),
-            Store::Redis(s) => s.history_since(channel, since, limit).await,
-        }
+    /// The newest `limit` messages `channel` keeps, oldest first; after
+    /// offset `since` when given, with whether that offset is still kept.
+    pub async fn history(
+        &self,
+        channel: &str,
+        since: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<(Vec<Kept>, Option<bool>)> {
+        let Some(since) = since else {
+            let kept = match self {
+                Store::Memory(s) => s.history.read(channel, limit),
+                Store::Redis(s) => s.history_read(channel, limit).await?,
+            };
+            return Ok((kept, None));
+        };
+        let Since { entries, recovered } = match self {
+            Store::Memory(s) => s.history.since(channel, since, limit),
+            Store::Redis(s) => s.history_since(channel, since, limit).await?,
+        };
+        Ok((entries, Some(recovered)))
     }
 
     /// Notes this router's report, JSON, and returns every router's that

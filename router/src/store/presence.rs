@@ -139,14 +139,8 @@ impl RedisStore {
         pipe.srem(self.away_key(channel), ids.iter().map(SessionId::as_str).collect::<Vec<_>>()).ignore().hlen(&key);
         let mut results: Vec<redis::Value> = pipe.query_async(&mut self.connection()).await?;
         let total: usize = redis::from_redis_value(results.pop().unwrap_or(redis::Value::Int(0)))?;
-        let mut removed = Vec::new();
-        for (id, pair) in ids.iter().zip(results.chunks(2)) {
-            let member: Option<String> = redis::from_redis_value(pair[0].clone())?;
-            let deleted: usize = redis::from_redis_value(pair[1].clone())?;
-            if let (Some(member), 1) = (member, deleted) {
-                removed.push((*id, member));
-            }
-        }
+        let changed = members_changed(results)?;
+        let removed: Vec<_> = ids.iter().zip(changed).filter_map(|(id, member)| Some((*id, member?))).collect();
         let vacated = !removed.is_empty() && total == 0;
         Ok(Left { removed, vacated })
     }
@@ -161,16 +155,12 @@ impl RedisStore {
                 false => pipe.srem(self.away_key(channel), id.as_str()),
             };
         }
-        let results: Vec<redis::Value> = pipe.query_async(&mut self.connection()).await?;
-        let mut changed = Vec::new();
-        for ((channel, id), pair) in pairs.iter().zip(results.chunks(2)) {
-            let member: Option<String> = redis::from_redis_value(pair[0].clone())?;
-            let flipped: usize = redis::from_redis_value(pair[1].clone())?;
-            if let (Some(member), 1) = (member, flipped) {
-                changed.push((channel.clone(), *id, member));
-            }
-        }
-        Ok(changed)
+        let changed = members_changed(pipe.query_async(&mut self.connection()).await?)?;
+        Ok(pairs
+            .iter()
+            .zip(changed)
+            .filter_map(|((channel, id), member)| Some((channel.clone(), *id, member?)))
+            .collect())
     }
 
     pub async fn presence_list(&self, channel: &str) -> StoreResult<Vec<Listed>> {
@@ -188,6 +178,19 @@ impl RedisStore {
             })
             .collect())
     }
+}
+
+/// Answers in pairs, a member's HGET and a change's count (HDEL, SADD,
+/// SREM): per pair, the member if it was one and the change happened.
+fn members_changed(results: Vec<redis::Value>) -> StoreResult<Vec<Option<String>>> {
+    let mut changed = Vec::with_capacity(results.len() / 2);
+    let mut results = results.into_iter();
+    while let (Some(member), Some(count)) = (results.next(), results.next()) {
+        let member: Option<String> = redis::from_redis_value(member)?;
+        let count: usize = redis::from_redis_value(count)?;
+        changed.push(member.filter(|_| count == 1));
+    }
+    Ok(changed)
 }
 
 #[cfg(test)]
