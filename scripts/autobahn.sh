@@ -18,7 +18,8 @@ cargo build --release --bins --locked -p gateway -p echo-app
 bin=target/release
 $bin/echo-app --listen 127.0.0.1:19102 2> "$out/echo.log" &
 sleep 0.3
-# Autobahn sends up to 16 MiB messages and floods: lift those limits. kosoku
+# Autobahn sends up to 16 MiB messages, floods, and compresses runs of one
+# byte (past the inflate ratio): lift those limits. kosoku
 # ends a case at a ping it did not expect (it answers it, as it should),
 # and it takes an uncompressed message on a compressed connection for a
 # string: no pings, and every message compressed.
@@ -26,7 +27,8 @@ $bin/gateway --listen 127.0.0.1:19105 --backend 127.0.0.1:19102 \
     --max-message 20000000 --outbound-queue-bytes 64000000 \
     --max-response-bytes 20000000 --deflate-min-bytes 0 \
     --ping-interval-ms 3600000 --idle-timeout-ms 7200000 \
-    --max-message-rate 0 --max-pending-events 100000 --backend-timeout-ms 60000 2> "$out/gateway.log" &
+    --max-message-rate 0 --max-pending-events 100000 --backend-timeout-ms 60000 \
+    --max-inflate-rate 0 --max-inflate-ratio 0 2> "$out/gateway.log" &
 sleep 0.5
 "$out/venv/bin/kosoku" -p 2 -o "$out/reports" 127.0.0.1:19105 > "$out/kosoku.txt" 2>&1 || true
 python3 - "$out/reports" <<'PY'

@@ -119,10 +119,15 @@ trait RouterCommands
         return $this->command('channels', ['session' => $session]);
     }
 
-    /** A presence- channel's members: ['count' => n, 'members' => [['session', 'user', 'info', 'online'], ...]]. */
-    public function presence(string $channel, ?int $limit = null): mixed
+    /**
+     * A presence- channel's members, a page at a time in session id order:
+     * ['count' => n, 'members' => [['session', 'user', 'info', 'online'], ...], 'next' => cursor when there are more].
+     * Pass 'next' as $cursor for the page after.
+     */
+    public function presence(string $channel, ?int $limit = null, ?string $cursor = null): mixed
     {
-        return $this->command('presence', ['channel' => $channel] + ($limit === null ? [] : ['limit' => $limit]));
+        $body = ['channel' => $channel] + ($limit === null ? [] : ['limit' => $limit]);
+        return $this->command('presence', $body + ($cursor === null ? [] : ['cursor' => $cursor]));
     }
 
     /** The messages a channel keeps, oldest first: ['entries' => [['offset', 'data' or 'data_base64'], ...]]. */

@@ -93,9 +93,12 @@ class _Commands:
     def channels(self, session):
         return self._command("channels", {"session": session})
 
-    def presence(self, channel, limit=None):
-        """A presence- channel's members: {"count": n, "members": [{"session", "user", "info", "online"}, ...]}."""
-        return self._command("presence", {"channel": channel, **({} if limit is None else {"limit": limit})})
+    def presence(self, channel, limit=None, cursor=None):
+        """A presence- channel's members, a page at a time in session id order:
+        {"count": n, "members": [{"session", "user", "info", "online"}, ...], "next": cursor when there are more}.
+        Pass "next" as `cursor` for the page after."""
+        body = {"channel": channel, **({} if limit is None else {"limit": limit})}
+        return self._command("presence", {**body, **({} if cursor is None else {"cursor": cursor})})
 
     def history(self, channel, limit=None):
         """The messages a channel keeps, oldest first: {"entries": [{"offset", "data" or "data_base64"}, ...]}."""

@@ -1,8 +1,8 @@
 // The router's operator page in Chromium (e2e/tests/browser.rs starts a
 // router with --admin-token, two gateways and the echo backend):
 //   ADMIN_TOKEN=... ECHO_PID=... ROUTER_HTTP=http://... GATEWAYS="ws://a/ ws://b/" node admin.mjs http://127.0.0.1:PORT/admin/ screenshot.png
-// Three clients connect (two to one gateway, one to the other); the page,
-// opened with the operator's token, counts them; a session is kicked from
+// Three clients connect (two to one gateway, one to the other); the page
+// asks for the operator's token, and once logged in counts them; a session is kicked from
 // the page, and its client is closed with 4000; the backend is killed, and
 // the page shows it ejected. The page loads nothing from anywhere else.
 import { chromium } from "playwright-core";
@@ -20,10 +20,7 @@ const fail = async (message) => {
   process.exit(1);
 };
 try {
-  const context = await browser.newContext({
-    httpCredentials: { username: "operator", password: ADMIN_TOKEN },
-    viewport: { width: 1280, height: 900 },
-  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   // The clients, in a page of their own (the operator's page allows no socket but its router).
   const clients = await context.newPage();
   const ids = await clients.evaluate(async (urls) => {
@@ -38,8 +35,9 @@ try {
     return Promise.all([open(urls[0]), open(urls[0]), open(urls[1])]);
   }, gateways);
 
-  const join = (channel, sessions) =>
-    fetch(`${ROUTER_HTTP}/v1/join`, { method: "POST", body: JSON.stringify({ channel, sessions }) });
+  // A backend's calls, from here (a page of another origin may not make them).
+  const join = (channel, sessions) => fetch(`${ROUTER_HTTP}/v1/join`,
+    { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ channel, sessions }) });
   await join("lobby", ids);
   await join("presence-table-7", ids.slice(1));
 
@@ -49,6 +47,15 @@ try {
   admin.on("request", (request) => { if (!request.url().startsWith(origin)) elsewhere.push(request.url()); });
   admin.on("dialog", (dialog) => dialog.accept());
   await admin.goto(url);
+  await admin.waitForSelector("#login.shown", { timeout: 10000 });
+  await admin.fill("#login-token", "not the token");
+  await admin.click("#login button");
+  await admin.waitForFunction(() => document.getElementById("login-error").textContent !== "", null, { timeout: 5000 });
+  await admin.fill("#login-token", ADMIN_TOKEN);
+  await admin.click("#login button");
+  await admin.waitForSelector("#login:not(.shown)", { state: "attached", timeout: 10000 });
+  const cookies = await context.cookies();
+  if (!cookies.some((c) => c.name === "fk_admin" && c.httpOnly && c.sameSite === "Strict")) await fail(`no strict session cookie: ${JSON.stringify(cookies)}`);
   await admin.waitForFunction(() => document.getElementById("sessions").textContent === "3", null, { timeout: 10000 });
   await admin.waitForFunction(() => document.querySelectorAll("#gateways tr").length === 2, null, { timeout: 10000 });
   await admin.waitForFunction(() => document.getElementById("channels").textContent.includes("lobby3"), null, { timeout: 10000 });

@@ -2,6 +2,7 @@
 //! (and a real Redis) as separate processes on free ports, and talks to
 //! them over real sockets as a client, a backend or curl would.
 
+pub mod browser;
 pub mod chat;
 pub mod fooking;
 pub mod http;

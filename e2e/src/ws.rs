@@ -108,6 +108,19 @@ impl Client {
         }
     }
 
+    /// The next text message as JSON if one has come already, without
+    /// waiting (pings and pongs are passed over).
+    pub fn try_recv_json(&mut self) -> Option<Value> {
+        use futures_util::FutureExt;
+        loop {
+            match self.ws.next().now_or_never()?? {
+                Ok(Message::Text(text)) => return serde_json::from_str(&text).ok(),
+                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                other => panic!("expected a text message, got {other:?}"),
+            }
+        }
+    }
+
     /// The next `n` JSON messages, in a stable order (for messages whose
     /// relative order the protocol does not fix).
     pub async fn recv_json_unordered(&mut self, n: usize) -> Vec<Value> {

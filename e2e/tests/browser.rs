@@ -2,32 +2,8 @@
 //! against the real stack. Screenshots are kept as test artifacts in
 //! target/e2e-logs/.
 
-use std::path::Path;
-use std::process::Command;
-
-use e2e::processes::bin_dir;
+use e2e::browser::run_page_test;
 use e2e::{Stack, StackOptions};
-
-/// Runs a page script from e2e/browser against `url`, with `env`, checking
-/// that it passed and left its screenshot.
-fn run_page_test(script: &str, url: &str, screenshot: &str, env: &[(&str, &str)]) {
-    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    assert!(
-        browser.join("node_modules/playwright-core").exists(),
-        "run `npm ci` in e2e/browser (the README's test command does)"
-    );
-    let screenshot = bin_dir().join("../e2e-logs").join(screenshot);
-    let _ = std::fs::remove_file(&screenshot);
-    let output = Command::new("node")
-        .current_dir(&browser)
-        .args([script, url, screenshot.to_str().unwrap()])
-        .envs(env.iter().copied())
-        .output()
-        .expect("node");
-    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "{script} failed:\n{report}");
-    assert!(screenshot.exists(), "no screenshot");
-}
 
 fn page_url(stack: &Stack, path: &str) -> String {
     stack.ws_url(path).replace("ws://", "http://")

@@ -155,6 +155,10 @@ async fn a_client_that_missed_more_than_its_buffer_recovers_the_channel_from_his
     for n in 3..=6 {
         call("publish", json!({"channel": "news-1", "data": format!("m{n}")}));
     }
+    // The pushes reach the parked session on the gateway's link, after the
+    // publishes' answers: it ends once they pass its buffer.
+    let overflowed = || metric(gateways[0].admin, r#"gateway_client_closes_total{reason="resume_buffer_full"}"#) == 1.0;
+    assert!(e2e::eventually(Duration::from_secs(5), overflowed).await, "the session outgrew its buffer");
     let mut refused = Client::connect(&format!("{url}?resume={token}&last=2")).await;
     let code: u16 = refused.expect_close().await.expect("a close code").code.into();
     assert!((4100..=4103).contains(&code), "the session could not come back: {code}");

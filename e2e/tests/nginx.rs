@@ -68,8 +68,9 @@ async fn curl_through_nginx_debug_conf_reaches_chat_app_and_php_beside_a_gateway
     let ws_url = format!("ws://{listen}/");
     let mut clients = Vec::new();
     while e2e::metric(admin, held) < 4.0 {
-        assert!(clients.len() < 40, "the gateway never held 4 connections: {}", e2e::metric(admin, held));
-        let batch = (0..4).map(|_| Client::connect(&ws_url));
+        assert!(clients.len() < 80, "the gateway never held 4 connections: {}", e2e::metric(admin, held));
+        // Eight connect events at once, so that four are in flight together.
+        let batch = (0..8).map(|_| Client::connect(&ws_url));
         for mut client in futures_util::future::join_all(batch).await {
             let connected = client.recv_json().await;
             assert_eq!(connected["connected"]["ROUTER_HTTP"], "http://127.0.0.1:9011", "from params.conf");

@@ -220,35 +220,34 @@ async fn an_sse_client_that_reads_nothing_is_dropped_at_the_queue_bound() {
     assert_eq!(fast.recv(), "still fine");
 }
 
-/// A connection's first request for a stream is served on the socket
-/// itself (its response ends with the connection); one asked on a
-/// connection hyper already serves comes as hyper's chunked body. Both
-/// carry the same session.
+/// A stream is a connection's first request, served on the socket
+/// itself (its response ends with the connection). One asked on a
+/// connection hyper already serves is sent to a connection of its own
+/// (307 to the same URL, and that connection closes), as a browser
+/// follows; there it is the same session as any other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_event_stream_on_a_kept_alive_connection_is_served_too() {
+async fn an_event_stream_asked_on_a_kept_alive_connection_is_sent_to_one_of_its_own() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (stack, _echo, log) = echo_stack(&[], &[]);
     let addr = e2e::processes::local(stack.gateway_port);
     let mut kept = tokio::net::TcpStream::connect(addr).await.unwrap();
     kept.write_all(b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    kept.write_all(b"GET /reused?x=1 HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n").await.unwrap();
     let mut answer = Vec::new();
-    while !answer.ends_with(b"not found\n") {
-        let mut buf = [0u8; 512];
-        let n = kept.read(&mut buf).await.unwrap();
-        assert!(n > 0, "kept alive: {}", String::from_utf8_lossy(&answer));
-        answer.extend_from_slice(&buf[..n]);
-    }
-    let mut reused = loadgen::sse::SseClient::connect(kept, addr, "/reused").await.unwrap();
-    assert!(reused.chunked(), "hyper's response on a connection it serves");
-    let first = loadgen::sse::SseClient::connect(tokio::net::TcpStream::connect(addr).await.unwrap(), addr, "/first");
-    let mut first = first.await.unwrap();
-    assert!(!first.chunked(), "the gateway's own response on a first request");
-    for (client, text) in [(&mut reused, "on a reused connection"), (&mut first, "on a new one")] {
-        client.send(text.as_bytes(), false).await.unwrap();
-        assert_eq!(client.recv().await.unwrap().unwrap(), text.as_bytes());
-    }
-    let events = backend_events(&log, 4);
+    kept.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    let second = &answer[answer.find("not found\n").expect("the first answered") + 10..];
+    assert!(second.starts_with("http/1.1 307"), "{second}");
+    assert!(second.contains("location: /reused?x=1\r\n") && second.contains("connection: close\r\n"), "{second}");
+    let mut followed =
+        loadgen::sse::SseClient::connect(tokio::net::TcpStream::connect(addr).await.unwrap(), addr, "/reused")
+            .await
+            .unwrap();
+    assert!(!followed.chunked(), "the gateway's own response on a first request");
+    followed.send(b"on a connection of its own", false).await.unwrap();
+    assert_eq!(followed.recv().await.unwrap().unwrap(), &b"on a connection of its own"[..]);
+    let events = backend_events(&log, 2);
     let uris: Vec<&str> = events.iter().map(|e| e["params"]["REQUEST_URI"].as_str().unwrap()).collect();
-    assert_eq!(uris.iter().filter(|u| **u == "/reused").count(), 2, "{uris:?}");
+    assert_eq!(uris, ["/reused", "/reused"], "one session, opened on the connection of its own");
     assert!(events.iter().all(|e| e["params"]["TRANSPORT"] == "sse"));
 }

@@ -4,7 +4,7 @@
 //! unchanged, when a client resends it.
 #![no_main]
 
-use gateway::front::websocket::decoder::{Decoded, Decoder};
+use gateway::front::websocket::decoder::{clock_ms, Decoded, Decoder, InflateBudget, InflateLimits};
 use gateway::front::websocket::frame::{apply_mask, Header, OpCode};
 use libfuzzer_sys::fuzz_target;
 
@@ -30,7 +30,8 @@ fn decode(decoder: &mut Decoder, pieces: &[&[u8]]) -> Vec<Decoded> {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&control, data)) = data.split_first() else { return };
-    let inflate = control & 1 == 1;
+    let limits = InflateLimits { rate: u32::from(control >> 4) * 256, ratio: u32::from(control >> 1 & 7) };
+    let inflate = (control & 1 == 1).then(|| InflateBudget::new(limits, MAX, clock_ms()));
     let cut = control as usize % (data.len() + 1);
     let decoded = decode(&mut Decoder::new(MAX, inflate), &[&data[..cut], &data[cut..]]);
     for message in decoded {

@@ -62,6 +62,12 @@ pub struct Config {
     /// Let clients ask to join a channel, with the message `{"fk":"subscribe","channel":NAME}`: the backend decides (EVENT=5), and only its 2xx joins.
     #[arg(long, env = "GATEWAY_CLIENT_SUBSCRIBE", default_value_t = false, action = ArgAction::Set)]
     pub client_subscribe: bool,
+    /// Channels a session may be in when its client asks to join one more (--client-subscribe): past it, the ask is refused (429) without asking the backend.
+    #[arg(long, env = "GATEWAY_MAX_SESSION_CHANNELS", default_value_t = 128)]
+    pub max_session_channels: usize,
+    /// Channels with members on this gateway at most for a client's ask to join a new one (--client-subscribe): past it, the ask is refused (503). Keep it within the routers' --max-channels-per-gateway.
+    #[arg(long, env = "GATEWAY_MAX_CHANNELS", default_value_t = 262_144)]
+    pub max_channels: usize,
     /// Send EVENT=1 when a client connects.
     #[arg(long, env = "GATEWAY_CONNECT_EVENT", default_value_t = true, action = ArgAction::Set)]
     pub connect_event: bool,
@@ -104,6 +110,12 @@ pub struct Config {
     /// Offer permessage-deflate (RFC 7692) to WebSocket clients that ask, without context takeover: an idle connection holds no compressor, and a broadcast is compressed once.
     #[arg(long, env = "GATEWAY_DEFLATE", default_value_t = true, action = ArgAction::Set)]
     pub deflate: bool,
+    /// Bytes a second a client's compressed messages may inflate to (0: no limit), up to one --max-message at once: each message's inflater stops at what is left, and a message that would pass it closes the client (1008).
+    #[arg(long, env = "GATEWAY_MAX_INFLATE_RATE", default_value_t = 4 << 20)]
+    pub max_inflate_rate: u32,
+    /// A compressed message may inflate to this many times its size, past its first 64 KiB (0: no limit); more closes the client (1008). JSON compresses 5 to 20 times; a decompression bomb a thousand.
+    #[arg(long, env = "GATEWAY_MAX_INFLATE_RATIO", default_value_t = 64)]
+    pub max_inflate_ratio: u32,
     /// Messages shorter than this many bytes go out uncompressed, even to clients that agreed to compression.
     #[arg(long, env = "GATEWAY_DEFLATE_MIN_BYTES", default_value_t = 128)]
     pub deflate_min_bytes: u32,

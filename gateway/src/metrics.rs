@@ -58,6 +58,10 @@ runtime::metric_table! {
             "Sessions handed to a client that resumed them on another gateway.",
         Subscribed: Counter "gateway_client_subscribes_total"
             "Channels clients joined by asking, with their backend's yes (--client-subscribe).",
+        SubscribesRefused: Counter "gateway_client_subscribes_refused_total"
+            "Clients' asks to join a channel the gateway refused without asking the backend: the session in --max-session-channels (429), or --max-channels here (503).",
+        OrphanClosesDropped: Counter "gateway_orphan_closes_dropped_total"
+            "A dead gateway's sessions whose close event was not sent: past the 1,000,000 waiting at most.",
         SsePosts: Counter "gateway_sse_posts_total" "Messages and closes SSE clients posted to their sessions.",
         SsePostsRefused: Counter "gateway_sse_posts_refused_total"
             "Posts refused for a send token that is invalid or names no session here.",
@@ -91,6 +95,8 @@ runtime::metric_table! {
         ResumeBudgetDropped: Counter "gateway_resume_budget_dropped_total"
             "Messages a replay log gave up or did not keep because --resume-buffer-total-bytes was reached.",
         OutboundQueuedBytes: Gauge "gateway_outbound_queued_bytes" "Bytes of pushes waiting in all sessions' mailboxes.",
+        OrphanClosesQueued: Gauge "gateway_orphan_closes_queued"
+            "A dead gateway's sessions waiting for the close events this gateway sends for it (1,000 a second, 1,000,000 at most).",
     }
 }
 

@@ -73,6 +73,8 @@ pub async fn run(config: Config, outer: Shutdown) -> anyhow::Result<()> {
     tokio::spawn(heartbeat(gateway.clone(), shutdown.clone()));
     tokio::spawn(report_status(gateway.clone(), links_shutdown.clone()));
     tokio::spawn(serve_router_asks(gateway.clone(), asks, shutdown.clone()));
+    let orphans = gateway.clone();
+    tokio::spawn(async move { orphans.orphans().send(&*orphans).await });
 
     let serve_on = |listener: TcpListener, front: front::Listener| {
         let gateway = gateway.clone();
@@ -107,9 +109,14 @@ async fn serve_router_asks(gateway: Arc<Gateway>, mut asks: tokio::sync::mpsc::R
     while let Some(ask) = asks.recv().await {
         match ask {
             RouterAsk::Orphaned(ids) => {
-                tracing::info!(sessions = ids.len(), "sending close events for a dead gateway's sessions");
-                let gateway = gateway.clone();
-                tokio::spawn(async move { session::event::send_close_events(&*gateway, ids).await });
+                let dropped = gateway.orphans().push(ids);
+                if dropped > 0 {
+                    gateway.metrics().add(crate::metrics::Count::OrphanClosesDropped, dropped);
+                    tracing::warn!(
+                        dropped,
+                        "a dead gateway's sessions past the queue's bound: no close event for them"
+                    );
+                }
             }
             RouterAsk::Drain => drain.trigger(),
             RouterAsk::Occupancy(occupancy) => {

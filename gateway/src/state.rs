@@ -15,6 +15,7 @@ use crate::metrics::{Count, Metrics, Now};
 use crate::resume::token::TokenKey;
 use crate::session::inboxes::Inboxes;
 use crate::session::memberships::ChannelCount;
+use crate::session::orphans::Orphans;
 use crate::session::{Host, Registry, SessionSettings};
 use crate::upstream;
 use crate::upstream::cgi::{Event, EventEncoder};
@@ -37,6 +38,8 @@ pub struct Gateway {
     resume_keys: TokenKey,
     /// SSE sessions' posted messages, by session.
     inboxes: Inboxes,
+    /// A dead gateway's sessions, waiting for the close events sent for it.
+    orphans: Orphans,
     pages: Vec<Page>,
     /// Connections not yet sessions, under `--max-handshakes`.
     handshakes: runtime::Slots,
@@ -82,7 +85,8 @@ impl Gateway {
         params.extend(config.params.iter().cloned());
         Ok(Gateway {
             resume_keys: TokenKey::new(config.resume_secret.as_deref()),
-            inboxes: Inboxes::default(),
+            inboxes: Inboxes::new(config.max_pending_bytes.max(config.max_message)),
+            orphans: Orphans::default(),
             events: EventEncoder::new(
                 upstream::cgi::static_params(params.iter().map(|(n, v)| (n.as_str(), v.as_str())))?,
                 &config.param_prefix,
@@ -107,6 +111,11 @@ impl Gateway {
 
     pub fn links(&self) -> &RouterLinks {
         &self.links
+    }
+
+    /// A dead gateway's sessions, waiting for their close events.
+    pub fn orphans(&self) -> &Orphans {
+        &self.orphans
     }
 
     /// Who may connect (see [`crate::admission`]).
@@ -152,6 +161,7 @@ impl Gateway {
             .set(Now::LinkOverflows, stats.overflows.load(Relaxed) as f64)
             .set(Now::ClosesLost, stats.closes_lost.load(Relaxed) as f64)
             .set(Now::PushesQueued, stats.pushes_queued.load(Relaxed) as f64)
+            .set(Now::OrphanClosesQueued, self.orphans.len() as f64)
             .set(Now::Offline, self.registry.parked() as f64)
             .set(Now::SseStreams, self.inboxes.count() as f64)
             .set(Now::ResumeBufferedBytes, budget.used() as f64)

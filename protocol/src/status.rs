@@ -12,6 +12,10 @@ use super::{Frame, FrameKind, SessionId};
 
 /// Backends listed in one report at most.
 pub const MAX_BACKENDS: usize = 256;
+/// Longest pool name and backend address in a report, in bytes.
+pub const MAX_NAME: usize = 255;
+/// Largest DESCRIBED, in bytes: a session's meta is within its params.
+pub const MAX_DESCRIPTION: usize = 64 << 10;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GatewayStatus {
@@ -53,6 +57,9 @@ impl GatewayStatus {
         if status.backends.len() > MAX_BACKENDS {
             return Err(format!("a STATUS with over {MAX_BACKENDS} backends"));
         }
+        if status.backends.iter().any(|b| b.pool.len() > MAX_NAME || b.backend.len() > MAX_NAME) {
+            return Err(format!("a STATUS naming a pool or backend in over {MAX_NAME} bytes"));
+        }
         Ok(status)
     }
 }
@@ -77,6 +84,9 @@ impl SessionDescription {
 
     pub fn from_frame(frame: &Frame) -> Result<(SessionId, SessionDescription), String> {
         let session = SessionId::parse(&frame.sessions).map_err(|_| "DESCRIBED without one session id".to_owned())?;
+        if frame.data.len() > MAX_DESCRIPTION {
+            return Err(format!("a DESCRIBED over {MAX_DESCRIPTION} bytes"));
+        }
         let description =
             serde_json::from_slice(&frame.data).map_err(|err| format!("DESCRIBED that is not one: {err}"))?;
         Ok((session, description))
@@ -103,8 +113,11 @@ mod tests {
         let frame = |data: &'static [u8]| Frame::new(FrameKind::Status, Bytes::new(), Bytes::from_static(data));
         assert!(GatewayStatus::from_frame(&frame(b"{")).is_err());
         assert!(GatewayStatus::from_frame(&frame(b"[]")).is_err());
-        let many = GatewayStatus { backends: vec![backend; MAX_BACKENDS + 1], ..Default::default() };
+        let many = GatewayStatus { backends: vec![backend.clone(); MAX_BACKENDS + 1], ..Default::default() };
         assert!(GatewayStatus::from_frame(&many.to_frame()).is_err());
+        let long = BackendStatus { backend: "b".repeat(MAX_NAME + 1), ..backend };
+        let long = GatewayStatus { backends: vec![long], ..Default::default() };
+        assert!(GatewayStatus::from_frame(&long.to_frame()).is_err(), "a name past its bound");
     }
 
     #[test]
@@ -118,5 +131,8 @@ mod tests {
         assert_eq!(SessionDescription::from_frame(&description.to_frame(&id)), Ok((id, description)));
         let bad = Frame::new(FrameKind::Described, Bytes::from_static(b"short"), Bytes::from_static(b"{}"));
         assert!(SessionDescription::from_frame(&bad).is_err());
+        let huge =
+            SessionDescription { meta: vec![("META_X".into(), "x".repeat(MAX_DESCRIPTION))], ..Default::default() };
+        assert!(SessionDescription::from_frame(&huge.to_frame(&id)).is_err());
     }
 }

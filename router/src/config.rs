@@ -51,6 +51,12 @@ pub struct Config {
     /// router without tokens, which listens on loopback.
     #[arg(long, env = "ROUTER_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Host names the HTTP port answers to (repeatable, `*` for any); a
+    /// request under another Host gets 421, so a DNS-rebinding page cannot
+    /// reach the router under its own name. Default: without --token, the
+    /// loopback names and the --http address; with it, any.
+    #[arg(long, env = "ROUTER_HTTP_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub http_allowed_hosts: Vec<String>,
     /// Allow listening beyond loopback without a token.
     #[arg(long, env = "ROUTER_INSECURE")]
     pub insecure: bool,
@@ -58,6 +64,16 @@ pub struct Config {
     /// link to for this long is dead, and its sessions are ended.
     #[arg(long, env = "ROUTER_GATEWAY_LEASE_MS", default_value_t = 10_000)]
     pub gateway_lease_ms: u64,
+    /// Channels routed to one gateway on its own word (its CH_SUB: members
+    /// its clients joined by asking, or a resync) at most; past it, a new
+    /// channel is not routed to it (counted, logged). Give each gateway's
+    /// --max-channels no more.
+    #[arg(long, env = "ROUTER_MAX_CHANNELS_PER_GATEWAY", default_value_t = 1 << 18)]
+    pub max_channels_per_gateway: usize,
+    /// Channels routed at most, all gateways together; at least the
+    /// gateways times --max-channels-per-gateway.
+    #[arg(long, env = "ROUTER_MAX_ROUTED_CHANNELS", default_value_t = 1 << 20)]
+    pub max_routed_channels: usize,
     /// Connections served at once per listener.
     #[arg(long, env = "ROUTER_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
@@ -71,6 +87,12 @@ pub struct Config {
     /// a larger message is published but not kept.
     #[arg(long, env = "ROUTER_HISTORY_MAX_BYTES", default_value_t = 1 << 20)]
     pub history_max_bytes: usize,
+    /// Bytes all kept channels hold together at most (each message costs
+    /// its size and 64 bytes): past it, the channels published to longest
+    /// ago are dropped whole, so clients alone cannot grow the router (or
+    /// Redis) by opening channels. At least --history-max-bytes.
+    #[arg(long, env = "ROUTER_HISTORY_TOTAL_BYTES", default_value_t = 32 << 20)]
+    pub history_total_bytes: usize,
     /// Kept channels (by name prefix) whose messages go to clients in an
     /// envelope with their offset, `{"fk":"pub","channel","offset","data"}`,
     /// so that a client can recover from the last one it saw.
@@ -106,15 +128,37 @@ impl Config {
     pub fn admin_access(&self) -> crate::admin::Access {
         use crate::admin::Access;
         match (&self.admin_token, &self.token) {
-            (Some(token), _) => Access::Token(token.as_str().into()),
+            (Some(token), _) => {
+                Access::Token(token.as_str().into(), std::sync::Arc::new(protocol::signing::Signer::new(Some(token))))
+            }
             (None, None) if self.http.ip().is_loopback() => Access::Open,
             (None, _) => Access::Off,
         }
     }
 
+    /// The names the HTTP port answers to (`--http-allowed-hosts`).
+    pub fn http_hosts(&self) -> crate::server::guard::Hosts {
+        use crate::server::guard::Hosts;
+        match (&self.http_allowed_hosts[..], &self.token) {
+            ([], Some(_)) => Hosts::Any,
+            ([], None) => Hosts::loopback_and(self.http.ip()),
+            (names, _) => Hosts::listed(names),
+        }
+    }
+
     /// `--history`, read.
     pub fn history_rules(&self) -> anyhow::Result<crate::store::history::Rules> {
-        crate::store::history::Rules::parse(&self.history, self.history_max_bytes, &self.history_envelope)
+        crate::store::history::Rules::parse(
+            &self.history,
+            self.history_max_bytes,
+            self.history_total_bytes,
+            &self.history_envelope,
+        )
+    }
+
+    /// `--max-channels-per-gateway` and `--max-routed-channels`.
+    pub fn route_bounds(&self) -> crate::hub::RouteBounds {
+        crate::hub::RouteBounds { per_gateway: self.max_channels_per_gateway, total: self.max_routed_channels }
     }
 
     /// What every gateway link of this router follows.

@@ -33,7 +33,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         None => Store::Memory(Box::default()),
     };
     config.check()?;
-    let hub = Arc::new(Hub::new(store, config.max_frame, config.history_rules()?));
+    let hub = Arc::new(Hub::new(store, config.max_frame, config.history_rules()?, config.route_bounds()));
     let token: Option<Arc<str>> = config.token.as_deref().map(Arc::from);
     let credentials =
         server::binary::Credentials { backend: token.clone(), gateway: config.gateway_token.as_deref().map(Arc::from) };
@@ -50,15 +50,16 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         server::binary::serve_connection(stream, binary_hub.clone(), settings, credentials.clone(), arrival.ticket())
     });
     let watched_hub = hub.clone();
-    let admin = Arc::new(admin::Admin {
+    let admin = admin::Admin {
         access: config.admin_access(),
         heartbeat: settings.heartbeat,
         store: if config.redis.is_some() { "redis" } else { "memory" },
         started: std::time::Instant::now(),
-    });
+    };
+    let doors = Arc::new(server::http::Doors { token, hosts: config.http_hosts(), admin });
     tokio::spawn(admin::sample(hub.clone(), shutdown.clone()));
     let http_loop = runtime::accept_loop(http, slots(), shutdown.clone(), move |stream, _| {
-        server::http::serve_connection(stream, hub.clone(), token.clone(), admin.clone())
+        server::http::serve_connection(stream, hub.clone(), doors.clone())
     });
     let lease = std::time::Duration::from_millis(config.gateway_lease_ms);
     let me = Me { name: router_name(config.listen), http: config.http.to_string(), started: hub::watch::unix_now() };
@@ -103,8 +104,8 @@ async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, me: Me, shutdown
             _ = tokio::time::sleep(STORE_CHECK_EVERY.min(lease / 3)) => {}
         }
         let store = hub.store();
-        if let store::Store::Memory(memory) = store {
-            memory.history.sweep();
+        if let Ok(kept) = store.history_sweep().await {
+            hub.metrics.set_history_bytes(kept);
         }
         let renewed = store.renew_leases(&hub.linked_gateway_keys(), lease).await;
         hub.note_store(renewed.is_ok());

@@ -13,6 +13,8 @@ runtime::metric_table! {
     pub enum Count {
         RefusedUnauthenticated: Counter "router_refused_unauthenticated_total"
             "Connections and calls refused for a missing or wrong token.",
+        RefusedCrossSite: Counter "router_http_refused_total"
+            "HTTP calls refused before their token was looked at: a Host the router does not answer to, a call from a page of another site, or a change without Content-Type: application/json.",
         BadFrames: Counter "router_bad_frames_total" "Connections closed for a malformed or unknown frame.",
         Deliveries: Counter "router_deliveries_total" "Sessions pushes were sent to.",
         GatewayPushesDropped: Counter "router_gateway_pushes_dropped_total"
@@ -25,8 +27,12 @@ runtime::metric_table! {
         },
         GatewayFramesRefused: Counter "router_gateway_frames_refused_total"
             "Frames ignored from a gateway: about a session another gateway holds, or an answer to a resume not asked of it.",
+        RoutesRefused: Counter "router_routes_refused_total"
+            "Channels a gateway said it holds members of that were not routed to it: past --max-channels-per-gateway or --max-routed-channels. Their publishes reach it only through this router's own joins.",
         UnheldSwept: Counter "router_unheld_sessions_swept_total"
             "Sessions whose memberships and user were dropped because no gateway held them within the lease.",
+        FramesTooLarge: Counter "router_frames_too_large_total"
+            "Frames not sent to a gateway because they passed its frame limit (a bug if it grows: every sender bounds its own).",
         PushesTooLarge: Counter "router_pushes_too_large_total"
             "Pushes refused because their payload passed the frame limit.",
         PresenceEvents: Counter "router_presence_events_total"
@@ -34,6 +40,8 @@ runtime::metric_table! {
         HistoryAppended: Counter "router_history_appended_total" "Messages kept in a channel's history.",
         HistoryTrimmed: Counter "router_history_trimmed_total"
             "Kept messages dropped to stay within a channel's count or bytes (--history, --history-max-bytes).",
+        HistoryEvicted: Counter "router_history_evicted_total"
+            "Kept channels dropped whole, those published to longest ago first, to stay within --history-total-bytes.",
         HistoryTooLarge: Counter "router_history_too_large_total"
             "Messages published live but not kept: larger than --history-max-bytes.",
         HistoryFailed: Counter "router_history_failed_total"
@@ -55,6 +63,8 @@ runtime::metric_table! {
             "Sessions a backend joined or bound that no linked gateway holds, waiting to be reported or swept.",
         ChannelRoutes: Gauge "router_channel_routes"
             "Channel and gateway pairs a publish goes to: each gateway that holds members of each channel.",
+        HistoryBytes: Gauge "router_history_bytes"
+            "What all kept channels cost toward --history-total-bytes, as of the last sweep (once a second).",
     }
 }
 
@@ -71,6 +81,8 @@ impl From<CutOff> for Count {
 #[derive(Default)]
 pub struct RouterMetrics {
     counts: Counters<Count>,
+    /// [`Now::HistoryBytes`], as the last sweep found it.
+    history_bytes: AtomicU64,
     commands: [AtomicU64; NAMES.len()],
     failures: [AtomicU64; NAMES.len()],
 }
@@ -82,6 +94,14 @@ impl RouterMetrics {
 
     pub fn add(&self, which: Count, n: usize) {
         self.counts.add(which, n as u64);
+    }
+
+    pub fn set_history_bytes(&self, bytes: usize) {
+        self.history_bytes.store(bytes as u64, Relaxed);
+    }
+
+    pub fn history_bytes(&self) -> u64 {
+        self.history_bytes.load(Relaxed)
     }
 
     pub fn get(&self, which: Count) -> u64 {

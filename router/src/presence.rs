@@ -19,8 +19,14 @@ use crate::metrics::Count;
 use crate::store::presence::is_presence;
 use crate::store::StoreResult;
 
-/// Members a joining session is told of at most; the count is whole.
+/// Members a joining session is told of at most, and the bytes of JSON
+/// they take at most (never past the frame limit); the count is whole,
+/// and the list says where the rest begins.
 const LISTED_AT_JOIN: usize = 1000;
+const LIST_BYTES_AT_JOIN: usize = 64 << 10;
+
+/// Room a listing leaves in its frame for the rest of its message.
+pub const LIST_ENVELOPE: usize = 1 << 10;
 
 /// A member as kept: `{"user":..,"info":..}`.
 fn member_json(user: &str, info: Option<&Value>) -> String {
@@ -78,9 +84,12 @@ pub async fn joined(hub: &Hub, channel: &str, ids: &[SessionId], who: Joining<'_
     if joined.added.is_empty() {
         return Ok(());
     }
-    let listed = list(hub, channel, LISTED_AT_JOIN).await?;
-    let snapshot =
-        json!({ "fk": "presence", "event": "members", "channel": channel, "count": listed.0, "members": listed.1 });
+    let max_bytes = LIST_BYTES_AT_JOIN.min(hub.push_limit().saturating_sub(LIST_ENVELOPE + channel.len()));
+    let listed = list(hub, channel, None, LISTED_AT_JOIN, max_bytes).await?;
+    let mut snapshot = json!({ "fk": "presence", "event": "members", "channel": channel, "count": listed.count, "members": listed.members });
+    if let Some(next) = listed.next {
+        snapshot["next"] = json!(next);
+    }
     hub.deliver(FrameKind::SendMsg, &joined.added, Bytes::from(snapshot.to_string()), false);
     let joins = members.iter().filter(|(id, _)| joined.added.contains(id));
     announce(hub, channel, &joined.added, joins.map(|(id, kept)| event("join", channel, *id, kept)).collect()).await;
@@ -143,12 +152,39 @@ pub async fn away(hub: &Hub, link: LinkId, ids: &[SessionId], away: bool) -> Sto
     Ok(())
 }
 
-/// A channel's member count, and up to `limit` members, by session id.
-pub async fn list(hub: &Hub, channel: &str, limit: usize) -> StoreResult<(usize, Vec<Member>)> {
-    let mut kept = hub.store().presence_list(channel).await?;
-    kept.sort_unstable_by_key(|(id, _, _)| *id);
-    let count = kept.len();
-    Ok((count, kept.into_iter().take(limit).map(|(id, kept, online)| member(id, &kept, online)).collect()))
+/// A page of a channel's members: the whole count, the members after a
+/// cursor in session id order, and the cursor of the next page if more.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Listing {
+    pub count: usize,
+    pub members: Vec<Member>,
+    pub next: Option<SessionId>,
+}
+
+/// A page after `after` of at most `limit` members and `max_bytes` of
+/// their JSON (at least one member): it costs the page, not the channel.
+pub async fn list(
+    hub: &Hub,
+    channel: &str,
+    after: Option<SessionId>,
+    limit: usize,
+    max_bytes: usize,
+) -> StoreResult<Listing> {
+    let limit = limit.max(1);
+    let page = hub.store().presence_page(channel, after, limit + 1).await?;
+    let (mut members, mut bytes, mut next) = (Vec::<Member>::new(), 0, None);
+    for (id, kept, online) in page.members {
+        let member = member(id, &kept, online);
+        let size = serde_json::to_vec(&member).map_or(0, |json| json.len()) + 1;
+        let full = members.len() == limit || bytes + size > max_bytes;
+        if let Some(last) = members.last().filter(|_| full) {
+            next = Some(last.session);
+            break;
+        }
+        bytes += size;
+        members.push(member);
+    }
+    Ok(Listing { count: page.count, members, next })
 }
 
 /// Publishes presence events to the channel's members, but `except`, in

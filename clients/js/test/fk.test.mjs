@@ -10,6 +10,8 @@ import { relayTo } from "./relay.mjs";
 
 const { FK_A, FK_B, FK_SHORT, ROUTER_HTTP } = process.env;
 const TIMEOUT = 10000;
+// The router's API takes JSON only (no browser form can send it).
+const JSON_TYPE = { "Content-Type": "application/json" };
 
 const EVENTS = ["open", "resumed", "lost", "message", "close", "fallback", "presence"];
 
@@ -38,7 +40,7 @@ function watch(client) {
  * session on its own link, which may come after the first reply. */
 async function known(session) {
   for (let tries = 0; tries < 200; tries++) {
-    const reply = await fetch(`${ROUTER_HTTP}/v1/online`, { method: "POST", body: JSON.stringify({ sessions: [session] }) });
+    const reply = await fetch(`${ROUTER_HTTP}/v1/online`, { method: "POST", headers: JSON_TYPE, body: JSON.stringify({ sessions: [session] }) });
     if ((await reply.json()).sessions.includes(session)) return;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
@@ -49,7 +51,7 @@ async function known(session) {
  * gateway reports a subscribe on its own link, right after the answer. */
 async function inChannels(session, channels) {
   for (let tries = 0; tries < 200; tries++) {
-    const reply = await fetch(`${ROUTER_HTTP}/v1/channels`, { method: "POST", body: JSON.stringify({ session }) });
+    const reply = await fetch(`${ROUTER_HTTP}/v1/channels`, { method: "POST", headers: JSON_TYPE, body: JSON.stringify({ session }) });
     if (JSON.stringify((await reply.json()).channels) === JSON.stringify(channels)) return;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
@@ -57,7 +59,7 @@ async function inChannels(session, channels) {
 }
 
 async function push(session, data) {
-  const reply = await fetch(`${ROUTER_HTTP}/v1/send`, { method: "POST", body: JSON.stringify({ sessions: [session], data }) });
+  const reply = await fetch(`${ROUTER_HTTP}/v1/send`, { method: "POST", headers: JSON_TYPE, body: JSON.stringify({ sessions: [session], data }) });
   assert.equal(reply.status, 200, await reply.text());
 }
 
@@ -152,7 +154,7 @@ test("a kicked client stays away", async (t) => {
   const [fk, events] = client(t, FK_A);
   const { session } = await events.take("open");
   await known(session);
-  const reply = await fetch(`${ROUTER_HTTP}/v1/kick`, { method: "POST", body: JSON.stringify({ sessions: [session] }) });
+  const reply = await fetch(`${ROUTER_HTTP}/v1/kick`, { method: "POST", headers: JSON_TYPE, body: JSON.stringify({ sessions: [session] }) });
   assert.equal(reply.status, 200);
   assert.deepEqual(await events.take("close"), { code: 4000, reason: "kicked", reconnecting: false });
   assert.equal(fk.state, "closed");
@@ -200,7 +202,7 @@ test("subscribe joins a channel the backend allows, and is refused one it does n
     assert.deepEqual(await fk.subscribe("room"), { channel: "room" });
     await assert.rejects(fk.subscribe("private-room"), (err) => err.code === 403);
     await inChannels(session, ["room"]);
-    const published = await fetch(`${ROUTER_HTTP}/v1/publish`, { method: "POST", body: JSON.stringify({ channel: "room", data: "to the room" }) });
+    const published = await fetch(`${ROUTER_HTTP}/v1/publish`, { method: "POST", headers: JSON_TYPE, body: JSON.stringify({ channel: "room", data: "to the room" }) });
     assert.equal(published.status, 200);
     assert.equal((await events.take("message")).data, "to the room", `${transports}`);
     fk.close();
@@ -208,7 +210,7 @@ test("subscribe joins a channel the backend allows, and is refused one it does n
 });
 
 async function router(command, body) {
-  const reply = await fetch(`${ROUTER_HTTP}/v1/${command}`, { method: "POST", body: JSON.stringify(body) });
+  const reply = await fetch(`${ROUTER_HTTP}/v1/${command}`, { method: "POST", headers: JSON_TYPE, body: JSON.stringify(body) });
   const text = await reply.text();
   assert.equal(reply.status, 200, text);
   return JSON.parse(text);

@@ -12,7 +12,6 @@
 //! fails the run (exit code 1).
 
 mod admin;
-mod proc;
 mod report;
 mod router_api;
 mod scenario;

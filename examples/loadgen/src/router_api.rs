@@ -106,7 +106,8 @@ impl RouterApi {
         }
         let conn = self.conn.as_mut().expect("just set");
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: router\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
             body.len()
         );
         conn.get_mut().write_all(format!("{head}{body}").as_bytes()).await?;

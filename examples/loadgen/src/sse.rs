@@ -1,8 +1,8 @@
 //! A lean Server-Sent Events client: the gateway's event stream read as a
-//! browser reads it (to the connection's end, or chunked when asked on a
-//! kept-alive connection), and posts on a kept-alive connection of their
-//! own, one at a time, as fk.js sends them. loadgen's `sse://` endpoints,
-//! and the end-to-end tests' client for a stream on a reused connection.
+//! browser reads it (to the connection's end, or chunked from a server
+//! that sends it so), and posts on a kept-alive connection of their own,
+//! one at a time, as fk.js sends them. loadgen's `sse://` endpoints, and
+//! the end-to-end tests' client for a stream on a connection they opened.
 
 use anyhow::{bail, Context};
 use base64::engine::general_purpose::STANDARD;
@@ -78,8 +78,8 @@ impl SseClient {
         }
     }
 
-    /// Whether the stream came chunked: hyper's response on a kept-alive
-    /// connection, not the gateway's own on a connection's first request.
+    /// Whether the stream came chunked, not ending with its connection (the
+    /// gateway's never does: its streams are their connections').
     pub fn chunked(&self) -> bool {
         self.chunked
     }

@@ -11,6 +11,9 @@ pub enum CloseReason {
     RateLimited,
     /// A message over the size limit.
     TooBig,
+    /// A compressed message inflated past its budget: more than
+    /// `--max-inflate-ratio` times its size, or faster than `--max-inflate-rate`.
+    InflateBudget,
     /// It broke the WebSocket protocol.
     ProtocolError,
     /// Text that is not UTF-8, or a compressed message that does not inflate.
@@ -42,11 +45,12 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 18] = [
+    pub const ALL: [CloseReason; 19] = [
         CloseReason::Kicked,
         CloseReason::SlowConsumer,
         CloseReason::RateLimited,
         CloseReason::TooBig,
+        CloseReason::InflateBudget,
         CloseReason::ProtocolError,
         CloseReason::InvalidPayload,
         CloseReason::BackendUnavailable,
@@ -66,7 +70,10 @@ impl CloseReason {
     pub fn code(self) -> u16 {
         match self {
             CloseReason::Kicked => 4000,
-            CloseReason::SlowConsumer | CloseReason::RateLimited | CloseReason::ResumeBufferFull => 1008,
+            CloseReason::SlowConsumer
+            | CloseReason::RateLimited
+            | CloseReason::InflateBudget
+            | CloseReason::ResumeBufferFull => 1008,
             CloseReason::TooBig => 1009,
             CloseReason::ProtocolError => 1002,
             CloseReason::InvalidPayload => 1007,
@@ -88,6 +95,7 @@ impl CloseReason {
             CloseReason::SlowConsumer => "slow consumer",
             CloseReason::RateLimited => "message rate exceeded",
             CloseReason::TooBig => "message too big",
+            CloseReason::InflateBudget => "compressed message inflates past its budget",
             CloseReason::ProtocolError => "protocol error",
             CloseReason::InvalidPayload => "invalid payload data",
             CloseReason::BackendUnavailable => "backend unavailable",
@@ -112,6 +120,7 @@ impl CloseReason {
             CloseReason::SlowConsumer => "slow_consumer",
             CloseReason::RateLimited => "rate_limited",
             CloseReason::TooBig => "too_big",
+            CloseReason::InflateBudget => "inflate_budget",
             CloseReason::ProtocolError => "protocol_error",
             CloseReason::InvalidPayload => "invalid_payload",
             CloseReason::BackendUnavailable => "backend_unavailable",

@@ -30,6 +30,9 @@ pub enum Violation {
     /// Over the size limit (1009).
     #[error("{0}")]
     TooBig(String),
+    /// A compressed message that would inflate past its budget (1008).
+    #[error("{0}")]
+    InflateBudget(String),
     /// Against the protocol (1002).
     #[error("{0}")]
     Protocol(String),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use http::{header, HeaderMap, HeaderName, Method, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Either, Full};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::admission::{Entry, Refusal, Seat};
 use crate::base::close::CloseReason;
 use crate::front::sniff::{self, First, Rewound};
-use crate::front::sse::{self, stream::SseBody};
+use crate::front::sse;
 use crate::front::websocket::{self, deflate, WebSocket};
 use crate::metrics::Count;
 use crate::resume::token::{self, Ask};
@@ -38,8 +38,9 @@ const SNIFF_LIMIT: usize = 16 * 1024;
 /// How long a connection refused at accept is kept for its client to read why.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
-/// A response: whole, or an SSE session's event stream.
-pub type Body = Either<Full<Bytes>, SseBody>;
+/// A response, whole (an SSE session's event stream is written on the
+/// socket itself, hyper aside).
+pub type Body = Full<Bytes>;
 pub type Reply = Response<Body>;
 
 /// A client's stream, plain or TLS.
@@ -62,8 +63,8 @@ pub async fn serve_connection<I: Io>(stream: I, remote: SocketAddr, entry: Entry
         Some(First::Other(rewound)) => rewound,
     };
     let service = service_fn(move |req| {
-        let (gateway, entry, slot) = (gateway.clone(), entry.clone(), slot.clone());
-        async move { Ok::<_, Infallible>(handle::<I>(req, gateway, remote, entry, slot).await) }
+        let (gateway, entry) = (gateway.clone(), entry.clone());
+        async move { Ok::<_, Infallible>(handle::<I>(req, gateway, remote, entry).await) }
     });
     let result = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -101,23 +102,13 @@ pub async fn refuse(mut stream: tokio::net::TcpStream, refusal: Refusal) {
     let _ = tokio::time::timeout(REFUSAL_LINGER, answer).await;
 }
 
-async fn handle<I: Io>(
-    req: Request<Incoming>,
-    gateway: Arc<Gateway>,
-    peer: SocketAddr,
-    entry: Entry,
-    slot: Slot,
-) -> Reply {
+async fn handle<I: Io>(req: Request<Incoming>, gateway: Arc<Gateway>, peer: SocketAddr, entry: Entry) -> Reply {
     let remote = crate::admission::proxy::client_addr(&gateway.config().trusted_proxies, peer, req.headers());
     if wants_websocket(req.headers()) {
         return upgrade::<I>(req, gateway, remote, &entry);
     }
     if sse::wants_stream(req.method(), req.headers()) {
-        let reply = sse::open(req, gateway, remote, &entry).await;
-        if reply.status() == StatusCode::OK {
-            slot.release();
-        }
-        return reply;
+        return sse::to_a_connection_of_its_own(&req);
     }
     if let Some(route) = gateway.config().http_routes.iter().find(|r| req.uri().path().starts_with(&r.prefix)) {
         let pool = route.pool.clone();
@@ -165,7 +156,7 @@ async fn forward(req: Request<Incoming>, gateway: &Gateway, remote: SocketAddr, 
         }
     }
     builder
-        .body(Either::Left(Full::new(response.body)))
+        .body(Full::new(response.body))
         .unwrap_or_else(|_| respond(StatusCode::BAD_GATEWAY, "text/plain", "malformed backend headers\n"))
 }
 
@@ -263,7 +254,7 @@ fn upgrade<I: Io>(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: Soc
     if let Some(agreed) = agreed {
         response = response.header(header::SEC_WEBSOCKET_EXTENSIONS, agreed.response);
     }
-    response.body(Either::Left(Full::default())).expect("static response parts are valid")
+    response.body(Full::default()).expect("static response parts are valid")
 }
 
 /// What the WebSocket connection will do: its message limit, and the
@@ -279,7 +270,9 @@ fn websocket_settings(gateway: &Gateway, headers: &HeaderMap) -> (Option<deflate
         .as_ref()
         .and_then(|a| a.window_bits)
         .map(|window_bits| websocket::Compressing { min_bytes: config.deflate_min_bytes, window_bits });
-    let settings = websocket::Settings { max_message: config.max_message, inflate: agreed.is_some(), compress };
+    let limits = websocket::decoder::InflateLimits { rate: config.max_inflate_rate, ratio: config.max_inflate_ratio };
+    let inflate = agreed.is_some().then_some(limits);
+    let settings = websocket::Settings { max_message: config.max_message, inflate, compress };
     (agreed, settings)
 }
 
@@ -390,6 +383,6 @@ pub(super) fn respond(status: StatusCode, content_type: &str, body: impl Into<By
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, content_type)
-        .body(Either::Left(Full::new(body.into())))
+        .body(Full::new(body.into()))
         .expect("static response parts are valid")
 }

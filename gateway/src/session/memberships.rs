@@ -65,6 +65,23 @@ impl Memberships {
         self.by_session.iter()
     }
 
+    /// Whether `id` may join `channel` at its client's ask: the refusal's
+    /// status if the session is in `per_session` channels (429), or the
+    /// channel is new and this gateway holds members of `per_gateway` (503).
+    pub fn room_for(&self, id: &SessionId, channel: &str, per_session: usize, per_gateway: usize) -> Result<(), u16> {
+        let channels = self.by_session.get(id).map_or(&[][..], |m| &m.channels[..]);
+        if channels.iter().any(|c| c == channel) {
+            return Ok(());
+        }
+        if channels.len() >= per_session {
+            return Err(429);
+        }
+        if !self.channels.contains_key(channel) && self.channels.len() >= per_gateway {
+            return Err(503);
+        }
+        Ok(())
+    }
+
     pub fn members(&self, channel: &str) -> Option<Arc<Members>> {
         self.channels.get(channel).cloned()
     }
@@ -201,6 +218,17 @@ mod tests {
             index.current(&room()).interest(1),
             Interest { channel: room(), members: 0, version: 3, changes_seen: 1 }
         );
+    }
+
+    #[test]
+    fn a_clients_ask_has_room_within_its_sessions_and_the_gateways_share() {
+        let mut index = Memberships::default();
+        let (a, b) = (SessionId::from_u64(1), SessionId::from_u64(2));
+        index.join(&room(), [(a, mailbox())]);
+        assert_eq!(index.room_for(&a, "room", 1, 1), Ok(()), "already in it");
+        assert_eq!(index.room_for(&a, "hall", 1, 9), Err(429), "a's one channel");
+        assert_eq!(index.room_for(&b, "hall", 1, 1), Err(503), "the gateway's one channel");
+        assert_eq!(index.room_for(&b, "room", 1, 1), Ok(()), "a channel already here");
     }
 
     #[test]

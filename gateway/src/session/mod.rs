@@ -12,6 +12,7 @@ pub mod inboxes;
 pub mod lifecycle;
 pub mod mailbox;
 pub mod memberships;
+pub mod orphans;
 pub mod policy;
 pub mod registry;
 pub mod task;
@@ -64,6 +65,9 @@ pub struct SessionSettings {
     pub connect_event: bool,
     /// Whether a client may ask to join a channel (the backend decides).
     pub client_subscribe: bool,
+    /// Room for a client's ask: the session's channels, and the gateway's.
+    pub max_session_channels: usize,
+    pub max_channels: usize,
     pub close_event: bool,
     /// Whether a 5xx with an empty body answers a message with the gateway's error frame.
     pub error_reply: bool,
@@ -94,6 +98,8 @@ impl SessionSettings {
         SessionSettings {
             connect_event: config.connect_event,
             client_subscribe: config.client_subscribe,
+            max_session_channels: config.max_session_channels,
+            max_channels: config.max_channels,
             close_event: config.close_event,
             error_reply: config.error_reply,
             max_message_rate: config.max_message_rate,

@@ -154,6 +154,7 @@ pub fn close_in_step(reason: CloseReason) -> bool {
 pub fn violation_close(violation: &Violation) -> CloseReason {
     match violation {
         Violation::TooBig(_) => CloseReason::TooBig,
+        Violation::InflateBudget(_) => CloseReason::InflateBudget,
         Violation::Protocol(_) => CloseReason::ProtocolError,
         Violation::InvalidPayload(_) => CloseReason::InvalidPayload,
     }

@@ -168,6 +168,11 @@ impl Registry {
     /// Joins a session here to a channel its backend let it subscribe to
     /// (no router's change): the channel's new count, if the session is
     /// still here and was not a member yet.
+    /// Whether a client's ask to join `channel` has room (see [`Memberships::room_for`]).
+    pub fn room_for(&self, id: &SessionId, channel: &str, per_session: usize, per_gateway: usize) -> Result<(), u16> {
+        self.memberships.lock().unwrap().room_for(id, channel, per_session, per_gateway)
+    }
+
     pub fn join_here(&self, id: SessionId, channel: &Channel) -> Option<ChannelCount> {
         let mut memberships = self.memberships.lock().unwrap();
         memberships.join(channel, vec![(id, self.mailbox(&id)?)])

@@ -6,8 +6,9 @@ use super::{offset, Channel, CommandError, Payload, Wire};
 use crate::{Frame, FrameKind};
 
 /// HISTORY (121): the messages a channel keeps (see the router's
-/// `--history`), oldest first. The binary reply's data is the JSON the
-/// HTTP API answers.
+/// `--history`), oldest first. The frame's session area is the channel,
+/// its data empty or the JSON of `limit` and `since`; the binary reply's
+/// data is the JSON the HTTP API answers.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct History {
     pub channel: Channel,
@@ -44,13 +45,26 @@ impl Entry {
     }
 }
 
+/// What a HISTORY frame's data says besides the channel.
+#[derive(Default, Deserialize, Serialize)]
+struct Page {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    limit: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    since: Option<String>,
+}
+
 impl Wire for History {
     const NAME: &'static str = "history";
     const KIND: FrameKind = FrameKind::History;
     const ANSWERED: bool = true;
 
     fn from_frame(frame: Frame) -> Result<History, CommandError> {
-        Ok(History { channel: Channel::from_bytes(&frame.sessions)?, limit: None, since: None })
+        let Page { limit, since } = super::frame_options(&frame.data)?;
+        if let Some(since) = &since {
+            offset(since)?;
+        }
+        Ok(History { channel: Channel::from_bytes(&frame.sessions)?, limit, since })
     }
 
     fn from_json(body: &[u8]) -> Result<History, CommandError> {
@@ -62,6 +76,8 @@ impl Wire for History {
     }
 
     fn to_frames(&self) -> Vec<Frame> {
-        vec![Frame::new(FrameKind::History, Bytes::copy_from_slice(self.channel.as_str().as_bytes()), Bytes::new())]
+        let page = Page { limit: self.limit, since: self.since.clone() };
+        let channel = Bytes::copy_from_slice(self.channel.as_str().as_bytes());
+        vec![Frame::new(FrameKind::History, channel, super::options_data(&page, page.limit.is_none() && page.since.is_none()))]
     }
 }

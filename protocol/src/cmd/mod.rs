@@ -222,12 +222,18 @@ pub enum Reply {
     Presence {
         count: usize,
         members: Vec<Member>,
+        /// The cursor of the next page, when more members are listed than fit.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next: Option<SessionId>,
     },
     History {
         entries: Vec<Entry>,
         /// With `since`: whether that offset is still kept, so `entries` are all that came after it.
         #[serde(skip_serializing_if = "Option::is_none")]
         recovered: Option<bool>,
+        /// More are kept after the last entry than fit one answer: ask again `since` its offset.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        more: bool,
     },
     /// A join with `since`: the sessions newly joined, and whether they got all that came after it.
     Recovered {
@@ -290,8 +296,24 @@ fn offset(raw: &str) -> Result<(), CommandError> {
     }
 }
 
-/// A validated user id.
-fn user_id(raw: &[u8]) -> Result<String, CommandError> {
+/// A query's options in a frame's data: none when it is empty, else JSON.
+fn frame_options<T: Default + serde::de::DeserializeOwned>(data: &[u8]) -> Result<T, CommandError> {
+    match data.is_empty() {
+        true => Ok(T::default()),
+        false => serde_json::from_slice(data).map_err(|e| CommandError::Body(format!("a query's options: {e}"))),
+    }
+}
+
+/// A query's options as a frame's data: empty when `none` are given.
+fn options_data(options: &impl Serialize, none: bool) -> Bytes {
+    match none {
+        true => Bytes::new(),
+        false => Bytes::from(serde_json::to_vec(options).expect("options serialize")),
+    }
+}
+
+/// A validated user id: what a backend's BIND and a gateway's carry.
+pub fn user_id(raw: &[u8]) -> Result<String, CommandError> {
     let user = std::str::from_utf8(raw).map_err(|_| CommandError::User)?;
     if user.is_empty() || user.len() > MAX_USER_LEN {
         return Err(CommandError::User);
@@ -384,7 +406,7 @@ impl Channel {
         Ok(Channel(name))
     }
 
-    fn from_bytes(raw: &[u8]) -> Result<Channel, CommandError> {
+    pub fn from_bytes(raw: &[u8]) -> Result<Channel, CommandError> {
         let name = std::str::from_utf8(raw).map_err(|_| CommandError::Channel)?;
         Channel::new(name)
     }
@@ -460,8 +482,10 @@ mod tests {
                 except: ids(),
                 payload: Payload::text("not you"),
             }),
-            Command::Presence(Presence { channel: room.clone(), limit: None }),
-            Command::History(History { channel: room, limit: None, since: None }),
+            Command::Presence(Presence { channel: room.clone(), limit: None, cursor: None }),
+            Command::Presence(Presence { channel: room.clone(), limit: Some(5), cursor: Some(SessionId::from_u64(9)) }),
+            Command::History(History { channel: room.clone(), limit: None, since: None }),
+            Command::History(History { channel: room, limit: Some(3), since: Some("1718000000000-0".into()) }),
         ];
         for command in commands {
             let mut frames = command.to_frames();

@@ -8,14 +8,19 @@ use crate::{Frame, FrameKind, SessionId};
 pub const MAX_LISTED: usize = 10_000;
 
 /// PRESENCE (120): a presence channel's members, with the user and info
-/// each joined with and whether its client is connected. The binary
-/// reply's data is the JSON the HTTP API answers.
+/// each joined with and whether its client is connected, a page at a
+/// time. The frame's session area is the channel, its data empty or the
+/// JSON of `limit` and `cursor`; the binary reply's data is the JSON the
+/// HTTP API answers.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Presence {
     pub channel: Channel,
     /// Members listed at most (1,000 unless given; at most [`MAX_LISTED`]).
     #[serde(default)]
     pub limit: Option<usize>,
+    /// List those after this session id (the `next` of the page before).
+    #[serde(default)]
+    pub cursor: Option<SessionId>,
 }
 
 impl Presence {
@@ -41,10 +46,22 @@ impl Wire for Presence {
     const ANSWERED: bool = true;
 
     fn from_frame(frame: Frame) -> Result<Presence, CommandError> {
-        Ok(Presence { channel: Channel::from_bytes(&frame.sessions)?, limit: None })
+        let Page { limit, cursor } = super::frame_options(&frame.data)?;
+        Ok(Presence { channel: Channel::from_bytes(&frame.sessions)?, limit, cursor })
     }
 
     fn to_frames(&self) -> Vec<Frame> {
-        vec![Frame::new(FrameKind::Presence, Bytes::copy_from_slice(self.channel.as_str().as_bytes()), Bytes::new())]
+        let page = Page { limit: self.limit, cursor: self.cursor };
+        let channel = Bytes::copy_from_slice(self.channel.as_str().as_bytes());
+        vec![Frame::new(FrameKind::Presence, channel, super::options_data(&page, page.limit.is_none() && page.cursor.is_none()))]
     }
+}
+
+/// What a PRESENCE frame's data says besides the channel.
+#[derive(Default, Deserialize, Serialize)]
+struct Page {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    limit: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cursor: Option<SessionId>,
 }

@@ -2,18 +2,20 @@
 //! cluster at a glance (`page.html`, which polls the JSON below), and two
 //! actions, a kick and a gateway's drain, each logged.
 //!
-//! It needs `--admin-token`, as a Bearer token or as the password of HTTP
-//! Basic auth (a browser asks for it): never the backends' token nor the
-//! gateways'. A router without any token, on loopback, serves it to
-//! whoever reaches it there, as it serves its API; any other router
-//! without `--admin-token` has no page.
+//! Its JSON needs `--admin-token`, as a Bearer token (scripts) or as the
+//! session cookie the page gets by logging in with it: never the backends'
+//! token nor the gateways'. The cookie is `HttpOnly` and `SameSite=Strict`,
+//! so no page of another site can use it, and a browser never holds the
+//! token itself as ambient credentials (HTTP Basic would). A router
+//! without any token, on loopback, serves it to whoever reaches it there,
+//! as it serves its API; any other router without `--admin-token` has no
+//! page. The port's guard (`server::guard`) refuses cross-site calls.
 //!
 //! The JSON is summarised, never a dump: counts, the largest channels, a
 //! lookup of one session or user, the last five minutes of traffic.
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http::{header, HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
@@ -34,10 +36,10 @@ const MAX_SESSIONS: usize = 100;
 const DESCRIBE_WAIT: Duration = Duration::from_secs(1);
 
 /// Who may see the page.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Access {
-    /// Whoever bears `--admin-token`.
-    Token(std::sync::Arc<str>),
+    /// Whoever bears `--admin-token`, or a session cookie signed with it.
+    Token(std::sync::Arc<str>, std::sync::Arc<protocol::signing::Signer>),
     /// Anyone who reaches this loopback-only router without tokens.
     Open,
     /// No one: a router reachable with tokens, but no `--admin-token`.
@@ -57,10 +59,33 @@ pub struct Answer {
     pub status: StatusCode,
     pub content_type: &'static str,
     pub body: Bytes,
+    pub set_cookie: Option<String>,
 }
 
 fn json_answer(status: StatusCode, value: Value) -> Answer {
-    Answer { status, content_type: "application/json", body: Bytes::from(value.to_string()) }
+    Answer { status, content_type: "application/json", body: Bytes::from(value.to_string()), set_cookie: None }
+}
+
+/// The page's session cookie: its name, and how long it lasts.
+const COOKIE: &str = "fk_admin";
+const SESSION_SECS: u64 = 12 * 3600;
+
+/// A session cookie good until `expires` (seconds since the epoch):
+/// `EXPIRES.MAC`, signed with the operator's token.
+fn issue_cookie(signer: &protocol::signing::Signer, expires: u64) -> String {
+    format!("{expires}.{}", signer.sign(&format!("admin-session:{expires}")))
+}
+
+fn cookie_valid(signer: &protocol::signing::Signer, cookie: &str, now: u64) -> bool {
+    let Some((expires, mac)) = cookie.split_once('.') else { return false };
+    let expires: Option<u64> = expires.parse().ok();
+    expires.is_some_and(|expires| expires > now && signer.verify(&format!("admin-session:{expires}"), mac))
+}
+
+/// The session cookie's value, if the request carries one.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    let cookies = headers.get_all(header::COOKIE).into_iter().filter_map(|v| v.to_str().ok());
+    cookies.flat_map(|line| line.split(';')).find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Answer {
@@ -68,14 +93,45 @@ fn error(status: StatusCode, code: &str, message: &str) -> Answer {
 }
 
 impl Admin {
-    /// Whether `headers` bear the operator's token.
+    /// Whether `headers` bear the operator's token, or a session cookie
+    /// that has not expired.
     pub fn allows(&self, headers: &HeaderMap) -> bool {
         match &self.access {
             Access::Open => true,
             Access::Off => false,
-            Access::Token(token) => {
-                given_token(headers).is_some_and(|given| token_matches(token.as_bytes(), given.as_bytes()))
+            Access::Token(token, signer) => {
+                let bearer =
+                    given_token(headers).is_some_and(|given| token_matches(token.as_bytes(), given.as_bytes()));
+                bearer || session_cookie(headers).is_some_and(|cookie| cookie_valid(signer, cookie, unix_now()))
             }
+        }
+    }
+
+    /// Whether the page's shell and its login are served: not when this
+    /// router has no page at all.
+    pub fn has_page(&self) -> bool {
+        !matches!(self.access, Access::Off)
+    }
+
+    /// `POST /admin/api/login` `{"token": T}`: the session cookie, if T is
+    /// the operator's token.
+    pub fn login(&self, body: &[u8]) -> Answer {
+        let given = serde_json::from_slice::<Value>(body).ok().and_then(|v| v["token"].as_str().map(str::to_owned));
+        match (&self.access, given) {
+            (Access::Token(token, signer), Some(given)) if token_matches(token.as_bytes(), given.as_bytes()) => {
+                let cookie = format!(
+                    "{COOKIE}={}; Path=/admin; Max-Age={}; HttpOnly; SameSite=Strict",
+                    issue_cookie(signer, unix_now() + SESSION_SECS),
+                    SESSION_SECS
+                );
+                Answer { set_cookie: Some(cookie), ..json_answer(StatusCode::OK, json!({"logged_in": true})) }
+            }
+            (Access::Open, _) => json_answer(StatusCode::OK, json!({"logged_in": true})),
+            _ => error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "give {\"token\": the operator's token (--admin-token)}",
+            ),
         }
     }
 
@@ -88,14 +144,15 @@ impl Admin {
                 status: StatusCode::OK,
                 content_type: "text/html; charset=utf-8",
                 body: Bytes::from_static(include_bytes!("page.html")),
+                set_cookie: None,
             },
             (&Method::GET, "/admin/api/overview") => json_answer(StatusCode::OK, self.overview(hub)),
             (&Method::GET, "/admin/api/channels") => {
                 let limit = param("limit").and_then(|l| l.parse().ok()).unwrap_or(20).min(MAX_CHANNELS);
-                let (count, channels) = hub.channels_view(param("q").unwrap_or(""), limit);
+                let view = hub.channels_view(param("q").unwrap_or(""), limit);
                 let channels: Vec<Value> =
-                    channels.into_iter().map(|(c, m)| json!({"channel": c, "members": m})).collect();
-                json_answer(StatusCode::OK, json!({"count": count, "channels": channels}))
+                    view.top.into_iter().map(|(c, m)| json!({"channel": c, "members": m})).collect();
+                json_answer(StatusCode::OK, json!({"count": view.count, "sampled": view.sampled, "channels": channels}))
             }
             (&Method::GET, "/admin/api/sessions") => match sessions(hub, param("id"), param("user")).await {
                 Ok(found) => json_answer(StatusCode::OK, json!({"sessions": found})),
@@ -112,8 +169,8 @@ impl Admin {
 
     fn overview(&self, hub: &Hub) -> Value {
         let gateways = hub.gateways_view();
-        let (channels, top) = hub.channels_view("", 10);
-        let top: Vec<Value> = top.into_iter().map(|(c, m)| json!({"channel": c, "members": m})).collect();
+        let view = hub.channels_view("", 10);
+        let top: Vec<Value> = view.top.into_iter().map(|(c, m)| json!({"channel": c, "members": m})).collect();
         json!({
             "now": unix_now(),
             "router": {
@@ -124,7 +181,7 @@ impl Admin {
             "totals": {
                 "sessions": gateways.iter().map(|g| g.sessions).sum::<usize>(),
                 "gateways": gateways.len(),
-                "channels": channels,
+                "channels": view.count,
             },
             "routers": hub.routers(),
             "problems": hub.problems(self.heartbeat * 3),
@@ -132,19 +189,15 @@ impl Admin {
             "cut_offs": hub.cut_offs(),
             "traffic": hub.traffic(),
             "channels": top,
+            "channels_sampled": view.sampled,
         })
     }
 }
 
-/// `Authorization: Bearer TOKEN`, or Basic with TOKEN as the password.
-fn given_token(headers: &HeaderMap) -> Option<String> {
+/// `Authorization: Bearer TOKEN`.
+fn given_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    if let Some(token) = value.strip_prefix("Bearer ") {
-        return Some(token.trim().to_owned());
-    }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(value.strip_prefix("Basic ")?.trim()).ok()?;
-    let pair = String::from_utf8(decoded).ok()?;
-    pair.split_once(':').map(|(_, password)| password.to_owned())
+    value.strip_prefix("Bearer ").map(str::trim)
 }
 
 /// One session by id, or a user's sessions: where each is, its user and channels.
@@ -228,27 +281,46 @@ pub async fn sample(hub: std::sync::Arc<Hub>, shutdown: runtime::Shutdown) {
 mod tests {
     use super::*;
 
-    fn headers(authorization: &str) -> HeaderMap {
+    fn headers(name: header::HeaderName, value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, authorization.parse().unwrap());
+        headers.insert(name, value.parse().unwrap());
         headers
     }
 
+    fn admin(access: Access) -> Admin {
+        Admin { access, heartbeat: Duration::from_secs(2), store: "memory", started: std::time::Instant::now() }
+    }
+
+    fn token_access(token: &str) -> Access {
+        Access::Token(token.into(), std::sync::Arc::new(protocol::signing::Signer::new(Some(token))))
+    }
+
     #[test]
-    fn the_token_comes_as_bearer_or_as_a_basic_password_and_nothing_else() {
-        let admin = Admin {
-            access: Access::Token("s3cret".into()),
-            heartbeat: Duration::from_secs(2),
-            store: "memory",
-            started: std::time::Instant::now(),
-        };
-        let basic = |pair: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
-        assert!(admin.allows(&headers("Bearer s3cret")));
-        assert!(admin.allows(&headers(&basic("anyone:s3cret"))));
-        for wrong in ["Bearer s3cre", "bearer s3cret", "s3cret", "Basic !!!", &basic("s3cret"), &basic("s3cret:x")] {
-            assert!(!admin.allows(&headers(wrong)), "{wrong}");
+    fn the_token_comes_as_bearer_or_as_a_cookie_signed_with_it_and_nothing_else() {
+        use base64::Engine as _;
+        let admin = admin(token_access("s3cret"));
+        let auth = |value: &str| headers(header::AUTHORIZATION, value);
+        assert!(admin.allows(&auth("Bearer s3cret")));
+        let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("anyone:s3cret"));
+        for wrong in ["Bearer s3cre", "bearer s3cret", "s3cret", "Basic !!!", &basic] {
+            assert!(!admin.allows(&auth(wrong)), "{wrong}: Basic credentials are ambient, never taken");
         }
         assert!(!admin.allows(&HeaderMap::new()));
-        assert!(!Admin { access: Access::Off, ..admin }.allows(&headers("Bearer s3cret")));
+
+        let logged_in = admin.login(br#"{"token":"s3cret"}"#);
+        let set = logged_in.set_cookie.expect("a cookie");
+        assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/admin"), "{set}");
+        let value = set.split(';').next().unwrap();
+        assert!(admin.allows(&headers(header::COOKIE, &format!("theme=dark; {value}"))));
+        assert_eq!(admin.login(br#"{"token":"s3cre"}"#).status, StatusCode::UNAUTHORIZED);
+        let signer = protocol::signing::Signer::new(Some("s3cret"));
+        let expired = issue_cookie(&signer, unix_now() - 1);
+        assert!(!admin.allows(&headers(header::COOKIE, &format!("{COOKIE}={expired}"))), "expired");
+        let later = unix_now() + 99_999;
+        let forged = format!("{later}.{}", &issue_cookie(&signer, unix_now() + 60)[11..]);
+        assert!(!admin.allows(&headers(header::COOKIE, &format!("{COOKIE}={forged}"))), "its expiry changed");
+        let other = issue_cookie(&protocol::signing::Signer::new(Some("other")), unix_now() + 60);
+        assert!(!admin.allows(&headers(header::COOKIE, &format!("{COOKIE}={other}"))), "another token's");
+        assert!(!Admin { access: Access::Off, ..admin }.allows(&auth("Bearer s3cret")));
     }
 }

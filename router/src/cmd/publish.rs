@@ -33,13 +33,14 @@ pub(super) async fn publish_kept(
     };
     let _seam = hub.seam(name).await;
     let mut frame = frame;
-    if payload.data.len() > rule.max_bytes {
+    if payload.data.len() > rule.max_bytes || !fits_an_answer(hub, payload) {
         hub.metrics.count(Count::HistoryTooLarge);
     } else {
         match hub.store().history_append(name, payload, rule).await {
             Ok(appended) => {
                 hub.metrics.count(Count::HistoryAppended);
                 hub.metrics.add(Count::HistoryTrimmed, appended.trimmed);
+                hub.metrics.add(Count::HistoryEvicted, appended.evicted);
                 let sent = as_sent(hub, name, rule, appended.offset, payload.clone());
                 frame = publish_frame(channel.clone(), except, sent);
             }
@@ -51,6 +52,14 @@ pub(super) async fn publish_kept(
     }
     let recent = hub.recent_routes(name).await;
     Ok(Reply::Delivered(hub.publish(name, frame, except, &recent)))
+}
+
+/// Whether a message, kept, fits one history answer (escaped JSON, or
+/// base64): one that would not is published but not kept.
+fn fits_an_answer(hub: &Hub, payload: &Payload) -> bool {
+    let room = hub.max_frame().saturating_sub(crate::presence::LIST_ENVELOPE);
+    payload.data.len().saturating_mul(6) < room
+        || serde_json::to_vec(&Entry::new(String::new(), payload)).is_ok_and(|json| json.len() + 64 <= room)
 }
 
 /// A kept message as clients get it: as published, or with

@@ -52,6 +52,8 @@ struct Gateway {
     heard: Instant,
     /// Its last report (STATUS), for the operator's page.
     status: Option<protocol::GatewayStatus>,
+    /// Channels routed to it: its share of the routes.
+    routed: usize,
 }
 
 #[derive(Default)]
@@ -87,9 +89,21 @@ struct Resume {
     holder: LinkId,
 }
 
-/// Channels routed at most: a gateway's CH_SUB for one more is ignored
-/// (and counted), so no peer can grow the router without bound.
-const MAX_ROUTED_CHANNELS: usize = 1 << 20;
+/// How many channels may be routed: to one gateway on its own word (its
+/// CH_SUB), and in all. A CH_SUB for one more is refused and counted, so
+/// no gateway, nor clients through one, can grow the router without bound
+/// or take the others' share.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteBounds {
+    pub per_gateway: usize,
+    pub total: usize,
+}
+
+impl Default for RouteBounds {
+    fn default() -> RouteBounds {
+        RouteBounds { per_gateway: 1 << 18, total: 1 << 20 }
+    }
+}
 
 /// Resumes waiting for their holder's answer, at most; more are refused.
 const MAX_RESUMES: usize = 100_000;
@@ -110,14 +124,16 @@ pub struct Hub {
     store: Store,
     /// The largest push payload this router takes (`--max-frame`).
     max_frame: usize,
+    routes: RouteBounds,
     pub metrics: RouterMetrics,
     /// What the operator's page shows.
     pub watch: watch::Watch,
 }
 
 impl Hub {
-    pub fn new(store: Store, max_frame: usize, history: Rules) -> Hub {
+    pub fn new(store: Store, max_frame: usize, history: Rules, routes: RouteBounds) -> Hub {
         Hub {
+            routes,
             links: Mutex::default(),
             history,
             seams: (0..SEAMS).map(|_| tokio::sync::Mutex::new(())).collect(),
@@ -151,6 +167,7 @@ impl Hub {
             linked: now,
             heard: now,
             status: None,
+            routed: 0,
         };
         links.gateways.insert(link, gateway);
         link
@@ -180,7 +197,11 @@ impl Hub {
     /// gateway may be back in a moment and resync the same sessions.
     pub fn detach_gateway(&self, link: LinkId) {
         let mut links = self.links.lock().unwrap();
-        links.gateways.remove(&link);
+        if let Some(gone) = links.gateways.remove(&link) {
+            if !links.gateways.values().any(|gw| gw.key == gone.key) {
+                self.forget_gateway(&gone.key);
+            }
+        }
         links.sessions.retain(|_, owner| *owner != link);
         links.resumes.retain(|_, resume| resume.asker != link && resume.holder != link);
         links.routes.retain(|_, gateways| {
@@ -416,9 +437,14 @@ impl Hub {
         let n = ids.len() as u32;
         match kind {
             FrameKind::ChAdd => {
-                let route = links.routes.entry(channel.to_owned()).or_default().entry(link).or_default();
+                let gateways = links.routes.entry(channel.to_owned()).or_default();
+                let new = !gateways.contains_key(&link);
+                let route = gateways.entry(link).or_default();
                 route.members = route.members.saturating_add(n);
                 route.changes_sent = changes_sent;
+                if new {
+                    links.gateways.get_mut(&link).expect("queued to it").routed += 1;
+                }
             }
             _ => {
                 if let Some(route) = links.routes.get_mut(channel).and_then(|routes| routes.get_mut(&link)) {
@@ -451,25 +477,35 @@ impl Hub {
 
     /// A gateway says how many of its sessions are in a channel.
     pub fn interest(&self, link: LinkId, interest: Interest) {
-        let mut links = self.links.lock().unwrap();
+        let mut guard = self.links.lock().unwrap();
+        let links = &mut *guard;
         let Some(gateway) = links.gateways.get_mut(&link) else { return };
         if interest.changes_seen > gateway.changes_applied {
             gateway.changes_applied = interest.changes_seen;
             self.applied.notify_waiters();
         }
-        let routed = links.routes.get(interest.channel.as_str()).is_some_and(|routes| routes.contains_key(&link));
-        if interest.members == 0 && !routed {
-            return;
+        let name = interest.channel.as_str();
+        let routed = links.routes.get(name).is_some_and(|routes| routes.contains_key(&link));
+        if !routed {
+            if interest.members == 0 {
+                return;
+            }
+            let full = match () {
+                _ if gateway.routed >= self.routes.per_gateway => {
+                    "its share of the routes (--max-channels-per-gateway)"
+                }
+                _ if links.routes.len() >= self.routes.total && !links.routes.contains_key(name) => {
+                    "the routes' bound (--max-routed-channels)"
+                }
+                _ => "",
+            };
+            if !full.is_empty() {
+                self.metrics.count(Count::RoutesRefused);
+                return tracing::warn!(?link, channel = name, "a gateway's channel not routed: past {full}");
+            }
+            gateway.routed += 1;
         }
-        let routes = links.routes.len();
-        if routes >= MAX_ROUTED_CHANNELS && !links.routes.contains_key(interest.channel.as_str()) {
-            return self.refuse_gateway_frame(
-                link,
-                "CH_SUB past the routed channels' bound",
-                &interest.channel.as_str(),
-            );
-        }
-        let gateways = links.routes.entry(interest.channel.as_str().to_owned()).or_default();
+        let gateways = links.routes.entry(name.to_owned()).or_default();
         let route = gateways.entry(link).or_default();
         if interest.version < route.version {
             return;
@@ -479,7 +515,10 @@ impl Hub {
         if interest.members == 0 && interest.changes_seen >= route.changes_sent {
             gateways.remove(&link);
             if gateways.is_empty() {
-                links.routes.remove(interest.channel.as_str());
+                links.routes.remove(name);
+            }
+            if let Some(gateway) = links.gateways.get_mut(&link) {
+                gateway.routed -= 1;
             }
         }
     }
@@ -547,8 +586,22 @@ impl Hub {
         delivered
     }
 
-    /// Queues `frames` for a gateway; false (and counted) if it is cut off.
+    /// Queues `frames` for a gateway; false (and counted) if it is cut off,
+    /// or if one is larger than the gateway takes: whoever made it, no
+    /// frame goes out that would end the link (the gateway drops a link
+    /// on a frame past its limit).
     fn queue(&self, gateway: &Gateway, frames: Vec<Frame>) -> bool {
+        let limit = gateway.max_frame.unwrap_or(self.max_frame).min(self.max_frame);
+        if let Some(frame) = frames.iter().find(|frame| frame.data.len() > limit) {
+            self.metrics.count(Count::FramesTooLarge);
+            tracing::error!(
+                kind = frame.raw_kind,
+                bytes = frame.data.len(),
+                limit,
+                "not sent: a frame past the gateway's limit"
+            );
+            return false;
+        }
         let queued = gateway.outbound.push(frames);
         if !queued {
             self.metrics.count(Count::GatewayPushesDropped);
@@ -567,7 +620,8 @@ impl Hub {
                 .set(Now::Sessions, links.sessions.len() as f64)
                 .set(Now::QueuedBytes, queued_bytes as f64)
                 .set(Now::Unheld, links.unheld.len() as f64)
-                .set(Now::ChannelRoutes, routes as f64);
+                .set(Now::ChannelRoutes, routes as f64)
+                .set(Now::HistoryBytes, self.metrics.history_bytes() as f64);
         }
         self.metrics.render(&now)
     }
@@ -616,7 +670,7 @@ mod tests {
     use super::*;
 
     fn hub() -> Hub {
-        Hub::new(Store::Memory(Box::default()), 1 << 20, Rules::default())
+        Hub::new(Store::Memory(Box::default()), 1 << 20, Rules::default(), RouteBounds::default())
     }
 
     #[test]
@@ -664,6 +718,39 @@ mod tests {
         let recent = [("2:1".to_owned(), 7), ("9:9".to_owned(), 5)];
         let told = hub.publish("room", frame, &[], &recent);
         assert_eq!(told, Delivered { sessions: 7, delivered_to_gateways: 1 }, "a gateway the store names, if linked");
+    }
+
+    #[test]
+    fn a_gateway_routes_its_share_and_no_more_and_leaves_the_others_theirs() {
+        let hub = Hub::new(
+            Store::Memory(Box::default()),
+            1 << 20,
+            Rules::default(),
+            RouteBounds { per_gateway: 2, total: 3 },
+        );
+        let gateway =
+            |server_id| hub.attach_gateway(GatewayId { server_id, worker_id: 1 }, Arc::new(Outbound::new(1 << 20)));
+        let (greedy, honest) = (gateway(1), gateway(2));
+        let sub = |name: &str, members| Interest {
+            channel: protocol::cmd::Channel::new(name).unwrap(),
+            members,
+            version: 1,
+            changes_seen: 0,
+        };
+        for name in ["a", "b", "c", "d"] {
+            hub.interest(greedy, sub(name, 1));
+        }
+        assert_eq!(hub.links.lock().unwrap().routes.len(), 2, "its share of two");
+        hub.interest(honest, sub("room", 1));
+        assert_eq!(publish(&hub).delivered_to_gateways, 1, "the honest gateway's channel is routed");
+        hub.interest(greedy, sub("a", 0));
+        hub.interest(greedy, sub("e", 1));
+        assert_eq!(hub.metrics.get(Count::RoutesRefused), 2, "c and d");
+        assert!(hub.links.lock().unwrap().routes.contains_key("e"), "a left, so e has room");
+        hub.interest(honest, sub("f", 1));
+        assert_eq!(hub.metrics.get(Count::RoutesRefused), 3, "the total of three is taken");
+        let view = hub.channels_view("", 2);
+        assert_eq!((view.count, view.sampled, view.top.len()), (3, false, 2));
     }
 
     #[test]

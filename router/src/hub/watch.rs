@@ -93,6 +93,17 @@ pub struct RouterView {
     pub sessions: usize,
 }
 
+/// Routes one look of the page reads at most (see [`Hub::channels_view`]).
+pub const SCANNED: usize = 10_000;
+
+/// Channels as the page shows them: how many match, whether only some
+/// were looked at, and the largest, by name with their members.
+pub struct ChannelsView {
+    pub count: usize,
+    pub sampled: bool,
+    pub top: Vec<(String, u64)>,
+}
+
 /// A router not seen for this long (it reports every second) is a problem.
 const ROUTER_SILENT_AFTER: u64 = 5;
 
@@ -150,6 +161,16 @@ impl Hub {
             };
         }
         *count = status.events_given_up;
+    }
+
+    /// What the page kept of a gateway that unlinked: its ejected backends
+    /// and events given up (its report went with its link). A gateway that
+    /// links again reports afresh.
+    pub(super) fn forget_gateway(&self, key: &str) {
+        let mut record = self.watch.inner.lock().unwrap();
+        let own = format!("{key} ");
+        record.ejected_since.retain(|backend, _| !backend.starts_with(&own));
+        record.given_up.remove(key);
     }
 
     /// A gateway was cut off.
@@ -312,23 +333,27 @@ impl Hub {
         problems
     }
 
-    /// Channels with members on the linked gateways: how many, and the
-    /// largest `limit` whose name starts with `prefix`, by members.
-    pub fn channels_view(&self, prefix: &str, limit: usize) -> (usize, Vec<(String, u64)>) {
+    /// Channels with members on the linked gateways: how many match
+    /// `prefix`, and the largest `limit` of them by members, from a look at
+    /// [`SCANNED`] routes at most: the publish path's lock is held that
+    /// long, however many there are (`sampled` says the look was partial).
+    pub fn channels_view(&self, prefix: &str, limit: usize) -> ChannelsView {
         let links = self.links.lock().unwrap();
-        let mut matching: Vec<(String, u64)> = links
-            .routes
-            .iter()
-            .filter(|(name, _)| name.starts_with(prefix))
-            .map(|(name, routes)| (name.clone(), routes.values().map(|r| u64::from(r.members)).sum()))
-            .collect();
-        let count = matching.len();
-        if matching.len() > limit {
-            matching.select_nth_unstable_by(limit, |a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            matching.truncate(limit);
+        let mut top: Vec<(u64, &str)> = Vec::with_capacity(limit + 1);
+        let mut matching = 0;
+        for (name, routes) in links.routes.iter().take(SCANNED).filter(|(name, _)| name.starts_with(prefix)) {
+            matching += 1;
+            let members = routes.values().map(|r| u64::from(r.members)).sum();
+            let place = top.partition_point(|(m, n)| (*m, std::cmp::Reverse(*n)) > (members, std::cmp::Reverse(name)));
+            if place < limit {
+                top.insert(place, (members, name));
+                top.truncate(limit);
+            }
         }
-        matching.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        (count, matching)
+        let sampled = links.routes.len() > SCANNED;
+        let count = if prefix.is_empty() { links.routes.len() } else { matching };
+        let top = top.into_iter().map(|(members, name)| (name.to_owned(), members)).collect();
+        ChannelsView { count, sampled, top }
     }
 
     /// The gateway that holds a session, by key.
@@ -403,7 +428,7 @@ mod tests {
 
     #[test]
     fn problems_are_what_is_wrong_now_at_linked_gateways() {
-        let hub = Hub::new(Store::Memory(Box::default()), 1 << 20, Rules::default());
+        let hub = Hub::new(Store::Memory(Box::default()), 1 << 20, Rules::default(), Default::default());
         let link = hub.attach_gateway(GatewayId { server_id: 1, worker_id: 2 }, Arc::new(Outbound::new(1 << 20)));
         assert!(whats(&hub).is_empty());
         let backend = BackendStatus {

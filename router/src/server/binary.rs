@@ -357,7 +357,8 @@ async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), Stri
             }
         }
         Some(FrameKind::ChAdd) => {
-            let channel = std::str::from_utf8(&frame.data).map_err(|_| "a channel name is UTF-8".to_owned())?;
+            let channel = protocol::cmd::Channel::from_bytes(&frame.data).map_err(|err| format!("CH_ADD: {err}"))?;
+            let channel = channel.as_str();
             let held = hub.held_by(link, &ids);
             let who = crate::presence::Joining { user: None, info: None };
             match store.join(channel, &held, &[]).await {
@@ -374,7 +375,8 @@ async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), Stri
             crate::presence::away(hub, link, &ids, kind == FrameKind::SessionsAway).await
         }
         Some(FrameKind::Bind) => {
-            let user = std::str::from_utf8(&frame.data).map_err(|_| "a user id is UTF-8".to_owned())?;
+            let user = protocol::cmd::user_id(&frame.data).map_err(|err| format!("BIND: {err}"))?;
+            let user = user.as_str();
             let [id] = ids[..] else { return Err("BIND names one session".into()) };
             match hub.held_by(link, &ids).is_empty() {
                 true => Ok(()),

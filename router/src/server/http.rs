@@ -31,10 +31,18 @@ pub fn max_body(max_frame: usize) -> usize {
     max_frame.saturating_mul(2).saturating_add(64 << 10)
 }
 
-pub async fn serve_connection(stream: TcpStream, hub: Arc<Hub>, token: Option<Arc<str>>, admin: Arc<Admin>) {
+/// What the HTTP port lets in: the backends' token, the names it answers
+/// to, and the operator's page.
+pub struct Doors {
+    pub token: Option<Arc<str>>,
+    pub hosts: super::guard::Hosts,
+    pub admin: Admin,
+}
+
+pub async fn serve_connection(stream: TcpStream, hub: Arc<Hub>, doors: Arc<Doors>) {
     let service = service_fn(move |req| {
-        let (hub, token, admin) = (hub.clone(), token.clone(), admin.clone());
-        async move { Ok::<_, Infallible>(handle(req, &hub, token.as_deref(), &admin).await) }
+        let (hub, doors) = (hub.clone(), doors.clone());
+        async move { Ok::<_, Infallible>(handle(req, &hub, &doors).await) }
     });
     let result = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -46,15 +54,20 @@ pub async fn serve_connection(stream: TcpStream, hub: Arc<Hub>, token: Option<Ar
     }
 }
 
-async fn handle(req: Request<Incoming>, hub: &Hub, token: Option<&str>, admin: &Admin) -> Response<Full<Bytes>> {
+async fn handle(req: Request<Incoming>, hub: &Hub, doors: &Doors) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     if path == "/healthz" {
         return respond(StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n"));
     }
-    if path == "/admin" || path.starts_with("/admin/") {
-        return operator(req, hub, admin).await;
+    if let Err(refused) = super::guard::check(&doors.hosts, req.method(), req.headers()) {
+        hub.metrics.count(crate::metrics::Count::RefusedCrossSite);
+        tracing::warn!(%path, code = refused.code, "refused an HTTP call");
+        return error(refused.status, refused.code, refused.message.into());
     }
-    if let Some(expected) = token {
+    if path == "/admin" || path.starts_with("/admin/") {
+        return operator(req, hub, &doors.admin).await;
+    }
+    if let Some(expected) = doors.token.as_deref() {
         let given = req
             .headers()
             .get(http::header::AUTHORIZATION)
@@ -118,28 +131,40 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Response<Full<
 const MAX_ADMIN_BODY: usize = 64 << 10;
 
 /// The operator's page and its JSON, behind `--admin-token` (see `admin`):
-/// nothing from outside the router is loaded, and nothing is cached.
+/// the page's shell and its login to anyone (they hold nothing), the rest
+/// to the token or the session cookie; nothing from outside the router is
+/// loaded, and nothing is cached.
 async fn operator(req: Request<Incoming>, hub: &Hub, admin: &Admin) -> Response<Full<Bytes>> {
-    if !admin.allows(req.headers()) {
+    let (method, path, query) =
+        (req.method().clone(), req.uri().path().to_owned(), req.uri().query().unwrap_or("").to_owned());
+    let open = admin.has_page()
+        && matches!(
+            (&method, path.as_str()),
+            (&Method::GET, "/admin" | "/admin/") | (&Method::POST, "/admin/api/login")
+        );
+    if !open && !admin.allows(req.headers()) {
         hub.metrics.count(crate::metrics::Count::RefusedUnauthenticated);
         let why = match admin.access {
             crate::admin::Access::Off => "the operator's page needs the router's --admin-token",
-            _ => "give the operator's token (--admin-token), as Bearer or as the Basic password",
+            _ => "log in on the page with the operator's token (--admin-token), or send it as Bearer",
         };
         let mut response = error(StatusCode::UNAUTHORIZED, "unauthorized", why.into());
-        let challenge = http::HeaderValue::from_static("Basic realm=\"fk router operator\", charset=\"UTF-8\"");
-        response.headers_mut().insert(http::header::WWW_AUTHENTICATE, challenge);
+        response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
         return response;
     }
-    let (method, path, query) =
-        (req.method().clone(), req.uri().path().to_owned(), req.uri().query().unwrap_or("").to_owned());
     let body = match read_body(req.into_body(), MAX_ADMIN_BODY).await {
         Ok(body) => body,
         Err(refused) => return refused,
     };
-    let answer = admin.answer(hub, &method, &path, &query, &body).await;
+    let answer = match (&method, path.as_str()) {
+        (&Method::POST, "/admin/api/login") => admin.login(&body),
+        _ => admin.answer(hub, &method, &path, &query, &body).await,
+    };
     let mut response = respond(answer.status, answer.content_type, answer.body);
     let headers = response.headers_mut();
+    if let Some(cookie) = answer.set_cookie.and_then(|cookie| http::HeaderValue::try_from(cookie).ok()) {
+        headers.insert(http::header::SET_COOKIE, cookie);
+    }
     headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
     headers.insert(
         http::header::CONTENT_SECURITY_POLICY,

@@ -3,4 +3,5 @@
 
 pub mod arrival;
 pub mod binary;
+pub mod guard;
 pub mod http;

@@ -17,7 +17,7 @@ use protocol::SessionId;
 
 use self::history::{Appended, Kept, Rule, Since};
 pub use self::memory::MemoryStore;
-use self::presence::{Changed, Joined, Left, Listed};
+use self::presence::{Changed, Joined, Left, Page};
 pub use self::redis::RedisStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -188,10 +188,11 @@ impl Store {
         }
     }
 
-    pub async fn presence_list(&self, channel: &str) -> StoreResult<Vec<Listed>> {
+    /// Up to `limit` members after `after`, in session id order, and the count.
+    pub async fn presence_page(&self, channel: &str, after: Option<SessionId>, limit: usize) -> StoreResult<Page> {
         match self {
-            Store::Memory(s) => Ok(s.presence.list(channel)),
-            Store::Redis(s) => s.presence_list(channel).await,
+            Store::Memory(s) => Ok(s.presence.page(channel, after, limit)),
+            Store::Redis(s) => s.presence_page(channel, after, limit).await,
         }
     }
 
@@ -204,6 +205,14 @@ impl Store {
         match self {
             Store::Memory(s) => Ok(s.history.append(channel, payload, rule)),
             Store::Redis(s) => s.history_append(channel, payload, rule).await,
+        }
+    }
+
+    /// Forgets channels whose history expired; what all kept channels cost now.
+    pub async fn history_sweep(&self) -> StoreResult<usize> {
+        match self {
+            Store::Memory(s) => Ok(s.history.sweep()),
+            Store::Redis(s) => s.history_sweep().await,
         }
     }
 

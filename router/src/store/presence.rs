@@ -1,12 +1,16 @@
 //! Presence: the members of a `presence-` channel, as whom each joined
 //! (a user and info, kept as JSON) and whether its client is connected.
 //! In memory, or in Redis beside the membership: `pr:<channel>` a hash of
-//! session to member, `pro:<channel>` the set of those whose client is
+//! session to member, `prz:<channel>` its session ids in order (a sorted
+//! set, all scores 0), `pro:<channel>` the set of those whose client is
 //! away. Each change says whether it changed anything, atomically, so
 //! that of several routers that hear of one change (every gateway tells
-//! every router), exactly one announces it.
+//! every router), exactly one announces it. A listing is a page in
+//! session id order after a cursor (the last id of the page before): it
+//! costs the page, whatever the channel's size.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::Mutex;
 
 use protocol::SessionId;
@@ -45,8 +49,17 @@ pub type Listed = (SessionId, String, bool);
 /// and as it joined.
 pub type Changed = (String, SessionId, String);
 
-/// A channel's members: as each joined, and whether its client is connected.
-type Members = HashMap<SessionId, (String, bool)>;
+/// A channel's members, in id order: as each joined, and whether its
+/// client is connected.
+type Members = BTreeMap<SessionId, (String, bool)>;
+
+/// A page of a channel's members: the whole count, and up to the limit
+/// after the cursor, in session id order.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    pub count: usize,
+    pub members: Vec<Listed>,
+}
 
 #[derive(Default)]
 pub struct MemoryPresence {
@@ -96,10 +109,15 @@ impl MemoryPresence {
         changed
     }
 
-    pub fn list(&self, channel: &str) -> Vec<Listed> {
+    pub fn page(&self, channel: &str, after: Option<SessionId>, limit: usize) -> Page {
         let channels = self.channels.lock().unwrap();
-        let kept = channels.get(channel).into_iter().flatten();
-        kept.map(|(id, (member, online))| (*id, member.clone(), *online)).collect()
+        let Some(kept) = channels.get(channel) else { return Page::default() };
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let members = kept.range((from, Bound::Unbounded)).take(limit);
+        Page {
+            count: kept.len(),
+            members: members.map(|(id, (member, online))| (*id, member.clone(), *online)).collect(),
+        }
     }
 }
 
@@ -112,6 +130,10 @@ impl RedisStore {
         self.key(&format!("pro:{channel}"))
     }
 
+    fn order_key(&self, channel: &str) -> String {
+        self.key(&format!("prz:{channel}"))
+    }
+
     pub async fn presence_join(&self, channel: &str, members: &[(SessionId, String)]) -> StoreResult<Joined> {
         let key = self.presence_key(channel);
         let mut pipe = redis::pipe();
@@ -120,6 +142,8 @@ impl RedisStore {
             pipe.hset_nx(&key, id.as_str(), member);
         }
         let ids: Vec<&str> = members.iter().map(|(id, _)| id.as_str()).collect();
+        let ordered: Vec<(u8, &str)> = ids.iter().map(|id| (0, *id)).collect();
+        pipe.zadd_multiple(self.order_key(channel), &ordered).ignore();
         pipe.srem(self.away_key(channel), ids).ignore().hlen(&key);
         let mut results: Vec<usize> = pipe.query_async(&mut self.connection()).await?;
         let total = results.pop().unwrap_or(0);
@@ -136,7 +160,9 @@ impl RedisStore {
         for id in ids {
             pipe.hget(&key, id.as_str()).hdel(&key, id.as_str());
         }
-        pipe.srem(self.away_key(channel), ids.iter().map(SessionId::as_str).collect::<Vec<_>>()).ignore().hlen(&key);
+        let names: Vec<&str> = ids.iter().map(SessionId::as_str).collect();
+        pipe.zrem(self.order_key(channel), &names).ignore();
+        pipe.srem(self.away_key(channel), names).ignore().hlen(&key);
         let mut results: Vec<redis::Value> = pipe.query_async(&mut self.connection()).await?;
         let total: usize = redis::from_redis_value(results.pop().unwrap_or(redis::Value::Int(0)))?;
         let changed = members_changed(results)?;
@@ -163,20 +189,29 @@ impl RedisStore {
             .collect())
     }
 
-    pub async fn presence_list(&self, channel: &str) -> StoreResult<Vec<Listed>> {
-        let (kept, away): (Vec<(String, String)>, Vec<String>) = redis::pipe()
-            .hgetall(self.presence_key(channel))
-            .smembers(self.away_key(channel))
+    /// A page after `after`: the ids from the ordered set, then their
+    /// members and whether each is away, in one round trip each.
+    pub async fn presence_page(&self, channel: &str, after: Option<SessionId>, limit: usize) -> StoreResult<Page> {
+        let from = after.map_or("-".to_owned(), |id| format!("({id}"));
+        let (count, ids): (usize, Vec<String>) = redis::pipe()
+            .hlen(self.presence_key(channel))
+            .zrangebylex_limit(self.order_key(channel), from, "+", 0, limit as isize)
             .query_async(&mut self.connection())
             .await?;
-        let away: std::collections::HashSet<String> = away.into_iter().collect();
-        Ok(kept
-            .into_iter()
-            .filter_map(|(id, member)| {
-                let online = !away.contains(&id);
-                Some((SessionId::parse(id.as_bytes()).ok()?, member, online))
-            })
-            .collect())
+        if ids.is_empty() {
+            return Ok(Page { count, members: Vec::new() });
+        }
+        let (kept, away): (Vec<Option<String>>, Vec<bool>) = redis::pipe()
+            .hmget(self.presence_key(channel), &ids)
+            .smismember(self.away_key(channel), &ids)
+            .query_async(&mut self.connection())
+            .await?;
+        let members = ids
+            .iter()
+            .zip(kept)
+            .zip(away)
+            .filter_map(|((id, member), away)| Some((SessionId::parse(id.as_bytes()).ok()?, member?, !away)));
+        Ok(Page { count, members: members.collect() })
     }
 }
 
@@ -207,14 +242,15 @@ mod tests {
         let pair = [("presence-q".to_owned(), a)];
         assert_eq!(presence.set_away(&pair, true).len(), 1);
         assert!(presence.set_away(&pair, true).is_empty(), "away once");
-        let mut listed = presence.list("presence-q");
-        listed.sort();
-        assert_eq!(listed, [(a, ann().1, false), (b, "{}".into(), true)]);
+        let listed = presence.page("presence-q", None, 10);
+        assert_eq!(listed, Page { count: 2, members: vec![(a, ann().1, false), (b, "{}".into(), true)] });
+        assert_eq!(presence.page("presence-q", None, 1).members, [(a, ann().1, false)], "a page, in id order");
+        assert_eq!(presence.page("presence-q", Some(a), 10).members, [(b, "{}".into(), true)], "the page after a");
         assert_eq!(presence.set_away(&pair, false).len(), 1);
         let left = presence.leave("presence-q", &[a]);
         assert_eq!(left, Left { removed: vec![ann()], vacated: false });
         assert_eq!(presence.leave("presence-q", &[a, b]), Left { removed: vec![(b, "{}".into())], vacated: true });
         assert_eq!(presence.leave("presence-q", &[b]), Left::default(), "left once");
-        assert!(presence.list("presence-q").is_empty());
+        assert_eq!(presence.page("presence-q", None, 10), Page::default());
     }
 }

@@ -9,10 +9,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{open_many, padded};
-use crate::proc::CpuSpan;
 use crate::report::{histogram, percentiles, record, Report};
 use crate::router_api::RouterApi;
 use crate::transport::{Conn, Endpoint};
+use loadgen::proc::CpuSpan;
 use loadgen::raw_ws::{COMPRESSED_MESSAGES, WIRE_BYTES_IN};
 
 #[derive(clap::Args, Debug, Clone)]

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use super::open_many;
 use crate::admin::{self, sample};
-use crate::proc::rss_bytes;
 use crate::report::Report;
 use crate::transport::Endpoint;
+use loadgen::proc::rss_bytes;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {

@@ -101,7 +101,8 @@ pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
         let n = published.load(SeqCst);
         publisher.publish(&args.channel, std::str::from_utf8(&padded(format!("{n}:"), args.size))?).await?;
         published.store(n + 1, SeqCst);
-        if Instant::now() >= next_join && joiners.len() < args.joiners {
+        // A joiner comes once there are `kept` messages to keep.
+        if Instant::now() >= next_join && joiners.len() < args.joiners && n + 1 >= args.kept {
             let endpoint = endpoints[joiners.len() % endpoints.len()].clone();
             let task = join_and_read(endpoint, args.clone(), published.clone(), joined.clone());
             joiners.push(tokio::spawn(task));

@@ -4,6 +4,13 @@
 //! posts its messages, one a request, to `PATH/send` with the send token
 //! its stream's session event gave it (`PATH/close` ends the session).
 //! `codec` is the wire format, `stream` the session's transport.
+//!
+//! A stream is always a connection's first request, served on the socket
+//! (see `front::sniff`): asked on a connection hyper already serves, it is
+//! sent to a connection of its own (307, `Connection: close`), where it
+//! costs what a first request does and its client's end is seen at once.
+//! A post waits for room in its session's inbox before its body is read:
+//! what waits there is within `--max-pending-bytes`.
 
 pub mod codec;
 pub mod stream;
@@ -13,7 +20,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use runtime::Slot;
@@ -30,14 +37,14 @@ use crate::session::Host;
 use crate::upstream::fastcgi::ParamBlock;
 use crate::Gateway;
 use codec::EventId;
-use stream::{EventOut, HyperOut, SocketOut, SseStream};
+use stream::{SocketOut, SseStream};
 
 /// Headers that matter to the stream alone: a session's params leave them
 /// out (`Last-Event-ID` holds a resume token).
 const STREAM_HEADERS: [HeaderName; 3] =
     [header::ACCEPT, header::CACHE_CONTROL, HeaderName::from_static("last-event-id")];
 
-/// How long a post waits for room in its session's inbox.
+/// How long a post waits for room in its session's inbox, its body unread.
 const POST_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A `GET` whose client takes an event stream (and is no WebSocket upgrade).
@@ -126,7 +133,7 @@ impl Opening {
     }
 
     /// Runs the session, its events going to `out`.
-    fn run<O: EventOut>(self, gateway: Arc<Gateway>, out: O) {
+    fn run<I: Io>(self, gateway: Arc<Gateway>, out: SocketOut<I>) {
         let Admitted { params, seat, start } = self.admitted;
         let stream = SseStream::new(gateway.clone(), self.inbox, self.send_token, out);
         tokio::spawn(crate::session::task::run(gateway, stream, params.compact(), seat, start));
@@ -144,19 +151,23 @@ fn stream_headers(request: &HeaderMap) -> HeaderMap {
     headers
 }
 
-/// A stream asked for on a connection hyper serves (not its first
-/// request): the events go out as hyper's response body.
-pub async fn open(req: Request<Incoming>, gateway: Arc<Gateway>, remote: SocketAddr, entry: &Entry) -> Reply {
-    let (parts, _) = req.into_parts();
-    let opening = match admit(&parts, &gateway, remote, entry).await {
-        Ok(admitted) => Opening::new(&gateway, admitted),
-        Err(reply) => return reply,
-    };
-    let (out, body) = HyperOut::new(opening.first.clone());
-    opening.run(gateway, out);
-    let mut response = Response::new(super::http::Body::Right(body));
-    *response.headers_mut() = stream_headers(&parts.headers);
-    response
+/// A stream asked for on a connection hyper already serves (not its
+/// first request) is asked again on a connection of its own: a browser's
+/// `EventSource` and `fetch` follow, keeping the request's headers
+/// (`Last-Event-ID` too). Served here, it would hold hyper's buffers for
+/// its whole life, and a client that sent a byte more and left would not
+/// be seen gone until a heartbeat failed to reach it.
+pub fn to_a_connection_of_its_own(req: &Request<Incoming>) -> Reply {
+    let mut reply = respond(StatusCode::TEMPORARY_REDIRECT, "text/plain", "ask again on a connection of its own\n");
+    let location = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let headers = reply.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(location) {
+        headers.insert(header::LOCATION, location);
+    }
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    allow_origin(req.headers(), headers);
+    reply
 }
 
 /// A stream asked for by a connection's first request (see
@@ -191,10 +202,7 @@ pub async fn serve_on_socket<I: Io>(
 /// with it.
 async fn write_refusal<I: Io>(io: &mut I, reply: Reply, timeout: std::time::Duration) {
     let (parts, body) = reply.into_parts();
-    let body = match body {
-        http_body_util::Either::Left(full) => full.collect().await.map(|b| b.to_bytes()).unwrap_or_default(),
-        http_body_util::Either::Right(_) => Bytes::new(),
-    };
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let mut headers = parts.headers;
     headers.insert(header::CONTENT_LENGTH, body.len().into());
     let mut out = raw_head(parts.status, &headers);
@@ -262,7 +270,18 @@ async fn deliver(req: Request<Incoming>, gateway: &Gateway, kind: PostKind) -> R
         return respond(StatusCode::MISDIRECTED_REQUEST, "text/plain", "session not on this gateway\n");
     };
     let binary = req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"application/octet-stream");
-    let body = match read_body(req, gateway.config().max_message).await {
+    let max_message = gateway.config().max_message;
+    let length = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if length.is_some_and(|length| length > max_message) {
+        return respond(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "request body too large\n");
+    }
+    // Room for the body before it is read: a client whose session does not
+    // take its posts holds no more than its inbox's room.
+    let room = match inbox.room(length.unwrap_or(max_message), POST_WAIT).await {
+        Ok(room) => room,
+        Err(refusal) => return inbox_refusal(refusal),
+    };
+    let body = match read_body(req, max_message).await {
         Ok(body) => body,
         Err(refusal) => return refusal,
     };
@@ -274,17 +293,25 @@ async fn deliver(req: Request<Incoming>, gateway: &Gateway, kind: PostKind) -> R
         }
         PostKind::Send => Frame::Message { body, binary },
     };
-    match inbox.send_timeout(Box::new(frame), POST_WAIT).await {
+    let size = match &frame {
+        Frame::Message { body, .. } => body.len(),
+        _ => 0,
+    };
+    match inbox.post(frame, room, size, POST_WAIT).await {
         Ok(()) => {
             gateway.metrics().count(Count::SsePosts);
             respond(StatusCode::ACCEPTED, "text/plain", Bytes::new())
         }
-        Err(tokio::sync::mpsc::error::SendTimeoutError::Timeout(_)) => {
+        Err(refusal) => inbox_refusal(refusal),
+    }
+}
+
+fn inbox_refusal(refusal: crate::session::inboxes::Refusal) -> Reply {
+    match refusal {
+        crate::session::inboxes::Refusal::Busy => {
             respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "session busy, try again\n")
         }
-        Err(tokio::sync::mpsc::error::SendTimeoutError::Closed(_)) => {
-            respond(StatusCode::GONE, "text/plain", "session ended\n")
-        }
+        crate::session::inboxes::Refusal::Ended => respond(StatusCode::GONE, "text/plain", "session ended\n"),
     }
 }
 

@@ -1,11 +1,8 @@
 //! An SSE session's connection as a `Transport`: what the client posts
 //! comes in through its inbox; what the session writes goes out as events,
-//! on the socket itself ([`SocketOut`], a connection's first request) or as
-//! hyper's response body ([`HyperOut`], a request on a kept-alive
-//! connection hyper already serves).
+//! on the socket itself ([`SocketOut`]: a stream is its connection's first
+//! request, see `front::sse`).
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,15 +10,13 @@ use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Sink, Stream};
-use hyper::body::{Body, Frame};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::PollSender;
+use tokio::io::ReadBuf;
 
 use super::codec::{self, EventId};
 use crate::admission::Entry;
 use crate::base::message::Message;
 use crate::base::transport::Incoming;
+use crate::front::http::Io;
 use crate::session::inboxes::Inbox;
 use crate::Gateway;
 
@@ -30,23 +25,11 @@ const HIGH_WATER: usize = 64 * 1024;
 /// How soon a browser's `EventSource` comes back after a drop.
 pub const RETRY_MS: u64 = 1000;
 
-/// Where a stream's events go, and how it learns that the client left.
-pub trait EventOut: Send + Unpin + 'static {
-    /// Writes all of `events`, emptying it.
-    fn poll_write_events(&mut self, cx: &mut Context<'_>, events: &mut BytesMut) -> Poll<io::Result<()>>;
-    /// Ready once the client has gone.
-    fn poll_gone(&mut self, cx: &mut Context<'_>) -> Poll<()>;
-    /// Ends the response, after what was written.
-    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
-    /// What is left at the end, if it can go at once; dropped otherwise.
-    fn write_now(&mut self, events: Bytes);
-}
-
 /// The session's side of the stream.
-pub struct SseStream<O: EventOut> {
+pub struct SseStream<I: Io> {
     gateway: Arc<Gateway>,
     inbox: Inbox,
-    out: O,
+    out: SocketOut<I>,
     /// Events fed since the last flush.
     pending: BytesMut,
     /// What the session event tells the client to post its messages with.
@@ -76,10 +59,10 @@ pub fn first_events(id: protocol::SessionId, send_token: &str, greets: bool) -> 
     first.freeze()
 }
 
-impl<O: EventOut> SseStream<O> {
+impl<I: Io> SseStream<I> {
     /// The stream of the session whose inbox this is, on `out`; its
     /// greeting tells the client `send_token`.
-    pub fn new(gateway: Arc<Gateway>, inbox: Inbox, send_token: String, out: O) -> SseStream<O> {
+    pub fn new(gateway: Arc<Gateway>, inbox: Inbox, send_token: String, out: SocketOut<I>) -> SseStream<I> {
         SseStream {
             gateway,
             inbox,
@@ -99,14 +82,14 @@ fn close_event(out: &mut BytesMut, code: u16, reason: &str) {
     codec::named(out, "close", &serde_json::json!({"code": code, "reason": reason}).to_string());
 }
 
-impl<O: EventOut> Drop for SseStream<O> {
+impl<I: Io> Drop for SseStream<I> {
     fn drop(&mut self) {
         self.gateway.inboxes().close(&self.inbox);
         self.flush_at_drop();
     }
 }
 
-impl<O: EventOut> SseStream<O> {
+impl<I: Io> SseStream<I> {
     /// What is left (the close event after a client's close) goes if it can.
     fn flush_at_drop(&mut self) {
         if !self.pending.is_empty() {
@@ -116,7 +99,7 @@ impl<O: EventOut> SseStream<O> {
     }
 }
 
-impl<O: EventOut> Stream for SseStream<O> {
+impl<I: Io> Stream for SseStream<I> {
     type Item = Incoming;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Incoming>> {
@@ -127,7 +110,8 @@ impl<O: EventOut> Stream for SseStream<O> {
         if std::mem::take(&mut self.pinged) {
             return Poll::Ready(Some(Incoming::Control));
         }
-        if let Poll::Ready(posted) = self.inbox.receiver.poll_recv(cx).map(|posted| posted.map(|boxed| *boxed)) {
+        if let Poll::Ready(posted) = self.inbox.receiver.poll_recv(cx).map(|posted| posted.map(|boxed| boxed.incoming))
+        {
             if let Some(Incoming::Goodbye(code)) = posted {
                 // The client ended the session: it is told so, and the
                 // stream ends, as a WebSocket's close handshake would.
@@ -142,7 +126,7 @@ impl<O: EventOut> Stream for SseStream<O> {
     }
 }
 
-impl<O: EventOut> Sink<Message> for SseStream<O> {
+impl<I: Io> Sink<Message> for SseStream<I> {
     type Error = io::Error;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -219,7 +203,8 @@ impl<I> SocketOut<I> {
     }
 }
 
-impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> EventOut for SocketOut<I> {
+impl<I: Io> SocketOut<I> {
+    /// Writes all of `events`, emptying it.
     fn poll_write_events(&mut self, cx: &mut Context<'_>, events: &mut BytesMut) -> Poll<io::Result<()>> {
         while !events.is_empty() {
             match ready!(Pin::new(&mut self.io).poll_write(cx, events))? {
@@ -230,8 +215,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> EventOut for SocketOut<
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
-    /// The client sends nothing more on an event stream: what it does send
-    /// is read and let go, until it closes.
+    /// Ready once the client has gone. It sends nothing more on an event
+    /// stream: what it does send is read and let go, until it closes.
     fn poll_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let mut scratch = [0u8; 64];
         loop {
@@ -243,71 +228,14 @@ impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> EventOut for SocketOut<
         }
     }
 
+    /// Ends the response, after what was written.
     fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 
+    /// What is left at the end, if it can go at once; dropped otherwise.
     fn write_now(&mut self, events: Bytes) {
         let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
         let _ = Pin::new(&mut self.io).poll_write(&mut cx, &events);
-    }
-}
-
-/// Chunks between the session and hyper: each is one flush's events, so
-/// the session feels a slow reader after two writes' worth.
-const CHUNKS: usize = 2;
-
-/// Events as hyper's response body, for a stream asked for on a
-/// connection hyper already serves.
-pub struct HyperOut {
-    chunks: PollSender<Bytes>,
-    gone: oneshot::Receiver<()>,
-}
-
-/// The response body: the stream's events, as the session flushes them.
-pub struct SseBody {
-    chunks: mpsc::Receiver<Bytes>,
-    _alive: oneshot::Sender<()>,
-}
-
-impl HyperOut {
-    /// The output, and the body that carries what it writes, `first` first.
-    pub fn new(first: Bytes) -> (HyperOut, SseBody) {
-        let (sender, chunks) = mpsc::channel(CHUNKS);
-        let (alive, gone) = oneshot::channel();
-        sender.try_send(first).expect("a new channel has room");
-        (HyperOut { chunks: PollSender::new(sender), gone }, SseBody { chunks, _alive: alive })
-    }
-}
-
-impl EventOut for HyperOut {
-    fn poll_write_events(&mut self, cx: &mut Context<'_>, events: &mut BytesMut) -> Poll<io::Result<()>> {
-        ready!(self.chunks.poll_reserve(cx)).map_err(|_| gone())?;
-        self.chunks.send_item(events.split().freeze()).map_err(|_| gone())?;
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.gone).poll(cx).map(drop)
-    }
-
-    fn poll_end(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.chunks.close();
-        Poll::Ready(Ok(()))
-    }
-
-    fn write_now(&mut self, events: Bytes) {
-        if let Some(chunks) = self.chunks.get_ref() {
-            let _ = chunks.try_send(events);
-        }
-    }
-}
-
-impl Body for SseBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.chunks.poll_recv(cx).map(|chunk| chunk.map(|data| Ok(Frame::data(data))))
     }
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::decoder::{Decoded, Decoder};
+use super::decoder::{clock_ms, Decoded, Decoder, InflateBudget, InflateLimits};
 use super::frame::{close_payload, server_frame, OpCode};
 use super::write_queue::WriteQueue;
 use crate::base::message::{Message, Payload};
@@ -30,8 +30,9 @@ const OUT_HIGH_WATER: usize = 64 * 1024;
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
     pub max_message: usize,
-    /// permessage-deflate was agreed: messages may come compressed.
-    pub inflate: bool,
+    /// permessage-deflate was agreed: messages may come compressed, and
+    /// inflate within these limits.
+    pub inflate: Option<InflateLimits>,
     /// How messages go out compressed; `None`: none do.
     pub compress: Option<Compressing>,
 }
@@ -65,7 +66,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub fn new(io: S, unread: Bytes, settings: Settings) -> WebSocket<S> {
         WebSocket {
             io,
-            decoder: Decoder::new(settings.max_message, settings.inflate),
+            decoder: Decoder::new(
+                settings.max_message,
+                settings.inflate.map(|limits| InflateBudget::new(limits, settings.max_message, clock_ms())),
+            ),
             unread: Bytes::copy_from_slice(&unread),
             out: WriteQueue::default(),
             compress: settings.compress,
@@ -246,7 +250,7 @@ mod tests {
 
     const SETTINGS: Settings = Settings {
         max_message: 1 << 20,
-        inflate: true,
+        inflate: Some(InflateLimits { rate: 0, ratio: 0 }),
         compress: Some(Compressing { min_bytes: 16, window_bits: 15 }),
     };
 

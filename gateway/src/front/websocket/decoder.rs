@@ -24,8 +24,9 @@ pub enum Decoded {
 
 pub struct Decoder {
     max_message: usize,
-    /// permessage-deflate was agreed: RSV1 marks a compressed message.
-    inflate: bool,
+    /// permessage-deflate was agreed: RSV1 marks a compressed message,
+    /// inflated within this budget.
+    inflate: Option<InflateBudget>,
     head: [u8; MAX_HEADER],
     head_len: u8,
     frame: Option<InFrame>,
@@ -54,12 +55,72 @@ struct Partial {
     checked: usize,
 }
 
+/// What a connection may inflate, set by `--max-inflate-rate` and
+/// `--max-inflate-ratio`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InflateLimits {
+    /// Bytes a second (0: no limit), up to one largest message at once.
+    pub rate: u32,
+    /// A message inflates to this many times its compressed size at most,
+    /// past [`RATIO_FREE`] (0: no limit).
+    pub ratio: u32,
+}
+
+/// What any compressed message may inflate to, whatever its ratio.
+pub const RATIO_FREE: usize = 64 << 10;
+
+/// What a connection may still inflate. Each compressed message's
+/// inflater stops at its share (see [`InflateBudget::bound`]), so the work
+/// is bounded before it is done: a client whose small messages inflate to
+/// large ones is stopped at the budget, not after the work.
+#[derive(Clone, Copy, Debug)]
+pub struct InflateBudget {
+    limits: InflateLimits,
+    left: u32,
+    /// When `left` was last brought up to date, in ms on [`clock_ms`].
+    refilled: u32,
+}
+
+impl InflateBudget {
+    /// A budget that starts with one largest message.
+    pub fn new(limits: InflateLimits, max_message: usize, now_ms: u32) -> InflateBudget {
+        InflateBudget { limits, left: u32::try_from(max_message).unwrap_or(u32::MAX), refilled: now_ms }
+    }
+
+    /// What a message of `compressed` bytes may inflate to now.
+    fn bound(&mut self, compressed: usize, max_message: usize, now_ms: u32) -> usize {
+        let by_ratio = match self.limits.ratio {
+            0 => max_message,
+            ratio => compressed.saturating_mul(ratio as usize).max(RATIO_FREE),
+        };
+        if self.limits.rate == 0 {
+            return by_ratio.min(max_message);
+        }
+        let earned = u64::from(now_ms.wrapping_sub(self.refilled)) * u64::from(self.limits.rate) / 1000;
+        let cap = u32::try_from(max_message).unwrap_or(u32::MAX);
+        self.left = u32::try_from(u64::from(self.left) + earned).unwrap_or(u32::MAX).min(cap);
+        self.refilled = now_ms;
+        by_ratio.min(self.left as usize)
+    }
+
+    fn spend(&mut self, bytes: usize) {
+        self.left = self.left.saturating_sub(u32::try_from(bytes).unwrap_or(u32::MAX));
+    }
+}
+
+/// Milliseconds on a clock that starts with the process (wraps after 49 days).
+pub fn clock_ms() -> u32 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u32
+}
+
 fn protocol(why: impl Into<String>) -> Violation {
     Violation::Protocol(why.into())
 }
 
 impl Decoder {
-    pub fn new(max_message: usize, inflate: bool) -> Decoder {
+    /// `inflate`: permessage-deflate was agreed, with that budget.
+    pub fn new(max_message: usize, inflate: Option<InflateBudget>) -> Decoder {
         Decoder {
             max_message,
             inflate,
@@ -125,7 +186,7 @@ impl Decoder {
 
     fn start(&mut self, header: Header) -> Result<InFrame, Violation> {
         let mask = header.mask.ok_or_else(|| protocol("a client frame must be masked"))?;
-        if header.compressed && !(self.inflate && matches!(header.opcode, OpCode::Text | OpCode::Binary)) {
+        if header.compressed && !(self.inflate.is_some() && matches!(header.opcode, OpCode::Text | OpCode::Binary)) {
             return Err(protocol("RSV1 set on a frame that cannot be compressed"));
         }
         let have = match (header.opcode, &self.message) {
@@ -191,10 +252,17 @@ impl Decoder {
             _ => {
                 let mut message = self.message.take().expect("a data frame has its message");
                 if message.compressed {
-                    let inflated = deflate::inflate(&message.data, self.max_message).map_err(|err| match err {
+                    let budget = self.inflate.as_mut().expect("compressed only when agreed");
+                    let allowed = budget.bound(message.data.len(), self.max_message, clock_ms());
+                    let inflated = deflate::inflate(&message.data, allowed).map_err(|err| match err {
+                        InflateError::TooBig(_) if allowed < self.max_message => Violation::InflateBudget(format!(
+                            "a message of {} bytes that inflates past the {allowed} it may now",
+                            message.data.len()
+                        )),
                         InflateError::TooBig(_) => Violation::TooBig(err.to_string()),
                         InflateError::Corrupt => Violation::InvalidPayload(err.to_string()),
                     })?;
+                    budget.spend(inflated.len());
                     message.data = BytesMut::from(&inflated[..]);
                 }
                 if !message.binary {
@@ -264,13 +332,13 @@ pub(crate) mod tests {
             Decoded::Close(Some(1000)),
         ];
         for piece in [1, 2, 3, 7, 1000] {
-            assert_eq!(decode_all(&mut Decoder::new(1024, false), &wire, piece).unwrap(), expected, "piece {piece}");
+            assert_eq!(decode_all(&mut Decoder::new(1024, None), &wire, piece).unwrap(), expected, "piece {piece}");
         }
     }
 
     #[test]
     fn bad_utf8_is_caught_at_the_byte_that_breaks_it() {
-        let mut decoder = Decoder::new(1024, false);
+        let mut decoder = Decoder::new(1024, None);
         let mut frame = client_frame(OpCode::Text, true, false, b"fine so far \xce\xba \xf4\x90\x80\x80 rest");
         let bad_at = frame.len() - 8;
         assert!(decode_all(&mut decoder, &frame[..bad_at - 2], 1000).unwrap().is_empty());
@@ -278,15 +346,16 @@ pub(crate) mod tests {
         // A character cut between fragments is fine; one cut at the end is not.
         frame = client_frame(OpCode::Text, false, false, b"\xce");
         frame.extend(client_frame(OpCode::Continuation, true, false, b"\xba"));
-        assert_eq!(decode_all(&mut Decoder::new(1024, false), &frame, 1).unwrap(), vec![text("κ")]);
+        assert_eq!(decode_all(&mut Decoder::new(1024, None), &frame, 1).unwrap(), vec![text("κ")]);
         let cut = client_frame(OpCode::Text, true, false, b"\xce");
-        assert!(matches!(decode_all(&mut Decoder::new(1024, false), &cut, 9), Err(Violation::InvalidPayload(_))));
+        assert!(matches!(decode_all(&mut Decoder::new(1024, None), &cut, 9), Err(Violation::InvalidPayload(_))));
     }
 
     #[test]
     fn protocol_breaches_and_oversize_are_refused() {
-        let refused =
-            |wire: Vec<u8>, inflate: bool| decode_all(&mut Decoder::new(10, inflate), &wire, 1000).unwrap_err();
+        let refused = |wire: Vec<u8>, inflate: bool| {
+            decode_all(&mut Decoder::new(10, budget(inflate, 10)), &wire, 1000).unwrap_err()
+        };
         let mut unmasked = Vec::new();
         Header::server(OpCode::Text, false, 1).encode(&mut unmasked);
         unmasked.push(b'a');
@@ -314,10 +383,54 @@ pub(crate) mod tests {
         let (first, second) = compressed.split_at(compressed.len() / 2);
         let mut wire = client_frame(OpCode::Text, false, true, first);
         wire.extend(client_frame(OpCode::Continuation, true, false, second));
-        let decoded = decode_all(&mut Decoder::new(data.len(), true), &wire, 5).unwrap();
+        let decoded = decode_all(&mut Decoder::new(data.len(), budget(true, data.len())), &wire, 5).unwrap();
         assert_eq!(decoded, vec![text(&data)]);
         let bomb = client_frame(OpCode::Binary, true, true, &deflate::compress(&[0; 100_000], 15));
-        let err = decode_all(&mut Decoder::new(1000, true), &bomb, 1000).unwrap_err();
+        let err = decode_all(&mut Decoder::new(1000, budget(true, 1000)), &bomb, 1000).unwrap_err();
         assert!(matches!(err, Violation::TooBig(_)), "{err:?}");
+    }
+
+    const NO_LIMITS: InflateLimits = InflateLimits { rate: 0, ratio: 0 };
+
+    fn budget(inflate: bool, max_message: usize) -> Option<InflateBudget> {
+        inflate.then(|| InflateBudget::new(NO_LIMITS, max_message, clock_ms()))
+    }
+
+    #[test]
+    fn a_connection_inflates_its_rate_and_a_message_past_what_is_left_is_stopped_there() {
+        let mut budget = InflateBudget::new(InflateLimits { rate: 1000, ratio: 0 }, 600, 0);
+        assert_eq!(budget.bound(1, 600, 0), 600, "it starts with one largest message");
+        budget.spend(500);
+        assert_eq!(budget.bound(1, 600, 100), 200, "100 ms earn 100 bytes");
+        budget.spend(200);
+        assert_eq!(budget.bound(1, 600, 100), 0);
+        assert_eq!(budget.bound(1, 600, 10_000), 600, "never more than one largest message");
+        assert_eq!(InflateBudget::new(NO_LIMITS, 600, 0).bound(1, 600, 0), 600, "0 is no limit");
+
+        let limits = InflateLimits { rate: 1, ratio: 0 };
+        let mut decoder = Decoder::new(2000, Some(InflateBudget::new(limits, 2000, clock_ms())));
+        let message = client_frame(OpCode::Binary, true, true, &deflate::compress(&[7; 1500], 15));
+        assert_eq!(decode_all(&mut decoder, &message, 1000).unwrap().len(), 1, "within the budget");
+        let err = decode_all(&mut decoder, &message, 1000).unwrap_err();
+        assert!(matches!(err, Violation::InflateBudget(_)), "500 bytes left, not 1500: {err:?}");
+    }
+
+    #[test]
+    fn a_message_inflates_to_its_ratio_past_the_free_part() {
+        let mut budget = InflateBudget::new(InflateLimits { rate: 0, ratio: 10 }, 1 << 20, 0);
+        assert_eq!(budget.bound(100, 1 << 20, 0), RATIO_FREE, "small messages inflate to the free part");
+        assert_eq!(budget.bound(10_000, 1 << 20, 0), 100_000);
+        assert_eq!(budget.bound(1 << 20, 1 << 20, 0), 1 << 20, "never past the largest message");
+
+        let limits = InflateLimits { rate: 0, ratio: 10 };
+        let mut decoder = Decoder::new(1 << 20, Some(InflateBudget::new(limits, 1 << 20, clock_ms())));
+        let bomb = deflate::compress(&vec![b'a'; 100_000], 15);
+        let err = decode_all(&mut decoder, &client_frame(OpCode::Text, true, true, &bomb), 1 << 20).unwrap_err();
+        assert!(matches!(err, Violation::InflateBudget(_)), "{} bytes to 100,000: {err:?}", bomb.len());
+        let json = br#"{"type":"msg","text":"hello","channel":1}"#.repeat(2000);
+        let mut decoder = Decoder::new(1 << 20, Some(InflateBudget::new(limits, 1 << 20, clock_ms())));
+        let compressed = client_frame(OpCode::Text, true, true, &deflate::compress(&json, 15));
+        let err = decode_all(&mut decoder, &compressed, 1 << 20).unwrap_err();
+        assert!(matches!(err, Violation::InflateBudget(_)), "repeated JSON passes 10 to 1 too");
     }
 }

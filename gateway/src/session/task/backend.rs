@@ -24,6 +24,9 @@ impl<T: Transport, H: Host> Session<T, H> {
         if matches!(kind, EventKind::Offline | EventKind::Online) {
             self.host.away(self.id, kind == EventKind::Offline);
         }
+        if let Some(refused) = self.no_room(&event) {
+            return (Some(Box::pin(async move { (event, refused) })), None);
+        }
         let request = self.host.events().encode(&[&self.params, &self.meta], &self.id, &event);
         let host = self.host.clone();
         let (abort_tx, abort_rx) = match kind {
@@ -41,6 +44,22 @@ impl<T: Transport, H: Host> Session<T, H> {
             (event, result)
         });
         (Some(call), abort_tx)
+    }
+
+    /// A client's ask to join a channel that has no room: the session's
+    /// share or the gateway's is taken. The gateway answers it for the
+    /// backend, which never hears of it.
+    fn no_room(&self, event: &Event) -> Option<Result<CgiResponse, UpstreamError>> {
+        if event.kind != EventKind::Subscribe {
+            return None;
+        }
+        let (settings, channel) = (self.host.session_settings(), std::str::from_utf8(&event.body).unwrap_or(""));
+        let room =
+            self.host.registry().room_for(&self.id, channel, settings.max_session_channels, settings.max_channels);
+        let status = room.err()?;
+        self.host.metrics().count(crate::metrics::Count::SubscribesRefused);
+        tracing::debug!(session = %self.id, channel, status, "a client's subscribe refused: no room");
+        Some(Ok(CgiResponse { status, headers: Vec::new(), body: bytes::Bytes::new() }))
     }
 
     /// What the backend's answer does (see [`policy::answered`]), logged
