@@ -14,7 +14,7 @@ pub mod ws;
 
 pub use processes::{
     backend_events, cluster, echo_backend, echo_backend_with, echo_stack, eventually, free_port, metric, scratch_file,
-    Proc, Redis, RedisCluster, SentinelGroup, Stack, StackOptions,
+    ClusterGateway, Proc, Redis, RedisCluster, SentinelGroup, Stack, StackOptions,
 };
 pub use sse::SseClient;
 pub use ws::Client;

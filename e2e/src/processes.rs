@@ -295,7 +295,7 @@ impl SentinelGroup {
 /// `redis-cli --cluster create`, as an operator makes one.
 pub struct RedisCluster {
     pub ports: Vec<u16>,
-    _procs: Vec<Proc>,
+    procs: Vec<Proc>,
 }
 
 /// A master of a [`RedisCluster`], as `CLUSTER NODES` lists it.
@@ -313,7 +313,12 @@ pub fn redis_cli(port: u16, args: &[&str]) -> String {
 
 impl RedisCluster {
     pub fn start() -> RedisCluster {
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        RedisCluster::start_with(0)
+    }
+
+    /// Three masters and `replicas` replicas of each.
+    pub fn start_with(replicas: usize) -> RedisCluster {
+        let ports: Vec<u16> = (0..3 * (1 + replicas)).map(|_| free_port()).collect();
         let dir = bin_dir().join(format!("../e2e-logs/cluster-{}", ports[0]));
         std::fs::create_dir_all(&dir).unwrap();
         let mut procs = Vec::new();
@@ -338,7 +343,7 @@ impl RedisCluster {
         let created = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&nodes)
-            .arg("--cluster-yes")
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .expect("redis-cli --cluster create");
         assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stdout));
@@ -347,7 +352,28 @@ impl RedisCluster {
             assert!(Instant::now() < deadline, "the cluster never became ok");
             std::thread::sleep(Duration::from_millis(100));
         }
-        RedisCluster { ports, _procs: procs }
+        let replicas_known =
+            || replicas == 0 || redis_cli(ports[0], &["CLUSTER", "NODES"]).matches("slave").count() == 3 * replicas;
+        while !replicas_known() {
+            assert!(Instant::now() < deadline, "the replicas never joined");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        RedisCluster { ports, procs }
+    }
+
+    /// The node at `port`, killed without a word (`kill -9`).
+    pub fn kill(&mut self, port: u16) {
+        let at = self.ports.iter().position(|p| *p == port).expect("a node of the cluster");
+        self.procs[at].kill();
+    }
+
+    /// The port of the replica of the master at `port`.
+    pub fn replica_of(&self, port: u16) -> u16 {
+        let nodes = self.nodes();
+        let master = nodes.lines().find(|line| line.contains(&format!(":{port}@"))).unwrap();
+        let master_id = master.split_whitespace().next().unwrap();
+        let replica = nodes.lines().find(|line| line.contains("slave") && line.contains(master_id)).unwrap();
+        replica.split_whitespace().nth(1).unwrap().split(['@', ':']).nth(1).unwrap().parse().unwrap()
     }
 
     /// The URL the router and chat-app take.
@@ -357,10 +383,15 @@ impl RedisCluster {
     }
 
     /// Each master: its node id, port and the slot ranges it serves.
+    /// `CLUSTER NODES`, as a node still up answers it.
+    fn nodes(&self) -> String {
+        self.ports.iter().map(|port| redis_cli(*port, &["CLUSTER", "NODES"])).find(|nodes| !nodes.is_empty()).unwrap()
+    }
+
     fn masters(&self) -> Vec<ClusterMaster> {
-        redis_cli(self.ports[0], &["CLUSTER", "NODES"])
+        self.nodes()
             .lines()
-            .filter(|line| line.contains("master"))
+            .filter(|line| line.contains("master") && !line.contains("fail"))
             .map(|line| {
                 let fields: Vec<&str> = line.split_whitespace().collect();
                 let port = fields[1].split(['@', ':']).nth(1).unwrap().parse().unwrap();
@@ -379,8 +410,14 @@ impl RedisCluster {
 
     /// The port of the master that serves `slot`.
     pub fn owner(&self, slot: u16) -> u16 {
+        self.serving(slot).expect("a master serves the slot")
+    }
+
+    /// The port of the master that serves `slot`, if one does (none while
+    /// the cluster fails over).
+    pub fn serving(&self, slot: u16) -> Option<u16> {
         let masters = self.masters();
-        masters.iter().find(|master| master.ranges.iter().any(|(a, b)| (*a..=*b).contains(&slot))).unwrap().port
+        masters.iter().find(|master| master.ranges.iter().any(|(a, b)| (*a..=*b).contains(&slot))).map(|m| m.port)
     }
 
     /// Moves every slot of the master that serves `slot` to another one,

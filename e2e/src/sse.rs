@@ -18,7 +18,7 @@ pub struct SseClient {
     path: String,
     /// The stream's session event.
     pub session: Value,
-    /// The id of the last message event.
+    /// The id of the last event that had one, as a browser keeps it.
     pub last_event_id: Option<String>,
 }
 
@@ -50,6 +50,7 @@ impl SseClient {
         let mut client = SseClient { child, events, port, path, session: Value::Null, last_event_id: None };
         let first = client.next_event().expect("a session event");
         assert_eq!(first.event, "session", "the stream begins with its session event: {first:?}");
+        client.last_event_id = first.id.clone();
         client.session = serde_json::from_str(&first.data).unwrap();
         Ok(client)
     }
@@ -65,7 +66,7 @@ impl SseClient {
     /// The next event, message or not; none if the stream ends or is silent.
     pub fn next_event(&mut self) -> Option<Parsed> {
         let event = self.events.recv_timeout(WAIT).ok()?;
-        if event.message().is_some() && event.id.is_some() {
+        if event.id.is_some() {
             self.last_event_id = event.id.clone();
         }
         Some(event)

@@ -158,6 +158,14 @@ async fn away_then_left(router_args: &[&str]) {
     let mut back = Client::connect(&format!("{}?resume={token}&last=2", room.url)).await;
     assert_eq!(back.recv_json().await["resumed"], true);
     assert_eq!(bob.recv_json().await, ann_is("online"));
+    // A member hears of others, not of its own absence and return.
+    room.router("publish", json!({"channel": ROOM, "data": "after the return"}));
+    assert_eq!(
+        back.recv().await.into_text().unwrap().as_str(),
+        "after the return",
+        "not its own offline or online first"
+    );
+    assert_eq!(bob.recv().await.into_text().unwrap().as_str(), "after the return");
 
     back.kill();
     assert_eq!(bob.recv_json().await, ann_is("offline"));

@@ -251,3 +251,75 @@ async fn an_event_stream_asked_on_a_kept_alive_connection_is_sent_to_one_of_its_
     assert_eq!(uris, ["/reused", "/reused"], "one session, opened on the connection of its own");
     assert!(events.iter().all(|e| e["params"]["TRANSPORT"] == "sse"));
 }
+
+/// A browser's own `EventSource` resumes whenever it drops: the session
+/// event carries an id (where the client stands), so a drop before the
+/// first message comes back with a Last-Event-ID, and so does a drop
+/// right after a resume that replayed nothing (its session event names
+/// the new token). Each comes back to the same session, with what it
+/// missed. (Without an id on the session event, the first came back as a
+/// new session, and the second sent the spent token and got 410 4102.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_source_resumes_from_its_session_event_too() {
+    let (stack, _echo, _log) = echo_stack(&["--resume-grace-ms", "10000"], &[]);
+    let first = SseClient::open(stack.gateway_port, "/?resume=1", &[]).unwrap();
+    let id = first.id().to_owned();
+    let stands = first.last_event_id.clone().expect("the session event has an id");
+    assert!(stands.ends_with("/0"), "nothing got yet: {stands}");
+    stack.wait_for_clients(1);
+    first.kill();
+    api(stack.router_http_port, "/v1/send", json!({"sessions": [id], "data": "while away"}));
+    let mut back = SseClient::open(stack.gateway_port, "/?resume=1", &[("Last-Event-ID", &stands)]).unwrap();
+    assert_eq!((back.id(), &back.session["resumed"]), (id.as_str(), &json!(true)), "the same session");
+    assert_eq!(back.recv(), "while away");
+    let stands = back.last_event_id.clone().unwrap();
+    back.kill();
+    let again = SseClient::open(stack.gateway_port, "/?resume=1", &[("Last-Event-ID", &format!("{id}.9.00/0"))]);
+    assert_eq!(again.err().unwrap().0, 410, "a made-up id is no resume");
+    // A resume that replays nothing, dropped at once: its session event
+    // alone says where the client stands, under the new token.
+    let replayed_nothing = SseClient::open(stack.gateway_port, "/?resume=1", &[("Last-Event-ID", &stands)]).unwrap();
+    assert_eq!(replayed_nothing.id(), id);
+    let stands = replayed_nothing.last_event_id.clone().unwrap();
+    replayed_nothing.kill();
+    let last = SseClient::open(stack.gateway_port, "/?resume=1", &[("Last-Event-ID", &stands)]).unwrap();
+    assert_eq!((last.id(), &last.session["resumed"]), (id.as_str(), &json!(true)), "resumed again, not 4102");
+}
+
+/// After an SSE session ends, a post with its send token is told so
+/// (410), not that the session is elsewhere (421); a post while its
+/// stream is down and the session waits for it is told to come again
+/// (503).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_to_a_session_that_ended_here_gets_410() {
+    let (stack, _echo, _log) = echo_stack(&["--resume-grace-ms", "10000"], &[]);
+    let sse = SseClient::open(stack.gateway_port, "/", &[]).unwrap();
+    let token = sse.send_token().to_owned();
+    assert_eq!(sse.close_session(), 202);
+    let status = |token: &str| e2e::sse::post(stack.gateway_port, "/send", token, "text/plain", "late");
+    assert!(e2e::eventually(Duration::from_secs(5), || status(&token) == 410).await, "ended: {}", status(&token));
+    let away = SseClient::open(stack.gateway_port, "/?resume=1", &[]).unwrap();
+    let token = away.send_token().to_owned();
+    stack.wait_for_clients(1);
+    away.kill();
+    assert!(e2e::eventually(Duration::from_secs(5), || status(&token) == 503).await, "away: {}", status(&token));
+}
+
+/// A connect the backend refuses gets the refusal as the stream's
+/// response (403, with the close code a WebSocket client would get), and
+/// no session event and no send token. (It got 200, a session event with
+/// a send token, then 4403; a post with that token got 202.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connect_gets_its_refusal_and_no_send_token() {
+    let (stack, _echo, log) = echo_stack(&[], &["--refuse-connect"]);
+    let (status, body) = SseClient::open(stack.gateway_port, "/", &[]).err().expect("refused");
+    assert_eq!(status, 403, "{body}");
+    let refusal: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (&refusal["type"], &refusal["code"], &refusal["reason"]),
+        (&json!("close"), &json!(4403), &json!("no entry"))
+    );
+    assert!(!body.contains("send"), "no send token: {body}");
+    let events = backend_events(&log, 1);
+    assert_eq!(events.len(), 1, "the connect, and no close event for a session never taken: {events:?}");
+}

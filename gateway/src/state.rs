@@ -241,6 +241,7 @@ impl Host for Gateway {
 
     fn ended(&self, id: SessionId, counts: Vec<ChannelCount>) {
         self.links.closed(id, counts);
+        self.inboxes.note_ended(id);
     }
 
     fn subscribed(&self, id: SessionId, channel: &Channel) {

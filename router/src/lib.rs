@@ -93,8 +93,10 @@ fn router_name(listen: std::net::SocketAddr) -> String {
 ///   their close events to the backend;
 /// - forgets the joins and binds of sessions that no gateway reported
 ///   within the lease (joined after they closed, or never existed);
-/// - when Redis lost its data, or failed over to a replica that may lack
-///   the last writes, asks every gateway to report again.
+/// - when the store lost what it had confirmed (Redis restarted without
+///   its data, a replica promoted without the last writes, by the
+///   Sentinels or a Cluster), asks every gateway to report again
+///   ([`store::resync_reason`]).
 async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, me: Me, shutdown: Shutdown) {
     // An empty store at this router's first look is a new one, not a loss.
     let mut first_look = true;
@@ -133,17 +135,16 @@ async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, me: Me, shutdown
                 tracing::error!(gateway, sessions = ids.len(), "no live gateway to send the close events");
             }
         }
-        if let Ok(true) = store.lost_data().await {
-            match first_look {
-                true => tracing::info!("the store is empty: asking the gateways to report"),
-                false => tracing::warn!("the store lost its data: asking the gateways to resync"),
+        match store.look().await.map(|look| store::resync_reason(look, first_look)) {
+            Ok(Some(why)) => {
+                match first_look {
+                    true => tracing::info!("{why}: asking the gateways to report"),
+                    false => tracing::warn!("{why}: asking the gateways to resync"),
+                }
+                hub.request_resync();
             }
-            hub.request_resync();
-        } else if store.failed_over() {
-            // Replication is asynchronous: what the old master took last
-            // may be missing. The gateways' reports put it back.
-            tracing::warn!("redis failed over to a new master: asking the gateways to resync");
-            hub.request_resync();
+            Ok(None) => {}
+            Err(err) => tracing::warn!(%err, "could not look at the store"),
         }
         first_look = false;
     }

@@ -147,7 +147,7 @@ pub async fn away(hub: &Hub, link: LinkId, ids: &[SessionId], away: bool) -> Sto
     }
     let kind = if away { "offline" } else { "online" };
     for (channel, id, kept) in hub.store().presence_set_away(&pairs, away).await? {
-        announce(hub, &channel, &[], vec![event(kind, &channel, id, &kept)]).await;
+        announce(hub, &channel, &[id], vec![event(kind, &channel, id, &kept)]).await;
     }
     Ok(())
 }

@@ -25,6 +25,10 @@ pub enum Message {
     },
     /// A resumable session's first message on each connection.
     Session(Box<Greeting>),
+    /// The backend took the session (or had no connect event to refuse):
+    /// an SSE stream's head goes out only now, so a client whose connect
+    /// is refused gets the refusal, not a session. Nothing for the others.
+    Accepted,
 }
 
 /// What a resumable session tells its client first: its id and the token

@@ -83,7 +83,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for Tcp<S> {
                 self.shut_down_after_flush = true;
                 return Ok(());
             }
-            Message::Ping => return Ok(()),
+            Message::Ping | Message::Accepted => return Ok(()),
         };
         Pin::new(&mut self.framed).start_send(body).map_err(io::Error::other)
     }

@@ -94,11 +94,41 @@ pub struct Inboxes {
     /// The bytes an inbox holds at most (`--max-pending-bytes`, and room
     /// for one largest message).
     room: usize,
+    /// Sessions that ended here lately, the oldest first: a post to one
+    /// is told it ended (410), not that it is elsewhere (421).
+    ended: Mutex<Ended>,
 }
+
+/// Sessions ended here, the last [`ENDED_KEPT`].
+#[derive(Default)]
+struct Ended {
+    order: std::collections::VecDeque<SessionId>,
+    ids: IdMap<()>,
+}
+
+/// Ended sessions remembered, at most (16 bytes and a map slot each).
+pub const ENDED_KEPT: usize = 16_384;
 
 impl Inboxes {
     pub fn new(room: usize) -> Inboxes {
-        Inboxes { by_session: Mutex::default(), room }
+        Inboxes { by_session: Mutex::default(), room, ended: Mutex::default() }
+    }
+
+    /// A session ended here (not moved to another gateway).
+    pub fn note_ended(&self, id: SessionId) {
+        let mut ended = self.ended.lock().expect("not poisoned");
+        if ended.ids.insert(id, ()).is_none() {
+            ended.order.push_back(id);
+        }
+        while ended.order.len() > ENDED_KEPT {
+            let oldest = ended.order.pop_front().expect("over the bound");
+            ended.ids.remove(&oldest);
+        }
+    }
+
+    /// Whether `id` ended here lately.
+    pub fn ended_here(&self, id: SessionId) -> bool {
+        self.ended.lock().expect("not poisoned").ids.contains_key(&id)
     }
 
     /// A new inbox for `id`'s connection, in place of an earlier
@@ -153,6 +183,19 @@ mod tests {
         inboxes.close(&new);
         assert!(inboxes.get(id).is_none() && inboxes.count() == 0);
         assert_eq!(mail.room(1, WAIT).await.unwrap_err(), Refusal::Ended, "a post to a closed inbox hears so");
+    }
+
+    #[test]
+    fn the_last_ended_sessions_are_remembered_and_no_more() {
+        let inboxes = Inboxes::new(1);
+        for n in 0..ENDED_KEPT as u64 + 2 {
+            inboxes.note_ended(SessionId::from_u64(n));
+        }
+        assert!(!inboxes.ended_here(SessionId::from_u64(1)), "the oldest forgotten");
+        assert!(
+            inboxes.ended_here(SessionId::from_u64(2))
+                && inboxes.ended_here(SessionId::from_u64(ENDED_KEPT as u64 + 1))
+        );
     }
 
     #[tokio::test]

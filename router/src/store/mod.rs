@@ -40,6 +40,30 @@ impl From<::redis::ParsingError> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// One look at whether the store kept what it was told: see
+/// [`RedisStore::look`] and [`resync_reason`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreLook {
+    pub empty: bool,
+    pub rolled_back: bool,
+    pub failed_over: bool,
+}
+
+/// Why the gateways must report every membership again after `look`, if
+/// they must; `first_look` is the router's first (an empty store is then
+/// a new one, not a loss). Each kind of move brings back what the store
+/// confirmed and lost: a restart without its data, a replica promoted
+/// without the last writes (Cluster or Sentinels), a flush, an old snapshot.
+pub fn resync_reason(look: StoreLook, first_look: bool) -> Option<&'static str> {
+    match look {
+        StoreLook { empty: true, .. } if first_look => Some("the store is empty"),
+        StoreLook { empty: true, .. } => Some("the store lost its data"),
+        StoreLook { failed_over: true, .. } => Some("redis failed over to a new master"),
+        StoreLook { rolled_back: true, .. } => Some("the store lost writes it had confirmed"),
+        _ => None,
+    }
+}
+
 /// One handle over either backend; `match` instead of a trait object keeps
 /// the async methods plain.
 pub enum Store {
@@ -146,21 +170,12 @@ impl Store {
         dispatch!(self, s => s.reap_dead_gateway())
     }
 
-    /// Whether the store lost its data since the last call (Redis restarted
-    /// empty or was flushed). An in-memory store never does.
-    pub async fn lost_data(&self) -> StoreResult<bool> {
+    /// What the store kept of what it was told, since the last look (see
+    /// [`RedisStore::look`]). An in-memory store keeps all of it.
+    pub async fn look(&self) -> StoreResult<StoreLook> {
         match self {
-            Store::Memory(_) => Ok(false),
-            Store::Redis(s) => s.lost_data().await,
-        }
-    }
-
-    /// Whether Redis failed over to a new master since the last call (see
-    /// [`RedisStore::failed_over`]). An in-memory store never does.
-    pub fn failed_over(&self) -> bool {
-        match self {
-            Store::Memory(_) => false,
-            Store::Redis(s) => s.failed_over(),
+            Store::Memory(_) => Ok(StoreLook::default()),
+            Store::Redis(s) => s.look().await,
         }
     }
 
@@ -255,5 +270,27 @@ impl Store {
     /// Distinct channels that any of `ids` is in.
     pub async fn channels_of(&self, ids: &[SessionId]) -> StoreResult<usize> {
         dispatch!(self, s => s.channels_of(ids))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_move_that_may_lose_what_was_confirmed_resyncs_and_nothing_else_does() {
+        let look = |empty, rolled_back, failed_over| StoreLook { empty, rolled_back, failed_over };
+        assert_eq!(resync_reason(look(false, false, false), true), None, "a store that kept it all");
+        assert_eq!(resync_reason(look(false, false, false), false), None);
+        assert_eq!(resync_reason(look(true, false, false), true), Some("the store is empty"), "new");
+        assert_eq!(resync_reason(look(true, true, false), false), Some("the store lost its data"), "a restart");
+        let promoted = resync_reason(look(false, true, false), false);
+        assert_eq!(
+            promoted,
+            Some("the store lost writes it had confirmed"),
+            "a Cluster's replica promoted without them"
+        );
+        let sentinels = resync_reason(look(false, false, true), false);
+        assert_eq!(sentinels, Some("redis failed over to a new master"), "the Sentinels moved, whatever it lost");
     }
 }

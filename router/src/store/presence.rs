@@ -145,7 +145,7 @@ impl RedisStore {
         let ordered: Vec<(u8, &str)> = ids.iter().map(|id| (0, *id)).collect();
         pipe.zadd_multiple(self.order_key(channel), &ordered).ignore();
         pipe.srem(self.away_key(channel), ids).ignore().hlen(&key);
-        let mut results: Vec<usize> = pipe.query_async(&mut self.connection()).await?;
+        let mut results: Vec<usize> = self.query_fenced(pipe).await?;
         let total = results.pop().unwrap_or(0);
         let added: Vec<SessionId> =
             members.iter().zip(results).filter(|(_, set)| *set == 1).map(|((id, _), _)| *id).collect();

@@ -1,6 +1,9 @@
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use redis::AsyncCommands;
+
+use super::StoreLook;
 
 use super::StoreResult;
 use protocol::SessionId;
@@ -23,18 +26,32 @@ const RECENT_ROUTES_TTL: std::time::Duration = std::time::Duration::from_secs(10
 /// `u:<user>` the set of a user's sessions, `su:<session>` its user,
 /// `gateways` the gateways known, `gw:<gateway>:sessions` each one's
 /// sessions (expiring an hour after its last renewal), `gw:<gateway>:lease`
-/// its lease, `gw:<gateway>:reaper` the router reaping it; and presence
-/// and history (see those modules).
+/// its lease, `gw:<gateway>:reaper` the router reaping it; `epoch`, set
+/// once, and `fence`, counting every write the gateways' resync restores
+/// (see [`RedisStore::look`]); and presence and history (see those modules).
 pub struct RedisStore {
     conn: runtime::Redis,
     prefix: String,
     /// The connection's failovers already answered with a resync.
-    failovers_seen: std::sync::atomic::AtomicU64,
+    failovers_seen: AtomicU64,
+    /// The highest `fence` a write of this router got.
+    fence_seen: AtomicU64,
 }
 
 impl RedisStore {
     pub fn new(conn: runtime::Redis, prefix: impl Into<String>) -> RedisStore {
-        RedisStore { conn, prefix: prefix.into(), failovers_seen: Default::default() }
+        RedisStore { conn, prefix: prefix.into(), failovers_seen: Default::default(), fence_seen: Default::default() }
+    }
+
+    /// Runs `pipe` with the fence's INCR last, and its other answers as `T`:
+    /// the fence counts the writes a resync restores, in the order they were
+    /// taken, so a store that lost some it confirmed counts fewer.
+    pub(super) async fn query_fenced<T: redis::FromRedisValue>(&self, mut pipe: redis::Pipeline) -> StoreResult<T> {
+        pipe.incr(self.key("fence"), 1);
+        let mut answers: Vec<redis::Value> = pipe.query_async(&mut self.conn.clone()).await?;
+        let fence: u64 = redis::from_redis_value(answers.pop().unwrap_or(redis::Value::Nil))?;
+        self.fence_seen.fetch_max(fence, Relaxed);
+        Ok(redis::from_redis_value(redis::Value::Array(answers))?)
     }
 
     /// A key under this store's prefix.
@@ -91,7 +108,7 @@ impl RedisStore {
             }
             pipe.pexpire(&key, RECENT_ROUTES_TTL.as_millis() as i64).ignore();
         }
-        let added: Vec<usize> = pipe.query_async(&mut self.conn.clone()).await?;
+        let added: Vec<usize> = self.query_fenced(pipe).await?;
         Ok(ids.iter().zip(added).filter(|(_, n)| *n == 1).map(|(id, _)| *id).collect())
     }
 
@@ -230,21 +247,33 @@ impl RedisStore {
         format!("{}gateways", self.prefix)
     }
 
-    /// Checks an epoch key the routers keep in Redis: missing means Redis
-    /// lost its data (or is new). Sets it again; only the router that does
-    /// reports the loss. A resync is harmless, so a new Redis gets one too.
-    pub async fn lost_data(&self) -> StoreResult<bool> {
-        let key = format!("{}epoch", self.prefix);
-        let set: Option<String> =
-            redis::cmd("SET").arg(&key).arg(1).arg("NX").query_async(&mut self.conn.clone()).await?;
-        Ok(set.is_some())
-    }
-
-    /// Whether the connection moved to a new master since last asked: the
-    /// promoted replica may miss the last writes to the old one.
-    pub fn failed_over(&self) -> bool {
-        let now = self.conn.failovers();
-        self.failovers_seen.swap(now, std::sync::atomic::Ordering::Relaxed) != now
+    /// What the store kept of what it was told, since the last look:
+    /// - `empty`: the epoch key the routers set once is missing: Redis is
+    ///   new, or restarted without its data, or was flushed (set again; only
+    ///   the router that does says so);
+    /// - `rolled_back`: the fence counts fewer writes than this router saw
+    ///   it count: writes it confirmed are gone, whatever moved the store (a
+    ///   Cluster's or Sentinels' replica promoted without them, a restart,
+    ///   an old snapshot);
+    /// - `failed_over`: the connection followed the Sentinels to a new master.
+    pub async fn look(&self) -> StoreResult<StoreLook> {
+        let seen = self.fence_seen.load(Relaxed);
+        let (set, fence): (Option<String>, Option<u64>) = redis::pipe()
+            .cmd("SET")
+            .arg(self.key("epoch"))
+            .arg(1)
+            .arg("NX")
+            .get(self.key("fence"))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let fence = fence.unwrap_or(0);
+        let rolled_back = fence < seen;
+        if rolled_back {
+            let _ = self.fence_seen.compare_exchange(seen, fence, Relaxed, Relaxed);
+        }
+        let failovers = self.conn.failovers();
+        let failed_over = self.failovers_seen.swap(failovers, Relaxed) != failovers;
+        Ok(StoreLook { empty: set.is_some(), rolled_back, failed_over })
     }
 
     pub async fn count(&self, channel: &str) -> StoreResult<usize> {
@@ -261,8 +290,7 @@ impl RedisStore {
         self.unbind(std::slice::from_ref(id)).await?;
         let mut pipe = redis::pipe();
         pipe.atomic().sadd(self.user_key(user), id.as_str()).ignore().set(self.session_user_key(id), user).ignore();
-        let () = pipe.query_async(&mut self.conn.clone()).await?;
-        Ok(())
+        self.query_fenced(pipe).await
     }
 
     pub async fn session_users(&self, ids: &[SessionId]) -> StoreResult<Vec<Option<String>>> {

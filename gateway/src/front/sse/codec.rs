@@ -45,18 +45,24 @@ pub fn message(out: &mut BytesMut, payload: &[u8], binary: bool, id: Option<&Eve
         (false, true) => Some("binary"),
         (false, false) => Some("text64"),
     };
-    if let Some(id) = id {
-        out.put_slice(format!("id: {}/{}\n", id.token, id.seq).as_bytes());
-    }
+    event_id(out, id);
     match plain {
         true => event_lines(out, event, payload),
         false => event_lines(out, event, STANDARD.encode(payload).as_bytes()),
     }
 }
 
-/// A named event with its data (no CR in it: JSON the gateway made).
-pub fn named(out: &mut BytesMut, event: &str, data: &str) {
+/// A named event with its data (no CR in it: JSON the gateway made), and
+/// an id where the client should stand if it comes back after it.
+pub fn named(out: &mut BytesMut, event: &str, data: &str, id: Option<&EventId>) {
+    event_id(out, id);
     event_lines(out, Some(event), data.as_bytes());
+}
+
+fn event_id(out: &mut BytesMut, id: Option<&EventId>) {
+    if let Some(id) = id {
+        out.put_slice(format!("id: {}/{}\n", id.token, id.seq).as_bytes());
+    }
 }
 
 fn event_lines(out: &mut BytesMut, event: Option<&str>, data: &[u8]) {
@@ -156,9 +162,12 @@ mod tests {
     fn named_events_and_ids() {
         let mut out = BytesMut::new();
         retry(&mut out, 2000);
-        named(&mut out, "close", r#"{"code":4000}"#);
+        named(&mut out, "close", r#"{"code":4000}"#, None);
+        let at = EventId { token: "T.1.ab".into(), seq: 0 };
+        named(&mut out, "session", "{}", Some(&at));
         let events = parse(std::str::from_utf8(&out).unwrap());
-        assert_eq!(events, [Parsed { event: "close".into(), id: None, data: r#"{"code":4000}"#.into() }]);
+        assert_eq!(events[0], Parsed { event: "close".into(), id: None, data: r#"{"code":4000}"#.into() });
+        assert_eq!(events[1], Parsed { event: "session".into(), id: Some("T.1.ab/0".into()), data: "{}".into() });
         assert_eq!(events[0].message(), None);
         assert_eq!(EventId::parse("T.0.ab/12"), Some(EventId { token: "T.0.ab".into(), seq: 12 }));
         assert_eq!(EventId::parse("T.0.ab"), None);

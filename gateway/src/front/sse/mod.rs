@@ -37,7 +37,7 @@ use crate::session::Host;
 use crate::upstream::fastcgi::ParamBlock;
 use crate::Gateway;
 use codec::EventId;
-use stream::{SocketOut, SseStream};
+use stream::{Held, SocketOut, SseStream};
 
 /// Headers that matter to the stream alone: a session's params leave them
 /// out (`Last-Event-ID` holds a resume token).
@@ -132,10 +132,10 @@ impl Opening {
         Opening { admitted, inbox, send_token, first }
     }
 
-    /// Runs the session, its events going to `out`.
-    fn run<I: Io>(self, gateway: Arc<Gateway>, out: SocketOut<I>) {
+    /// Runs the session, its events going to `out` after `held`.
+    fn run<I: Io>(self, gateway: Arc<Gateway>, out: SocketOut<I>, held: Held) {
         let Admitted { params, seat, start } = self.admitted;
-        let stream = SseStream::new(gateway.clone(), self.inbox, self.send_token, out);
+        let stream = SseStream::new(gateway.clone(), self.inbox, self.send_token, out, held);
         tokio::spawn(crate::session::task::run(gateway, stream, params.compact(), seat, start));
     }
 }
@@ -172,8 +172,9 @@ pub fn to_a_connection_of_its_own(req: &Request<Incoming>) -> Reply {
 
 /// A stream asked for by a connection's first request (see
 /// `front::sniff`): the response head and the events after it are written
-/// on the socket, the response ending with the connection. The socket
-/// holds its address's place (`entry`) and gives back its handshake slot.
+/// on the socket once the backend takes the session, the response ending
+/// with the connection. The socket holds its address's place (`entry`)
+/// and gives back its handshake slot.
 pub async fn serve_on_socket<I: Io>(
     parts: Parts,
     mut io: I,
@@ -187,15 +188,11 @@ pub async fn serve_on_socket<I: Io>(
         Err(reply) => return write_refusal(&mut io, reply, gateway.config().write_timeout()).await,
     };
     slot.release();
-    let mut head = raw_head(StatusCode::OK, &stream_headers(&parts.headers));
+    let headers = stream_headers(&parts.headers);
+    let mut head = raw_head(StatusCode::OK, &headers);
     head.extend_from_slice(&opening.first);
-    // Run the session whatever the write does: a resumed one must end (or
-    // park) as sessions do, and its stream tells it the client is gone.
-    let written = tokio::time::timeout(gateway.config().write_timeout(), io.write_all(&head)).await;
-    if !matches!(written, Ok(Ok(()))) {
-        tracing::debug!(%remote, "an event stream's head was not taken");
-    }
-    opening.run(gateway, SocketOut::new(io, entry));
+    let held = Held { head, allow_origin: headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).cloned() };
+    opening.run(gateway, SocketOut::new(io, entry), held);
 }
 
 /// A refusal written as a whole HTTP response on a connection that ends
@@ -267,7 +264,15 @@ async fn deliver(req: Request<Incoming>, gateway: &Gateway, kind: PostKind) -> R
     };
     let Some(inbox) = gateway.inboxes().get(id) else {
         gateway.metrics().count(Count::SsePostsRefused);
-        return respond(StatusCode::MISDIRECTED_REQUEST, "text/plain", "session not on this gateway\n");
+        return match () {
+            _ if gateway.registry().mailbox(&id).is_some() => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "session away: post again once its stream is back\n",
+            ),
+            _ if gateway.inboxes().ended_here(id) => respond(StatusCode::GONE, "text/plain", "session ended\n"),
+            _ => respond(StatusCode::MISDIRECTED_REQUEST, "text/plain", "session not on this gateway\n"),
+        };
     };
     let binary = req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"application/octet-stream");
     let max_message = gateway.config().max_message;

@@ -30,6 +30,10 @@ pub struct SseStream<I: Io> {
     gateway: Arc<Gateway>,
     inbox: Inbox,
     out: SocketOut<I>,
+    /// The response's start (its head and first events) until the backend
+    /// takes the session: nothing is written before, so a refused client
+    /// gets its refusal as the response, not a session.
+    held: Option<Held>,
     /// Events fed since the last flush.
     pending: BytesMut,
     /// What the session event tells the client to post its messages with.
@@ -54,19 +58,51 @@ pub fn first_events(id: protocol::SessionId, send_token: &str, greets: bool) -> 
     codec::retry(&mut first, RETRY_MS);
     if !greets {
         let hello = serde_json::json!({"type": "session", "id": id.as_str(), "send": send_token});
-        codec::named(&mut first, "session", &hello.to_string());
+        codec::named(&mut first, "session", &hello.to_string(), None);
     }
     first.freeze()
 }
 
+/// What a stream begins with once its session is taken: the response's
+/// head and first events; or, refused, a response that says why.
+pub struct Held {
+    pub head: BytesMut,
+    /// The CORS header a refusal carries too.
+    pub allow_origin: Option<http::HeaderValue>,
+}
+
+impl Held {
+    /// The response a client gets whose session was refused before it
+    /// began, as a WebSocket client gets a close code: the backend's 4xx
+    /// (4000 + status) as that status, anything else 503.
+    fn refusal(&self, code: u16, reason: &str) -> BytesMut {
+        let status = match code {
+            4400..=4499 => http::StatusCode::from_u16(code - 4000).unwrap_or(http::StatusCode::FORBIDDEN),
+            _ => http::StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let body = serde_json::json!({"type": "close", "code": code, "reason": reason}).to_string() + "\n";
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        headers.insert(http::header::CONTENT_LENGTH, body.len().into());
+        if let Some(origin) = &self.allow_origin {
+            headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        }
+        let mut out = crate::front::http::raw_head(status, &headers);
+        out.extend_from_slice(body.as_bytes());
+        out
+    }
+}
+
 impl<I: Io> SseStream<I> {
-    /// The stream of the session whose inbox this is, on `out`; its
-    /// greeting tells the client `send_token`.
-    pub fn new(gateway: Arc<Gateway>, inbox: Inbox, send_token: String, out: SocketOut<I>) -> SseStream<I> {
+    /// The stream of the session whose inbox this is, on `out`, to begin
+    /// with `held` once its session is taken; its greeting tells the
+    /// client `send_token`.
+    pub fn new(gateway: Arc<Gateway>, inbox: Inbox, send_token: String, out: SocketOut<I>, held: Held) -> SseStream<I> {
         SseStream {
             gateway,
             inbox,
             out,
+            held: Some(held),
             pending: BytesMut::new(),
             send_token,
             next_id: None,
@@ -79,7 +115,7 @@ impl<I: Io> SseStream<I> {
 }
 
 fn close_event(out: &mut BytesMut, code: u16, reason: &str) {
-    codec::named(out, "close", &serde_json::json!({"code": code, "reason": reason}).to_string());
+    codec::named(out, "close", &serde_json::json!({"code": code, "reason": reason}).to_string(), None);
 }
 
 impl<I: Io> Drop for SseStream<I> {
@@ -138,6 +174,25 @@ impl<I: Io> Sink<Message> for SseStream<I> {
 
     fn start_send(self: Pin<&mut Self>, message: Message) -> io::Result<()> {
         let this = self.get_mut();
+        match (&message, &this.held) {
+            (Message::Accepted, Some(_)) => {
+                let held = this.held.take().expect("held");
+                let mut start = held.head;
+                start.extend_from_slice(&this.pending);
+                this.pending = start;
+                return Ok(());
+            }
+            (Message::Close { code, reason }, Some(held)) => {
+                this.pending = held.refusal(*code, reason);
+                this.held = None;
+                this.closing = true;
+                return Ok(());
+            }
+            (_, Some(_)) if this.pending.len() > this.gateway.config().outbound_queue_bytes => {
+                return Err(io::Error::other("more held for a session not yet taken than its queue's bound"));
+            }
+            _ => {}
+        }
         let out = &mut this.pending;
         let binary = message.is_binary();
         match message {
@@ -152,7 +207,10 @@ impl<I: Io> Sink<Message> for SseStream<I> {
             Message::Session(greeting) => {
                 let mut hello = greeting.json();
                 hello["send"] = this.send_token.clone().into();
-                codec::named(out, "session", &hello.to_string());
+                // Where the client stands: a browser's `EventSource` sends it
+                // back as Last-Event-ID if it drops before the next message.
+                let seen = EventId { token: greeting.resume.clone(), seq: greeting.next_seq.saturating_sub(1) };
+                codec::named(out, "session", &hello.to_string(), Some(&seen));
                 this.next_id = Some(EventId { token: greeting.resume, seq: greeting.next_seq });
             }
             Message::Ping => {
@@ -163,12 +221,16 @@ impl<I: Io> Sink<Message> for SseStream<I> {
                 close_event(out, code, &reason);
                 this.closing = true;
             }
+            Message::Accepted => {}
         }
         Ok(())
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.held.is_some() {
+            return Poll::Ready(Ok(()));
+        }
         if !this.pending.is_empty() {
             ready!(this.out.poll_write_events(cx, &mut this.pending))?;
             this.pinged |= std::mem::take(&mut this.ping_pending);

@@ -213,6 +213,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
                 this.encode(OpCode::Ping, &[]);
                 return Ok(());
             }
+            Message::Accepted => return Ok(()),
             Message::Close { code, reason } => {
                 let mut payload = Vec::new();
                 close_payload(code, &reason, &mut payload);

@@ -64,8 +64,9 @@ impl<T: Transport, H: Host> Session<T, H> {
 
     /// What the backend's answer does (see [`policy::answered`]), logged
     /// and counted; the meta it asks for is remembered. A subscribe the
-    /// backend allowed joins the session to its channel.
-    pub(super) fn on_reply(&mut self, (event, result): (Event, Result<CgiResponse, UpstreamError>)) -> Action {
+    /// backend allowed joins the session to its channel. Says too whether
+    /// it took the session (its connect event answered yes).
+    pub(super) fn on_reply(&mut self, (event, result): (Event, Result<CgiResponse, UpstreamError>)) -> (Action, bool) {
         let (settings, metrics) = (self.host.session_settings(), self.host.metrics());
         let kind = event.kind;
         match &result {
@@ -93,6 +94,7 @@ impl<T: Transport, H: Host> Session<T, H> {
             }
             _ => policy::answered(kind, &result, settings.error_reply),
         };
-        self.life.answered(answer, Instant::now(), settings, metrics)
+        let taken = kind == EventKind::Connect && matches!(answer, policy::Answered::Deliver(_));
+        (self.life.answered(answer, Instant::now(), settings, metrics), taken)
     }
 }

@@ -23,6 +23,13 @@ impl<T: Transport, H: Host> Session<T, H> {
         Some(self.conn.as_mut()?.send(message).await)
     }
 
+    /// Tells the transport the backend took the session: an SSE stream's
+    /// response begins only now. A failed write shows at the next one.
+    pub(super) async fn accepted(&mut self) {
+        let timeout = self.host.session_settings().write_timeout;
+        let _ = tokio::time::timeout(timeout, self.send(Message::Accepted)).await;
+    }
+
     /// The session message a resumable session's client gets first, then
     /// (resumed) what it missed. `last` is how many messages it says it got.
     pub(super) async fn greet(&mut self, resumed: bool, last: Option<u64>) {

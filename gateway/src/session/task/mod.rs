@@ -89,6 +89,8 @@ pub fn run<T: Transport, H: Host>(
     start: Start,
 ) -> impl Future<Output = ()> + Send {
     let settings = host.session_settings();
+    // A new session's backend may refuse it: its transport starts once it is taken.
+    let taken = !(matches!(start, Start::New { .. }) && settings.connect_event);
     let (id, mailbox, meta, replay_log, life, new) = match start {
         Start::New { id, resumable } => {
             let mailbox = Arc::new(Mailbox::new(settings.mailbox.clone()));
@@ -124,6 +126,9 @@ pub fn run<T: Transport, H: Host>(
         if new {
             session.host.registry().insert(session.id, session.mailbox.clone());
             session.host.opened(session.id);
+        }
+        if taken {
+            session.accepted().await;
         }
         if let Some((resumed, last)) = session.life.greet() {
             Box::pin(session.greet(resumed, last)).await;
@@ -161,7 +166,11 @@ impl<T: Transport, H: Host> Session<T, H> {
             let action = match wake {
                 Wake::Reply(reply) => {
                     (in_flight, abort) = (None, None);
-                    self.on_reply(*reply)
+                    let (action, taken) = self.on_reply(*reply);
+                    if taken {
+                        self.accepted().await;
+                    }
+                    action
                 }
                 Wake::Frame(frame) => {
                     self.on_client_frame(&frame);
