@@ -212,6 +212,16 @@ impl Redis {
         self.proc.kill();
     }
 
+    /// Stops it where it stands (SIGSTOP): connections stay open, nothing
+    /// answers, as a master that hangs; `resume` lets it go on.
+    pub fn pause(&self) {
+        self.proc.signal("STOP");
+    }
+
+    pub fn resume(&self) {
+        self.proc.signal("CONT");
+    }
+
     /// A new, empty Redis on the same port, as after a crash without persistence.
     pub fn restart_empty(&mut self) {
         self.proc.kill();

@@ -287,3 +287,41 @@ async fn a_new_redis_is_logged_as_news_and_a_lost_one_as_a_warning_in_json_lines
     assert!(e2e::eventually(Duration::from_secs(10), || said(&router, "lost its data").is_some()).await);
     assert_eq!(said(&router, "lost its data").unwrap()["level"], "WARN");
 }
+
+/// A join through one router is on the other's routes once it answers,
+/// though the other reads nothing from Redis: fifty times, a member joined
+/// through A gets a publish sent through B right after. And with Redis
+/// hung (SIGSTOP), a publish to live members answers at once through
+/// either router and reaches them: a publish needs no store. (Every
+/// publish read the channel's recent joins from Redis, and waited for its
+/// 2 s timeout while Redis hung.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_is_seen_by_a_publish_through_another_router_and_publishes_never_wait_on_redis() {
+    let redis = Redis::start();
+    let a = start_router("router-a", free_port(), free_port(), &redis.url());
+    let b = start_router("router-b", free_port(), free_port(), &redis.url());
+    let (_echo, _gateways, mut clients) = cluster(&a, &b).await;
+    for n in 0..50 {
+        let (client, id) = &mut clients[n % 6];
+        let channel = format!("fresh-{n}");
+        post(&a, "join", json!({"channel": channel, "sessions": [id]}));
+        let published = post(&b, "publish", json!({"channel": channel, "data": format!("to {n}")}));
+        assert_eq!(published["sessions"], 1, "round {n}: the join through A is on B's routes: {published}");
+        assert_eq!(text(client).await, format!("to {n}"));
+    }
+    let ids: Vec<String> = clients.iter().map(|(_, id)| id.clone()).collect();
+    post(&a, "join", json!({"channel": "room", "sessions": ids}));
+
+    redis.pause();
+    for (n, router) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let started = Instant::now();
+        let published = post(router, "publish", json!({"channel": "room", "data": format!("hung {n}")}));
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(50), "a publish waited {took:?} on a hung Redis");
+        assert_eq!(published["sessions"], 6);
+        for (client, _) in clients.iter_mut() {
+            assert_eq!(text(client).await, format!("hung {n}"));
+        }
+    }
+    redis.resume();
+}

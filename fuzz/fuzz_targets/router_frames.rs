@@ -1,6 +1,6 @@
 //! Backends and gateways send the router frames: any bytes must decode,
-//! and parse into session lists, commands, hand-over state, a resume, an AUTH, a heartbeat, a channel interest
-//! an occupancy, a gateway's status or a session's description,
+//! and parse into session lists, commands, hand-over state, a resume, an AUTH, a heartbeat, a channel interest,
+//! a barrier, an occupancy, a gateway's status or a session's description,
 //! without a panic; what parses round-trips. The first frame is read as a
 //! peer's before its AUTH: no larger than the bound, and nothing reserved past it.
 #![no_main]
@@ -10,7 +10,8 @@ use libfuzzer_sys::fuzz_target;
 use protocol::cmd::Command;
 use protocol::handover::{GatewayId, ResumeAsk, SessionState};
 use protocol::{
-    encode_ids, FrameCodec, GatewayStatus, Heartbeat, Hello, Interest, Occupancy, SessionDescription, MAX_BEFORE_AUTH,
+    encode_ids, FrameCodec, GatewayStatus, Heartbeat, Hello, Interest, Occupancy, SessionDescription, Sync,
+    MAX_BEFORE_AUTH,
 };
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -51,6 +52,11 @@ fuzz_target!(|data: &[u8]| {
         }
         if let Ok(interest) = Interest::from_frame(&frame) {
             assert_eq!(Interest::from_frame(&interest.to_frame()), Ok(interest));
+        }
+        if let (Ok(sync), Some(kind)) = (Sync::from_frame(&frame), frame.kind()) {
+            if matches!(kind, protocol::FrameKind::Sync | protocol::FrameKind::Synced) {
+                assert_eq!(Sync::from_frame(&sync.to_frame(kind)), Ok(sync));
+            }
         }
         if let Ok(occupancy) = Occupancy::from_frame(&frame) {
             assert_eq!(Occupancy::from_frame(&occupancy.to_frame()), Ok(occupancy));

@@ -72,6 +72,11 @@ crate::wire_enum! {
         Describe = 124,
         /// That gateway's answer: see [`super::status::SessionDescription`].
         Described = 125,
+        /// Gateway to router: answer once you have applied what I sent
+        /// before; see [`super::Sync`].
+        Sync = 126,
+        /// Router to gateway: applied, up to that barrier.
+        Synced = 127,
     }
 }
 

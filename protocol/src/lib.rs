@@ -8,7 +8,8 @@
 //! `hello` is the AUTH frame that opens a connection, `heartbeat` keeps a
 //! gateway link alive, `interest` tells a router which gateways hold a
 //! channel's members, `occupancy` tells a gateway that a presence channel
-//! filled or emptied, `status` is a gateway's report for the operator's page, `handover` carries a resumed session from one
+//! filled or emptied, `status` is a gateway's report for the operator's page, `sync` is the
+//! barrier that makes a join seen through every router, `handover` carries a resumed session from one
 //! gateway to another, `cmd` is each backend command's layout, in frames
 //! and in JSON, and `signing` the HMAC signatures tokens carry.
 
@@ -25,6 +26,7 @@ mod occupancy;
 mod session_id;
 pub mod signing;
 pub mod status;
+mod sync;
 mod wire_enum;
 
 #[cfg(feature = "client")]
@@ -37,3 +39,4 @@ pub use interest::Interest;
 pub use occupancy::Occupancy;
 pub use session_id::{InvalidSessionId, SessionId};
 pub use status::{BackendStatus, GatewayStatus, SessionDescription};
+pub use sync::Sync;

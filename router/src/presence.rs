@@ -188,13 +188,12 @@ pub async fn list(
 }
 
 /// Publishes presence events to the channel's members, but `except`, in
-/// order: the store's recent routes are read once for them all.
+/// order.
 async fn announce(hub: &Hub, channel: &str, except: &[SessionId], events: Vec<Bytes>) {
     let Ok(channel_name) = Channel::new(channel) else { return };
-    let recent = hub.recent_routes(channel).await;
     for event in events {
         let frame = publish_frame(channel_name.clone(), except, Payload { data: event, binary: false });
-        hub.publish(channel, frame, except, &recent);
+        hub.publish(channel, frame, except);
         hub.metrics.count(Count::PresenceEvents);
     }
 }

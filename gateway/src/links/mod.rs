@@ -4,8 +4,10 @@
 //! between gateways (see `handover`).
 //!
 //! `mod.rs` is the handle the gateway keeps, `outgoing` each link's queue
-//! of what goes to its router, `socket` each link's task.
+//! of what goes to its router, `socket` each link's task, `barriers` the
+//! changes a router may not be told of until the others know them.
 
+mod barriers;
 mod outgoing;
 mod socket;
 
@@ -22,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::session::memberships::ChannelCount;
 use crate::session::Registry;
+use barriers::Barriers;
 use outgoing::{tell_counts, LinkEvent, Outgoing};
 use socket::Link;
 
@@ -112,6 +115,7 @@ impl RouterLinks {
         let stats = Arc::new(LinkStats::default());
         let moves = Arc::new(Notify::new());
         let links: Arc<[Arc<Outgoing>]> = addrs.iter().map(|_| Arc::default()).collect();
+        let barriers = Arc::new(Mutex::new(Barriers::new(addrs.len())));
         for (index, (addr, outgoing)) in addrs.iter().zip(links.iter()).enumerate() {
             let link = Link {
                 index,
@@ -123,6 +127,7 @@ impl RouterLinks {
                 asks: asks.clone(),
                 outgoing: outgoing.clone(),
                 all: links.clone(),
+                barriers: barriers.clone(),
                 waiting: waiting.clone(),
                 stats: stats.clone(),
                 moves: moves.clone(),

@@ -52,6 +52,8 @@ pub(super) struct Pending {
     /// Channel counts not yet sent, the newest of each channel: a router
     /// keeps only the newest, so a burst of closes costs one each.
     pub(super) counts: HashMap<String, Interest>,
+    /// The newest barrier to ask of the router, after the counts.
+    pub(super) sync: Option<u64>,
     /// Set when the queue overflowed: the link starts over.
     pub(super) overflowed: bool,
     pub(super) open: bool,
@@ -76,6 +78,7 @@ impl Pending {
         self.overflowed = false;
         self.unreported.extend(self.reporting.drain(..));
         self.counts = HashMap::new();
+        self.sync = None;
         for event in std::mem::take(&mut self.events) {
             self.miss(event, stats);
         }
@@ -116,8 +119,20 @@ impl Outgoing {
         self.ready.notify_one();
     }
 
-    /// Waits for events and takes them all, the channel counts last; an
-    /// error once the queue overflowed.
+    /// Asks the router to answer once it has applied what was queued
+    /// before (a barrier: see `barriers`).
+    pub(super) fn queue_sync(&self, barrier: u64) {
+        let mut pending = self.pending.lock().unwrap();
+        if !pending.open {
+            return;
+        }
+        pending.sync = Some(pending.sync.unwrap_or(0).max(barrier));
+        drop(pending);
+        self.ready.notify_one();
+    }
+
+    /// Waits for events and takes them all, the channel counts after them
+    /// and a barrier last; an error once the queue overflowed.
     pub(super) async fn take(&self) -> Result<VecDeque<LinkEvent>, &'static str> {
         loop {
             {
@@ -125,10 +140,12 @@ impl Outgoing {
                 if pending.overflowed {
                     return Err("the link's queue overflowed: starting over");
                 }
-                if !pending.events.is_empty() || !pending.counts.is_empty() {
+                if !pending.events.is_empty() || !pending.counts.is_empty() || pending.sync.is_some() {
                     let mut events = std::mem::take(&mut pending.events);
                     let counts = std::mem::take(&mut pending.counts).into_values();
                     events.extend(counts.map(|count| LinkEvent::Frame(count.to_frame())));
+                    let sync = pending.sync.take().map(|barrier| protocol::Sync(barrier).to_frame(FrameKind::Sync));
+                    events.extend(sync.map(LinkEvent::Frame));
                     return Ok(events);
                 }
             }

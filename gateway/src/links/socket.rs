@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
+use super::barriers::{Barriers, Release};
 use super::outgoing::{batch, tell_counts, LinkEvent, Outgoing};
 use super::{LinkStats, RouterAsk, RouterLinkSettings, Waiting};
 use crate::base::message::{Message, Payload};
@@ -41,6 +42,8 @@ pub(super) struct Link {
     pub(super) outgoing: Arc<Outgoing>,
     /// Every link's, this one's among them: what all routers are told.
     pub(super) all: Arc<[Arc<Outgoing>]>,
+    /// Every link's changes not yet told to the router that made them.
+    pub(super) barriers: Arc<std::sync::Mutex<Barriers>>,
     pub(super) waiting: Waiting,
     pub(super) stats: Arc<LinkStats>,
     pub(super) moves: Arc<Notify>,
@@ -63,11 +66,14 @@ impl Link {
                     // The report made this router route our sessions here:
                     // every push from it from now on is for us.
                     self.registry.accept_from_all(self.index);
+                    self.barriers.lock().unwrap().relinked(self.index);
                     self.outgoing.linked.store(true, Relaxed);
                     self.moves.notify_waiters();
                     let served = self.serve(conn, &shutdown).await;
                     self.outgoing.linked.store(false, Relaxed);
                     self.moves.notify_waiters();
+                    // A router gone holds no other's change.
+                    self.release_waiting();
                     self.outgoing.pending.lock().unwrap().close(&self.stats);
                     if let Err(reason) = served {
                         tracing::warn!(router = %self.addr, reason, "router link lost");
@@ -184,7 +190,10 @@ impl Link {
         loop {
             tokio::select! {
                 _ = shutdown.wait() => return Ok(()),
-                _ = beats.tick() => self.write(&mut sink, vec![self.settings.beat().to_frame()]).await?,
+                _ = beats.tick() => {
+                    self.release_waiting();
+                    self.write(&mut sink, vec![self.settings.beat().to_frame()]).await?
+                }
                 events = self.outgoing.take() => self.write(&mut sink, batch(events?)).await?,
                 _ = tokio::time::sleep_until(last_heard + silence) => {
                     self.stats.silent_routers.fetch_add(1, Relaxed);
@@ -207,12 +216,48 @@ impl Link {
                             tracing::info!(router = %self.addr, "router asked for a resync");
                             self.write(&mut sink, self.memberships()).await?;
                         }
+                        Some(Ok(frame)) if frame.kind() == Some(FrameKind::Synced) => {
+                            let protocol::Sync(barrier) = protocol::Sync::from_frame(&frame).map_err(str::to_owned)?;
+                            self.barriers.lock().unwrap().synced(self.index, barrier);
+                            self.release_waiting();
+                        }
                         Some(Ok(frame)) => self.deliver(frame)?,
                         Some(Err(err)) => return Err(err.to_string()),
                         None => return Err("router closed the link".into()),
                     }
                 }
             }
+        }
+    }
+
+    /// This router's `applied`th change, to `channel`: told to it at once
+    /// if no other router is linked, else once they all answer the barrier
+    /// asked of them after the count (see `barriers`).
+    fn changed(&self, applied: u64, channel: Channel) {
+        let others: Vec<&Arc<Outgoing>> = (self.all.iter().enumerate())
+            .filter(|(link, outgoing)| *link != self.index && outgoing.linked.load(Relaxed))
+            .map(|(_, outgoing)| outgoing)
+            .collect();
+        let barrier = self.barriers.lock().unwrap().changed(
+            self.index,
+            applied,
+            channel.clone(),
+            others.len(),
+            Instant::now().into_std(),
+        );
+        match barrier {
+            None => self.outgoing.queue_count(self.registry.release(self.index, applied, &channel)),
+            Some(barrier) => others.into_iter().for_each(|outgoing| outgoing.queue_sync(barrier)),
+        }
+    }
+
+    /// Tells each router of its changes that every other has the counts of
+    /// (or that waited long enough).
+    fn release_waiting(&self) {
+        let linked = |link: usize| self.all[link].linked.load(Relaxed);
+        let releases = self.barriers.lock().unwrap().releases(linked, Instant::now().into_std());
+        for Release { link, upto, channel } in releases {
+            self.all[link].queue_count(self.registry.release(link, upto, &channel));
         }
     }
 
@@ -286,12 +331,13 @@ impl Link {
                 let ids: Vec<SessionId> = frame.session_ids().map_err(|e| e.to_string())?.collect();
                 let channel = std::str::from_utf8(&frame.data).map_err(|e| e.to_string())?;
                 let channel = Channel::new(channel).map_err(|e| e.to_string())?;
-                // Every router hears a new count; this one hears it anyway,
-                // as word that its change is applied.
-                match self.registry.note_channel(self.index, &ids, &channel, kind == FrameKind::ChAdd) {
-                    (count, true) => tell_counts(&self.all, &[count]),
-                    (count, false) => self.outgoing.queue_count(count.interest(self.index)),
+                // Every router hears a new count; this one hears that its
+                // change is applied once the others have the count.
+                let (count, applied) = self.registry.note_channel(self.index, &ids, &channel, kind == FrameKind::ChAdd);
+                if let Some(count) = count {
+                    tell_counts(&self.all, &[count]);
                 }
+                self.changed(applied, channel);
             }
             Some(FrameKind::Bind) => {
                 let id = SessionId::parse(&frame.sessions).map_err(|e| e.to_string())?;

@@ -54,6 +54,10 @@ pub struct Memberships {
     version: u64,
     /// CH_ADD and CH_DEL frames applied from each router link since it last linked.
     changes_seen: Vec<u64>,
+    /// Of those, how many each router may be told of: a change is told to
+    /// the router that made it once the other routers took its count (see
+    /// `links` and `protocol::Sync`).
+    released: Vec<u64>,
 }
 
 impl Memberships {
@@ -134,18 +138,31 @@ impl Memberships {
         self.by_session.entry(id).or_default().user = Some(user.to_owned());
     }
 
-    /// A CH_ADD or CH_DEL frame from router link `link` has been applied.
-    pub fn saw_change(&mut self, link: usize) {
+    /// A CH_ADD or CH_DEL frame from router link `link` has been applied:
+    /// how many have been, now.
+    pub fn saw_change(&mut self, link: usize) -> u64 {
         if self.changes_seen.len() <= link {
             self.changes_seen.resize(link + 1, 0);
         }
         self.changes_seen[link] += 1;
+        self.changes_seen[link]
+    }
+
+    /// Router link `link` may be told of its first `upto` changes.
+    pub fn release(&mut self, link: usize, upto: u64) {
+        if self.released.len() <= link {
+            self.released.resize(link + 1, 0);
+        }
+        let applied = self.changes_seen.get(link).copied().unwrap_or(0);
+        self.released[link] = self.released[link].max(upto.min(applied));
     }
 
     /// Router link `link` starts over: it is told every count afresh.
     pub fn relinked(&mut self, link: usize) -> Vec<Interest> {
-        if let Some(seen) = self.changes_seen.get_mut(link) {
-            *seen = 0;
+        for told in [&mut self.changes_seen, &mut self.released] {
+            if let Some(told) = told.get_mut(link) {
+                *told = 0;
+            }
         }
         let version = self.version;
         let counts = self.channels.iter().map(|(name, members)| (name, members.lock().unwrap().len()));
@@ -175,7 +192,7 @@ impl Memberships {
 
     fn count(&self, channel: Channel, count: usize, version: u64) -> ChannelCount {
         let members = u32::try_from(count).unwrap_or(u32::MAX);
-        ChannelCount { channel, members, version, changes_seen: self.changes_seen.clone() }
+        ChannelCount { channel, members, version, changes_seen: self.released.clone() }
     }
 }
 
@@ -202,21 +219,29 @@ mod tests {
     fn each_change_of_a_channels_count_is_told_once_with_a_newer_version() {
         let mut index = Memberships::default();
         let (a, b) = (SessionId::from_u64(1), SessionId::from_u64(2));
-        index.saw_change(1);
+        assert_eq!(index.saw_change(1), 1);
+        let held = index.join(&room(), [(SessionId::from_u64(3), mailbox())]).unwrap();
+        assert_eq!(held.interest(1).changes_seen, 0, "not told before it is released");
+        index.release(1, 5);
         let joined = index.join(&room(), [(a, mailbox()), (b, mailbox())]).unwrap();
-        assert_eq!((joined.members, joined.version), (2, 1));
-        assert_eq!((joined.interest(0).changes_seen, joined.interest(1).changes_seen), (0, 1));
+        assert_eq!((joined.members, joined.version), (3, 2));
+        assert_eq!(
+            (joined.interest(0).changes_seen, joined.interest(1).changes_seen),
+            (0, 1),
+            "never past what was applied"
+        );
+        index.leave(&room(), &[SessionId::from_u64(3)]);
         assert_eq!(index.join(&room(), [(a, mailbox())]), None, "a member already");
         assert_eq!(index.membership_of(&a).unwrap().channels, ["room"], "once");
         assert_eq!(index.leave(&room(), &[SessionId::from_u64(9)]), None, "not a member");
         let left = index.leave(&room(), &[a]).unwrap();
-        assert_eq!((left.members, left.version), (1, 2));
+        assert_eq!((left.members, left.version), (1, 4));
         let gone = index.remove(&b);
-        assert_eq!(gone.iter().map(|c| (c.members, c.version)).collect::<Vec<_>>(), [(0, 3)]);
+        assert_eq!(gone.iter().map(|c| (c.members, c.version)).collect::<Vec<_>>(), [(0, 5)]);
         assert!(index.members("room").is_none(), "an empty channel is dropped");
         assert_eq!(
             index.current(&room()).interest(1),
-            Interest { channel: room(), members: 0, version: 3, changes_seen: 1 }
+            Interest { channel: room(), members: 0, version: 5, changes_seen: 1 }
         );
     }
 

@@ -138,20 +138,19 @@ impl Registry {
     }
 
     /// Applies a CH_ADD (`joined`) or CH_DEL from router link `link` to the
-    /// sessions that live here; the channel's count now, and whether it changed.
+    /// sessions that live here: the channel's count if it changed, and how
+    /// many of that router's changes are applied now.
     pub fn note_channel(
         &self,
         link: usize,
         ids: &[SessionId],
         channel: &Channel,
         joined: bool,
-    ) -> (ChannelCount, bool) {
+    ) -> (Option<ChannelCount>, u64) {
         // Looked up under the lock: a session removed meanwhile is either
         // not found or removed from the channel after this.
-        // Counted first, so the count says it is seen: no one reads
-        // between the two while the lock is held.
         let mut memberships = self.memberships.lock().unwrap();
-        memberships.saw_change(link);
+        let applied = memberships.saw_change(link);
         let changed = match joined {
             true => {
                 let here: Vec<_> = ids.iter().filter_map(|id| Some((*id, self.mailbox(id)?))).collect();
@@ -159,20 +158,25 @@ impl Registry {
             }
             false => memberships.leave(channel, ids),
         };
-        match changed {
-            Some(count) => (count, true),
-            None => (memberships.current(channel), false),
-        }
+        (changed, applied)
     }
 
-    /// Joins a session here to a channel its backend let it subscribe to
-    /// (no router's change): the channel's new count, if the session is
-    /// still here and was not a member yet.
+    /// Router link `link` may be told of its first `upto` changes: the
+    /// channel's count, telling it so.
+    pub fn release(&self, link: usize, upto: u64, channel: &Channel) -> Interest {
+        let mut memberships = self.memberships.lock().unwrap();
+        memberships.release(link, upto);
+        memberships.current(channel).interest(link)
+    }
+
     /// Whether a client's ask to join `channel` has room (see [`Memberships::room_for`]).
     pub fn room_for(&self, id: &SessionId, channel: &str, per_session: usize, per_gateway: usize) -> Result<(), u16> {
         self.memberships.lock().unwrap().room_for(id, channel, per_session, per_gateway)
     }
 
+    /// Joins a session here to a channel its backend let it subscribe to
+    /// (no router's change): the channel's new count, if the session is
+    /// still here and was not a member yet.
     pub fn join_here(&self, id: SessionId, channel: &Channel) -> Option<ChannelCount> {
         let mut memberships = self.memberships.lock().unwrap();
         memberships.join(channel, vec![(id, self.mailbox(&id)?)])
@@ -354,20 +358,19 @@ mod tests {
     }
 
     #[test]
-    fn every_change_from_a_router_is_answered_with_a_count_that_has_seen_it() {
+    fn every_change_from_a_router_is_counted_and_told_once_released() {
         let registry = Registry::default();
         let (here, elsewhere) = (SessionId::from_u64(1), SessionId::from_u64(2));
         registry.insert(here, mailbox());
         let room = Channel::new("room").unwrap();
-        let (count, changed) = registry.note_channel(1, &[here, elsewhere], &room, true);
-        assert!(changed);
-        assert_eq!((count.interest(1).members, count.interest(1).changes_seen), (1, 1));
-        let (count, changed) = registry.note_channel(1, &[elsewhere], &room, false);
-        assert!(!changed, "no member here left");
-        assert_eq!(
-            (count.interest(1).members, count.interest(1).changes_seen, count.interest(0).changes_seen),
-            (1, 2, 0)
-        );
+        let (count, applied) = registry.note_channel(1, &[here, elsewhere], &room, true);
+        let count = count.expect("the count changed");
+        assert_eq!((count.interest(1).members, count.interest(1).changes_seen, applied), (1, 0, 1), "not told yet");
+        let (count, applied) = registry.note_channel(1, &[elsewhere], &room, false);
+        assert_eq!((count, applied), (None, 2), "no member here left");
+        let told = registry.release(1, applied, &room);
+        assert_eq!((told.members, told.changes_seen), (1, 2), "the router hears both are applied");
+        assert_eq!(registry.release(0, 9, &room).changes_seen, 0, "never past what was applied");
     }
 
     #[test]

@@ -34,7 +34,7 @@ impl Apply for Join {
             Some(_) => Some(hub.seam(channel).await),
             None => None,
         };
-        let added = hub.store().join(channel, ids, &hub.holders(ids)).await?;
+        let added = hub.store().join(channel, ids).await?;
         hub.note_unheld(ids);
         let sent = hub.joined(channel, ids);
         let recovered = match rule {

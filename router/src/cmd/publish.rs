@@ -28,8 +28,7 @@ pub(super) async fn publish_kept(
 ) -> StoreResult<Reply> {
     let name = channel.as_str();
     let Some(rule) = hub.history_rule(name) else {
-        let recent = hub.recent_routes(name).await;
-        return Ok(Reply::Delivered(hub.publish(name, frame, except, &recent)));
+        return Ok(Reply::Delivered(hub.publish(name, frame, except)));
     };
     let _seam = hub.seam(name).await;
     let mut frame = frame;
@@ -50,8 +49,7 @@ pub(super) async fn publish_kept(
             }
         }
     }
-    let recent = hub.recent_routes(name).await;
-    Ok(Reply::Delivered(hub.publish(name, frame, except, &recent)))
+    Ok(Reply::Delivered(hub.publish(name, frame, except)))
 }
 
 /// Whether a message, kept, fits one history answer (escaped JSON, or

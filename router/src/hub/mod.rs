@@ -304,6 +304,14 @@ impl Hub {
         candidates.any(|gw| self.queue(gw, vec![frame.clone()]))
     }
 
+    /// Queues `frame` for the gateway on `link`, if it is still linked.
+    pub fn send_to_link(&self, link: LinkId, frame: Frame) {
+        let links = self.links.lock().unwrap();
+        if let Some(gateway) = links.gateways.get(&link) {
+            self.queue(gateway, vec![frame]);
+        }
+    }
+
     /// What `channel` keeps of its messages, if `--history` names it.
     pub fn history_rule(&self, channel: &str) -> Option<Rule> {
         self.history.of(channel)
@@ -326,13 +334,6 @@ impl Hub {
     pub fn linked_gateway_keys(&self) -> Vec<String> {
         let links = self.links.lock().unwrap();
         links.gateways.values().map(|gw| gw.key.clone()).collect()
-    }
-
-    /// The gateways that hold any of `ids`, by their store key, with how many each.
-    pub fn holders(&self, ids: &[SessionId]) -> Vec<(String, u32)> {
-        let links = self.links.lock().unwrap();
-        let held = by_holder(&links.gateways, &links.sessions, ids);
-        held.into_iter().map(|(link, ids)| (links.gateways[&link].key.clone(), ids.len() as u32)).collect()
     }
 
     /// Hands the sessions of a dead gateway to a live one, which sends
@@ -465,16 +466,6 @@ impl Hub {
         runtime::until(&self.applied, wait, done).await
     }
 
-    /// The gateways the store says members joined `channel` on lately. A
-    /// store that cannot say is logged, and the publish goes where this
-    /// router's routes say: a publish does not fail with the store.
-    pub async fn recent_routes(&self, channel: &str) -> Vec<(String, u32)> {
-        self.store.recent_routes(channel).await.unwrap_or_else(|err| {
-            tracing::warn!(%err, channel, "publishing without the store's recent joins");
-            Vec::new()
-        })
-    }
-
     /// A gateway says how many of its sessions are in a channel.
     pub fn interest(&self, link: LinkId, interest: Interest) {
         let mut guard = self.links.lock().unwrap();
@@ -524,24 +515,19 @@ impl Hub {
     }
 
     /// Sends a publish (CH_PUB or PUBLISH_EXCEPT, as the backend gave it)
-    /// to every gateway that holds members of `channel`, and to those the
-    /// store says members joined on lately (`recent`, by key, with how
-    /// many): one frame each, whatever the channel's size. `except` are
-    /// left out of the count.
-    pub fn publish(&self, channel: &str, frame: Frame, except: &[SessionId], recent: &[(String, u32)]) -> Delivered {
+    /// to every gateway that holds members of `channel`: one frame each,
+    /// whatever the channel's size. `except` are left out of the count. It
+    /// reads no store: a join through any router is on this router's
+    /// routes once it has answered (the gateways see to it, `protocol::Sync`).
+    pub fn publish(&self, channel: &str, frame: Frame, except: &[SessionId]) -> Delivered {
         let links = self.links.lock().unwrap();
-        let routes = links.routes.get(channel);
-        let routed = routes.into_iter().flatten().map(|(link, route)| (*link, route.members));
-        let told_by_store = recent.iter().filter_map(|(key, members)| {
-            let link = links.gateways.iter().find(|(_, gw)| gw.key == *key)?.0;
-            (!routes.is_some_and(|routes| routes.contains_key(link))).then_some((*link, *members))
-        });
+        let routes = links.routes.get(channel).into_iter().flatten();
         let mut delivered = Delivered::default();
-        for (link, members) in routed.chain(told_by_store) {
-            let Some(gateway) = links.gateways.get(&link) else { continue };
+        for (link, route) in routes {
+            let Some(gateway) = links.gateways.get(link) else { continue };
             if self.queue(gateway, vec![frame.clone()]) {
-                let excepted = except.iter().filter(|id| links.sessions.get(id) == Some(&link)).count();
-                delivered.sessions += (members as usize).saturating_sub(excepted);
+                let excepted = except.iter().filter(|id| links.sessions.get(id) == Some(link)).count();
+                delivered.sessions += (route.members as usize).saturating_sub(excepted);
                 delivered.delivered_to_gateways += 1;
             }
         }
@@ -693,7 +679,7 @@ mod tests {
     }
 
     fn publish(hub: &Hub) -> Delivered {
-        hub.publish("room", Frame::new(FrameKind::ChPub, Bytes::from_static(b"room"), Bytes::new()), &[], &[])
+        hub.publish("room", Frame::new(FrameKind::ChPub, Bytes::from_static(b"room"), Bytes::new()), &[])
     }
 
     #[test]
@@ -714,10 +700,6 @@ mod tests {
         hub.detach_gateway(a);
         assert_eq!(publish(&hub), Delivered::default());
         assert!(hub.links.lock().unwrap().routes.is_empty());
-        let frame = Frame::new(FrameKind::ChPub, Bytes::from_static(b"room"), Bytes::new());
-        let recent = [("2:1".to_owned(), 7), ("9:9".to_owned(), 5)];
-        let told = hub.publish("room", frame, &[], &recent);
-        assert_eq!(told, Delivered { sessions: 7, delivered_to_gateways: 1 }, "a gateway the store names, if linked");
     }
 
     #[test]

@@ -348,6 +348,12 @@ async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), Stri
             hub.interest(link, Interest::from_frame(&frame)?);
             Ok(())
         }
+        // All the gateway sent before is applied: frames are taken in order.
+        Some(FrameKind::Sync) => {
+            let barrier = protocol::Sync::from_frame(&frame)?;
+            hub.send_to_link(link, barrier.to_frame(FrameKind::Synced));
+            Ok(())
+        }
         Some(FrameKind::Close) => {
             let ended = hub.sessions_closed(link, &ids);
             let closed = crate::presence::forget(hub, &ended, Some(link)).await;
@@ -361,7 +367,7 @@ async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), Stri
             let channel = channel.as_str();
             let held = hub.held_by(link, &ids);
             let who = crate::presence::Joining { user: None, info: None };
-            match store.join(channel, &held, &[]).await {
+            match store.join(channel, &held).await {
                 Ok(_) => crate::presence::joined(hub, channel, &held, who).await,
                 Err(err) => Err(err),
             }

@@ -82,28 +82,8 @@ macro_rules! dispatch {
 
 impl Store {
     /// Adds `ids` to `channel`; returns those that were not members yet.
-    /// `routes` are the gateways that hold them, with how many each: in
-    /// Redis, a publish through another router reads them for a while, as
-    /// their gateways' own word may not have reached it yet.
-    pub async fn join(
-        &self,
-        channel: &str,
-        ids: &[SessionId],
-        routes: &[(String, u32)],
-    ) -> StoreResult<Vec<SessionId>> {
-        match self {
-            Store::Memory(s) => s.join(channel, ids),
-            Store::Redis(s) => s.join(channel, ids, routes).await,
-        }
-    }
-
-    /// The gateways that members joined `channel` on lately, through any
-    /// router. An in-memory store serves one router, which knows them.
-    pub async fn recent_routes(&self, channel: &str) -> StoreResult<Vec<(String, u32)>> {
-        match self {
-            Store::Memory(_) => Ok(Vec::new()),
-            Store::Redis(s) => s.recent_routes(channel).await,
-        }
+    pub async fn join(&self, channel: &str, ids: &[SessionId]) -> StoreResult<Vec<SessionId>> {
+        dispatch!(self, s => s.join(channel, ids))
     }
 
     /// Whether several routers may share it.

@@ -13,17 +13,10 @@ use protocol::SessionId;
 /// router left to reap it) leaves nothing behind for longer.
 const GATEWAY_STATE_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// How long the gateways that members joined a channel on are kept for
-/// publishes through other routers: far longer than the gateways take to
-/// tell every router themselves.
-const RECENT_ROUTES_TTL: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Membership in Redis. Keys, under a prefix:
 /// `ch:<channel>` the set of member session ids,
 /// `sc:<session>` the set of that session's channels (to clean up on close),
-/// `channels` the set of non-empty channel names, `rr:<channel>` the
-/// gateways members joined it on in the last seconds (a hash of counts),
-/// `u:<user>` the set of a user's sessions, `su:<session>` its user,
+/// `channels` the set of non-empty channel names, `u:<user>` the set of a user's sessions, `su:<session>` its user,
 /// `gateways` the gateways known, `gw:<gateway>:sessions` each one's
 /// sessions (expiring an hour after its last renewal), `gw:<gateway>:lease`
 /// its lease, `gw:<gateway>:reaper` the router reaping it; `epoch`, set
@@ -83,12 +76,7 @@ impl RedisStore {
         format!("{}channels", self.prefix)
     }
 
-    pub async fn join(
-        &self,
-        channel: &str,
-        ids: &[SessionId],
-        routes: &[(String, u32)],
-    ) -> StoreResult<Vec<SessionId>> {
+    pub async fn join(&self, channel: &str, ids: &[SessionId]) -> StoreResult<Vec<SessionId>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -101,13 +89,6 @@ impl RedisStore {
             pipe.sadd(self.session_key(id), channel).ignore();
         }
         pipe.sadd(self.channels_key(), channel).ignore();
-        if !routes.is_empty() {
-            let key = self.recent_routes_key(channel);
-            for (gateway, members) in routes {
-                pipe.hincr(&key, gateway, *members).ignore();
-            }
-            pipe.pexpire(&key, RECENT_ROUTES_TTL.as_millis() as i64).ignore();
-        }
         let added: Vec<usize> = self.query_fenced(pipe).await?;
         Ok(ids.iter().zip(added).filter(|(_, n)| *n == 1).map(|(id, _)| *id).collect())
     }
@@ -124,14 +105,6 @@ impl RedisStore {
         let (removed,): (usize,) = pipe.query_async(&mut self.conn.clone()).await?;
         self.drop_if_empty(&[channel.to_owned()]).await?;
         Ok(removed)
-    }
-
-    pub async fn recent_routes(&self, channel: &str) -> StoreResult<Vec<(String, u32)>> {
-        Ok(self.conn.clone().hgetall(self.recent_routes_key(channel)).await?)
-    }
-
-    fn recent_routes_key(&self, channel: &str) -> String {
-        format!("{}rr:{channel}", self.prefix)
     }
 
     pub async fn members(&self, channel: &str) -> StoreResult<Vec<SessionId>> {
