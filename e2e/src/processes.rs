@@ -562,29 +562,37 @@ impl Stack {
 
     /// Waits until the router's INFO lists `n` linked gateways.
     pub fn wait_for_gateways(&self, n: usize) {
-        self.wait_for_info(&format!("{n} gateway(s)"), |info| info["gateways"].as_array().map(Vec::len) == Some(n));
+        wait_for_info(self.router_http_port, self.token.as_deref(), &format!("{n} gateway(s)"), |info| {
+            info["gateways"].as_array().map(Vec::len) == Some(n)
+        });
     }
 
     /// Waits until the router's INFO counts `n` client sessions: a
     /// session is there once its gateway has told the router of it,
     /// which may come after the client's handshake.
     pub fn wait_for_clients(&self, n: u64) {
-        self.wait_for_info(&format!("{n} client(s)"), |info| info["clients"].as_u64() == Some(n));
+        let token = self.token.as_deref();
+        wait_for_info(self.router_http_port, token, &format!("{n} client(s)"), |info| {
+            info["clients"].as_u64() == Some(n)
+        });
     }
+}
 
-    fn wait_for_info(&self, what: &str, seen: impl Fn(&serde_json::Value) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let info =
-                crate::http::request_with_token(self.router_http_port, "GET", "/v1/info", "", self.token.as_deref());
-            if let Ok((200, body)) = info {
-                if seen(&serde_json::from_str(&body).unwrap()) {
-                    return;
-                }
+/// Waits until the token-less router on HTTP port `http` has `n` gateways linked.
+pub fn wait_for_gateways_on(http: u16, n: usize) {
+    wait_for_info(http, None, &format!("{n} gateway(s)"), |info| info["gateways"].as_array().map(Vec::len) == Some(n));
+}
+
+fn wait_for_info(http: u16, token: Option<&str>, what: &str, seen: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok((200, body)) = crate::http::request_with_token(http, "GET", "/v1/info", "", token) {
+            if seen(&serde_json::from_str(&body).unwrap()) {
+                return;
             }
-            assert!(Instant::now() < deadline, "router never saw {what}");
-            std::thread::sleep(Duration::from_millis(20));
         }
+        assert!(Instant::now() < deadline, "router on {http} never saw {what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -631,14 +639,35 @@ pub fn cluster(
     gateway_args: &[&str],
     echo_flags: &[&str],
 ) -> (Stack, Vec<ClusterGateway>) {
-    let (router_port, http_port, echo_port) = (free_port(), free_port(), free_port());
-    let router_addr = local(router_port).to_string();
+    let (stack, _, members) = routed_cluster(1, router_args, gateways, gateway_args, echo_flags);
+    (stack, members)
+}
+
+/// A [`cluster`] of `routers` routers (named `router`, `router-1`, ...,
+/// each run with `router_args`), every gateway linked to each; the HTTP
+/// ports of the routers, the stack's own first.
+pub fn routed_cluster(
+    routers: usize,
+    router_args: &[&str],
+    gateways: usize,
+    gateway_args: &[&str],
+    echo_flags: &[&str],
+) -> (Stack, Vec<u16>, Vec<ClusterGateway>) {
+    let mut procs = Vec::new();
+    let (mut links, mut http_ports) = (Vec::new(), Vec::new());
+    for i in 0..routers {
+        let (port, http_port) = (free_port(), free_port());
+        let (listen, http) = (local(port).to_string(), local(http_port).to_string());
+        let args: Vec<&str> =
+            ["--listen", &listen, "--http", &http].into_iter().chain(router_args.iter().copied()).collect();
+        let name = if i == 0 { "router".to_owned() } else { format!("router-{i}") };
+        procs.push(Proc::project("router", &args, &name));
+        wait_for_port(port, "router");
+        links.extend(["--router".to_owned(), listen]);
+        http_ports.push(http_port);
+    }
+    let echo_port = free_port();
     let echo_addr = local(echo_port).to_string();
-    let http = local(http_port).to_string();
-    let router_args: Vec<&str> =
-        ["--listen", &router_addr, "--http", &http].into_iter().chain(router_args.iter().copied()).collect();
-    let mut procs = vec![Proc::project("router", &router_args, "router")];
-    wait_for_port(router_port, "router");
     let echo_args: Vec<&str> = ["--listen", &echo_addr].into_iter().chain(echo_flags.iter().copied()).collect();
     procs.push(Proc::project("echo-app", &echo_args, "echo"));
     wait_for_port(echo_port, "echo-app");
@@ -646,17 +675,28 @@ pub fn cluster(
     for i in 0..gateways {
         let (port, admin) = (free_port(), free_port());
         let (listen, admin_addr) = (local(port).to_string(), local(admin).to_string());
-        let own = ["--listen", &listen, "--admin", &admin_addr, "--backend", &echo_addr, "--router", &router_addr];
-        let args: Vec<&str> =
-            own.into_iter().chain(["--resume-secret", "cluster"]).chain(gateway_args.iter().copied()).collect();
+        let own = ["--listen", &listen, "--admin", &admin_addr, "--backend", &echo_addr];
+        let args: Vec<&str> = (own.into_iter().chain(links.iter().map(String::as_str)))
+            .chain(["--resume-secret", "cluster"])
+            .chain(gateway_args.iter().copied())
+            .collect();
         procs.push(Proc::project("gateway", &args, &format!("gateway-{i}")));
         wait_for_port(port, "gateway");
         members.push(ClusterGateway { url: format!("ws://{listen}/"), port, admin });
     }
-    let stack =
-        Stack { token: None, gateway_port: 0, router_port, router_http_port: http_port, app_port: echo_port, procs };
-    stack.wait_for_gateways(gateways);
-    (stack, members)
+    let router_port: u16 = links[1].rsplit(':').next().unwrap().parse().unwrap();
+    let stack = Stack {
+        token: None,
+        gateway_port: 0,
+        router_port,
+        router_http_port: http_ports[0],
+        app_port: echo_port,
+        procs,
+    };
+    for http in &http_ports {
+        wait_for_gateways_on(*http, gateways);
+    }
+    (stack, http_ports, members)
 }
 
 impl Stack {

@@ -8,8 +8,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use e2e::processes::{bin_dir, local, redis_cli, wait_for_port};
-use e2e::{http, metric, Client, Proc, Redis};
+use e2e::processes::{bin_dir, local, redis_cli, routed_cluster, wait_for_port};
+use e2e::{http, metric, Client, Proc, Redis, RedisCluster};
 use serde_json::{json, Value};
 
 fn loadgen(args: &[&str]) -> (bool, Value) {
@@ -45,6 +45,36 @@ fn a_member_joining_while_messages_flow_gets_the_kept_ones_then_live_with_none_l
 fn the_same_seam_holds_on_redis() {
     let redis = Redis::start();
     late_joiners_miss_nothing(&["--redis", &redis.url()]);
+}
+
+/// Publishes through one router, joins with history through another, on
+/// one store: each joiner still gets one run of numbers.
+fn late_joiners_through_another_router_miss_nothing(store: &str) {
+    let args = ["--history", "history-=50", "--redis", store];
+    let (_stack, routers, gateways) = routed_cluster(2, &args, 2, &[], &[]);
+    let (publishes, joins) = (local(routers[0]).to_string(), local(routers[1]).to_string());
+    let late_join =
+        ["late-join", "--router", &publishes, "--join-router", &joins, "--kept", "50", "-d", "12", "-j", "20"];
+    let urls = ["--url", &gateways[0].url, "--url", &gateways[1].url];
+    let (ok, report) = loadgen(&[&urls[..], &late_join].concat());
+    assert!(ok && report["ok"] == true, "{report:#}");
+    let figures = &report["figures"];
+    assert!(figures["messages"].as_u64().unwrap() >= 3_000, "{report:#}");
+    assert!(figures["received"].as_u64().unwrap() > 20 * 50, "{report:#}");
+    let sent = metric(routers[1], "router_history_sent_total");
+    assert_eq!(sent, 20.0 * 50.0, "each joiner got the 50 kept ones");
+}
+
+#[test]
+fn joins_through_another_router_get_the_kept_ones_then_live_with_none_lost_or_repeated() {
+    let redis = Redis::start();
+    late_joiners_through_another_router_miss_nothing(&redis.url());
+}
+
+#[test]
+fn the_same_holds_across_routers_on_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    late_joiners_through_another_router_miss_nothing(&cluster.url());
 }
 
 fn texts(history: &Value) -> Vec<&str> {

@@ -36,17 +36,7 @@ fn post(router: &Router, command: &str, body: Value) -> Value {
 }
 
 fn wait_for_gateways(router: &Router, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok((200, body)) = http::request(router.http, "GET", "/v1/info", "") {
-            let info: Value = serde_json::from_str(&body).unwrap();
-            if info["gateways"].as_array().map(Vec::len) == Some(n) {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "router on {} never saw {n} gateways", router.port);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    e2e::processes::wait_for_gateways_on(router.http, n);
 }
 
 async fn text(client: &mut Client) -> String {

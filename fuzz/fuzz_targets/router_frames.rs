@@ -1,6 +1,6 @@
 //! Backends and gateways send the router frames: any bytes must decode,
 //! and parse into session lists, commands, hand-over state, a resume, an AUTH, a heartbeat, a channel interest,
-//! a barrier, an occupancy, a gateway's status or a session's description,
+//! a barrier, a kept message or a history's end, an occupancy, a gateway's status or a session's description,
 //! without a panic; what parses round-trips. The first frame is read as a
 //! peer's before its AUTH: no larger than the bound, and nothing reserved past it.
 #![no_main]
@@ -10,8 +10,8 @@ use libfuzzer_sys::fuzz_target;
 use protocol::cmd::Command;
 use protocol::handover::{GatewayId, ResumeAsk, SessionState};
 use protocol::{
-    encode_ids, FrameCodec, GatewayStatus, Heartbeat, Hello, Interest, Occupancy, SessionDescription, Sync,
-    MAX_BEFORE_AUTH,
+    encode_ids, Frame, FrameCodec, FrameKind, GatewayStatus, Heartbeat, Hello, Interest, KeptEnd, KeptPub, Occupancy,
+    SessionDescription, Sync, MAX_BEFORE_AUTH,
 };
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -54,9 +54,16 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(Interest::from_frame(&interest.to_frame()), Ok(interest));
         }
         if let (Ok(sync), Some(kind)) = (Sync::from_frame(&frame), frame.kind()) {
-            if matches!(kind, protocol::FrameKind::Sync | protocol::FrameKind::Synced) {
+            if matches!(kind, FrameKind::Sync | FrameKind::Synced) {
                 assert_eq!(Sync::from_frame(&sync.to_frame(kind)), Ok(sync));
             }
+        }
+        if let Ok(kept) = KeptPub::from_frame(&frame) {
+            assert_eq!(KeptPub::from_frame(&kept.to_frame()), Ok(kept));
+        }
+        if let Ok((ids, end)) = KeptEnd::from_frame(&frame) {
+            let again = Frame::new(FrameKind::KeptEnd, encode_ids(&ids), end.to_data());
+            assert_eq!(KeptEnd::from_frame(&again), Ok((ids, end)));
         }
         if let Ok(occupancy) = Occupancy::from_frame(&frame) {
             assert_eq!(Occupancy::from_frame(&occupancy.to_frame()), Ok(occupancy));

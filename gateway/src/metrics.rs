@@ -95,6 +95,12 @@ runtime::metric_table! {
         ResumeBudgetDropped: Counter "gateway_resume_budget_dropped_total"
             "Messages a replay log gave up or did not keep because --resume-buffer-total-bytes was reached.",
         OutboundQueuedBytes: Gauge "gateway_outbound_queued_bytes" "Bytes of pushes waiting in all sessions' mailboxes.",
+        HistoryHeld: Counter "gateway_history_live_held_total"
+            "Live messages of a kept channel held for a joiner until its history was sent.",
+        HistoryRepeatsDropped: Counter "gateway_history_repeats_dropped_total"
+            "Live messages of a kept channel not sent to a joiner because its history held them.",
+        HistoryHoldsAbandoned: Counter "gateway_history_holds_abandoned_total"
+            "Joiners that stopped holding live messages: their history did not end within 5 s, or they held 1,000 messages or 1 MiB.",
         OrphanClosesQueued: Gauge "gateway_orphan_closes_queued"
             "A dead gateway's sessions waiting for the close events this gateway sends for it (1,000 a second, 1,000,000 at most).",
     }

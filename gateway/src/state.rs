@@ -150,6 +150,7 @@ impl Gateway {
     pub fn render_metrics(&self) -> String {
         let (links, stats) = (self.links.health(), &self.links.stats);
         let budget = self.session.resume_budget();
+        let catchups = self.registry.catchup_counts();
         let mut now = Snapshot::<Now>::default();
         now.set(Now::Sessions, self.registry.len() as f64)
             .set(Now::Handshakes, self.handshakes() as f64)
@@ -166,7 +167,10 @@ impl Gateway {
             .set(Now::SseStreams, self.inboxes.count() as f64)
             .set(Now::ResumeBufferedBytes, budget.used() as f64)
             .set(Now::ResumeBudgetDropped, budget.dropped() as f64)
-            .set(Now::OutboundQueuedBytes, self.registry.queued_bytes() as f64);
+            .set(Now::OutboundQueuedBytes, self.registry.queued_bytes() as f64)
+            .set(Now::HistoryHeld, catchups.held as f64)
+            .set(Now::HistoryRepeatsDropped, catchups.repeats as f64)
+            .set(Now::HistoryHoldsAbandoned, catchups.abandoned as f64);
         self.metrics.render(&now, &self.upstreams)
     }
 

@@ -77,6 +77,13 @@ crate::wire_enum! {
         Sync = 126,
         /// Router to gateway: applied, up to that barrier.
         Synced = 127,
+        /// Router to gateway: these sessions joined the channel and wait
+        /// for its history (see [`super::KeptEnd`]); laid out as CH_ADD.
+        KeptJoin = 128,
+        /// Router to gateway: a kept message with its offset; see [`super::KeptPub`].
+        KeptPub = 129,
+        /// Router to gateway: the joining sessions' history ended here.
+        KeptEnd = 130,
     }
 }
 

@@ -9,7 +9,8 @@
 //! gateway link alive, `interest` tells a router which gateways hold a
 //! channel's members, `occupancy` tells a gateway that a presence channel
 //! filled or emptied, `status` is a gateway's report for the operator's page, `sync` is the
-//! barrier that makes a join seen through every router, `handover` carries a resumed session from one
+//! barrier that makes a join seen through every router, `kept` the offsets
+//! that make history at a join exact, `handover` carries a resumed session from one
 //! gateway to another, `cmd` is each backend command's layout, in frames
 //! and in JSON, and `signing` the HMAC signatures tokens carry.
 
@@ -22,6 +23,7 @@ pub mod handover;
 mod heartbeat;
 mod hello;
 mod interest;
+mod kept;
 mod occupancy;
 mod session_id;
 pub mod signing;
@@ -36,6 +38,7 @@ pub use frame::{encode_ids, Frame, FrameKind, MAX_IDS_PER_FRAME};
 pub use heartbeat::{Heartbeat, DEFAULT_HEARTBEAT_MS};
 pub use hello::{token_matches, Hello};
 pub use interest::Interest;
+pub use kept::{KeptEnd, KeptPub, Offset};
 pub use occupancy::Occupancy;
 pub use session_id::{InvalidSessionId, SessionId};
 pub use status::{BackendStatus, GatewayStatus, SessionDescription};

@@ -1,11 +1,13 @@
 //! Where clients come in: the WebSocket front (`http`: the upgrade, plain
-//! HTTP routes and pages; `websocket`: our codec; `tls`: wss://), the SSE
+//! HTTP routes and pages; `websocket`: our codec; `tls`: wss://;
+//! `exchange`: what it shares with SSE), the SSE
 //! front for clients without WebSocket (`sse`, on the same listeners;
 //! `sniff` finds a stream's first request before hyper) and the raw TCP
 //! front (`tcp`, with fooking's length `framing`). Each makes its
 //! connection a `base::transport::Transport` and starts a session on it,
 //! once `crate::admission` lets the client in.
 
+pub mod exchange;
 pub mod framing;
 pub mod http;
 pub mod sniff;

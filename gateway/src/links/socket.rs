@@ -192,6 +192,7 @@ impl Link {
                 _ = shutdown.wait() => return Ok(()),
                 _ = beats.tick() => {
                     self.release_waiting();
+                    self.pushed(self.registry.sweep_catchups(Instant::now().into_std()));
                     self.write(&mut sink, vec![self.settings.beat().to_frame()]).await?
                 }
                 events = self.outgoing.take() => self.write(&mut sink, batch(events?)).await?,
@@ -327,13 +328,29 @@ impl Link {
                     Err(none_here) => self.outgoing.queue_count(none_here),
                 }
             }
-            Some(kind @ (FrameKind::ChAdd | FrameKind::ChDel)) => {
+            Some(FrameKind::KeptPub) => {
+                let kept = protocol::KeptPub::from_frame(&frame)?;
+                let message = Message::new(Payload::shared(kept.payload.data), kept.payload.binary);
+                match self.registry.publish_kept(self.index, &kept.channel, kept.offset, &message, &kept.except) {
+                    Ok(taken) => self.pushed(taken),
+                    Err(none_here) => self.outgoing.queue_count(none_here),
+                }
+            }
+            Some(FrameKind::KeptEnd) => {
+                let (ids, end) = protocol::KeptEnd::from_frame(&frame)?;
+                self.pushed(self.registry.history_ended(&end.channel, &ids, end.upto, Instant::now().into_std()));
+            }
+            Some(kind @ (FrameKind::ChAdd | FrameKind::KeptJoin | FrameKind::ChDel)) => {
                 let ids: Vec<SessionId> = frame.session_ids().map_err(|e| e.to_string())?.collect();
                 let channel = std::str::from_utf8(&frame.data).map_err(|e| e.to_string())?;
                 let channel = Channel::new(channel).map_err(|e| e.to_string())?;
+                if kind == FrameKind::KeptJoin {
+                    // Before they join: no live message reaches them ahead of their history.
+                    self.registry.await_history(&channel, &ids, Instant::now().into_std());
+                }
                 // Every router hears a new count; this one hears that its
                 // change is applied once the others have the count.
-                let (count, applied) = self.registry.note_channel(self.index, &ids, &channel, kind == FrameKind::ChAdd);
+                let (count, applied) = self.registry.note_channel(self.index, &ids, &channel, kind != FrameKind::ChDel);
                 if let Some(count) = count {
                     tell_counts(&self.all, &[count]);
                 }

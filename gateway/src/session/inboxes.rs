@@ -15,7 +15,7 @@ use std::time::Duration;
 use protocol::SessionId;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-use super::registry::IdMap;
+use super::IdMap;
 use crate::base::transport::Incoming;
 
 /// Messages a session's inbox holds before a post waits for a place.

@@ -65,8 +65,8 @@ pub enum Action {
     None,
     /// Write this to the client, numbered for a replay.
     Write(Message),
-    /// ReplayBounds this in the mailbox for the client's return.
-    ReplayBounds(Message),
+    /// Hold this in the mailbox for the client's return.
+    HoldForReturn(Message),
     /// Send this close frame (the phase is `Closing` already); should it
     /// fail, the client is [`Lifecycle::gone`].
     SendClose {
@@ -101,13 +101,19 @@ pub struct Lifecycle {
 impl Lifecycle {
     /// A session in `phase`, its backend told `first` (connect, or online
     /// for a resumed one) before anything else.
-    pub fn new(phase: Phase, resumable: bool, first: Option<EventKind>, settings: &SessionSettings) -> Lifecycle {
+    pub fn new(
+        phase: Phase,
+        resumable: bool,
+        first: Option<EventKind>,
+        settings: &SessionSettings,
+        now: Instant,
+    ) -> Lifecycle {
         let pending = first.map(|kind| Event { kind, body: Bytes::new() }).into_iter().collect();
         Lifecycle {
             phase,
             pending,
             pending_bytes: 0,
-            message_rate: TokenBucket::full(settings.max_message_burst, Instant::now()),
+            message_rate: TokenBucket::full(settings.max_message_burst, now),
             resumable,
             backend_knows_session: true,
             close_event_queued: false,
@@ -232,7 +238,7 @@ impl Lifecycle {
     pub fn reply(&mut self, message: Message, m: &Metrics) -> Action {
         let action = match self.phase {
             Phase::Greeting { .. } | Phase::Open => Action::Write(message),
-            Phase::Parked { .. } | Phase::HandingOver(_) => Action::ReplayBounds(message),
+            Phase::Parked { .. } | Phase::HandingOver(_) => Action::HoldForReturn(message),
             Phase::Closing { .. } | Phase::Gone => return Action::None,
         };
         m.count(Count::RepliesOut);
@@ -382,7 +388,7 @@ mod tests {
 
     /// A session past its connect event, in `phase`.
     fn session(phase: Phase, resumable: bool, s: &SessionSettings) -> Lifecycle {
-        let mut life = Lifecycle::new(phase, resumable, Some(EventKind::Connect), s);
+        let mut life = Lifecycle::new(phase, resumable, Some(EventKind::Connect), s, Instant::now());
         assert_eq!(life.next_event(&Metrics::default()).unwrap().kind, EventKind::Connect);
         life
     }
@@ -412,16 +418,16 @@ mod tests {
 
     #[test]
     fn a_greeting_client_is_open_once_greeted_and_its_first_event_goes_first() {
-        let s = settings(&[]);
+        let (s, now) = (settings(&[]), Instant::now());
         let mut life =
-            Lifecycle::new(Phase::Greeting { resumed: true, last: Some(7) }, true, Some(EventKind::Online), &s);
+            Lifecycle::new(Phase::Greeting { resumed: true, last: Some(7) }, true, Some(EventKind::Online), &s, now);
         assert!(life.connected() && !life.reading(), "connected, but not read before its session message");
         assert_eq!(life.reply(Message::text("early"), &Metrics::default()), Action::Write(Message::text("early")));
         assert_eq!(life.greet(), Some((true, Some(7))));
         assert!(matches!(life.phase(), Phase::Open));
         assert_eq!(life.greet(), None);
         assert_eq!(kinds(&mut life), [EventKind::Online]);
-        let plain = Lifecycle::new(Phase::Open, false, None, &s);
+        let plain = Lifecycle::new(Phase::Open, false, None, &s, now);
         assert_eq!(plain.deadline(), None);
     }
 
@@ -485,7 +491,7 @@ mod tests {
             assert!(matches!(life.phase(), Phase::Parked { until } if *until == now + s.resume_grace));
             assert!(!life.connected() && !life.reading());
             assert_eq!(life.deadline(), Some(now + s.resume_grace));
-            assert_eq!(life.reply(Message::text("kept"), &m), Action::ReplayBounds(Message::text("kept")));
+            assert_eq!(life.reply(Message::text("kept"), &m), Action::HoldForReturn(Message::text("kept")));
             assert_eq!(kinds(&mut life), [EventKind::Offline]);
         }
         assert_eq!(m.get(Count::Parked), 3);
@@ -602,7 +608,7 @@ mod tests {
         assert!(matches!(life.phase(), Phase::HandingOver(_)) && !life.connected());
         assert_eq!(
             life.reply(Message::text("for the taker"), &m),
-            Action::ReplayBounds(Message::text("for the taker"))
+            Action::HoldForReturn(Message::text("for the taker"))
         );
         assert_eq!(refusal(&mut life, Some(1), 1), Some(Refusal::Expired), "taken already");
         assert!(life.hand_over().is_none(), "not before the backend heard it is offline");

@@ -11,7 +11,7 @@ use protocol::cmd::Channel;
 use protocol::{Interest, SessionId};
 
 use super::mailbox::Mailbox;
-use super::registry::IdMap;
+use super::IdMap;
 
 /// A session's channels and user, as the router last said.
 #[derive(Default, Debug, Clone, PartialEq, Eq)]

@@ -3,10 +3,12 @@
 //! drop does); `task` carries it out on the sockets; `event` turns events
 //! into FastCGI requests and sends them; `mailbox` is what others leave for
 //! a session (pushes, a close, a resume's claim), and `inboxes` what its
-//! client posts (SSE); `registry` finds a live session by id, and
-//! `memberships` the sessions of a channel. A session sees the gateway
+//! client posts (SSE); `registry` finds a live session by id,
+//! `memberships` the sessions of a channel, and `catchups` the joiners of
+//! a kept channel that wait for its history. A session sees the gateway
 //! that runs it only as a [`Host`].
 
+pub mod catchups;
 pub mod event;
 pub mod inboxes;
 pub mod lifecycle;
@@ -22,6 +24,10 @@ use std::time::Duration;
 
 use protocol::SessionId;
 pub use registry::Registry;
+
+/// Session ids are random and made by gateways, so a fast hasher is as
+/// safe as the default one, and a push to 10,000 sessions hashes 10,000.
+pub(crate) type IdMap<V> = std::collections::HashMap<SessionId, V, foldhash::fast::RandomState>;
 
 use crate::metrics::Metrics;
 use crate::resume::budget::ResumeBudget;

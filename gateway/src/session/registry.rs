@@ -1,26 +1,23 @@
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
 use protocol::cmd::Channel;
-use protocol::{Interest, SessionId};
+use protocol::{Interest, Offset, SessionId};
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::catchups::{CatchupCounts, Catchups, Fate, Held};
 use super::mailbox::{Mailbox, Pushed};
 pub use super::memberships::Membership;
 use super::memberships::{ChannelCount, Memberships};
+use super::IdMap;
 use crate::base::close::CloseReason;
 use crate::base::message::Message;
 
 /// Shards of the session map: a push to many sessions locks one shard at
 /// a time, so connects, closes and other pushes go on while it walks.
 const SHARDS: usize = 16;
-
-/// Session ids are random and made by gateways, so a fast hasher is as
-/// safe as the default one, and a push to 10,000 sessions hashes 10,000.
-pub(super) type IdMap<V> = HashMap<SessionId, V, foldhash::fast::RandomState>;
 
 type Shard = Mutex<IdMap<Entry>>;
 
@@ -44,6 +41,8 @@ pub struct Registry {
     closing: Mutex<Option<CloseReason>>,
     /// Locked before a shard, never after.
     memberships: Mutex<Memberships>,
+    /// Locked before `memberships`, never after.
+    catchups: Mutex<Catchups>,
     /// How many sessions there are, for those who wait for none (a drain).
     size: watch::Sender<usize>,
 }
@@ -55,6 +54,7 @@ impl Default for Registry {
             registered: AtomicU64::new(0),
             closing: Mutex::default(),
             memberships: Mutex::default(),
+            catchups: Mutex::default(),
             size: watch::Sender::new(0),
         }
     }
@@ -209,14 +209,76 @@ impl Registry {
         message: &Message,
         except: &[SessionId],
     ) -> Result<usize, Interest> {
-        let members = {
-            let memberships = self.memberships.lock().unwrap();
-            memberships.members(channel.as_str()).ok_or_else(|| memberships.current(channel).interest(link))?
-        };
+        let members = self.members(link, channel)?;
         let except: std::collections::HashSet<&SessionId> = except.iter().collect();
         let members = members.lock().unwrap();
         let taken = members.iter().filter(|(id, mailbox)| !except.contains(id) && queue(mailbox, link, message));
         Ok(taken.count())
+    }
+
+    /// A kept message's publish (KEPT_PUB): as [`Registry::publish`], but
+    /// a member catching up on the channel's history holds it or drops it
+    /// (see [`Catchups`]).
+    pub fn publish_kept(
+        &self,
+        link: usize,
+        channel: &Channel,
+        offset: Offset,
+        message: &Message,
+        except: &[SessionId],
+    ) -> Result<usize, Interest> {
+        let mut catchups = self.catchups.lock().unwrap();
+        if !catchups.any_in(channel.as_str()) {
+            drop(catchups);
+            return self.publish(link, channel, message, except);
+        }
+        let members = self.members(link, channel)?;
+        let except: std::collections::HashSet<&SessionId> = except.iter().collect();
+        let members = members.lock().unwrap();
+        let mut taken = 0;
+        for (id, mailbox) in members.iter().filter(|(id, _)| !except.contains(id)) {
+            let held = Held { link, offset, message: message.clone() };
+            match catchups.offer(channel.as_str(), id, held) {
+                Fate::Pass => taken += usize::from(queue(mailbox, link, message)),
+                Fate::Hold | Fate::Repeat => {}
+                Fate::Overflow(held) => taken += pass_on(mailbox, held),
+            }
+        }
+        Ok(taken)
+    }
+
+    /// KEPT_JOIN: `ids` wait for `channel`'s history before its live messages.
+    pub fn await_history(&self, channel: &Channel, ids: &[SessionId], now: std::time::Instant) {
+        self.catchups.lock().unwrap().awaiting(channel.as_str(), ids, now);
+    }
+
+    /// KEPT_END: the history `ids` got reached `upto`; the live messages
+    /// they held past it go out now. How many pushes were queued.
+    pub fn history_ended(&self, channel: &Channel, ids: &[SessionId], upto: Offset, now: std::time::Instant) -> usize {
+        let released = self.catchups.lock().unwrap().ended(channel.as_str(), ids, upto, now);
+        self.pass_on_all(released)
+    }
+
+    /// Joiners whose history never ended pass on what they held.
+    pub fn sweep_catchups(&self, now: std::time::Instant) -> usize {
+        let released = self.catchups.lock().unwrap().sweep(now);
+        self.pass_on_all(released)
+    }
+
+    pub fn catchup_counts(&self) -> CatchupCounts {
+        self.catchups.lock().unwrap().counts()
+    }
+
+    fn pass_on_all(&self, released: Vec<(SessionId, Vec<Held>)>) -> usize {
+        let each = |(id, held): (SessionId, Vec<Held>)| Some(pass_on(&*self.mailbox(&id)?, held));
+        released.into_iter().filter_map(each).sum()
+    }
+
+    /// The channel's members here, or what to tell router link `link`
+    /// when there are none.
+    fn members(&self, link: usize, channel: &Channel) -> Result<Arc<super::memberships::Members>, Interest> {
+        let memberships = self.memberships.lock().unwrap();
+        memberships.members(channel.as_str()).ok_or_else(|| memberships.current(channel).interest(link))
     }
 
     pub fn ids(&self) -> Vec<SessionId> {
@@ -300,6 +362,11 @@ impl Registry {
 
 fn queue(mailbox: &Mailbox, link: usize, message: &Message) -> bool {
     mailbox.push_from(link, message.clone()) == Pushed::Queued
+}
+
+/// Queues held messages in their order; how many were taken.
+fn pass_on(mailbox: &Mailbox, held: Vec<Held>) -> usize {
+    held.into_iter().filter(|held| queue(mailbox, held.link, &held.message)).count()
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
+use std::collections::HashSet;
 use std::time::Duration;
 
-use protocol::cmd::{Join, Reply};
-use protocol::{FrameKind, SessionId};
+use protocol::cmd::{Channel, Join, Reply};
+use protocol::{FrameKind, KeptEnd, Offset, SessionId};
 
 use super::Apply;
 use crate::hub::{Hub, LinkId};
@@ -20,9 +21,11 @@ const APPLIED_WAIT: Duration = Duration::from_secs(1);
 /// to go until then.
 const HELD_WAIT: Duration = Duration::from_secs(2);
 
-/// A join asking for history holds the channel's seam from the store's
-/// join until the kept messages are queued after CH_ADD: a publish through
-/// this router then comes wholly before (kept, sent now) or after (live).
+/// A join asking for history: KEPT_JOIN to the sessions the store adds
+/// (their gateways hold their live messages of the channel), the kept
+/// messages read once every gateway has applied it, then KEPT_END with the
+/// offset they reached: the gateways pass on the held messages after it
+/// and drop those before, whichever router published them.
 impl Apply for Join {
     async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
         let (channel, ids) = (self.target.channel.as_str(), &self.target.sessions);
@@ -30,21 +33,26 @@ impl Apply for Join {
         if rule.is_some() && !hub.until_held(ids, HELD_WAIT).await {
             tracing::warn!(channel, "joined sessions no gateway reported within {HELD_WAIT:?}: their history is lost");
         }
-        let seam = match rule {
-            Some(_) => Some(hub.seam(channel).await),
-            None => None,
-        };
         let added = hub.store().join(channel, ids).await?;
         hub.note_unheld(ids);
-        let sent = hub.joined(channel, ids);
         let recovered = match rule {
-            Some(rule) => send_history(hub, channel, &added, rule, self.since.as_deref()).await?,
-            None => false,
+            Some(rule) => {
+                let awaiting: HashSet<&SessionId> = added.iter().collect();
+                let (waiting, others): (Vec<SessionId>, Vec<SessionId>) =
+                    ids.iter().partition(|id| awaiting.contains(id));
+                let mut sent = hub.joined(FrameKind::KeptJoin, channel, &waiting);
+                sent.extend(hub.joined(FrameKind::ChAdd, channel, &others));
+                until_applied(hub, channel, &sent).await;
+                send_history(hub, channel, &added, rule, self.since.as_deref()).await?
+            }
+            None => {
+                let sent = hub.joined(FrameKind::ChAdd, channel, ids);
+                until_applied(hub, channel, &sent).await;
+                false
+            }
         };
-        drop(seam);
         let who = Joining { user: self.user.as_deref(), info: self.info.as_ref() };
         presence::joined(hub, channel, ids, who).await?;
-        until_applied(hub, channel, &sent).await;
         Ok(match self.since {
             Some(_) => Reply::Recovered { sessions: added.len(), recovered },
             None => Reply::Changed { sessions: added.len() },
@@ -53,17 +61,36 @@ impl Apply for Join {
 }
 
 /// The channel's kept messages, oldest first (those after `since`, if
-/// given), to sessions that just joined; whether `since` is still kept.
+/// given), to sessions that just joined, and the KEPT_END that lets their
+/// gateways pass on what they held; whether `since` is still kept. A read
+/// that fails still ends their wait (they get the live messages held).
 async fn send_history(hub: &Hub, channel: &str, ids: &[SessionId], rule: Rule, since: Option<&str>) -> StoreResult<bool> {
     if ids.is_empty() {
         return Ok(false);
     }
-    let (kept, recovered) = hub.store().history(channel, since, rule.count).await?;
+    let read = hub.store().history(channel, since, rule.count).await;
+    let from = since.and_then(Offset::parse).unwrap_or_default();
+    let upto = match &read {
+        Ok((kept, _)) => kept.last().and_then(|(offset, _)| Offset::parse(offset)).unwrap_or(from),
+        Err(_) => Offset::default(),
+    };
+    let end = |hub: &Hub| {
+        let end = KeptEnd { channel: Channel::new(channel).expect("a joined channel's name"), upto };
+        hub.tell_gateways(FrameKind::KeptEnd, ids, end.to_data());
+    };
+    let (kept, recovered) = match read {
+        Ok(read) => read,
+        Err(err) => {
+            end(hub);
+            return Err(err);
+        }
+    };
     for (offset, payload) in kept {
         let sent = as_sent(hub, channel, rule, offset, payload);
         let delivered = hub.deliver(FrameKind::SendMsg, ids, sent.data, sent.binary);
         hub.metrics.add(Count::HistorySent, delivered.sessions);
     }
+    end(hub);
     Ok(recovered.unwrap_or(false))
 }
 

@@ -1,5 +1,5 @@
 use protocol::cmd::{publish_frame, Channel, Entry, Payload, Publish, Reply};
-use protocol::{Frame, SessionId};
+use protocol::{Frame, KeptPub, Offset, SessionId};
 
 use super::Apply;
 use crate::hub::Hub;
@@ -16,9 +16,10 @@ impl Apply for Publish {
 }
 
 /// Publishes `frame`, and on a channel that keeps history appends the
-/// message first, both under the channel's seam (see [`Hub::seam`]); with
-/// `--history-envelope` the message goes out in its envelope. A message
-/// that cannot be kept is still published, as it is, and counted.
+/// message first and publishes it as KEPT_PUB with its offset, both under
+/// the channel's seam (see [`Hub::seam`]); with `--history-envelope` the
+/// message goes out in its envelope. A message that cannot be kept is
+/// still published, as it is, and counted.
 pub(super) async fn publish_kept(
     hub: &Hub,
     channel: &Channel,
@@ -40,8 +41,14 @@ pub(super) async fn publish_kept(
                 hub.metrics.count(Count::HistoryAppended);
                 hub.metrics.add(Count::HistoryTrimmed, appended.trimmed);
                 hub.metrics.add(Count::HistoryEvicted, appended.evicted);
+                let offset = Offset::parse(&appended.offset);
                 let sent = as_sent(hub, name, rule, appended.offset, payload.clone());
-                frame = publish_frame(channel.clone(), except, sent);
+                frame = match offset {
+                    Some(offset) => {
+                        KeptPub { except: except.to_vec(), channel: channel.clone(), offset, payload: sent }.to_frame()
+                    }
+                    None => publish_frame(channel.clone(), except, sent),
+                };
             }
             Err(err) => {
                 hub.metrics.count(Count::HistoryFailed);

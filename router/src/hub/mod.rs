@@ -317,9 +317,8 @@ impl Hub {
         self.history.of(channel)
     }
 
-    /// Held while a kept channel's message is appended and published, and
-    /// while a join reads the channel's history and sends it: a join's
-    /// history and live messages then meet with none lost or repeated.
+    /// Held while a kept channel's message is appended and published: this
+    /// router's messages of a channel go out in their offsets' order.
     pub async fn seam(&self, channel: &str) -> tokio::sync::MutexGuard<'_, ()> {
         use std::hash::BuildHasher;
         self.seams[self.seam_hasher.hash_one(channel) as usize % self.seams.len()].lock().await
@@ -397,12 +396,14 @@ impl Hub {
         self.to_owning_gateways(kind, ids, data, false);
     }
 
-    /// Tells the gateways that hold `ids` that they joined `channel`, and
-    /// routes the channel's publishes to them from now on: CH_ADD and a
-    /// later publish go out on the same link, in that order. Returns what
+    /// Tells the gateways that hold `ids` that they joined `channel` (by
+    /// CH_ADD, or KEPT_JOIN when history follows), and routes the
+    /// channel's publishes to them from now on: the join and a later
+    /// publish go out on the same link, in that order. Returns what
     /// [`Hub::until_applied`] waits for.
-    pub fn joined(&self, channel: &str, ids: &[SessionId]) -> Vec<(LinkId, u64)> {
-        self.membership_changed(FrameKind::ChAdd, channel, ids)
+    pub fn joined(&self, kind: FrameKind, channel: &str, ids: &[SessionId]) -> Vec<(LinkId, u64)> {
+        debug_assert!(matches!(kind, FrameKind::ChAdd | FrameKind::KeptJoin));
+        self.membership_changed(kind, channel, ids)
     }
 
     /// Tells the gateways that hold `ids` that they left `channel`.
@@ -437,7 +438,7 @@ impl Hub {
         }
         let n = ids.len() as u32;
         match kind {
-            FrameKind::ChAdd => {
+            FrameKind::ChAdd | FrameKind::KeptJoin => {
                 let gateways = links.routes.entry(channel.to_owned()).or_default();
                 let new = !gateways.contains_key(&link);
                 let route = gateways.entry(link).or_default();
@@ -741,7 +742,7 @@ mod tests {
         let link = hub.attach_gateway(GatewayId { server_id: 1, worker_id: 1 }, Arc::new(Outbound::new(1 << 20)));
         let id = SessionId::from_u64(1);
         hub.sessions_connected(link, &[id]);
-        hub.joined("room", &[id]);
+        hub.joined(FrameKind::ChAdd, "room", &[id]);
         assert_eq!(publish(&hub).delivered_to_gateways, 1, "routed as soon as the join is sent");
         hub.interest(link, interest(0, 7, 0));
         assert_eq!(publish(&hub).delivered_to_gateways, 1, "sent before the gateway applied the join");

@@ -321,7 +321,7 @@ async fn tell_late_joins(hub: &Hub, taken: &[protocol::SessionId]) -> crate::sto
         channels.into_iter().for_each(|channel| by_channel.entry(channel).or_default().push(*id));
     }
     for (channel, ids) in by_channel {
-        hub.joined(&channel, &ids);
+        hub.joined(FrameKind::ChAdd, &channel, &ids);
     }
     Ok(())
 }

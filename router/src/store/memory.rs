@@ -4,16 +4,17 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::history::MemoryHistory;
-use super::presence::MemoryPresence;
-use super::StoreResult;
+use super::history::{Appended, Kept, MemoryHistory, Rule, Since};
+use super::presence::{Changed, Joined, Left, MemoryPresence, Page};
+use super::{StoreLook, StoreResult};
+use protocol::cmd::Payload;
 use protocol::SessionId;
 
 #[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<Membership>,
-    pub presence: MemoryPresence,
-    pub history: MemoryHistory,
+    presence: MemoryPresence,
+    history: MemoryHistory,
 }
 
 #[derive(Default)]
@@ -92,7 +93,9 @@ impl MemoryStore {
         Ok(state.channels.get(channel).map(|m| m.iter().copied().collect()).unwrap_or_default())
     }
 
-    pub fn forget(&self, ids: &[SessionId]) -> StoreResult<()> {
+    /// `channels` are what [`Store::forget`](super::Store::forget) says;
+    /// memory knows them already.
+    pub fn forget(&self, ids: &[SessionId], _channels: &[Vec<String>]) -> StoreResult<()> {
         let mut state = self.state.lock().unwrap();
         for id in ids {
             for channel in state.sessions.remove(id).unwrap_or_default() {
@@ -182,60 +185,48 @@ impl MemoryStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn membership_follows_join_leave_and_forget() {
-        let store = MemoryStore::default();
-        let (a, b) = (SessionId::from_u64(1), SessionId::from_u64(2));
-        assert_eq!(store.join("room", &[a, b]).unwrap(), [a, b]);
-        assert!(store.join("room", &[a]).unwrap().is_empty());
-        store.join("other", &[a]).unwrap();
-        assert_eq!(store.channel_count().unwrap(), 2);
-        assert_eq!(store.channels_of(&[a, b]).unwrap(), 2);
-
-        assert_eq!(store.leave("room", &[b]).unwrap(), 1);
-        assert_eq!(store.members("room").unwrap(), vec![a]);
-
-        store.forget(&[a]).unwrap();
-        assert!(store.members("room").unwrap().is_empty());
-        assert_eq!(store.channel_count().unwrap(), 0);
+/// The calls that the Redis store makes in files of their own, with its
+/// signatures: [`super::Store`] calls either the same way.
+impl MemoryStore {
+    /// One router's memory keeps all it was told.
+    pub fn look(&self) -> StoreResult<StoreLook> {
+        Ok(StoreLook::default())
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_gateway_not_renewed_within_its_lease_is_reaped_with_its_sessions() {
-        let store = MemoryStore::default();
-        let (a, b, c) = (SessionId::from_u64(1), SessionId::from_u64(2), SessionId::from_u64(3));
-        store.gateway_sessions("1:1", &[a, b, c], true).unwrap();
-        store.gateway_sessions("1:1", &[c], false).unwrap();
-        store.gateway_sessions("2:2", &[SessionId::from_u64(4)], true).unwrap();
-        let lease = Duration::from_secs(10);
-        store.renew_leases(&["1:1".into(), "2:2".into()], lease).unwrap();
-        tokio::time::advance(Duration::from_secs(6)).await;
-        store.renew_leases(&["2:2".into()], lease).unwrap();
-        assert_eq!(store.reap_dead_gateway().unwrap(), None, "within the lease");
-        tokio::time::advance(Duration::from_secs(6)).await;
-        let (gateway, mut ids) = store.reap_dead_gateway().unwrap().expect("1:1's lease ran out");
-        ids.sort();
-        assert_eq!((gateway.as_str(), ids), ("1:1", vec![a, b]));
-        assert_eq!(store.reap_dead_gateway().unwrap(), None, "reaped once; 2:2 was renewed");
+    /// One router in memory knows only itself.
+    pub fn routers(&self, name: &str, report: &str) -> StoreResult<Vec<(String, String)>> {
+        Ok(vec![(name.to_owned(), report.to_owned())])
     }
 
-    #[test]
-    fn users_bind_move_and_end_with_their_sessions() {
-        let store = MemoryStore::default();
-        let (a, b) = (SessionId::from_u64(1), SessionId::from_u64(2));
-        store.bind_user(&a, "ann").unwrap();
-        store.bind_user(&b, "ann").unwrap();
-        let mut sessions = store.user_sessions("ann").unwrap();
-        sessions.sort();
-        assert_eq!(sessions, [a, b]);
-        store.bind_user(&b, "bob").unwrap();
-        assert_eq!(store.user_sessions("ann").unwrap(), [a], "binding again moves the session");
-        store.forget(&[a]).unwrap();
-        assert!(store.user_sessions("ann").unwrap().is_empty());
-        assert_eq!(store.user_sessions("bob").unwrap(), [b]);
+    pub fn presence_join(&self, channel: &str, members: &[(SessionId, String)]) -> StoreResult<Joined> {
+        Ok(self.presence.join(channel, members))
+    }
+
+    pub fn presence_leave(&self, channel: &str, ids: &[SessionId]) -> StoreResult<Left> {
+        Ok(self.presence.leave(channel, ids))
+    }
+
+    pub fn presence_set_away(&self, pairs: &[(String, SessionId)], away: bool) -> StoreResult<Vec<Changed>> {
+        Ok(self.presence.set_away(pairs, away))
+    }
+
+    pub fn presence_page(&self, channel: &str, after: Option<SessionId>, limit: usize) -> StoreResult<Page> {
+        Ok(self.presence.page(channel, after, limit))
+    }
+
+    pub fn history_append(&self, channel: &str, payload: &Payload, rule: Rule) -> StoreResult<Appended> {
+        Ok(self.history.append(channel, payload, rule))
+    }
+
+    pub fn history_sweep(&self) -> StoreResult<usize> {
+        Ok(self.history.sweep())
+    }
+
+    pub fn history_read(&self, channel: &str, limit: usize) -> StoreResult<Vec<Kept>> {
+        Ok(self.history.read(channel, limit))
+    }
+
+    pub fn history_since(&self, channel: &str, since: &str, limit: usize) -> StoreResult<Since> {
+        Ok(self.history.since(channel, since, limit))
     }
 }

@@ -64,8 +64,10 @@ pub fn resync_reason(look: StoreLook, first_look: bool) -> Option<&'static str> 
     }
 }
 
-/// One handle over either backend; `match` instead of a trait object keeps
-/// the async methods plain.
+/// One handle over either backend, each with the same calls (memory's
+/// answer at once); `match` instead of a trait object keeps the async
+/// methods plain. `e2e/tests/store_contract.rs` runs one contract against
+/// memory, a Redis and a Redis Cluster.
 pub enum Store {
     Memory(Box<MemoryStore>),
     Redis(RedisStore),
@@ -104,10 +106,7 @@ impl Store {
     /// `channels` are each session's, as [`Store::sessions_channels`] just
     /// read them (the caller announced their presence leaves from them).
     pub async fn forget(&self, ids: &[SessionId], channels: &[Vec<String>]) -> StoreResult<()> {
-        match self {
-            Store::Memory(s) => s.forget(ids),
-            Store::Redis(s) => s.forget(ids, channels).await,
-        }
+        dispatch!(self, s => s.forget(ids, channels))
     }
 
     pub async fn count(&self, channel: &str) -> StoreResult<usize> {
@@ -153,42 +152,27 @@ impl Store {
     /// What the store kept of what it was told, since the last look (see
     /// [`RedisStore::look`]). An in-memory store keeps all of it.
     pub async fn look(&self) -> StoreResult<StoreLook> {
-        match self {
-            Store::Memory(_) => Ok(StoreLook::default()),
-            Store::Redis(s) => s.look().await,
-        }
+        dispatch!(self, s => s.look())
     }
 
     /// Adds presence members (each with its member JSON) to `channel`.
     pub async fn presence_join(&self, channel: &str, members: &[(SessionId, String)]) -> StoreResult<Joined> {
-        match self {
-            Store::Memory(s) => Ok(s.presence.join(channel, members)),
-            Store::Redis(s) => s.presence_join(channel, members).await,
-        }
+        dispatch!(self, s => s.presence_join(channel, members))
     }
 
     pub async fn presence_leave(&self, channel: &str, ids: &[SessionId]) -> StoreResult<Left> {
-        match self {
-            Store::Memory(s) => Ok(s.presence.leave(channel, ids)),
-            Store::Redis(s) => s.presence_leave(channel, ids).await,
-        }
+        dispatch!(self, s => s.presence_leave(channel, ids))
     }
 
     /// Marks members away (their client dropped) or back, per (channel,
     /// session); returns those that changed, with their member JSON.
     pub async fn presence_set_away(&self, pairs: &[(String, SessionId)], away: bool) -> StoreResult<Vec<Changed>> {
-        match self {
-            Store::Memory(s) => Ok(s.presence.set_away(pairs, away)),
-            Store::Redis(s) => s.presence_set_away(pairs, away).await,
-        }
+        dispatch!(self, s => s.presence_set_away(pairs, away))
     }
 
     /// Up to `limit` members after `after`, in session id order, and the count.
     pub async fn presence_page(&self, channel: &str, after: Option<SessionId>, limit: usize) -> StoreResult<Page> {
-        match self {
-            Store::Memory(s) => Ok(s.presence.page(channel, after, limit)),
-            Store::Redis(s) => s.presence_page(channel, after, limit).await,
-        }
+        dispatch!(self, s => s.presence_page(channel, after, limit))
     }
 
     /// The user each of `ids` is bound to, if any.
@@ -197,18 +181,12 @@ impl Store {
     }
 
     pub async fn history_append(&self, channel: &str, payload: &Payload, rule: Rule) -> StoreResult<Appended> {
-        match self {
-            Store::Memory(s) => Ok(s.history.append(channel, payload, rule)),
-            Store::Redis(s) => s.history_append(channel, payload, rule).await,
-        }
+        dispatch!(self, s => s.history_append(channel, payload, rule))
     }
 
     /// Forgets channels whose history expired; what all kept channels cost now.
     pub async fn history_sweep(&self) -> StoreResult<usize> {
-        match self {
-            Store::Memory(s) => Ok(s.history.sweep()),
-            Store::Redis(s) => s.history_sweep().await,
-        }
+        dispatch!(self, s => s.history_sweep())
     }
 
     /// The newest `limit` messages `channel` keeps, oldest first; after
@@ -220,26 +198,16 @@ impl Store {
         limit: usize,
     ) -> StoreResult<(Vec<Kept>, Option<bool>)> {
         let Some(since) = since else {
-            let kept = match self {
-                Store::Memory(s) => s.history.read(channel, limit),
-                Store::Redis(s) => s.history_read(channel, limit).await?,
-            };
-            return Ok((kept, None));
+            return Ok((dispatch!(self, s => s.history_read(channel, limit))?, None));
         };
-        let Since { entries, recovered } = match self {
-            Store::Memory(s) => s.history.since(channel, since, limit),
-            Store::Redis(s) => s.history_since(channel, since, limit).await?,
-        };
+        let Since { entries, recovered } = dispatch!(self, s => s.history_since(channel, since, limit))?;
         Ok((entries, Some(recovered)))
     }
 
     /// Notes this router's report, JSON, and returns every router's that
     /// shares the store, by name; one in memory knows only itself.
     pub async fn routers(&self, name: &str, report: &str) -> StoreResult<Vec<(String, String)>> {
-        match self {
-            Store::Memory(_) => Ok(vec![(name.to_owned(), report.to_owned())]),
-            Store::Redis(s) => s.routers(name, report).await,
-        }
+        dispatch!(self, s => s.routers(name, report))
     }
 
     /// Channels with at least one member.

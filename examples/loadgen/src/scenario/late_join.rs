@@ -19,9 +19,13 @@ use crate::transport::{Conn, Endpoint};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// Router HTTP API address, HOST:PORT.
+    /// Router HTTP API address, HOST:PORT: the publishes go through it.
     #[arg(long)]
     pub router: SocketAddr,
+    /// The router the joins go through (another one on the same store,
+    /// to check history at join across routers); `--router` by default.
+    #[arg(long)]
+    pub join_router: Option<SocketAddr>,
     /// The channel: one the router's --history names.
     #[arg(long, default_value = "history-load")]
     pub channel: String,
@@ -59,7 +63,7 @@ async fn join_and_read(
     let mut conn = Conn::open(&endpoint.with_query("resume=1"), None).await?;
     let hello = session_message(&mut conn).await?;
     let id = hello["id"].as_str().context("session message without an id")?.to_owned();
-    let mut router = RouterApi::new(args.router);
+    let mut router = RouterApi::new(args.join_router.unwrap_or(args.router));
     let before = published.load(SeqCst);
     let result = router.join_with_history(&args.channel, &id).await;
     let after = published.load(SeqCst);

@@ -26,10 +26,10 @@ use hyper::body::Incoming;
 use runtime::Slot;
 use tokio::io::AsyncWriteExt;
 
-use super::http::{connection_params, origin_allowed, raw_head, read_body, respond, start, Io, Reply};
 use crate::admission::{Entry, Refusal, Seat};
 use crate::base::close::CloseReason;
 use crate::base::transport::Incoming as Frame;
+use crate::front::exchange::{connection_params, origin_allowed, raw_head, read_body, respond, start, Io, Reply};
 use crate::metrics::Count;
 use crate::resume::token::{self, Ask};
 use crate::session::task::Start;
@@ -50,7 +50,7 @@ const POST_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// A `GET` whose client takes an event stream (and is no WebSocket upgrade).
 pub fn wants_stream(method: &Method, headers: &HeaderMap) -> bool {
     method == Method::GET
-        && !super::http::wants_websocket(headers)
+        && !crate::front::exchange::wants_websocket(headers)
         && headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|accept| {
             accept.split(',').any(|kind| kind.split(';').next().unwrap_or("").trim() == "text/event-stream")
         })

@@ -16,7 +16,7 @@ use super::codec::{self, EventId};
 use crate::admission::Entry;
 use crate::base::message::Message;
 use crate::base::transport::Incoming;
-use crate::front::http::Io;
+use crate::front::exchange::Io;
 use crate::session::inboxes::Inbox;
 use crate::Gateway;
 
@@ -87,7 +87,7 @@ impl Held {
         if let Some(origin) = &self.allow_origin {
             headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         }
-        let mut out = crate::front::http::raw_head(status, &headers);
+        let mut out = crate::front::exchange::raw_head(status, &headers);
         out.extend_from_slice(body.as_bytes());
         out
     }

@@ -97,12 +97,13 @@ pub fn run<T: Transport, H: Host>(
             let replay_log = resumable.then(|| Box::new(ReplayLog::new(0, 1, settings.resume_budget().clone())));
             let phase = if resumable { Phase::Greeting { resumed: false, last: None } } else { Phase::Open };
             let connect = settings.connect_event.then_some(EventKind::Connect);
-            let life = Lifecycle::new(phase, resumable, connect, settings);
+            let life = Lifecycle::new(phase, resumable, connect, settings, Instant::now());
             (id, mailbox, ParamBlock::default(), replay_log, life, true)
         }
         Start::Resumed { id, mailbox, carried, last } => {
             mailbox.park(false);
-            let life = Lifecycle::new(Phase::Greeting { resumed: true, last }, true, Some(EventKind::Online), settings);
+            let greeting = Phase::Greeting { resumed: true, last };
+            let life = Lifecycle::new(greeting, true, Some(EventKind::Online), settings, Instant::now());
             (id, mailbox, carried.meta, Some(Box::new(carried.replay_log)), life, false)
         }
     };
@@ -230,7 +231,7 @@ impl<T: Transport, H: Host> Session<T, H> {
             action = match action {
                 Action::None => break,
                 Action::Write(message) => self.write_batch(VecDeque::from([message]), true).await,
-                Action::ReplayBounds(message) => {
+                Action::HoldForReturn(message) => {
                     self.mailbox.push(message);
                     Action::None
                 }
