@@ -141,7 +141,8 @@ async fn history_stays_within_its_count_and_bytes_and_outlives_a_router_restart_
     }
     assert_eq!(client.recv().await.into_text().unwrap().as_str(), "live");
     call("join", json!({"channel": "news-1", "sessions": [id], "history": true}));
-    client.expect_silence(Duration::from_millis(300)).await;
+    call("publish", json!({"channel": "news-1", "data": "after"}));
+    assert_eq!(client.recv().await.into_text().unwrap().as_str(), "after", "a member joining again gets no history");
 }
 
 /// A message of a kept channel in its envelope (`--history-envelope`): its text and offset.

@@ -144,7 +144,8 @@ async fn every_command(via: Via) {
         json!({"type": "close", "name": "b", "id": b_id}),
         "the kick's close event reached the backend"
     );
-    a.expect_silence(Duration::from_millis(200)).await;
+    call(&stack, via, Call::Send(a_only, b"nothing before this", false));
+    assert_eq!(a.recv().await, Message::text("nothing before this"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! Backends and gateways send the router frames: any bytes must decode,
 //! and parse into session lists, commands, hand-over state, a resume, an AUTH, a heartbeat, a channel interest,
 //! a barrier, a kept message or a history's end, an occupancy, a gateway's status or a session's description,
+//! and as either side of a link reads them,
 //! without a panic; what parses round-trips. The first frame is read as a
 //! peer's before its AUTH: no larger than the bound, and nothing reserved past it.
 #![no_main]
@@ -11,7 +12,7 @@ use protocol::cmd::Command;
 use protocol::handover::{GatewayId, ResumeAsk, SessionState};
 use protocol::{
     encode_ids, Frame, FrameCodec, FrameKind, GatewayStatus, Heartbeat, Hello, Interest, KeptEnd, KeptPub, Occupancy,
-    SessionDescription, Sync, MAX_BEFORE_AUTH,
+    SessionDescription, Sync, ToGateway, ToRouter, MAX_BEFORE_AUTH,
 };
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -74,6 +75,8 @@ fuzz_target!(|data: &[u8]| {
         if let Ok((session, description)) = SessionDescription::from_frame(&frame) {
             assert_eq!(SessionDescription::from_frame(&description.to_frame(&session)), Ok((session, description)));
         }
+        let _ = ToRouter::from_frame(frame.clone());
+        let _ = ToGateway::from_frame(frame.clone());
         if let Ok(command) = Command::from_frame(frame) {
             for frame in command.to_frames() {
                 assert_eq!(Command::from_frame(frame).as_ref(), Ok(&command));

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod cmd;
 pub mod config;
 pub mod hub;
+pub mod link;
 pub mod metrics;
 pub mod outbound;
 pub mod presence;

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use protocol::cmd::{Channel, Command};
+use protocol::cmd::Channel;
 use protocol::handover::{GatewayId, Refusal, ResumeAsk, SessionState};
-use protocol::{Frame, FrameCodec, FrameKind, Heartbeat, Hello, SessionId};
+use protocol::{Due, Frame, FrameCodec, FrameKind, Hello, Liveness, SessionId, ToGateway};
 use runtime::Shutdown;
 use tokio::net::TcpStream;
 
@@ -183,48 +183,52 @@ impl Link {
     /// router sends. A router silent for three of its heartbeats is dead.
     async fn serve(&self, conn: Conn, shutdown: &Shutdown) -> Result<(), String> {
         let (mut sink, mut stream) = conn.split();
-        let mut beats = tokio::time::interval_at(Instant::now() + self.settings.heartbeat, self.settings.heartbeat);
-        let mut silence = self.settings.beat().dead_after();
-        let mut last_heard = Instant::now();
+        let mut live = Liveness::leading(self.settings.beat(), Instant::now().into_std());
         let mut heard = false;
         loop {
+            let deadline = Instant::from_std(live.next_deadline().expect("a leading side always beats"));
             tokio::select! {
                 _ = shutdown.wait() => return Ok(()),
-                _ = beats.tick() => {
-                    self.release_waiting();
-                    self.pushed(self.registry.sweep_catchups(Instant::now().into_std()));
-                    self.write(&mut sink, vec![self.settings.beat().to_frame()]).await?
-                }
+                _ = tokio::time::sleep_until(deadline) => match live.on_timeout(Instant::now().into_std()) {
+                    Some(Due::Beat) => {
+                        self.release_waiting();
+                        self.pushed(self.registry.sweep_catchups(Instant::now().into_std()));
+                        self.write(&mut sink, vec![self.settings.beat().to_frame()]).await?
+                    }
+                    Some(Due::Silent(silence)) => {
+                        self.stats.silent_routers.fetch_add(1, Relaxed);
+                        return Err(format!("router silent for {silence:?}"));
+                    }
+                    None => {}
+                },
                 events = self.outgoing.take() => self.write(&mut sink, batch(events?)).await?,
-                _ = tokio::time::sleep_until(last_heard + silence) => {
-                    self.stats.silent_routers.fetch_add(1, Relaxed);
-                    return Err(format!("router silent for {silence:?}"));
-                }
                 frame = stream.next() => {
-                    last_heard = Instant::now();
                     if !heard {
                         // The router is alive and reading this connection: its report is in.
                         heard = true;
                         self.outgoing.pending.lock().unwrap().reporting.clear();
                     }
+                    let frame = match frame {
+                        Some(Ok(frame)) => ToGateway::from_frame(frame)?,
+                        Some(Err(err)) => return Err(err.to_string()),
+                        None => return Err("router closed the link".into()),
+                    };
+                    let beat = match frame {
+                        ToGateway::Heartbeat(beat) => Some(beat),
+                        _ => None,
+                    };
+                    live.on_frame(beat, Instant::now().into_std());
                     match frame {
-                        Some(Ok(frame)) if frame.kind() == Some(FrameKind::Heartbeat) => {
-                            let beat = Heartbeat::from_frame(&frame).map_err(str::to_owned)?;
-                            silence = beat.dead_after();
-                            self.outgoing.router_max_frame.store(beat.max_frame, Relaxed);
-                        }
-                        Some(Ok(frame)) if frame.kind() == Some(FrameKind::Resync) => {
+                        ToGateway::Heartbeat(beat) => self.outgoing.router_max_frame.store(beat.max_frame, Relaxed),
+                        ToGateway::Resync => {
                             tracing::info!(router = %self.addr, "router asked for a resync");
                             self.write(&mut sink, self.memberships()).await?;
                         }
-                        Some(Ok(frame)) if frame.kind() == Some(FrameKind::Synced) => {
-                            let protocol::Sync(barrier) = protocol::Sync::from_frame(&frame).map_err(str::to_owned)?;
+                        ToGateway::Synced(protocol::Sync(barrier)) => {
                             self.barriers.lock().unwrap().synced(self.index, barrier);
                             self.release_waiting();
                         }
-                        Some(Ok(frame)) => self.deliver(frame)?,
-                        Some(Err(err)) => return Err(err.to_string()),
-                        None => return Err("router closed the link".into()),
+                        frame => self.deliver(frame)?,
                     }
                 }
             }
@@ -266,30 +270,23 @@ impl Link {
         self.stats.pushes_queued.fetch_add(sessions as u64, Relaxed);
     }
 
-    fn deliver(&self, frame: Frame) -> Result<(), String> {
-        let kind = frame.kind();
-        match kind {
-            Some(FrameKind::SendMsg) => {
-                let message = Message::new(Payload::shared(frame.data), frame.binary);
-                // The session area alone: `frame.data` has moved into the message.
-                let ids = SessionId::packed(&frame.sessions).map_err(|e| e.to_string())?;
-                self.pushed(self.registry.push(self.index, ids, &message));
+    fn deliver(&self, frame: ToGateway) -> Result<(), String> {
+        match frame {
+            ToGateway::Push { sessions, payload } => {
+                let message = Message::new(Payload::shared(payload.data), payload.binary);
+                self.pushed(self.registry.push(self.index, sessions, &message));
             }
-            Some(FrameKind::SendAll) => {
-                let message = Message::new(Payload::shared(frame.data), frame.binary);
+            ToGateway::Broadcast(payload) => {
+                let message = Message::new(Payload::shared(payload.data), payload.binary);
                 self.pushed(self.registry.push_all(self.index, &message));
             }
-            Some(FrameKind::Kick) => {
-                self.registry.kick(frame.session_ids().map_err(|e| e.to_string())?);
-            }
-            Some(FrameKind::Orphaned) => {
-                let ids = frame.session_ids().map_err(|e| e.to_string())?.collect();
-                if self.asks.try_send(RouterAsk::Orphaned(ids)).is_err() {
+            ToGateway::Kick(sessions) => self.registry.kick(sessions),
+            ToGateway::Orphaned(sessions) => {
+                if self.asks.try_send(RouterAsk::Orphaned(sessions)).is_err() {
                     tracing::error!(router = %self.addr, "router request queue full: close events dropped");
                 }
             }
-            Some(FrameKind::Describe) => {
-                let session = SessionId::parse(&frame.sessions).map_err(|e| e.to_string())?;
+            ToGateway::Describe(session) => {
                 if let Some(mailbox) = self.registry.mailbox(&session) {
                     let (reply, described) = tokio::sync::oneshot::channel();
                     mailbox.request_describe(reply);
@@ -301,71 +298,59 @@ impl Link {
                     });
                 }
             }
-            Some(FrameKind::Drain) => {
+            ToGateway::Drain => {
                 tracing::warn!(router = %self.addr, "a router asked this gateway to drain");
                 let _ = self.asks.try_send(RouterAsk::Drain);
             }
-            Some(FrameKind::Occupancy) => {
-                let occupancy = protocol::Occupancy::from_frame(&frame)?;
+            ToGateway::Occupancy(occupancy) => {
                 if self.asks.try_send(RouterAsk::Occupancy(occupancy)).is_err() {
                     tracing::error!(router = %self.addr, "router request queue full: an occupancy event dropped");
                 }
             }
-            Some(kind @ (FrameKind::Resume | FrameKind::Moved | FrameKind::Handover | FrameKind::ResumeRefused)) => {
-                let session = SessionId::parse(&frame.sessions).map_err(|e| e.to_string())?;
-                let (to, rest) = GatewayId::split(&frame.data).map_err(|e| e.to_string())?;
-                self.move_frame(kind, session, to, rest)?;
-            }
-            Some(FrameKind::ChPub | FrameKind::PublishExcept) => {
-                let (channel, payload, except) = match Command::from_frame(frame).map_err(|e| e.to_string())? {
-                    Command::Publish(publish) => (publish.channel, publish.payload, Vec::new()),
-                    Command::PublishExcept(publish) => (publish.channel, publish.payload, publish.except),
-                    _ => unreachable!("CH_PUB and PUBLISH_EXCEPT parse as publishes"),
-                };
+            ToGateway::Move { kind, session, to, rest } => self.move_frame(kind, session, to, rest)?,
+            ToGateway::Publish { channel, except, payload } => {
                 let message = Message::new(Payload::shared(payload.data), payload.binary);
                 match self.registry.publish(self.index, &channel, &message, &except) {
                     Ok(taken) => self.pushed(taken),
                     Err(none_here) => self.outgoing.queue_count(none_here),
                 }
             }
-            Some(FrameKind::KeptPub) => {
-                let kept = protocol::KeptPub::from_frame(&frame)?;
+            ToGateway::KeptPub(kept) => {
                 let message = Message::new(Payload::shared(kept.payload.data), kept.payload.binary);
                 match self.registry.publish_kept(self.index, &kept.channel, kept.offset, &message, &kept.except) {
                     Ok(taken) => self.pushed(taken),
                     Err(none_here) => self.outgoing.queue_count(none_here),
                 }
             }
-            Some(FrameKind::KeptEnd) => {
-                let (ids, end) = protocol::KeptEnd::from_frame(&frame)?;
-                self.pushed(self.registry.history_ended(&end.channel, &ids, end.upto, Instant::now().into_std()));
+            ToGateway::KeptEnd { sessions, end } => {
+                self.pushed(self.registry.history_ended(&end.channel, &sessions, end.upto, Instant::now().into_std()));
             }
-            Some(kind @ (FrameKind::ChAdd | FrameKind::KeptJoin | FrameKind::ChDel)) => {
-                let ids: Vec<SessionId> = frame.session_ids().map_err(|e| e.to_string())?.collect();
-                let channel = std::str::from_utf8(&frame.data).map_err(|e| e.to_string())?;
-                let channel = Channel::new(channel).map_err(|e| e.to_string())?;
-                if kind == FrameKind::KeptJoin {
+            ToGateway::Joined { sessions, channel, awaiting_history } => {
+                if awaiting_history {
                     // Before they join: no live message reaches them ahead of their history.
-                    self.registry.await_history(&channel, &ids, Instant::now().into_std());
+                    self.registry.await_history(&channel, &sessions, Instant::now().into_std());
                 }
-                // Every router hears a new count; this one hears that its
-                // change is applied once the others have the count.
-                let (count, applied) = self.registry.note_channel(self.index, &ids, &channel, kind != FrameKind::ChDel);
-                if let Some(count) = count {
-                    tell_counts(&self.all, &[count]);
-                }
-                self.changed(applied, channel);
+                self.membership_changed(&sessions, channel, true);
             }
-            Some(FrameKind::Bind) => {
-                let id = SessionId::parse(&frame.sessions).map_err(|e| e.to_string())?;
-                self.registry.note_user(id, &String::from_utf8_lossy(&frame.data));
+            ToGateway::Left { sessions, channel } => self.membership_changed(&sessions, channel, false),
+            ToGateway::Bound { session, user } => self.registry.note_user(session, &user),
+            ToGateway::Heartbeat(_) | ToGateway::Resync | ToGateway::Synced(_) => {
+                unreachable!("the link's own frames are taken in `serve`")
             }
-            _ => return Err(format!("unexpected frame type {} from the router", frame.raw_kind)),
         }
         Ok(())
     }
 
-    /// A frame of a session's move between gateways (`to` is the new one).
+    /// Every router hears the channel's new count; this one hears that its
+    /// change is applied once the others have the count.
+    fn membership_changed(&self, sessions: &[SessionId], channel: Channel, joined: bool) {
+        let (count, applied) = self.registry.note_channel(self.index, sessions, &channel, joined);
+        if let Some(count) = count {
+            tell_counts(&self.all, &[count]);
+        }
+        self.changed(applied, channel);
+    }
+
     fn move_frame(&self, kind: FrameKind, session: SessionId, to: GatewayId, rest: Bytes) -> Result<(), String> {
         match kind {
             FrameKind::Resume => {

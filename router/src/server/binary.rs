@@ -2,8 +2,8 @@
 //! AUTH is a gateway link; any other connection is a backend sending
 //! commands, one or many per connection, as fooking's `RouterClient` does.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
@@ -13,12 +13,12 @@ use tokio_util::codec::Framed;
 use protocol::cmd::{error_frame, Command};
 
 use crate::cmd::Apply;
-use crate::hub::{Hub, LinkId};
+use crate::hub::Hub;
 use crate::metrics::Count;
 use crate::outbound::{CutOff, Outbound};
 use crate::server::arrival::Ticket;
-use protocol::handover::{GatewayId, ResumeAsk};
-use protocol::{token_matches, Frame, FrameCodec, FrameError, FrameKind, Heartbeat, Hello, Interest};
+use protocol::handover::GatewayId;
+use protocol::{token_matches, Due, Frame, FrameCodec, FrameError, FrameKind, Heartbeat, Hello, Liveness, ToRouter};
 
 /// A connection that sends nothing for this long is closed.
 const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
@@ -197,30 +197,28 @@ async fn serve_gateway(conn: Conn, hub: Arc<Hub>, peer: &str, id: GatewayId, set
     let link = hub.attach_gateway(id, outbound.clone());
     tracing::info!(%peer, gateway = %id, "gateway linked");
     let own_beat = Heartbeat { interval: settings.heartbeat, max_frame: settings.max_frame };
-    let gateway_beat: Mutex<Option<Heartbeat>> = Mutex::new(None);
-    let beat_of_gateway = || *gateway_beat.lock().unwrap();
+    let mut live = Liveness::answering(own_beat, Instant::now());
 
     let writer = write_link(&mut sink, &outbound, settings.stall);
-    let beats = async {
-        let mut ticks = tokio::time::interval(settings.heartbeat);
-        loop {
-            ticks.tick().await;
-            if beat_of_gateway().is_some() {
-                outbound.push(vec![own_beat.to_frame()]);
-            }
-        }
-    };
     let reader = async {
         loop {
-            let next = match beat_of_gateway() {
-                Some(beat) => match tokio::time::timeout(beat.dead_after(), stream.next()).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        outbound.cut_off(CutOff::Silent);
-                        return LinkEnd::CutOff(CutOff::Silent);
+            // No word from the gateway yet: nothing to judge or answer.
+            let deadline = live.next_deadline().unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+            let next = tokio::select! {
+                next = stream.next() => next,
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    match live.on_timeout(Instant::now()) {
+                        Some(Due::Beat) => {
+                            outbound.push(vec![own_beat.to_frame()]);
+                        }
+                        Some(Due::Silent(_)) => {
+                            outbound.cut_off(CutOff::Silent);
+                            return LinkEnd::CutOff(CutOff::Silent);
+                        }
+                        None => {}
                     }
-                },
-                None => stream.next().await,
+                    continue;
+                }
             };
             let frame = match next {
                 None => return LinkEnd::Closed("the gateway closed the link".into()),
@@ -229,32 +227,28 @@ async fn serve_gateway(conn: Conn, hub: Arc<Hub>, peer: &str, id: GatewayId, set
                     log_frame_error(&hub, peer, &err);
                     return LinkEnd::Closed(err.to_string());
                 }
-                Some(Ok(frame)) => frame,
+                Some(Ok(frame)) => match ToRouter::from_frame(frame) {
+                    Ok(frame) => frame,
+                    Err(reason) => return LinkEnd::Closed(reason),
+                },
             };
-            if frame.kind() == Some(FrameKind::Heartbeat) {
-                let beat = match Heartbeat::from_frame(&frame) {
-                    Ok(beat) => beat,
-                    Err(reason) => return LinkEnd::Closed(reason.into()),
-                };
-                if gateway_beat.lock().unwrap().replace(beat).is_none() {
-                    outbound.push(vec![own_beat.to_frame()]);
-                }
+            let beat = match frame {
+                ToRouter::Heartbeat(beat) => Some(beat),
+                _ => None,
+            };
+            if live.on_frame(beat, Instant::now()) {
+                outbound.push(vec![own_beat.to_frame()]);
+            }
+            if let Some(beat) = beat {
                 hub.gateway_takes(link, beat.max_frame);
                 hub.gateway_heard(link);
-            } else if frame.kind() == Some(FrameKind::Status) {
-                match protocol::GatewayStatus::from_frame(&frame) {
-                    Ok(status) => hub.gateway_status(link, status),
-                    Err(reason) => return LinkEnd::Closed(reason),
-                }
-            } else if let Err(reason) = gateway_frame(&hub, link, frame).await {
-                return LinkEnd::Closed(reason);
             }
+            crate::link::apply(&hub, link, frame).await;
         }
     };
     let end = tokio::select! {
         end = writer => end,
         end = reader => end,
-        never = beats => never,
     };
     hub.detach_gateway(link);
     match end {
@@ -307,107 +301,4 @@ impl From<tokio::time::error::Elapsed> for WriteError {
     fn from(_: tokio::time::error::Elapsed) -> WriteError {
         WriteError::Stalled
     }
-}
-
-/// Sessions a backend joined before their gateway's CONN came: their
-/// gateway learns their channels now, and their publishes go there.
-async fn tell_late_joins(hub: &Hub, taken: &[protocol::SessionId]) -> crate::store::StoreResult<()> {
-    let late = hub.take_unheld(taken);
-    if late.is_empty() {
-        return Ok(());
-    }
-    let mut by_channel: std::collections::HashMap<String, Vec<protocol::SessionId>> = Default::default();
-    for (id, channels) in late.iter().zip(hub.store().sessions_channels(&late).await?) {
-        channels.into_iter().for_each(|channel| by_channel.entry(channel).or_default().push(*id));
-    }
-    for (channel, ids) in by_channel {
-        hub.joined(FrameKind::ChAdd, &channel, &ids);
-    }
-    Ok(())
-}
-
-/// A gateway reports its sessions (CONN, CLOSE) and, on (re)link or when
-/// asked to resync, what they belong to (CH_ADD, BIND), which the store
-/// takes again: that is how a Redis that lost its data is refilled; and
-/// how many of its sessions are in each channel (CH_SUB, CH_UNSUB). The
-/// frames of a session's move between gateways are passed on (see
-/// `protocol::handover`).
-async fn gateway_frame(hub: &Hub, link: LinkId, frame: Frame) -> Result<(), String> {
-    let ids: Vec<_> = frame.session_ids().map_err(|e| e.to_string())?.collect();
-    let store = hub.store();
-    let stored = match frame.kind() {
-        Some(FrameKind::Conn) => {
-            let taken = hub.sessions_connected(link, &ids);
-            let stored = match hub.gateway_key(link) {
-                Some(gateway) => store.gateway_sessions(&gateway, &taken, true).await,
-                None => Ok(()),
-            };
-            stored.and(tell_late_joins(hub, &taken).await)
-        }
-        Some(FrameKind::ChSub | FrameKind::ChUnsub) => {
-            hub.interest(link, Interest::from_frame(&frame)?);
-            Ok(())
-        }
-        // All the gateway sent before is applied: frames are taken in order.
-        Some(FrameKind::Sync) => {
-            let barrier = protocol::Sync::from_frame(&frame)?;
-            hub.send_to_link(link, barrier.to_frame(FrameKind::Synced));
-            Ok(())
-        }
-        Some(FrameKind::Close) => {
-            let ended = hub.sessions_closed(link, &ids);
-            let closed = crate::presence::forget(hub, &ended, Some(link)).await;
-            match hub.gateway_key(link) {
-                Some(gateway) => closed.and(store.gateway_sessions(&gateway, &ids, false).await),
-                None => closed,
-            }
-        }
-        Some(FrameKind::ChAdd) => {
-            let channel = protocol::cmd::Channel::from_bytes(&frame.data).map_err(|err| format!("CH_ADD: {err}"))?;
-            let channel = channel.as_str();
-            let held = hub.held_by(link, &ids);
-            let who = crate::presence::Joining { user: None, info: None };
-            match store.join(channel, &held).await {
-                Ok(_) => crate::presence::joined(hub, channel, &held, who).await,
-                Err(err) => Err(err),
-            }
-        }
-        Some(FrameKind::Described) => {
-            let (session, description) = protocol::SessionDescription::from_frame(&frame)?;
-            hub.described(link, session, description);
-            Ok(())
-        }
-        Some(kind @ (FrameKind::SessionsAway | FrameKind::SessionsBack)) => {
-            crate::presence::away(hub, link, &ids, kind == FrameKind::SessionsAway).await
-        }
-        Some(FrameKind::Bind) => {
-            let user = protocol::cmd::user_id(&frame.data).map_err(|err| format!("BIND: {err}"))?;
-            let user = user.as_str();
-            let [id] = ids[..] else { return Err("BIND names one session".into()) };
-            match hub.held_by(link, &ids).is_empty() {
-                true => Ok(()),
-                false => store.bind_user(&id, user).await,
-            }
-        }
-        Some(kind @ (FrameKind::Resume | FrameKind::Moving | FrameKind::Handover | FrameKind::ResumeRefused)) => {
-            let [id] = ids[..] else { return Err(format!("{kind:?} names one session")) };
-            match kind {
-                FrameKind::Resume => {
-                    let ask = ResumeAsk::decode(&frame.data).map_err(|e| e.to_string())?;
-                    hub.resume(link, id, &ask);
-                }
-                FrameKind::Moving => {
-                    let (to, _) = GatewayId::split(&frame.data).map_err(|e| e.to_string())?;
-                    hub.moving(link, id, to).await;
-                }
-                _ => hub.answer_resume(link, id, frame),
-            }
-            Ok(())
-        }
-        _ => return Err(format!("unexpected frame type {} from a gateway", frame.raw_kind)),
-    };
-    if let Err(err) = stored {
-        tracing::error!(%err, "could not store what a gateway reported");
-    }
-    Ok(())
 }
