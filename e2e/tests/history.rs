@@ -53,8 +53,21 @@ fn late_joiners_through_another_router_miss_nothing(store: &str) {
     let args = ["--history", "history-=50", "--redis", store];
     let (_stack, routers, gateways) = routed_cluster(2, &args, 2, &[], &[]);
     let (publishes, joins) = (local(routers[0]).to_string(), local(routers[1]).to_string());
-    let late_join =
-        ["late-join", "--router", &publishes, "--join-router", &joins, "--kept", "50", "-d", "12", "-j", "20"];
+    let late_join = [
+        "late-join",
+        "--router",
+        &publishes,
+        "--join-router",
+        &joins,
+        "--kept",
+        "50",
+        "-d",
+        "8",
+        "-j",
+        "20",
+        "--min-messages",
+        "3000",
+    ];
     let urls = ["--url", &gateways[0].url, "--url", &gateways[1].url];
     let (ok, report) = loadgen(&[&urls[..], &late_join].concat());
     assert!(ok && report["ok"] == true, "{report:#}");

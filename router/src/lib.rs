@@ -9,6 +9,7 @@ pub mod link;
 pub mod metrics;
 pub mod outbound;
 pub mod presence;
+pub mod seams;
 pub mod server;
 pub mod store;
 

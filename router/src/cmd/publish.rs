@@ -17,7 +17,7 @@ impl Apply for Publish {
 
 /// Publishes `frame`, and on a channel that keeps history appends the
 /// message first and publishes it as KEPT_PUB with its offset, both under
-/// the channel's seam (see [`Hub::seam`]); with `--history-envelope` the
+/// the channel's seam (see [`crate::seams`]); with `--history-envelope` the
 /// message goes out in its envelope. A message that cannot be kept is
 /// still published, as it is, and counted.
 pub(super) async fn publish_kept(
@@ -31,7 +31,7 @@ pub(super) async fn publish_kept(
     let Some(rule) = hub.history_rule(name) else {
         return Ok(Reply::Delivered(hub.publish(name, frame, except)));
     };
-    let _seam = hub.seam(name).await;
+    let _seam = hub.seams.hold(name).await;
     let mut frame = frame;
     if payload.data.len() > rule.max_bytes || !fits_an_answer(hub, payload) {
         hub.metrics.count(Count::HistoryTooLarge);

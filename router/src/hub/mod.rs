@@ -19,16 +19,17 @@ use tokio::sync::Notify;
 
 use bytes::Bytes;
 
-use protocol::cmd::{Delivered, GatewayInfo, InfoReport};
+use protocol::cmd::Delivered;
 
 use crate::metrics::{Count, Now, RouterMetrics};
 use crate::outbound::Outbound;
+use crate::seams::Seams;
 use runtime::metrics::Snapshot;
 
 mod moves;
 pub mod watch;
 use crate::store::history::{Rule, Rules};
-use crate::store::{Store, StoreResult};
+use crate::store::Store;
 use protocol::handover::GatewayId;
 use protocol::{Frame, FrameKind, Interest, SessionId};
 
@@ -108,16 +109,12 @@ impl Default for RouteBounds {
 /// Resumes waiting for their holder's answer, at most; more are refused.
 const MAX_RESUMES: usize = 100_000;
 
-/// Channels whose kept messages are appended and sent in turn share one
-/// of this many locks.
-const SEAMS: usize = 64;
-
 pub struct Hub {
     links: Mutex<Links>,
     /// `--history`: which channels keep their last messages.
     history: Rules,
-    seams: Box<[tokio::sync::Mutex<()>]>,
-    seam_hasher: std::collections::hash_map::RandomState,
+    /// See [`Seams`]: kept with the routes, used by the publishes.
+    pub seams: Seams,
     /// Woken when a gateway says how many joins it has applied, reports
     /// sessions, or unlinks.
     applied: Notify,
@@ -136,8 +133,7 @@ impl Hub {
             routes,
             links: Mutex::default(),
             history,
-            seams: (0..SEAMS).map(|_| tokio::sync::Mutex::new(())).collect(),
-            seam_hasher: Default::default(),
+            seams: Seams::default(),
             applied: Notify::new(),
             store,
             max_frame,
@@ -315,13 +311,6 @@ impl Hub {
     /// What `channel` keeps of its messages, if `--history` names it.
     pub fn history_rule(&self, channel: &str) -> Option<Rule> {
         self.history.of(channel)
-    }
-
-    /// Held while a kept channel's message is appended and published: this
-    /// router's messages of a channel go out in their offsets' order.
-    pub async fn seam(&self, channel: &str) -> tokio::sync::MutexGuard<'_, ()> {
-        use std::hash::BuildHasher;
-        self.seams[self.seam_hasher.hash_one(channel) as usize % self.seams.len()].lock().await
     }
 
     /// The identity under which a gateway's lease and sessions are kept.
@@ -613,27 +602,21 @@ impl Hub {
         self.metrics.render(&now)
     }
 
-    pub async fn info(&self) -> StoreResult<InfoReport> {
-        let (clients, gateways) = {
-            let links = self.links.lock().unwrap();
-            let mut per_link: HashMap<LinkId, Vec<SessionId>> = HashMap::new();
-            for (id, link) in &links.sessions {
-                per_link.entry(*link).or_default().push(*id);
-            }
-            let mut gateways: Vec<_> = links
-                .gateways
-                .iter()
-                .map(|(link, gw)| (gw.id.server_id, gw.id.worker_id, per_link.remove(link).unwrap_or_default()))
-                .collect();
-            gateways.sort_by_key(|(server, worker, _)| (*server, *worker));
-            (links.sessions.len(), gateways)
-        };
-        let mut report = InfoReport { clients, channels: self.store.channel_count().await?, gateways: Vec::new() };
-        for (server_id, worker_id, ids) in gateways {
-            let channels = self.store.channels_of(&ids).await?;
-            report.gateways.push(GatewayInfo { server_id, worker_id, sessions: ids.len(), channels });
+    /// How many sessions are linked here, and each linked gateway's
+    /// (server id, worker id, sessions), in that order.
+    pub fn sessions_by_gateway(&self) -> (usize, Vec<(i32, i32, Vec<SessionId>)>) {
+        let links = self.links.lock().unwrap();
+        let mut per_link: HashMap<LinkId, Vec<SessionId>> = HashMap::new();
+        for (id, link) in &links.sessions {
+            per_link.entry(*link).or_default().push(*id);
         }
-        Ok(report)
+        let mut gateways: Vec<_> = links
+            .gateways
+            .iter()
+            .map(|(link, gw)| (gw.id.server_id, gw.id.worker_id, per_link.remove(link).unwrap_or_default()))
+            .collect();
+        gateways.sort_by_key(|(server, worker, _)| (*server, *worker));
+        (links.sessions.len(), gateways)
     }
 }
 

@@ -35,6 +35,9 @@ pub struct Args {
     /// Seconds to publish for.
     #[arg(short, long, default_value_t = 5.0)]
     pub duration: f64,
+    /// Publish at least this many, however long it takes past the duration.
+    #[arg(long, default_value_t = 0)]
+    pub min_messages: u64,
     /// Members that join while messages flow, at even intervals.
     #[arg(short, long, default_value_t = 40)]
     pub joiners: usize,
@@ -101,7 +104,7 @@ pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
     let gap = Duration::from_secs_f64(args.duration / (args.joiners as f64 + 1.0));
     let mut joiners = Vec::with_capacity(args.joiners);
     let mut next_join = started + gap;
-    while Instant::now() < deadline {
+    while Instant::now() < deadline || published.load(SeqCst) < args.min_messages {
         let n = published.load(SeqCst);
         publisher.publish(&args.channel, std::str::from_utf8(&padded(format!("{n}:"), args.size))?).await?;
         published.store(n + 1, SeqCst);
