@@ -120,7 +120,7 @@ async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, me: Me, shutdown
             tracing::warn!(%err, "could not renew gateway leases");
             continue;
         }
-        let unheld = hub.sweep_unheld(lease);
+        let unheld = hub.sweep_unheld(lease, std::time::Instant::now());
         if !unheld.is_empty() {
             tracing::info!(sessions = unheld.len(), "forgetting joins of sessions no gateway holds");
             match presence::forget(&hub, &unheld, None).await {

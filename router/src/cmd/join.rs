@@ -1,5 +1,5 @@
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use protocol::cmd::{Channel, Join, Reply};
 use protocol::{FrameKind, KeptEnd, Offset, SessionId};
@@ -30,11 +30,11 @@ impl Apply for Join {
     async fn apply(self, hub: &Hub) -> StoreResult<Reply> {
         let (channel, ids) = (self.target.channel.as_str(), &self.target.sessions);
         let rule = hub.history_rule(channel).filter(|_| self.history || self.since.is_some());
-        if rule.is_some() && !hub.until_held(ids, HELD_WAIT).await {
+        if rule.is_some() && !runtime::until(hub.changes(), HELD_WAIT, || hub.all_held(ids)).await {
             tracing::warn!(channel, "joined sessions no gateway reported within {HELD_WAIT:?}: their history is lost");
         }
         let added = hub.store().join(channel, ids).await?;
-        hub.note_unheld(ids);
+        hub.note_unheld(ids, Instant::now());
         let recovered = match rule {
             Some(rule) => {
                 let awaiting: HashSet<&SessionId> = added.iter().collect();
@@ -98,7 +98,7 @@ async fn send_history(hub: &Hub, channel: &str, ids: &[SessionId], rule: Rule, s
 /// once (for a join, the store names the gateways to it): the gateways
 /// that hold the sessions apply the change first.
 pub(super) async fn until_applied(hub: &Hub, channel: &str, sent: &[(LinkId, u64)]) {
-    if hub.store().is_shared() && !hub.until_applied(sent, APPLIED_WAIT).await {
+    if hub.store().is_shared() && !runtime::until(hub.changes(), APPLIED_WAIT, || hub.all_applied(sent)).await {
         tracing::warn!(channel, "a gateway did not apply a membership change within {APPLIED_WAIT:?}");
     }
 }

@@ -1,5 +1,8 @@
 //! The router's state handle: which gateways are linked, which sessions
 //! each holds, and the membership store. Commands apply themselves to it.
+//! Its methods neither wait nor read the store (but the operator's
+//! lookup, which asks gateways in `watch`); those that need the time take
+//! it, and whoever waits for a gateway waits on [`Hub::changes`].
 //!
 //! Pushes are routed and queued for their gateways under one lock, with no
 //! waiting: each gateway has an outbound queue of its own ([`Outbound`]),
@@ -146,12 +149,11 @@ impl Hub {
         &self.store
     }
 
-    pub fn attach_gateway(&self, id: GatewayId, outbound: Arc<Outbound>) -> LinkId {
+    pub fn attach_gateway(&self, id: GatewayId, outbound: Arc<Outbound>, now: Instant) -> LinkId {
         let mut links = self.links.lock().unwrap();
         links.next_id += 1;
         let link = LinkId(links.next_id);
         let key = id.to_string();
-        let now = Instant::now();
         let gateway = Gateway {
             id,
             key,
@@ -235,14 +237,16 @@ impl Hub {
         taken
     }
 
-    /// Waits until a linked gateway holds each of `ids`, or `wait` passes;
-    /// whether all are held.
-    pub async fn until_held(&self, ids: &[SessionId], wait: Duration) -> bool {
-        let held = || {
-            let links = self.links.lock().unwrap();
-            ids.iter().all(|id| links.sessions.get(id).is_some_and(|link| links.gateways.contains_key(link)))
-        };
-        runtime::until(&self.applied, wait, held).await
+    /// Whether a linked gateway holds each of `ids`.
+    pub fn all_held(&self, ids: &[SessionId]) -> bool {
+        let links = self.links.lock().unwrap();
+        ids.iter().all(|id| links.sessions.get(id).is_some_and(|link| links.gateways.contains_key(link)))
+    }
+
+    /// Woken whenever [`Hub::all_held`] or [`Hub::all_applied`] may have
+    /// become true: a gateway reports sessions or applied changes, or unlinks.
+    pub fn changes(&self) -> &Notify {
+        &self.applied
     }
 
     /// Those of `ids` that were noted unheld: a backend joined them before
@@ -335,8 +339,7 @@ impl Hub {
     /// Notes those of `ids` that no linked gateway holds: a backend joined
     /// or bound them, perhaps after they closed (a script that ran on after
     /// its client left), perhaps just before their gateway's CONN arrives.
-    pub fn note_unheld(&self, ids: &[SessionId]) {
-        let now = Instant::now();
+    pub fn note_unheld(&self, ids: &[SessionId], now: Instant) {
         let mut links = self.links.lock().unwrap();
         let Links { sessions, unheld, .. } = &mut *links;
         for id in ids.iter().filter(|id| !sessions.contains_key(id)) {
@@ -348,8 +351,7 @@ impl Hub {
     /// reported since: their memberships and user are to be forgotten, as
     /// a CLOSE would have. Every gateway reports its sessions to every
     /// router, so a live one is known here within a lease.
-    pub fn sweep_unheld(&self, grace: Duration) -> Vec<SessionId> {
-        let now = Instant::now();
+    pub fn sweep_unheld(&self, grace: Duration, now: Instant) -> Vec<SessionId> {
         let mut links = self.links.lock().unwrap();
         let Links { sessions, unheld, .. } = &mut *links;
         let mut swept = Vec::new();
@@ -389,7 +391,7 @@ impl Hub {
     /// CH_ADD, or KEPT_JOIN when history follows), and routes the
     /// channel's publishes to them from now on: the join and a later
     /// publish go out on the same link, in that order. Returns what
-    /// [`Hub::until_applied`] waits for.
+    /// [`Hub::all_applied`] asks about.
     pub fn joined(&self, kind: FrameKind, channel: &str, ids: &[SessionId]) -> Vec<(LinkId, u64)> {
         debug_assert!(matches!(kind, FrameKind::ChAdd | FrameKind::KeptJoin));
         self.membership_changed(kind, channel, ids)
@@ -446,14 +448,11 @@ impl Hub {
         Some((link, changes_sent))
     }
 
-    /// Waits until each gateway has applied the joins sent to it (its
-    /// CH_SUB or CH_UNSUB says so), it unlinks, or `wait` passes; whether all did.
-    pub async fn until_applied(&self, targets: &[(LinkId, u64)], wait: Duration) -> bool {
-        let done = || {
-            let links = self.links.lock().unwrap();
-            targets.iter().all(|(link, adds)| links.gateways.get(link).is_none_or(|gw| gw.changes_applied >= *adds))
-        };
-        runtime::until(&self.applied, wait, done).await
+    /// Whether each gateway has applied the changes sent to it (its CH_SUB
+    /// or CH_UNSUB says so), or unlinked.
+    pub fn all_applied(&self, targets: &[(LinkId, u64)]) -> bool {
+        let links = self.links.lock().unwrap();
+        targets.iter().all(|(link, adds)| links.gateways.get(link).is_none_or(|gw| gw.changes_applied >= *adds))
     }
 
     /// A gateway says how many of its sessions are in a channel.
@@ -645,16 +644,20 @@ mod tests {
 
     #[test]
     fn sessions_no_gateway_reports_within_the_grace_are_swept_once() {
-        let hub = hub();
+        let (hub, now) = (hub(), Instant::now());
         let (closed, coming, live) = (SessionId::from_u64(1), SessionId::from_u64(2), SessionId::from_u64(3));
-        let link = hub.attach_gateway(GatewayId { server_id: 1, worker_id: 1 }, Arc::new(Outbound::new(1 << 20)));
+        let link = hub.attach_gateway(
+            GatewayId { server_id: 1, worker_id: 1 },
+            Arc::new(Outbound::new(1 << 20)),
+            Instant::now(),
+        );
         hub.sessions_connected(link, &[live]);
-        hub.note_unheld(&[closed, coming, live]);
+        hub.note_unheld(&[closed, coming, live], now);
         assert_eq!(hub.links.lock().unwrap().unheld.len(), 2, "a held session is never noted");
-        assert!(hub.sweep_unheld(Duration::from_secs(60)).is_empty(), "within the grace");
+        assert!(hub.sweep_unheld(Duration::from_secs(60), now).is_empty(), "within the grace");
         hub.sessions_connected(link, &[coming]);
-        assert_eq!(hub.sweep_unheld(Duration::ZERO), [closed], "the one reported since stays");
-        assert!(hub.sweep_unheld(Duration::ZERO).is_empty(), "and each is swept once");
+        assert_eq!(hub.sweep_unheld(Duration::ZERO, now), [closed], "the one reported since stays");
+        assert!(hub.sweep_unheld(Duration::ZERO, now).is_empty(), "and each is swept once");
     }
 
     fn interest(members: u32, version: u64, changes_seen: u64) -> Interest {
@@ -670,8 +673,8 @@ mod tests {
     fn a_publish_goes_once_to_each_gateway_that_says_it_holds_members() {
         let hub = hub();
         let (first, second) = (Arc::new(Outbound::new(1 << 20)), Arc::new(Outbound::new(1 << 20)));
-        let a = hub.attach_gateway(GatewayId { server_id: 1, worker_id: 1 }, first.clone());
-        let b = hub.attach_gateway(GatewayId { server_id: 2, worker_id: 1 }, second.clone());
+        let a = hub.attach_gateway(GatewayId { server_id: 1, worker_id: 1 }, first.clone(), Instant::now());
+        let b = hub.attach_gateway(GatewayId { server_id: 2, worker_id: 1 }, second.clone(), Instant::now());
         assert_eq!(publish(&hub), Delivered::default(), "no member anywhere");
         hub.interest(a, interest(10_000, 5, 0));
         hub.interest(b, interest(60, 1, 0));
@@ -694,8 +697,9 @@ mod tests {
             Rules::default(),
             RouteBounds { per_gateway: 2, total: 3 },
         );
-        let gateway =
-            |server_id| hub.attach_gateway(GatewayId { server_id, worker_id: 1 }, Arc::new(Outbound::new(1 << 20)));
+        let gateway = |server_id| {
+            hub.attach_gateway(GatewayId { server_id, worker_id: 1 }, Arc::new(Outbound::new(1 << 20)), Instant::now())
+        };
         let (greedy, honest) = (gateway(1), gateway(2));
         let sub = |name: &str, members| Interest {
             channel: protocol::cmd::Channel::new(name).unwrap(),
@@ -722,7 +726,11 @@ mod tests {
     #[test]
     fn an_empty_count_that_has_not_seen_this_routers_join_keeps_the_route() {
         let hub = hub();
-        let link = hub.attach_gateway(GatewayId { server_id: 1, worker_id: 1 }, Arc::new(Outbound::new(1 << 20)));
+        let link = hub.attach_gateway(
+            GatewayId { server_id: 1, worker_id: 1 },
+            Arc::new(Outbound::new(1 << 20)),
+            Instant::now(),
+        );
         let id = SessionId::from_u64(1);
         hub.sessions_connected(link, &[id]);
         hub.joined(FrameKind::ChAdd, "room", &[id]);

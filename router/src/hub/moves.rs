@@ -33,48 +33,35 @@ impl Hub {
     /// go there from now on. Both hear so (MOVED) on their links, after
     /// every push sent before: the old one knows nothing more will come
     /// from this router, the new one that everything after comes to it.
-    pub async fn moving(&self, from: LinkId, session: SessionId, to: GatewayId) {
-        // Read first: the new gateway learns the session's channels before
-        // its MOVED, so it walks the session in every publish after it.
-        let channels = match self.store.session_channels(&session).await {
-            Ok(channels) => channels,
-            Err(err) => {
-                tracing::error!(%err, %session, "a moving session's channels are unknown: the new gateway learns them from the hand-over");
-                Vec::new()
-            }
-        };
-        {
-            let mut links = self.links.lock().unwrap();
-            if links.sessions.get(&session) != Some(&from) {
-                return self.refuse_gateway_frame(from, "MOVING for a session it does not hold", &session);
-            }
-            let new_owner = links.gateways.iter().find(|(_, gw)| gw.id == to).map(|(link, _)| *link);
-            if let Some(previous) = links.sessions.remove(&session) {
-                if let Some(gw) = links.gateways.get_mut(&previous) {
-                    gw.sessions -= 1;
-                }
-            }
-            if let Some(link) = new_owner {
-                links.sessions.insert(session, link);
-                links.gateways.get_mut(&link).expect("found above").sessions += 1;
-                for channel in &channels {
-                    self.queue_change(&mut links, link, FrameKind::ChAdd, channel, &[session]);
-                }
-            }
-            let moved = Frame::new(FrameKind::Moved, encode_ids(&[session]), to.address(&[]));
-            for link in [Some(from), new_owner].into_iter().flatten() {
-                if let Some(gw) = links.gateways.get(&link) {
-                    self.queue(gw, vec![moved.clone()]);
-                }
+    /// The new one learns the session's `channels` first, so it walks the
+    /// session in every publish after its MOVED. Whether `from` held it.
+    pub fn moving(&self, from: LinkId, session: SessionId, to: GatewayId, channels: &[String]) -> bool {
+        let mut links = self.links.lock().unwrap();
+        if links.sessions.get(&session) != Some(&from) {
+            drop(links);
+            self.refuse_gateway_frame(from, "MOVING for a session it does not hold", &session);
+            return false;
+        }
+        let new_owner = links.gateways.iter().find(|(_, gw)| gw.id == to).map(|(link, _)| *link);
+        if let Some(previous) = links.sessions.remove(&session) {
+            if let Some(gw) = links.gateways.get_mut(&previous) {
+                gw.sessions -= 1;
             }
         }
-        if let Some(old) = self.gateway_key(from) {
-            let moved = self.store.gateway_sessions(&old, &[session], false).await;
-            let moved = moved.and(self.store.gateway_sessions(&to.to_string(), &[session], true).await);
-            if let Err(err) = moved {
-                tracing::error!(%err, %session, "could not record a session's move");
+        if let Some(link) = new_owner {
+            links.sessions.insert(session, link);
+            links.gateways.get_mut(&link).expect("found above").sessions += 1;
+            for channel in channels {
+                self.queue_change(&mut links, link, FrameKind::ChAdd, channel, &[session]);
             }
         }
+        let moved = Frame::new(FrameKind::Moved, encode_ids(&[session]), to.address(&[]));
+        for link in [Some(from), new_owner].into_iter().flatten() {
+            if let Some(gw) = links.gateways.get(&link) {
+                self.queue(gw, vec![moved.clone()]);
+            }
+        }
+        true
     }
 
     /// Passes the holder's answer to a resume (HANDOVER, RESUME_REFUSED)

@@ -128,20 +128,20 @@ pub struct Problem {
 
 impl Hub {
     /// A gateway's heartbeat came.
-    pub fn gateway_heard(&self, link: LinkId) {
+    pub fn gateway_heard(&self, link: LinkId, now: std::time::Instant) {
         if let Some(gw) = self.links.lock().unwrap().gateways.get_mut(&link) {
-            gw.heard = std::time::Instant::now();
+            gw.heard = now;
         }
     }
 
     /// A gateway's report came (STATUS): kept for the page, and its
     /// ejected backends and events given up noted since when.
-    pub fn gateway_status(&self, link: LinkId, status: GatewayStatus) {
+    pub fn gateway_status(&self, link: LinkId, status: GatewayStatus, heard: std::time::Instant) {
         let now = unix_now();
         let key = {
             let mut links = self.links.lock().unwrap();
             let Some(gw) = links.gateways.get_mut(&link) else { return };
-            gw.heard = std::time::Instant::now();
+            gw.heard = heard;
             let key = gw.key.clone();
             gw.status = Some(status.clone());
             key
@@ -429,7 +429,11 @@ mod tests {
     #[test]
     fn problems_are_what_is_wrong_now_at_linked_gateways() {
         let hub = Hub::new(Store::Memory(Box::default()), 1 << 20, Rules::default(), Default::default());
-        let link = hub.attach_gateway(GatewayId { server_id: 1, worker_id: 2 }, Arc::new(Outbound::new(1 << 20)));
+        let link = hub.attach_gateway(
+            GatewayId { server_id: 1, worker_id: 2 },
+            Arc::new(Outbound::new(1 << 20)),
+            std::time::Instant::now(),
+        );
         assert!(whats(&hub).is_empty());
         let backend = BackendStatus {
             pool: "default".into(),
@@ -438,13 +442,13 @@ mod tests {
             ..Default::default()
         };
         let status = GatewayStatus { backends: vec![backend], events_given_up: 1, ..Default::default() };
-        hub.gateway_status(link, status);
+        hub.gateway_status(link, status, std::time::Instant::now());
         assert_eq!(
             whats(&hub),
             ["backend default=10.0.0.9:9000 ejected at gateway 1:2"],
             "given up once, before: no news"
         );
-        hub.gateway_status(link, GatewayStatus { events_given_up: 3, ..Default::default() });
+        hub.gateway_status(link, GatewayStatus { events_given_up: 3, ..Default::default() }, std::time::Instant::now());
         assert_eq!(whats(&hub), ["events given up at gateway 1:2"], "the backend is back, events were given up");
         hub.note_store(false);
         hub.note_cut_off("1:2", CutOff::QueueFull);

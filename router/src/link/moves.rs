@@ -14,10 +14,22 @@ pub(super) fn resume(hub: &Hub, link: LinkId, session: SessionId, ask: &ResumeAs
     super::done()
 }
 
-/// The holder routes the session to gateway `to` from now on.
+/// The holder routes the session to gateway `to` from now on; the store
+/// hears which gateway holds it now.
 pub(super) async fn moving(hub: &Hub, link: LinkId, session: SessionId, to: GatewayId) -> StoreResult<()> {
-    hub.moving(link, session, to).await;
-    super::done()
+    let channels = match hub.store().session_channels(&session).await {
+        Ok(channels) => channels,
+        Err(err) => {
+            tracing::error!(%err, %session, "a moving session's channels are unknown: the new gateway learns them from the hand-over");
+            Vec::new()
+        }
+    };
+    if !hub.moving(link, session, to, &channels) {
+        return Ok(());
+    }
+    let Some(old) = hub.gateway_key(link) else { return Ok(()) };
+    hub.store().gateway_sessions(&old, &[session], false).await?;
+    hub.store().gateway_sessions(&to.to_string(), &[session], true).await
 }
 
 /// The holder's answer, passed on as it is.

@@ -7,7 +7,7 @@ use crate::hub::{Hub, LinkId};
 use crate::store::StoreResult;
 
 pub(super) fn status(hub: &Hub, link: LinkId, status: GatewayStatus) -> StoreResult<()> {
-    hub.gateway_status(link, status);
+    hub.gateway_status(link, status, std::time::Instant::now());
     super::done()
 }
 

@@ -194,7 +194,7 @@ enum LinkEnd {
 async fn serve_gateway(conn: Conn, hub: Arc<Hub>, peer: &str, id: GatewayId, settings: GatewayLinkSettings) {
     let (mut sink, mut stream) = conn.split();
     let outbound = Arc::new(Outbound::new(settings.queue_bytes));
-    let link = hub.attach_gateway(id, outbound.clone());
+    let link = hub.attach_gateway(id, outbound.clone(), Instant::now());
     tracing::info!(%peer, gateway = %id, "gateway linked");
     let own_beat = Heartbeat { interval: settings.heartbeat, max_frame: settings.max_frame };
     let mut live = Liveness::answering(own_beat, Instant::now());
@@ -241,7 +241,7 @@ async fn serve_gateway(conn: Conn, hub: Arc<Hub>, peer: &str, id: GatewayId, set
             }
             if let Some(beat) = beat {
                 hub.gateway_takes(link, beat.max_frame);
-                hub.gateway_heard(link);
+                hub.gateway_heard(link, Instant::now());
             }
             crate::link::apply(&hub, link, frame).await;
         }
