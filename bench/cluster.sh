@@ -12,7 +12,8 @@
 # the publishing one run --listen-only.
 #   bench/cluster.sh BIN_DIR MEMBERS [GATEWAYS] [ROUTERS] [MESSAGES]
 # MONITOR=FILE logs every Redis command there (and slows Redis); KEEP=1 keeps the logs;
-# LOADGEN=PATH drives another build's binaries with this loadgen; INTERVAL_MS=N paces the publishes.
+# LOADGEN=PATH drives another build's binaries with this loadgen; INTERVAL_MS=N paces the publishes;
+# JOIN_CALLS=N first joins members one call at a time, N calls, for the CPU time per join.
 # e.g. cargo build --release && bench/cluster.sh target/release 60000 4 2
 set -euo pipefail
 bin=$1; members=$2; gateways=${3:-4}; routers=${4:-2}; messages=${5:-20}
@@ -63,7 +64,7 @@ for l in $(seq 1 "$listeners"); do
     waits+=($!)
 done
 "$loadgen" --json "${urls[@]}" "${fanout[@]}" -m $((members - listeners * per_process)) \
-    "${gateway_pids[@]}" "${router_pids[@]}" --redis-pid "$redis" --redis 127.0.0.1:27379 --settle-ms 2000 \
+    "${gateway_pids[@]}" "${router_pids[@]}" --redis-pid "$redis" --redis 127.0.0.1:27379 --settle-ms 2000 ${JOIN_CALLS:+--join-calls "$JOIN_CALLS"} \
     2> "$work/publisher.log" 9>&-
 exec 9>&-
 [ ${#waits[@]} -eq 0 ] || wait "${waits[@]}" || true

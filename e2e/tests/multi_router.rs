@@ -298,6 +298,12 @@ async fn a_join_is_seen_by_a_publish_through_another_router_and_publishes_never_
         let published = post(&b, "publish", json!({"channel": channel, "data": format!("to {n}")}));
         assert_eq!(published["sessions"], 1, "round {n}: the join through A is on B's routes: {published}");
         assert_eq!(text(client).await, format!("to {n}"));
+        // A second member on the same gateway needs no new route, and no barrier.
+        let (second, second_id) = &mut clients[(n + 3) % 6];
+        post(&a, "join", json!({"channel": channel, "sessions": [second_id]}));
+        post(&b, "publish", json!({"channel": channel, "data": format!("again {n}")}));
+        assert_eq!(text(second).await, format!("again {n}"), "round {n}: the second member");
+        assert_eq!(text(&mut clients[n % 6].0).await, format!("again {n}"));
     }
     let ids: Vec<String> = clients.iter().map(|(_, id)| id.clone()).collect();
     post(&a, "join", json!({"channel": "room", "sessions": ids}));

@@ -3,8 +3,11 @@
 //! the channel's new count (their SYNCED answered the SYNC sent after it),
 //! or [`BARRIER_WAIT`] passes. So once a join through one router has
 //! answered, a publish through any other reaches the new member, and no
-//! router reads the store to learn where members joined. No I/O here, and
-//! time is passed in.
+//! router reads the store to learn where members joined. Only a change
+//! that gives the channel its first member here asks for a barrier: the
+//! others already route a channel with members here to it, and a leave
+//! takes effect here at once; they wait only behind earlier changes. No
+//! I/O here, and time is passed in.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -33,6 +36,25 @@ struct Waiting {
     since: Instant,
 }
 
+/// A router's change applied here: its `upto`th, to `channel`.
+pub struct Changed {
+    pub upto: u64,
+    pub channel: Channel,
+    /// The channel's first member here: the other routers must route it.
+    pub new_route: bool,
+}
+
+/// What becomes of a change.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Tell its router now.
+    Told,
+    /// Ask the other routers for this barrier (SYNC); tell once they answer.
+    Ask(u64),
+    /// Tell it with the changes before it, once those are.
+    Queued,
+}
+
 pub struct Barriers {
     last: u64,
     /// Per link: the highest barrier its router answered.
@@ -48,16 +70,25 @@ impl Barriers {
     }
 
     /// The router on `link` made its `upto`th change, to `channel`, which
-    /// `others` (the other linked routers) must take first: the barrier
-    /// to ask them for, or `None` if there is no one to wait for (told at
-    /// once).
-    pub fn changed(&mut self, link: usize, upto: u64, channel: Channel, others: usize, now: Instant) -> Option<u64> {
-        if others == 0 {
-            return None;
+    /// routes it here anew (`new_route`: its first member here) or not,
+    /// with `others` other routers linked: whether it is told at once,
+    /// after the changes before it, or once the others answer a barrier.
+    pub fn changed(&mut self, link: usize, change: Changed, others: usize, now: Instant) -> Change {
+        let Changed { upto, channel, new_route } = change;
+        let behind = self.waiting[link].back().map(|waiting| waiting.barrier);
+        let barrier = match (others, new_route, behind) {
+            (0, ..) | (_, false, None) => return Change::Told,
+            (_, false, Some(barrier)) => barrier,
+            (_, true, _) => {
+                self.last += 1;
+                self.last
+            }
+        };
+        self.waiting[link].push_back(Waiting { barrier, upto, channel, since: now });
+        match new_route {
+            true => Change::Ask(barrier),
+            false => Change::Queued,
         }
-        self.last += 1;
-        self.waiting[link].push_back(Waiting { barrier: self.last, upto, channel, since: now });
-        Some(self.last)
     }
 
     /// The router on `link` answered up to `barrier`.
@@ -105,13 +136,37 @@ mod tests {
         Channel::new("room").unwrap()
     }
 
+    fn change(upto: u64, new_route: bool) -> Changed {
+        Changed { upto, channel: room(), new_route }
+    }
+
+    /// Link 0's `upto`th change, a new route: the barrier it asks for.
+    fn asks(barriers: &mut Barriers, upto: u64, others: usize, now: Instant) -> u64 {
+        match barriers.changed(0, change(upto, true), others, now) {
+            Change::Ask(barrier) => barrier,
+            other => panic!("a new route asks, not {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_change_that_routes_nothing_new_waits_only_behind_earlier_ones() {
+        let mut barriers = Barriers::new(2);
+        let now = Instant::now();
+        assert_eq!(barriers.changed(0, change(1, false), 1, now), Change::Told, "nothing before it");
+        let first = asks(&mut barriers, 2, 1, now);
+        assert_eq!(barriers.changed(0, change(3, false), 1, now), Change::Queued, "behind the new route");
+        assert!(barriers.releases(|_| true, now).is_empty(), "neither before the answer");
+        barriers.synced(1, first);
+        assert_eq!(barriers.releases(|_| true, now), [Release { link: 0, upto: 3, channel: room() }], "both at once");
+        assert_eq!(barriers.changed(0, change(4, false), 1, now), Change::Told, "nothing waits any more");
+    }
+
     #[test]
     fn a_change_is_told_once_every_other_linked_router_has_its_count() {
         let mut barriers = Barriers::new(3);
         let now = Instant::now();
-        assert_eq!(barriers.changed(0, 1, room(), 0, now), None, "alone: told at once");
-        let first = barriers.changed(0, 2, room(), 2, now).unwrap();
-        let second = barriers.changed(0, 3, room(), 2, now).unwrap();
+        assert_eq!(barriers.changed(0, change(1, true), 0, now), Change::Told, "alone: told at once");
+        let (first, second) = (asks(&mut barriers, 2, 2, now), asks(&mut barriers, 3, 2, now));
         let all = |_| true;
         assert!(barriers.releases(all, now).is_empty(), "nobody answered");
         barriers.synced(1, first);
@@ -127,10 +182,10 @@ mod tests {
     fn a_stuck_router_holds_the_others_no_longer_than_the_wait() {
         let mut barriers = Barriers::new(2);
         let start = Instant::now();
-        barriers.changed(1, 4, room(), 1, start).unwrap();
+        barriers.changed(1, change(4, true), 1, start);
         assert!(barriers.releases(|_| true, start + BARRIER_WAIT / 2).is_empty());
         assert_eq!(barriers.releases(|_| true, start + BARRIER_WAIT).len(), 1);
-        barriers.changed(1, 5, room(), 1, start).unwrap();
+        barriers.changed(1, change(5, true), 1, start);
         barriers.relinked(1);
         assert!(barriers.releases(|_| true, start + BARRIER_WAIT).is_empty(), "a router that linked again starts over");
     }

@@ -213,7 +213,7 @@ impl RouterLinks {
 
     /// Tells every router how many members of these channels are here now.
     pub fn channels_changed(&self, counts: Vec<ChannelCount>) {
-        tell_counts(&self.links, &counts);
+        tell_counts(&self.links, &counts, None);
     }
 
     fn notify(&self, event: LinkEvent) {

@@ -154,10 +154,11 @@ impl Outgoing {
     }
 }
 
-/// Queues each count for every router, as CH_SUB or CH_UNSUB.
-pub(super) fn tell_counts(links: &[Arc<Outgoing>], counts: &[ChannelCount]) {
+/// Queues each count for every router but `but` (one that hears it
+/// when its change is released), as CH_SUB or CH_UNSUB.
+pub(super) fn tell_counts(links: &[Arc<Outgoing>], counts: &[ChannelCount], but: Option<usize>) {
     for count in counts {
-        for (index, link) in links.iter().enumerate() {
+        for (index, link) in links.iter().enumerate().filter(|(index, _)| Some(*index) != but) {
             link.queue_count(count.interest(index));
         }
     }

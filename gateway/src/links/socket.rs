@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
-use super::barriers::{Barriers, Release};
+use super::barriers::{Barriers, Change, Changed, Release};
 use super::outgoing::{batch, tell_counts, LinkEvent, Outgoing};
 use super::{LinkStats, RouterAsk, RouterLinkSettings, Waiting};
 use crate::base::message::{Message, Payload};
@@ -238,21 +238,17 @@ impl Link {
     /// This router's `applied`th change, to `channel`: told to it at once
     /// if no other router is linked, else once they all answer the barrier
     /// asked of them after the count (see `barriers`).
-    fn changed(&self, applied: u64, channel: Channel) {
+    fn changed(&self, applied: u64, channel: Channel, new_route: bool) {
         let others: Vec<&Arc<Outgoing>> = (self.all.iter().enumerate())
             .filter(|(link, outgoing)| *link != self.index && outgoing.linked.load(Relaxed))
             .map(|(_, outgoing)| outgoing)
             .collect();
-        let barrier = self.barriers.lock().unwrap().changed(
-            self.index,
-            applied,
-            channel.clone(),
-            others.len(),
-            Instant::now().into_std(),
-        );
-        match barrier {
-            None => self.outgoing.queue_count(self.registry.release(self.index, applied, &channel)),
-            Some(barrier) => others.into_iter().for_each(|outgoing| outgoing.queue_sync(barrier)),
+        let change = Changed { upto: applied, channel: channel.clone(), new_route };
+        let change = self.barriers.lock().unwrap().changed(self.index, change, others.len(), Instant::now().into_std());
+        match change {
+            Change::Told => self.outgoing.queue_count(self.registry.release(self.index, applied, &channel)),
+            Change::Ask(barrier) => others.into_iter().for_each(|outgoing| outgoing.queue_sync(barrier)),
+            Change::Queued => {}
         }
     }
 
@@ -341,14 +337,14 @@ impl Link {
         Ok(())
     }
 
-    /// Every router hears the channel's new count; this one hears that its
-    /// change is applied once the others have the count.
+    /// Every other router hears the channel's new count at once; this one
+    /// hears it, and that its change is applied, once the others have it.
     fn membership_changed(&self, sessions: &[SessionId], channel: Channel, joined: bool) {
-        let (count, applied) = self.registry.note_channel(self.index, sessions, &channel, joined);
+        let (count, applied, new_route) = self.registry.note_channel(self.index, sessions, &channel, joined);
         if let Some(count) = count {
-            tell_counts(&self.all, &[count]);
+            tell_counts(&self.all, &[count], Some(self.index));
         }
-        self.changed(applied, channel);
+        self.changed(applied, channel, new_route);
     }
 
     fn move_frame(&self, kind: FrameKind, session: SessionId, to: GatewayId, rest: Bytes) -> Result<(), String> {

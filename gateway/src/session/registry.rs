@@ -138,19 +138,23 @@ impl Registry {
     }
 
     /// Applies a CH_ADD (`joined`) or CH_DEL from router link `link` to the
-    /// sessions that live here: the channel's count if it changed, and how
-    /// many of that router's changes are applied now.
+    /// sessions that live here: the channel's count if it changed, how
+    /// many of that router's changes are applied now, and whether the
+    /// channel got its first member here (a route the routers lack).
     pub fn note_channel(
         &self,
         link: usize,
         ids: &[SessionId],
         channel: &Channel,
         joined: bool,
-    ) -> (Option<ChannelCount>, u64) {
+    ) -> (Option<ChannelCount>, u64, bool) {
         // Looked up under the lock: a session removed meanwhile is either
         // not found or removed from the channel after this.
         let mut memberships = self.memberships.lock().unwrap();
         let applied = memberships.saw_change(link);
+        let members =
+            |memberships: &Memberships| memberships.members(channel.as_str()).map_or(0, |m| m.lock().unwrap().len());
+        let before = members(&memberships);
         let changed = match joined {
             true => {
                 let here: Vec<_> = ids.iter().filter_map(|id| Some((*id, self.mailbox(id)?))).collect();
@@ -158,7 +162,8 @@ impl Registry {
             }
             false => memberships.leave(channel, ids),
         };
-        (changed, applied)
+        let new_route = before == 0 && members(&memberships) > 0;
+        (changed, applied, new_route)
     }
 
     /// Router link `link` may be told of its first `upto` changes: the
@@ -430,11 +435,14 @@ mod tests {
         let (here, elsewhere) = (SessionId::from_u64(1), SessionId::from_u64(2));
         registry.insert(here, mailbox());
         let room = Channel::new("room").unwrap();
-        let (count, applied) = registry.note_channel(1, &[here, elsewhere], &room, true);
+        let (count, applied, new_route) = registry.note_channel(1, &[here, elsewhere], &room, true);
         let count = count.expect("the count changed");
         assert_eq!((count.interest(1).members, count.interest(1).changes_seen, applied), (1, 0, 1), "not told yet");
-        let (count, applied) = registry.note_channel(1, &[elsewhere], &room, false);
-        assert_eq!((count, applied), (None, 2), "no member here left");
+        assert!(new_route, "the room's first member here");
+        let (count, applied, new_route) = registry.note_channel(1, &[elsewhere], &room, false);
+        assert_eq!((count, applied, new_route), (None, 2, false), "no member here left");
+        let again = registry.note_channel(1, &[here], &room, true);
+        assert_eq!((again.1, again.2), (3, false), "a member already: no new route");
         let told = registry.release(1, applied, &room);
         assert_eq!((told.members, told.changes_seen), (1, 2), "the router hears both are applied");
         assert_eq!(registry.release(0, 9, &room).changes_seen, 0, "never past what was applied");

@@ -75,6 +75,11 @@ pub struct Args {
     /// give the rate taken off in `redis_commands_per_publish_less_upkeep`.
     #[arg(long, default_value_t = 0)]
     pub settle_ms: u64,
+    /// Before settling, join members one call at a time, this many calls
+    /// (each a member not in the channel yet, to one of 50 others): the
+    /// watched processes' CPU time per join, and each call's latency.
+    #[arg(long, default_value_t = 0)]
+    pub join_calls: usize,
 }
 
 /// The last message a publisher sends: members stop on it.
@@ -127,6 +132,8 @@ pub struct Expect {
 pub struct Fanout {
     router: RouterApi,
     channel: String,
+    /// The members' session ids.
+    ids: Vec<String>,
     size: usize,
     /// Pad with JSON records rather than `x`s.
     pub json_payload: bool,
@@ -200,6 +207,7 @@ impl Fanout {
         Ok(Fanout {
             router,
             channel,
+            ids,
             size,
             json_payload: false,
             base,
@@ -209,6 +217,30 @@ impl Fanout {
             one_call: Vec::new(),
             redis_calls: None,
         })
+    }
+
+    /// `calls` joins, one member a call, one after another: what each
+    /// watched process spent per join, and the calls' latency.
+    async fn measure_joins(
+        &mut self,
+        watched: &[(String, u32)],
+        calls: usize,
+        report: &mut Report,
+    ) -> anyhow::Result<()> {
+        let span = CpuSpan::start(watched)?;
+        let mut latency = histogram();
+        for k in 0..calls {
+            let member = std::slice::from_ref(&self.ids[k % self.ids.len()]);
+            let asked = Instant::now();
+            self.router.join(&format!("{}-j{}", self.channel, k % 50), member).await?;
+            record(&mut latency, asked.elapsed());
+        }
+        for (name, spent) in span.spent()? {
+            let us = spent.cpu.as_secs_f64() * 1e6 / calls as f64;
+            report.set(&format!("join_{name}_cpu_us"), (us * 100.0).round() / 100.0);
+        }
+        percentiles(report, "join_latency_", &latency);
+        Ok(())
     }
 
     pub async fn publish_next(&mut self) -> anyhow::Result<()> {
@@ -415,6 +447,9 @@ pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
     let mut watched = named("gateway", &args.gateway_pids);
     watched.extend(named("router", &args.router_pids));
     watched.extend(args.redis_pid.map(|pid| ("redis".to_owned(), pid)));
+    if args.join_calls > 0 {
+        fanout.measure_joins(&watched, args.join_calls, &mut report).await?;
+    }
     let settling = (
         Instant::now(),
         match args.redis {
