@@ -206,6 +206,23 @@ async fn a_gateways_channel_counts_steer_only_publishes_to_itself() {
     alice_is_untouched(&stack, &mut alice, &alice_id).await;
 }
 
+/// A compromised gateway cannot send what only a router sends: a KEPT_PUB
+/// (a kept message with its offset), a KEPT_END or a KEPT_JOIN on its
+/// link closes the link, and alice hears none of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_cannot_send_a_routers_kept_frames() {
+    let (stack, mut alice, alice_id) = guarded_stack().await;
+    let kept = [&b"\x00\x04room\x011"[..], b"forged"].concat();
+    for (kind, data) in [(129u16, kept.as_slice()), (130, b"\x00\x04room\x011"), (128, b"room")] {
+        let mut attacker = fake_gateway(&stack, 666, GATEWAY_TOKEN);
+        let sessions = if kind == 129 { &b""[..] } else { alice_id.as_bytes() };
+        attacker.write_all(&fooking::frame(kind, sessions, data, false)).unwrap();
+        let mut seen = Vec::new();
+        assert!(attacker.read_to_end(&mut seen).is_ok(), "a gateway's frame {kind} closes its link");
+    }
+    alice_is_untouched(&stack, &mut alice, &alice_id).await;
+}
+
 /// A compromised gateway cannot show a session another gateway holds as
 /// away (or back) to its presence channels, nor put it in one: its
 /// SESSIONS_AWAY, SESSIONS_BACK and CH_ADD for alice are ignored, so no
