@@ -654,7 +654,7 @@ pub fn routed_cluster(
     echo_flags: &[&str],
 ) -> (Stack, Vec<u16>, Vec<ClusterGateway>) {
     let mut procs = Vec::new();
-    let (mut links, mut http_ports) = (Vec::new(), Vec::new());
+    let (mut links, mut ports, mut http_ports) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..routers {
         let (port, http_port) = (free_port(), free_port());
         let (listen, http) = (local(port).to_string(), local(http_port).to_string());
@@ -664,6 +664,7 @@ pub fn routed_cluster(
         procs.push(Proc::project("router", &args, &name));
         wait_for_port(port, "router");
         links.extend(["--router".to_owned(), listen]);
+        ports.push(port);
         http_ports.push(http_port);
     }
     let echo_port = free_port();
@@ -684,11 +685,10 @@ pub fn routed_cluster(
         wait_for_port(port, "gateway");
         members.push(ClusterGateway { url: format!("ws://{listen}/"), port, admin });
     }
-    let router_port: u16 = links[1].rsplit(':').next().unwrap().parse().unwrap();
     let stack = Stack {
         token: None,
         gateway_port: 0,
-        router_port,
+        router_port: ports[0],
         router_http_port: http_ports[0],
         app_port: echo_port,
         procs,

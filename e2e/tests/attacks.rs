@@ -256,6 +256,17 @@ async fn a_gateway_cannot_show_another_gateways_session_away_or_join_it_to_a_pre
 
 const ADMIN_TOKEN: &str = "attack-admin-secret";
 
+/// A stack whose router wants the backends', the gateways' and the admin
+/// token (`admin`).
+fn behind_every_token(admin: &str) -> Stack {
+    Stack::start(StackOptions {
+        token: Some(BACKEND_TOKEN.into()),
+        gateway_token: Some(GATEWAY_TOKEN.into()),
+        router_args: vec!["--admin-token".into(), admin.into()],
+        ..Default::default()
+    })
+}
+
 /// The operator's page and its JSON open only to `--admin-token`, as a
 /// Bearer token or the session cookie a login with it gives: not to the
 /// backends' token, not to the gateways', not to a Basic password (a
@@ -264,12 +275,7 @@ const ADMIN_TOKEN: &str = "attack-admin-secret";
 /// tokens) has no page, and one whose admin token is another's refuses to start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_page_opens_only_to_the_admin_token() {
-    let stack = Stack::start(StackOptions {
-        token: Some(BACKEND_TOKEN.into()),
-        gateway_token: Some(GATEWAY_TOKEN.into()),
-        router_args: vec!["--admin-token".into(), ADMIN_TOKEN.into()],
-        ..Default::default()
-    });
+    let stack = behind_every_token(ADMIN_TOKEN);
     let mut alice = Client::connect(&stack.ws_url("/")).await;
     let alice_id = chat::login(&mut alice, "alice", &[]).await;
     assert_eq!(post(&stack, "join", json!({"channel": "room", "sessions": [alice_id]})).0, 200);
@@ -353,11 +359,10 @@ fn applied(link: &mut TcpStream, barrier: u64) -> Vec<u8> {
     loop {
         let mut head = [0u8; 8];
         link.read_exact(&mut head).expect("the router answers SYNC");
-        let slen = u16::from_be_bytes([head[2], head[3]]) as usize;
-        let len = (u32::from_be_bytes(head[4..8].try_into().unwrap()) & 0x7fff_ffff) as usize;
+        let (kind, slen, len) = frame_head(&head);
         let mut rest = vec![0u8; slen + len];
         link.read_exact(&mut rest).unwrap();
-        if u16::from_be_bytes([head[0], head[1]]) == 127 && rest[slen..] == barrier.to_be_bytes() {
+        if kind == 127 && rest[slen..] == barrier.to_be_bytes() {
             return seen;
         }
         seen.extend_from_slice(&head);
@@ -365,15 +370,21 @@ fn applied(link: &mut TcpStream, barrier: u64) -> Vec<u8> {
     }
 }
 
+/// A frame's type, session area length and data length, from its 8-byte head.
+fn frame_head(head: &[u8]) -> (u16, usize, usize) {
+    let slen = u16::from_be_bytes([head[2], head[3]]) as usize;
+    let len = (u32::from_be_bytes(head[4..8].try_into().unwrap()) & 0x7fff_ffff) as usize;
+    (u16::from_be_bytes([head[0], head[1]]), slen, len)
+}
+
 fn frame_kinds(mut bytes: &[u8]) -> Vec<u16> {
     let mut kinds = Vec::new();
     while bytes.len() >= 8 {
-        let slen = u16::from_be_bytes([bytes[2], bytes[3]]) as usize;
-        let len = (u32::from_be_bytes(bytes[4..8].try_into().unwrap()) & 0x7fff_ffff) as usize;
+        let (kind, slen, len) = frame_head(bytes);
         if bytes.len() < 8 + slen + len {
             break;
         }
-        kinds.push(u16::from_be_bytes([bytes[0], bytes[1]]));
+        kinds.push(kind);
         bytes = &bytes[8 + slen + len..];
     }
     kinds
@@ -908,15 +919,7 @@ async fn next_push_is_ours(stack: &Stack, alice: &mut Client, alice_id: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_of_another_site_cannot_command_or_read_the_router() {
     for admin_token in [None, Some(ADMIN_TOKEN)] {
-        let stack = match admin_token {
-            None => Stack::start(StackOptions::default()),
-            Some(token) => Stack::start(StackOptions {
-                token: Some(BACKEND_TOKEN.into()),
-                gateway_token: Some(GATEWAY_TOKEN.into()),
-                router_args: vec!["--admin-token".into(), token.into()],
-                ..Default::default()
-            }),
-        };
+        let stack = admin_token.map_or_else(|| Stack::start(StackOptions::default()), behind_every_token);
         let mut alice = Client::connect(&stack.ws_url("/")).await;
         let alice_id = chat::login(&mut alice, "alice", &[]).await;
         let router = format!("http://127.0.0.1:{}", stack.router_http_port);

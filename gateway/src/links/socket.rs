@@ -266,16 +266,21 @@ impl Link {
         self.stats.pushes_queued.fetch_add(sessions as u64, Relaxed);
     }
 
+    /// A publish's pushes, or, with no member here, the count that stops
+    /// this router sending the channel's publishes.
+    fn published(&self, taken: Result<usize, protocol::Interest>) {
+        match taken {
+            Ok(taken) => self.pushed(taken),
+            Err(none_here) => self.outgoing.queue_count(none_here),
+        }
+    }
+
     fn deliver(&self, frame: ToGateway) -> Result<(), String> {
         match frame {
             ToGateway::Push { sessions, payload } => {
-                let message = Message::new(Payload::shared(payload.data), payload.binary);
-                self.pushed(self.registry.push(self.index, sessions, &message));
+                self.pushed(self.registry.push(self.index, sessions, &for_many(payload)));
             }
-            ToGateway::Broadcast(payload) => {
-                let message = Message::new(Payload::shared(payload.data), payload.binary);
-                self.pushed(self.registry.push_all(self.index, &message));
-            }
+            ToGateway::Broadcast(payload) => self.pushed(self.registry.push_all(self.index, &for_many(payload))),
             ToGateway::Kick(sessions) => self.registry.kick(sessions),
             ToGateway::Orphaned(sessions) => {
                 if self.asks.try_send(RouterAsk::Orphaned(sessions)).is_err() {
@@ -305,18 +310,17 @@ impl Link {
             }
             ToGateway::Move { kind, session, to, rest } => self.move_frame(kind, session, to, rest)?,
             ToGateway::Publish { channel, except, payload } => {
-                let message = Message::new(Payload::shared(payload.data), payload.binary);
-                match self.registry.publish(self.index, &channel, &message, &except) {
-                    Ok(taken) => self.pushed(taken),
-                    Err(none_here) => self.outgoing.queue_count(none_here),
-                }
+                self.published(self.registry.publish(self.index, &channel, &for_many(payload), &except));
             }
             ToGateway::KeptPub(kept) => {
-                let message = Message::new(Payload::shared(kept.payload.data), kept.payload.binary);
-                match self.registry.publish_kept(self.index, &kept.channel, kept.offset, &message, &kept.except) {
-                    Ok(taken) => self.pushed(taken),
-                    Err(none_here) => self.outgoing.queue_count(none_here),
-                }
+                let message = for_many(kept.payload);
+                self.published(self.registry.publish_kept(
+                    self.index,
+                    &kept.channel,
+                    kept.offset,
+                    &message,
+                    &kept.except,
+                ));
             }
             ToGateway::KeptEnd { sessions, end } => {
                 self.pushed(self.registry.history_ended(&end.channel, &sessions, end.upto, Instant::now().into_std()));
@@ -379,4 +383,10 @@ impl Link {
         }
         Ok(())
     }
+}
+
+/// A router's payload as a message for many sessions: framed and
+/// compressed at most once, for all.
+fn for_many(payload: protocol::cmd::Payload) -> Message {
+    Message::new(Payload::shared(payload.data), payload.binary)
 }

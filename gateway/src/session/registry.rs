@@ -214,11 +214,7 @@ impl Registry {
         message: &Message,
         except: &[SessionId],
     ) -> Result<usize, Interest> {
-        let members = self.members(link, channel)?;
-        let except: std::collections::HashSet<&SessionId> = except.iter().collect();
-        let members = members.lock().unwrap();
-        let taken = members.iter().filter(|(id, mailbox)| !except.contains(id) && queue(mailbox, link, message));
-        Ok(taken.count())
+        self.each_member(link, channel, except, |_, mailbox| usize::from(queue(mailbox, link, message)))
     }
 
     /// A kept message's publish (KEPT_PUB): as [`Registry::publish`], but
@@ -237,19 +233,33 @@ impl Registry {
             drop(catchups);
             return self.publish(link, channel, message, except);
         }
-        let members = self.members(link, channel)?;
-        let except: std::collections::HashSet<&SessionId> = except.iter().collect();
-        let members = members.lock().unwrap();
-        let mut taken = 0;
-        for (id, mailbox) in members.iter().filter(|(id, _)| !except.contains(id)) {
+        self.each_member(link, channel, except, |id, mailbox| {
             let held = Held { link, offset, message: message.clone() };
             match catchups.offer(channel.as_str(), id, held) {
-                Fate::Pass => taken += usize::from(queue(mailbox, link, message)),
-                Fate::Hold | Fate::Repeat => {}
-                Fate::Overflow(held) => taken += pass_on(mailbox, held),
+                Fate::Pass => usize::from(queue(mailbox, link, message)),
+                Fate::Hold | Fate::Repeat => 0,
+                Fate::Overflow(held) => pass_on(mailbox, held),
             }
-        }
-        Ok(taken)
+        })
+    }
+
+    /// Calls `visit` on each of the channel's members here but `except`,
+    /// and sums the pushes it queued; with no member here, what to tell
+    /// router link `link` so it stops sending the channel's publishes.
+    fn each_member(
+        &self,
+        link: usize,
+        channel: &Channel,
+        except: &[SessionId],
+        mut visit: impl FnMut(&SessionId, &Mailbox) -> usize,
+    ) -> Result<usize, Interest> {
+        let members = {
+            let memberships = self.memberships.lock().unwrap();
+            memberships.members(channel.as_str()).ok_or_else(|| memberships.current(channel).interest(link))?
+        };
+        let except: std::collections::HashSet<&SessionId> = except.iter().collect();
+        let members = members.lock().unwrap();
+        Ok(members.iter().filter(|(id, _)| !except.contains(id)).map(|(id, mailbox)| visit(id, mailbox)).sum())
     }
 
     /// KEPT_JOIN: `ids` wait for `channel`'s history before its live messages.
@@ -277,13 +287,6 @@ impl Registry {
     fn pass_on_all(&self, released: Vec<(SessionId, Vec<Held>)>) -> usize {
         let each = |(id, held): (SessionId, Vec<Held>)| Some(pass_on(&*self.mailbox(&id)?, held));
         released.into_iter().filter_map(each).sum()
-    }
-
-    /// The channel's members here, or what to tell router link `link`
-    /// when there are none.
-    fn members(&self, link: usize, channel: &Channel) -> Result<Arc<super::memberships::Members>, Interest> {
-        let memberships = self.memberships.lock().unwrap();
-        memberships.members(channel.as_str()).ok_or_else(|| memberships.current(channel).interest(link))
     }
 
     pub fn ids(&self) -> Vec<SessionId> {

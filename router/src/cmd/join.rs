@@ -68,30 +68,23 @@ async fn send_history(hub: &Hub, channel: &str, ids: &[SessionId], rule: Rule, s
     if ids.is_empty() {
         return Ok(false);
     }
-    let read = hub.store().history(channel, since, rule.count).await;
-    let from = since.and_then(Offset::parse).unwrap_or_default();
-    let upto = match &read {
-        Ok((kept, _)) => kept.last().and_then(|(offset, _)| Offset::parse(offset)).unwrap_or(from),
-        Err(_) => Offset::default(),
+    let (kept, recovered, failed) = match hub.store().history(channel, since, rule.count).await {
+        Ok((kept, recovered)) => (kept, recovered.unwrap_or(false), None),
+        Err(err) => (Vec::new(), false, Some(err)),
     };
-    let end = |hub: &Hub| {
-        let end = KeptEnd { channel: Channel::new(channel).expect("a joined channel's name"), upto };
-        hub.tell_gateways(FrameKind::KeptEnd, ids, end.to_data());
-    };
-    let (kept, recovered) = match read {
-        Ok(read) => read,
-        Err(err) => {
-            end(hub);
-            return Err(err);
-        }
-    };
+    let mut upto = since.and_then(Offset::parse).filter(|_| failed.is_none()).unwrap_or_default();
     for (offset, payload) in kept {
+        upto = Offset::parse(&offset).unwrap_or(upto);
         let sent = as_sent(hub, channel, rule, offset, payload);
         let delivered = hub.deliver(FrameKind::SendMsg, ids, sent.data, sent.binary);
         hub.metrics.add(Count::HistorySent, delivered.sessions);
     }
-    end(hub);
-    Ok(recovered.unwrap_or(false))
+    let end = KeptEnd { channel: Channel::new(channel).expect("a joined channel's name"), upto };
+    hub.tell_gateways(FrameKind::KeptEnd, ids, end.to_data());
+    match failed {
+        Some(err) => Err(err),
+        None => Ok(recovered),
+    }
 }
 
 /// On a shared store, another router's publish may follow the answer at
