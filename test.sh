@@ -24,8 +24,11 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
-# The browser test's driver (playwright-core, pinned by package-lock.json).
+# The browser test's driver (playwright-core) and Pusher's own JS clients, pinned by package-lock.json.
 (cd e2e/browser && npm ci --silent --no-audit --no-fund)
+# The Pusher server SDK from PyPI (pinned), in a venv of its own.
+[ -x e2e/python/.venv/bin/python ] || python3 -m venv e2e/python/.venv
+e2e/python/.venv/bin/pip install -q --disable-pip-version-check -r e2e/python/requirements.txt
 
 cargo fmt --all -- --check
 # No import cycle between a crate's top-level modules (docs/ARCHITECTURE.md).

@@ -1,6 +1,6 @@
 //! Backends and gateways send the router frames: any bytes must decode,
 //! and parse into session lists, commands, hand-over state, a resume, an AUTH, a heartbeat, a channel interest,
-//! a barrier, a kept message or a history's end, an occupancy, a gateway's status or a session's description,
+//! a barrier, a kept message or a history's end, a member's join, an occupancy, a gateway's status or a session's description,
 //! and as either side of a link reads them,
 //! without a panic; what parses round-trips. The first frame is read as a
 //! peer's before its AUTH: no larger than the bound, and nothing reserved past it.
@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 use protocol::cmd::Command;
 use protocol::handover::{GatewayId, ResumeAsk, SessionState};
 use protocol::{
-    encode_ids, Frame, FrameCodec, FrameKind, GatewayStatus, Heartbeat, Hello, Interest, KeptEnd, KeptPub, Occupancy,
+    encode_ids, Frame, FrameCodec, FrameKind, GatewayStatus, Heartbeat, Hello, Interest, KeptEnd, KeptPub, MemberJoin, Occupancy,
     SessionDescription, Sync, ToGateway, ToRouter, MAX_BEFORE_AUTH,
 };
 use tokio_util::codec::{Decoder, Encoder};
@@ -65,6 +65,9 @@ fuzz_target!(|data: &[u8]| {
         if let Ok((ids, end)) = KeptEnd::from_frame(&frame) {
             let again = Frame::new(FrameKind::KeptEnd, encode_ids(&ids), end.to_data());
             assert_eq!(KeptEnd::from_frame(&again), Ok((ids, end)));
+        }
+        if let Ok(join) = MemberJoin::from_frame(&frame) {
+            assert_eq!(MemberJoin::from_frame(&join.to_frame()), Ok(join));
         }
         if let Ok(occupancy) = Occupancy::from_frame(&frame) {
             assert_eq!(Occupancy::from_frame(&occupancy.to_frame()), Ok(occupancy));

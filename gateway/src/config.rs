@@ -210,6 +210,12 @@ pub struct Config {
     /// Route client messages to a named pool (repeatable): FIELD:PATTERN=POOL or bin:LOW-HIGH=POOL.
     #[arg(long = "route", env = "GATEWAY_ROUTE", value_delimiter = ' ')]
     pub routes: Vec<Route>,
+    /// A Pusher app whose clients (pusher-js, Laravel Echo) connect at
+    /// `/app/KEY` (repeatable): `ID:KEY:SECRET`, then `:client-events` to
+    /// relay client events, or `:client-events=backend` to put each to the
+    /// backend first (EVENT=8). The routers take the same. See docs/PUSHER.md.
+    #[arg(long = "pusher-app", env = "GATEWAY_PUSHER_APP", value_delimiter = ' ', hide_env_values = true)]
+    pub pusher_apps: Vec<protocol::pusher::App>,
 }
 
 impl Config {

@@ -57,7 +57,9 @@ runtime::metric_table! {
         MovedOut: Counter "gateway_sessions_moved_out_total"
             "Sessions handed to a client that resumed them on another gateway.",
         Subscribed: Counter "gateway_client_subscribes_total"
-            "Channels clients joined by asking, with their backend's yes (--client-subscribe).",
+            "Channels clients joined by asking, with their backend's yes (--client-subscribe), or a Pusher client with its backend's signature.",
+        ClientEventsRelayed: Counter "gateway_client_events_relayed_total"
+            "Pusher client events sent to a router for the channel's other members.",
         SubscribesRefused: Counter "gateway_client_subscribes_refused_total"
             "Clients' asks to join a channel the gateway refused without asking the backend: the session in --max-session-channels (429), or --max-channels here (503).",
         OrphanClosesDropped: Counter "gateway_orphan_closes_dropped_total"

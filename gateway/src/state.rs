@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use protocol::cmd::Channel;
-use protocol::{Frame, FrameKind, SessionId};
+use protocol::pusher::PresenceMember;
+use protocol::{encode_ids, Frame, FrameKind, SessionId};
 use runtime::metrics::Snapshot;
 
 use crate::admission::AdmissionControl;
@@ -43,6 +44,8 @@ pub struct Gateway {
     pages: Vec<Page>,
     /// Connections not yet sessions, under `--max-handshakes`.
     handshakes: runtime::Slots,
+    /// Whose Pusher clients connect at `/app/KEY`.
+    pusher_apps: protocol::pusher::Apps,
 }
 
 /// A file served on GET (`--page`), read at start.
@@ -83,7 +86,9 @@ impl Gateway {
             params.extend(upstream::cgi::read_param_file(file)?);
         }
         params.extend(config.params.iter().cloned());
+        let pusher_apps = protocol::pusher::Apps::new(config.pusher_apps.clone()).map_err(anyhow::Error::msg)?;
         Ok(Gateway {
+            pusher_apps,
             resume_keys: TokenKey::new(config.resume_secret.as_deref()),
             inboxes: Inboxes::new(config.max_pending_bytes.max(config.max_message)),
             orphans: Orphans::default(),
@@ -102,6 +107,10 @@ impl Gateway {
             registry,
             links,
         })
+    }
+
+    pub fn pusher_apps(&self) -> &protocol::pusher::Apps {
+        &self.pusher_apps
     }
 
     /// The flags, as given.
@@ -248,16 +257,48 @@ impl Host for Gateway {
         self.inboxes.note_ended(id);
     }
 
-    fn subscribed(&self, id: SessionId, channel: &Channel) {
+    fn subscribed(&self, id: SessionId, channel: &Channel, member: Option<PresenceMember>) {
         let Some(count) = self.registry.join_here(id, channel) else { return };
         // Every router stores the membership, as when a link reports it
-        // again; and hears the channel's new count here.
+        // again (with the member the client named, if any); and hears the
+        // channel's new count here.
         let name = bytes::Bytes::from(channel.as_str().to_owned());
-        for frame in Frame::for_sessions(FrameKind::ChAdd, &[id], name, false) {
-            self.links.send_to_all(frame);
+        match member {
+            Some(PresenceMember { user_id, user_info }) => {
+                let join =
+                    protocol::MemberJoin { session: id, channel: channel.clone(), user: user_id, info: user_info };
+                self.links.send_to_all(join.to_frame());
+            }
+            None => self.links.send_to_all(Frame::new(FrameKind::ChAdd, encode_ids(&[id]), name)),
         }
         self.links.channels_changed(vec![count]);
         self.metrics.count(Count::Subscribed);
+    }
+
+    fn unsubscribed(&self, id: SessionId, channel: &Channel) {
+        let Some(count) = self.registry.leave_here(id, channel) else { return };
+        let name = bytes::Bytes::from(channel.as_str().to_owned());
+        self.links.send_to_all(Frame::new(FrameKind::ChDel, encode_ids(&[id]), name));
+        self.links.channels_changed(vec![count]);
+    }
+
+    fn relay(&self, id: SessionId, channel: Channel, envelope: bytes::Bytes) -> bool {
+        let publish = protocol::cmd::PublishExcept {
+            channel,
+            except: vec![id],
+            payload: protocol::cmd::Payload { data: envelope, binary: false },
+        };
+        let relayed = self.links.send_to_any(publish.to_frame());
+        if relayed {
+            self.metrics.count(Count::ClientEventsRelayed);
+        }
+        relayed
+    }
+
+    fn signed_in(&self, id: SessionId, user: &str) {
+        self.registry.note_user(id, user);
+        let user = bytes::Bytes::from(user.to_owned());
+        self.links.send_to_all(Frame::new(FrameKind::Bind, encode_ids(&[id]), user));
     }
 
     fn away(&self, id: SessionId, away: bool) {

@@ -84,6 +84,9 @@ crate::wire_enum! {
         KeptPub = 129,
         /// Router to gateway: the joining sessions' history ended here.
         KeptEnd = 130,
+        /// Gateway to router: a session joined a presence channel as a
+        /// member its client named; see [`super::MemberJoin`].
+        MemberJoin = 131,
     }
 }
 

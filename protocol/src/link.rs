@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::cmd::{user_id, Channel, Command, Payload};
 use super::handover::{GatewayId, ResumeAsk};
 use super::status::{GatewayStatus, SessionDescription};
-use super::{Frame, FrameKind, Heartbeat, Interest, KeptEnd, KeptPub, Occupancy, SessionId, Sync};
+use super::{Frame, FrameKind, Heartbeat, Interest, KeptEnd, KeptPub, MemberJoin, Occupancy, SessionId, Sync};
 
 /// A gateway to a router.
 #[derive(Debug)]
@@ -28,6 +28,16 @@ pub enum ToRouter {
         sessions: Vec<SessionId>,
         channel: Channel,
     },
+    /// MEMBER_JOIN: a client joined a presence channel as the member it named.
+    MemberJoined(MemberJoin),
+    /// CH_DEL: a client left a channel by itself (a Pusher unsubscribe).
+    Left {
+        sessions: Vec<SessionId>,
+        channel: Channel,
+    },
+    /// PUBLISH_EXCEPT: a client's event, relayed to the channel's other
+    /// members (a Pusher client event the gateway let through).
+    Relay(crate::cmd::PublishExcept),
     /// BIND: a session's user, as a relink or a resync reports it.
     Bound {
         session: SessionId,
@@ -142,6 +152,12 @@ impl ToRouter {
             FrameKind::ChSub | FrameKind::ChUnsub => ToRouter::Interest(Interest::from_frame(&frame)?),
             FrameKind::Sync => ToRouter::Sync(Sync::from_frame(&frame)?),
             FrameKind::ChAdd => ToRouter::Joined { sessions: ids(&frame)?, channel: channel(&frame, "CH_ADD")? },
+            FrameKind::MemberJoin => ToRouter::MemberJoined(MemberJoin::from_frame(&frame)?),
+            FrameKind::ChDel => ToRouter::Left { sessions: ids(&frame)?, channel: channel(&frame, "CH_DEL")? },
+            FrameKind::PublishExcept => match Command::from_frame(frame).map_err(|e| e.to_string())? {
+                Command::PublishExcept(publish) => ToRouter::Relay(publish),
+                _ => unreachable!("PUBLISH_EXCEPT parses as one"),
+            },
             FrameKind::Bind => {
                 let user = user_id(&frame.data).map_err(|err| format!("BIND: {err}"))?;
                 ToRouter::Bound { session: one(&frame, "BIND")?, user }

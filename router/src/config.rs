@@ -98,6 +98,11 @@ pub struct Config {
     /// so that a client can recover from the last one it saw.
     #[arg(long, env = "ROUTER_HISTORY_ENVELOPE", value_delimiter = ',')]
     pub history_envelope: Vec<String>,
+    /// A Pusher app whose calls the Pusher HTTP API (`/apps/ID/...`) takes,
+    /// signed with its secret (repeatable): `ID:KEY:SECRET`, as the
+    /// gateways' `--pusher-app`. See docs/PUSHER.md.
+    #[arg(long = "pusher-app", env = "ROUTER_PUSHER_APP", value_delimiter = ' ', hide_env_values = true)]
+    pub pusher_apps: Vec<protocol::pusher::App>,
 }
 
 impl Config {
@@ -105,6 +110,7 @@ impl Config {
     /// backends' token without the gateways' own.
     pub fn check(&self) -> anyhow::Result<()> {
         self.history_rules()?;
+        self.pusher_apps()?;
         runtime::no_empty_secrets(&[
             ("--token", &self.token),
             ("--gateway-token", &self.gateway_token),
@@ -122,6 +128,11 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The Pusher apps, none sharing an id or a key.
+    pub fn pusher_apps(&self) -> anyhow::Result<protocol::pusher::Apps> {
+        protocol::pusher::Apps::new(self.pusher_apps.clone()).map_err(anyhow::Error::msg)
     }
 
     /// Who may see the operator's page.

@@ -9,6 +9,7 @@ pub mod link;
 pub mod metrics;
 pub mod outbound;
 pub mod presence;
+pub mod pusher;
 pub mod seams;
 pub mod server;
 pub mod store;
@@ -58,7 +59,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         store: if config.redis.is_some() { "redis" } else { "memory" },
         started: std::time::Instant::now(),
     };
-    let doors = Arc::new(server::http::Doors { token, hosts: config.http_hosts(), admin });
+    let doors =
+        Arc::new(server::http::Doors { token, pusher_apps: config.pusher_apps()?, hosts: config.http_hosts(), admin });
     tokio::spawn(admin::sample(hub.clone(), shutdown.clone()));
     let http_loop = runtime::accept_loop(http, slots(), shutdown.clone(), move |stream, _| {
         server::http::serve_connection(stream, hub.clone(), doors.clone())

@@ -35,6 +35,12 @@ runtime::metric_table! {
             "Frames not sent to a gateway because they passed its frame limit (a bug if it grows: every sender bounds its own).",
         PushesTooLarge: Counter "router_pushes_too_large_total"
             "Pushes refused because their payload passed the frame limit.",
+        ClientEventsRelayed: Counter "router_client_events_relayed_total"
+            "Pusher client events a gateway let through, published to their channel's other members.",
+        PusherApiCalls: Counter "router_pusher_api_calls_total"
+            "Calls to the Pusher HTTP API (/apps/...) that were signed and applied.",
+        PusherApiRefused: Counter "router_pusher_api_refused_total"
+            "Calls to the Pusher HTTP API refused: unknown app or key, an old timestamp, a wrong body_md5 or signature, a bad body.",
         PresenceEvents: Counter "router_presence_events_total"
             "Presence events (join, leave, offline, online) published to presence channels.",
         HistoryAppended: Counter "router_history_appended_total" "Messages kept in a channel's history.",

@@ -3,7 +3,8 @@
 //! publishes to the channel itself, in order with its other messages; a
 //! session that joins gets the member list first. When a channel gets its
 //! first member or loses its last, the router asks the gateway that holds
-//! (or held) that session to tell its backend (OCCUPANCY).
+//! (or held) that session to tell its backend (OCCUPANCY). A Pusher app's
+//! presence channel hears the same in Pusher's words.
 //!
 //! The store says what changed, atomically: of the routers that hear of
 //! one change (a gateway reports to all of them), one announces it.
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use protocol::cmd::{publish_frame, Channel, Member, Payload};
+use protocol::pusher::{self, PresenceMember};
 use protocol::{FrameKind, Occupancy, SessionId};
 
 use crate::hub::{Hub, LinkId};
@@ -44,14 +46,41 @@ pub fn member(session: SessionId, kept: &str, online: bool) -> Member {
     Member { session, user, info: kept.get("info").cloned(), online }
 }
 
-/// `{"fk":"presence","event":..,"channel":..,"session":..,"user":..,"info":..}`
-fn event(kind: &str, channel: &str, session: SessionId, kept: &str) -> Bytes {
+/// `{"fk":"presence","event":..,"channel":..,"session":..,"user":..,"info":..}`;
+/// on a Pusher app's channel, Pusher's `member_added` and `member_removed`
+/// (Pusher has no `offline` or `online`: `None`).
+fn event(kind: &str, channel: &str, session: SessionId, kept: &str) -> Option<Bytes> {
     let Member { user, info, .. } = member(session, kept, true);
+    if let Some((_, pusher_channel)) = pusher::split_fk_channel(channel) {
+        return match kind {
+            "join" => Some(pusher::member_added(pusher_channel, &PresenceMember { user_id: user, user_info: info })),
+            "leave" => Some(pusher::member_removed(pusher_channel, &user)),
+            _ => None,
+        }
+        .map(Bytes::from);
+    }
     let mut event = json!({ "fk": "presence", "event": kind, "channel": channel, "session": session, "user": user });
     if let Some(info) = info {
         event["info"] = info;
     }
-    Bytes::from(event.to_string())
+    Some(Bytes::from(event.to_string()))
+}
+
+/// What a joining session hears first: the members (a page of them).
+fn snapshot(channel: &str, listed: Listing) -> Bytes {
+    if let Some((_, pusher_channel)) = pusher::split_fk_channel(channel) {
+        let members: Vec<PresenceMember> = listed
+            .members
+            .into_iter()
+            .map(|member| PresenceMember { user_id: member.user, user_info: member.info })
+            .collect();
+        return Bytes::from(pusher::subscription_succeeded(pusher_channel, Some(&members)));
+    }
+    let mut snapshot = json!({ "fk": "presence", "event": "members", "channel": channel, "count": listed.count, "members": listed.members });
+    if let Some(next) = listed.next {
+        snapshot["next"] = json!(next);
+    }
+    Bytes::from(snapshot.to_string())
 }
 
 /// Who joining sessions are to the others: `user` and `info` as the
@@ -86,13 +115,10 @@ pub async fn joined(hub: &Hub, channel: &str, ids: &[SessionId], who: Joining<'_
     }
     let max_bytes = LIST_BYTES_AT_JOIN.min(hub.push_limit().saturating_sub(LIST_ENVELOPE + channel.len()));
     let listed = list(hub, channel, None, LISTED_AT_JOIN, max_bytes).await?;
-    let mut snapshot = json!({ "fk": "presence", "event": "members", "channel": channel, "count": listed.count, "members": listed.members });
-    if let Some(next) = listed.next {
-        snapshot["next"] = json!(next);
-    }
-    hub.deliver(FrameKind::SendMsg, &joined.added, Bytes::from(snapshot.to_string()), false);
+    hub.deliver(FrameKind::SendMsg, &joined.added, snapshot(channel, listed), false);
     let joins = members.iter().filter(|(id, _)| joined.added.contains(id));
-    announce(hub, channel, &joined.added, joins.map(|(id, kept)| event("join", channel, *id, kept)).collect()).await;
+    announce(hub, channel, &joined.added, joins.filter_map(|(id, kept)| event("join", channel, *id, kept)).collect())
+        .await;
     if joined.occupied {
         tell_occupancy(hub, channel, joined.added[0], true, None);
     }
@@ -107,7 +133,7 @@ pub async fn left(hub: &Hub, channel: &str, ids: &[SessionId], via: Option<LinkI
         return Ok(());
     }
     let left = hub.store().presence_leave(channel, ids).await?;
-    let leaves = left.removed.iter().map(|(id, kept)| event("leave", channel, *id, kept)).collect();
+    let leaves = left.removed.iter().filter_map(|(id, kept)| event("leave", channel, *id, kept)).collect();
     announce(hub, channel, &[], leaves).await;
     if left.vacated {
         tell_occupancy(hub, channel, left.removed[0].0, false, via);
@@ -147,7 +173,7 @@ pub async fn away(hub: &Hub, link: LinkId, ids: &[SessionId], away: bool) -> Sto
     }
     let kind = if away { "offline" } else { "online" };
     for (channel, id, kept) in hub.store().presence_set_away(&pairs, away).await? {
-        announce(hub, &channel, &[id], vec![event(kind, &channel, id, &kept)]).await;
+        announce(hub, &channel, &[id], event(kind, &channel, id, &kept).into_iter().collect()).await;
     }
     Ok(())
 }

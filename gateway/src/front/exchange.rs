@@ -84,8 +84,8 @@ pub async fn start(gateway: &Arc<Gateway>, ask: Ask) -> Result<Start, CloseReaso
     let resumable = gateway.config().resume_grace_ms > 0;
     let id = protocol::SessionId::random();
     match ask {
-        Ask::Plain => Ok(Start::New { id, resumable: false }),
-        Ask::Resumable => Ok(Start::New { id, resumable }),
+        Ask::Plain => Ok(Start::New { id, resumable: false, pusher: None }),
+        Ask::Resumable => Ok(Start::New { id, resumable, pusher: None }),
         Ask::Resume { token, last } => {
             let token = gateway.resume_keys().verify(&token).ok_or(CloseReason::ResumeInvalid)?;
             let (mailbox, carried) = crate::handover::claim(gateway, token).await.map_err(token::refusal_reason)?;

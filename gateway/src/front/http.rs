@@ -26,6 +26,7 @@ use crate::front::sse;
 use crate::front::websocket::{self, deflate, WebSocket};
 use crate::metrics::Count;
 use crate::resume::token::{self, Ask};
+use crate::session::task::Start;
 use crate::session::Host;
 use crate::upstream::fastcgi::ParamBlock;
 use crate::Gateway;
@@ -185,9 +186,14 @@ fn upgrade<I: Io>(mut req: Request<Incoming>, gateway: Arc<Gateway>, remote: Soc
         Err(why) => return respond(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "text/plain", format!("{why}\n")),
     };
     let (agreed, settings) = websocket_settings(&gateway, req.headers());
-    let ask = token::ask(req.uri().query().unwrap_or(""));
+    let pusher = crate::front::pusher::client_of(gateway.pusher_apps(), req.uri());
+    let ask = match pusher {
+        Some(_) => Ask::Plain,
+        None => token::ask(req.uri().query().unwrap_or("")),
+    };
     let upgraded = hyper::upgrade::on(&mut req);
-    tokio::spawn(open_session::<I>(upgraded, gateway, remote, settings, params, admission, ask));
+    let client = Client { remote, params, ask, pusher };
+    tokio::spawn(open_session::<I>(upgraded, gateway, settings, client, admission));
     let mut response = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "Upgrade")
@@ -218,17 +224,25 @@ fn websocket_settings(gateway: &Gateway, headers: &HeaderMap) -> (Option<deflate
     (agreed, settings)
 }
 
+/// Who upgraded: the address, the params every event carries, what the
+/// query asks of the session, and the Pusher app it connects to, if any.
+struct Client {
+    remote: SocketAddr,
+    params: ParamBlock,
+    ask: Ask,
+    pusher: Option<Result<Arc<protocol::pusher::App>, crate::front::pusher::Refused>>,
+}
+
 /// Once the upgrade is through: the session on the upgraded connection,
 /// or a close frame that says why there is none.
 async fn open_session<I: Io>(
     upgraded: hyper::upgrade::OnUpgrade,
     gateway: Arc<Gateway>,
-    remote: SocketAddr,
     settings: websocket::Settings,
-    params: ParamBlock,
+    client: Client,
     admission: Result<Seat, Refusal>,
-    ask: Ask,
 ) {
+    let Client { remote, mut params, ask, pusher } = client;
     let upgraded = match upgraded.await.map(|io| io.downcast::<TokioIo<Rewound<I>>>()) {
         Ok(Ok(parts)) => parts,
         Ok(Err(_)) => return tracing::error!(%remote, "upgraded connection of an unexpected type"),
@@ -251,6 +265,18 @@ async fn open_session<I: Io>(
         let _ = ws.send(refuse(CloseReason::ServerFull)).await;
         return;
     };
+    let pusher = match pusher.transpose() {
+        Ok(app) => app,
+        Err(refused) => {
+            tracing::info!(%remote, code = refused.code, message = refused.message, "Pusher client refused");
+            for message in refused.messages() {
+                let _ = ws.feed(message).await;
+            }
+            let _ = ws.flush().await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), ws.next()).await;
+            return;
+        }
+    };
     let start = match start(&gateway, ask).await {
         Ok(start) => start,
         Err(reason) => {
@@ -260,6 +286,15 @@ async fn open_session<I: Io>(
             let _ = tokio::time::timeout(Duration::from_secs(1), ws.next()).await;
             return;
         }
+    };
+    let start = match (start, pusher) {
+        (Start::New { id, resumable, .. }, Some(app)) => {
+            if let Err(err) = crate::front::pusher::params(&mut params, &app, &id) {
+                return tracing::warn!(%remote, %err, "no room for a Pusher client's params");
+            }
+            Start::New { id, resumable, pusher: Some(app) }
+        }
+        (start, _) => start,
     };
     // A task of its own, sized to the session alone: this one, with
     // the handshake's state in it, ends here.

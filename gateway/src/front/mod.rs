@@ -10,6 +10,7 @@
 pub mod exchange;
 pub mod framing;
 pub mod http;
+pub mod pusher;
 pub mod sniff;
 pub mod sse;
 pub mod tcp;

@@ -33,7 +33,7 @@ where
     let mut params = ParamBlock::default();
     cgi::client_address(&mut params, remote).expect("an address fits a record");
     let transport = Tcp::new(stream, gateway.config().max_message);
-    let start = crate::session::task::Start::New { id: protocol::SessionId::random(), resumable: false };
+    let start = crate::session::task::Start::New { id: protocol::SessionId::random(), resumable: false, pusher: None };
     tokio::spawn(crate::session::task::run(gateway, transport, params.compact(), seat, start));
 }
 

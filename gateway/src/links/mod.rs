@@ -182,6 +182,13 @@ impl RouterLinks {
         }
     }
 
+    /// Sends to one linked router (the first up); false if none is.
+    pub fn send_to_any(&self, frame: Frame) -> bool {
+        let Some(up) = self.links.iter().position(|link| link.linked.load(Relaxed)) else { return false };
+        self.send_to(up, frame);
+        true
+    }
+
     pub fn send_to_all(&self, frame: Frame) {
         for link in 0..self.links.len() {
             self.send_to(link, frame.clone());

@@ -32,6 +32,9 @@ pub const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// bytes would make the kernel reset the connection, losing the frame.
 pub const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
+/// The close code a kicked Pusher client gets.
+const PUSHER_KICKED: u16 = 4009;
+
 /// The connection that takes a session over, waiting for what it carries.
 pub type Taker = oneshot::Sender<Result<ResumeState, Refusal>>;
 
@@ -73,6 +76,8 @@ pub enum Action {
         code: u16,
         reason: Cow<'static, str>,
     },
+    /// A Pusher client's text message, for `session::pusher` to read.
+    Pusher(Bytes),
     /// Let the connection go: tell the client why first if `farewell`; a
     /// close asked of the mailbox that parked the session instead is
     /// `withdrawn`; once `parked`, the mailbox keeps what comes.
@@ -92,6 +97,8 @@ pub struct Lifecycle {
     pending_bytes: u32,
     message_rate: TokenBucket,
     resumable: bool,
+    /// A Pusher client's messages are `session::pusher`'s to read first.
+    pusher: bool,
     /// Cleared when the connect event failed or was refused: the backend
     /// never saw the session start, so it gets no close event either.
     backend_knows_session: bool,
@@ -115,9 +122,15 @@ impl Lifecycle {
             pending_bytes: 0,
             message_rate: TokenBucket::full(settings.max_message_burst, now),
             resumable,
+            pusher: false,
             backend_knows_session: true,
             close_event_queued: false,
         }
+    }
+
+    /// Its client speaks Pusher's protocol.
+    pub fn speaks_pusher(&mut self) {
+        self.pusher = true;
     }
 
     pub fn phase(&self) -> &Phase {
@@ -198,6 +211,32 @@ impl Lifecycle {
         if s.max_message_rate > 0.0 && !self.message_rate.take(s.max_message_rate, s.max_message_burst, now) {
             return self.close(CloseReason::RateLimited, now, s, m);
         }
+        if self.pusher {
+            return match binary {
+                false => Action::Pusher(body),
+                true => self.reply(Message::text(protocol::pusher::error(None, "Pusher messages are text")), m),
+            };
+        }
+        self.queue(body, binary, None, s, m)
+    }
+
+    /// Queues a Pusher client's event for its backend: a message, or a
+    /// client event to allow (EVENT=8); never a subscribe of fk's own.
+    pub fn queue_event(&mut self, body: Bytes, kind: EventKind, s: &SessionSettings, m: &Metrics) -> Action {
+        self.queue(body, false, Some(kind), s, m)
+    }
+
+    /// Queues a client's message for the backend (a client's subscribe as
+    /// its own event, unless `kind` says), refused with a 429 past the
+    /// session's bounds.
+    fn queue(
+        &mut self,
+        body: Bytes,
+        binary: bool,
+        kind: Option<EventKind>,
+        s: &SessionSettings,
+        m: &Metrics,
+    ) -> Action {
         // Queue up to the limits, then refuse, so one client cannot pile up
         // work without bound and the others keep their share.
         let fits = u32::try_from(self.pending_bytes as usize + body.len()).is_ok();
@@ -205,10 +244,11 @@ impl Lifecycle {
             m.count(Count::MessagesRefusedInFlight);
             return self.reply(policy::gateway_error(429, "too many messages in flight; this one was dropped"), m);
         }
-        let (kind, body) = match policy::subscribe_request(s, &body, binary) {
-            None => (EventKind::Message { binary }, body),
-            Some(Ok(channel)) => (EventKind::Subscribe, channel),
-            Some(Err(why)) => return self.reply(policy::gateway_error(400, why), m),
+        let (kind, body) = match (kind, policy::subscribe_request(s, &body, binary)) {
+            (Some(kind), _) => (kind, body),
+            (None, None) => (EventKind::Message { binary }, body),
+            (None, Some(Ok(channel))) => (EventKind::Subscribe, channel),
+            (None, Some(Err(why))) => return self.reply(policy::gateway_error(400, why), m),
         };
         self.pending_bytes += body.len() as u32;
         m.add(Count::PendingBytes, body.len());
@@ -257,7 +297,13 @@ impl Lifecycle {
             return Action::None;
         }
         m.closed(reason);
-        self.send_close(reason.code(), reason.text().into(), policy::close_in_step(reason), now, s)
+        // A kick's 4000 would send pusher-js to TLS ("tls_only"); 4009 is
+        // Pusher's own for a connection the app ended: not retried.
+        let code = match (self.pusher, reason) {
+            (true, CloseReason::Kicked) => PUSHER_KICKED,
+            _ => reason.code(),
+        };
+        self.send_close(code, reason.text().into(), policy::close_in_step(reason), now, s)
     }
 
     /// A close frame with `code` and `reason`; `in_step` says the stream

@@ -16,6 +16,7 @@ pub mod mailbox;
 pub mod memberships;
 pub mod orphans;
 pub mod policy;
+pub mod pusher;
 pub mod registry;
 pub mod task;
 
@@ -58,8 +59,22 @@ pub trait Host: Send + Sync + 'static {
     /// Tells the routers a session ended here, and its channels' new counts.
     fn ended(&self, id: SessionId, counts: Vec<ChannelCount>);
     /// Joins a session to a channel its client asked for and its backend
-    /// allowed: here, and at every router.
-    fn subscribed(&self, id: SessionId, channel: &protocol::cmd::Channel);
+    /// allowed (or, for a Pusher client, its backend signed): here, and at
+    /// every router; as `member` of a presence channel, if given.
+    fn subscribed(
+        &self,
+        id: SessionId,
+        channel: &protocol::cmd::Channel,
+        member: Option<protocol::pusher::PresenceMember>,
+    );
+    /// A Pusher client left a channel: here, and at every router.
+    fn unsubscribed(&self, id: SessionId, channel: &protocol::cmd::Channel);
+    /// A Pusher client's event, to the channel's other members through a
+    /// router; false when no router is linked.
+    fn relay(&self, id: SessionId, channel: protocol::cmd::Channel, envelope: bytes::Bytes) -> bool;
+    /// A Pusher client signed in as `user` (the app's): its session is
+    /// bound to it, here and at every router.
+    fn signed_in(&self, id: SessionId, user: &str);
     /// Tells the routers a session's client went away (it waits to be
     /// resumed) or came back: presence channels show it offline or online.
     fn away(&self, id: SessionId, away: bool);
@@ -85,6 +100,9 @@ pub struct SessionSettings {
     /// How long a resumable session waits for its client; zero: no resume.
     pub resume_grace: Duration,
     pub write_timeout: Duration,
+    /// How long a client may stay silent (a Pusher client's
+    /// `activity_timeout` is set within it).
+    pub idle_timeout: Duration,
     /// How long a close or offline event is tried while the backend is down.
     pub event_retry: Duration,
     /// Shared by every mailbox: one pointer each instead of four numbers.
@@ -114,6 +132,7 @@ impl SessionSettings {
             max_pending_bytes: config.max_pending_bytes,
             resume_grace: Duration::from_millis(config.resume_grace_ms),
             write_timeout: Duration::from_millis(config.write_timeout_ms),
+            idle_timeout: Duration::from_millis(config.idle_timeout_ms),
             event_retry: Duration::from_millis(config.event_retry_ms),
             mailbox: Arc::new(mailbox::Limits {
                 messages: config.outbound_queue,

@@ -187,6 +187,17 @@ impl Registry {
         memberships.join(channel, vec![(id, self.mailbox(&id)?)])
     }
 
+    /// Takes a session here out of a channel its client left by itself
+    /// (no router's change): the channel's new count, if it was a member.
+    pub fn leave_here(&self, id: SessionId, channel: &Channel) -> Option<ChannelCount> {
+        self.memberships.lock().unwrap().leave(channel, &[id])
+    }
+
+    pub fn is_member(&self, id: &SessionId, channel: &Channel) -> bool {
+        let memberships = self.memberships.lock().unwrap();
+        memberships.membership_of(id).is_some_and(|m| m.channels.iter().any(|joined| joined == channel.as_str()))
+    }
+
     pub fn note_user(&self, id: SessionId, user: &str) {
         let mut memberships = self.memberships.lock().unwrap();
         if self.holds(&id) {

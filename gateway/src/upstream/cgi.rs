@@ -132,6 +132,9 @@ pub enum EventKind {
     Occupied,
     /// A presence channel (named in the body) lost its last member.
     Vacated,
+    /// A Pusher client event (its envelope the body) for the backend to
+    /// allow or refuse (an app with `client-events=backend`).
+    ClientEvent,
 }
 
 impl EventKind {
@@ -147,6 +150,7 @@ impl EventKind {
             EventKind::Subscribe => Some(b"5"),
             EventKind::Occupied => Some(b"6"),
             EventKind::Vacated => Some(b"7"),
+            EventKind::ClientEvent => Some(b"8"),
         }
     }
 }
@@ -246,6 +250,13 @@ impl EventEncoder {
             EventKind::Subscribe | EventKind::Occupied | EventKind::Vacated => {
                 push(&self.channel_param, &event.body);
                 &[]
+            }
+            // A client event names its Pusher channel too, and is JSON.
+            EventKind::ClientEvent => {
+                let channel = protocol::pusher::Envelope::parse(&event.body).ok().and_then(|e| e.channel);
+                push(&self.channel_param, channel.unwrap_or_default().as_bytes());
+                push(b"CONTENT_TYPE", b"application/json");
+                &event.body
             }
             _ => &event.body,
         };

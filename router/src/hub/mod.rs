@@ -524,6 +524,20 @@ impl Hub {
         delivered
     }
 
+    /// The channels whose names start with `prefix` that gateways hold
+    /// members of, with how many they hold: what a publish reaches.
+    pub fn routed_channels(&self, prefix: &str) -> Vec<(String, usize)> {
+        let links = self.links.lock().unwrap();
+        let members = |gateways: &HashMap<LinkId, Route>| gateways.values().map(|route| route.members as usize).sum();
+        links
+            .routes
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(name, gateways)| (name.clone(), members(gateways)))
+            .filter(|(_, members)| *members > 0)
+            .collect()
+    }
+
     /// Asks every linked gateway to report all its memberships again.
     pub fn request_resync(&self) {
         self.broadcast_frame(Frame::new(FrameKind::Resync, Bytes::new(), Bytes::new()));

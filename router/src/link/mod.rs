@@ -7,15 +7,21 @@
 //! refilled. It counts its members of each channel (CH_SUB, CH_UNSUB), asks
 //! for barriers (SYNC), shows clients gone and back (SESSIONS_AWAY,
 //! SESSIONS_BACK), reports for the operator's page (STATUS, DESCRIBED),
-//! and moves sessions (RESUME, MOVING and the answers).
+//! and moves sessions (RESUME, MOVING and the answers). For Pusher
+//! clients it also says what they did by themselves: joined a presence
+//! channel as a member (MEMBER_JOIN), left a channel (CH_DEL), sent a
+//! client event (PUBLISH_EXCEPT).
 
 mod away;
 mod bind;
 mod ch_add;
+mod ch_del;
 mod close;
 mod conn;
 mod interest;
+mod member_join;
 mod moves;
+mod relay;
 mod status;
 mod sync;
 
@@ -36,6 +42,9 @@ pub async fn apply(hub: &Hub, link: LinkId, frame: ToRouter) {
         ToRouter::Interest(interest) => interest::apply(hub, link, interest),
         ToRouter::Sync(barrier) => sync::apply(hub, link, barrier),
         ToRouter::Joined { sessions, channel } => ch_add::apply(hub, link, &sessions, channel.as_str()).await,
+        ToRouter::MemberJoined(join) => member_join::apply(hub, link, join).await,
+        ToRouter::Left { sessions, channel } => ch_del::apply(hub, link, &sessions, channel.as_str()).await,
+        ToRouter::Relay(publish) => relay::apply(hub, link, publish).await,
         ToRouter::Bound { session, user } => bind::apply(hub, link, session, &user).await,
         ToRouter::Away { sessions, away } => away::apply(hub, link, &sessions, away).await,
         ToRouter::Resume { session, ask } => moves::resume(hub, link, session, &ask),

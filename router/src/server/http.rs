@@ -35,6 +35,8 @@ pub fn max_body(max_frame: usize) -> usize {
 /// to, and the operator's page.
 pub struct Doors {
     pub token: Option<Arc<str>>,
+    /// The Pusher apps whose signed calls `/apps/` takes, token or not.
+    pub pusher_apps: protocol::pusher::Apps,
     pub hosts: super::guard::Hosts,
     pub admin: Admin,
 }
@@ -66,6 +68,9 @@ async fn handle(req: Request<Incoming>, hub: &Hub, doors: &Doors) -> Response<Fu
     }
     if path == "/admin" || path.starts_with("/admin/") {
         return operator(req, hub, &doors.admin).await;
+    }
+    if (path.starts_with("/apps/") || path.starts_with("/users/")) && !doors.pusher_apps.is_empty() {
+        return pusher_call(req, hub, &doors.pusher_apps).await;
     }
     if let Some(expected) = doors.token.as_deref() {
         let given = req
@@ -125,6 +130,20 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Response<Full<
             Err(error(StatusCode::REQUEST_TIMEOUT, "timeout", format!("the body took over {BODY_READ_TIMEOUT:?}")))
         }
     }
+}
+
+/// A call to the Pusher HTTP API: signed by an app's secret instead of
+/// the token (see `crate::pusher`).
+async fn pusher_call(req: Request<Incoming>, hub: &Hub, apps: &protocol::pusher::Apps) -> Response<Full<Bytes>> {
+    let (method, path, query) =
+        (req.method().clone(), req.uri().path().to_owned(), req.uri().query().unwrap_or("").to_owned());
+    let body = match read_body(req.into_body(), max_body(hub.max_frame())).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let answer = crate::pusher::answer(hub, apps, &method, &path, &query, &body, now).await;
+    respond(answer.status, answer.content_type, answer.body)
 }
 
 /// The largest body an operator's action takes.

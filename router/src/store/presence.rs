@@ -21,8 +21,10 @@ use super::StoreResult;
 /// Channels whose name starts so keep presence.
 pub const PREFIX: &str = "presence-";
 
+/// A `presence-` channel, native or a Pusher app's.
 pub fn is_presence(channel: &str) -> bool {
-    channel.starts_with(PREFIX)
+    let name = protocol::pusher::split_fk_channel(channel).map_or(channel, |(_, pusher_channel)| pusher_channel);
+    name.starts_with(PREFIX)
 }
 
 /// What a join changed: the sessions that were not members yet, and

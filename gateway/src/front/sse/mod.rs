@@ -122,7 +122,7 @@ struct Opening {
 impl Opening {
     fn new(gateway: &Arc<Gateway>, admitted: Admitted) -> Opening {
         let (id, greets) = match &admitted.start {
-            Start::New { id, resumable } => (*id, *resumable),
+            Start::New { id, resumable, .. } => (*id, *resumable),
             Start::Resumed { id, .. } => (*id, true),
         };
         // Open before the client hears of its send token.

@@ -85,10 +85,18 @@ impl<T: Transport, H: Host> Session<T, H> {
             }
         }
         let answer = match kind {
+            EventKind::ClientEvent => {
+                let (status, body) = match &result {
+                    Ok(response) => (Some(response.status), &response.body[..]),
+                    Err(_) => (None, &[][..]),
+                };
+                let action = self.client_event_answered(&event.body, status, body);
+                return (action, false);
+            }
             EventKind::Subscribe => {
                 let (answer, allowed) = policy::subscribe_answered(&event.body, &result);
                 if let Some(channel) = allowed {
-                    self.host.subscribed(self.id, &channel);
+                    self.host.subscribed(self.id, &channel, None);
                 }
                 answer
             }

@@ -17,6 +17,11 @@ use crate::resume::token::Token;
 use crate::session::lifecycle::Action;
 use crate::session::Host;
 
+/// Pusher's own `activity_timeout`: a pusher-js client that hears nothing
+/// for this long sends `pusher:ping`. Less, when the gateway's idle
+/// timeout would close a silent client first.
+const PUSHER_ACTIVITY_TIMEOUT_S: u64 = 120;
+
 impl<T: Transport, H: Host> Session<T, H> {
     /// Sends one message on the connection, if there is one.
     pub(super) async fn send(&mut self, message: Message) -> Option<std::io::Result<()>> {
@@ -28,6 +33,12 @@ impl<T: Transport, H: Host> Session<T, H> {
     pub(super) async fn accepted(&mut self) {
         let timeout = self.host.session_settings().write_timeout;
         let _ = tokio::time::timeout(timeout, self.send(Message::Accepted)).await;
+        if let Some(client) = &self.pusher {
+            let idle = self.host.session_settings().idle_timeout;
+            let activity_timeout = (idle.as_secs() / 2).clamp(1, PUSHER_ACTIVITY_TIMEOUT_S);
+            let established = protocol::pusher::connection_established(&client.socket_id, activity_timeout);
+            let _ = tokio::time::timeout(timeout, self.send(Message::text(established))).await;
+        }
     }
 
     /// The session message a resumable session's client gets first, then

@@ -13,6 +13,7 @@
 
 mod backend;
 mod client;
+mod pusher;
 mod wait;
 
 use std::collections::VecDeque;
@@ -46,8 +47,9 @@ enum Outcome {
 
 /// How a session begins.
 pub enum Start {
-    /// A new session, by the id its front chose (`SessionId::random`).
-    New { id: SessionId, resumable: bool },
+    /// A new session, by the id its front chose (`SessionId::random`);
+    /// its client speaks Pusher's protocol to `pusher`'s app.
+    New { id: SessionId, resumable: bool, pusher: Option<Arc<protocol::pusher::App>> },
     /// A connection that took over a session: its mailbox, what it carried,
     /// and how many messages the client says it got.
     Resumed { id: SessionId, mailbox: Arc<Mailbox>, carried: ResumeState, last: Option<u64> },
@@ -75,6 +77,8 @@ struct Session<T, H: Host> {
     turn: u8,
     /// When it started, or came to this gateway: seconds since the epoch.
     started: u32,
+    /// A Pusher client's side of it.
+    pusher: Option<Box<super::pusher::PusherClient>>,
 }
 
 /// The session's whole life. Built here, outside the returned future, so
@@ -91,13 +95,19 @@ pub fn run<T: Transport, H: Host>(
     let settings = host.session_settings();
     // A new session's backend may refuse it: its transport starts once it is taken.
     let taken = !(matches!(start, Start::New { .. }) && settings.connect_event);
+    let mut pusher = None;
     let (id, mailbox, meta, replay_log, life, new) = match start {
-        Start::New { id, resumable } => {
+        Start::New { id, resumable, pusher: app } => {
             let mailbox = Arc::new(Mailbox::new(settings.mailbox.clone()));
             let replay_log = resumable.then(|| Box::new(ReplayLog::new(0, 1, settings.resume_budget().clone())));
             let phase = if resumable { Phase::Greeting { resumed: false, last: None } } else { Phase::Open };
             let connect = settings.connect_event.then_some(EventKind::Connect);
-            let life = Lifecycle::new(phase, resumable, connect, settings, Instant::now());
+            let mut life = Lifecycle::new(phase, resumable, connect, settings, Instant::now());
+            if let Some(app) = app {
+                life.speaks_pusher();
+                let socket_id = protocol::pusher::socket_id(&id);
+                pusher = Some(Box::new(super::pusher::PusherClient::new(app, socket_id, Instant::now())));
+            }
             (id, mailbox, ParamBlock::default(), replay_log, life, true)
         }
         Start::Resumed { id, mailbox, carried, last } => {
@@ -122,6 +132,7 @@ pub fn run<T: Transport, H: Host>(
         timer: None,
         turn: 0,
         started: unix_now() as u32,
+        pusher,
     };
     async move {
         if new {
@@ -235,6 +246,7 @@ impl<T: Transport, H: Host> Session<T, H> {
                     self.mailbox.push(message);
                     Action::None
                 }
+                Action::Pusher(text) => self.pusher_message(&text),
                 Action::SendClose { code, reason } => {
                     tracing::info!(session = %self.id, code, %reason, "closing client");
                     let frame = Message::Close { code, reason };

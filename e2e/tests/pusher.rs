@@ -1,0 +1,120 @@
+//! The Pusher protocol, driven by clients no one here wrote: pusher-js
+//! and the `pusher` server SDK from npm (e2e/browser/pusher_node.mjs), the
+//! `pusher` SDK from PyPI (e2e/python/pusher_sdk.py), against a real
+//! gateway and router with one Pusher app, and the FastCGI backend
+//! hearing the Pusher clients' events.
+
+use e2e::browser::run_script;
+use e2e::{backend_events, echo_backend_with, scratch_file, Stack, StackOptions};
+
+const APP: &str = "1:app-key:app-secret:client-events";
+
+fn pusher_stack(app: &str) -> (Stack, e2e::Proc, std::path::PathBuf) {
+    let log = scratch_file("pusher-events.jsonl");
+    let (echo, echo_addr) = echo_backend_with(&log, &[], "echo");
+    let flags = vec!["--pusher-app".to_owned(), app.to_owned()];
+    let stack = Stack::start(StackOptions {
+        backend: Some(echo_addr),
+        gateway_args: flags.clone(),
+        router_args: flags,
+        ..Default::default()
+    });
+    (stack, echo, log)
+}
+
+fn app_env(stack: &Stack) -> Vec<(&'static str, String)> {
+    vec![
+        ("GATEWAY_PORT", stack.gateway_port.to_string()),
+        ("ROUTER_HTTP_PORT", stack.router_http_port.to_string()),
+        ("APP_ID", "1".into()),
+        ("APP_KEY", "app-key".into()),
+        ("APP_SECRET", "app-secret".into()),
+    ]
+}
+
+#[test]
+fn pusher_js_and_the_node_sdk_work_against_fk_unchanged() {
+    let (stack, _echo, log) = pusher_stack(APP);
+    let env = app_env(&stack);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let report = run_script("pusher_node.mjs", &[], &env);
+    assert!(report.contains("all checks passed"), "{report}");
+
+    // The backend heard each pusher-js client connect and close, with its
+    // app and socket id.
+    let events = backend_events(&log, 4);
+    let connects: Vec<_> = events.iter().filter(|e| e["params"]["EVENT"] == "1").collect();
+    assert!(connects.len() >= 3, "{events:?}");
+    for connect in connects {
+        assert_eq!(connect["params"]["PUSHER_APP_ID"], "1");
+        let socket = connect["params"]["PUSHER_SOCKET_ID"].as_str().unwrap();
+        assert!(protocol::pusher::session_of_socket(socket).is_some(), "{socket}");
+    }
+}
+
+/// Runs e2e/python/pusher_sdk.py (the PyPI SDK, in the venv ./test.sh
+/// makes) with `args`; its stdout as JSON.
+fn python_sdk(stack: &Stack, args: &[&str]) -> serde_json::Value {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python");
+    let python = dir.join(".venv/bin/python");
+    assert!(python.exists(), "the PyPI SDK's venv is missing: run ./test.sh, which makes it");
+    let output = std::process::Command::new(python)
+        .arg(dir.join("pusher_sdk.py"))
+        .args(args)
+        .envs(app_env(stack))
+        .output()
+        .expect("python");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "pusher_sdk.py {args:?} failed:\n{stdout}{stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|err| panic!("{err}: {stdout}"))
+}
+
+/// A Pusher event from a raw client, skipping pings and the like.
+async fn pusher_event(client: &mut e2e::Client, event: &str) -> serde_json::Value {
+    loop {
+        let message = client.recv_json().await;
+        if message["event"] == event {
+            return message;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_sdk_triggers_reads_and_signs_as_fk_checks() {
+    let (stack, _echo, _log) = pusher_stack(APP);
+    let mut ann = e2e::Client::connect(&stack.ws_url("/app/app-key?protocol=7&client=raw")).await;
+    let established = pusher_event(&mut ann, "pusher:connection_established").await;
+    let data: serde_json::Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
+    let socket = data["socket_id"].as_str().unwrap().to_owned();
+
+    // The SDK's authenticate() signs a presence subscribe that the gateway takes.
+    let auth = python_sdk(&stack, &["auth", &socket, "presence-room", "ann"]);
+    let subscribe = serde_json::json!({"event": "pusher:subscribe", "data": {
+        "channel": "presence-room", "auth": auth["auth"], "channel_data": auth["channel_data"]}});
+    ann.send_json(subscribe).await;
+    let joined = pusher_event(&mut ann, "pusher_internal:subscription_succeeded").await;
+    assert!(joined["data"].as_str().unwrap().contains(r#""Ann""#), "{joined}");
+    ann.send_json(serde_json::json!({"event": "pusher:subscribe", "data": {"channel": "news"}})).await;
+    pusher_event(&mut ann, "pusher_internal:subscription_succeeded").await;
+
+    let read = python_sdk(&stack, &["api"]);
+    let mut heard = Vec::new();
+    for _ in 0..5 {
+        let message = ann.recv_json().await;
+        let data: serde_json::Value = serde_json::from_str(message["data"].as_str().unwrap()).unwrap();
+        heard.push(format!(
+            "{} {} {}",
+            message["channel"].as_str().unwrap(),
+            message["event"].as_str().unwrap(),
+            data["n"]
+        ));
+    }
+    let expected =
+        ["news py-one 1", "news py-many 2", "presence-room py-many 2", "news py-batch 3", "presence-room py-batch 4"];
+    assert_eq!(heard, expected, "each event, in order");
+    assert_eq!(read["channels"]["channels"]["news"]["subscription_count"], 1, "{read}");
+    assert_eq!(read["presence"]["channels"]["presence-room"]["user_count"], 1, "{read}");
+    assert_eq!(read["news"]["occupied"], true, "{read}");
+    assert_eq!(read["users"]["users"], serde_json::json!([{"id": "ann"}]), "{read}");
+    assert_eq!(read["terminated"], serde_json::json!({}), "{read}");
+}
