@@ -118,3 +118,65 @@ async fn the_python_sdk_triggers_reads_and_signs_as_fk_checks() {
     assert_eq!(read["users"]["users"], serde_json::json!([{"id": "ann"}]), "{read}");
     assert_eq!(read["terminated"], serde_json::json!({}), "{read}");
 }
+
+/// Laravel Echo and pusher-js in Chromium on examples/pusher/, with the
+/// example's PHP backend under php-fpm: channel auth through the
+/// gateway's --http-route (Laravel's /broadcasting/auth), and the
+/// FastCGI events of the Pusher clients, with each whisper put to PHP
+/// first (`client-events=backend`), which refuses one.
+#[test]
+fn laravel_echo_in_chromium_with_a_php_backend_under_php_fpm() {
+    let (_fpm, fpm_addr, dir) = e2e::processes::php_fpm_on_a_port("php-pusher", 4);
+    let events = dir.join("events.jsonl");
+    let _ = std::fs::remove_file(&events);
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pusher").canonicalize().unwrap();
+    let modules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/node_modules");
+    let app = "1:app-key:app-secret:client-events=backend";
+    let gateway_args = vec![
+        "--pusher-app".to_owned(),
+        app.to_owned(),
+        "--http-route".to_owned(),
+        "/broadcasting/".to_owned(),
+        "--param".to_owned(),
+        format!("SCRIPT_FILENAME={}", example.join("app.php").display()),
+        "--param".to_owned(),
+        "PUSHER_APP_KEY=app-key".to_owned(),
+        "--param".to_owned(),
+        "PUSHER_APP_SECRET=app-secret".to_owned(),
+        "--param".to_owned(),
+        format!("EVENT_LOG={}", events.display()),
+        "--page".to_owned(),
+        format!("/pusher={}", example.join("index.html").display()),
+        "--page".to_owned(),
+        format!("/pusher.js={}", modules.join("pusher-js/dist/web/pusher.min.js").display()),
+        "--page".to_owned(),
+        format!("/echo.js={}", modules.join("laravel-echo/dist/echo.iife.js").display()),
+    ];
+    let stack = Stack::start(StackOptions {
+        backend: Some(fpm_addr),
+        gateway_args,
+        router_args: vec!["--pusher-app".into(), app.into()],
+        ..Default::default()
+    });
+    let env = app_env(&stack);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let page = stack.ws_url("").replace("ws://", "http://");
+    let screenshot = e2e::processes::bin_dir().join("../e2e-logs/pusher-echo.png");
+    let report = run_script("pusher_echo.mjs", &[&page, screenshot.to_str().unwrap()], &env);
+    assert!(report.contains("all checks passed"), "{report}");
+
+    // PHP heard each client connect with its socket id, and each whisper
+    // (EVENT=8) with its channel, the refused one too.
+    let logged = std::fs::read_to_string(&events).unwrap();
+    let lines: Vec<serde_json::Value> = logged.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let connects = lines.iter().filter(|l| l["event"] == "1").count();
+    assert!(connects >= 3, "{logged}");
+    assert!(lines
+        .iter()
+        .filter(|l| l["event"] == "1")
+        .all(|l| l["app"] == "1" && l["socket"].as_str().unwrap().contains('.')));
+    let whispers: Vec<_> = lines.iter().filter(|l| l["event"] == "8").collect();
+    assert_eq!(whispers.len(), 2, "{logged}");
+    assert!(whispers.iter().all(|w| w["channel"] == "presence-auction.1"), "{logged}");
+    assert!(whispers[1]["body"].as_str().unwrap().contains("forbidden"), "{logged}");
+}
