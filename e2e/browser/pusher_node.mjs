@@ -1,8 +1,9 @@
 // pusher-js (in Node) and the `pusher` server SDK, both from npm, against
 // a gateway and a router serving one Pusher app. The channel and user
 // signatures come from a real HTTP endpoint that uses the SDK's own
-// authorizeChannel and authenticateUser. Env: GATEWAY_PORT, ROUTER_HTTP_PORT,
-// APP_ID, APP_KEY, APP_SECRET. Prints each check; exits 1 on the first miss.
+// authorizeChannel and authenticateUser; webhooks are checked with its own
+// check. Env: GATEWAY_PORT, ROUTER_HTTP_PORT, WEBHOOK_PORT, APP_ID, APP_KEY,
+// APP_SECRET. Prints each check; exits 1 on the first miss.
 import http from 'node:http';
 import crypto from 'node:crypto';
 import PusherJS from 'pusher-js';
@@ -50,6 +51,27 @@ const auth = http.createServer((req, res) => {
 });
 await new Promise((r) => auth.listen(0, '127.0.0.1', r));
 const authUrl = `http://127.0.0.1:${auth.address().port}`;
+
+// The app's webhook receiver: each batch checked with the SDK's own
+// webhook signature check, and a tampered copy of it refused by it.
+const hooks = [];
+let badHooks = 0;
+const receiver = http.createServer((req, res) => {
+  let rawBody = '';
+  req.on('data', (c) => { rawBody += c; });
+  req.on('end', () => {
+    const webhook = server.webhook({ headers: req.headers, rawBody });
+    const tampered = server.webhook({ headers: req.headers, rawBody: rawBody.replace('"events"', '"events" ') });
+    if (webhook.isValid() && !tampered.isValid()) hooks.push(...webhook.getEvents());
+    else badHooks += 1;
+    res.writeHead(200);
+    res.end();
+  });
+});
+await new Promise((r) => receiver.listen(Number(env('WEBHOOK_PORT')), '127.0.0.1', r));
+const hooked = (what, match) => waitFor(`webhook ${what}`, (done) => {
+  const t = setInterval(() => { if (hooks.some(match)) { clearInterval(t); done(); } }, 20);
+});
 
 function client(user, appKey = key) {
   return new PusherJS(appKey, {
@@ -204,8 +226,17 @@ check(await call(signed(body, { stamp: Math.floor(Date.now() / 1000) - 601 }), b
 check(await call(signed(body, { md5: crypto.createHash('md5').update('other').digest('hex') }), body) === 401, 'a wrong body_md5: 401');
 check(await call(signed(body), body.replace('news', 'sport')) === 401, 'a changed body: 401');
 
+// The webhooks, each as the SDK reads it.
+await hooked('channel_occupied news', (e) => e.name === 'channel_occupied' && e.channel === 'news');
+await hooked('member_added bob', (e) => e.name === 'member_added' && e.channel === 'presence-room' && e.user_id === 'bob');
+await hooked('client_event', (e) => e.name === 'client_event' && e.event === 'client-typing' && JSON.parse(e.data).who === 'ann' && e.user_id === 'ann' && e.socket_id === annSocket);
+await hooked('member_removed bob', (e) => e.name === 'member_removed' && e.user_id === 'bob');
 ann.disconnect();
 bob.disconnect();
+await hooked('channel_vacated news', (e) => e.name === 'channel_vacated' && e.channel === 'news');
+check(badHooks === 0 && hooks.length > 0, `${hooks.length} webhook events, each signed as the SDK checks`);
+check(!hooks.some((e) => e.name === 'client_event' && e.event === 'client-evil'), 'a refused client event is no webhook');
 auth.close();
+receiver.close();
 console.log('all checks passed');
 process.exit(0);

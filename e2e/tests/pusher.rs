@@ -1,24 +1,25 @@
 //! The Pusher protocol, driven by clients no one here wrote: pusher-js
 //! and the `pusher` server SDK from npm (e2e/browser/pusher_node.mjs), the
 //! `pusher` SDK from PyPI (e2e/python/pusher_sdk.py), against a real
-//! gateway and router with one Pusher app, and the FastCGI backend
-//! hearing the Pusher clients' events.
+//! gateway and router with one Pusher app, the FastCGI backend
+//! hearing the Pusher clients' events, and the app's webhooks checked by
+//! the SDK's own check.
 
 use e2e::browser::run_script;
 use e2e::{backend_events, echo_backend_with, scratch_file, Stack, StackOptions};
 
 const APP: &str = "1:app-key:app-secret:client-events";
 
-fn pusher_stack(app: &str) -> (Stack, e2e::Proc, std::path::PathBuf) {
+/// The stack with one Pusher app and the echo backend; the router posts
+/// the app's webhooks to `webhook_port`.
+fn pusher_stack(app: &str, webhook_port: u16) -> (Stack, e2e::Proc, std::path::PathBuf) {
     let log = scratch_file("pusher-events.jsonl");
     let (echo, echo_addr) = echo_backend_with(&log, &[], "echo");
     let flags = vec!["--pusher-app".to_owned(), app.to_owned()];
-    let stack = Stack::start(StackOptions {
-        backend: Some(echo_addr),
-        gateway_args: flags.clone(),
-        router_args: flags,
-        ..Default::default()
-    });
+    let mut router_args = flags.clone();
+    router_args.extend(["--pusher-webhook".to_owned(), format!("1=http://127.0.0.1:{webhook_port}/hooks")]);
+    let stack =
+        Stack::start(StackOptions { backend: Some(echo_addr), gateway_args: flags, router_args, ..Default::default() });
     (stack, echo, log)
 }
 
@@ -34,8 +35,10 @@ fn app_env(stack: &Stack) -> Vec<(&'static str, String)> {
 
 #[test]
 fn pusher_js_and_the_node_sdk_work_against_fk_unchanged() {
-    let (stack, _echo, log) = pusher_stack(APP);
-    let env = app_env(&stack);
+    let webhook_port = e2e::free_port();
+    let (stack, _echo, log) = pusher_stack(APP, webhook_port);
+    let mut env = app_env(&stack);
+    env.push(("WEBHOOK_PORT", webhook_port.to_string()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let report = run_script("pusher_node.mjs", &[], &env);
     assert!(report.contains("all checks passed"), "{report}");
@@ -81,7 +84,7 @@ async fn pusher_event(client: &mut e2e::Client, event: &str) -> serde_json::Valu
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_python_sdk_triggers_reads_and_signs_as_fk_checks() {
-    let (stack, _echo, _log) = pusher_stack(APP);
+    let (stack, _echo, _log) = pusher_stack(APP, e2e::free_port());
     let mut ann = e2e::Client::connect(&stack.ws_url("/app/app-key?protocol=7&client=raw")).await;
     let established = pusher_event(&mut ann, "pusher:connection_established").await;
     let data: serde_json::Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();

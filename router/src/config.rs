@@ -103,6 +103,11 @@ pub struct Config {
     /// gateways' `--pusher-app`. See docs/PUSHER.md.
     #[arg(long = "pusher-app", env = "ROUTER_PUSHER_APP", value_delimiter = ' ', hide_env_values = true)]
     pub pusher_apps: Vec<protocol::pusher::App>,
+    /// Where a Pusher app's webhooks go (repeatable): `ID=http://HOST:PORT/PATH`.
+    /// Channel occupied and vacated, members added and removed, client
+    /// events; signed with the app's secret, batched, tried again for 30 s.
+    #[arg(long = "pusher-webhook", env = "ROUTER_PUSHER_WEBHOOK", value_delimiter = ' ', value_parser = crate::webhooks::parse_target)]
+    pub pusher_webhooks: Vec<(String, http::Uri)>,
 }
 
 impl Config {

@@ -13,6 +13,7 @@ pub mod pusher;
 pub mod seams;
 pub mod server;
 pub mod store;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -36,7 +37,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         None => Store::Memory(Box::default()),
     };
     config.check()?;
-    let hub = Arc::new(Hub::new(store, config.max_frame, config.history_rules()?, config.route_bounds()));
+    let hub = Hub::new(store, config.max_frame, config.history_rules()?, config.route_bounds());
+    let webhooks = webhooks::Webhooks::start(&config.pusher_apps()?, &config.pusher_webhooks, hub.metrics.clone())?;
+    let hub = Arc::new(hub.with_webhooks(webhooks));
     let token: Option<Arc<str>> = config.token.as_deref().map(Arc::from);
     let credentials =
         server::binary::Credentials { backend: token.clone(), gateway: config.gateway_token.as_deref().map(Arc::from) };

@@ -41,6 +41,12 @@ runtime::metric_table! {
             "Calls to the Pusher HTTP API (/apps/...) that were signed and applied.",
         PusherApiRefused: Counter "router_pusher_api_refused_total"
             "Calls to the Pusher HTTP API refused: unknown app or key, an old timestamp, a wrong body_md5 or signature, a bad body.",
+        WebhookEventsSent: Counter "router_webhook_events_sent_total"
+            "Pusher webhook events a receiver took (a 2xx).",
+        WebhookEventsGivenUp: Counter "router_webhook_events_given_up_total"
+            "Pusher webhook events not taken within 30 s of tries.",
+        WebhookEventsDropped: Counter "router_webhook_events_dropped_total"
+            "Pusher webhook events dropped: their app's queue (10,000) was full.",
         PresenceEvents: Counter "router_presence_events_total"
             "Presence events (join, leave, offline, online) published to presence channels.",
         HistoryAppended: Counter "router_history_appended_total" "Messages kept in a channel's history.",

@@ -117,6 +117,9 @@ pub async fn joined(hub: &Hub, channel: &str, ids: &[SessionId], who: Joining<'_
     let listed = list(hub, channel, None, LISTED_AT_JOIN, max_bytes).await?;
     hub.deliver(FrameKind::SendMsg, &joined.added, snapshot(channel, listed), false);
     let joins = members.iter().filter(|(id, _)| joined.added.contains(id));
+    for (id, kept) in joins.clone() {
+        hub.webhooks.channel_event(channel, "member_added", json!({ "user_id": member(*id, kept, true).user }));
+    }
     announce(hub, channel, &joined.added, joins.filter_map(|(id, kept)| event("join", channel, *id, kept)).collect())
         .await;
     if joined.occupied {
@@ -133,6 +136,9 @@ pub async fn left(hub: &Hub, channel: &str, ids: &[SessionId], via: Option<LinkI
         return Ok(());
     }
     let left = hub.store().presence_leave(channel, ids).await?;
+    for (id, kept) in &left.removed {
+        hub.webhooks.channel_event(channel, "member_removed", json!({ "user_id": member(*id, kept, true).user }));
+    }
     let leaves = left.removed.iter().filter_map(|(id, kept)| event("leave", channel, *id, kept)).collect();
     announce(hub, channel, &[], leaves).await;
     if left.vacated {

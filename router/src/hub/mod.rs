@@ -33,6 +33,7 @@ mod moves;
 pub mod watch;
 use crate::store::history::{Rule, Rules};
 use crate::store::Store;
+use crate::webhooks::Webhooks;
 use protocol::handover::GatewayId;
 use protocol::{Frame, FrameKind, Interest, SessionId};
 
@@ -125,7 +126,10 @@ pub struct Hub {
     /// The largest push payload this router takes (`--max-frame`).
     max_frame: usize,
     routes: RouteBounds,
-    pub metrics: RouterMetrics,
+    pub metrics: Arc<RouterMetrics>,
+    /// Pusher apps' webhooks: a channel occupied or vacated here, and what
+    /// presence and client events tell them.
+    pub webhooks: Webhooks,
     /// What the operator's page shows.
     pub watch: watch::Watch,
 }
@@ -140,9 +144,15 @@ impl Hub {
             applied: Notify::new(),
             store,
             max_frame,
-            metrics: RouterMetrics::default(),
+            metrics: Arc::default(),
+            webhooks: Webhooks::default(),
             watch: Default::default(),
         }
+    }
+
+    /// The hub, posting Pusher webhooks through `webhooks`.
+    pub fn with_webhooks(self, webhooks: Webhooks) -> Hub {
+        Hub { webhooks, ..self }
     }
 
     pub fn store(&self) -> &Store {
@@ -202,11 +212,19 @@ impl Hub {
         }
         links.sessions.retain(|_, owner| *owner != link);
         links.resumes.retain(|_, resume| resume.asker != link && resume.holder != link);
-        links.routes.retain(|_, gateways| {
-            gateways.remove(&link);
+        let mut vacated = Vec::new();
+        links.routes.retain(|channel, gateways| {
+            let held = gateways.remove(&link).is_some_and(|route| route.members > 0);
+            let left = gateways.values().any(|route| route.members > 0);
+            if held && !left {
+                vacated.push(channel.clone());
+            }
             !gateways.is_empty()
         });
         drop(links);
+        for channel in vacated {
+            self.webhooks.channel_event(&channel, "channel_vacated", serde_json::json!({}));
+        }
         self.applied.notify_waiters();
     }
 
@@ -455,10 +473,28 @@ impl Hub {
         targets.iter().all(|(link, adds)| links.gateways.get(link).is_none_or(|gw| gw.changes_applied >= *adds))
     }
 
-    /// A gateway says how many of its sessions are in a channel.
+    /// A gateway says how many of its sessions are in a channel: a Pusher
+    /// app's channel that gets its first member here, or loses its last,
+    /// is occupied or vacated (a webhook).
     pub fn interest(&self, link: LinkId, interest: Interest) {
-        let mut guard = self.links.lock().unwrap();
-        let links = &mut *guard;
+        let mut links = self.links.lock().unwrap();
+        let members = |links: &Links| {
+            links
+                .routes
+                .get(interest.channel.as_str())
+                .map_or(0, |routes| routes.values().map(|r| r.members).sum::<u32>())
+        };
+        let before = members(&links);
+        self.route(&mut links, link, &interest);
+        let after = members(&links);
+        drop(links);
+        if (before == 0) != (after == 0) {
+            let name = if after > 0 { "channel_occupied" } else { "channel_vacated" };
+            self.webhooks.channel_event(interest.channel.as_str(), name, serde_json::json!({}));
+        }
+    }
+
+    fn route(&self, links: &mut Links, link: LinkId, interest: &Interest) {
         let Some(gateway) = links.gateways.get_mut(&link) else { return };
         if interest.changes_seen > gateway.changes_applied {
             gateway.changes_applied = interest.changes_seen;
