@@ -110,6 +110,16 @@ got = Promise.all([next(news, 'b1'), next(sport, 'b2')]);
 await server.triggerBatch([{ channel: 'news', name: 'b1', data: { i: 1 } }, { channel: 'sport', name: 'b2', data: { i: 2 } }]);
 check((await got).map((d) => d.i).join() === '1,2', 'triggerBatch');
 
+// Cache channels: the last event for a client that joins later, or
+// pusher:cache_miss (and a webhook) when there is none.
+await server.trigger('cache-price', 'price', { p: 1 });
+await server.trigger('cache-price', 'price', { p: 2 });
+const price = ann.subscribe('cache-price');
+check((await next(price, 'price')).p === 2, 'a cache channel gives its last event at join');
+const empty = ann.subscribe('cache-empty');
+await next(empty, 'pusher:cache_miss');
+check(true, 'an empty cache channel: pusher:cache_miss');
+
 // Excluding the sender's socket.
 const bobNews = (await subscribed(bob, 'news')).channel;
 let annHeard = false;
@@ -227,6 +237,7 @@ check(await call(signed(body, { md5: crypto.createHash('md5').update('other').di
 check(await call(signed(body), body.replace('news', 'sport')) === 401, 'a changed body: 401');
 
 // The webhooks, each as the SDK reads it.
+await hooked('cache_miss', (e) => e.name === 'cache_miss' && e.channel === 'cache-empty');
 await hooked('channel_occupied news', (e) => e.name === 'channel_occupied' && e.channel === 'news');
 await hooked('member_added bob', (e) => e.name === 'member_added' && e.channel === 'presence-room' && e.user_id === 'bob');
 await hooked('client_event', (e) => e.name === 'client_event' && e.event === 'client-typing' && JSON.parse(e.data).who === 'ann' && e.user_id === 'ann' && e.socket_id === annSocket);

@@ -163,9 +163,18 @@ impl Config {
     }
 
     /// `--history`, read.
+    /// `--history`, and every Pusher app's cache channels: their last
+    /// event, for 30 minutes, as Pusher keeps it.
     pub fn history_rules(&self) -> anyhow::Result<crate::store::history::Rules> {
+        let mut rules = self.history.clone();
+        for app in &self.pusher_apps {
+            let prefix = protocol::pusher::fk_prefix(&app.id);
+            for cache in protocol::pusher::CACHE_PREFIXES {
+                rules.push(format!("{prefix}{cache}=1/{}", protocol::pusher::CACHE_TTL_SECS));
+            }
+        }
         crate::store::history::Rules::parse(
-            &self.history,
+            &rules,
             self.history_max_bytes,
             self.history_total_bytes,
             &self.history_envelope,

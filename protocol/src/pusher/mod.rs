@@ -35,6 +35,21 @@ pub enum ChannelKind {
     ServerToUser,
 }
 
+/// Channels that keep their last event (Pusher's cache channels), and for
+/// how long after it.
+pub const CACHE_PREFIXES: [&str; 4] = ["cache-", "private-cache-", "private-encrypted-cache-", "presence-cache-"];
+pub const CACHE_TTL_SECS: u64 = 1800;
+
+/// Whether `channel` (a Pusher name) keeps its last event.
+pub fn is_cache(channel: &str) -> bool {
+    CACHE_PREFIXES.iter().any(|prefix| channel.starts_with(prefix))
+}
+
+/// What a client joining an empty cache channel hears.
+pub fn cache_miss(channel: &str) -> String {
+    Envelope::new("pusher:cache_miss", Some(channel), serde_json::Value::String("{}".into())).to_json()
+}
+
 /// The channel a signed-in user's connections join, named by its id.
 pub const SERVER_TO_USER: &str = "#server-to-user-";
 

@@ -10,6 +10,8 @@ use crate::store::StoreResult;
 pub(super) async fn apply(hub: &Hub, link: LinkId, join: MemberJoin) -> StoreResult<()> {
     let held = hub.held_by(link, &[join.session]);
     let channel = join.channel.as_str();
-    hub.store().join(channel, &held).await?;
-    presence::joined(hub, channel, &held, Joining { user: Some(&join.user), info: join.info.as_ref() }).await
+    let added = hub.store().join(channel, &held).await?;
+    // The members first: they are the client's subscription_succeeded.
+    presence::joined(hub, channel, &held, Joining { user: Some(&join.user), info: join.info.as_ref() }).await?;
+    crate::pusher::cache::joined(hub, channel, &added).await
 }

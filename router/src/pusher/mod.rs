@@ -5,6 +5,7 @@
 //! event is a publish of its Pusher envelope, built once per channel, so
 //! it fans out as any publish does.
 
+pub mod cache;
 mod channels;
 mod events;
 mod users;
