@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
+use protocol::pusher::App;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -53,6 +54,16 @@ impl RouterApi {
     pub async fn publish(&mut self, channel: &str, data: &str) -> anyhow::Result<u64> {
         let reply = self.post("/v1/publish", &json!({"channel": channel, "data": data})).await?;
         Ok(reply["sessions"].as_u64().unwrap_or(0))
+    }
+
+    /// Triggers event `name` with `data` on a Pusher app's `channel`,
+    /// through the router's Pusher HTTP API, signed as the SDKs sign.
+    pub async fn pusher_trigger(&mut self, app: &App, channel: &str, name: &str, data: &str) -> anyhow::Result<()> {
+        let body = json!({"name": name, "channel": channel, "data": data});
+        let path = format!("/apps/{}/events", app.id);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        let query = app.signed_query("POST", &path, body.to_string().as_bytes(), now);
+        self.post(&format!("{path}?{query}"), &body).await.map(drop)
     }
 
     /// Publishes as fooking's PHP client does: a CH_PUB frame on a

@@ -16,8 +16,7 @@ use crate::store::StoreResult;
 /// A client's join of fk channel `channel`, `added` the sessions new to it.
 pub async fn joined(hub: &Hub, channel: &str, added: &[SessionId]) -> StoreResult<()> {
     let Some((_, pusher_channel)) = pusher::split_fk_channel(channel) else { return Ok(()) };
-    let Some(rule) = hub.history_rule(channel).filter(|_| pusher::is_cache(pusher_channel) && !added.is_empty())
-    else {
+    let Some(rule) = hub.history_rule(channel).filter(|_| pusher::is_cache(pusher_channel) && !added.is_empty()) else {
         return Ok(());
     };
     let (kept, _) = hub.store().history(channel, None, rule.count).await?;

@@ -14,6 +14,7 @@ use crate::router_api::RouterApi;
 use crate::transport::{Conn, Endpoint};
 use loadgen::proc::CpuSpan;
 use loadgen::raw_ws::{COMPRESSED_MESSAGES, WIRE_BYTES_IN};
+use protocol::pusher::{App, Envelope};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -80,6 +81,12 @@ pub struct Args {
     /// watched processes' CPU time per join, and each call's latency.
     #[arg(long, default_value_t = 0)]
     pub join_calls: usize,
+    /// Members are Pusher clients of this app, `ID:KEY:SECRET` (give --url
+    /// as ws://HOST:PORT/app/KEY?protocol=7): each subscribes to the
+    /// channel itself, and the publishes go through the router's Pusher
+    /// HTTP API, as an SDK's trigger.
+    #[arg(long)]
+    pub pusher: Option<App>,
 }
 
 /// The last message a publisher sends: members stop on it.
@@ -126,6 +133,8 @@ impl RedisCalls {
 pub struct Expect {
     pub messages: Option<usize>,
     pub routers: usize,
+    /// Messages come in Pusher's envelope (the Pusher members).
+    pub pusher: bool,
 }
 
 /// Members joined to a channel and listening, and the publisher's side.
@@ -148,6 +157,8 @@ pub struct Fanout {
     pub one_call: Vec<SocketAddr>,
     /// Redis' calls before the first publish, for its commands per publish.
     pub redis_calls: Option<RedisCalls>,
+    /// Publish as this Pusher app's events (members subscribed themselves).
+    pusher: Option<App>,
 }
 
 impl Fanout {
@@ -160,7 +171,7 @@ impl Fanout {
         size: usize,
         report: &mut Report,
     ) -> anyhow::Result<Fanout> {
-        let expect = Expect { messages: None, routers: 1 };
+        let expect = Expect { messages: None, routers: 1, pusher: false };
         Fanout::join_channel(endpoints, router, None, count, size, expect, report).await
     }
 
@@ -216,6 +227,47 @@ impl Fanout {
             cpu: None,
             one_call: Vec::new(),
             redis_calls: None,
+            pusher: None,
+        })
+    }
+
+    /// `--members` Pusher clients of `app`, each subscribed to the channel
+    /// by itself (no router call), listening as `expect` says.
+    async fn subscribe_pusher(
+        endpoints: &[Endpoint],
+        args: &Args,
+        app: App,
+        expect: Expect,
+        report: &mut Report,
+    ) -> anyhow::Result<Fanout> {
+        let channel = args.channel.clone().unwrap_or_else(|| format!("loadgen-{}", std::process::id()));
+        let (conns, failures) = open_many(endpoints, args.members, 500, true).await;
+        failures.into_iter().for_each(|f| report.error(f));
+        let subscribing: Vec<_> =
+            conns.into_iter().map(|conn| tokio::spawn(pusher_subscribe(conn, channel.clone()))).collect();
+        let mut conns = Vec::new();
+        for task in subscribing {
+            match task.await? {
+                Ok(conn) => conns.push(conn),
+                Err(e) => report.error(format!("a Pusher client did not subscribe: {e:#}")),
+            }
+        }
+        let base = Instant::now();
+        let members =
+            conns.into_iter().enumerate().map(|(i, conn)| tokio::spawn(listen(i, conn, base, expect))).collect();
+        Ok(Fanout {
+            router: RouterApi::new(args.router),
+            channel,
+            ids: Vec::new(),
+            size: args.size,
+            json_payload: false,
+            base,
+            members,
+            published: Vec::new(),
+            cpu: None,
+            one_call: Vec::new(),
+            redis_calls: None,
+            pusher: Some(app),
         })
     }
 
@@ -253,6 +305,9 @@ impl Fanout {
     }
 
     async fn publish(&mut self, data: &str) -> anyhow::Result<()> {
+        if let Some(app) = &self.pusher {
+            return self.router.pusher_trigger(app, &self.channel, "m", data).await;
+        }
         match self.one_call.get(self.published.len() % self.one_call.len().max(1)) {
             Some(addr) => RouterApi::publish_one_call(*addr, &self.channel, data).await,
             None => self.router.publish(&self.channel, data).await.map(drop),
@@ -370,6 +425,13 @@ async fn listen(i: usize, conn: Conn, base: Instant, expect: Expect) -> MemberTa
                 break;
             }
         };
+        let data = match expect.pusher {
+            true => match pusher_data(&data) {
+                Some(data) => data,
+                None => continue,
+            },
+            false => data,
+        };
         if data == END {
             ended = true;
             continue;
@@ -388,6 +450,32 @@ async fn listen(i: usize, conn: Conn, base: Instant, expect: Expect) -> MemberTa
         tally.received.push((k, base.elapsed()));
     }
     tally
+}
+
+/// A Pusher client's start: `connection_established`, then its subscribe
+/// to `channel` and the answer (anything else the backend sends skipped).
+async fn pusher_subscribe(mut conn: Conn, channel: String) -> anyhow::Result<Conn> {
+    let wait = Duration::from_secs(10);
+    let until = |event: &'static str| move |data: &[u8]| Envelope::parse(data).is_ok_and(|e| e.event == event);
+    while !until("pusher:connection_established")(&conn.recv_within(wait).await?) {}
+    let subscribe = serde_json::json!({"event": "pusher:subscribe", "data": {"channel": channel}});
+    conn.send(subscribe.to_string().into(), false).await?;
+    while !until("pusher_internal:subscription_succeeded")(&conn.recv_within(wait).await?) {}
+    Ok(conn)
+}
+
+/// What a Pusher client got: the data of event `m`, as published. Read
+/// without a JSON tree: the load tool shares the cores it measures.
+fn pusher_data(message: &[u8]) -> Option<bytes::Bytes> {
+    #[derive(serde::Deserialize)]
+    struct Event<'a> {
+        #[serde(borrow)]
+        event: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        data: Option<std::borrow::Cow<'a, str>>,
+    }
+    let event: Event = serde_json::from_slice(message).ok().filter(|e: &Event| e.event == "m")?;
+    Some(bytes::Bytes::from(event.data?.into_owned()))
 }
 
 /// Calls performed so far, over all commands, from `INFO commandstats`.
@@ -414,17 +502,16 @@ async fn redis_calls(addr: SocketAddr) -> anyhow::Result<u64> {
 
 pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
     let mut report = Report::new("fanout");
-    let expect = Expect { messages: Some(args.messages), routers: args.one_call.len().max(1) };
-    let mut fanout = Fanout::join_channel(
-        endpoints,
-        args.router,
-        args.channel.clone(),
-        args.members,
-        args.size,
-        expect,
-        &mut report,
-    )
-    .await?;
+    let pusher = args.pusher.is_some();
+    anyhow::ensure!(!(pusher && args.join_calls > 0), "--join-calls joins through /v1/join: not with --pusher");
+    let expect = Expect { messages: Some(args.messages), routers: args.one_call.len().max(1), pusher };
+    let mut fanout = match args.pusher.clone() {
+        Some(app) => Fanout::subscribe_pusher(endpoints, &args, app, expect, &mut report).await?,
+        None => {
+            let channel = args.channel.clone();
+            Fanout::join_channel(endpoints, args.router, channel, args.members, args.size, expect, &mut report).await?
+        }
+    };
     fanout.json_payload = args.json_payload;
     fanout.one_call = args.one_call.clone();
     report.set("gateways", endpoints.len());
