@@ -254,6 +254,44 @@ async fn a_gateway_cannot_show_another_gateways_session_away_or_join_it_to_a_pre
     alice_is_untouched(&stack, &mut alice, &alice_id).await;
 }
 
+/// The frames a gateway sends for its Pusher clients (CH_DEL,
+/// MEMBER_JOIN, PUBLISH_EXCEPT, a client event) do nothing for a session
+/// another gateway holds; and a relay from one of its own sessions goes
+/// to a Pusher app's private or presence channel only, never to a native
+/// channel such as alice's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_cannot_leave_join_or_speak_for_another_gateways_session() {
+    let (stack, mut alice, alice_id) = guarded_stack().await;
+    let mut attacker = fake_gateway(&stack, 666, GATEWAY_TOKEN);
+    let (id, own) = (alice_id.as_bytes(), b"00000000000000aa");
+    let member = [&b"\x00\x0epresence-other"[..], br#"{"user":"alice"}"#].concat();
+    let relay = |sender: &[u8], channel: &[u8]| {
+        let mut data = (channel.len() as u16).to_be_bytes().to_vec();
+        data.extend_from_slice(channel);
+        data.extend_from_slice(b"forged");
+        fooking::frame(106, sender, &data, false)
+    };
+    for frame in [
+        fooking::frame(8, id, b"room", false),
+        fooking::frame(131, id, &member, false),
+        relay(id, b"room"),
+        fooking::frame(2, own, b"", false),
+        relay(own, b"room"),
+    ] {
+        attacker.write_all(&frame).unwrap();
+    }
+    applied(&mut attacker, 1);
+    post(&stack, "send", json!({"sessions": [alice_id], "data": "nothing before this"}));
+    assert_eq!(alice.recv().await, Message::text("nothing before this"), "no forged event reached alice");
+    let (_, other) = post(&stack, "presence", json!({"channel": "presence-other"}));
+    assert_eq!(other["count"], 0, "{other}");
+    alice_is_untouched(&stack, &mut alice, &alice_id).await;
+    let (_, metrics) =
+        e2e::http::request_with_token(stack.router_http_port, "GET", "/metrics", "", Some(BACKEND_TOKEN)).unwrap();
+    let refused = metrics.lines().find_map(|line| line.strip_prefix("router_gateway_frames_refused_total "));
+    assert!(refused.and_then(|n| n.parse::<f64>().ok()).is_some_and(|n| n >= 2.0), "both relays refused: {refused:?}");
+}
+
 const ADMIN_TOKEN: &str = "attack-admin-secret";
 
 /// A stack whose router wants the backends', the gateways' and the admin

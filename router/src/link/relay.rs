@@ -13,9 +13,14 @@ use crate::metrics::Count;
 use crate::store::StoreResult;
 
 pub(super) async fn apply(hub: &Hub, link: LinkId, publish: PublishExcept) -> StoreResult<()> {
-    if hub.held_by(link, &publish.except).len() != 1 {
+    // A client event: from one session the gateway holds, to a Pusher
+    // app's private or presence channel, never to any other channel.
+    let to_a_client_channel = pusher::split_fk_channel(publish.channel.as_str())
+        .is_some_and(|(_, channel)| pusher::ChannelKind::of(channel).is_authorized());
+    if hub.held_by(link, &publish.except).len() != 1 || !to_a_client_channel {
         hub.metrics.count(Count::GatewayFramesRefused);
-        tracing::warn!(channel = publish.channel.as_str(), "a relayed event not from one session of its gateway");
+        let why = "a relayed event refused: not from one session of its gateway, or not to a Pusher app's private or presence channel";
+        tracing::warn!(channel = publish.channel.as_str(), why);
         return Ok(());
     }
     hub.metrics.count(Count::ClientEventsRelayed);
