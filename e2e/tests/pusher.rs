@@ -57,7 +57,7 @@ fn pusher_js_and_the_node_sdk_work_against_fk_unchanged() {
 
 /// Runs e2e/python/pusher_sdk.py (the PyPI SDK, in the venv ./test.sh
 /// makes) with `args`; its stdout as JSON.
-fn python_sdk(stack: &Stack, args: &[&str]) -> serde_json::Value {
+fn python_sdk(stack: &Stack, webhook_port: u16, args: &[&str]) -> serde_json::Value {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python");
     let python = dir.join(".venv/bin/python");
     assert!(python.exists(), "the PyPI SDK's venv is missing: run ./test.sh, which makes it");
@@ -65,6 +65,7 @@ fn python_sdk(stack: &Stack, args: &[&str]) -> serde_json::Value {
         .arg(dir.join("pusher_sdk.py"))
         .args(args)
         .envs(app_env(stack))
+        .env("WEBHOOK_PORT", webhook_port.to_string())
         .output()
         .expect("python");
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
@@ -83,15 +84,16 @@ async fn pusher_event(client: &mut e2e::Client, event: &str) -> serde_json::Valu
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_python_sdk_triggers_reads_and_signs_as_fk_checks() {
-    let (stack, _echo, _log) = pusher_stack(APP, e2e::free_port());
+async fn the_python_sdk_triggers_reads_signs_and_checks_webhooks_as_fk_does() {
+    let webhook_port = e2e::free_port();
+    let (stack, _echo, _log) = pusher_stack(APP, webhook_port);
     let mut ann = e2e::Client::connect(&stack.ws_url("/app/app-key?protocol=7&client=raw")).await;
     let established = pusher_event(&mut ann, "pusher:connection_established").await;
     let data: serde_json::Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
     let socket = data["socket_id"].as_str().unwrap().to_owned();
 
     // The SDK's authenticate() signs a presence subscribe that the gateway takes.
-    let auth = python_sdk(&stack, &["auth", &socket, "presence-room", "ann"]);
+    let auth = python_sdk(&stack, webhook_port, &["auth", &socket, "presence-room", "ann"]);
     let subscribe = serde_json::json!({"event": "pusher:subscribe", "data": {
         "channel": "presence-room", "auth": auth["auth"], "channel_data": auth["channel_data"]}});
     ann.send_json(subscribe).await;
@@ -100,7 +102,7 @@ async fn the_python_sdk_triggers_reads_and_signs_as_fk_checks() {
     ann.send_json(serde_json::json!({"event": "pusher:subscribe", "data": {"channel": "news"}})).await;
     pusher_event(&mut ann, "pusher_internal:subscription_succeeded").await;
 
-    let read = python_sdk(&stack, &["api"]);
+    let read = python_sdk(&stack, webhook_port, &["api"]);
     let mut heard = Vec::new();
     for _ in 0..5 {
         let message = ann.recv_json().await;
@@ -120,6 +122,9 @@ async fn the_python_sdk_triggers_reads_and_signs_as_fk_checks() {
     assert_eq!(read["news"]["occupied"], true, "{read}");
     assert_eq!(read["users"]["users"], serde_json::json!([{"id": "ann"}]), "{read}");
     assert_eq!(read["terminated"], serde_json::json!({}), "{read}");
+    let webhooks = read["webhooks"].as_array().unwrap_or_else(|| panic!("no webhook the SDK took: {read}"));
+    assert!(webhooks.contains(&serde_json::json!("member_added presence-room")), "{read}");
+    assert_eq!(read["tampered_refused"], true, "the SDK refuses a tampered webhook: {read}");
 }
 
 /// Laravel Echo and pusher-js in Chromium on examples/pusher/, with the
