@@ -188,3 +188,34 @@ fn laravel_echo_in_chromium_with_a_php_backend_under_php_fpm() {
     assert!(whispers.iter().all(|w| w["channel"] == "presence-auction.1"), "{logged}");
     assert!(whispers[1]["body"].as_str().unwrap().contains("forbidden"), "{logged}");
 }
+
+/// `subscription_succeeded` is a promise: once a client hears it, an event
+/// triggered through any router reaches it. Two routers on one Redis, one
+/// gateway: 50 clients each join a channel no one here is in (a new route)
+/// and at once the other router is asked to trigger on it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_triggered_through_another_router_right_after_subscribing_arrives() {
+    let redis = e2e::Redis::start();
+    let redis_url = redis.url();
+    let router_args = ["--pusher-app", APP, "--redis", &redis_url];
+    let (_stack, http_ports, gateways) =
+        e2e::processes::routed_cluster(2, &router_args, 1, &["--pusher-app", APP], &[]);
+    let app: protocol::pusher::App = APP.parse().unwrap();
+    let url = format!("{}app/app-key?protocol=7", gateways[0].url);
+    for k in 0..50 {
+        let mut client = e2e::Client::connect(&url).await;
+        pusher_event(&mut client, "pusher:connection_established").await;
+        let channel = format!("fresh-{k}");
+        client.send_json(serde_json::json!({"event": "pusher:subscribe", "data": {"channel": channel}})).await;
+        pusher_event(&mut client, "pusher_internal:subscription_succeeded").await;
+        let body = serde_json::json!({"name": "now", "channel": channel, "data": k.to_string()}).to_string();
+        let path = "/apps/1/events";
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let query = app.signed_query("POST", path, body.as_bytes(), now);
+        let (status, reply) = e2e::http::request(http_ports[1], "POST", &format!("{path}?{query}"), &body).unwrap();
+        assert_eq!(status, 200, "{reply}");
+        let event = tokio::time::timeout(std::time::Duration::from_secs(2), pusher_event(&mut client, "now")).await;
+        assert!(event.is_ok(), "client {k}: the event through the other router never came");
+        client.close().await;
+    }
+}

@@ -257,22 +257,37 @@ impl Host for Gateway {
         self.inboxes.note_ended(id);
     }
 
-    fn subscribed(&self, id: SessionId, channel: &Channel, member: Option<PresenceMember>) {
-        let Some(count) = self.registry.join_here(id, channel) else { return };
-        // Every router stores the membership, as when a link reports it
-        // again (with the member the client named, if any); and hears the
-        // channel's new count here.
-        let name = bytes::Bytes::from(channel.as_str().to_owned());
-        match member {
-            Some(PresenceMember { user_id, user_info }) => {
-                let join =
-                    protocol::MemberJoin { session: id, channel: channel.clone(), user: user_id, info: user_info };
-                self.links.send_to_all(join.to_frame());
+    fn subscribed<'a>(
+        &'a self,
+        id: SessionId,
+        channel: &'a Channel,
+        member: Option<PresenceMember>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            let Some(count) = self.registry.join_here(id, channel) else { return };
+            // The channel's first member here: every router routes it here
+            // (the count, then a barrier) before the client hears it joined.
+            let new_route = count.members() == 1;
+            self.links.channels_changed(vec![count]);
+            if new_route {
+                self.links.all_synced().await;
             }
-            None => self.links.send_to_all(Frame::new(FrameKind::ChAdd, encode_ids(&[id]), name)),
-        }
-        self.links.channels_changed(vec![count]);
-        self.metrics.count(Count::Subscribed);
+            // Every router stores the membership, as when a link reports
+            // it again, with the member the client named, if any (a
+            // presence channel's router then answers the client).
+            match member {
+                Some(PresenceMember { user_id, user_info }) => {
+                    let join =
+                        protocol::MemberJoin { session: id, channel: channel.clone(), user: user_id, info: user_info };
+                    self.links.send_to_all(join.to_frame());
+                }
+                None => {
+                    let name = bytes::Bytes::from(channel.as_str().to_owned());
+                    self.links.send_to_all(Frame::new(FrameKind::ChAdd, encode_ids(&[id]), name));
+                }
+            }
+            self.metrics.count(Count::Subscribed);
+        })
     }
 
     fn unsubscribed(&self, id: SessionId, channel: &Channel) {

@@ -6,7 +6,9 @@
 //! router reads the store to learn where members joined. Only a change
 //! that gives the channel its first member here asks for a barrier: the
 //! others already route a channel with members here to it, and a leave
-//! takes effect here at once; they wait only behind earlier changes. No
+//! takes effect here at once; they wait only behind earlier changes. A
+//! change made here (a client's own join) asks every router for a barrier
+//! the same way, and the client hears it joined once all answered. No
 //! I/O here, and time is passed in.
 
 use std::collections::VecDeque;
@@ -89,6 +91,18 @@ impl Barriers {
             true => Change::Ask(barrier),
             false => Change::Queued,
         }
+    }
+
+    /// A barrier for a change made here (a client's own join), after the
+    /// counts queued on every link so far.
+    pub fn ask_all(&mut self) -> u64 {
+        self.last += 1;
+        self.last
+    }
+
+    /// Whether every router linked now (`linked(link)`) answered `barrier`.
+    pub fn answered(&self, barrier: u64, linked: impl Fn(usize) -> bool) -> bool {
+        (0..self.synced.len()).filter(|link| linked(*link)).all(|link| self.synced[link] >= barrier)
     }
 
     /// The router on `link` answered up to `barrier`.
@@ -176,6 +190,18 @@ mod tests {
         barriers.synced(2, second);
         assert_eq!(barriers.releases(all, now), [Release { link: 0, upto: 3, channel: room() }], "the run's newest");
         assert!(barriers.releases(all, now).is_empty(), "told once");
+    }
+
+    #[test]
+    fn a_change_made_here_is_answered_once_every_linked_router_answered() {
+        let mut barriers = Barriers::new(2);
+        let barrier = barriers.ask_all();
+        assert!(!barriers.answered(barrier, |_| true));
+        barriers.synced(0, barrier);
+        assert!(!barriers.answered(barrier, |_| true), "router 1 has not");
+        assert!(barriers.answered(barrier, |link| link == 0), "unless it is not linked");
+        barriers.relinked(1);
+        assert!(barriers.answered(barrier, |_| true), "a router that linked again takes every count first");
     }
 
     #[test]

@@ -92,12 +92,13 @@ pub struct LinkStats {
 /// Handles to every router link this gateway keeps.
 pub struct RouterLinks {
     links: Arc<[Arc<Outgoing>]>,
-    /// Told of every MOVED applied and every link up or down: what a
-    /// session's move waits on.
+    /// Told of every MOVED applied, every link up or down and every
+    /// SYNCED: what a session's move and a client's join wait on.
     moves: Arc<Notify>,
     waiting: Waiting,
     settings: RouterLinkSettings,
     pub stats: Arc<LinkStats>,
+    barriers: Arc<Mutex<Barriers>>,
 }
 
 impl RouterLinks {
@@ -134,7 +135,21 @@ impl RouterLinks {
             };
             tokio::spawn(link.maintain(shutdown.clone()));
         }
-        RouterLinks { links, moves, waiting, settings, stats }
+        RouterLinks { links, moves, waiting, settings, stats, barriers }
+    }
+
+    /// Returns once every router linked now has taken what was queued to
+    /// it before (its SYNCED), or [`barriers::BARRIER_WAIT`] has passed: a
+    /// client's own join is routed here by every router.
+    pub async fn all_synced(&self) {
+        let barrier = self.barriers.lock().unwrap().ask_all();
+        for link in self.links.iter() {
+            link.queue_sync(barrier);
+        }
+        let linked = |link: usize| self.links[link].linked.load(Relaxed);
+        if !self.until(barriers::BARRIER_WAIT, || self.barriers.lock().unwrap().answered(barrier, linked)).await {
+            tracing::warn!("a router did not answer a join's barrier within {:?}", barriers::BARRIER_WAIT);
+        }
     }
 
     /// Returns once `done` holds, read again on every MOVED and every link

@@ -227,6 +227,7 @@ impl Link {
                         ToGateway::Synced(protocol::Sync(barrier)) => {
                             self.barriers.lock().unwrap().synced(self.index, barrier);
                             self.release_waiting();
+                            self.moves.notify_waiters();
                         }
                         frame => self.deliver(frame)?,
                     }

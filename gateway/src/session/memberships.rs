@@ -35,6 +35,11 @@ pub struct ChannelCount {
 }
 
 impl ChannelCount {
+    /// The channel's members here.
+    pub fn members(&self) -> u32 {
+        self.members
+    }
+
     /// What router link `link` is told.
     pub fn interest(&self, link: usize) -> Interest {
         Interest {

@@ -60,13 +60,15 @@ pub trait Host: Send + Sync + 'static {
     fn ended(&self, id: SessionId, counts: Vec<ChannelCount>);
     /// Joins a session to a channel its client asked for and its backend
     /// allowed (or, for a Pusher client, its backend signed): here, and at
-    /// every router; as `member` of a presence channel, if given.
-    fn subscribed(
-        &self,
+    /// every router; as `member` of a presence channel, if given. Done once
+    /// every router linked routes the channel here, so a publish through
+    /// any of them after the client's answer reaches it.
+    fn subscribed<'a>(
+        &'a self,
         id: SessionId,
-        channel: &protocol::cmd::Channel,
+        channel: &'a protocol::cmd::Channel,
         member: Option<protocol::pusher::PresenceMember>,
-    );
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
     /// A Pusher client left a channel: here, and at every router.
     fn unsubscribed(&self, id: SessionId, channel: &protocol::cmd::Channel);
     /// A Pusher client's event, to the channel's other members through a

@@ -64,9 +64,13 @@ impl<T: Transport, H: Host> Session<T, H> {
 
     /// What the backend's answer does (see [`policy::answered`]), logged
     /// and counted; the meta it asks for is remembered. A subscribe the
-    /// backend allowed joins the session to its channel. Says too whether
+    /// backend allowed joins the session to its channel (answered once
+    /// every router routes it here). Says too whether
     /// it took the session (its connect event answered yes).
-    pub(super) fn on_reply(&mut self, (event, result): (Event, Result<CgiResponse, UpstreamError>)) -> (Action, bool) {
+    pub(super) async fn on_reply(
+        &mut self,
+        (event, result): (Event, Result<CgiResponse, UpstreamError>),
+    ) -> (Action, bool) {
         let (settings, metrics) = (self.host.session_settings(), self.host.metrics());
         let kind = event.kind;
         match &result {
@@ -90,13 +94,14 @@ impl<T: Transport, H: Host> Session<T, H> {
                     Ok(response) => (Some(response.status), &response.body[..]),
                     Err(_) => (None, &[][..]),
                 };
-                let action = self.client_event_answered(&event.body, status, body);
+                let action = self.client_event_answered(&event.body, status, body).await;
                 return (action, false);
             }
             EventKind::Subscribe => {
                 let (answer, allowed) = policy::subscribe_answered(&event.body, &result);
                 if let Some(channel) = allowed {
-                    self.host.subscribed(self.id, &channel, None);
+                    let host = self.host.clone();
+                    host.subscribed(self.id, &channel, None).await;
                 }
                 answer
             }

@@ -178,7 +178,7 @@ impl<T: Transport, H: Host> Session<T, H> {
             let action = match wake {
                 Wake::Reply(reply) => {
                     (in_flight, abort) = (None, None);
-                    let (action, taken) = self.on_reply(*reply);
+                    let (action, taken) = Box::pin(self.on_reply(*reply)).await;
                     if taken {
                         self.accepted().await;
                     }
@@ -246,7 +246,7 @@ impl<T: Transport, H: Host> Session<T, H> {
                     self.mailbox.push(message);
                     Action::None
                 }
-                Action::Pusher(text) => self.pusher_message(&text),
+                Action::Pusher(text) => self.pusher_message(&text).await,
                 Action::SendClose { code, reason } => {
                     tracing::info!(session = %self.id, code, %reason, "closing client");
                     let frame = Message::Close { code, reason };

@@ -15,21 +15,21 @@ use crate::session::Host;
 
 impl<T: Transport, H: Host> Session<T, H> {
     /// What a Pusher client's text message does.
-    pub(super) fn pusher_message(&mut self, text: &[u8]) -> Action {
+    pub(super) async fn pusher_message(&mut self, text: &[u8]) -> Action {
         let Some(client) = self.pusher.as_mut() else { return Action::None };
         let (host, id) = (self.host.clone(), self.id);
         let step = client.step(text, Instant::now(), |channel| host.registry().is_member(&id, channel));
-        self.carry_out_step(step)
+        self.carry_out_step(step).await
     }
 
     /// What the backend's answer to a client event (EVENT=8) does.
-    pub(super) fn client_event_answered(&mut self, envelope: &[u8], status: Option<u16>, body: &[u8]) -> Action {
+    pub(super) async fn client_event_answered(&mut self, envelope: &[u8], status: Option<u16>, body: &[u8]) -> Action {
         let Some(client) = self.pusher.as_ref() else { return Action::None };
         let step = client.checked(envelope, status, body);
-        self.carry_out_step(step)
+        self.carry_out_step(step).await
     }
 
-    fn carry_out_step(&mut self, step: Step) -> Action {
+    async fn carry_out_step(&mut self, step: Step) -> Action {
         let (settings, metrics) = (self.host.session_settings(), self.host.metrics());
         let reply =
             |life: &mut crate::session::lifecycle::Lifecycle, text: String| life.reply(Message::text(text), metrics);
@@ -49,7 +49,8 @@ impl<T: Transport, H: Host> Session<T, H> {
                     return reply(&mut self.life, refusal);
                 }
                 let presence = member.is_some();
-                self.host.subscribed(self.id, &channel, member);
+                let host = self.host.clone();
+                host.subscribed(self.id, &channel, member).await;
                 // A presence channel's members come from the router.
                 match presence {
                     true => Action::None,
