@@ -219,3 +219,33 @@ async fn an_event_triggered_through_another_router_right_after_subscribing_arriv
         client.close().await;
     }
 }
+
+/// An app's `max-connections`: past it a client gets Pusher's 4004 (and
+/// pusher-js backs off); a connection that ends gives its seat back.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_app_over_its_connection_quota_is_refused_with_4004() {
+    let (stack, _echo, _log) = pusher_stack("1:app-key:app-secret:max-connections=2", e2e::free_port());
+    let url = stack.ws_url("/app/app-key?protocol=7");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut client = e2e::Client::connect(&url).await;
+        pusher_event(&mut client, "pusher:connection_established").await;
+        held.push(client);
+    }
+    let mut third = e2e::Client::connect(&url).await;
+    let refused = pusher_event(&mut third, "pusher:error").await;
+    assert_eq!(refused["data"]["code"], 4004, "{refused}");
+    let close = third.expect_close().await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 4004);
+    held.pop().unwrap().close().await;
+    let mut again = None;
+    for _ in 0..50 {
+        let mut client = e2e::Client::connect(&url).await;
+        if client.recv_json().await["event"] == "pusher:connection_established" {
+            again = Some(client);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "a seat given back takes a new connection");
+}

@@ -19,6 +19,7 @@ runtime::metric_table! {
             RefusedIpConnections = "ip_connections",
             RefusedHeaders = "headers_too_large",
             RefusedFull = "max_connections",
+            RefusedAppQuota = "app_max_connections",
         },
         ConnectRefusedByBackend: Counter "gateway_connect_refused_total"
             "Connect events the backend answered with a non-2xx status.",

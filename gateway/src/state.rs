@@ -44,8 +44,9 @@ pub struct Gateway {
     pages: Vec<Page>,
     /// Connections not yet sessions, under `--max-handshakes`.
     handshakes: runtime::Slots,
-    /// Whose Pusher clients connect at `/app/KEY`.
+    /// Whose Pusher clients connect at `/app/KEY`, and their seats here.
     pusher_apps: protocol::pusher::Apps,
+    pusher_seats: crate::session::pusher::AppSeats,
 }
 
 /// A file served on GET (`--page`), read at start.
@@ -88,6 +89,7 @@ impl Gateway {
         params.extend(config.params.iter().cloned());
         let pusher_apps = protocol::pusher::Apps::new(config.pusher_apps.clone()).map_err(anyhow::Error::msg)?;
         Ok(Gateway {
+            pusher_seats: crate::session::pusher::AppSeats::new(&pusher_apps),
             pusher_apps,
             resume_keys: TokenKey::new(config.resume_secret.as_deref()),
             inboxes: Inboxes::new(config.max_pending_bytes.max(config.max_message)),
@@ -111,6 +113,10 @@ impl Gateway {
 
     pub fn pusher_apps(&self) -> &protocol::pusher::Apps {
         &self.pusher_apps
+    }
+
+    pub fn pusher_seats(&self) -> &crate::session::pusher::AppSeats {
+        &self.pusher_seats
     }
 
     /// The flags, as given.

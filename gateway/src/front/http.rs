@@ -265,8 +265,16 @@ async fn open_session<I: Io>(
         let _ = ws.send(refuse(CloseReason::ServerFull)).await;
         return;
     };
-    let pusher = match pusher.transpose() {
-        Ok(app) => app,
+    let seated = pusher.map(|client| -> Result<_, crate::front::pusher::Refused> {
+        let app = client?;
+        let seat = gateway.pusher_seats().take(&app).ok_or_else(|| {
+            gateway.metrics().count(Count::RefusedAppQuota);
+            crate::front::pusher::Refused { code: 4004, message: "Application is over connection quota".into() }
+        })?;
+        Ok(crate::session::pusher::PusherStart { app, seat })
+    });
+    let pusher = match seated.transpose() {
+        Ok(start) => start,
         Err(refused) => {
             tracing::info!(%remote, code = refused.code, message = refused.message, "Pusher client refused");
             for message in refused.messages() {
@@ -288,11 +296,11 @@ async fn open_session<I: Io>(
         }
     };
     let start = match (start, pusher) {
-        (Start::New { id, resumable, .. }, Some(app)) => {
-            if let Err(err) = crate::front::pusher::params(&mut params, &app, &id) {
+        (Start::New { id, resumable, .. }, Some(start)) => {
+            if let Err(err) = crate::front::pusher::params(&mut params, &start.app, &id) {
                 return tracing::warn!(%remote, %err, "no room for a Pusher client's params");
             }
-            Start::New { id, resumable, pusher: Some(app) }
+            Start::New { id, resumable, pusher: Some(start) }
         }
         (start, _) => start,
     };

@@ -3,20 +3,58 @@
 //! relay or to put to the backend first, a sign-in), as a [`Step`] the
 //! task carries out. The wire is `protocol::pusher`'s.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use protocol::cmd::Channel;
-use protocol::pusher::{self, App, ChannelKind, ClientEvents, ClientMessage, Envelope, PresenceMember, Subscribe};
+use protocol::pusher::{
+    self, App, Apps, ChannelKind, ClientEvents, ClientMessage, Envelope, PresenceMember, Subscribe,
+};
 use runtime::rate::TokenBucket;
 use tokio::time::Instant;
 
 /// Pusher's bound on client events: 10 a second per connection.
 const CLIENT_EVENT_RATE: f32 = 10.0;
 
+/// Each app's connections here, under its `max-connections`.
+#[derive(Default)]
+pub struct AppSeats(HashMap<String, Arc<AtomicUsize>>);
+
+/// One connection of an app, given back when its session ends.
+pub struct AppSeat(Arc<AtomicUsize>);
+
+impl Drop for AppSeat {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+impl AppSeats {
+    pub fn new(apps: &Apps) -> AppSeats {
+        AppSeats(apps.iter().map(|app| (app.id.clone(), Arc::default())).collect())
+    }
+
+    /// A seat for a connection of `app`; none past its `max-connections`.
+    pub fn take(&self, app: &App) -> Option<AppSeat> {
+        let count = self.0.get(&app.id)?;
+        let before = count.fetch_add(1, Relaxed);
+        let seat = AppSeat(count.clone());
+        (app.max_connections == 0 || before < app.max_connections).then_some(seat)
+    }
+}
+
+/// How a Pusher client's session starts: its app, and its seat there.
+pub struct PusherStart {
+    pub app: Arc<App>,
+    pub seat: AppSeat,
+}
+
 /// A Pusher client's side of its session.
 pub struct PusherClient {
     pub app: Arc<App>,
+    _seat: AppSeat,
     pub socket_id: String,
     /// Its presence channels, each with the user it joined as: its client
     /// events there carry that user.
@@ -63,9 +101,10 @@ fn reply_error(code: Option<u16>, message: &str) -> Step {
 }
 
 impl PusherClient {
-    pub fn new(app: Arc<App>, socket_id: String, now: Instant) -> PusherClient {
+    pub fn new(start: PusherStart, socket_id: String, now: Instant) -> PusherClient {
         PusherClient {
-            app,
+            app: start.app,
+            _seat: start.seat,
             socket_id,
             users: Vec::new(),
             signed_in: None,
@@ -214,7 +253,22 @@ mod tests {
 
     fn client(flags: &str) -> PusherClient {
         let app: App = format!("7:key:secret{flags}").parse().unwrap();
-        PusherClient::new(Arc::new(app), "1.2".into(), Instant::now())
+        let seat = AppSeat(Arc::default());
+        PusherClient::new(PusherStart { app: Arc::new(app), seat }, "1.2".into(), Instant::now())
+    }
+
+    #[test]
+    fn an_apps_connections_stop_at_its_bound_and_come_back_as_they_end() {
+        let apps = Apps::new(vec!["7:key:secret:max-connections=2".parse().unwrap(), "8:k8:s".parse().unwrap()]);
+        let apps = apps.unwrap();
+        let (capped, free) = (apps.by_id("7").unwrap(), apps.by_id("8").unwrap());
+        let seats = AppSeats::new(&apps);
+        let (first, second) = (seats.take(capped), seats.take(capped));
+        assert!(first.is_some() && second.is_some());
+        assert!(seats.take(capped).is_none(), "a third past 2");
+        drop(first);
+        assert!(seats.take(capped).is_some(), "one ended: room again");
+        assert_eq!((0..100).filter_map(|_| seats.take(free)).count(), 100, "no bound of its own");
     }
 
     fn signed(client: &PusherClient, channel: &str, data: Option<&str>) -> String {

@@ -24,6 +24,9 @@ pub struct App {
     pub key: String,
     pub secret: String,
     pub client_events: ClientEvents,
+    /// Connections of this app one gateway holds at most (0: no bound of
+    /// its own), as Pusher's plan quota: past it, 4004.
+    pub max_connections: usize,
 }
 
 impl fmt::Debug for App {
@@ -33,6 +36,7 @@ impl fmt::Debug for App {
             .field("key", &self.key)
             .field("secret", &"<hidden>")
             .field("client_events", &self.client_events)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -40,10 +44,11 @@ impl fmt::Debug for App {
 impl std::str::FromStr for App {
     type Err = String;
 
-    /// `ID:KEY:SECRET`, then `:client-events` or `:client-events=backend`.
+    /// `ID:KEY:SECRET`, then any of `:client-events`,
+    /// `:client-events=backend` and `:max-connections=N`.
     fn from_str(spec: &str) -> Result<App, String> {
         let mut parts = spec.split(':');
-        let usage = "a Pusher app is ID:KEY:SECRET[:client-events[=backend]]";
+        let usage = "a Pusher app is ID:KEY:SECRET[:client-events[=backend]][:max-connections=N]";
         let (Some(id), Some(key), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(usage.into());
         };
@@ -56,11 +61,20 @@ impl std::str::FromStr for App {
         if secret.is_empty() {
             return Err(format!("{usage}: the secret is empty"));
         }
-        let mut app = App { id: id.into(), key: key.into(), secret: secret.into(), client_events: ClientEvents::Off };
+        let mut app = App {
+            id: id.into(),
+            key: key.into(),
+            secret: secret.into(),
+            client_events: ClientEvents::Off,
+            max_connections: 0,
+        };
         for flag in parts {
             match flag.split_once('=') {
                 None if flag == "client-events" => app.client_events = ClientEvents::Relay,
                 Some(("client-events", "backend")) => app.client_events = ClientEvents::Backend,
+                Some(("max-connections", n)) => {
+                    app.max_connections = n.parse().map_err(|_| format!("{usage}: max-connections={n}"))?
+                }
                 _ => return Err(format!("{usage}: unknown flag {flag}")),
             }
         }
@@ -88,6 +102,10 @@ impl Apps {
         self.0.is_empty()
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
+        self.0.iter()
+    }
+
     pub fn by_key(&self, key: &str) -> Option<&Arc<App>> {
         self.0.iter().find(|app| app.key == key)
     }
@@ -103,13 +121,22 @@ mod tests {
 
     #[test]
     fn apps_parse_with_their_flags_and_hide_their_secret() {
-        let app: App = "1:key:s3cret:client-events".parse().unwrap();
+        let app: App = "1:key:s3cret:client-events:max-connections=5".parse().unwrap();
         assert_eq!((app.id.as_str(), app.key.as_str(), app.secret.as_str()), ("1", "key", "s3cret"));
-        assert_eq!(app.client_events, ClientEvents::Relay);
+        assert_eq!((app.client_events, app.max_connections), (ClientEvents::Relay, 5));
         assert!(!format!("{app:?}").contains("s3cret"));
         let backend: App = "2:k2:s:client-events=backend".parse().unwrap();
         assert_eq!(backend.client_events, ClientEvents::Backend);
-        for bad in ["", "1:key", "1:key:", "1:k y:s", "1:key:s:nope", "1:key:s:client-events=x", "a/b:k:s"] {
+        for bad in [
+            "",
+            "1:key",
+            "1:key:",
+            "1:k y:s",
+            "1:key:s:nope",
+            "1:key:s:client-events=x",
+            "1:key:s:max-connections=x",
+            "a/b:k:s",
+        ] {
             assert!(bad.parse::<App>().is_err(), "{bad}");
         }
         let apps = Apps::new(vec![app.clone(), backend]).unwrap();

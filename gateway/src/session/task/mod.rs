@@ -49,7 +49,7 @@ enum Outcome {
 pub enum Start {
     /// A new session, by the id its front chose (`SessionId::random`);
     /// its client speaks Pusher's protocol to `pusher`'s app.
-    New { id: SessionId, resumable: bool, pusher: Option<Arc<protocol::pusher::App>> },
+    New { id: SessionId, resumable: bool, pusher: Option<super::pusher::PusherStart> },
     /// A connection that took over a session: its mailbox, what it carried,
     /// and how many messages the client says it got.
     Resumed { id: SessionId, mailbox: Arc<Mailbox>, carried: ResumeState, last: Option<u64> },
@@ -103,10 +103,10 @@ pub fn run<T: Transport, H: Host>(
             let phase = if resumable { Phase::Greeting { resumed: false, last: None } } else { Phase::Open };
             let connect = settings.connect_event.then_some(EventKind::Connect);
             let mut life = Lifecycle::new(phase, resumable, connect, settings, Instant::now());
-            if let Some(app) = app {
+            if let Some(start) = app {
                 life.speaks_pusher();
                 let socket_id = protocol::pusher::socket_id(&id);
-                pusher = Some(Box::new(super::pusher::PusherClient::new(app, socket_id, Instant::now())));
+                pusher = Some(Box::new(super::pusher::PusherClient::new(start, socket_id, Instant::now())));
             }
             (id, mailbox, ParamBlock::default(), replay_log, life, true)
         }
