@@ -144,6 +144,20 @@ const bobRoom = await subscribed(bob, 'presence-room');
 check(bobRoom.members.count === 2 && bobRoom.members.get('ann').info.name === 'Ann', 'presence: bob sees ann with her info');
 check((await added).info.name === 'Bob', 'presence: ann hears bob join');
 
+// ann's second connection is the same user: no one hears her join or
+// leave again (Pusher announces a user's first and last connection).
+let annAgain = false;
+bobRoom.channel.bind('pusher:member_added', () => { annAgain = true; });
+bobRoom.channel.bind('pusher:member_removed', () => { annAgain = true; });
+const annTab = client('ann');
+await connected(annTab);
+const annTabRoom = await subscribed(annTab, 'presence-room');
+check(annTabRoom.members.count === 2, 'a second tab of ann sees two users, ann and bob');
+annTab.unsubscribe('presence-room');
+annTab.disconnect();
+await sleep(300);
+check(!annAgain && bobRoom.members.count === 2 && bobRoom.members.get('ann'), 'bob heard nothing of ann\'s second tab, and still sees her');
+
 // The HTTP API's reads.
 const channels = await (await server.get({ path: '/channels', params: { info: 'subscription_count' } })).json();
 check(channels.channels.news.subscription_count === 2, `GET /channels: ${JSON.stringify(channels)}`);

@@ -109,6 +109,14 @@ async fn presence(store: &Store) {
     let left = store.presence_leave(channel, &[a, b]).await.unwrap();
     assert_eq!(left, Left { removed: vec![(b, bob)], vacated: true });
     assert_eq!(store.presence_page(channel, None, 10).await.unwrap(), Page::default());
+
+    // A Pusher channel's users, by their connections: the first and the last show.
+    let users = |deltas: &[(&str, i64)]| deltas.iter().map(|(u, d)| (u.to_string(), *d)).collect::<Vec<_>>();
+    let counts = store.presence_count_users(channel, &users(&[("ann", 1), ("bob", 1), ("ann", 1)])).await.unwrap();
+    assert_eq!(counts, [1, 1, 2]);
+    let counts = store.presence_count_users(channel, &users(&[("ann", -1), ("bob", -1), ("ann", -1)])).await.unwrap();
+    assert_eq!(counts, [1, 0, 0]);
+    assert_eq!(store.presence_count_users(channel, &users(&[("bob", 1)])).await.unwrap(), [1], "forgotten at 0");
 }
 
 async fn history(store: &Store) {

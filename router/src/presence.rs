@@ -116,16 +116,36 @@ pub async fn joined(hub: &Hub, channel: &str, ids: &[SessionId], who: Joining<'_
     let max_bytes = LIST_BYTES_AT_JOIN.min(hub.push_limit().saturating_sub(LIST_ENVELOPE + channel.len()));
     let listed = list(hub, channel, None, LISTED_AT_JOIN, max_bytes).await?;
     hub.deliver(FrameKind::SendMsg, &joined.added, snapshot(channel, listed), false);
-    let joins = members.iter().filter(|(id, _)| joined.added.contains(id));
-    for (id, kept) in joins.clone() {
+    let joins = members.iter().filter(|(id, _)| joined.added.contains(id)).map(|(id, kept)| (*id, kept.as_str()));
+    let joins = by_user(hub, channel, joins.collect(), 1).await?;
+    for (id, kept) in &joins {
         hub.webhooks.channel_event(channel, "member_added", json!({ "user_id": member(*id, kept, true).user }));
     }
-    announce(hub, channel, &joined.added, joins.filter_map(|(id, kept)| event("join", channel, *id, kept)).collect())
-        .await;
+    let events = joins.iter().filter_map(|(id, kept)| event("join", channel, *id, kept)).collect();
+    announce(hub, channel, &joined.added, events).await;
     if joined.occupied {
         tell_occupancy(hub, channel, joined.added[0], true, None);
     }
     Ok(())
+}
+
+/// The members whose join (`delta` 1) or leave (-1) is announced: on a
+/// Pusher app's channel, only a user's first connection and its last (the
+/// store counts each user's, atomically, so one router sees each edge);
+/// on a native channel, every member.
+async fn by_user<'a>(
+    hub: &Hub,
+    channel: &str,
+    members: Vec<(SessionId, &'a str)>,
+    delta: i64,
+) -> StoreResult<Vec<(SessionId, &'a str)>> {
+    if pusher::split_fk_channel(channel).is_none() || members.is_empty() {
+        return Ok(members);
+    }
+    let deltas: Vec<(String, i64)> = members.iter().map(|(id, kept)| (member(*id, kept, true).user, delta)).collect();
+    let counts = hub.store().presence_count_users(channel, &deltas).await?;
+    let edge = if delta > 0 { 1 } else { 0 };
+    Ok(members.into_iter().zip(counts).filter(|(_, count)| *count == edge).map(|(member, _)| member).collect())
 }
 
 /// Presence for sessions that left `channel`, or ended (`via`: the link
@@ -136,10 +156,12 @@ pub async fn left(hub: &Hub, channel: &str, ids: &[SessionId], via: Option<LinkI
         return Ok(());
     }
     let left = hub.store().presence_leave(channel, ids).await?;
-    for (id, kept) in &left.removed {
+    let removed = left.removed.iter().map(|(id, kept)| (*id, kept.as_str())).collect();
+    let leaves = by_user(hub, channel, removed, -1).await?;
+    for (id, kept) in &leaves {
         hub.webhooks.channel_event(channel, "member_removed", json!({ "user_id": member(*id, kept, true).user }));
     }
-    let leaves = left.removed.iter().filter_map(|(id, kept)| event("leave", channel, *id, kept)).collect();
+    let leaves = leaves.iter().filter_map(|(id, kept)| event("leave", channel, *id, kept)).collect();
     announce(hub, channel, &[], leaves).await;
     if left.vacated {
         tell_occupancy(hub, channel, left.removed[0].0, false, via);

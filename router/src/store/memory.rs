@@ -202,6 +202,10 @@ impl MemoryStore {
         Ok(self.presence.join(channel, members))
     }
 
+    pub fn presence_count_users(&self, channel: &str, deltas: &[(String, i64)]) -> StoreResult<Vec<i64>> {
+        Ok(self.presence.count_users(channel, deltas))
+    }
+
     pub fn presence_leave(&self, channel: &str, ids: &[SessionId]) -> StoreResult<Left> {
         Ok(self.presence.leave(channel, ids))
     }

@@ -160,6 +160,12 @@ impl Store {
         dispatch!(self, s => s.presence_join(channel, members))
     }
 
+    /// Adds each `(user, delta)` to its user's connections in `channel`,
+    /// atomically: the counts after, in order.
+    pub async fn presence_count_users(&self, channel: &str, deltas: &[(String, i64)]) -> StoreResult<Vec<i64>> {
+        dispatch!(self, s => s.presence_count_users(channel, deltas))
+    }
+
     pub async fn presence_leave(&self, channel: &str, ids: &[SessionId]) -> StoreResult<Left> {
         dispatch!(self, s => s.presence_leave(channel, ids))
     }

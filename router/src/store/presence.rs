@@ -7,7 +7,10 @@
 //! that of several routers that hear of one change (every gateway tells
 //! every router), exactly one announces it. A listing is a page in
 //! session id order after a cursor (the last id of the page before): it
-//! costs the page, whatever the channel's size.
+//! costs the page, whatever the channel's size. A Pusher app's presence
+//! channel also counts each user's connections (`pru:<channel>`, a hash
+//! of user to count, changed atomically): Pusher announces a user's first
+//! connection and its last, not every one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -66,9 +69,34 @@ pub struct Page {
 #[derive(Default)]
 pub struct MemoryPresence {
     channels: Mutex<HashMap<String, Members>>,
+    /// Per channel, each user's connections (Pusher apps' channels).
+    users: Mutex<HashMap<String, HashMap<String, i64>>>,
 }
 
 impl MemoryPresence {
+    /// Adds each `(user, delta)` to its user's connections in `channel`:
+    /// the counts after, in order (a user at 0 is forgotten).
+    pub fn count_users(&self, channel: &str, deltas: &[(String, i64)]) -> Vec<i64> {
+        let mut channels = self.users.lock().unwrap();
+        let users = channels.entry(channel.to_owned()).or_default();
+        let counts = deltas
+            .iter()
+            .map(|(user, delta)| {
+                let count = users.entry(user.clone()).or_default();
+                *count += delta;
+                let after = *count;
+                if after <= 0 {
+                    users.remove(user);
+                }
+                after
+            })
+            .collect();
+        if users.is_empty() {
+            channels.remove(channel);
+        }
+        counts
+    }
+
     pub fn join(&self, channel: &str, members: &[(SessionId, String)]) -> Joined {
         let mut channels = self.channels.lock().unwrap();
         let kept = channels.entry(channel.to_owned()).or_default();
@@ -123,7 +151,31 @@ impl MemoryPresence {
     }
 }
 
+/// `HINCRBY` each user by its delta, forgetting those at 0: the counts.
+const COUNT_USERS: &str = r"
+local counts = {}
+for i = 1, #ARGV, 2 do
+  local n = redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+  if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[i]) end
+  counts[#counts + 1] = n
+end
+return counts
+";
+static COUNT_USERS_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(COUNT_USERS));
+
 impl RedisStore {
+    pub async fn presence_count_users(&self, channel: &str, deltas: &[(String, i64)]) -> StoreResult<Vec<i64>> {
+        if deltas.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut script = COUNT_USERS_SCRIPT.key(self.key(&format!("pru:{channel}")));
+        for (user, delta) in deltas {
+            script.arg(user).arg(delta);
+        }
+        Ok(script.invoke_async(&mut self.connection()).await?)
+    }
+
     fn presence_key(&self, channel: &str) -> String {
         self.key(&format!("pr:{channel}"))
     }
@@ -254,5 +306,9 @@ mod tests {
         assert_eq!(presence.leave("presence-q", &[a, b]), Left { removed: vec![(b, "{}".into())], vacated: true });
         assert_eq!(presence.leave("presence-q", &[b]), Left::default(), "left once");
         assert_eq!(presence.page("presence-q", None, 10), Page::default());
+        let (ann, bob) = (|| ("ann".to_owned(), 1), || ("bob".to_owned(), 1));
+        assert_eq!(presence.count_users("presence-q", &[ann(), bob(), ann()]), [1, 1, 2]);
+        assert_eq!(presence.count_users("presence-q", &[("ann".into(), -1), ("bob".into(), -1)]), [1, 0]);
+        assert_eq!(presence.count_users("presence-q", &[bob()]), [1], "bob forgotten at 0, back at 1");
     }
 }
