@@ -249,3 +249,43 @@ async fn an_app_over_its_connection_quota_is_refused_with_4004() {
     }
     assert!(again.is_some(), "a seat given back takes a new connection");
 }
+
+/// A presence member comes back as it joined after a router restart in
+/// memory: the gateway reports it as the member its client signed (not
+/// as a bare session), so a later joiner sees ann with her info.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_presence_member_is_reported_as_it_joined_after_a_router_restart() {
+    let (mut stack, _echo, _log) = pusher_stack(APP, e2e::free_port());
+    let url = stack.ws_url("/app/app-key?protocol=7");
+    let app: protocol::pusher::App = APP.parse().unwrap();
+    let join = |socket: &str, user: &str| {
+        let data = serde_json::json!({"user_id": user, "user_info": {"name": user.to_uppercase()}}).to_string();
+        let input = protocol::pusher::channel_signature_input(socket, "presence-room", Some(&data));
+        let auth = format!("app-key:{}", app.sign(&input));
+        serde_json::json!({"event": "pusher:subscribe", "data": {"channel": "presence-room", "auth": auth, "channel_data": data}})
+    };
+    let socket_of = |established: serde_json::Value| {
+        let data: serde_json::Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
+        data["socket_id"].as_str().unwrap().to_owned()
+    };
+    let mut ann = e2e::Client::connect(&url).await;
+    let socket = socket_of(pusher_event(&mut ann, "pusher:connection_established").await);
+    ann.send_json(join(&socket, "ann")).await;
+    pusher_event(&mut ann, "pusher_internal:subscription_succeeded").await;
+
+    stack.proc_mut("router").kill();
+    let (port, http) = (e2e::processes::local(stack.router_port), e2e::processes::local(stack.router_http_port));
+    let args = ["--listen", &port.to_string(), "--http", &http.to_string(), "--pusher-app", APP];
+    stack.procs.push(e2e::Proc::project("router", &args, "router-again"));
+    e2e::processes::wait_for_port(stack.router_http_port, "router");
+    stack.wait_for_gateways(1);
+    stack.wait_for_clients(1);
+
+    let mut bob = e2e::Client::connect(&url).await;
+    let socket = socket_of(pusher_event(&mut bob, "pusher:connection_established").await);
+    bob.send_json(join(&socket, "bob")).await;
+    let members = pusher_event(&mut bob, "pusher_internal:subscription_succeeded").await;
+    let data: serde_json::Value = serde_json::from_str(members["data"].as_str().unwrap()).unwrap();
+    assert_eq!(data["presence"]["hash"]["ann"], serde_json::json!({"name": "ANN"}), "{data}");
+    assert_eq!(data["presence"]["count"], 2, "{data}");
+}

@@ -104,7 +104,9 @@ async fn claim_from_cluster(gateway: &Arc<Gateway>, token: Token) -> Result<(Arc
     let messages = state.queued.into_iter().map(|m| Message::new(Payload::new(m.data), m.binary));
     mailbox.prepend(messages);
     links.channels_changed(
-        gateway.registry().set_membership(id, Membership { channels: state.channels, user: state.user }),
+        gateway
+            .registry()
+            .set_membership(id, Membership { channels: state.channels, user: state.user, named: Vec::new() }),
     );
     links.connected(id);
     // Takes pushes from each router from its MOVED on (or from a relink,
@@ -151,7 +153,7 @@ pub async fn give(gateway: Arc<Gateway>, link: usize, session: SessionId, to: Ga
     if !links.until(wait, || mailbox.accepted() & linked_before & links.linked_mask() == 0).await {
         tracing::warn!(%session, "not every router confirmed the move in {wait:?}");
     }
-    let Membership { channels, user } = gateway.registry().membership_of(&session);
+    let Membership { channels, user, .. } = gateway.registry().membership_of(&session);
     links.channels_changed(gateway.registry().remove(&session));
     let queued: Vec<_> = mailbox.drain().iter().map(outgoing).collect();
     let mut state = SessionState {

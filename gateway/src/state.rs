@@ -270,7 +270,17 @@ impl Host for Gateway {
         member: Option<PresenceMember>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
-            let Some(count) = self.registry.join_here(id, channel) else { return };
+            let member = member.map(|PresenceMember { user_id, user_info }| protocol::MemberJoin {
+                session: id,
+                channel: channel.clone(),
+                user: user_id,
+                info: user_info,
+            });
+            let count = match &member {
+                Some(join) => self.registry.join_here_as(join.clone()),
+                None => self.registry.join_here(id, channel),
+            };
+            let Some(count) = count else { return };
             // The channel's first member here: every router routes it here
             // (the count, then a barrier) before the client hears it joined.
             let new_route = count.members() == 1;
@@ -282,11 +292,7 @@ impl Host for Gateway {
             // it again, with the member the client named, if any (a
             // presence channel's router then answers the client).
             match member {
-                Some(PresenceMember { user_id, user_info }) => {
-                    let join =
-                        protocol::MemberJoin { session: id, channel: channel.clone(), user: user_id, info: user_info };
-                    self.links.send_to_all(join.to_frame());
-                }
+                Some(join) => self.links.send_to_all(join.to_frame()),
                 None => {
                     let name = bytes::Bytes::from(channel.as_str().to_owned());
                     self.links.send_to_all(Frame::new(FrameKind::ChAdd, encode_ids(&[id]), name));

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::cmd::{Channel, MAX_USER_LEN};
 use super::{Frame, FrameKind, SessionId};
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemberJoin {
     pub session: SessionId,
     pub channel: Channel,

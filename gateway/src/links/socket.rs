@@ -149,7 +149,10 @@ impl Link {
         let mut frames = Vec::new();
         for (id, membership) in self.registry.memberships() {
             for channel in membership.channels {
-                by_channel.entry(channel).or_default().push(id);
+                match membership.named.iter().find(|(named, _)| *named == channel) {
+                    Some((_, join)) => frames.push(join.to_frame()),
+                    None => by_channel.entry(channel).or_default().push(id),
+                }
             }
             if let Some(user) = membership.user {
                 frames.push(Frame::new(FrameKind::Bind, Bytes::copy_from_slice(id.as_bytes()), Bytes::from(user)));

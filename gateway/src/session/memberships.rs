@@ -13,11 +13,15 @@ use protocol::{Interest, SessionId};
 use super::mailbox::Mailbox;
 use super::IdMap;
 
-/// A session's channels and user, as the router last said.
+/// A session's channels and user, as the router last said; and the
+/// presence member a Pusher client joined each of its presence channels
+/// as (reported again as MEMBER_JOIN, not CH_ADD, so a store that lost it
+/// gets the member back as it was).
 #[derive(Default, Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
     pub channels: Vec<String>,
     pub user: Option<String>,
+    pub named: Vec<(String, protocol::MemberJoin)>,
 }
 
 /// A channel's members here, with their mailboxes: a publish walks them
@@ -121,6 +125,7 @@ impl Memberships {
         for id in ids {
             if let Some(membership) = self.by_session.get_mut(id) {
                 membership.channels.retain(|c| c != channel.as_str());
+                membership.named.retain(|(c, _)| c != channel.as_str());
             }
         }
         let members = self.channels.get(channel.as_str())?.clone();
@@ -137,6 +142,13 @@ impl Memberships {
         let Some(membership) = self.by_session.remove(id) else { return Vec::new() };
         let channels = membership.channels.into_iter().filter_map(|name| Channel::new(name).ok());
         channels.filter_map(|channel| self.leave(&channel, std::slice::from_ref(id))).collect()
+    }
+
+    /// The member a session joined `channel` as, for reports to come.
+    pub fn name_member(&mut self, join: protocol::MemberJoin) {
+        let named = &mut self.by_session.entry(join.session).or_default().named;
+        named.retain(|(channel, _)| channel != join.channel.as_str());
+        named.push((join.channel.as_str().to_owned(), join));
     }
 
     pub fn set_user(&mut self, id: SessionId, user: &str) {

@@ -187,6 +187,15 @@ impl Registry {
         memberships.join(channel, vec![(id, self.mailbox(&id)?)])
     }
 
+    /// Joins a session here to a presence channel as the member its client
+    /// named: the channel's new count, as [`Registry::join_here`].
+    pub fn join_here_as(&self, join: protocol::MemberJoin) -> Option<ChannelCount> {
+        let mut memberships = self.memberships.lock().unwrap();
+        let count = memberships.join(&join.channel, vec![(join.session, self.mailbox(&join.session)?)]);
+        memberships.name_member(join);
+        count
+    }
+
     /// Takes a session here out of a channel its client left by itself
     /// (no router's change): the channel's new count, if it was a member.
     pub fn leave_here(&self, id: SessionId, channel: &Channel) -> Option<ChannelCount> {
