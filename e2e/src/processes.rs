@@ -761,9 +761,26 @@ pub fn php_fpm_on_a_port(name: &str, children: usize) -> (Proc, String, PathBuf)
 }
 
 fn php_fpm_with_children(listen: &str, dir: &std::path::Path, children: usize) -> Proc {
+    php_fpm_with(listen, dir, &format!("pm = static\npm.max_children = {children}"))
+}
+
+/// php-fpm with `pm = ondemand` and `children` workers at most on a free
+/// TCP port, as [`php_fpm_on_a_port`]: workers start as requests come and
+/// go after 10 s idle.
+pub fn php_fpm_ondemand_on_a_port(name: &str, children: usize) -> (Proc, String, PathBuf) {
+    let dir = bin_dir().join("../e2e-logs").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let addr = local(free_port()).to_string();
+    let pm = format!("pm = ondemand\npm.max_children = {children}\npm.process_idle_timeout = 10s");
+    let fpm = php_fpm_with(&addr, &dir, &pm);
+    wait_for_port(addr.rsplit(':').next().unwrap().parse().unwrap(), "php-fpm");
+    (fpm, addr, dir)
+}
+
+fn php_fpm_with(listen: &str, dir: &std::path::Path, pm: &str) -> Proc {
     let conf = dir.join("fpm.conf");
     let config = format!(
-        "[global]\nerror_log = {}\ndaemonize = no\n[www]\nuser = root\ngroup = root\nlisten = {listen}\npm = static\npm.max_children = {children}\nclear_env = no\n",
+        "[global]\nerror_log = {}\ndaemonize = no\n[www]\nuser = root\ngroup = root\nlisten = {listen}\n{pm}\nclear_env = no\n",
         dir.join("fpm-error.log").display()
     );
     std::fs::write(&conf, config).unwrap();

@@ -219,3 +219,20 @@ async fn a_client_subscribes_to_a_channel_when_its_backend_says_yes() {
     let (_, members) = e2e::http::post(plain.router_http_port, "/v1/count", json!({"channel": "room"}));
     assert_eq!(members["count"], 0);
 }
+
+/// A `--page` answers GET and HEAD (`curl -I`), the latter with the
+/// length and no body; other methods are 404 as any path.
+#[test]
+fn pages_answer_get_and_head() {
+    let stack = Stack::start(StackOptions::default());
+    let (status, headers, body) = e2e::http::exchange(stack.gateway_port, "GET", "/fk.js", &[], "");
+    assert_eq!(status, 200);
+    assert!(body.contains("FkClient"));
+    let (status, head, empty) = e2e::http::exchange(stack.gateway_port, "HEAD", "/fk.js", &[], "");
+    assert_eq!((status, empty.as_str()), (200, ""), "HEAD: the head alone");
+    let length = |headers: &[(String, String)]| {
+        headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-length")).map(|(_, v)| v.clone())
+    };
+    assert_eq!(length(&head), length(&headers), "HEAD says GET's length");
+    assert_eq!(e2e::http::exchange(stack.gateway_port, "POST", "/fk.js", &[], "x").0, 404);
+}

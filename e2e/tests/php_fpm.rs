@@ -213,3 +213,74 @@ async fn the_php_skeleton_welcomes_relays_and_says_goodbye() {
     a.close().await;
     assert_eq!(b.recv_json().await, json!({"type": "left", "session": a_id}));
 }
+
+/// nginx in front of `fpm` (a FastCGI address), every request to `script`,
+/// on a free port: its port and process.
+fn nginx_before(fpm: &str, script: &str, dir: &Path) -> (u16, e2e::Proc) {
+    let port = e2e::free_port();
+    let tmp = dir.display();
+    let conf = dir.join("nginx.conf");
+    let config = format!(
+        "daemon off; worker_processes 1; error_log stderr warn; pid {tmp}/nginx.pid;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body; fastcgi_temp_path {tmp}/fastcgi; proxy_temp_path {tmp}/proxy;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            fastcgi_pass {fpm};
+            fastcgi_param SCRIPT_FILENAME {script};
+            fastcgi_param SESSIONID $arg_SESSIONID if_not_empty;
+            fastcgi_param REQUEST_METHOD $request_method;
+            fastcgi_param CONTENT_TYPE $content_type;
+            fastcgi_param CONTENT_LENGTH $content_length;
+        }}
+    }}
+}}
+"
+    );
+    std::fs::write(&conf, config).unwrap();
+    let nginx = e2e::Proc::spawn("nginx", &["-e", "stderr", "-c", conf.to_str().unwrap()], "nginx").stopped_by("TERM");
+    e2e::processes::wait_for_port(port, "nginx");
+    (port, nginx)
+}
+
+/// php-fpm without pinned workers: a gateway that opens a connection per
+/// request (`keep_conn=off`) shares an `ondemand` pool of 4 workers with
+/// nginx. 200 clients send at once; every one is answered, and a curl
+/// through nginx to the same pool meanwhile answers within a second (with
+/// kept connections the gateway holds every worker and the curl waits for
+/// nginx's timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_and_nginx_share_an_ondemand_pool_without_pinned_workers() {
+    let (_fpm, fpm_addr, dir) = e2e::processes::php_fpm_ondemand_on_a_port("php-ondemand", 4);
+    let params = script("../examples/php/params.php");
+    let stack = php_stack(format!("{fpm_addr},keep_conn=off,max_conns=64"), &params, &[]);
+    let (nginx_port, _nginx) = nginx_before(&fpm_addr, &params, &dir);
+
+    let url = stack.ws_url("/");
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let batch = (0..50).map(|_| Client::connect(&url));
+        for mut client in futures_util::future::join_all(batch).await {
+            assert!(client.recv_json().await["connected"]["SESSIONID"].is_string());
+            clients.push(client);
+        }
+    }
+    for (i, client) in clients.iter_mut().enumerate() {
+        client.send(Message::text(format!("m{i}"))).await;
+    }
+    let curl = tokio::task::spawn_blocking(move || {
+        let asked = Instant::now();
+        let url = format!("http://127.0.0.1:{nginx_port}/?SESSIONID=aaaaaaaaaaaaaaaa");
+        let output = std::process::Command::new("curl").args(["-s", "-m", "10", "-d", "via nginx", &url]).output();
+        (asked.elapsed(), String::from_utf8_lossy(&output.expect("curl").stdout).into_owned())
+    });
+    for (i, client) in clients.iter_mut().enumerate() {
+        assert_eq!(client.recv_json().await["echo"], format!("m{i}"));
+    }
+    let (took, answer) = curl.await.unwrap();
+    assert!(answer.contains("via nginx"), "nginx's curl: {answer:?}");
+    assert!(took < Duration::from_secs(1), "nginx's curl waited {took:?} beside the gateway");
+}

@@ -232,6 +232,7 @@ impl Config {
             connect_timeout: Duration::from_millis(self.backend_connect_timeout_ms),
             response_timeout: Duration::from_millis(self.backend_timeout_ms),
             max_conns: self.backend_max_conns,
+            keep_conn: true,
             max_fails: self.backend_max_fails,
             fail_timeout: Duration::from_millis(self.backend_fail_timeout_ms),
             max_response: self.max_response_bytes,

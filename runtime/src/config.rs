@@ -18,7 +18,15 @@ pub fn no_empty_secrets(secrets: &[(&str, &Option<String>)]) -> anyhow::Result<(
 /// command line wins over the file, and the file over the environment.
 /// The file is `--config FILE`, or the `config_env` variable.
 pub fn args_with_config_file(config_env: &str) -> anyhow::Result<Vec<std::ffi::OsString>> {
-    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    args_with_config_file_from(std::env::args_os().collect(), config_env)
+}
+
+/// [`args_with_config_file`] for a command line given: `args[0]` the
+/// program, the rest its arguments.
+pub fn args_with_config_file_from(
+    mut args: Vec<std::ffi::OsString>,
+    config_env: &str,
+) -> anyhow::Result<Vec<std::ffi::OsString>> {
     let mut path = std::env::var_os(config_env).map(std::path::PathBuf::from);
     if let Some(i) = args.iter().position(|a| a == "--config") {
         let value = args.get(i + 1).ok_or_else(|| anyhow::anyhow!("--config needs a file"))?;
@@ -37,6 +45,26 @@ pub fn args_with_config_file(config_env: &str) -> anyhow::Result<Vec<std::ffi::O
 /// `key = value` lines as `--key=value` flags.
 fn config_flags(text: &str) -> Result<Vec<String>, String> {
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+    table_flags(table)
+}
+
+/// One file for several parts: each of `names` is a table of its part's
+/// settings (`[router]`, `[gateway]`), its flags in that order; a table
+/// missing is none, another one is refused.
+pub fn config_tables(text: &str, names: &[&str]) -> Result<Vec<Vec<String>>, String> {
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+    if let Some(other) = table.keys().find(|key| !names.contains(&key.as_str())) {
+        return Err(format!("[{other}]: the tables are {}", names.join(", ")));
+    }
+    let mut part = |name: &str| match table.remove(name) {
+        None => Ok(Vec::new()),
+        Some(toml::Value::Table(part)) => table_flags(part),
+        Some(_) => Err(format!("{name} is a table: [{name}]")),
+    };
+    names.iter().map(|name| part(name)).collect()
+}
+
+fn table_flags(table: toml::Table) -> Result<Vec<String>, String> {
     let mut flags = Vec::new();
     for (key, value) in table {
         let flag = format!("--{}", key.replace('_', "-"));
@@ -77,5 +105,15 @@ mod tests {
         );
         assert!(config_flags("nested = { a = 1 }").is_err());
         assert!(config_flags("not toml").is_err());
+    }
+
+    #[test]
+    fn one_file_gives_each_part_its_table() {
+        let text = "[router]\nhttp = \"127.0.0.1:2\"\n[gateway]\nbackend = [\"a:1\"]\n";
+        let tables = config_tables(text, &["router", "gateway"]).unwrap();
+        assert_eq!(tables, [vec!["--http=127.0.0.1:2".to_owned()], vec!["--backend=a:1".to_owned()]]);
+        assert_eq!(config_tables("[router]\n", &["router", "gateway"]).unwrap(), [Vec::<String>::new(), Vec::new()]);
+        assert!(config_tables("[routr]\nhttp = 1\n", &["router", "gateway"]).is_err(), "a misspelt table");
+        assert!(config_tables("router = 1\n", &["router", "gateway"]).is_err());
     }
 }

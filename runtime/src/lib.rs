@@ -16,7 +16,7 @@ mod wait;
 use std::time::Duration;
 
 pub use accept::{accept_loop, accept_loop_releasing, Slot, Slots};
-pub use config::{args_with_config_file, no_empty_secrets};
+pub use config::{args_with_config_file, args_with_config_file_from, config_tables, no_empty_secrets};
 pub use logging::{init_tracing, LogFormat};
 #[cfg(feature = "redis")]
 pub use redis::Redis;

@@ -107,7 +107,7 @@ async fn handle<I: Io>(req: Request<Incoming>, gateway: Arc<Gateway>, peer: Sock
     if let Some(kind) = sse::post_kind(&req) {
         return sse::post(req, &gateway, kind).await;
     }
-    match gateway.page(req.uri().path()).filter(|_| req.method() == Method::GET) {
+    match gateway.page(req.uri().path()).filter(|_| matches!(*req.method(), Method::GET | Method::HEAD)) {
         Some(page) => respond(StatusCode::OK, page.content_type, page.body.clone()),
         None => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }

@@ -64,6 +64,9 @@ pub struct BackendOptions {
     pub response_timeout: Duration,
     /// Open connections at most, busy or idle.
     pub max_conns: usize,
+    /// Keep connections between requests, or open one per request
+    /// (`keep_conn=off`: no FCGI_KEEP_CONN; the backend closes it).
+    pub keep_conn: bool,
     /// Failures in a row that eject the backend.
     pub max_fails: u32,
     /// How long an ejected backend is skipped before it is tried again.
@@ -255,7 +258,15 @@ impl Backend {
     /// came back (the backend closed it as we sent) gets the request again
     /// on a new connection: the backend never answered it.
     async fn try_call(&self, request: &[u8], label: &str, abort: &mut Abort) -> Result<CgiResponse, UpstreamError> {
-        let mut conn = self.checkout(false).await?;
+        let once;
+        let request = match self.options.keep_conn {
+            true => request,
+            false => {
+                once = super::codec::without_keep_conn(request);
+                &once[..]
+            }
+        };
+        let mut conn = self.checkout(!self.options.keep_conn).await?;
         loop {
             let timeout = self.options.response_timeout;
             let mut exchanged = Exchanged::default();
@@ -264,7 +275,7 @@ impl Backend {
                 .await
                 .unwrap_or_else(|_| Err(UpstreamError::Timeout { addr: self.addr.clone(), timeout }));
             let retry = conn.reused && !exchanged.answered && matches!(result, Err(UpstreamError::Unanswered { .. }));
-            if result.is_ok() && !exchanged.aborted {
+            if result.is_ok() && !exchanged.aborted && self.options.keep_conn {
                 self.idle.lock().unwrap().push(conn);
             } else {
                 // A failed connection may hold half an answer: never reuse it.
@@ -430,6 +441,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_millis(500),
             max_conns: 4,
+            keep_conn: true,
             max_fails: 2,
             fail_timeout: Duration::from_secs(60),
             max_response: 1 << 16,
@@ -546,6 +558,20 @@ mod tests {
         let second = backend.call(&request(b"two"), "test", &mut None).await.unwrap();
         assert_eq!(&second.body[..], b"ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 2, "sent again on a new connection");
+    }
+
+    #[tokio::test]
+    async fn keep_conn_off_opens_a_connection_per_request_without_fcgi_keep_conn() {
+        let (addr, accepted, mut seen) = backend_answering(&[b"Content-Type: text/plain\r\n\r\nok"]).await;
+        let backend = Backend::new(Address::Tcp(addr), 1, BackendOptions { keep_conn: false, ..options() });
+        for _ in 0..3 {
+            let answer = backend.call(&request(b"x"), "test", &mut None).await.unwrap();
+            assert_eq!(&answer.body[..], b"ok");
+            let sent = seen.recv().await.unwrap();
+            assert_eq!(sent[8 + 2] & 1, 0, "BEGIN_REQUEST (its 8-byte header, its role) without FCGI_KEEP_CONN");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3, "a connection per request");
+        assert_eq!(backend.open_connections(), 0, "none kept");
     }
 
     #[tokio::test]

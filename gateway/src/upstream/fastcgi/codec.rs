@@ -291,6 +291,17 @@ pub fn encode_abort(dst: &mut BytesMut, request_id: u16) {
     put_record(dst, RecordType::AbortRequest as u8, request_id, &[]);
 }
 
+/// The same encoded request, asking the backend to close the connection
+/// once it has answered (no FCGI_KEEP_CONN): one connection per request.
+pub fn without_keep_conn(request: &[u8]) -> Vec<u8> {
+    let mut request = request.to_vec();
+    // BEGIN_REQUEST comes first: its header, then role (2 bytes), then flags.
+    if let Some(flags) = request.get_mut(HEADER_LEN + 2) {
+        *flags &= !FLAG_KEEP_CONN;
+    }
+    request
+}
+
 /// Whether a BEGIN_REQUEST asks to keep the connection open afterwards.
 pub fn keeps_connection(begin: &Record) -> bool {
     begin.content.get(2).is_some_and(|flags| flags & FLAG_KEEP_CONN != 0)

@@ -14,7 +14,7 @@ use super::CgiResponse;
 
 pub const DEFAULT_POOL: &str = "default";
 
-/// `[POOL=]ADDR[,weight=N][,max_conns=N]`, where ADDR is `HOST:PORT` or
+/// `[POOL=]ADDR[,weight=N][,max_conns=N][,keep_conn=on|off]`, where ADDR is `HOST:PORT` or
 /// `unix:/path`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendSpec {
@@ -22,6 +22,10 @@ pub struct BackendSpec {
     pub addr: Address,
     pub weight: u32,
     pub max_conns: Option<usize>,
+    /// Keep connections alive between requests (FCGI_KEEP_CONN, the
+    /// default), or open one per request, as nginx does by default: a
+    /// php-fpm worker is then tied to a request, not to a connection.
+    pub keep_conn: bool,
 }
 
 impl FromStr for BackendSpec {
@@ -34,7 +38,7 @@ impl FromStr for BackendSpec {
             Some((pool, addr)) if !target.starts_with("unix:") => (pool.to_owned(), addr),
             _ => (DEFAULT_POOL.to_owned(), target),
         };
-        let mut spec = BackendSpec { pool, addr: addr.parse()?, weight: 1, max_conns: None };
+        let mut spec = BackendSpec { pool, addr: addr.parse()?, weight: 1, max_conns: None, keep_conn: true };
         for option in parts {
             let (key, value) = option.split_once('=').ok_or_else(|| format!("{option}: expected KEY=VALUE"))?;
             let number = || value.parse::<u32>().map_err(|_| format!("{key}: {value} is not a number"));
@@ -42,7 +46,12 @@ impl FromStr for BackendSpec {
                 "weight" if number()? > 0 => spec.weight = number()?,
                 "max_conns" if number()? > 0 => spec.max_conns = Some(number()? as usize),
                 "weight" | "max_conns" => return Err(format!("{key} must be at least 1")),
-                other => return Err(format!("unknown backend option {other} (weight, max_conns)")),
+                "keep_conn" => match value {
+                    "on" => spec.keep_conn = true,
+                    "off" => spec.keep_conn = false,
+                    _ => return Err(format!("keep_conn is on or off, not {value}")),
+                },
+                other => return Err(format!("unknown backend option {other} (weight, max_conns, keep_conn)")),
             }
         }
         Ok(spec)
@@ -123,7 +132,8 @@ impl Upstreams {
         let in_flight = InFlight { room: Arc::new(Semaphore::new(max)), max };
         let mut pools: Vec<(String, Vec<Backend>)> = Vec::new();
         for spec in specs {
-            let options = BackendOptions { max_conns: spec.max_conns.unwrap_or(options.max_conns), ..options.clone() };
+            let max_conns = spec.max_conns.unwrap_or(options.max_conns);
+            let options = BackendOptions { max_conns, keep_conn: spec.keep_conn, ..options.clone() };
             let backend = Backend::new(spec.addr.clone(), spec.weight, options);
             match pools.iter_mut().find(|(name, _)| *name == spec.pool) {
                 Some((_, backends)) => backends.push(backend),
@@ -167,7 +177,10 @@ mod tests {
         assert_eq!((spec.pool.as_str(), spec.weight, spec.max_conns), (DEFAULT_POOL, 1, None));
         let spec: BackendSpec = "unix:/run/php.sock,weight=3,max_conns=8".parse().unwrap();
         assert_eq!(spec.addr, Address::Unix("/run/php.sock".into()));
-        assert_eq!((spec.weight, spec.max_conns), (3, Some(8)));
+        assert_eq!((spec.weight, spec.max_conns, spec.keep_conn), (3, Some(8), true));
+        let spec: BackendSpec = "127.0.0.1:9003,keep_conn=off".parse().unwrap();
+        assert!(!spec.keep_conn);
+        assert!("127.0.0.1:9003,keep_conn=maybe".parse::<BackendSpec>().is_err());
         let spec: BackendSpec = "chat=127.0.0.1:9003".parse().unwrap();
         assert_eq!(spec.pool, "chat");
         assert!("127.0.0.1:1,weight=0".parse::<BackendSpec>().is_err());
@@ -180,6 +193,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
             max_conns: 1,
+            keep_conn: true,
             max_fails: 3,
             fail_timeout: Duration::from_secs(1),
             max_response: 1 << 20,
