@@ -35,6 +35,12 @@ cargo fmt --all -- --check
 for crate in protocol runtime ws-deflate gateway router chat-app; do scripts/import-cycles.py "$crate"; done
 # The e2e tests start the real binaries, so build them first.
 cargo build --workspace --bins --locked
+# The Debian package (cargo-deb), installed as a sysadmin would: the deb
+# test (e2e/tests/deb_package.rs) runs what it put in place.
+command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --quiet
+cargo deb -p fk --locked --quiet
+SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
+$SUDO dpkg -i "$(ls -t target/debian/fk_*.deb | head -1)" >/dev/null
 cargo test --workspace --locked
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Autobahn's WebSocket compliance suite, all of its cases, against the
