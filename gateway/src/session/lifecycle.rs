@@ -78,6 +78,9 @@ pub enum Action {
     },
     /// A Pusher client's text message, for `session::pusher` to read.
     Pusher(Bytes),
+    /// Join a channel its client asked for (here and at every router, as
+    /// `Host::subscribed`), then tell the client so, if there is an answer.
+    Join(Box<Joining>),
     /// Let the connection go: tell the client why first if `farewell`; a
     /// close asked of the mailbox that parked the session instead is
     /// `withdrawn`; once `parked`, the mailbox keeps what comes.
@@ -86,6 +89,15 @@ pub enum Action {
         withdrawn: bool,
         parked: bool,
     },
+}
+
+/// A client's own join, and what it hears once joined.
+#[derive(Debug, PartialEq)]
+pub struct Joining {
+    pub channel: protocol::cmd::Channel,
+    /// The presence member a Pusher client named.
+    pub member: Option<protocol::pusher::PresenceMember>,
+    pub answer: Option<Message>,
 }
 
 /// One session's phase and the events it owes the backend, in order.

@@ -136,6 +136,9 @@ impl ClientMessage {
     }
 }
 
+/// The most JSON a member's `user_info` holds, as fk's own `/v1/join`'s `info`.
+pub const MAX_USER_INFO: usize = 2 << 10;
+
 /// A presence member as its `channel_data` says: the user and what the
 /// others see of it. A numeric id is taken as its decimal string.
 #[derive(Clone, Debug, PartialEq)]
@@ -157,7 +160,11 @@ impl PresenceMember {
         if user_id.len() > crate::cmd::MAX_USER_LEN {
             return Err("a user_id is too long");
         }
-        Ok(PresenceMember { user_id, user_info: data.remove("user_info") })
+        let user_info = data.remove("user_info");
+        if user_info.as_ref().is_some_and(|info| info.to_string().len() > MAX_USER_INFO) {
+            return Err("user_info is 2 KiB of JSON at most");
+        }
+        Ok(PresenceMember { user_id, user_info })
     }
 }
 
@@ -261,6 +268,8 @@ mod tests {
         for bad in ["", "{}", r#"{"user_id":""}"#, r#"{"user_id":[1]}"#, "[1]"] {
             assert!(PresenceMember::parse(bad).is_err(), "{bad}");
         }
+        let large = serde_json::json!({"user_id": "ann", "user_info": "x".repeat(MAX_USER_INFO)}).to_string();
+        assert!(PresenceMember::parse(&large).is_err(), "user_info past 2 KiB");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::wait::Reply;
 use super::Session;
 use crate::base::transport::Transport;
 use crate::session::event::{Event, EventKind};
-use crate::session::lifecycle::Action;
+use crate::session::lifecycle::{Action, Joining};
 use crate::session::policy;
 use crate::session::Host;
 use crate::upstream::fastcgi::{CgiResponse, UpstreamError};
@@ -67,10 +67,7 @@ impl<T: Transport, H: Host> Session<T, H> {
     /// backend allowed joins the session to its channel (answered once
     /// every router routes it here). Says too whether
     /// it took the session (its connect event answered yes).
-    pub(super) async fn on_reply(
-        &mut self,
-        (event, result): (Event, Result<CgiResponse, UpstreamError>),
-    ) -> (Action, bool) {
+    pub(super) fn on_reply(&mut self, (event, result): (Event, Result<CgiResponse, UpstreamError>)) -> (Action, bool) {
         let (settings, metrics) = (self.host.session_settings(), self.host.metrics());
         let kind = event.kind;
         match &result {
@@ -94,17 +91,17 @@ impl<T: Transport, H: Host> Session<T, H> {
                     Ok(response) => (Some(response.status), &response.body[..]),
                     Err(_) => (None, &[][..]),
                 };
-                let action = self.client_event_answered(&event.body, status, body).await;
+                let action = self.client_event_answered(&event.body, status, body);
                 return (action, false);
             }
-            EventKind::Subscribe => {
-                let (answer, allowed) = policy::subscribe_answered(&event.body, &result);
-                if let Some(channel) = allowed {
-                    let host = self.host.clone();
-                    host.subscribed(self.id, &channel, None).await;
+            EventKind::Subscribe => match policy::subscribe_answered(&event.body, &result) {
+                // Joined, then answered (once every router routes it here).
+                (policy::Answered::Deliver(answer), Some(channel)) => {
+                    let joining = Joining { channel, member: None, answer };
+                    return (Action::Join(Box::new(joining)), false);
                 }
-                answer
-            }
+                (answer, _) => answer,
+            },
             _ => policy::answered(kind, &result, settings.error_reply),
         };
         let taken = kind == EventKind::Connect && matches!(answer, policy::Answered::Deliver(_));

@@ -33,12 +33,19 @@ impl<T: Transport, H: Host> Session<T, H> {
     pub(super) async fn accepted(&mut self) {
         let timeout = self.host.session_settings().write_timeout;
         let _ = tokio::time::timeout(timeout, self.send(Message::Accepted)).await;
-        if let Some(client) = &self.pusher {
-            let idle = self.host.session_settings().idle_timeout;
-            let activity_timeout = (idle.as_secs() / 2).clamp(1, PUSHER_ACTIVITY_TIMEOUT_S);
-            let established = protocol::pusher::connection_established(&client.socket_id, activity_timeout);
-            let _ = tokio::time::timeout(timeout, self.send(Message::text(established))).await;
+        if self.pusher.is_some() {
+            // Boxed: its state would sit in every session's future.
+            Box::pin(self.greet_pusher()).await;
         }
+    }
+
+    /// A Pusher client's first message: `pusher:connection_established`.
+    async fn greet_pusher(&mut self) {
+        let Some(client) = &self.pusher else { return };
+        let settings = self.host.session_settings();
+        let activity_timeout = (settings.idle_timeout.as_secs() / 2).clamp(1, PUSHER_ACTIVITY_TIMEOUT_S);
+        let established = protocol::pusher::connection_established(&client.socket_id, activity_timeout);
+        let _ = tokio::time::timeout(settings.write_timeout, self.send(Message::text(established))).await;
     }
 
     /// The session message a resumable session's client gets first, then

@@ -26,7 +26,7 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
 use super::event::EventKind;
-use super::lifecycle::{Action, Lifecycle, Phase, CLOSE_LINGER};
+use super::lifecycle::{Action, Joining, Lifecycle, Phase, CLOSE_LINGER};
 use super::mailbox::{Mailbox, Taken};
 use super::Host;
 use crate::admission::Seat;
@@ -178,7 +178,7 @@ impl<T: Transport, H: Host> Session<T, H> {
             let action = match wake {
                 Wake::Reply(reply) => {
                     (in_flight, abort) = (None, None);
-                    let (action, taken) = Box::pin(self.on_reply(*reply)).await;
+                    let (action, taken) = self.on_reply(*reply);
                     if taken {
                         self.accepted().await;
                     }
@@ -246,7 +246,16 @@ impl<T: Transport, H: Host> Session<T, H> {
                     self.mailbox.push(message);
                     Action::None
                 }
-                Action::Pusher(text) => self.pusher_message(&text).await,
+                Action::Pusher(text) => self.pusher_message(&text),
+                Action::Join(joining) => {
+                    let Joining { channel, member, answer } = *joining;
+                    let host = self.host.clone();
+                    host.subscribed(self.id, &channel, member).await;
+                    match answer {
+                        Some(message) => self.life.reply(message, self.host.metrics()),
+                        None => Action::None,
+                    }
+                }
                 Action::SendClose { code, reason } => {
                     tracing::info!(session = %self.id, code, %reason, "closing client");
                     let frame = Message::Close { code, reason };

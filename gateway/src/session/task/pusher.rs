@@ -9,27 +9,27 @@ use crate::base::message::Message;
 use crate::base::transport::Transport;
 use crate::metrics::Count;
 use crate::session::event::EventKind;
-use crate::session::lifecycle::Action;
+use crate::session::lifecycle::{Action, Joining};
 use crate::session::pusher::Step;
 use crate::session::Host;
 
 impl<T: Transport, H: Host> Session<T, H> {
     /// What a Pusher client's text message does.
-    pub(super) async fn pusher_message(&mut self, text: &[u8]) -> Action {
+    pub(super) fn pusher_message(&mut self, text: &[u8]) -> Action {
         let Some(client) = self.pusher.as_mut() else { return Action::None };
         let (host, id) = (self.host.clone(), self.id);
         let step = client.step(text, Instant::now(), |channel| host.registry().is_member(&id, channel));
-        self.carry_out_step(step).await
+        self.carry_out_step(step)
     }
 
     /// What the backend's answer to a client event (EVENT=8) does.
-    pub(super) async fn client_event_answered(&mut self, envelope: &[u8], status: Option<u16>, body: &[u8]) -> Action {
+    pub(super) fn client_event_answered(&mut self, envelope: &[u8], status: Option<u16>, body: &[u8]) -> Action {
         let Some(client) = self.pusher.as_ref() else { return Action::None };
         let step = client.checked(envelope, status, body);
-        self.carry_out_step(step).await
+        self.carry_out_step(step)
     }
 
-    async fn carry_out_step(&mut self, step: Step) -> Action {
+    fn carry_out_step(&mut self, step: Step) -> Action {
         let (settings, metrics) = (self.host.session_settings(), self.host.metrics());
         let reply =
             |life: &mut crate::session::lifecycle::Lifecycle, text: String| life.reply(Message::text(text), metrics);
@@ -48,14 +48,10 @@ impl<T: Transport, H: Host> Session<T, H> {
                     let refusal = pusher::subscription_error(&pusher_channel, status, "no room for another channel");
                     return reply(&mut self.life, refusal);
                 }
-                let presence = member.is_some();
-                let host = self.host.clone();
-                host.subscribed(self.id, &channel, member).await;
                 // A presence channel's members come from the router.
-                match presence {
-                    true => Action::None,
-                    false => reply(&mut self.life, pusher::subscription_succeeded(&pusher_channel, None)),
-                }
+                let answer =
+                    member.is_none().then(|| Message::text(pusher::subscription_succeeded(&pusher_channel, None)));
+                Action::Join(Box::new(Joining { channel, member, answer }))
             }
             Step::Leave(channel) => {
                 self.host.unsubscribed(self.id, &channel);
