@@ -663,8 +663,12 @@ async fn dropped_resumable_sessions_keep_no_more_than_the_resume_budget() {
     const SESSIONS: usize = 2000;
     const SENT: usize = 32 << 10;
     const BUDGET: usize = 8 << 20;
-    /// What a parked session holds besides what it keeps for its client.
-    const PER_SESSION: usize = 5 << 10;
+    /// What a parked session holds besides what it keeps for its client:
+    /// 4.7-5.1 KB measured (a debug build, the allocator's slack
+    /// included, alike before and after the Pusher protocol), so 6 KiB
+    /// (5 KiB failed now and then under the whole suite's load). Without
+    /// the budget the gateway would grow by the 64 MB it was sent.
+    const PER_SESSION: usize = 6 << 10;
     let admin = free_port();
     let (admin_addr, budget) = (local(admin).to_string(), BUDGET.to_string());
     let gateway_args = ["--admin", &admin_addr, "--resume-buffer-total-bytes", &budget, "--resume-grace-ms", "120000"];
