@@ -149,8 +149,8 @@ impl Link {
         let mut frames = Vec::new();
         for (id, membership) in self.registry.memberships() {
             for channel in membership.channels {
-                match membership.named.iter().find(|(named, _)| *named == channel) {
-                    Some((_, join)) => frames.push(join.to_frame()),
+                match membership.named.iter().find(|join| join.channel.as_str() == channel) {
+                    Some(join) => frames.push(join.to_frame()),
                     None => by_channel.entry(channel).or_default().push(id),
                 }
             }

@@ -21,7 +21,7 @@ use super::IdMap;
 pub struct Membership {
     pub channels: Vec<String>,
     pub user: Option<String>,
-    pub named: Vec<(String, protocol::MemberJoin)>,
+    pub named: Vec<protocol::MemberJoin>,
 }
 
 /// A channel's members here, with their mailboxes: a publish walks them
@@ -125,7 +125,7 @@ impl Memberships {
         for id in ids {
             if let Some(membership) = self.by_session.get_mut(id) {
                 membership.channels.retain(|c| c != channel.as_str());
-                membership.named.retain(|(c, _)| c != channel.as_str());
+                membership.named.retain(|join| join.channel != *channel);
             }
         }
         let members = self.channels.get(channel.as_str())?.clone();
@@ -147,8 +147,8 @@ impl Memberships {
     /// The member a session joined `channel` as, for reports to come.
     pub fn name_member(&mut self, join: protocol::MemberJoin) {
         let named = &mut self.by_session.entry(join.session).or_default().named;
-        named.retain(|(channel, _)| channel != join.channel.as_str());
-        named.push((join.channel.as_str().to_owned(), join));
+        named.retain(|named| named.channel != join.channel);
+        named.push(join);
     }
 
     pub fn set_user(&mut self, id: SessionId, user: &str) {

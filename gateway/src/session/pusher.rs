@@ -180,13 +180,9 @@ impl PusherClient {
         if !self.app.verify_auth(auth, &input) {
             return reply_error(Some(4009), "Invalid signature: the auth does not match this socket and user_data");
         }
-        let user = serde_json::from_str::<serde_json::Value>(user_data).ok().and_then(|data| match &data["id"] {
-            serde_json::Value::String(id) if !id.is_empty() => Some(id.clone()),
-            serde_json::Value::Number(id) => Some(id.to_string()),
-            _ => None,
-        });
-        let Some(user) = user.filter(|user| user.len() <= protocol::cmd::MAX_USER_LEN) else {
-            return reply_error(Some(4009), "user_data names no id");
+        let data = serde_json::from_str::<serde_json::Value>(user_data).ok();
+        let Some(user) = data.and_then(|data| pusher::user_id(data.get("id"))) else {
+            return reply_error(Some(4009), "user_data names no id, 1 to 256 bytes");
         };
         self.signed_in = Some(user.clone());
         let answer = Envelope::new("pusher:signin_success", None, serde_json::json!({ "user_data": user_data }));

@@ -70,6 +70,26 @@ impl Envelope {
     }
 }
 
+/// A user's id as a client's signed JSON names it: a string, or a number
+/// taken as its decimal string; 1 to 256 bytes, as any user of fk's.
+pub fn user_id(value: Option<&Value>) -> Option<String> {
+    let id = match value? {
+        Value::String(id) => id.clone(),
+        Value::Number(id) => id.to_string(),
+        _ => return None,
+    };
+    (!id.is_empty() && id.len() <= crate::cmd::MAX_USER_LEN).then_some(id)
+}
+
+/// An event's data as clients get it, and webhooks carry it: a string as
+/// it is (the SDKs send JSON as a string), anything else as its JSON.
+pub fn data_text(data: &Value) -> String {
+    match data {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// A client's ask to join a channel, with the signature its backend gave it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subscribe {
@@ -152,14 +172,7 @@ impl PresenceMember {
         let Ok(Value::Object(mut data)) = serde_json::from_str::<Value>(channel_data) else {
             return Err("channel_data is a JSON object");
         };
-        let user_id = match data.remove("user_id") {
-            Some(Value::String(user)) if !user.is_empty() => user,
-            Some(Value::Number(user)) => user.to_string(),
-            _ => return Err("channel_data names its user_id"),
-        };
-        if user_id.len() > crate::cmd::MAX_USER_LEN {
-            return Err("a user_id is too long");
-        }
+        let user_id = user_id(data.get("user_id")).ok_or("channel_data names its user_id, 1 to 256 bytes")?;
         let user_info = data.remove("user_info");
         if user_info.as_ref().is_some_and(|info| info.to_string().len() > MAX_USER_INFO) {
             return Err("user_info is 2 KiB of JSON at most");

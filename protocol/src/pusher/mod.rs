@@ -12,8 +12,8 @@ mod event;
 pub use apps::{App, Apps, ClientEvents};
 pub use auth::{channel_signature_input, md5_hex, user_signature_input, ApiRefusal, ApiRequest, API_WINDOW_SECS};
 pub use event::{
-    connection_established, error, member_added, member_removed, pong, subscription_error, subscription_succeeded,
-    ClientMessage, Envelope, PresenceMember, Subscribe, MAX_CLIENT_MESSAGE,
+    connection_established, data_text, error, member_added, member_removed, pong, subscription_error,
+    subscription_succeeded, user_id, ClientMessage, Envelope, PresenceMember, Subscribe, MAX_CLIENT_MESSAGE,
 };
 
 use crate::SessionId;

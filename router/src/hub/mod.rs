@@ -76,6 +76,13 @@ struct Links {
     routes: HashMap<String, HashMap<LinkId, Route>>,
 }
 
+impl Links {
+    /// The members of `channel` every gateway routed holds, as it last said.
+    fn members(&self, channel: &str) -> usize {
+        self.routes.get(channel).map_or(0, |gateways| gateways.values().map(|route| route.members as usize).sum())
+    }
+}
+
 /// A gateway that holds members of a channel: as many as its last CH_SUB
 /// said, or as this router's joins since added.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -478,15 +485,9 @@ impl Hub {
     /// is occupied or vacated (a webhook).
     pub fn interest(&self, link: LinkId, interest: Interest) {
         let mut links = self.links.lock().unwrap();
-        let members = |links: &Links| {
-            links
-                .routes
-                .get(interest.channel.as_str())
-                .map_or(0, |routes| routes.values().map(|r| r.members).sum::<u32>())
-        };
-        let before = members(&links);
+        let before = links.members(interest.channel.as_str());
         self.route(&mut links, link, &interest);
-        let after = members(&links);
+        let after = links.members(interest.channel.as_str());
         drop(links);
         if (before == 0) != (after == 0) {
             let name = if after > 0 { "channel_occupied" } else { "channel_vacated" };
@@ -564,14 +565,13 @@ impl Hub {
     /// members of, with how many they hold: what a publish reaches.
     pub fn routed_channels(&self, prefix: &str) -> Vec<(String, usize)> {
         let links = self.links.lock().unwrap();
-        let members = |gateways: &HashMap<LinkId, Route>| gateways.values().map(|route| route.members as usize).sum();
-        links
-            .routes
-            .iter()
-            .filter(|(name, _)| name.starts_with(prefix))
-            .map(|(name, gateways)| (name.clone(), members(gateways)))
-            .filter(|(_, members)| *members > 0)
-            .collect()
+        let routed = links.routes.iter().filter(|(name, _)| name.starts_with(prefix));
+        routed.map(|(name, _)| (name.clone(), links.members(name))).filter(|(_, members)| *members > 0).collect()
+    }
+
+    /// How many members of `channel` the gateways hold, as they last said.
+    pub fn routed_members(&self, channel: &str) -> usize {
+        self.links.lock().unwrap().members(channel)
     }
 
     /// Asks every linked gateway to report all its memberships again.

@@ -25,10 +25,7 @@ pub(super) async fn apply(hub: &Hub, link: LinkId, publish: PublishExcept) -> St
     }
     hub.metrics.count(Count::ClientEventsRelayed);
     if let Ok(event) = pusher::Envelope::parse(&publish.payload.data) {
-        let data = match event.data {
-            serde_json::Value::String(text) => text,
-            other => other.to_string(),
-        };
+        let data = pusher::data_text(&event.data);
         let mut fields =
             json!({ "event": event.event, "data": data, "socket_id": pusher::socket_id(&publish.except[0]) });
         if let Some(user) = event.user_id {

@@ -38,8 +38,7 @@ pub(super) async fn info(hub: &Hub, app: &App, channel: &str, asked_for: &str) -
 }
 
 fn subscription_count(hub: &Hub, app: &App, channel: &str) -> usize {
-    let name = pusher::fk_name(&app.id, channel);
-    hub.routed_channels(&name).into_iter().find(|(routed, _)| *routed == name).map_or(0, |(_, members)| members)
+    hub.routed_members(&pusher::fk_name(&app.id, channel))
 }
 
 pub async fn list(hub: &Hub, app: &App, filter: &str, info: Option<&str>) -> ApiResult {

@@ -79,14 +79,6 @@ fn check(event: &Event) -> Result<(), pusher::ApiRefusal> {
     Ok(())
 }
 
-/// The event's data as the clients get it: the string given, or the JSON.
-fn data_text(data: &Value) -> String {
-    match data {
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// Publishes the event's envelope to each channel (but to `socket_id`),
 /// and says what `info` asks of each.
 async fn publish(
@@ -96,7 +88,7 @@ async fn publish(
     channels: &[String],
 ) -> Result<Option<Map<String, Value>>, pusher::ApiRefusal> {
     check(event)?;
-    let data = data_text(&event.data);
+    let data = pusher::data_text(&event.data);
     if data.len() > MAX_DATA {
         return Err(refused(413, format!("an event's data is {MAX_DATA} bytes at most")));
     }

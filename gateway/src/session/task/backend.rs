@@ -53,13 +53,20 @@ impl<T: Transport, H: Host> Session<T, H> {
         if event.kind != EventKind::Subscribe {
             return None;
         }
-        let (settings, channel) = (self.host.session_settings(), std::str::from_utf8(&event.body).unwrap_or(""));
+        let status = self.room_refused(std::str::from_utf8(&event.body).unwrap_or(""))?;
+        Some(Ok(CgiResponse { status, headers: Vec::new(), body: bytes::Bytes::new() }))
+    }
+
+    /// Why a client's own join of `channel` has no room, if it has none:
+    /// 429, the session's share is taken; 503, the gateway's (counted).
+    pub(super) fn room_refused(&self, channel: &str) -> Option<u16> {
+        let settings = self.host.session_settings();
         let room =
             self.host.registry().room_for(&self.id, channel, settings.max_session_channels, settings.max_channels);
         let status = room.err()?;
         self.host.metrics().count(crate::metrics::Count::SubscribesRefused);
         tracing::debug!(session = %self.id, channel, status, "a client's subscribe refused: no room");
-        Some(Ok(CgiResponse { status, headers: Vec::new(), body: bytes::Bytes::new() }))
+        Some(status)
     }
 
     /// What the backend's answer does (see [`policy::answered`]), logged

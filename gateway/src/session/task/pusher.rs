@@ -7,7 +7,6 @@ use tokio::time::Instant;
 use super::Session;
 use crate::base::message::Message;
 use crate::base::transport::Transport;
-use crate::metrics::Count;
 use crate::session::event::EventKind;
 use crate::session::lifecycle::{Action, Joining};
 use crate::session::pusher::Step;
@@ -37,14 +36,7 @@ impl<T: Transport, H: Host> Session<T, H> {
             Step::Nothing => Action::None,
             Step::Reply(text) => reply(&mut self.life, text),
             Step::Join { channel, pusher_channel, member } => {
-                let room = self.host.registry().room_for(
-                    &self.id,
-                    channel.as_str(),
-                    settings.max_session_channels,
-                    settings.max_channels,
-                );
-                if let Err(status) = room {
-                    metrics.count(Count::SubscribesRefused);
+                if let Some(status) = self.room_refused(channel.as_str()) {
                     let refusal = pusher::subscription_error(&pusher_channel, status, "no room for another channel");
                     return reply(&mut self.life, refusal);
                 }
