@@ -4,7 +4,7 @@
 #   scripts/redis-cluster.sh [BASE_PORT]   (default 27000: nodes BASE..BASE+2,
 #   their cluster bus BASE+100..BASE+102);
 #   Ctrl-C stops them all. Prints the --redis URL for the router and chat-app.
-# To move the slot of the router's keys (hash tag {fk:}) while traffic flows:
+# To move slots of the router's keys (hash tags {fk:N}, 16 shards) while traffic flows:
 #   redis-cli --cluster reshard 127.0.0.1:BASE
 set -euo pipefail
 base=${1:-27000}

@@ -418,6 +418,26 @@ impl RedisCluster {
             .collect()
     }
 
+    /// The ports of the masters serving now.
+    pub fn master_ports(&self) -> Vec<u16> {
+        self.masters().iter().map(|master| master.port).collect()
+    }
+
+    /// Each key that matches `pattern` (as `SCAN MATCH` takes it), with
+    /// the port of the master that holds it.
+    pub fn keys(&self, pattern: &str) -> Vec<(u16, String)> {
+        let found = self.master_ports().into_iter().flat_map(|port| {
+            let keys = redis_cli(port, &["--scan", "--pattern", pattern]);
+            keys.lines().map(|key| (port, key.to_owned())).collect::<Vec<_>>()
+        });
+        found.collect()
+    }
+
+    /// The slot of `key`.
+    pub fn slot(&self, key: &str) -> u16 {
+        redis_cli(self.ports[0], &["CLUSTER", "KEYSLOT", key]).trim().parse().unwrap()
+    }
+
     /// The port of the master that serves `slot`.
     pub fn owner(&self, slot: u16) -> u16 {
         self.serving(slot).expect("a master serves the slot")

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use e2e::processes::{local, wait_for_port};
-use e2e::{backend_events, http, scratch_file, Client, Proc, Redis, Stack};
+use e2e::{backend_events, http, scratch_file, Client, Proc, Redis, RedisCluster, Stack};
 use serde_json::{json, Value};
 
 const ROOM: &str = "presence-quiz";
@@ -137,6 +137,12 @@ async fn an_away_member_is_shown_offline_then_online_then_left_once_its_grace_en
 async fn the_same_away_and_back_on_redis() {
     let redis = Redis::start();
     away_then_left(&["--redis", &redis.url()]).await;
+}
+
+#[tokio::test]
+async fn the_same_away_and_back_on_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    away_then_left(&["--redis", &cluster.url()]).await;
 }
 
 async fn away_then_left(router_args: &[&str]) {

@@ -2,6 +2,7 @@
 //! and the queue with two routers, and `redis-cli --cluster reshard` under
 //! traffic.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,9 +15,11 @@ use serde_json::json;
 /// after it, with how long that took.
 type Answered = (usize, u16, u16, Duration);
 
-/// The slot every key with `prefix` lands in (its hash tag).
-fn slot_of(cluster: &RedisCluster, prefix: &str) -> u16 {
-    redis_cli(cluster.ports[0], &["CLUSTER", "KEYSLOT", &format!("{{{prefix}}}")]).trim().parse().unwrap()
+/// The one key that matches `pattern`, and the master holding it.
+fn key(cluster: &RedisCluster, pattern: &str) -> (u16, String) {
+    let found = cluster.keys(pattern);
+    assert_eq!(found.len(), 1, "{pattern}: {found:?}");
+    found.into_iter().next().unwrap()
 }
 
 fn keys_in_slot(cluster: &RedisCluster, slot: u16) -> u64 {
@@ -27,8 +30,8 @@ fn keys_in_slot(cluster: &RedisCluster, slot: u16) -> u64 {
 /// Keys added to the router's slot before it moves.
 const FILLER_KEYS: usize = 5000;
 
-/// Writes `count` keys under `prefix`'s hash tag to the node at `port`.
-fn fill_slot(port: u16, prefix: &str, count: usize) {
+/// Writes `count` keys under hash tag `tag` (with its braces) to the node at `port`.
+fn fill_slot(port: u16, tag: &str, count: usize) {
     use std::io::Write;
     let mut cli = std::process::Command::new("redis-cli")
         .args(["-p", &port.to_string()])
@@ -36,7 +39,7 @@ fn fill_slot(port: u16, prefix: &str, count: usize) {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let commands: String = (0..count).map(|i| format!("SET {{{prefix}}}filler:{i} x\n")).collect();
+    let commands: String = (0..count).map(|i| format!("SET {tag}filler:{i} x\n")).collect();
     cli.stdin.take().unwrap().write_all(commands.as_bytes()).unwrap();
     assert!(cli.wait().unwrap().success());
 }
@@ -64,10 +67,46 @@ async fn the_chat_and_the_queue_run_on_a_cluster_with_two_routers() {
     assert!(eventually(Duration::from_secs(15), linked).await, "router b has the gateway");
     chat::scenario(&stack.ws_url("/")).await;
     queue::scenario(&stack).await;
-    let (router_keys, app_keys) =
-        (keys_in_slot(&cluster, slot_of(&cluster, "fk:")), keys_in_slot(&cluster, slot_of(&cluster, "chat:")));
-    assert!(router_keys > 0 && app_keys > 0, "the router's and the app's keys are there");
-    assert_eq!(router_keys + app_keys, keys_in_all(&cluster), "every key carries one of the two hash tags");
+    let (router_keys, app_keys) = (cluster.keys("{fk:*}*"), cluster.keys("{chat:}*"));
+    assert!(!router_keys.is_empty() && !app_keys.is_empty(), "the router's and the app's keys are there");
+    assert_eq!(
+        (router_keys.len() + app_keys.len()) as u64,
+        keys_in_all(&cluster),
+        "every key has a router's shard tag or the app's tag"
+    );
+}
+
+/// A channel's keys (members, presence, history) live together on one
+/// master, each session's beside it or elsewhere, and channels spread
+/// over all three masters: adding masters adds room and throughput.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_channels_keys_live_on_one_master_and_the_channels_on_all_three() {
+    let cluster = RedisCluster::start();
+    let (stack, gateways) =
+        e2e::cluster(&["--redis", &cluster.url(), "--history", "presence-=5"], 1, &[], &["--greet"]);
+    let router = stack.router_http_port;
+    let mut client = Client::connect(&gateways[0].url).await;
+    let id = client.recv().await.into_text().unwrap().to_string();
+    let channels: Vec<String> = (0..12).map(|n| format!("presence-room-{n}")).collect();
+    for channel in &channels {
+        let joined = http::post(router, "/v1/join", json!({"channel": channel, "sessions": [id], "user": "ann"}));
+        assert_eq!(joined.0, 200, "{joined:?}");
+        assert_eq!(http::post(router, "/v1/publish", json!({"channel": channel, "data": "hi"})).0, 200);
+    }
+    let mut holders = HashMap::new();
+    for channel in &channels {
+        let kinds = ["ch", "pr", "prz", "h", "hb"];
+        let keys: Vec<(u16, String)> =
+            kinds.iter().map(|kind| key(&cluster, &format!("{{fk:*}}{kind}:{channel}"))).collect();
+        let masters: HashSet<u16> = keys.iter().map(|(port, _)| *port).collect();
+        assert_eq!(masters.len(), 1, "{channel}'s keys on one master: {keys:?}");
+        holders.insert(channel.clone(), keys[0].0);
+    }
+    let masters: HashSet<u16> = holders.values().copied().collect();
+    assert_eq!(masters, cluster.master_ports().into_iter().collect(), "channels on every master: {holders:?}");
+    let (_, session_key) = key(&cluster, &format!("{{fk:*}}sc:{id}"));
+    let session_channels = redis_cli(cluster.owner(cluster.slot(&session_key)), &["SCARD", &session_key]);
+    assert_eq!(session_channels.trim(), "12", "the session's own list, in its own shard");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,11 +148,11 @@ async fn a_slot_migration_under_traffic_loses_no_member_and_no_publish() {
         })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let slot = slot_of(&cluster, "fk:");
-    let before = cluster.owner(slot);
+    let (before, room) = key(&cluster, "{fk:*}ch:room");
+    let slot = cluster.slot(&room);
     // A slot of a few keys moves in milliseconds: 5,000 more under the
-    // router's tag make its move last, as a large membership's would.
-    fill_slot(before, "fk:", FILLER_KEYS);
+    // room's tag make its move last, as a large membership's would.
+    fill_slot(before, &room[..=room.find('}').unwrap()], FILLER_KEYS);
     let keys = keys_in_slot(&cluster, slot);
     let resharding = Instant::now();
     let after = cluster.reshard_away(slot);

@@ -6,12 +6,27 @@
 use std::time::Duration;
 
 use e2e::processes::ClusterGateway;
-use e2e::{backend_events, http, metric, scratch_file, Client, Redis, Stack};
+use e2e::{backend_events, http, metric, scratch_file, Client, Redis, RedisCluster, Stack};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
+/// The Redis a cluster's router runs on.
+enum Store {
+    One(Redis),
+    Cluster(RedisCluster),
+}
+
+impl Store {
+    fn url(&self) -> String {
+        match self {
+            Store::One(redis) => redis.url(),
+            Store::Cluster(cluster) => cluster.url(),
+        }
+    }
+}
+
 struct Cluster {
-    _redis: Redis,
+    _store: Store,
     stack: Stack,
     log: std::path::PathBuf,
     gateways: Vec<ClusterGateway>,
@@ -20,11 +35,14 @@ struct Cluster {
 /// Redis, a router on it, the echo backend logging its events, and two
 /// gateways of one cluster, run with `gateway_args` too.
 fn cluster(gateway_args: &[&str]) -> Cluster {
-    let redis = Redis::start();
+    cluster_on(Store::One(Redis::start()), gateway_args)
+}
+
+fn cluster_on(store: Store, gateway_args: &[&str]) -> Cluster {
     let log = scratch_file("echo-events.jsonl");
     let (stack, gateways) =
-        e2e::cluster(&["--redis", &redis.url()], 2, gateway_args, &["--log", log.to_str().unwrap()]);
-    Cluster { _redis: redis, stack, log, gateways }
+        e2e::cluster(&["--redis", &store.url()], 2, gateway_args, &["--log", log.to_str().unwrap()]);
+    Cluster { _store: store, stack, log, gateways }
 }
 
 impl Cluster {
@@ -108,7 +126,15 @@ async fn refused_with(url: &str) -> u16 {
 
 #[tokio::test]
 async fn a_dropped_client_resumes_on_another_gateway_with_what_it_missed() {
-    let cluster = cluster(&[]);
+    resumes_on_another_gateway(cluster(&[])).await;
+}
+
+#[tokio::test]
+async fn the_same_on_a_redis_cluster() {
+    resumes_on_another_gateway(cluster_on(Store::Cluster(RedisCluster::start()), &[])).await;
+}
+
+async fn resumes_on_another_gateway(cluster: Cluster) {
     let (mut client, id, token) = cluster.member(0).await;
     cluster.publish("before");
     assert_eq!(text(&mut client).await, "before");

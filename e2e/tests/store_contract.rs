@@ -21,9 +21,7 @@ fn sorted(mut ids: Vec<SessionId>) -> Vec<SessionId> {
 }
 
 fn on_redis(url: &str) -> Store {
-    let conn = runtime::Redis::open(url).unwrap();
-    let prefix = conn.key_prefix("contract");
-    Store::Redis(RedisStore::new(conn, prefix))
+    Store::Redis(RedisStore::new(runtime::Redis::open(url).unwrap(), "contract"))
 }
 
 async fn memberships(store: &Store) {

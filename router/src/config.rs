@@ -115,6 +115,22 @@ impl Config {
     /// backends' token without the gateways' own.
     pub fn check(&self) -> anyhow::Result<()> {
         self.history_rules()?;
+        let on_cluster = self.redis.as_deref().is_some_and(|url| url.starts_with("redis+cluster://"));
+        if on_cluster && self.redis_prefix.contains(['{', '}']) {
+            anyhow::bail!(
+                "--redis-prefix {:?}: on a Redis Cluster the router puts its own hash tags around it, so no braces",
+                self.redis_prefix
+            );
+        }
+        let shards = if on_cluster { crate::store::shards::CLUSTER_SHARDS } else { 1 };
+        let one_channel = self.history_max_bytes + crate::store::history::ENTRY_COST;
+        if self.history_total_bytes / shards < one_channel {
+            anyhow::bail!(
+                "--history-total-bytes {} is shared by a Redis Cluster's {shards} shards: each share must hold one channel's --history-max-bytes {} (and 64 bytes)",
+                self.history_total_bytes,
+                self.history_max_bytes
+            );
+        }
         self.pusher_apps()?;
         runtime::no_empty_secrets(&[
             ("--token", &self.token),

@@ -31,8 +31,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let store = match &config.redis {
         Some(url) => {
             let conn = runtime::Redis::open(url).with_context(|| format!("bad redis url {url}"))?;
-            let prefix = conn.key_prefix(&config.redis_prefix);
-            Store::Redis(RedisStore::new(conn, prefix))
+            Store::Redis(RedisStore::new(conn, &config.redis_prefix))
         }
         None => Store::Memory(Box::default()),
     };

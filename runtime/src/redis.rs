@@ -32,9 +32,9 @@ const MIGRATION_PAUSE: Duration = Duration::from_millis(20);
 /// connection follows a failover by itself.
 ///
 /// `redis+cluster://HOST:PORT,HOST:PORT` is a Redis Cluster, its slots
-/// learnt from those nodes and followed through MOVED and ASK. Every key
-/// then carries one hash tag ([`Redis::key_prefix`]), so the keys a script
-/// or a MULTI touches together share a slot.
+/// learnt from those nodes and followed through MOVED and ASK. The keys a
+/// script, a MULTI or a pipeline touches together must share a slot (one
+/// hash tag, as [`Redis::key_prefix`] gives).
 #[derive(Clone)]
 pub struct Redis {
     /// The connection; none before the Sentinels named a master, or before
@@ -110,12 +110,17 @@ impl Redis {
     /// The prefix every key gets: `prefix` as given, or on a cluster as a
     /// hash tag (`{prefix}`), so that all keys share one slot and every
     /// script and MULTI runs unchanged. The cluster then keeps them on one
-    /// master (with its replicas): it adds failover, not sharding.
+    /// master (with its replicas): it adds failover, not sharding (chat-app's
+    /// choice; the router spreads its keys, see `router::store::shards`).
     pub fn key_prefix(&self, prefix: &str) -> String {
         match self.cluster {
             Some(_) => format!("{{{prefix}}}"),
             None => prefix.to_owned(),
         }
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
     }
 
     /// The connection, made first if there is none: the cluster's, or the

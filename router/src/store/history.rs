@@ -297,17 +297,24 @@ fn unix_ms() -> u64 {
 
 impl RedisStore {
     fn history_keys(&self, channel: &str) -> (String, String) {
-        (self.key(&format!("h:{channel}")), self.key(&format!("hb:{channel}")))
+        (self.channel_scoped("h", channel), self.channel_scoped("hb", channel))
     }
 
-    /// `ht`, `htz`, `htb`: what each channel costs, the channels by expiry, the total.
-    fn history_totals(&self) -> [String; 3] {
-        ["ht", "htz", "htb"].map(|name| self.key(name))
+    /// A shard's `ht`, `htz`, `htb`: what each of its channels costs, its
+    /// channels by expiry, its total.
+    fn history_totals(&self, shard: usize) -> [String; 3] {
+        ["ht", "htz", "htb"].map(|name| self.key(shard, name))
+    }
+
+    /// Each shard keeps its share of the total within one script.
+    pub fn history_total_share(&self, total_bytes: usize) -> usize {
+        total_bytes / self.shards().count()
     }
 
     pub async fn history_append(&self, channel: &str, payload: &Payload, rule: Rule) -> StoreResult<Appended> {
+        let shard = self.shards().of(channel);
         let (stream, bytes) = self.history_keys(channel);
-        let [per_channel, by_expiry, total] = self.history_totals();
+        let [per_channel, by_expiry, total] = self.history_totals(shard);
         let (offset, trimmed, evicted): (String, usize, usize) = APPEND_SCRIPT
             .key(stream)
             .key(bytes)
@@ -320,21 +327,25 @@ impl RedisStore {
             .arg(rule.max_bytes)
             .arg(rule.ttl.as_millis() as u64)
             .arg(channel)
-            .arg(rule.total_bytes)
+            .arg(self.history_total_share(rule.total_bytes))
             .arg(unix_ms())
-            .arg(self.key(""))
+            .arg(self.shards().tag(shard))
             .arg(ENTRY_COST)
             .invoke_async(&mut self.connection())
             .await?;
         Ok(Appended { offset, trimmed, evicted })
     }
 
-    /// Takes expired channels out of the total; what all kept channels cost now.
+    /// Takes expired channels out of each shard's total; what all kept
+    /// channels cost now.
     pub async fn history_sweep(&self) -> StoreResult<usize> {
-        let [per_channel, by_expiry, total] = self.history_totals();
-        let mut script = SWEEP_SCRIPT.key(per_channel);
-        script.key(by_expiry).key(total).arg(unix_ms());
-        Ok(script.invoke_async(&mut self.connection()).await?)
+        let sweeps = (0..self.shards().count()).map(|shard| async move {
+            let [per_channel, by_expiry, total] = self.history_totals(shard);
+            let mut script = SWEEP_SCRIPT.key(per_channel);
+            script.key(by_expiry).key(total).arg(unix_ms());
+            StoreResult::Ok(script.invoke_async::<usize>(&mut self.connection()).await?)
+        });
+        Ok(futures_util::future::try_join_all(sweeps).await?.into_iter().sum())
     }
 
     pub async fn history_read(&self, channel: &str, limit: usize) -> StoreResult<Vec<Kept>> {

@@ -11,6 +11,7 @@ pub mod history;
 mod memory;
 pub mod presence;
 mod redis;
+pub mod shards;
 
 use protocol::cmd::Payload;
 use protocol::SessionId;

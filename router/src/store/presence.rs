@@ -169,7 +169,7 @@ impl RedisStore {
         if deltas.is_empty() {
             return Ok(Vec::new());
         }
-        let mut script = COUNT_USERS_SCRIPT.key(self.key(&format!("pru:{channel}")));
+        let mut script = COUNT_USERS_SCRIPT.key(self.channel_scoped("pru", channel));
         for (user, delta) in deltas {
             script.arg(user).arg(delta);
         }
@@ -177,15 +177,15 @@ impl RedisStore {
     }
 
     fn presence_key(&self, channel: &str) -> String {
-        self.key(&format!("pr:{channel}"))
+        self.channel_scoped("pr", channel)
     }
 
     fn away_key(&self, channel: &str) -> String {
-        self.key(&format!("pro:{channel}"))
+        self.channel_scoped("pro", channel)
     }
 
     fn order_key(&self, channel: &str) -> String {
-        self.key(&format!("prz:{channel}"))
+        self.channel_scoped("prz", channel)
     }
 
     pub async fn presence_join(&self, channel: &str, members: &[(SessionId, String)]) -> StoreResult<Joined> {
@@ -199,7 +199,7 @@ impl RedisStore {
         let ordered: Vec<(u8, &str)> = ids.iter().map(|id| (0, *id)).collect();
         pipe.zadd_multiple(self.order_key(channel), &ordered).ignore();
         pipe.srem(self.away_key(channel), ids).ignore().hlen(&key);
-        let mut results: Vec<usize> = self.query_fenced(pipe).await?;
+        let mut results: Vec<usize> = self.query_fenced(self.shards().of(channel), pipe).await?;
         let total = results.pop().unwrap_or(0);
         let added: Vec<SessionId> =
             members.iter().zip(results).filter(|(_, set)| *set == 1).map(|((id, _), _)| *id).collect();
@@ -226,16 +226,20 @@ impl RedisStore {
     }
 
     pub async fn presence_set_away(&self, pairs: &[(String, SessionId)], away: bool) -> StoreResult<Vec<Changed>> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for (channel, id) in pairs {
-            pipe.hget(self.presence_key(channel), id.as_str());
-            match away {
-                true => pipe.sadd(self.away_key(channel), id.as_str()),
-                false => pipe.srem(self.away_key(channel), id.as_str()),
-            };
-        }
-        let changed = members_changed(pipe.query_async(&mut self.connection()).await?)?;
+        let changes = self.per_shard(
+            pairs.len(),
+            |n| self.shards().of(&pairs[n].0),
+            2,
+            |pipe, n| {
+                let (channel, id) = &pairs[n];
+                pipe.hget(self.presence_key(channel), id.as_str());
+                match away {
+                    true => pipe.sadd(self.away_key(channel), id.as_str()),
+                    false => pipe.srem(self.away_key(channel), id.as_str()),
+                };
+            },
+        );
+        let changed = members_changed(changes.await?)?;
         Ok(pairs
             .iter()
             .zip(changed)

@@ -1,11 +1,10 @@
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use redis::AsyncCommands;
 
-use super::StoreLook;
-
-use super::StoreResult;
+use super::shards::Shards;
+use super::{StoreLook, StoreResult};
 use protocol::SessionId;
 
 /// How long a gateway's session list outlives the last router that
@@ -13,83 +12,190 @@ use protocol::SessionId;
 /// router left to reap it) leaves nothing behind for longer.
 const GATEWAY_STATE_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Membership in Redis. Keys, under a prefix:
-/// `ch:<channel>` the set of member session ids,
-/// `sc:<session>` the set of that session's channels (to clean up on close),
-/// `channels` the set of non-empty channel names, `u:<user>` the set of a user's sessions, `su:<session>` its user,
-/// `gateways` the gateways known, `gw:<gateway>:sessions` each one's
-/// sessions (expiring an hour after its last renewal), `gw:<gateway>:lease`
-/// its lease, `gw:<gateway>:reaper` the router reaping it; `epoch`, set
-/// once, and `fence`, counting every write the gateways' resync restores
-/// (see [`RedisStore::look`]); and presence and history (see those modules).
+/// Membership in Redis. Keys, under a prefix, in the shard of what they
+/// belong to (see [`Shards`]): a channel's `ch:<channel>` (the set of its
+/// member session ids), presence and history (see those modules); a
+/// session's `sc:<session>` (the set of its channels, to clean up on
+/// close) and `su:<session>` (its user); a user's `u:<user>` (the set of
+/// its sessions); a gateway's `gw:<gateway>:sessions` (expiring an hour
+/// after its last renewal), `gw:<gateway>:lease` and `gw:<gateway>:reaper`
+/// (the router reaping it). Each shard has its own `channels` (the set of
+/// its non-empty channels), `epoch`, set once, and `fence`, counting
+/// every write the gateways' resync restores (see [`RedisStore::look`]).
+/// Shard 0 has `gateways`, the gateways known, and `routers`.
+///
+/// A write that spans shards goes in an order that leaves nothing behind
+/// if it stops halfway: a join adds the channel to each session's list
+/// before the session to the channel, a leave the other way round, so
+/// that a session's list always holds every channel it is in.
 pub struct RedisStore {
     conn: runtime::Redis,
-    prefix: String,
+    shards: Shards,
     /// The connection's failovers already answered with a resync.
     failovers_seen: AtomicU64,
-    /// The highest `fence` a write of this router got.
-    fence_seen: AtomicU64,
+    /// Per shard, the highest `fence` a write of this router got.
+    fences_seen: Vec<AtomicU64>,
+}
+
+/// Commands by shard, sent as one pipeline per shard, all at once.
+#[derive(Default)]
+pub(super) struct Batch {
+    pipes: BTreeMap<usize, redis::Pipeline>,
+}
+
+impl Batch {
+    pub(super) fn pipe(&mut self, shard: usize) -> &mut redis::Pipeline {
+        self.pipes.entry(shard).or_insert_with(redis::pipe)
+    }
+
+    /// `shard`'s pipeline, or `here` when `shard` is `here_shard`: what
+    /// shares a shard with `here` goes in its transaction.
+    pub(super) fn pipe_or<'a>(
+        &'a mut self,
+        here: &'a mut redis::Pipeline,
+        here_shard: usize,
+        shard: usize,
+    ) -> &'a mut redis::Pipeline {
+        match shard == here_shard {
+            true => here,
+            false => self.pipe(shard),
+        }
+    }
+
+    /// Sends every shard's commands, their answers ignored; `fenced`, each
+    /// as a transaction with its shard's fence.
+    pub(super) async fn run(self, store: &RedisStore, fenced: bool) -> StoreResult<()> {
+        let sends = self.pipes.into_iter().map(|(shard, pipe)| async move {
+            match fenced {
+                true => store.query_fenced::<()>(shard, pipe).await,
+                false => Ok(pipe.query_async::<()>(&mut store.connection()).await?),
+            }
+        });
+        futures_util::future::try_join_all(sends).await?;
+        Ok(())
+    }
 }
 
 impl RedisStore {
-    pub fn new(conn: runtime::Redis, prefix: impl Into<String>) -> RedisStore {
-        RedisStore { conn, prefix: prefix.into(), failovers_seen: Default::default(), fence_seen: Default::default() }
+    /// On a Redis Cluster, keys spread over [`shards::CLUSTER_SHARDS`]
+    /// shards; on one Redis they keep the plain prefix.
+    pub fn new(conn: runtime::Redis, prefix: &str) -> RedisStore {
+        let shards = match conn.is_cluster() {
+            true => Shards::cluster(prefix),
+            false => Shards::single(prefix),
+        };
+        let fences_seen = (0..shards.count()).map(|_| AtomicU64::default()).collect();
+        RedisStore { conn, shards, failovers_seen: Default::default(), fences_seen }
     }
 
-    /// Runs `pipe` with the fence's INCR last, and its other answers as `T`:
-    /// the fence counts the writes a resync restores, in the order they were
-    /// taken, so a store that lost some it confirmed counts fewer.
-    pub(super) async fn query_fenced<T: redis::FromRedisValue>(&self, mut pipe: redis::Pipeline) -> StoreResult<T> {
-        pipe.incr(self.key("fence"), 1);
+    pub(super) fn shards(&self) -> &Shards {
+        &self.shards
+    }
+
+    /// Runs `pipe`, whose keys are all in `shard`, as a transaction with
+    /// the shard's fence INCR last, and its other answers as `T`: the
+    /// fence counts the writes a resync restores, in the order they were
+    /// taken, so a shard that lost some it confirmed counts fewer.
+    pub(super) async fn query_fenced<T: redis::FromRedisValue>(
+        &self,
+        shard: usize,
+        mut pipe: redis::Pipeline,
+    ) -> StoreResult<T> {
+        pipe.atomic().incr(self.shards.key(shard, "fence"), 1);
         let mut answers: Vec<redis::Value> = pipe.query_async(&mut self.conn.clone()).await?;
         let fence: u64 = redis::from_redis_value(answers.pop().unwrap_or(redis::Value::Nil))?;
-        self.fence_seen.fetch_max(fence, Relaxed);
+        self.fences_seen[shard].fetch_max(fence, Relaxed);
         Ok(redis::from_redis_value(redis::Value::Array(answers))?)
     }
 
-    /// A key under this store's prefix.
-    pub(super) fn key(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
+    /// One command or more per item, each item's in the shard `shard_of`
+    /// gives it, one transaction per shard, all at once: each item's
+    /// `answers` answers (its other commands ignored), in the items' order.
+    pub(super) async fn per_shard(
+        &self,
+        count: usize,
+        shard_of: impl Fn(usize) -> usize,
+        answers: usize,
+        add: impl Fn(&mut redis::Pipeline, usize),
+    ) -> StoreResult<Vec<redis::Value>> {
+        let mut by_shard: BTreeMap<usize, (redis::Pipeline, Vec<usize>)> = BTreeMap::new();
+        for item in 0..count {
+            let (pipe, items) = by_shard.entry(shard_of(item)).or_insert_with(|| (redis::pipe(), Vec::new()));
+            add(pipe.atomic(), item);
+            items.push(item);
+        }
+        let sends = by_shard.into_values().map(|(pipe, items)| async move {
+            let got: Vec<redis::Value> = pipe.query_async(&mut self.connection()).await?;
+            StoreResult::Ok((items, got))
+        });
+        let mut ordered = vec![redis::Value::Nil; count * answers];
+        for (items, got) in futures_util::future::try_join_all(sends).await? {
+            for (item, value) in items.iter().flat_map(|item| (0..answers).map(move |n| item * answers + n)).zip(got) {
+                ordered[item] = value;
+            }
+        }
+        Ok(ordered)
+    }
+
+    /// A key in `shard`.
+    pub(super) fn key(&self, shard: usize, name: &str) -> String {
+        self.shards.key(shard, name)
     }
 
     pub(super) fn connection(&self) -> runtime::Redis {
         self.conn.clone()
     }
 
+    /// A key of `channel`'s, `KIND:CHANNEL` in the channel's shard.
+    pub(super) fn channel_scoped(&self, kind: &str, channel: &str) -> String {
+        self.key(self.shards.of(channel), &format!("{kind}:{channel}"))
+    }
+
+    fn shard_of_session(&self, id: &SessionId) -> usize {
+        self.shards.of(id.as_str())
+    }
+
     fn channel_key(&self, channel: &str) -> String {
-        format!("{}ch:{channel}", self.prefix)
+        self.channel_scoped("ch", channel)
     }
 
     fn session_key(&self, id: &SessionId) -> String {
-        format!("{}sc:{id}", self.prefix)
+        self.key(self.shard_of_session(id), &format!("sc:{id}"))
     }
 
     fn user_key(&self, user: &str) -> String {
-        format!("{}u:{user}", self.prefix)
+        self.key(self.shards.of(user), &format!("u:{user}"))
     }
 
     fn session_user_key(&self, id: &SessionId) -> String {
-        format!("{}su:{id}", self.prefix)
+        self.key(self.shard_of_session(id), &format!("su:{id}"))
     }
 
-    fn channels_key(&self) -> String {
-        format!("{}channels", self.prefix)
+    fn channels_key(&self, channel: &str) -> String {
+        self.key(self.shards.of(channel), "channels")
     }
 
     pub async fn join(&self, channel: &str, ids: &[SessionId]) -> StoreResult<Vec<SessionId>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        // The channel goes to each session's list first (in the same
+        // transaction where they share a shard).
+        let shard = self.shards.of(channel);
+        let mut members = redis::pipe();
         for id in ids {
-            pipe.sadd(self.channel_key(channel), id.as_str());
+            members.sadd(self.channel_key(channel), id.as_str());
         }
+        members.sadd(self.channels_key(channel), channel).ignore();
+        let mut sessions = Batch::default();
         for id in ids {
-            pipe.sadd(self.session_key(id), channel).ignore();
+            sessions
+                .pipe_or(&mut members, shard, self.shard_of_session(id))
+                .sadd(self.session_key(id), channel)
+                .ignore();
         }
-        pipe.sadd(self.channels_key(), channel).ignore();
-        let added: Vec<usize> = self.query_fenced(pipe).await?;
+        sessions.run(self, true).await?;
+        let added: Vec<usize> = self.query_fenced(shard, members).await?;
         Ok(ids.iter().zip(added).filter(|(_, n)| *n == 1).map(|(id, _)| *id).collect())
     }
 
@@ -97,12 +203,19 @@ impl RedisStore {
         if ids.is_empty() {
             return Ok(0);
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic().srem(self.channel_key(channel), ids_as_strs(ids));
+        // Out of the channel first, then out of each session's list.
+        let shard = self.shards.of(channel);
+        let mut members = redis::pipe();
+        members.atomic().srem(self.channel_key(channel), ids_as_strs(ids));
+        let mut sessions = Batch::default();
         for id in ids {
-            pipe.srem(self.session_key(id), channel).ignore();
+            sessions
+                .pipe_or(&mut members, shard, self.shard_of_session(id))
+                .srem(self.session_key(id), channel)
+                .ignore();
         }
-        let (removed,): (usize,) = pipe.query_async(&mut self.conn.clone()).await?;
+        let (removed,): (usize,) = members.query_async(&mut self.conn.clone()).await?;
+        sessions.run(self, false).await?;
         self.drop_if_empty(&[channel.to_owned()]).await?;
         Ok(removed)
     }
@@ -114,22 +227,33 @@ impl RedisStore {
 
     pub async fn forget(&self, ids: &[SessionId], per_session: &[Vec<String>]) -> StoreResult<()> {
         self.unbind(ids).await?;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        let mut members = Batch::default();
         let mut touched = HashSet::new();
         for (id, channels) in ids.iter().zip(per_session) {
             for channel in channels {
-                pipe.srem(self.channel_key(channel), id.as_str()).ignore();
+                members.pipe(self.shards.of(channel)).srem(self.channel_key(channel), id.as_str()).ignore();
                 touched.insert(channel.clone());
             }
-            pipe.del(self.session_key(id)).ignore();
         }
-        let () = pipe.query_async(&mut self.conn.clone()).await?;
+        members.run(self, false).await?;
+        let mut sessions = Batch::default();
+        for id in ids {
+            sessions.pipe(self.shard_of_session(id)).del(self.session_key(id)).ignore();
+        }
+        sessions.run(self, false).await?;
         self.drop_if_empty(&touched.into_iter().collect::<Vec<_>>()).await
     }
 
     pub async fn channel_count(&self) -> StoreResult<usize> {
-        Ok(self.conn.clone().scard(self.channels_key()).await?)
+        let counts = self.per_shard(
+            self.shards.count(),
+            |shard| shard,
+            1,
+            |pipe, shard| {
+                pipe.scard(self.key(shard, "channels"));
+            },
+        );
+        Ok(redis::from_redis_value::<Vec<usize>>(redis::Value::Array(counts.await?))?.into_iter().sum())
     }
 
     pub async fn channels_of(&self, ids: &[SessionId]) -> StoreResult<usize> {
@@ -137,8 +261,13 @@ impl RedisStore {
         Ok(per_session.into_iter().flatten().collect::<HashSet<_>>().len())
     }
 
+    /// A gateway's key, in the gateway's shard.
     fn gateway_key(&self, gateway: &str, part: &str) -> String {
-        format!("{}gw:{gateway}:{part}", self.prefix)
+        self.key(self.shards.of(gateway), &format!("gw:{gateway}:{part}"))
+    }
+
+    fn gateways_key(&self) -> String {
+        self.key(0, "gateways")
     }
 
     pub async fn gateway_sessions(&self, gateway: &str, ids: &[SessionId], connected: bool) -> StoreResult<()> {
@@ -153,8 +282,6 @@ impl RedisStore {
                 .ignore()
                 .pexpire(&key, GATEWAY_STATE_TTL.as_millis() as i64)
                 .ignore()
-                .sadd(self.gateways_key(), gateway)
-                .ignore()
                 .query_async(&mut conn)
                 .await?;
         } else {
@@ -163,23 +290,21 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Renews the leases, and notes the gateways as known: a gateway is
+    /// reaped only once a router renewed its lease.
     pub async fn renew_leases(&self, gateways: &[String], lease: std::time::Duration) -> StoreResult<()> {
         if gateways.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
+        let mut batch = Batch::default();
         for gateway in gateways {
-            pipe.cmd("SET")
-                .arg(self.gateway_key(gateway, "lease"))
-                .arg(1)
-                .arg("PX")
-                .arg(lease.as_millis() as u64)
-                .ignore();
+            let pipe = batch.pipe(self.shards.of(gateway));
+            pipe.cmd("SET").arg(self.gateway_key(gateway, "lease")).arg(1).arg("PX").arg(lease.as_millis() as u64);
+            pipe.ignore();
             pipe.pexpire(self.gateway_key(gateway, "sessions"), GATEWAY_STATE_TTL.as_millis() as i64).ignore();
-            pipe.sadd(self.gateways_key(), gateway).ignore();
         }
-        let () = pipe.query_async(&mut self.conn.clone()).await?;
-        Ok(())
+        batch.pipe(0).sadd(self.gateways_key(), gateways).ignore();
+        batch.run(self, false).await
     }
 
     pub async fn reap_dead_gateway(&self) -> StoreResult<Option<(String, Vec<SessionId>)>> {
@@ -203,52 +328,48 @@ impl RedisStore {
                 continue;
             }
             let sessions_key = self.gateway_key(&gateway, "sessions");
-            let (raw, (), ()): (Vec<Vec<u8>>, (), ()) = redis::pipe()
-                .atomic()
-                .smembers(&sessions_key)
-                .del(&sessions_key)
-                .srem(self.gateways_key(), &gateway)
-                .query_async(&mut conn)
-                .await?;
+            let (raw, ()): (Vec<Vec<u8>>, ()) =
+                redis::pipe().atomic().smembers(&sessions_key).del(&sessions_key).query_async(&mut conn).await?;
+            let () = conn.srem(self.gateways_key(), &gateway).await?;
             let ids = raw.iter().filter_map(|id| SessionId::parse(id).ok()).collect();
             return Ok(Some((gateway, ids)));
         }
         Ok(None)
     }
 
-    fn gateways_key(&self) -> String {
-        format!("{}gateways", self.prefix)
-    }
-
-    /// What the store kept of what it was told, since the last look:
-    /// - `empty`: the epoch key the routers set once is missing: Redis is
-    ///   new, or restarted without its data, or was flushed (set again; only
-    ///   the router that does says so);
+    /// What the store kept of what it was told, since the last look, in
+    /// each shard:
+    /// - `empty`: the epoch key the routers set once is missing: Redis (or
+    ///   a Cluster's master) is new, or restarted without its data, or was
+    ///   flushed (set again; only the router that does says so);
     /// - `rolled_back`: the fence counts fewer writes than this router saw
     ///   it count: writes it confirmed are gone, whatever moved the store (a
     ///   Cluster's or Sentinels' replica promoted without them, a restart,
     ///   an old snapshot);
     /// - `failed_over`: the connection followed the Sentinels to a new master.
     pub async fn look(&self) -> StoreResult<StoreLook> {
-        let seen = self.fence_seen.load(Relaxed);
-        let (set, fence): (Option<String>, Option<u64>) = redis::pipe()
-            .cmd("SET")
-            .arg(self.key("epoch"))
-            .arg(1)
-            .arg("NX")
-            .get(self.key("fence"))
-            .query_async(&mut self.conn.clone())
-            .await?;
-        let fence = fence.unwrap_or(0);
-        let rolled_back = fence < seen;
-        if rolled_back {
-            let _ = self.fence_seen.compare_exchange(seen, fence, Relaxed, Relaxed);
+        let looks = self.per_shard(
+            self.shards.count(),
+            |shard| shard,
+            2,
+            |pipe, shard| {
+                pipe.cmd("SET").arg(self.key(shard, "epoch")).arg(1).arg("NX").get(self.key(shard, "fence"));
+            },
+        );
+        let looks: Vec<(Option<String>, Option<u64>)> = redis::from_redis_value(redis::Value::Array(looks.await?))?;
+        let mut look = StoreLook::default();
+        for ((set, fence), seen) in looks.into_iter().zip(&self.fences_seen) {
+            look.empty |= set.is_some();
+            let (fence, was) = (fence.unwrap_or(0), seen.load(Relaxed));
+            if fence < was {
+                look.rolled_back = true;
+                let _ = seen.compare_exchange(was, fence, Relaxed, Relaxed);
+            }
         }
         let failovers = self.conn.failovers();
-        let failed_over = self.failovers_seen.swap(failovers, Relaxed) != failovers;
-        Ok(StoreLook { empty: set.is_some(), rolled_back, failed_over })
+        look.failed_over = self.failovers_seen.swap(failovers, Relaxed) != failovers;
+        Ok(look)
     }
-
     pub async fn count(&self, channel: &str) -> StoreResult<usize> {
         Ok(self.conn.clone().scard(self.channel_key(channel)).await?)
     }
@@ -259,25 +380,34 @@ impl RedisStore {
         Ok(channels)
     }
 
+    /// The session's own key goes first: an unbind finds the user there.
     pub async fn bind_user(&self, id: &SessionId, user: &str) -> StoreResult<()> {
         self.unbind(std::slice::from_ref(id)).await?;
-        let mut pipe = redis::pipe();
-        pipe.atomic().sadd(self.user_key(user), id.as_str()).ignore().set(self.session_user_key(id), user).ignore();
-        self.query_fenced(pipe).await
+        let shard = self.shards.of(user);
+        let mut users = redis::pipe();
+        users.sadd(self.user_key(user), id.as_str()).ignore();
+        let mut sessions = Batch::default();
+        sessions.pipe_or(&mut users, shard, self.shard_of_session(id)).set(self.session_user_key(id), user).ignore();
+        sessions.run(self, true).await?;
+        self.query_fenced(shard, users).await
     }
 
     pub async fn session_users(&self, ids: &[SessionId]) -> StoreResult<Vec<Option<String>>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<String> = ids.iter().map(|id| self.session_user_key(id)).collect();
-        Ok(redis::cmd("MGET").arg(&keys).query_async(&mut self.conn.clone()).await?)
+        let users = self.per_shard(
+            ids.len(),
+            |n| self.shard_of_session(&ids[n]),
+            1,
+            |pipe, n| {
+                pipe.get(self.session_user_key(&ids[n]));
+            },
+        );
+        Ok(redis::from_redis_value(redis::Value::Array(users.await?))?)
     }
 
     /// Notes this router as alive now (its report, JSON with `"seen"`),
     /// and returns every router's, dropping those unseen for an hour.
     pub async fn routers(&self, name: &str, report: &str) -> StoreResult<Vec<(String, String)>> {
-        let key = self.key("routers");
+        let key = self.key(0, "routers");
         let mut conn = self.conn.clone();
         let unix_now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let (_, reports): ((), Vec<(String, String)>) =
@@ -301,51 +431,55 @@ impl RedisStore {
         Ok(raw.iter().filter_map(|id| SessionId::parse(id).ok()).collect())
     }
 
-    /// Ends the sessions' user bindings.
+    /// Ends the sessions' user bindings: out of each user's set, then the
+    /// session's own key.
     async fn unbind(&self, ids: &[SessionId]) -> StoreResult<()> {
         if ids.is_empty() {
             return Ok(());
         }
-        let keys: Vec<String> = ids.iter().map(|id| self.session_user_key(id)).collect();
-        let users: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut self.conn.clone()).await?;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for ((id, key), user) in ids.iter().zip(&keys).zip(users) {
+        let users = self.session_users(ids).await?;
+        let mut sets = Batch::default();
+        for (id, user) in ids.iter().zip(&users) {
             if let Some(user) = user {
-                pipe.srem(self.user_key(&user), id.as_str()).ignore();
+                sets.pipe(self.shards.of(user)).srem(self.user_key(user), id.as_str()).ignore();
             }
-            pipe.del(key).ignore();
         }
-        let () = pipe.query_async(&mut self.conn.clone()).await?;
-        Ok(())
+        sets.run(self, false).await?;
+        let mut own = Batch::default();
+        for (id, _) in ids.iter().zip(&users).filter(|(_, user)| user.is_some()) {
+            own.pipe(self.shard_of_session(id)).del(self.session_user_key(id)).ignore();
+        }
+        own.run(self, false).await
     }
 
     pub async fn sessions_channels(&self, ids: &[SessionId]) -> StoreResult<Vec<Vec<String>>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.smembers(self.session_key(id));
-        }
-        Ok(pipe.query_async(&mut self.conn.clone()).await?)
+        let channels = self.per_shard(
+            ids.len(),
+            |n| self.shard_of_session(&ids[n]),
+            1,
+            |pipe, n| {
+                pipe.smembers(self.session_key(&ids[n]));
+            },
+        );
+        Ok(redis::from_redis_value(redis::Value::Array(channels.await?))?)
     }
 
-    /// Removes emptied channels from the channel index.
+    /// Removes emptied channels from their shard's channel index.
     async fn drop_if_empty(&self, channels: &[String]) -> StoreResult<()> {
-        if channels.is_empty() {
-            return Ok(());
+        let sizes = self.per_shard(
+            channels.len(),
+            |n| self.shards.of(&channels[n]),
+            1,
+            |pipe, n| {
+                pipe.scard(self.channel_key(&channels[n]));
+            },
+        );
+        let sizes: Vec<usize> = redis::from_redis_value(redis::Value::Array(sizes.await?))?;
+        let mut index = Batch::default();
+        for (channel, _) in channels.iter().zip(sizes).filter(|(_, n)| *n == 0) {
+            index.pipe(self.shards.of(channel)).srem(self.channels_key(channel), channel).ignore();
         }
-        let mut pipe = redis::pipe();
-        for channel in channels {
-            pipe.scard(self.channel_key(channel));
-        }
-        let sizes: Vec<usize> = pipe.query_async(&mut self.conn.clone()).await?;
-        let empty: Vec<&String> = channels.iter().zip(sizes).filter(|(_, n)| *n == 0).map(|(c, _)| c).collect();
-        if !empty.is_empty() {
-            let () = self.conn.clone().srem(self.channels_key(), empty).await?;
-        }
-        Ok(())
+        index.run(self, false).await
     }
 }
 
