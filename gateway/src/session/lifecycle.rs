@@ -81,6 +81,9 @@ pub enum Action {
     /// Join a channel its client asked for (here and at every router, as
     /// `Host::subscribed`), then tell the client so, if there is an answer.
     Join(Box<Joining>),
+    /// The backend took the session (its transport starts: an SSE
+    /// stream's response), then this.
+    Accepted(Box<Action>),
     /// Let the connection go: tell the client why first if `farewell`; a
     /// close asked of the mailbox that parked the session instead is
     /// `withdrawn`; once `parked`, the mailbox keeps what comes.

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use super::open_many;
+use futures_util::StreamExt;
+
+use super::{open_many, padded};
 use crate::admin::{self, sample};
 use crate::report::Report;
 use crate::transport::Endpoint;
@@ -27,13 +29,18 @@ pub struct Args {
     /// Seconds to keep the connections open after measuring.
     #[arg(long, default_value_t = 0.0)]
     pub hold: f64,
+    /// Then each connection sends one message of this many bytes and
+    /// waits for it to come back (an echo backend), and the gateway's RSS
+    /// is measured again: what a connection keeps after a burst.
+    #[arg(long)]
+    pub echo_bytes: Option<usize>,
 }
 
 pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
     let mut report = Report::new("idle");
     let before = args.pid.map(rss_bytes).transpose()?;
     let started = std::time::Instant::now();
-    let (conns, failures) = open_many(endpoints, args.connections, args.concurrency, true).await;
+    let (mut conns, failures) = open_many(endpoints, args.connections, args.concurrency, true).await;
     report.set("connections", conns.len());
     report.set("failed", failures.len());
     report.set("open_seconds", (started.elapsed().as_secs_f64() * 100.0).round() / 100.0);
@@ -52,9 +59,32 @@ pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
             }
         }
     }
+    if let (Some(size), Some(pid), Some(before)) = (args.echo_bytes, args.pid, before) {
+        let echoed = echo_once(conns.iter_mut().collect(), size, args.concurrency).await;
+        report.set("echoed", echoed);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after = rss_bytes(pid)?;
+        report.set("rss_after_echo_kib", after / 1024);
+        report.set("bytes_per_connection_after_echo", after.saturating_sub(before) / conns.len().max(1) as u64);
+    }
     tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
     drop(conns);
     Ok(report)
+}
+
+/// Each connection sends one message of `size` bytes and reads until it
+/// comes back (a greeting may come first); how many did.
+async fn echo_once(conns: Vec<&mut crate::transport::Conn>, size: usize, concurrency: usize) -> usize {
+    let echoes = futures_util::stream::iter(conns).map(|conn| async move {
+        conn.send(padded("echo".into(), size), false).await.ok()?;
+        loop {
+            let got = conn.recv_within(Duration::from_secs(10)).await.ok()?;
+            if got.len() == size {
+                return Some(());
+            }
+        }
+    });
+    echoes.buffer_unordered(concurrency.max(1)).filter_map(std::future::ready).count().await
 }
 
 /// Where the bytes go: the session future (in its task, with tokio's

@@ -15,8 +15,15 @@ use crate::front::websocket::outgoing::Frame;
 /// Frames handed to the kernel in one call at most.
 const MAX_SLICES: usize = 64;
 
+/// Boxed while frames wait, gone once they are out: an idle connection
+/// holds one empty pointer.
 #[derive(Default)]
 pub struct WriteQueue {
+    queued: Option<Box<Queued>>,
+}
+
+#[derive(Default)]
+struct Queued {
     frames: VecDeque<Frame>,
     /// Bytes of the first frame already written.
     written: usize,
@@ -27,9 +34,10 @@ pub struct WriteQueue {
 
 impl WriteQueue {
     pub fn push(&mut self, frame: Frame) {
-        self.len += frame.len();
-        self.frames.push_back(frame);
-        self.pong_last = false;
+        let queued = self.queued.get_or_insert_default();
+        queued.len += frame.len();
+        queued.frames.push_back(frame);
+        queued.pong_last = false;
     }
 
     /// Queues a pong, which takes the place of one still waiting at the
@@ -37,48 +45,69 @@ impl WriteQueue {
     /// (RFC 6455, 5.5.3), so a client that pings without reading holds
     /// one pong here, not one per ping.
     pub fn push_pong(&mut self, frame: Frame) {
-        let partly_written = self.frames.len() == 1 && self.written > 0;
-        if self.pong_last && !partly_written {
-            let replaced = self.frames.pop_back().expect("a waiting pong is queued");
-            self.len -= replaced.len();
+        if let Some(queued) = self.queued.as_mut() {
+            let partly_written = queued.frames.len() == 1 && queued.written > 0;
+            if queued.pong_last && !partly_written {
+                let replaced = queued.frames.pop_back().expect("a waiting pong is queued");
+                queued.len -= replaced.len();
+            }
         }
         self.push(frame);
-        self.pong_last = true;
+        self.queued.as_mut().expect("just pushed").pong_last = true;
     }
 
     /// Bytes waiting.
     pub fn len(&self) -> usize {
-        self.len
+        self.queued.as_ref().map_or(0, |queued| queued.len)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
-    /// Writes everything waiting; once all is out, the queue's storage
-    /// goes too, so an idle connection holds none.
+    /// Writes everything waiting; once all is out, the queue goes too, so
+    /// an idle connection holds none.
     pub fn poll_write_to<S: AsyncWrite + Unpin>(&mut self, io: &mut S, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(queued) = self.queued.as_mut() else { return Poll::Ready(Ok(())) };
         // A stream that cannot write vectored (TLS) gets one buffer per call.
-        if !io.is_write_vectored() && self.frames.len() > 1 {
-            let mut joined = BytesMut::with_capacity(self.len);
-            self.unwritten().for_each(|part| joined.extend_from_slice(part));
-            self.frames = VecDeque::from([Frame::Own(joined.freeze())]);
-            self.written = 0;
+        if !io.is_write_vectored() && queued.frames.len() > 1 {
+            let mut joined = BytesMut::with_capacity(queued.len);
+            queued.unwritten().for_each(|part| joined.extend_from_slice(part));
+            queued.frames = VecDeque::from([Frame::Own(joined.freeze())]);
+            queued.written = 0;
         }
-        while !self.is_empty() {
+        while queued.len > 0 {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let count =
-                slices.iter_mut().zip(self.unwritten()).map(|(slice, part)| *slice = IoSlice::new(part)).count();
+                slices.iter_mut().zip(queued.unwritten()).map(|(slice, part)| *slice = IoSlice::new(part)).count();
             let n = ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.advance(n);
+            queued.advance(n);
         }
-        self.frames = VecDeque::new();
+        self.queued = None;
         Poll::Ready(Ok(()))
     }
 
+    /// The next frame to go out (tests compare what two queues share).
+    #[cfg(test)]
+    pub fn front(&self) -> Option<&Frame> {
+        self.queued.as_ref()?.frames.front()
+    }
+
+    #[cfg(test)]
+    pub fn holds_storage(&self) -> bool {
+        self.queued.is_some()
+    }
+
+    #[cfg(test)]
+    fn queued(&self) -> &Queued {
+        self.queued.as_ref().expect("frames wait")
+    }
+}
+
+impl Queued {
     /// What is left to write of each frame, in order.
     fn unwritten(&self) -> impl Iterator<Item = &[u8]> {
         self.frames.iter().enumerate().map(|(i, frame)| &frame[if i == 0 { self.written } else { 0 }..])
@@ -92,17 +121,6 @@ impl WriteQueue {
             self.frames.pop_front();
         }
         self.pong_last &= !self.frames.is_empty();
-    }
-
-    /// The next frame to go out (tests compare what two queues share).
-    #[cfg(test)]
-    pub fn front(&self) -> Option<&Frame> {
-        self.frames.front()
-    }
-
-    #[cfg(test)]
-    pub fn holds_storage(&self) -> bool {
-        self.frames.capacity() > 0
     }
 }
 
@@ -119,16 +137,16 @@ mod tests {
         for _ in 0..10_000 {
             queue.push_pong(own(b"p1"));
         }
-        assert_eq!((queue.frames.len(), queue.len()), (1, 2), "one pong for all the pings");
+        assert_eq!((queue.queued().frames.len(), queue.len()), (1, 2), "one pong for all the pings");
         queue.push(own(b"message"));
         queue.push_pong(own(b"p2"));
         queue.push_pong(own(b"p3"));
-        let frames: Vec<&[u8]> = queue.frames.iter().map(|f| &f[..]).collect();
+        let frames: Vec<&[u8]> = queue.queued().frames.iter().map(|f| &f[..]).collect();
         assert_eq!(frames, [&b"p1"[..], b"message", b"p3"], "a message keeps its place; the last pong answers");
         assert_eq!(queue.len(), 11);
-        queue.advance(10);
+        queue.queued.as_mut().unwrap().advance(10);
         queue.push_pong(own(b"p4"));
-        assert_eq!(queue.unwritten().collect::<Vec<_>>(), [&b"3"[..], b"p4"], "a pong being written stays");
+        assert_eq!(queue.queued().unwritten().collect::<Vec<_>>(), [&b"3"[..], b"p4"], "a pong being written stays");
     }
 
     #[tokio::test]
