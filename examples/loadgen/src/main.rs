@@ -50,6 +50,8 @@ enum Scenario {
     Soak(scenario::soak::Args),
     /// Members that keep dropping and resuming, on the next gateway, while messages flow; zero loss required.
     Churn(scenario::churn::Args),
+    /// What each operation costs each tier: CPU time and Redis commands per connect, join, publish, leave, presence join, history join, close.
+    Costs(scenario::costs::Args),
     /// Members join a channel that keeps history while messages flow; each must get the kept ones, then live, none lost or repeated.
     LateJoin(scenario::late_join::Args),
 }
@@ -68,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Soak(args) => scenario::soak::run(urls, args).await?,
         Scenario::Churn(args) => scenario::churn::run(urls, args).await?,
         Scenario::LateJoin(args) => scenario::late_join::run(urls, args).await?,
+        Scenario::Costs(args) => scenario::costs::run(urls, args).await?,
     };
     report.print(cli.json);
     std::process::exit(if report.ok() { 0 } else { 1 });

@@ -88,6 +88,11 @@ impl Report {
         self.figures.insert(name.to_owned(), value.into());
     }
 
+    /// A figure set before, as a number.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.figures.get(name)?.as_f64()
+    }
+
     pub fn error(&mut self, error: impl Into<String>) {
         self.error_count += 1;
         if self.errors.len() < ERRORS_SHOWN {

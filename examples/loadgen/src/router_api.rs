@@ -81,7 +81,8 @@ impl RouterApi {
         Ok(())
     }
 
-    async fn post(&mut self, path: &str, body: &Value) -> anyhow::Result<Value> {
+    /// Posts `body` to `path`, again while the router answers 503.
+    pub async fn post(&mut self, path: &str, body: &Value) -> anyhow::Result<Value> {
         let mut tries = 0;
         loop {
             match self.post_once(path, body).await {

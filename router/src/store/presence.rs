@@ -232,7 +232,7 @@ impl RedisStore {
             2,
             |pipe, n| {
                 let (channel, id) = &pairs[n];
-                pipe.hget(self.presence_key(channel), id.as_str());
+                pipe.atomic().hget(self.presence_key(channel), id.as_str());
                 match away {
                     true => pipe.sadd(self.away_key(channel), id.as_str()),
                     false => pipe.srem(self.away_key(channel), id.as_str()),

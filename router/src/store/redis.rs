@@ -109,8 +109,9 @@ impl RedisStore {
     }
 
     /// One command or more per item, each item's in the shard `shard_of`
-    /// gives it, one transaction per shard, all at once: each item's
-    /// `answers` answers (its other commands ignored), in the items' order.
+    /// gives it, one pipeline per shard (a transaction if `add` makes it
+    /// one), all at once: each item's `answers` answers (its other
+    /// commands ignored), in the items' order.
     pub(super) async fn per_shard(
         &self,
         count: usize,
@@ -121,7 +122,7 @@ impl RedisStore {
         let mut by_shard: BTreeMap<usize, (redis::Pipeline, Vec<usize>)> = BTreeMap::new();
         for item in 0..count {
             let (pipe, items) = by_shard.entry(shard_of(item)).or_insert_with(|| (redis::pipe(), Vec::new()));
-            add(pipe.atomic(), item);
+            add(pipe, item);
             items.push(item);
         }
         let sends = by_shard.into_values().map(|(pipe, items)| async move {

@@ -479,7 +479,7 @@ fn pusher_data(message: &[u8]) -> Option<bytes::Bytes> {
 }
 
 /// Calls performed so far, over all commands, from `INFO commandstats`.
-async fn redis_calls(addr: SocketAddr) -> anyhow::Result<u64> {
+pub(crate) async fn redis_calls(addr: SocketAddr) -> anyhow::Result<u64> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut conn = tokio::net::TcpStream::connect(addr).await?;
     conn.write_all(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n").await?;

@@ -3,6 +3,7 @@
 
 pub mod churn;
 pub mod connect;
+pub mod costs;
 pub mod echo;
 pub mod fanout;
 pub mod idle;

@@ -173,6 +173,27 @@ struct Conn {
     reused: bool,
 }
 
+/// A connection's read buffer while it is in use.
+const READ_BUFFER: usize = 8 * 1024;
+
+impl Conn {
+    /// Requests are written straight to the stream: the codec's write
+    /// buffer is never used, and an idle connection keeps no read buffer
+    /// (a pool of hundreds would hold 16 KB each).
+    fn new(stream: Stream, permit: OwnedSemaphorePermit) -> Conn {
+        let mut framed = Framed::new(stream, RecordCodec);
+        *framed.write_buffer_mut() = BytesMut::new();
+        Conn { framed, _permit: permit, reused: false }
+    }
+
+    /// Gives back its read buffer, if nothing waits in it, until it is used again.
+    fn rest(&mut self) {
+        if self.framed.read_buffer().is_empty() {
+            *self.framed.read_buffer_mut() = BytesMut::new();
+        }
+    }
+}
+
 /// How an exchange left its connection.
 #[derive(Default)]
 struct Exchanged {
@@ -276,6 +297,7 @@ impl Backend {
                 .unwrap_or_else(|_| Err(UpstreamError::Timeout { addr: self.addr.clone(), timeout }));
             let retry = conn.reused && !exchanged.answered && matches!(result, Err(UpstreamError::Unanswered { .. }));
             if result.is_ok() && !exchanged.aborted && self.options.keep_conn {
+                conn.rest();
                 self.idle.lock().unwrap().push(conn);
             } else {
                 // A failed connection may hold half an answer: never reuse it.
@@ -325,6 +347,7 @@ impl Backend {
         while let Some(mut conn) = idle.pop() {
             if conn.framed.get_ref().still_open() {
                 conn.reused = true;
+                conn.framed.read_buffer_mut().reserve(READ_BUFFER);
                 return Some(conn);
             }
             self.returned.notify_one();
@@ -349,7 +372,7 @@ impl Backend {
             .await
             .map_err(|_| UpstreamError::ConnectTimeout { addr: self.addr.clone(), timeout })?
             .map_err(|source: io::Error| UpstreamError::Connect { addr: self.addr.clone(), source })?;
-        Ok(Conn { framed: Framed::new(stream, RecordCodec), _permit: permit, reused: false })
+        Ok(Conn::new(stream, permit))
     }
 
     async fn exchange(
