@@ -31,6 +31,14 @@ pub fn writes(pid: u32) -> u64 {
     io.lines().find_map(|line| line.strip_prefix("syscw:")?.trim().parse().ok()).unwrap_or(0)
 }
 
+/// Processes to watch, named by tier, numbered when there are several.
+pub fn named(tier: &str, pids: &[u32]) -> Vec<(String, u32)> {
+    match pids {
+        [one] => vec![(tier.to_owned(), *one)],
+        many => many.iter().enumerate().map(|(i, pid)| (format!("{tier}{i}"), *pid)).collect(),
+    }
+}
+
 /// What a process spent over a span.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Spent {

@@ -63,7 +63,7 @@ impl Batch {
     }
 
     /// Sends every shard's commands, their answers ignored; `fenced`, each
-    /// as a transaction with its shard's fence.
+    /// with its shard's fence.
     pub(super) async fn run(self, store: &RedisStore, fenced: bool) -> StoreResult<()> {
         let sends = self.pipes.into_iter().map(|(shard, pipe)| async move {
             match fenced {
@@ -92,16 +92,19 @@ impl RedisStore {
         &self.shards
     }
 
-    /// Runs `pipe`, whose keys are all in `shard`, as a transaction with
-    /// the shard's fence INCR last, and its other answers as `T`: the
-    /// fence counts the writes a resync restores, in the order they were
-    /// taken, so a shard that lost some it confirmed counts fewer.
+    /// Runs `pipe`, whose keys are all in `shard`, with the shard's fence
+    /// INCR last, and its other answers as `T`: the fence counts the
+    /// writes a resync restores, in the order they were taken (one
+    /// connection to the shard's master, which replicates in order), so a
+    /// shard that lost some it confirmed counts fewer. Not a transaction
+    /// unless `pipe` is one: a write that needs its answers consistent
+    /// (a presence join's count) makes it one.
     pub(super) async fn query_fenced<T: redis::FromRedisValue>(
         &self,
         shard: usize,
         mut pipe: redis::Pipeline,
     ) -> StoreResult<T> {
-        pipe.atomic().incr(self.shards.key(shard, "fence"), 1);
+        pipe.incr(self.shards.key(shard, "fence"), 1);
         let mut answers: Vec<redis::Value> = pipe.query_async(&mut self.conn.clone()).await?;
         let fence: u64 = redis::from_redis_value(answers.pop().unwrap_or(redis::Value::Nil))?;
         self.fences_seen[shard].fetch_max(fence, Relaxed);
@@ -207,7 +210,7 @@ impl RedisStore {
         // Out of the channel first, then out of each session's list.
         let shard = self.shards.of(channel);
         let mut members = redis::pipe();
-        members.atomic().srem(self.channel_key(channel), ids_as_strs(ids));
+        members.srem(self.channel_key(channel), ids_as_strs(ids));
         let mut sessions = Batch::default();
         for id in ids {
             sessions

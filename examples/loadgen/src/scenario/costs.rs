@@ -19,7 +19,7 @@ use super::open_many;
 use crate::report::Report;
 use crate::router_api::RouterApi;
 use crate::transport::Endpoint;
-use loadgen::proc::CpuSpan;
+use loadgen::proc::{named, CpuSpan};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -69,12 +69,7 @@ struct Costs {
 
 impl Costs {
     async fn redis_calls(&self) -> anyhow::Result<u64> {
-        let mut calls = 0;
-        for addr in &self.redis {
-            // Less this INFO itself.
-            calls += redis_calls(*addr).await?.saturating_sub(1);
-        }
-        Ok(calls)
+        redis_calls(&self.redis).await
     }
 
     /// Runs `op`, which makes `count` operations, and reports what each
@@ -100,14 +95,6 @@ impl Costs {
         }
         report.set(&format!("{name}_per_s"), (count as f64 / took).round());
         Ok(())
-    }
-}
-
-/// Named by tier, numbered when there are several.
-fn named(tier: &str, pids: &[u32]) -> Vec<(String, u32)> {
-    match pids {
-        [one] => vec![(tier.to_owned(), *one)],
-        many => many.iter().enumerate().map(|(i, pid)| (format!("{tier}{i}"), *pid)).collect(),
     }
 }
 

@@ -12,7 +12,7 @@ use super::{open_many, padded};
 use crate::report::{histogram, percentiles, record, Report};
 use crate::router_api::RouterApi;
 use crate::transport::{Conn, Endpoint};
-use loadgen::proc::CpuSpan;
+use loadgen::proc::{named, CpuSpan};
 use loadgen::raw_ws::{COMPRESSED_MESSAGES, WIRE_BYTES_IN};
 use protocol::pusher::{App, Envelope};
 
@@ -46,13 +46,15 @@ pub struct Args {
     /// per publish, as for gateways.
     #[arg(long = "router-pid")]
     pub router_pids: Vec<u32>,
-    /// Redis' process id: its CPU time per delivery and per publish.
-    #[arg(long)]
-    pub redis_pid: Option<u32>,
+    /// Redis' process id: its CPU time per delivery and per publish
+    /// (repeatable: a Cluster's masters).
+    #[arg(long = "redis-pid")]
+    pub redis_pids: Vec<u32>,
     /// Redis' address, HOST:PORT: the commands it ran per publish, from
-    /// `INFO commandstats` before the first publish and after the last delivery.
+    /// `INFO commandstats` before the first publish and after the last
+    /// delivery (repeatable: a Cluster's masters, summed).
     #[arg(long)]
-    pub redis: Option<SocketAddr>,
+    pub redis: Vec<SocketAddr>,
     /// Publish as fooking's PHP client does, to this binary port: a
     /// connection per call, one after another, no reply (members still
     /// join over --router). Repeat it for several routers: the publishes
@@ -106,9 +108,9 @@ struct MemberTally {
 
 /// Redis' calls at the first publish, and at what rate it ran commands in
 /// an idle while before (the routers' once-a-second upkeep).
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct RedisCalls {
-    addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
     before: u64,
     at: Instant,
     idle_per_s: f64,
@@ -118,7 +120,7 @@ impl RedisCalls {
     /// Redis commands per publish of `publishes`, less the INFO that read
     /// the count before; and less the routers' upkeep at the idle rate.
     async fn report(self, report: &mut Report, prefix: &str, publishes: usize) -> anyhow::Result<()> {
-        let calls = redis_calls(self.addr).await?.saturating_sub(self.before + 1) as f64;
+        let calls = redis_calls(&self.addrs).await?.saturating_sub(self.before) as f64;
         let upkeep = self.idle_per_s * self.at.elapsed().as_secs_f64();
         let per_publish = |calls: f64| (calls / (publishes + 1) as f64 * 100.0).round() / 100.0;
         report.set(&format!("{prefix}redis_commands_per_publish"), per_publish(calls));
@@ -185,7 +187,9 @@ impl Fanout {
         expect: Expect,
         report: &mut Report,
     ) -> anyhow::Result<Fanout> {
+        let opening = Instant::now();
         let (conns, failures) = open_many(endpoints, count, 500, true).await;
+        report.set("open_seconds", (opening.elapsed().as_secs_f64() * 100.0).round() / 100.0);
         failures.into_iter().for_each(|f| report.error(f));
         let greeted: Vec<_> = conns
             .into_iter()
@@ -478,8 +482,18 @@ fn pusher_data(message: &[u8]) -> Option<bytes::Bytes> {
     Some(bytes::Bytes::from(event.data?.into_owned()))
 }
 
+/// Calls performed so far by every node at `addrs`, over all commands,
+/// less the INFO each answered to say so.
+pub(crate) async fn redis_calls(addrs: &[SocketAddr]) -> anyhow::Result<u64> {
+    let mut calls = 0;
+    for addr in addrs {
+        calls += node_calls(*addr).await?.saturating_sub(1);
+    }
+    Ok(calls)
+}
+
 /// Calls performed so far, over all commands, from `INFO commandstats`.
-pub(crate) async fn redis_calls(addr: SocketAddr) -> anyhow::Result<u64> {
+async fn node_calls(addr: SocketAddr) -> anyhow::Result<u64> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut conn = tokio::net::TcpStream::connect(addr).await?;
     conn.write_all(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n").await?;
@@ -525,32 +539,24 @@ pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
         fanout.collect_then(&mut report, "", &[], stdin_closed).await?;
         return Ok(report);
     }
-    let named = |name: &str, pids: &[u32]| -> Vec<(String, u32)> {
-        match pids {
-            [one] => vec![(name.to_owned(), *one)],
-            many => many.iter().enumerate().map(|(i, pid)| (format!("{name}{i}"), *pid)).collect(),
-        }
-    };
     let mut watched = named("gateway", &args.gateway_pids);
     watched.extend(named("router", &args.router_pids));
-    watched.extend(args.redis_pid.map(|pid| ("redis".to_owned(), pid)));
+    watched.extend(named("redis", &args.redis_pids));
     if args.join_calls > 0 {
         fanout.measure_joins(&watched, args.join_calls, &mut report).await?;
     }
-    let settling = (
-        Instant::now(),
-        match args.redis {
-            Some(addr) => Some(redis_calls(addr).await?),
-            None => None,
-        },
-    );
+    let measure_redis = !args.redis.is_empty();
+    let settling = (Instant::now(), if measure_redis { Some(redis_calls(&args.redis).await?) } else { None });
     tokio::time::sleep(Duration::from_millis(args.settle_ms)).await;
+    // What each gateway holds with every member connected and joined.
+    for (name, pid) in named("gateway", &args.gateway_pids) {
+        report.set(&format!("{name}_rss_kib"), loadgen::proc::rss_bytes(pid)? / 1024);
+    }
     eprintln!("fanout: {} members joined; publishing {} messages", args.members, args.messages);
-    if let (Some(addr), (since, Some(idle_before))) = (args.redis, settling) {
-        let before = redis_calls(addr).await?;
-        // The settling time, less the INFO that read its start.
-        let idle_per_s = before.saturating_sub(idle_before + 1) as f64 / since.elapsed().as_secs_f64();
-        fanout.redis_calls = Some(RedisCalls { addr, before, at: Instant::now(), idle_per_s });
+    if let (since, Some(idle_before)) = settling {
+        let before = redis_calls(&args.redis).await?;
+        let idle_per_s = before.saturating_sub(idle_before) as f64 / since.elapsed().as_secs_f64();
+        fanout.redis_calls = Some(RedisCalls { addrs: args.redis.clone(), before, at: Instant::now(), idle_per_s });
     }
     fanout.cpu = (!watched.is_empty()).then(|| CpuSpan::start(&watched)).transpose()?;
     for _ in 0..args.messages {
