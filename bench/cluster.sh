@@ -85,7 +85,7 @@ done
     "${gateway_pids[@]}" "${router_pids[@]}" "${redis_args[@]}" --settle-ms 2000 ${JOIN_CALLS:+--join-calls "$JOIN_CALLS"} \
     2> "$work/publisher.log" 9>&- | tee "$work/publisher.json"
 for node in "${REDIS_NODES[@]}"; do
-    echo "keys on $node: $(redis-cli -p "${node##*:}" DBSIZE)"
+    echo "keys on $node: $(redis-cli -p "${node##*:}" DBSIZE), $(redis-cli -p "${node##*:}" INFO memory | grep '^used_memory:' | tr -d '\r')"
 done
 exec 9>&-
 [ ${#waits[@]} -eq 0 ] || wait "${waits[@]}" || true

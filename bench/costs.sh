@@ -7,7 +7,8 @@
 # over its masters: Redis CPU is the three masters' sum).
 #   bench/costs.sh BIN_DIR [CONNECTIONS] [STORES]
 # STORES: "redis cluster" (default), or one of them, or "memory".
-# LOADGEN=PATH drives another build's binaries with this loadgen.
+# LOADGEN=PATH drives another build's binaries with this loadgen; CALLERS=N
+# makes the membership calls N at a time (1: one after another).
 # e.g. cargo build --release && bench/costs.sh target/release 2000
 set -euo pipefail
 bin=$1; conns=${2:-2000}; stores=${3:-redis cluster}
@@ -34,8 +35,8 @@ run() { # store
         --max-message-rate 0 --max-connect-rate-per-ip 0 2> "$work/gateway-$store.log" &
     local gateway=$!
     sleep 1
-    echo "== $store: loadgen --url ws://127.0.0.1:28005/ costs --router 127.0.0.1:28011 -c $conns" >&2
-    "$loadgen" --json --url ws://127.0.0.1:28005/ costs --router 127.0.0.1:28011 -c "$conns" \
+    echo "== $store: loadgen --url ws://127.0.0.1:28005/ costs --router 127.0.0.1:28011 -c $conns --callers ${CALLERS:-1}" >&2
+    "$loadgen" --json --url ws://127.0.0.1:28005/ costs --router 127.0.0.1:28011 -c "$conns" --callers "${CALLERS:-1}" \
         --gateway-pid $gateway --router-pid $router "${redis_args[@]}" > "$work/$store.json"
     kill $gateway $echo $router "${REDIS_PIDS[@]}" 2>/dev/null || true
     wait $gateway $echo $router "${REDIS_PIDS[@]}" 2>/dev/null || true

@@ -18,7 +18,7 @@ def main():
         figures = json.loads(report)["figures"]
         tiers = sorted({key.split("_")[-3] for key in figures if key.endswith("_cpu_us") and key.startswith("join_")})
         redis_tiers = [t for t in tiers if t.startswith("redis")]
-        print(f"\n{store}, {figures['connections']} sessions\n")
+        print(f"\n{store}, {figures['connections']} sessions, {figures['callers']} caller(s) at once\n")
         head = ["operation", "gateway µs", "router µs", "Redis µs", "Redis commands", "ops/s here",
                 "ceiling, 1 router core", "ceiling, 1 Redis core"]
         print("| " + " | ".join(head) + " |")

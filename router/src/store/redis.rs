@@ -274,28 +274,27 @@ impl RedisStore {
         self.key(0, "gateways")
     }
 
+    /// Notes the gateway as known too, so that it is reaped should it die
+    /// before a router renews its lease.
     pub async fn gateway_sessions(&self, gateway: &str, ids: &[SessionId], connected: bool) -> StoreResult<()> {
         if ids.is_empty() {
             return Ok(());
         }
         let key = self.gateway_key(gateway, "sessions");
-        let mut conn = self.conn.clone();
-        if connected {
-            let () = redis::pipe()
-                .sadd(&key, ids_as_strs(ids))
-                .ignore()
-                .pexpire(&key, GATEWAY_STATE_TTL.as_millis() as i64)
-                .ignore()
-                .query_async(&mut conn)
-                .await?;
-        } else {
-            let () = conn.srem(&key, ids_as_strs(ids)).await?;
+        let mut batch = Batch::default();
+        let sessions = batch.pipe(self.shards.of(gateway));
+        match connected {
+            true => sessions.sadd(&key, ids_as_strs(ids)).ignore().pexpire(&key, GATEWAY_STATE_TTL.as_millis() as i64),
+            false => sessions.srem(&key, ids_as_strs(ids)),
         }
-        Ok(())
+        .ignore();
+        if connected {
+            batch.pipe(0).sadd(self.gateways_key(), gateway).ignore();
+        }
+        batch.run(self, false).await
     }
 
-    /// Renews the leases, and notes the gateways as known: a gateway is
-    /// reaped only once a router renewed its lease.
+    /// Renews the leases, and notes the gateways as known.
     pub async fn renew_leases(&self, gateways: &[String], lease: std::time::Duration) -> StoreResult<()> {
         if gateways.is_empty() {
             return Ok(());

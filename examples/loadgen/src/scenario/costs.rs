@@ -42,6 +42,10 @@ pub struct Args {
     pub history_prefix: String,
     #[arg(long, default_value_t = 10)]
     pub kept: usize,
+    /// Callers making the joins, leaves, presence and history joins at
+    /// once, each on its own kept connection (1: one call at a time).
+    #[arg(long, default_value_t = 1)]
+    pub callers: usize,
     /// Process ids to watch, by tier (each repeatable).
     #[arg(long = "gateway-pid")]
     pub gateway_pids: Vec<u32>,
@@ -98,6 +102,37 @@ impl Costs {
     }
 }
 
+/// One call per session, `callers` at a time, each caller on its own kept
+/// connection to the router. The calls are made up before it starts.
+fn call_each(
+    router: SocketAddr,
+    ids: &[String],
+    callers: usize,
+    request: &dyn Fn(usize, &str) -> (&'static str, serde_json::Value),
+) -> impl std::future::Future<Output = anyhow::Result<()>> + 'static {
+    let requests: Vec<_> = ids.iter().enumerate().map(|(i, id)| request(i, id)).collect();
+    let share = requests.len().div_ceil(callers.max(1)).max(1);
+    async move {
+        let tasks: Vec<_> = requests
+            .chunks(share)
+            .map(|part| {
+                let part = part.to_vec();
+                tokio::spawn(async move {
+                    let mut api = RouterApi::new(router);
+                    for (path, body) in part {
+                        api.post(path, &body).await?;
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await??;
+        }
+        Ok(())
+    }
+}
+
 pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
     let mut report = Report::new("costs");
     let mut watched = named("gateway", &args.gateway_pids);
@@ -105,6 +140,7 @@ pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
     watched.extend(named("redis", &args.redis_pids));
     let n = args.connections;
     report.set("connections", n);
+    report.set("callers", args.callers);
 
     // The idle rates first, over two seconds.
     let mut costs = Costs {
@@ -158,13 +194,16 @@ pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
         .collect();
 
     let mut router = RouterApi::new(args.router);
+    let each = |request: &dyn Fn(usize, &str) -> (&'static str, serde_json::Value)| {
+        call_each(args.router, &ids, args.callers, request)
+    };
     costs
-        .measure(&mut report, "join", n, async {
-            for id in &ids {
-                router.post("/v1/join", &json!({"channel": "costs-room", "sessions": [id]})).await?;
-            }
-            Ok(())
-        })
+        .measure(
+            &mut report,
+            "join",
+            n,
+            each(&|_, id| ("/v1/join", json!({"channel": "costs-room", "sessions": [id]}))),
+        )
         .await?;
     let before = received.load(Relaxed);
     costs
@@ -186,35 +225,24 @@ pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
         report.set(&format!("delivery_{tier}_cpu_us"), (per_publish / n as f64 * 1000.0).round() / 1000.0);
     }
     costs
-        .measure(&mut report, "leave", n, async {
-            for id in &ids {
-                router.post("/v1/leave", &json!({"channel": "costs-room", "sessions": [id]})).await?;
-            }
-            Ok(())
-        })
+        .measure(
+            &mut report,
+            "leave",
+            n,
+            each(&|_, id| ("/v1/leave", json!({"channel": "costs-room", "sessions": [id]}))),
+        )
         .await?;
-    costs
-        .measure(&mut report, "presence_join", n, async {
-            for (i, id) in ids.iter().enumerate() {
-                let channel = format!("presence-costs-{}", i / args.presence_members.max(1));
-                let join = json!({"channel": channel, "sessions": [id], "user": format!("u{i}")});
-                router.post("/v1/join", &join).await?;
-            }
-            Ok(())
-        })
-        .await?;
+    let presence = |i: usize, id: &str| {
+        let channel = format!("presence-costs-{}", i / args.presence_members.max(1));
+        ("/v1/join", json!({"channel": channel, "sessions": [id], "user": format!("u{i}")}))
+    };
+    costs.measure(&mut report, "presence_join", n, each(&presence)).await?;
     let kept = format!("{}room", args.history_prefix);
     for k in 0..args.kept {
         router.post("/v1/publish", &json!({"channel": kept, "data": format!("kept {k}")})).await?;
     }
-    costs
-        .measure(&mut report, "history_join", n, async {
-            for id in &ids {
-                router.post("/v1/join", &json!({"channel": kept, "sessions": [id], "history": true})).await?;
-            }
-            Ok(())
-        })
-        .await?;
+    let history = |_, id: &str| ("/v1/join", json!({"channel": kept, "sessions": [id], "history": true}));
+    costs.measure(&mut report, "history_join", n, each(&history)).await?;
     let _ = stop.send(());
     let mut conns = Vec::new();
     for reader in readers {
@@ -224,13 +252,15 @@ pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
     costs
         .measure(&mut report, "close", n, async {
             drop(conns);
+            // Every session is in the kept channel: done when it is empty
+            // (one Redis command a look, where /v1/info counts every shard).
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
-                let info = router.post("/v1/info", &json!({})).await?;
-                if info["clients"].as_u64() == Some(0) {
+                let count = router.post("/v1/count", &json!({"channel": kept})).await?["count"].clone();
+                if count == 0 {
                     return Ok(());
                 }
-                anyhow::ensure!(Instant::now() < deadline, "the router still counts {} clients", info["clients"]);
+                anyhow::ensure!(Instant::now() < deadline, "{count} sessions still in {kept}");
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
