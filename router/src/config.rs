@@ -23,7 +23,7 @@ pub struct Config {
     /// Keep membership in Redis (redis://HOST:PORT, or redis+sentinel://HOST:PORT,HOST:PORT/MASTER for the master a Sentinel group names, followed through a failover, or redis+cluster://HOST:PORT,HOST:PORT for a Redis Cluster) instead of in memory.
     #[arg(long, env = "ROUTER_REDIS")]
     pub redis: Option<String>,
-    /// Prefix of every Redis key the router writes.
+    /// Prefix of every Redis key the router writes; on a Redis Cluster it goes in each shard's hash tag with the shard's number (`{fk:1}ch:room`), so no braces.
     #[arg(long, env = "ROUTER_REDIS_PREFIX", default_value = "fk:")]
     pub redis_prefix: String,
     /// Largest frame data accepted, in bytes: a push whose payload is larger (or larger than a linked gateway's --max-frame) is refused (HTTP 413; on the binary port the connection is closed). Give routers and gateways the same.
@@ -210,5 +210,27 @@ impl Config {
             queue_bytes: self.gateway_queue_bytes,
             stall: std::time::Duration::from_millis(self.gateway_stall_ms.max(1)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Config;
+
+    fn check(args: &[&str]) -> anyhow::Result<()> {
+        Config::try_parse_from(std::iter::once("router").chain(args.iter().copied()))?.check()
+    }
+
+    #[test]
+    fn a_cluster_takes_a_prefix_without_braces_and_a_history_share_that_holds_one_channel() {
+        let on_cluster = |more: &[&str]| check(&[&["--redis", "redis+cluster://127.0.0.1:7000"], more].concat());
+        assert!(on_cluster(&[]).is_ok(), "the defaults: a sixteenth of 32 MiB holds 1 MiB");
+        assert!(on_cluster(&["--redis-prefix", "{fk}"]).is_err(), "braces would break the shards' tags");
+        let four_mib = ["--history-total-bytes", "4194304"];
+        assert!(on_cluster(&four_mib).is_err(), "a sixteenth of 4 MiB cannot hold one channel's 1 MiB");
+        assert!(check(&four_mib).is_ok(), "one Redis keeps the whole total as one share");
+        assert!(check(&["--redis-prefix", "{fk}"]).is_ok(), "one Redis puts no tags around it");
     }
 }

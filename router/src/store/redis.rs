@@ -49,7 +49,7 @@ impl Batch {
     }
 
     /// `shard`'s pipeline, or `here` when `shard` is `here_shard`: what
-    /// shares a shard with `here` goes in its transaction.
+    /// shares a shard with `here` goes with it.
     pub(super) fn pipe_or<'a>(
         &'a mut self,
         here: &'a mut redis::Pipeline,
@@ -183,8 +183,8 @@ impl RedisStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        // The channel goes to each session's list first (in the same
-        // transaction where they share a shard).
+        // The channel goes to each session's list first (in the channel's
+        // own pipeline where they share a shard).
         let shard = self.shards.of(channel);
         let mut members = redis::pipe();
         for id in ids {

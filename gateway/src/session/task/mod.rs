@@ -327,8 +327,8 @@ fn unix_now() -> u64 {
 mod tests {
     /// An idle WebSocket session is mostly its task: this struct and the
     /// wait in `drive`, in one tokio cell (128-byte steps). At 408 bytes
-    /// the future is 520 (release) and the cell 640; 56 more and it is 768
-    /// (`loadgen idle`: 1,486 B per connection against 1,600).
+    /// the future is 520 (release) and the cell 640; 56 more and it is 768,
+    /// 128 more bytes for every idle connection (docs/BENCHMARKS.md).
     #[test]
     fn an_idle_websocket_session_stays_within_its_task_cell() {
         type WebSocket = crate::front::websocket::connection::WebSocket<tokio::net::TcpStream>;
