@@ -8,23 +8,42 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// `rate` tokens a second, holding at most `burst`.
+/// `rate` tokens a second, holding at most `burst`. Eight bytes: every
+/// client connection holds one.
 #[derive(Debug, Clone, Copy)]
 pub struct TokenBucket {
     tokens: f32,
-    refilled: Instant,
+    /// When it was last refilled, in ms since [`epoch`]: a u32 wraps after
+    /// 49 days, and a bucket untouched for a multiple of that would see
+    /// less time pass than did (it holds at most `burst` either way).
+    refilled_ms: u32,
+}
+
+/// The instant buckets count their time from: a minute before the first
+/// bucket, so that an instant taken a little before it still counts.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(|| Instant::now().checked_sub(Duration::from_secs(60)).unwrap_or_else(Instant::now))
+}
+
+fn ms_since_epoch(now: Instant) -> u32 {
+    now.saturating_duration_since(epoch()).as_millis() as u32
 }
 
 impl TokenBucket {
     pub fn full(burst: f32, now: Instant) -> TokenBucket {
-        TokenBucket { tokens: burst, refilled: now }
+        TokenBucket { tokens: burst, refilled_ms: ms_since_epoch(now) }
+    }
+
+    /// How long since it was last refilled.
+    fn idle(&self, now: Instant) -> Duration {
+        Duration::from_millis(ms_since_epoch(now).wrapping_sub(self.refilled_ms).into())
     }
 
     /// Takes a token if there is one.
     pub fn take(&mut self, rate: f32, burst: f32, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f32();
-        self.tokens = (self.tokens + elapsed * rate).min(burst);
-        self.refilled = now;
+        self.tokens = (self.tokens + self.idle(now).as_secs_f32() * rate).min(burst);
+        self.refilled_ms = ms_since_epoch(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -66,7 +85,7 @@ impl<K: Hash + Eq> KeyedRate<K> {
         let mut state = self.state.lock().unwrap();
         if now.saturating_duration_since(state.swept) >= SWEEP_EVERY {
             let full_after = Duration::from_secs_f32(self.burst / self.rate);
-            state.buckets.retain(|_, b| now.saturating_duration_since(b.refilled) < full_after);
+            state.buckets.retain(|_, bucket| bucket.idle(now) < full_after);
             state.swept = now;
         }
         let bucket = state.buckets.entry(key).or_insert_with(|| TokenBucket::full(self.burst, now));

@@ -13,6 +13,42 @@ use crate::metrics::Count;
 pub use crate::upstream::cgi::{Event, EventKind};
 use crate::upstream::fastcgi::{Abort, CgiResponse, Pool, UpstreamError};
 
+/// A session's events waiting for the backend, in order: boxed, and gone
+/// while none wait, so an idle session holds one empty pointer; one event
+/// (most often all there is) takes one allocation.
+#[derive(Default)]
+pub struct Pending(Option<Box<Queue>>);
+
+struct Queue {
+    front: Event,
+    rest: std::collections::VecDeque<Event>,
+}
+
+impl Pending {
+    pub fn push_back(&mut self, event: Event) {
+        match &mut self.0 {
+            Some(queue) => queue.rest.push_back(event),
+            None => self.0 = Some(Box::new(Queue { front: event, rest: Default::default() })),
+        }
+    }
+
+    pub fn pop_front(&mut self) -> Option<Event> {
+        let queue = self.0.as_mut()?;
+        match queue.rest.pop_front() {
+            Some(next) => Some(std::mem::replace(&mut queue.front, next)),
+            None => self.0.take().map(|queue| queue.front),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |queue| 1 + queue.rest.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
 /// The first and the longest pause between tries of a close or offline event.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);

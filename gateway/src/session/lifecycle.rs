@@ -5,7 +5,6 @@
 //! connection is kept exactly while [`Lifecycle::connected`] says so.
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,7 +13,7 @@ use runtime::rate::TokenBucket;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::event::{Event, EventKind};
+use super::event::{Event, EventKind, Pending};
 use super::policy::{self, Answered};
 use super::SessionSettings;
 use crate::base::close::CloseReason;
@@ -106,7 +105,7 @@ pub struct Joining {
 /// One session's phase and the events it owes the backend, in order.
 pub struct Lifecycle {
     phase: Phase,
-    pending: VecDeque<Event>,
+    pending: Pending,
     /// The bytes of the messages in `pending` (at most
     /// `--max-pending-bytes` and one message: u32 keeps an idle session small).
     pending_bytes: u32,
@@ -130,7 +129,10 @@ impl Lifecycle {
         settings: &SessionSettings,
         now: Instant,
     ) -> Lifecycle {
-        let pending = first.map(|kind| Event { kind, body: Bytes::new() }).into_iter().collect();
+        let mut pending = Pending::default();
+        if let Some(kind) = first {
+            pending.push_back(Event { kind, body: Bytes::new() });
+        }
         Lifecycle {
             phase,
             pending,
@@ -187,10 +189,6 @@ impl Lifecycle {
     /// The next event for the backend, in the order they came.
     pub fn next_event(&mut self, metrics: &Metrics) -> Option<Event> {
         let event = self.pending.pop_front()?;
-        if self.pending.is_empty() {
-            // Idle sessions hold no queue.
-            self.pending = VecDeque::new();
-        }
         self.pending_bytes -= event.body.len() as u32;
         metrics.sub(Count::PendingBytes, event.body.len());
         Some(event)

@@ -48,8 +48,9 @@ pub struct Compressing {
 pub struct WebSocket<S> {
     io: S,
     decoder: Decoder,
-    /// Read from the socket, not decoded yet.
-    unread: Bytes,
+    /// Read from the socket, not decoded yet (boxed: most reads are
+    /// decoded whole).
+    unread: Option<Box<Bytes>>,
     /// Encoded, not written yet.
     out: WriteQueue,
     compress: Option<Compressing>,
@@ -70,7 +71,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 settings.max_message,
                 settings.inflate.map(|limits| InflateBudget::new(limits, settings.max_message, clock_ms())),
             ),
-            unread: Bytes::copy_from_slice(&unread),
+            unread: (!unread.is_empty()).then(|| Box::new(Bytes::copy_from_slice(&unread))),
             out: WriteQueue::default(),
             compress: settings.compress,
             close_sent: false,
@@ -155,13 +156,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
             return Poll::Ready(None);
         }
         loop {
-            if !this.unread.is_empty() {
-                let mut input = &this.unread[..];
+            if let Some(unread) = this.unread.as_mut() {
+                let mut input = &unread[..];
                 let decoded = this.decoder.decode(&mut input);
-                this.unread = match input.is_empty() {
-                    true => Bytes::new(),
-                    false => this.unread.slice_ref(input),
-                };
+                let used = unread.len() - input.len();
+                bytes::Buf::advance(&mut **unread, used);
+                if unread.is_empty() {
+                    this.unread = None;
+                }
                 if let Some(incoming) = this.on_decoded(decoded) {
                     return this.answered(incoming, cx);
                 }
@@ -179,7 +181,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
             }
             let decoded = this.decoder.decode(&mut input);
             if !input.is_empty() {
-                this.unread = Bytes::copy_from_slice(input);
+                this.unread = Some(Box::new(Bytes::copy_from_slice(input)));
             }
             if let Some(incoming) = this.on_decoded(decoded) {
                 return this.answered(incoming, cx);

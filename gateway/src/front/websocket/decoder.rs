@@ -26,12 +26,13 @@ pub struct Decoder {
     max_message: usize,
     /// permessage-deflate was agreed: RSV1 marks a compressed message,
     /// inflated within this budget.
-    inflate: Option<InflateBudget>,
+    inflate: Option<Box<InflateBudget>>,
     head: [u8; MAX_HEADER],
     head_len: u8,
     frame: Option<InFrame>,
-    /// The payload of the control frame being read.
-    control: Vec<u8>,
+    /// The payload of the control frame being read (boxed: rare, and an
+    /// idle connection holds room for every field here).
+    control: Option<Box<Vec<u8>>>,
     /// The data message being read, across its fragments.
     message: Option<Box<Partial>>,
 }
@@ -123,11 +124,11 @@ impl Decoder {
     pub fn new(max_message: usize, inflate: Option<InflateBudget>) -> Decoder {
         Decoder {
             max_message,
-            inflate,
+            inflate: inflate.map(Box::new),
             head: [0; MAX_HEADER],
             head_len: 0,
             frame: None,
-            control: Vec::new(),
+            control: None,
             message: None,
         }
     }
@@ -210,17 +211,22 @@ impl Decoder {
                 }));
             }
             OpCode::Continuation => {}
-            _ => self.control = Vec::with_capacity(header.len as usize),
+            _ => self.control = Some(Box::new(Vec::with_capacity(header.len as usize))),
         }
         Ok(InFrame { opcode: header.opcode, fin: header.fin, mask, remaining: header.len, offset: 0 })
+    }
+
+    fn take_control(&mut self) -> Vec<u8> {
+        self.control.take().map_or_else(Vec::new, |control| *control)
     }
 
     /// Adds payload bytes, unmasked, to the control frame or the message.
     fn append(&mut self, frame: &InFrame, chunk: &[u8]) -> Result<(), Violation> {
         if frame.opcode.is_control() {
-            let start = self.control.len();
-            self.control.extend_from_slice(chunk);
-            apply_mask(&mut self.control[start..], frame.mask, frame.offset.into());
+            let control = self.control.get_or_insert_default();
+            let start = control.len();
+            control.extend_from_slice(chunk);
+            apply_mask(&mut control[start..], frame.mask, frame.offset.into());
             return Ok(());
         }
         let message = self.message.as_deref_mut().expect("a data frame starts its message");
@@ -236,16 +242,16 @@ impl Decoder {
     fn finish(&mut self, frame: InFrame) -> Result<Option<Decoded>, Violation> {
         let decoded = match frame.opcode {
             OpCode::Close => {
-                let payload = std::mem::take(&mut self.control);
+                let payload = self.take_control();
                 let code = frame::parse_close(&payload).map_err(|err| match err {
                     CloseError::ReasonNotUtf8 => Violation::InvalidPayload(err.to_string()),
                     _ => protocol(err.to_string()),
                 })?;
                 Decoded::Close(code.map(|(code, _)| code))
             }
-            OpCode::Ping => Decoded::Ping(std::mem::take(&mut self.control).into()),
+            OpCode::Ping => Decoded::Ping(self.take_control().into()),
             OpCode::Pong => {
-                self.control = Vec::new();
+                self.control = None;
                 Decoded::Pong
             }
             _ if !frame.fin => return Ok(None),

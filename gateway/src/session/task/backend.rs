@@ -27,7 +27,7 @@ impl<T: Transport, H: Host> Session<T, H> {
         if let Some(refused) = self.no_room(&event) {
             return (Some(Box::pin(async move { (event, refused) })), None);
         }
-        let request = self.host.events().encode(&[&self.params, &self.meta], &self.id, &event);
+        let request = self.host.events().encode(&[&self.params, self.meta()], &self.id, &event);
         let host = self.host.clone();
         let (abort_tx, abort_rx) = match kind {
             EventKind::Connect | EventKind::Message { .. } => {
@@ -84,11 +84,11 @@ impl<T: Transport, H: Host> Session<T, H> {
             }
             Err(_) => {}
             Ok(response) => {
-                if let Some((meta, dropped)) = crate::upstream::cgi::merged_meta(&self.meta, &response.headers) {
+                if let Some((meta, dropped)) = crate::upstream::cgi::merged_meta(self.meta(), &response.headers) {
                     for err in dropped {
                         tracing::warn!(session = %self.id, %err, "session meta dropped");
                     }
-                    self.meta = meta;
+                    self.meta = super::boxed_meta(meta);
                 }
             }
         }

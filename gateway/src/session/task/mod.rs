@@ -64,8 +64,8 @@ struct Session<T, H: Host> {
     /// This connection's own params (address, upgrade URI, headers).
     params: ParamBlock,
     /// What the backend asked to remember (`X-Meta-*`), sent with every
-    /// later event as `META_*`.
-    meta: ParamBlock,
+    /// later event as `META_*`; none for most sessions.
+    meta: Option<Box<ParamBlock>>,
     life: Lifecycle,
     /// Present when the session is resumable.
     replay_log: Option<Box<ReplayLog>>,
@@ -125,7 +125,7 @@ pub fn run<T: Transport, H: Host>(
         conn: Some(conn),
         mailbox,
         params,
-        meta,
+        meta: boxed_meta(meta),
         life,
         replay_log,
         _seat: seat,
@@ -223,6 +223,12 @@ impl<T: Transport, H: Host> Session<T, H> {
         Outcome::Ended
     }
 
+    /// What the backend asked to remember.
+    fn meta(&self) -> &ParamBlock {
+        static NONE: ParamBlock = ParamBlock::EMPTY;
+        self.meta.as_deref().unwrap_or(&NONE)
+    }
+
     /// How it is, for the operator's page.
     fn describe(&self) -> protocol::SessionDescription {
         let param = |name: &[u8]| self.params.get(name).map(|v| String::from_utf8_lossy(&v).into_owned());
@@ -231,7 +237,7 @@ impl<T: Transport, H: Host> Session<T, H> {
             _ => None,
         };
         let age_s = u64::from((unix_now() as u32).saturating_sub(self.started));
-        protocol::SessionDescription { age_s, meta: self.meta.pairs_owned(), remote }
+        protocol::SessionDescription { age_s, meta: self.meta().pairs_owned(), remote }
     }
 
     /// Carries out what the lifecycle decided, on the socket and the
@@ -301,10 +307,11 @@ impl<T: Transport, H: Host> Session<T, H> {
         let Some(taker) = self.life.hand_over() else { return false };
         let mut log = self.replay_log.take().expect("only resumable sessions are taken");
         log.generation += 1;
-        let carried = ResumeState { meta: std::mem::take(&mut self.meta), replay_log: *log };
+        let meta = self.meta.take().map_or_else(ParamBlock::default, |meta| *meta);
+        let carried = ResumeState { meta, replay_log: *log };
         let Err(Ok(carried)) = taker.send(Ok(carried)) else { return true };
         tracing::info!(session = %self.id, "the resuming connection is gone; the session ends");
-        (self.meta, self.replay_log) = (carried.meta, Some(Box::new(carried.replay_log)));
+        (self.meta, self.replay_log) = (boxed_meta(carried.meta), Some(Box::new(carried.replay_log)));
         self.life.gone(self.host.session_settings());
         false
     }
@@ -318,6 +325,11 @@ impl<T, H: Host> Drop for Session<T, H> {
     }
 }
 
+/// Most sessions have no meta: they hold an empty pointer.
+fn boxed_meta(meta: ParamBlock) -> Option<Box<ParamBlock>> {
+    (!meta.is_empty()).then(|| Box::new(meta))
+}
+
 /// Seconds since the epoch.
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -326,13 +338,13 @@ fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     /// An idle WebSocket session is mostly its task: this struct and the
-    /// wait in `drive`, in one tokio cell (128-byte steps). At 408 bytes
-    /// the future is 520 (release) and the cell 640; 56 more and it is 768,
-    /// 128 more bytes for every idle connection (docs/BENCHMARKS.md).
+    /// wait in `drive`, in one tokio cell (128-byte steps). At 296 bytes
+    /// the future is 408 (release) and the cell 512; a byte more and it is
+    /// 640, 128 more bytes for every idle connection (docs/BENCHMARKS.md).
     #[test]
     fn an_idle_websocket_session_stays_within_its_task_cell() {
         type WebSocket = crate::front::websocket::connection::WebSocket<tokio::net::TcpStream>;
         let size = std::mem::size_of::<super::Session<WebSocket, crate::state::Gateway>>();
-        assert!(size <= 408, "{size} bytes");
+        assert!(size <= 296, "{size} bytes");
     }
 }

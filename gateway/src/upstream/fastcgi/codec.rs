@@ -178,6 +178,8 @@ fn first_pair_len(encoded: &[u8]) -> usize {
 }
 
 impl ParamBlock {
+    pub const EMPTY: ParamBlock = ParamBlock { encoded: Vec::new() };
+
     pub fn push(&mut self, name: &[u8], value: &[u8]) -> Result<(), ParamTooLarge> {
         let len = pair_len(name, value);
         if len > MAX_CONTENT {
