@@ -306,11 +306,6 @@ impl RedisStore {
         ["ht", "htz", "htb"].map(|name| self.key(shard, name))
     }
 
-    /// Each shard keeps its share of the total within one script.
-    pub fn history_total_share(&self, total_bytes: usize) -> usize {
-        total_bytes / self.shards().count()
-    }
-
     pub async fn history_append(&self, channel: &str, payload: &Payload, rule: Rule) -> StoreResult<Appended> {
         let shard = self.shards().of(channel);
         let (stream, bytes) = self.history_keys(channel);
@@ -327,7 +322,8 @@ impl RedisStore {
             .arg(rule.max_bytes)
             .arg(rule.ttl.as_millis() as u64)
             .arg(channel)
-            .arg(self.history_total_share(rule.total_bytes))
+            // Each shard keeps its share of the total within this script.
+            .arg(rule.total_bytes / self.shards().count())
             .arg(unix_ms())
             .arg(self.shards().tag(shard))
             .arg(ENTRY_COST)
