@@ -114,14 +114,14 @@ impl RedisStore {
     /// One command or more per item, each item's in the shard `shard_of`
     /// gives it, one pipeline per shard (a transaction if `add` makes it
     /// one), all at once: each item's `answers` answers (its other
-    /// commands ignored), in the items' order.
-    pub(super) async fn per_shard(
+    /// commands ignored), in the items' order, as `T`.
+    pub(super) async fn per_shard<T: redis::FromRedisValue>(
         &self,
         count: usize,
         shard_of: impl Fn(usize) -> usize,
         answers: usize,
         add: impl Fn(&mut redis::Pipeline, usize),
-    ) -> StoreResult<Vec<redis::Value>> {
+    ) -> StoreResult<T> {
         let mut by_shard: BTreeMap<usize, (redis::Pipeline, Vec<usize>)> = BTreeMap::new();
         for item in 0..count {
             let (pipe, items) = by_shard.entry(shard_of(item)).or_insert_with(|| (redis::pipe(), Vec::new()));
@@ -138,7 +138,7 @@ impl RedisStore {
                 ordered[item] = value;
             }
         }
-        Ok(ordered)
+        Ok(redis::from_redis_value(redis::Value::Array(ordered))?)
     }
 
     /// A key in `shard`.
@@ -249,7 +249,7 @@ impl RedisStore {
     }
 
     pub async fn channel_count(&self) -> StoreResult<usize> {
-        let counts = self.per_shard(
+        let counts = self.per_shard::<Vec<usize>>(
             self.shards.count(),
             |shard| shard,
             1,
@@ -257,7 +257,7 @@ impl RedisStore {
                 pipe.scard(self.key(shard, "channels"));
             },
         );
-        Ok(redis::from_redis_value::<Vec<usize>>(redis::Value::Array(counts.await?))?.into_iter().sum())
+        Ok(counts.await?.into_iter().sum::<usize>())
     }
 
     pub async fn channels_of(&self, ids: &[SessionId]) -> StoreResult<usize> {
@@ -359,7 +359,7 @@ impl RedisStore {
                 pipe.cmd("SET").arg(self.key(shard, "epoch")).arg(1).arg("NX").get(self.key(shard, "fence"));
             },
         );
-        let looks: Vec<(Option<String>, Option<u64>)> = redis::from_redis_value(redis::Value::Array(looks.await?))?;
+        let looks: Vec<(Option<String>, Option<u64>)> = looks.await?;
         let mut look = StoreLook::default();
         for ((set, fence), seen) in looks.into_iter().zip(&self.fences_seen) {
             look.empty |= set.is_some();
@@ -404,7 +404,7 @@ impl RedisStore {
                 pipe.get(self.session_user_key(&ids[n]));
             },
         );
-        Ok(redis::from_redis_value(redis::Value::Array(users.await?))?)
+        users.await
     }
 
     /// Notes this router as alive now (its report, JSON with `"seen"`),
@@ -464,7 +464,7 @@ impl RedisStore {
                 pipe.smembers(self.session_key(&ids[n]));
             },
         );
-        Ok(redis::from_redis_value(redis::Value::Array(channels.await?))?)
+        channels.await
     }
 
     /// Removes emptied channels from their shard's channel index.
@@ -477,7 +477,7 @@ impl RedisStore {
                 pipe.scard(self.channel_key(&channels[n]));
             },
         );
-        let sizes: Vec<usize> = redis::from_redis_value(redis::Value::Array(sizes.await?))?;
+        let sizes: Vec<usize> = sizes.await?;
         let mut index = Batch::default();
         for (channel, _) in channels.iter().zip(sizes).filter(|(_, n)| *n == 0) {
             index.pipe(self.shards.of(channel)).srem(self.channels_key(channel), channel).ignore();

@@ -15,11 +15,11 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::fanout::redis_calls;
-use super::open_many;
+use super::{open_many, Watch};
 use crate::report::Report;
 use crate::router_api::RouterApi;
 use crate::transport::Endpoint;
-use loadgen::proc::{named, CpuSpan};
+use loadgen::proc::CpuSpan;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -46,16 +46,10 @@ pub struct Args {
     /// once, each on its own kept connection (1: one call at a time).
     #[arg(long, default_value_t = 1)]
     pub callers: usize,
-    /// Process ids to watch, by tier (each repeatable).
-    #[arg(long = "gateway-pid")]
-    pub gateway_pids: Vec<u32>,
-    #[arg(long = "router-pid")]
-    pub router_pids: Vec<u32>,
-    #[arg(long = "redis-pid")]
-    pub redis_pids: Vec<u32>,
-    /// Each Redis node to count commands on, HOST:PORT (a Cluster's masters).
-    #[arg(long = "redis")]
-    pub redis: Vec<SocketAddr>,
+    /// The processes whose CPU time each operation costs, and the Redis
+    /// nodes whose commands are counted.
+    #[command(flatten)]
+    pub watch: Watch,
 }
 
 /// What the watched processes spend and Redis runs, idle: the routers'
@@ -135,9 +129,7 @@ fn call_each(
 
 pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
     let mut report = Report::new("costs");
-    let mut watched = named("gateway", &args.gateway_pids);
-    watched.extend(named("router", &args.router_pids));
-    watched.extend(named("redis", &args.redis_pids));
+    let watched = args.watch.processes();
     let n = args.connections;
     report.set("connections", n);
     report.set("callers", args.callers);
@@ -145,7 +137,7 @@ pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
     // The idle rates first, over two seconds.
     let mut costs = Costs {
         watched: watched.clone(),
-        redis: args.redis.clone(),
+        redis: args.watch.redis.clone(),
         upkeep: Upkeep { cpu_per_s: Vec::new(), redis_per_s: 0.0 },
     };
     let (span, calls) = (CpuSpan::start(&watched)?, costs.redis_calls().await?);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{open_many, padded};
+use super::{open_many, padded, Watch};
 use crate::report::{histogram, percentiles, record, Report};
 use crate::router_api::RouterApi;
 use crate::transport::{Conn, Endpoint};
@@ -38,23 +38,11 @@ pub struct Args {
     /// Milliseconds between publishes.
     #[arg(long, default_value_t = 0)]
     pub interval_ms: u64,
-    /// A gateway's process id (repeatable): its CPU time from the first
-    /// publish to the last delivery is reported per delivery.
-    #[arg(long = "gateway-pid")]
-    pub gateway_pids: Vec<u32>,
-    /// A router's process id (repeatable): its CPU time per delivery and
-    /// per publish, as for gateways.
-    #[arg(long = "router-pid")]
-    pub router_pids: Vec<u32>,
-    /// Redis' process id: its CPU time per delivery and per publish
-    /// (repeatable: a Cluster's masters).
-    #[arg(long = "redis-pid")]
-    pub redis_pids: Vec<u32>,
-    /// Redis' address, HOST:PORT: the commands it ran per publish, from
-    /// `INFO commandstats` before the first publish and after the last
-    /// delivery (repeatable: a Cluster's masters, summed).
-    #[arg(long)]
-    pub redis: Vec<SocketAddr>,
+    /// The processes whose CPU time from the first publish to the last
+    /// delivery is reported per delivery and per publish, and the Redis
+    /// nodes whose commands are counted per publish.
+    #[command(flatten)]
+    pub watch: Watch,
     /// Publish as fooking's PHP client does, to this binary port: a
     /// connection per call, one after another, no reply (members still
     /// join over --router). Repeat it for several routers: the publishes
@@ -539,24 +527,22 @@ pub async fn run(endpoints: &[Endpoint], args: Args) -> anyhow::Result<Report> {
         fanout.collect_then(&mut report, "", &[], stdin_closed).await?;
         return Ok(report);
     }
-    let mut watched = named("gateway", &args.gateway_pids);
-    watched.extend(named("router", &args.router_pids));
-    watched.extend(named("redis", &args.redis_pids));
+    let watched = args.watch.processes();
     if args.join_calls > 0 {
         fanout.measure_joins(&watched, args.join_calls, &mut report).await?;
     }
-    let measure_redis = !args.redis.is_empty();
-    let settling = (Instant::now(), if measure_redis { Some(redis_calls(&args.redis).await?) } else { None });
+    let redis = &args.watch.redis;
+    let settling = (Instant::now(), if redis.is_empty() { None } else { Some(redis_calls(redis).await?) });
     tokio::time::sleep(Duration::from_millis(args.settle_ms)).await;
     // What each gateway holds with every member connected and joined.
-    for (name, pid) in named("gateway", &args.gateway_pids) {
+    for (name, pid) in named("gateway", &args.watch.gateway_pids) {
         report.set(&format!("{name}_rss_kib"), loadgen::proc::rss_bytes(pid)? / 1024);
     }
     eprintln!("fanout: {} members joined; publishing {} messages", args.members, args.messages);
     if let (since, Some(idle_before)) = settling {
-        let before = redis_calls(&args.redis).await?;
+        let before = redis_calls(redis).await?;
         let idle_per_s = before.saturating_sub(idle_before) as f64 / since.elapsed().as_secs_f64();
-        fanout.redis_calls = Some(RedisCalls { addrs: args.redis.clone(), before, at: Instant::now(), idle_per_s });
+        fanout.redis_calls = Some(RedisCalls { addrs: redis.clone(), before, at: Instant::now(), idle_per_s });
     }
     fanout.cpu = (!watched.is_empty()).then(|| CpuSpan::start(&watched)).transpose()?;
     for _ in 0..args.messages {

@@ -21,6 +21,36 @@ use serde_json::Value;
 
 use crate::transport::{source_ip, Conn, Endpoint};
 
+/// The processes a scenario watches, by tier (each flag repeatable), and
+/// the Redis nodes whose commands it counts (`INFO commandstats`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct Watch {
+    /// A gateway's process id: its CPU time (schedstat) over what the
+    /// scenario measures.
+    #[arg(long = "gateway-pid")]
+    pub gateway_pids: Vec<u32>,
+    /// A router's process id, as a gateway's.
+    #[arg(long = "router-pid")]
+    pub router_pids: Vec<u32>,
+    /// Redis' process id, as a gateway's; a Cluster's masters, each.
+    #[arg(long = "redis-pid")]
+    pub redis_pids: Vec<u32>,
+    /// Redis' address, HOST:PORT: the commands it ran over what the
+    /// scenario measures; a Cluster's masters, each (summed).
+    #[arg(long)]
+    pub redis: Vec<std::net::SocketAddr>,
+}
+
+impl Watch {
+    /// The watched processes, named by tier.
+    pub fn processes(&self) -> Vec<(String, u32)> {
+        let mut watched = loadgen::proc::named("gateway", &self.gateway_pids);
+        watched.extend(loadgen::proc::named("router", &self.router_pids));
+        watched.extend(loadgen::proc::named("redis", &self.redis_pids));
+        watched
+    }
+}
+
 /// The message that ends a stream of numbered ones.
 pub const END: &str = "end";
 /// How long a client waits for its next message.
