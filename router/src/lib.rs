@@ -112,8 +112,11 @@ async fn watch_store(hub: Arc<Hub>, lease: std::time::Duration, me: Me, shutdown
             _ = tokio::time::sleep(STORE_CHECK_EVERY.min(lease / 3)) => {}
         }
         let store = hub.store();
-        if let Ok(kept) = store.history_sweep().await {
-            hub.metrics.set_history_bytes(kept);
+        // A sweep reads every shard: only where history is kept.
+        if hub.keeps_history() {
+            if let Ok(kept) = store.history_sweep().await {
+                hub.metrics.set_history_bytes(kept);
+            }
         }
         let renewed = store.renew_leases(&hub.linked_gateway_keys(), lease).await;
         hub.note_store(renewed.is_ok());

@@ -337,6 +337,11 @@ impl Hub {
         }
     }
 
+    /// Whether any channel keeps history here (`--history`, Pusher's cache channels).
+    pub fn keeps_history(&self) -> bool {
+        self.history.any()
+    }
+
     /// What `channel` keeps of its messages, if `--history` names it.
     pub fn history_rule(&self, channel: &str) -> Option<Rule> {
         self.history.of(channel)

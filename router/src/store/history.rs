@@ -52,6 +52,11 @@ pub struct Rules {
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 
 impl Rules {
+    /// Whether any channel keeps history.
+    pub fn any(&self) -> bool {
+        !self.rules.is_empty()
+    }
+
     pub fn parse(
         specs: &[String],
         max_bytes: usize,
